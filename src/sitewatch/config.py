@@ -1,0 +1,75 @@
+"""Settings from the environment (prefix ``SITEWATCH_``), titiler-style.
+
+``SITEWATCH_DATABASE_URL``  catalog URL (default: SQLite file ``catalog.db`` in the home folder)
+``SITEWATCH_HOME``          where sitewatch keeps its catalog, archive and cache
+``SITEWATCH_SHARED_DATA``   the folder of real shared data read by tests, benchmarks and evaluations
+``SITEWATCH_USER``          the analyst recorded in the history (default: the login name)
+``SITEWATCH_SCHEDULER``     dask.distributed scheduler address (default: local threads)
+``SITEWATCH_SOURCES_FILE``  TOML file of named imagery sources
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_home", "get_settings"]
+
+
+def default_home() -> Path:
+    """The per-user data folder: ``$XDG_DATA_HOME/sitewatch`` or ``~/.local/share/sitewatch``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sitewatch"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read from ``SITEWATCH_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="SITEWATCH_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    shared_data: Path = Path("../shared/data")
+    user: str = Field(default_factory=_user)
+    scheduler: str | None = None
+    sources_file: Path | None = None
+    archive_dir: Path | None = None
+    cache_dir: Path | None = None
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog database URL, defaulting to a SQLite file in :attr:`home`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'catalog.db').resolve()}"
+
+    @property
+    def archive_path(self) -> Path:
+        """The local imagery archive folder."""
+        return self.archive_dir or self.home / "archive"
+
+    @property
+    def cache_path(self) -> Path:
+        """The download cache folder."""
+        return self.cache_dir or self.home / "cache"
+
+    @property
+    def sources_path(self) -> Path:
+        """The TOML file of named imagery sources."""
+        return self.sources_file or self.home / "sources.toml"
+
+
+def get_settings() -> Settings:
+    """Read the settings now (not cached, so tests and the CLI can change the environment)."""
+    return Settings()

@@ -1,0 +1,481 @@
+"""The Catalog on SQLite and PostgreSQL: CRUD, queries, concurrency, history, imports."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import UTC, date, datetime
+
+import pytest
+import sqlalchemy as sa
+from shapely.geometry import Point, box
+
+from sitewatch.catalog.models import (
+    Alert,
+    Candidate,
+    ChangeEvent,
+    Declaration,
+    DeclaredSite,
+    Feature,
+    Measurement,
+    Observation,
+    Site,
+    SiteRecord,
+    Source,
+    new_id,
+)
+from sitewatch.catalog.store import Catalog
+from sitewatch.errors import (
+    ConflictError,
+    DuplicateError,
+    ImportFormatError,
+    InputError,
+    NotFound,
+    RecordProblem,
+    SiteNotFound,
+)
+from sitewatch.geo import geodesic_distance
+
+
+def make_site(i: int = 0, **kw: object) -> Site:
+    base: dict[str, object] = {
+        "id": f"site-{i}",
+        "name": f"Site {i}",
+        "lon": 126.0 + i * 0.01,
+        "lat": 38.5 + i * 0.01,
+    }
+    base.update(kw)
+    return Site(**base)  # type: ignore[arg-type]
+
+
+def test_add_get_roundtrip_all_fields(catalog: Catalog) -> None:
+    src = catalog.add_source(
+        Source(id="csis", citation="CSIS Beyond Parallel", url="https://x.org")
+    )
+    site = make_site(
+        aoi=box(126.0, 38.5, 126.02, 38.51),
+        aliases=("Sakkanmol-ri", "사칸몰"),
+        country="KP",
+        category="missile_operating_base",
+        status="confirmed",
+        declared=True,
+        declaration_ref="decl-1",
+        confidence=0.8,
+        tags=("ugf", "srbm"),
+        notes="seven portals",
+        source_ids=(src.id,),
+    )
+    stored = catalog.add_site(site)
+    got = catalog.get_site(site.id)
+    assert got == stored
+    assert got.version == 1
+    assert got.aoi is not None and got.aoi.equals(site.aoi)
+    assert got.aliases == ("Sakkanmol-ri", "사칸몰")
+    assert set(got.tags) == {"ugf", "srbm"}
+    assert got.source_ids == ("csis",)
+    assert got.created_at is not None and got.created_at.tzinfo is not None
+
+
+def test_duplicate_and_missing(catalog: Catalog) -> None:
+    catalog.add_site(make_site())
+    with pytest.raises(DuplicateError, match="already exists"):
+        catalog.add_site(make_site())
+    with pytest.raises(SiteNotFound, match="sitewatch sites list"):
+        catalog.get_site("nope")
+    with pytest.raises(LookupError):
+        catalog.get_site("nope")
+    with pytest.raises(NotFound, match="unknown source"):
+        catalog.add_site(make_site(1, source_ids=("ghost",)))
+    assert catalog.count_sites() == 1
+
+
+def test_update_is_optimistic(catalog: Catalog, catalog_url: str) -> None:
+    catalog.add_site(make_site())
+    alice = catalog.get_site("site-0")
+    other = Catalog(catalog_url, actor="bob")
+    bob = other.get_site("site-0")
+    saved = other.update_site(dataclasses.replace(bob, status="confirmed"))
+    assert saved.version == 2
+    with pytest.raises(ConflictError, match="version 2, your copy is version 1"):
+        catalog.update_site(dataclasses.replace(alice, notes="alice's edit"))
+    # nothing of alice's edit was written, bob's stays
+    now = catalog.get_site("site-0")
+    assert now.status == "confirmed" and now.notes == ""
+    fresh = catalog.update_site(dataclasses.replace(now, notes="alice again"))
+    assert fresh.version == 3 and fresh.notes == "alice again"
+    other.close()
+
+
+def test_history_records_who_and_what(catalog: Catalog) -> None:
+    catalog.add_site(make_site())
+    site = catalog.get_site("site-0")
+    catalog.update_site(dataclasses.replace(site, tags=("berm",)))
+    catalog.delete_site("site-0")
+    entries = catalog.history(entity_id="site-0")
+    assert [e.action for e in entries] == ["create", "update", "delete"]
+    assert all(e.actor == "tester" for e in entries)
+    assert entries[1].before is not None and entries[1].before["tags"] == []
+    assert entries[1].after is not None and entries[1].after["tags"] == ["berm"]
+    assert entries[2].before is not None and entries[2].before["site"]["name"] == "Site 0"
+    assert entries[0].at <= entries[1].at <= entries[2].at
+
+
+def test_history_is_append_only(catalog: Catalog) -> None:
+    catalog.add_site(make_site())
+    engine = sa.create_engine(catalog._engine.url)
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(sa.text("UPDATE history SET actor = 'mallory'"))
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM history"))
+    engine.dispose()
+    assert catalog.history()[0].actor == "tester"
+
+
+def test_delete_cascades_and_checks_version(catalog: Catalog) -> None:
+    catalog.add_site(make_site())
+    catalog.add_feature(
+        Feature(id="f1", site_id="site-0", kind="berm", geometry=Point(126.0, 38.5))
+    )
+    with pytest.raises(ConflictError):
+        catalog.delete_site("site-0", version=7)
+    catalog.delete_site("site-0", version=1)
+    assert catalog.query_features() == []
+    with pytest.raises(NotFound):
+        catalog.get_feature("f1")
+
+
+def test_bbox_query_points_polygons_antimeridian(catalog: Catalog) -> None:
+    catalog.add_site(make_site(0))  # 126.00, 38.50
+    catalog.add_site(make_site(50))  # 126.50, 39.00
+    catalog.add_site(
+        make_site(1, id="poly", lon=125.0, lat=37.0, aoi=box(124.9, 36.9, 125.5, 37.5))
+    )
+    catalog.add_site(make_site(2, id="east", lon=179.9, lat=10.0))
+    catalog.add_site(make_site(3, id="west", lon=-179.9, lat=10.0))
+    ids = {s.id for s in catalog.query_sites(bbox=(125.9, 38.4, 126.1, 38.6))}
+    assert ids == {"site-0"}
+    # polygon AOI overlaps the box though its point does not
+    ids = {s.id for s in catalog.query_sites(bbox=(125.4, 37.4, 125.6, 37.6))}
+    assert ids == {"poly"}
+    # across the antimeridian (west > east)
+    ids = {s.id for s in catalog.query_sites(bbox=(179.0, 9.0, -179.0, 11.0))}
+    assert ids == {"east", "west"}
+    with pytest.raises(InputError, match="south"):
+        catalog.query_sites(bbox=(0, 10, 1, 5))
+
+
+def test_radius_query_is_geodesic(catalog: Catalog) -> None:
+    centre = (126.0, 38.5)
+    # points at about 9.9 km and 10.1 km due east
+    from sitewatch.geo import GEOD
+
+    near_lon, near_lat, _ = GEOD.fwd(*centre, 90.0, 9_900.0)
+    far_lon, far_lat, _ = GEOD.fwd(*centre, 90.0, 10_100.0)
+    catalog.add_site(make_site(0, id="near", lon=near_lon, lat=near_lat))
+    catalog.add_site(make_site(1, id="far", lon=far_lon, lat=far_lat))
+    # a polygon whose point is far but whose edge comes within 5 km
+    edge_lon, _, _ = GEOD.fwd(*centre, 270.0, 5_000.0)
+    catalog.add_site(
+        make_site(
+            2,
+            id="poly",
+            lon=edge_lon - 0.2,
+            lat=38.5,
+            aoi=box(edge_lon - 0.3, 38.45, edge_lon, 38.55),
+        )
+    )
+    found = {s.id for s in catalog.query_sites(near=(*centre, 10_000.0))}
+    assert found == {"near", "poly"}
+    assert geodesic_distance(*centre, near_lon, near_lat) == pytest.approx(9_900.0, abs=0.01)
+    # near the pole and across the antimeridian
+    catalog.add_site(make_site(3, id="polar", lon=-170.0, lat=89.9))
+    assert {s.id for s in catalog.query_sites(near=(10.0, 89.95, 20_000.0))} == {"polar"}
+    catalog.add_site(make_site(4, id="dateline", lon=-179.99, lat=0.0))
+    assert {s.id for s in catalog.query_sites(near=(179.99, 0.0, 5_000.0))} == {"dateline"}
+
+
+def test_text_status_tag_category_declared(catalog: Catalog) -> None:
+    catalog.add_site(
+        make_site(
+            0,
+            name="Sakkanmol",
+            aliases=("Sakkanmol-ri",),
+            tags=("srbm", "ugf"),
+            category="missile_operating_base",
+            status="confirmed",
+        )
+    )
+    catalog.add_site(
+        make_site(1, name="Sino-ri", tags=("mrbm",), declared=True, notes="100% sure_")
+    )
+    catalog.add_site(make_site(2, name="Other", tags=("ugf",), status="inactive"))
+    assert [s.id for s in catalog.query_sites(text="SAKKAN")] == ["site-0"]
+    assert [s.id for s in catalog.query_sites(text="mol-ri")] == ["site-0"]
+    assert [s.id for s in catalog.query_sites(text="100%")] == ["site-1"]
+    assert [s.id for s in catalog.query_sites(text="%")] == ["site-1"]
+    assert {s.id for s in catalog.query_sites(status=["confirmed", "inactive"])} == {
+        "site-0",
+        "site-2",
+    }
+    assert {s.id for s in catalog.query_sites(tags=["ugf"])} == {"site-0", "site-2"}
+    assert {s.id for s in catalog.query_sites(tags=["ugf", "srbm"])} == {"site-0"}
+    assert [s.id for s in catalog.query_sites(category="missile_operating_base")] == ["site-0"]
+    assert [s.id for s in catalog.query_sites(declared=True)] == ["site-1"]
+    assert len(catalog.query_sites(limit=2)) == 2
+
+
+def test_features_crud_and_queries(catalog: Catalog) -> None:
+    catalog.add_site(make_site())
+    portal = catalog.add_feature(
+        Feature(
+            id=new_id(),
+            site_id="site-0",
+            kind="ugf_portal",
+            geometry=Point(126.001, 38.501),
+            attributes={"azimuth_deg": 135.0},
+            first_seen=date(2017, 5, 1),
+        )
+    )
+    berm = catalog.add_feature(
+        Feature(
+            id=new_id(),
+            site_id="site-0",
+            kind="berm",
+            geometry=box(126.002, 38.502, 126.003, 38.503),
+            attributes={"height_m": 18.0},
+        )
+    )
+    with pytest.raises(SiteNotFound):
+        catalog.add_feature(Feature(id=new_id(), site_id="ghost", kind="hq", geometry=Point(1, 1)))
+    assert {f.id for f in catalog.query_features(site_id="site-0")} == {portal.id, berm.id}
+    assert [f.id for f in catalog.query_features(kind="berm")] == [berm.id]
+    assert [f.id for f in catalog.query_features(bbox=(126.0015, 38.5015, 126.0025, 38.5025))] == [
+        berm.id
+    ]
+    assert [f.id for f in catalog.query_features(near=(126.001, 38.501, 50.0))] == [portal.id]
+    edited = catalog.update_feature(dataclasses.replace(berm, attributes={"height_m": 19.5}))
+    assert edited.version == 2 and edited.attributes == {"height_m": 19.5}
+    with pytest.raises(ConflictError):
+        catalog.update_feature(dataclasses.replace(berm, name="stale"))
+    catalog.delete_feature(portal.id)
+    assert [f.id for f in catalog.query_features()] == [berm.id]
+
+
+def test_records_observations_measurements_events(catalog: Catalog) -> None:
+    catalog.add_site(make_site())
+    feat = catalog.add_feature(
+        Feature(id="b1", site_id="site-0", kind="berm", geometry=Point(126, 38.5))
+    )
+    t1 = datetime(2018, 3, 1, 2, 30, tzinfo=UTC)
+    t2 = datetime(2017, 3, 1, 2, 30, tzinfo=UTC)
+    catalog.add_observation(
+        Observation(
+            id="o1",
+            site_id="site-0",
+            acquired=t1,
+            sensor="WV3",
+            phase="active_construction",
+            evidence=("a.png",),
+        )
+    )
+    catalog.add_observation(Observation(id="o2", site_id="site-0", acquired=t2, sensor="S2"))
+    assert [o.id for o in catalog.list_observations("site-0")] == ["o2", "o1"]
+    assert catalog.list_observations("site-0")[1].evidence == ("a.png",)
+    m = catalog.add_measurement(
+        Measurement(
+            id="m1",
+            site_id="site-0",
+            feature_id=feat.id,
+            kind="height",
+            value=18.2,
+            unit="m",
+            uncertainty=0.6,
+            method="shadow",
+            inputs={"sun_elevation": 41.2},
+        )
+    )
+    assert catalog.list_measurements(feature_id="b1") == [m]
+    with pytest.raises(NotFound):
+        catalog.add_measurement(
+            Measurement(
+                id="m2", site_id="site-0", feature_id="ghost", kind="height", value=1, unit="m"
+            )
+        )
+    ev = catalog.add_change_event(
+        ChangeEvent(
+            id="c1",
+            site_id="site-0",
+            before=t2,
+            after=t1,
+            method="irmad",
+            area_m2=1250.0,
+            geometry=box(126, 38.5, 126.001, 38.501),
+        )
+    )
+    assert catalog.list_change_events("site-0") == [ev]
+
+
+def test_alerts_idempotent_and_states(catalog: Catalog) -> None:
+    catalog.add_site(make_site())
+    a = Alert(
+        id="a1", site_id="site-0", rule="area", message="2,000 m2 changed", key="site-0/area/2018"
+    )
+    _, created = catalog.add_alert(a)
+    again, created_again = catalog.add_alert(dataclasses.replace(a, id="a2"))
+    assert created and not created_again and again.id == "a1"
+    acked = catalog.set_alert_state("a1", "acked")
+    assert acked.state == "acked" and acked.version == 2
+    assert catalog.list_alerts(state="new") == []
+    with pytest.raises(InputError, match="unknown alert state"):
+        catalog.set_alert_state("a1", "bogus")
+
+
+def test_candidates(catalog: Catalog) -> None:
+    n = catalog.add_candidates(
+        Candidate(
+            id=f"c{i}",
+            run_id="run1",
+            geometry=box(i, 0, i + 0.1, 0.1),
+            score=1 - i / 10,
+            rank=i + 1,
+        )
+        for i in range(5)
+    )
+    assert n == 5
+    cands = catalog.list_candidates(run_id="run1")
+    assert [c.rank for c in cands] == [1, 2, 3, 4, 5]
+    catalog.update_candidate(dataclasses.replace(cands[0], state="accepted"))
+    assert [c.id for c in catalog.list_candidates(state="accepted")] == ["c0"]
+
+
+def test_declaration_diff(catalog: Catalog) -> None:
+    catalog.add_site(make_site(0, name="Sakkanmol"))
+    catalog.add_site(make_site(1, name="Sino-ri", aliases=("Sinori",)))
+    catalog.add_site(make_site(2, name="Hidden", lon=127.0, lat=39.0))
+    decl = Declaration(
+        id="d1",
+        party="KP",
+        entries=(
+            DeclaredSite(name="Sinori"),
+            DeclaredSite(name="Renamed base", lon=126.0005, lat=38.5005),
+            DeclaredSite(name="Somewhere else", lon=129.0, lat=41.0),
+        ),
+    )
+    catalog.add_declaration(decl)
+    diff = catalog.diff_declaration("d1")
+    assert {s.id for _, s in diff.matched} == {"site-0", "site-1"}
+    assert [s.id for s in diff.undeclared] == ["site-2"]
+    assert [e.name for e in diff.unknown] == ["Somewhere else"]
+    assert catalog.get_declaration("d1").entries == decl.entries
+
+
+def test_import_all_or_nothing(catalog: Catalog) -> None:
+    catalog.add_site(make_site(99))
+    good = [SiteRecord(site=make_site(i), line=i + 2) for i in range(5)]
+    bad: list[SiteRecord | RecordProblem] = [
+        *good,
+        RecordProblem(8, "latitude 95 is outside -90..90"),
+    ]
+    with pytest.raises(ImportFormatError, match="line 8: latitude 95") as err:
+        catalog.import_records(bad, path="x.csv")
+    assert "nothing was imported" in str(err.value)
+    assert catalog.count_sites() == 1
+    dup = [*good, SiteRecord(site=make_site(1), line=9)]
+    with pytest.raises(
+        ImportFormatError, match=r"line 9: duplicate site id 'site-1' \(first at line 3\)"
+    ):
+        catalog.import_records(dup, path="x.csv")
+    assert catalog.count_sites() == 1
+    report = catalog.import_records(bad, path="x.csv", skip_invalid=True)
+    assert (report.added, report.skipped) == (5, 1)
+    assert catalog.count_sites() == 6
+    # ids already stored
+    with pytest.raises(ImportFormatError, match="already in the catalog"):
+        catalog.import_records([SiteRecord(site=make_site(0), line=2)], path="y.csv")
+    rep = catalog.import_records(
+        [SiteRecord(site=make_site(0, name="Renamed"), line=2)], on_duplicate="update"
+    )
+    assert rep.updated == 1 and catalog.get_site("site-0").name == "Renamed"
+    rep = catalog.import_records([SiteRecord(site=make_site(0), line=2)], on_duplicate="skip")
+    assert rep.skipped == 1 and catalog.get_site("site-0").name == "Renamed"
+
+
+def test_import_with_sources_features_observations(catalog: Catalog) -> None:
+    src = Source(id="iarpa", citation="IARPA SMART annotations")
+    rec = SiteRecord(
+        site=make_site(0, source_ids=("iarpa",)),
+        features=(Feature(id="f", site_id="site-0", kind="building", geometry=Point(126, 38.5)),),
+        observations=(
+            Observation(id="o", site_id="site-0", acquired=datetime(2020, 1, 1, tzinfo=UTC)),
+        ),
+        sources=(src,),
+    )
+    report = catalog.import_records(
+        [rec, SiteRecord(site=make_site(1, source_ids=("iarpa",)), sources=(src,))]
+    )
+    assert (report.added, report.features, report.observations) == (2, 1, 1)
+    assert catalog.get_site("site-0").source_ids == ("iarpa",)
+    assert catalog.history(entity_id="site-1")[0].action == "import"
+
+
+def test_concurrent_writers(catalog: Catalog, catalog_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            with Catalog(catalog_url, actor=f"w{k}") as cat:
+                for i in range(15):
+                    cat.add_site(make_site(k * 100 + i))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert catalog.count_sites() == 60
+    assert len(catalog.history()) == 60
+
+
+def test_transaction_groups_writes(catalog: Catalog) -> None:
+    with pytest.raises(DuplicateError), catalog.transaction() as tx:
+        tx.add_site(make_site(0))
+        tx.add_site(make_site(0))
+    assert catalog.count_sites() == 0
+    assert catalog.history() == []
+
+
+def test_schema_is_at_head_and_reopens(catalog_url: str) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    from sitewatch.catalog._migrate import head_revision
+
+    Catalog(catalog_url).close()
+    cat = Catalog(catalog_url)
+    with cat._engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == head_revision()
+    cat.close()
+
+
+def test_backend_features(catalog: Catalog) -> None:
+    if catalog.backend.dialect == "sqlite":
+        with catalog._engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            names = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+        assert {"sites_rtree", "features_rtree"} <= names
+    else:
+        assert catalog.backend.postgis, "PostGIS must be available for the PostgreSQL tests"
+        with catalog._engine.connect() as conn:
+            idx = {r[0] for r in conn.exec_driver_sql("SELECT indexname FROM pg_indexes")}
+        assert {"ix_sites_geom", "ix_features_geom"} <= idx
+
+
+def test_bad_urls() -> None:
+    from sitewatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unsupported catalog URL"):
+        Catalog("mysql://x/y")
+    with pytest.raises(ConfigError, match="in-memory"):
+        Catalog("sqlite://")
