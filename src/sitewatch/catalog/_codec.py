@@ -85,10 +85,25 @@ def row_to(cls: type[T], row: Mapping[Any, Any], **linked: Any) -> T:
     return cls(**kwargs)
 
 
+_SCALARS = (str, int, bool, type(None))
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-ready copy: geometries as GeoJSON, dates as ISO strings, tuples as lists."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, float):
+        return None if value != value else value  # NaN is not JSON
+    if hasattr(type(value), "__dataclass_fields__"):
+        return {name: jsonable(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, BaseGeometry):
         return jsonable(dict(mapping(value)))
     if isinstance(value, datetime | date):
@@ -97,6 +112,4 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return None
     return value

@@ -1,0 +1,249 @@
+"""Catalog benchmark: CSV import rate, and bbox/radius query latency over 1,000,000 features.
+
+Runs on SQLite and (when SITEWATCH_TEST_PG_URL or --pg-url is given) PostgreSQL/PostGIS, and on the
+peer, geopandas, in the same run: the peer reads the same CSV into a GeoDataFrame and answers the
+same queries through its STRtree spatial index. Targets: import >= 20,000 rows/s on SQLite; bbox
+query p95 <= 5 ms with 1,000,000 features.
+
+    python bench/catalog.py [--sites 100000] [--features 1000000] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mb, percentile, print_table, timed
+from sitewatch.catalog.io import read_sites
+from sitewatch.catalog.models import Feature
+from sitewatch.catalog.store import Catalog
+from sitewatch.geo import GEOD, radius_bboxes
+
+W, S, E, N = 124.0, 37.5, 131.0, 43.0  # about North Korea
+
+
+def write_csv(path: Path, n: int, rng: np.random.Generator) -> None:
+    lons = rng.uniform(W, E, n)
+    lats = rng.uniform(S, N, n)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "name", "lat", "lon", "status", "tags"])
+        for i in range(n):
+            w.writerow(
+                [f"s{i}", f"Site {i}", f"{lats[i]:.6f}", f"{lons[i]:.6f}", "suspected", "bench"]
+            )
+
+
+def feature_arrays(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    return rng.uniform(W, E, n), rng.uniform(S, N, n)
+
+
+def features(site_ids: list[str], lons: np.ndarray, lats: np.ndarray) -> object:
+    from shapely.geometry import Point
+
+    for i, (x, y) in enumerate(zip(lons, lats, strict=True)):
+        yield Feature(
+            id=f"f{i}", site_id=site_ids[i % len(site_ids)], kind="building", geometry=Point(x, y)
+        )
+
+
+def query_boxes(
+    rng: np.random.Generator, n: int, size: float = 0.05
+) -> list[tuple[float, float, float, float]]:
+    xs = rng.uniform(W, E - size, n)
+    ys = rng.uniform(S, N - size, n)
+    return [(x, y, x + size, y + size) for x, y in zip(xs, ys, strict=True)]
+
+
+def bench_backend(
+    name: str,
+    url: str,
+    csv_path: Path,
+    n_sites: int,
+    lons: np.ndarray,
+    lats: np.ndarray,
+    boxes: list,
+    circles: list,
+) -> list[object]:
+    cat = Catalog(url, actor="bench")
+    t_imp, report = timed(
+        lambda: cat.import_records(read_sites(csv_path, "csv"), path=str(csv_path))
+    )
+    assert report.added == n_sites, report
+    site_ids = [f"s{i}" for i in range(min(n_sites, 1000))]
+    t_feat, count = timed(lambda: cat.add_features(features(site_ids, lons, lats)))
+    if cat.backend.dialect == "postgresql":
+        with cat._engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE features")
+    lat_bbox, hits = [], 0
+    for b in boxes:
+        t, res = timed(lambda b=b: cat.query_features(bbox=b))
+        lat_bbox.append(t * 1000)
+        hits += len(res)
+    lat_rad = []
+    for c in circles:
+        t, _ = timed(lambda c=c: cat.query_features(near=c))
+        lat_rad.append(t * 1000)
+    cat.close()
+    return [
+        name,
+        n_sites / t_imp,
+        count / t_feat,
+        percentile(lat_bbox, 50),
+        percentile(lat_bbox, 95),
+        percentile(lat_rad, 50),
+        percentile(lat_rad, 95),
+        hits / len(boxes),
+    ]
+
+
+def bench_geopandas(
+    csv_path: Path, n_sites: int, lons: np.ndarray, lats: np.ndarray, boxes: list, circles: list
+) -> list[object]:
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import box
+
+    def load() -> gpd.GeoDataFrame:
+        df = pd.read_csv(csv_path)
+        return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.lon, df.lat), crs=4326)
+
+    t_imp, gdf_sites = timed(load)
+    assert len(gdf_sites) == n_sites
+    t_feat, gdf = timed(
+        lambda: gpd.GeoDataFrame(
+            {"id": [f"f{i}" for i in range(len(lons))]},
+            geometry=gpd.points_from_xy(lons, lats),
+            crs=4326,
+        )
+    )
+    gdf.sindex  # build the index outside the timed queries  # noqa: B018
+    lat_bbox, hits = [], 0
+    for b in boxes:
+        t, res = timed(lambda b=b: gdf.iloc[gdf.sindex.query(box(*b), predicate="intersects")])
+        lat_bbox.append(t * 1000)
+        hits += len(res)
+    lat_rad = []
+    for lon, lat, r in circles:
+
+        def q(lon: float = lon, lat: float = lat, r: float = r) -> object:
+            idx = np.concatenate([gdf.sindex.query(box(*bb)) for bb in radius_bboxes(lon, lat, r)])
+            sub = gdf.iloc[idx]
+            _, _, d = GEOD.inv(
+                np.full(len(sub), lon), np.full(len(sub), lat), sub.geometry.x, sub.geometry.y
+            )
+            return sub[d <= r]
+
+        t, _ = timed(q)
+        lat_rad.append(t * 1000)
+    return [
+        "geopandas (in memory)",
+        n_sites / t_imp,
+        len(lons) / t_feat,
+        percentile(lat_bbox, 50),
+        percentile(lat_bbox, 95),
+        percentile(lat_rad, 50),
+        percentile(lat_rad, 95),
+        hits / len(boxes),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sites", type=int, default=100_000)
+    ap.add_argument("--features", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--pg-url", default=os.environ.get("SITEWATCH_TEST_PG_URL"))
+    ap.add_argument("--no-postgres", action="store_true")
+    args = ap.parse_args()
+    rng = np.random.default_rng(42)
+    tmp = Path(tempfile.mkdtemp(prefix="sitewatch-bench-"))
+    csv_path = tmp / "sites.csv"
+    write_csv(csv_path, args.sites, rng)
+    lons, lats = feature_arrays(args.features, rng)
+    boxes = query_boxes(rng, args.queries)
+    circles = [(x + 0.025, y + 0.025, 2_500.0) for x, y, _, _ in query_boxes(rng, args.queries)]
+    rows = [
+        bench_backend(
+            "SQLite",
+            f"sqlite:///{tmp / 'bench.db'}",
+            csv_path,
+            args.sites,
+            lons,
+            lats,
+            boxes,
+            circles,
+        )
+    ]
+    if args.pg_url and not args.no_postgres:
+        admin = sa.create_engine(
+            sa.engine.make_url(args.pg_url).set(drivername="postgresql+psycopg"),
+            isolation_level="AUTOCOMMIT",
+        )
+        with admin.connect() as conn:
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS sitewatch_bench")
+            conn.exec_driver_sql("CREATE DATABASE sitewatch_bench")
+        url = (
+            sa.engine.make_url(args.pg_url)
+            .set(database="sitewatch_bench")
+            .render_as_string(hide_password=False)
+        )
+        rows.append(
+            bench_backend(
+                "PostgreSQL+PostGIS", url, csv_path, args.sites, lons, lats, boxes, circles
+            )
+        )
+        with admin.connect() as conn:
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS sitewatch_bench WITH (FORCE)")
+    peer = bench_geopandas(csv_path, args.sites, lons, lats, boxes, circles)
+    rows.append(peer)
+    header = [
+        "backend",
+        "import rows/s",
+        "features rows/s",
+        "bbox p50 ms",
+        "bbox p95 ms",
+        "radius p50 ms",
+        "radius p95 ms",
+        "hits/bbox",
+    ]
+    print_table(
+        f"Catalog: {args.sites:,} sites from CSV, {args.features:,} features, "
+        f"{args.queries} queries",
+        header,
+        rows,
+    )
+    ratios = [
+        [r[0], r[1] / peer[1], r[3] / peer[3], r[4] / peer[4], r[6] / peer[6]] for r in rows[:-1]
+    ]
+    print_table(
+        "Ratio against geopandas (same data, same queries; >1 = slower than geopandas for "
+        "latency, <1 = slower for import)",
+        [
+            "backend",
+            "import rate / peer",
+            "bbox p50 / peer",
+            "bbox p95 / peer",
+            "radius p95 / peer",
+        ],
+        ratios,
+    )
+    sqlite = rows[0]
+    print(
+        f"\ntargets: SQLite import {sqlite[1]:,.0f} rows/s (>= 20,000: "
+        f"{'met' if sqlite[1] >= 20_000 else 'NOT met'}); SQLite bbox p95 {sqlite[4]:.2f} ms "
+        f"(<= 5 ms: {'met' if sqlite[4] <= 5 else 'NOT met'})"
+    )
+    print(f"peak memory {peak_rss_mb():,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Geodesy helpers: UTM zones, geodesic measures, radius boxes, swapped-coordinate hints."""
+
+from __future__ import annotations
+
+import pytest
+from shapely.geometry import Point, Polygon, box
+
+from sitewatch.errors import CoordinateError, GeometryError
+from sitewatch.geo import (
+    GEOD,
+    check_lonlat,
+    geodesic_area,
+    geodesic_buffer,
+    geodesic_distance,
+    local_utm_crs,
+    radius_bboxes,
+    split_bbox,
+    to_crs,
+    valid_geometry,
+)
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "epsg"),
+    [
+        (126.1, 38.58, 32652),
+        (-0.1, 51.5, 32630),
+        (5.0, 60.0, 32632),
+        (-71.0, -33.0, 32719),
+        (15.0, 78.0, 32633),
+        (0.0, 85.0, 32661),
+        (0.0, -85.0, 32761),
+        (180.0, 0.0, 32601),
+    ],
+)
+def test_local_utm(lon: float, lat: float, epsg: int) -> None:
+    assert local_utm_crs(lon, lat).to_epsg() == epsg
+
+
+def test_distance_area_against_known_values() -> None:
+    # one degree of latitude at the equator on WGS84 is 110,574 m
+    assert geodesic_distance(0, 0, 0, 1) == pytest.approx(110_574.4, abs=1.0)
+    # a 1 km square drawn in UTM has 1,000,000 m2 of geodesic area (to the scale factor)
+    utm = local_utm_crs(126.1, 38.58)
+    centre = to_crs(Point(126.1, 38.58), "EPSG:4326", utm)
+    sq = box(centre.x, centre.y, centre.x + 1000, centre.y + 1000)
+    ll = to_crs(sq, utm, "EPSG:4326")
+    assert geodesic_area(ll) == pytest.approx(1_000_000, rel=2e-3)
+    assert geodesic_area(Polygon(list(ll.exterior.coords)[::-1])) == pytest.approx(
+        geodesic_area(ll)
+    )
+
+
+def test_buffer_and_radius_boxes_contain_the_circle() -> None:
+    for lon, lat, r in [
+        (126.0, 38.0, 50_000.0),
+        (179.9, 0.0, 30_000.0),
+        (10.0, 89.9, 20_000.0),
+        (-179.95, -60.0, 100_000.0),
+    ]:
+        boxes = radius_bboxes(lon, lat, r)
+        lons, lats, _ = GEOD.fwd([lon] * 72, [lat] * 72, list(range(0, 360, 5)), [r] * 72)
+        for x, y in zip(lons, lats, strict=True):
+            assert any(w <= x <= e and s <= y <= n for w, s, e, n in boxes), (x, y, boxes)
+    ring = geodesic_buffer(126.0, 38.0, 10_000.0)
+    assert ring.is_valid
+    assert geodesic_area(ring) == pytest.approx(3.14159 * 1e8, rel=0.01)
+    assert split_bbox((170, 0, -170, 10)) == [(170, 0, 180.0, 10), (-180.0, 0, -170, 10)]
+    with pytest.raises(GeometryError):
+        radius_bboxes(0, 0, -1)
+
+
+def test_lonlat_checks_and_geometry_repair() -> None:
+    with pytest.raises(CoordinateError, match="swapped"):
+        check_lonlat(45.0, 120.0)
+    with pytest.raises(CoordinateError, match="finite"):
+        check_lonlat(float("nan"), 0)
+    bowtie = Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
+    with pytest.raises(GeometryError, match="--repair-geometry"):
+        valid_geometry(bowtie)
+    fixed = valid_geometry(bowtie, repair=True)
+    assert fixed.is_valid and fixed.area == pytest.approx(0.5)
