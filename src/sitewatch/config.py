@@ -6,6 +6,7 @@
 ``SITEWATCH_USER``          the analyst recorded in the history (default: the login name)
 ``SITEWATCH_SCHEDULER``     dask.distributed scheduler address (default: local threads)
 ``SITEWATCH_SOURCES_FILE``  TOML file of named imagery sources
+``SITEWATCH_MONITOR_FILE``  TOML file of monitoring rules and alert sinks
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     user: str = Field(default_factory=_user)
     scheduler: str | None = None
     sources_file: Path | None = None
+    monitor_file: Path | None = None
     archive_dir: Path | None = None
     cache_dir: Path | None = None
 
@@ -63,6 +65,11 @@ class Settings(BaseSettings):
     def cache_path(self) -> Path:
         """The download cache folder."""
         return self.cache_dir or self.home / "cache"
+
+    @property
+    def monitor_path(self) -> Path:
+        """The TOML file of monitoring rules and alert sinks."""
+        return self.monitor_file or self.home / "monitor.toml"
 
     @property
     def sources_path(self) -> Path:

@@ -1,0 +1,77 @@
+"""The monitor configuration: alert rules and sinks, from a TOML file.
+
+```toml
+[rules]
+min_changed_area_m2 = 400      # alert when at least this much changed since the last clear scene
+phase_transitions = true       # alert when the activity phase changes
+new_feature_candidates = true  # alert when a compact new change blob could be a new feature
+min_feature_area_m2 = 50
+max_feature_area_m2 = 5000
+max_cloud = 0.3                # scenes with more cloud over the site are not "clear"
+
+[[sinks]]
+type = "jsonl"
+path = "~/sitewatch-alerts.jsonl"
+
+[[sinks]]
+type = "webhook"
+url = "https://hooks.example.org/sitewatch"
+secret_env = "SITEWATCH_WEBHOOK_SECRET"
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .sinks import AlertSink, LogSink, sink_from_config
+
+__all__ = ["MonitorConfig", "Rules", "load_config"]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """When the monitor raises an alert."""
+
+    min_changed_area_m2: float = 400.0
+    phase_transitions: bool = True
+    new_feature_candidates: bool = True
+    min_feature_area_m2: float = 50.0
+    max_feature_area_m2: float = 5000.0
+    max_cloud: float = 0.3
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Rules and sinks."""
+
+    rules: Rules = field(default_factory=Rules)
+    sinks: tuple[AlertSink, ...] = (LogSink(),)
+
+
+def load_config(path: str | Path | None) -> MonitorConfig:
+    """Read the configuration; a missing default file gives the defaults (log sink only)."""
+    if path is None or not Path(path).expanduser().exists():
+        return MonitorConfig()
+    p = Path(path).expanduser()
+    try:
+        data: dict[str, Any] = tomllib.loads(p.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
+    known = {f.name for f in fields(Rules)}
+    raw_rules = data.get("rules", {})
+    unknown = sorted(set(raw_rules) - known)
+    if unknown:
+        raise ConfigError(
+            f"{p}: unknown rule(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    try:
+        rules = Rules(**raw_rules)
+    except TypeError as exc:
+        raise ConfigError(f"{p}: bad [rules]: {exc}") from exc
+    sinks = tuple(sink_from_config(s) for s in data.get("sinks", [{"type": "log"}]))
+    return MonitorConfig(rules=rules, sinks=sinks)
