@@ -1,0 +1,116 @@
+"""Activity index, change points and phases on synthetic series with known construction dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from sitewatch.analysis.activity import ActivityConfig, activity_series, change_points
+from sitewatch.errors import AnalysisError
+
+BANDS = ("blue", "green", "red", "nir")
+
+
+def series(
+    seed: int,
+    n: int = 8,
+    clear_at: int = 3,
+    build_at: tuple[int, ...] = (4, 5),
+    cloudy: tuple[int, ...] = (),
+) -> tuple[np.ndarray, list[datetime], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    size = 96
+    veg = np.array([0.04, 0.08, 0.05, 0.35])
+    soil = np.array([0.15, 0.18, 0.22, 0.26])
+    concrete = np.array([0.35, 0.36, 0.37, 0.38])
+    base = np.broadcast_to(veg[:, None, None], (4, size, size)).copy()
+    base *= 1 + 0.1 * rng.standard_normal((1, size, size))  # texture fixed in time
+    stack = []
+    for t in range(n):
+        img = base.copy()
+        if t >= clear_at:
+            img[:, 30:70, 30:70] = soil[:, None, None]
+        for k, tb in enumerate(build_at):
+            if t >= tb:
+                img[:, 35 + 10 * k : 42 + 10 * k, 35:65] = concrete[:, None, None]
+        img += 0.004 * rng.standard_normal(img.shape)
+        stack.append(img)
+    data = np.stack(stack)
+    cloud = np.zeros((n, size, size), bool)
+    for t in cloudy:
+        cloud[t, :, :80] = True
+        data[t, :, :, :80] = 0.9
+    times = [datetime(2018 + t // 4, 1 + 3 * (t % 4), 15, 2, 0, tzinfo=UTC) for t in range(n)]
+    return data, times, cloud
+
+
+def test_phases_and_onset() -> None:
+    data, times, cloud = series(0)
+    act = activity_series(data, BANDS, times, cloud=cloud)
+    assert act.phases == ("no_activity",) * 3 + (
+        "site_preparation",
+        "active_construction",
+        "active_construction",
+        "post_construction",
+        "post_construction",
+    )
+    assert act.onset == times[3]
+    assert [tr.after for tr in act.transitions] == [
+        "site_preparation",
+        "active_construction",
+        "post_construction",
+    ]
+    assert act.changed[0] == 0.0 and act.changed[1] < 0.004
+    assert act.bare[2] < 0.01 < 0.1 < act.bare[3]
+    assert 3 in act.breakpoints or 4 in act.breakpoints
+    rec = act.as_records()
+    assert rec[3]["phase"] == "site_preparation" and rec[3]["active"]
+
+
+def test_cloudy_dates_inherit_and_are_skipped() -> None:
+    data, times, cloud = series(1, n=9, clear_at=5, build_at=(6,), cloudy=(2, 5))
+    act = activity_series(data, BANDS, times, cloud=cloud)
+    assert not act.clear[2] and not act.clear[5]
+    # clearing happened at 5 under cloud: first seen on the next clear date, within one acquisition
+    assert act.onset == times[6]
+    assert act.phases[5] == "no_activity"
+    assert act.phases[-1] == "post_construction"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_onset_within_one_acquisition(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    clear_at = int(rng.integers(2, 6))
+    data, times, cloud = series(seed, n=9, clear_at=clear_at, build_at=(clear_at + 1, clear_at + 2))
+    act = activity_series(data, BANDS, times, cloud=cloud)
+    assert act.onset is not None
+    assert abs(times.index(act.onset) - clear_at) <= 1
+
+
+def test_no_activity_series_stays_quiet() -> None:
+    data, times, _ = series(3, clear_at=99, build_at=())
+    act = activity_series(data, BANDS, times)
+    assert set(act.phases) == {"no_activity"} and act.onset is None
+
+
+def test_bad_input() -> None:
+    data, times, cloud = series(0)
+    with pytest.raises(AnalysisError, match="red and nir"):
+        activity_series(data[:, :2], ("blue", "green"), times)
+    with pytest.raises(AnalysisError, match="at least two"):
+        activity_series(data[:1], BANDS, times[:1])
+    with pytest.raises(AnalysisError, match="no clear date"):
+        activity_series(data, BANDS, times, cloud=np.ones_like(cloud))
+    with pytest.raises(AnalysisError, match="8 images but 7 dates"):
+        activity_series(data, BANDS, times[:7])
+    with pytest.raises(AnalysisError, match="AOI covers no pixel"):
+        activity_series(data, BANDS, times, aoi=np.zeros(data.shape[2:], bool))
+    assert ActivityConfig().change_sigma > 0
+
+
+def test_change_points_simple() -> None:
+    y = np.array([0, 0, 0, 0, 5, 5, 5, 0, 0, 0], float)
+    assert change_points(y) == (4, 7)
+    assert change_points(np.zeros(5)) == ()
