@@ -144,7 +144,7 @@ def _band(data: NDArray[np.float64], bands: Sequence[str], name: str) -> NDArray
 def _ratio(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (a - b) / (a + b)
-    return np.where(np.isfinite(out), out, np.nan)
+    return np.asarray(np.where(np.isfinite(out), out, np.nan), dtype=np.float64)
 
 
 def change_points(index: NDArray[np.float64], *, penalty: float | None = None) -> tuple[int, ...]:
@@ -188,7 +188,7 @@ def activity_series(
     order = np.argsort(np.array([t.timestamp() for t in times]))
     arr = arr[order]
     times = [times[i] for i in order]
-    usable = np.isfinite(arr).all(axis=1)
+    usable: NDArray[np.bool_] = np.asarray(np.isfinite(arr).all(axis=1))
     if valid is not None:
         usable &= np.asarray(valid, dtype=bool)[order]
     if cloud is not None:
@@ -213,9 +213,9 @@ def activity_series(
     swir, blue = _band(arr, bands, "swir16"), _band(arr, bands, "blue")
     if swir is not None and blue is not None:
         bsi = _ratio(swir + red, nir + blue)
-        bare_px = bsi > 0.0
+        bare_px: NDArray[np.bool_] = np.asarray(bsi > 0.0)
     else:
-        bare_px = ndvi < cfg.ndvi_bare
+        bare_px = np.asarray(ndvi < cfg.ndvi_bare)
     vis = [b for b in ("blue", "green", "red") if b in bands]
     bright = arr[:, [list(bands).index(b) for b in vis]].mean(axis=1)
 
@@ -298,7 +298,7 @@ def _noise_scale(
         # the median of the per-pair MADs is robust to one pair with widespread change
         scale = np.array([np.median([_mad(d) for d in diffs[k]]) / np.sqrt(2.0) for k in range(nb)])
     floor = 1e-6 * max(float(np.nanmax(np.abs(arr[clear_idx[0]]))), 1.0)
-    return np.maximum(scale, floor)
+    return np.asarray(np.maximum(scale, floor), dtype=np.float64)
 
 
 def _changed_px(
