@@ -1,0 +1,147 @@
+"""Co-registration: the sub-pixel shift between two chips by phase correlation, and its correction.
+
+:func:`estimate_shift` reports how far the ``moving`` chip must move (rows, columns; metres east and
+north) to line up with the ``reference``; :func:`apply_shift` moves it, by resampling the pixels
+(``scipy.ndimage.shift``) or by changing only its geotransform.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from affine import Affine
+from numpy.typing import NDArray
+from scipy import ndimage
+from skimage import registration
+
+from ..errors import AnalysisError
+from .chips import Chip
+
+__all__ = ["Shift", "apply_shift", "estimate_shift"]
+
+
+@dataclass(frozen=True)
+class Shift:
+    """How to move ``moving`` onto ``reference``: rows (down +) and columns (right +) in pixels."""
+
+    dy: float
+    dx: float
+    pixel_size: float
+    error: float
+    band: str
+
+    @property
+    def east_m(self) -> float:
+        """The shift towards the east, in metres (grid units)."""
+        return self.dx * self.pixel_size
+
+    @property
+    def north_m(self) -> float:
+        """The shift towards the north, in metres (grid units)."""
+        return -self.dy * self.pixel_size
+
+    @property
+    def magnitude_px(self) -> float:
+        """Length of the shift in pixels."""
+        return math.hypot(self.dx, self.dy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready report."""
+        return {
+            "dy_px": self.dy,
+            "dx_px": self.dx,
+            "east_m": self.east_m,
+            "north_m": self.north_m,
+            "magnitude_px": self.magnitude_px,
+            "error": self.error,
+            "band": self.band,
+        }
+
+
+def _layer(chip: Chip, band: str | None) -> tuple[NDArray[np.float64], str]:
+    if band is None:
+        band = next(
+            (b for b in ("nir", "red", "green", "pan", "gray") if b in chip.bands), chip.bands[0]
+        )
+    layer = chip.band(band).astype(np.float64)
+    ok = chip.valid & np.isfinite(layer)
+    if chip.cloud is not None:
+        ok &= ~chip.cloud
+    if ok.sum() < 0.5 * ok.size:
+        raise AnalysisError(
+            f"chip of {chip.scene.id!r} has only {ok.mean():.0%} clear valid pixels; "
+            "co-registration needs most of the chip (choose a clearer date or a larger chip)"
+        )
+    fill = float(layer[ok].mean())
+    layer = np.where(ok, layer, fill)
+    std = layer.std()
+    return (layer - fill) / (std if std > 0 else 1.0), band
+
+
+def estimate_shift(
+    reference: Chip, moving: Chip, *, band: str | None = None, upsample: int = 20
+) -> Shift:
+    """The sub-pixel shift that registers ``moving`` onto ``reference`` (same grid required).
+
+    Uses ``skimage.registration.phase_cross_correlation`` with ``upsample`` (1/upsample pixel
+    precision) on one band (default: nir, red, green, or the first).
+    """
+    if reference.data.shape[1:] != moving.data.shape[1:] or reference.transform != moving.transform:
+        raise AnalysisError(
+            f"chips of {reference.scene.id!r} and {moving.scene.id!r} are on different grids; "
+            "cut both with the same ChipGrid"
+        )
+    ref, used = _layer(reference, band)
+    mov, _ = _layer(moving, used)
+    window = np.outer(np.hanning(ref.shape[0]), np.hanning(ref.shape[1]))
+    register: Any = registration.phase_cross_correlation
+    shift, error, _ = register(
+        ref * window, mov * window, upsample_factor=upsample, normalization=None
+    )
+    return Shift(
+        dy=float(shift[0]),
+        dx=float(shift[1]),
+        pixel_size=float(abs(reference.transform.a)),
+        error=float(error),
+        band=used,
+    )
+
+
+def apply_shift(
+    chip: Chip, shift: Shift, *, method: Literal["resample", "transform"] = "resample"
+) -> Chip:
+    """Move ``chip`` by ``shift``.
+
+    ``resample`` shifts the pixels on the same grid (bilinear, ``scipy.ndimage.shift``; pixels
+    shifted in from outside become invalid); ``transform`` keeps the pixels and moves the
+    geotransform instead (the chip then lies on a shifted grid).
+    """
+    if method == "transform":
+        t = chip.transform
+        moved = Affine(t.a, t.b, t.c - shift.dx * t.a, t.d, t.e, t.f - shift.dy * t.e)
+        return chip.replace(transform=moved)
+    if method != "resample":
+        raise AnalysisError(f"unknown shift method {method!r}; use 'resample' or 'transform'")
+    offset = (0.0, shift.dy, shift.dx)
+    data = ndimage.shift(
+        chip.data.astype(np.float32), offset, order=1, mode="constant", cval=np.nan
+    )
+    valid = (
+        ndimage.shift(chip.valid.astype(np.float32), offset[1:], order=0, mode="constant", cval=0.0)
+        > 0.5
+    )
+    valid &= np.isfinite(data).all(axis=0)
+    cloud = None
+    if chip.cloud is not None:
+        cloud = (
+            ndimage.shift(chip.cloud.astype(np.float32), offset[1:], order=0, mode="constant") > 0.5
+        )
+    if np.issubdtype(chip.data.dtype, np.integer):
+        fill = chip.nodata if chip.nodata is not None else 0
+        out = np.where(np.isfinite(data), np.rint(data), fill).astype(chip.data.dtype)
+    else:
+        out = data.astype(chip.data.dtype)
+    return chip.replace(data=out, valid=valid, cloud=cloud)

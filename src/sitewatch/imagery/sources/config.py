@@ -1,0 +1,131 @@
+"""Named imagery sources from a TOML file (``Settings.sources_path``), and sources given as paths.
+
+Example ``sources.toml``::
+
+    [sources.earth-search]
+    type = "stac-api"
+    url = "https://earth-search.aws.element84.com/v1"
+    collections = ["sentinel-2-l2a"]
+
+    [sources.local-naip]
+    type = "local"
+    path = "/data/naip"
+    bands = ["red", "green", "blue", "nir"]     # optional: band order of unnamed multi-band files
+    patterns = ['(?P<date>\\d{8})']              # optional: file-name regexes
+    sensor = "naip"                              # optional
+
+    [sources.scenario]
+    type = "stac-static"
+    path = "/data/scenario/catalog.json"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ...config import Settings, get_settings
+from ...errors import ConfigError
+from .base import ImagerySource
+from .local import LocalSource
+from .stac import StacSource
+
+__all__ = ["BUILTIN_SOURCES", "load_source_config", "open_source", "source_from_config"]
+
+BUILTIN_SOURCES: dict[str, dict[str, Any]] = {
+    "earth-search": {
+        "type": "stac-api",
+        "url": "https://earth-search.aws.element84.com/v1",
+        "collections": ["sentinel-2-l2a", "landsat-c2-l2"],
+    },
+}
+"""Sources known without any configuration (public, no sign-in)."""
+
+_TYPES = ("local", "stac-api", "stac-static")
+
+
+def load_source_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Built-in sources overlaid with the ``[sources.NAME]`` tables of the TOML file (if it exists)."""
+    path = path or get_settings().sources_path
+    out = {k: dict(v) for k, v in BUILTIN_SOURCES.items()}
+    if not path.is_file():
+        return out
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the sources file {path}: {exc}") from exc
+    tables = data.get("sources", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: [sources] must be a table of [sources.NAME] tables")
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: sources.{name} must be a table")
+        kind = table.get("type")
+        if kind not in _TYPES:
+            raise ConfigError(
+                f"{path}: sources.{name} has type {kind!r}; use one of {', '.join(_TYPES)}"
+            )
+        need = "path" if kind in ("local",) else "url" if kind == "stac-api" else None
+        if need and not table.get(need):
+            raise ConfigError(f"{path}: sources.{name} ({kind}) needs `{need} = ...`")
+        if kind == "stac-static" and not (table.get("path") or table.get("url")):
+            raise ConfigError(f"{path}: sources.{name} (stac-static) needs `path = ...`")
+        out[name] = dict(table)
+    return out
+
+
+def source_from_config(
+    name: str, table: Mapping[str, Any], base: Path | None = None
+) -> ImagerySource:
+    """Build one source from its TOML table (relative paths are relative to ``base``)."""
+    kind = table.get("type")
+
+    def resolve(p: str) -> str:
+        q = Path(p).expanduser()
+        return str(q if q.is_absolute() or base is None or "://" in p else base / q)
+
+    if kind == "local":
+        return LocalSource(
+            resolve(str(table["path"])),
+            patterns=list(table.get("patterns", [])),
+            bands=table.get("bands"),
+            sensor=table.get("sensor"),
+            name=name,
+        )
+    if kind in ("stac-api", "stac-static"):
+        href = str(table.get("url") or table.get("path"))
+        return StacSource(
+            resolve(href) if kind == "stac-static" else href,
+            collections=table.get("collections"),
+            static=kind == "stac-static",
+            headers=table.get("headers"),
+            timeout=float(table.get("timeout", 30.0)),
+            retries=int(table.get("retries", 3)),
+            name=name,
+        )
+    raise ConfigError(f"source {name!r} has unknown type {kind!r}; use one of {', '.join(_TYPES)}")
+
+
+def open_source(spec: str, settings: Settings | None = None) -> ImagerySource:
+    """A source by configured name, or by path (folder, ``catalog.json``) or STAC API URL."""
+    settings = settings or get_settings()
+    configs = load_source_config(settings.sources_path)
+    if spec in configs:
+        return source_from_config(spec, configs[spec], settings.sources_path.parent)
+    if "://" in spec and not spec.startswith("file://"):
+        return StacSource(spec)
+    path = Path(spec.removeprefix("file://")).expanduser()
+    if path.is_file() and path.suffix.lower() == ".json":
+        return StacSource(str(path), static=True)
+    if path.is_dir():
+        if (path / "catalog.json").is_file() or (path / "collection.json").is_file():
+            return StacSource(str(path), static=True)
+        return LocalSource(path)
+    if path.is_file():
+        return LocalSource(path)
+    raise ConfigError(
+        f"unknown imagery source {spec!r}: not a configured name ({', '.join(sorted(configs))}), "
+        f"not an existing folder or catalog.json, not a URL; configure it in {settings.sources_path}"
+    )

@@ -1,0 +1,124 @@
+"""The archive: COGs with STAC items, checksums, atomic writes, resumable downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pystac
+import pytest
+import rasterio
+
+from sitewatch.errors import ArchiveError, SourceError
+from sitewatch.imagery import Archive, ChipGrid, LocalSource, StacSource, download, find_scenes
+
+from .conftest import RasterFactory, ServerState
+
+NAIP_CENTRE = (-99.155, 47.02)
+
+
+def test_fetch_store_and_reread(shared_data: Path, tmp_path: Path) -> None:
+    src = LocalSource(shared_data / "naip-timeseries")
+    found = find_scenes([src], (-99.16, 47.015, -99.15, 47.025), "2018-01-01", "2020-12-31")
+    grid = ChipGrid.around(*NAIP_CENTRE, 500.0, 5.0)
+    archive = Archive(tmp_path / "archive")
+    calls: list[tuple[int, int]] = []
+    result = archive.fetch("farm", found, grid, progress=lambda d, t: calls.append((d, t)))
+    assert len(result.stored) == 3 and not result.failed
+    assert calls[-1] == (3, 3)
+    chips = archive.chips("farm")
+    assert [c.datetime.year for c in chips] == [2018, 2019, 2020]
+    first = chips[0]
+    assert first.sha256 == hashlib.sha256(first.path.read_bytes()).hexdigest()
+    with rasterio.open(first.path) as ds:
+        assert ds.crs.to_epsg() == 32614
+        assert ds.descriptions == ("blue", "green", "red", "nir")
+        assert ds.tags()["sensor"] == "naip"
+    assert archive.verify("farm") == []
+    # any STAC tool can read it
+    catalog = pystac.Catalog.from_file(str(archive.catalog_path))
+    items = list(catalog.get_items(recursive=True))
+    assert len(items) == 3
+    assert items[0].assets["image"].extra_fields["file:checksum"].startswith("1220")
+    rescenes = StacSource(archive.catalog_path).search((-99.16, 47.015, -99.15, 47.025))
+    assert [s.bands for s in rescenes] == [("blue", "green", "red", "nir")] * 3
+    # fetching again keeps what is there
+    again = archive.fetch("farm", found, grid)
+    assert not again.stored and len(again.existing) == 3
+    # a changed file fails verification and is fetched again
+    first.path.write_bytes(first.path.read_bytes()[:-10] + b"0123456789")
+    assert archive.verify("farm") == [str(first.path)]
+    redo = archive.fetch("farm", found, grid)
+    assert len(redo.stored) == 1 and archive.verify("farm") == []
+    sums = (archive.site_dir("farm") / "SHA256SUMS").read_text().splitlines()
+    assert len(sums) == 6
+
+
+def test_failed_write_leaves_nothing(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = LocalSource(shared_data / "naip-timeseries")
+    scene = src.scenes()[0]
+    grid = ChipGrid.around(*NAIP_CENTRE, 300.0, 10.0)
+    archive = Archive(tmp_path / "archive")
+    with src.open(scene) as reader:
+        from sitewatch.imagery import read_chip
+
+        chip = read_chip(reader, grid)
+
+    def boom(self: object, dest: Path, chip: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Archive, "_write_mask", boom)
+    with pytest.raises(ArchiveError, match="disk full"):
+        archive.add_chip("farm", chip)
+    leftovers = [p for p in (tmp_path / "archive").rglob("*") if p.is_file()]
+    # the image COG was complete and moved into place; no temp file, no item, no half file
+    assert not [p for p in leftovers if p.name.endswith(".tmp") or p.suffix == ".json"]
+    assert archive.chips("farm") == []
+
+
+def test_download_resumes_with_range(
+    stac_server: ServerState, make_raster: RasterFactory, tmp_path: Path
+) -> None:
+    r = make_raster("big.tif", folder=stac_server.root, size=256, cog=False)
+    blob = r.path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    stac_server.drop_after = len(blob) // 3
+    dest = tmp_path / "dl" / "big.tif"
+    seen: list[int] = []
+    download(
+        f"{stac_server.base}/big.tif",
+        dest,
+        sha256=digest,
+        backoff=0.01,
+        progress=lambda d, t: seen.append(d),
+    )
+    assert dest.read_bytes() == blob
+    ranges = [h.get("Range") for m, p, h in stac_server.requests if p == "/big.tif" and m == "GET"]
+    assert ranges[0] is None and ranges[1] is not None
+    resumed_at = int(ranges[1].removeprefix("bytes=").rstrip("-"))
+    assert 0 < resumed_at <= len(blob) // 3
+    assert not (tmp_path / "dl" / "big.tif.part").exists()
+
+
+def test_download_checksum_mismatch_and_404(
+    stac_server: ServerState, make_raster: RasterFactory, tmp_path: Path
+) -> None:
+    make_raster("x.tif", folder=stac_server.root, size=64, cog=False)
+    dest = tmp_path / "x.tif"
+    with pytest.raises(SourceError, match="checksum mismatch"):
+        download(f"{stac_server.base}/x.tif", dest, sha256="0" * 64)
+    assert not dest.exists() and not dest.with_name("x.tif.part").exists()
+    with pytest.raises(SourceError, match="HTTP 404"):
+        download(f"{stac_server.base}/missing.tif", dest)
+    assert not dest.exists()
+
+
+def test_unreadable_item(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "site" / "it"
+    folder.mkdir(parents=True)
+    (folder / "it.json").write_text(json.dumps({"id": "it"}))
+    with pytest.raises(ArchiveError, match="unreadable"):
+        Archive(tmp_path / "a").chips("site")

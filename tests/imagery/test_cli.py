@@ -1,0 +1,134 @@
+"""``sitewatch imagery sources|search|fetch|ls`` end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sitewatch.config import get_settings
+
+from .conftest import CliResult
+
+Run = Callable[..., CliResult]
+
+
+@pytest.fixture
+def naip_site() -> str:
+    from sitewatch.catalog.models import Site
+    from sitewatch.catalog.store import Catalog
+
+    cat = Catalog(get_settings().catalog_url, actor="tester")
+    try:
+        cat.add_site(Site(id="naip-farm", name="NAIP farm", lon=-99.155, lat=47.02))
+    finally:
+        cat.close()
+    return "naip-farm"
+
+
+def test_sources(sw: Run) -> None:
+    r = sw("imagery", "sources", "--json")
+    assert r.code == 0, r.err
+    data = r.json()
+    assert data["config"].endswith("sources.toml")
+    assert [s["name"] for s in data["sources"]] == ["earth-search"]
+
+
+def test_search_by_bbox_and_site(sw: Run, shared_data: Path, naip_site: str) -> None:
+    folder = str(shared_data / "naip-timeseries")
+    r = sw(
+        "imagery",
+        "search",
+        "--bbox",
+        "-99.16,47.01,-99.15,47.02",
+        "--from",
+        "2015-01-01",
+        "--to",
+        "2020-12-31",
+        "--source",
+        folder,
+        "--json",
+    )
+    assert r.code == 0, r.err
+    data = r.json()
+    assert data["count"] == 6
+    assert data["query"]["start"].startswith("2015-01-01")
+    assert {s["sensor"] for s in data["scenes"]} == {"naip"}
+    r = sw("imagery", "search", naip_site, "--source", folder, "--json")
+    assert r.json()["count"] == 10
+    r = sw("imagery", "search", naip_site, "--source", folder)
+    assert r.code == 0 and "10 scene(s)" in r.err
+
+
+def test_search_nothing_found_says_what_was_searched(sw: Run, shared_data: Path) -> None:
+    r = sw(
+        "imagery",
+        "search",
+        "--bbox",
+        "179.9,-16.6,-179.9,-16.4",
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2020-02-01",
+        "--source",
+        str(shared_data / "naip-timeseries"),
+    )
+    assert r.code == 2
+    assert "no scenes found in naip-timeseries" in r.err
+    assert "179.90000" in r.err and "2020-01-01..2020-02-01" in r.err
+
+
+def test_bad_arguments(sw: Run, naip_site: str) -> None:
+    assert sw("imagery", "search", "--bbox", "1,2,3").code == 2
+    r = sw("imagery", "search", "no-such-site", "--source", ".")
+    assert r.code == 2 and "no-such-site" in r.err
+    r = sw("imagery", "search", naip_site, "--source", "/no/where")
+    assert r.code == 2 and "unknown imagery source" in r.err
+
+
+def test_fetch_and_ls(sw: Run, shared_data: Path, naip_site: str) -> None:
+    folder = str(shared_data / "naip-timeseries")
+    r = sw(
+        "imagery",
+        "fetch",
+        naip_site,
+        "--source",
+        folder,
+        "--from",
+        "2019-01-01",
+        "--resolution",
+        "10",
+        "--size",
+        "400",
+        "--bands",
+        "red,nir",
+        "--json",
+    )
+    assert r.code == 0, r.err
+    data = r.json()
+    assert len(data["stored"]) == 2 and data["grid"]["resolution"] == 10.0
+    assert data["grid"]["crs"] == "EPSG:32614"
+    assert data["stored"][0]["bands"] == ["red", "nir"]
+    r = sw("imagery", "ls", naip_site, "--json")
+    chips = r.json()["chips"]
+    assert [c["datetime"][:4] for c in chips] == ["2019", "2020"]
+    assert all(Path(c["path"]).is_file() for c in chips)
+    r = sw(
+        "imagery",
+        "fetch",
+        naip_site,
+        "--source",
+        folder,
+        "--from",
+        "2019-01-01",
+        "--resolution",
+        "10",
+        "--size",
+        "400",
+        "--bands",
+        "red,nir",
+    )
+    assert r.code == 0 and "0 chip(s) stored, 2 already there" in r.out
+    r = sw("imagery", "ls", "other-site")
+    assert r.code == 0 and "no chips of other-site" in r.err

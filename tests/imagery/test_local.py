@@ -1,0 +1,147 @@
+"""LocalSource over generated folders and the real shared data."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from shapely.geometry import box
+
+from sitewatch.errors import ConfigError, NoScenesFound
+from sitewatch.imagery import LocalSource, find_scenes
+
+from .conftest import RasterFactory, stac_item
+
+WORLD = (-180.0, -90.0, 180.0, 90.0)
+
+
+def test_per_band_sentinel2_files_make_one_scene(
+    tmp_path: Path, make_raster: RasterFactory
+) -> None:
+    for band in ("B02", "B03", "B04", "B08"):
+        make_raster(f"T33TWL_20210504T100031_{band}.tif", count=1)
+    make_raster("T33TWL_20210604T100031_B04.tif", count=1)
+    src = LocalSource(tmp_path)
+    scenes = src.scenes()
+    assert [s.id for s in scenes] == ["T33TWL_20210504T100031", "T33TWL_20210604T100031"]
+    first = scenes[0]
+    assert first.bands == ("blue", "green", "red", "nir")
+    assert first.sensor == "sentinel-2"
+    assert first.datetime == datetime(2021, 5, 4, 10, 0, 31, tzinfo=UTC)
+    assert first.gsd == pytest.approx(10.0)
+    assert first.properties["tile"] == "T33TWL"
+
+
+def test_tags_descriptions_and_user_patterns(tmp_path: Path, make_raster: RasterFactory) -> None:
+    make_raster(
+        "tagged.tif",
+        tags={"datetime": "2019-07-01T09:15:00Z", "sensor": "worldview-3", "sun_elevation": "61.5"},
+        descriptions=["red", "green", "blue", "nir"],
+    )
+    make_raster("site7_2018-03-02_pan.tif", count=1)
+    src = LocalSource(
+        tmp_path, patterns=[r"site\d+_(?P<date>\d{4}-\d\d-\d\d)_(?P<band>pan)"], sensor="drone"
+    )
+    by_id = {s.id: s for s in src.scenes()}
+    tagged = by_id["tagged"]
+    assert tagged.sensor == "worldview-3"
+    assert tagged.sun_elevation == 61.5
+    assert tagged.datetime == datetime(2019, 7, 1, 9, 15, tzinfo=UTC)
+    assert dict(tagged.band_index) == {"red": 1, "green": 2, "blue": 3, "nir": 4}
+    pan = by_id["site7_2018-03-02"]
+    assert pan.bands == ("pan",)
+    assert pan.sensor == "drone"
+
+
+def test_bad_user_pattern() -> None:
+    with pytest.raises(ConfigError, match="named group"):
+        LocalSource(".", patterns=[r"(\d{8})"])
+    with pytest.raises(ConfigError, match="not a valid regex"):
+        LocalSource(".", patterns=[r"(?P<date>"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        LocalSource("/no/such/folder")
+
+
+def test_sidecar_stac_item_wins(tmp_path: Path, make_raster: RasterFactory) -> None:
+    raster = make_raster("whatever.tif")
+    item = stac_item(raster, "my-scene", datetime(2022, 2, 2, 2, tzinfo=UTC), cloud=33.0)
+    (tmp_path / "whatever.json").write_text(json.dumps(item))
+    scenes = LocalSource(tmp_path).scenes()
+    assert [s.id for s in scenes] == ["my-scene"]
+    assert scenes[0].cloud_cover == 33.0
+    assert Path(scenes[0].assets["red"]) == raster.path
+
+
+def test_bad_files_are_skipped_with_reasons(tmp_path: Path, make_raster: RasterFactory) -> None:
+    good = make_raster("m_4500101_ne_33_1_20200101.tif")
+    (tmp_path / "T33TWL_20210504T100031_B04.tif").write_bytes(b"II*\x00garbage" * 10)
+    truncated = good.path.read_bytes()[:300]
+    (tmp_path / "m_4500101_ne_33_1_20210101.tif").write_bytes(truncated)
+    make_raster("nocrs_20200101.tif", no_crs=True)
+    src = LocalSource(tmp_path)
+    assert [s.id for s in src.scenes()] == ["m_4500101_ne_33_1_20200101"]
+    reasons = {p.name: why for p, why in src.skipped}
+    assert "cannot open" in reasons["T33TWL_20210504T100031_B04.tif"]
+    assert "no CRS" in reasons["nocrs_20200101.tif"]
+    assert "m_4500101_ne_33_1_20210101.tif" in reasons
+    with pytest.raises(NoScenesFound) as err:
+        find_scenes([src], (100.0, 0.0, 101.0, 1.0), "2020-01-01", "2020-12-31")
+    msg = str(err.value)
+    assert "bbox 100.00000,0.00000,101.00000,1.00000" in msg
+    assert "dates 2020-01-01..2020-12-31" in msg
+    assert "skipped" in msg and "no CRS" in msg
+
+
+def test_search_filters(tmp_path: Path, make_raster: RasterFactory) -> None:
+    for d in ("20200101", "20200601", "20201201"):
+        make_raster(f"m_4500101_ne_33_1_{d}.tif")
+    src = LocalSource(tmp_path)
+    aoi = box(14.99, 44.99, 15.01, 45.01)
+    assert len(src.search(aoi)) == 3
+    assert [s.datetime.month for s in src.search(aoi, "2020-02-01", "2020-12-01")] == [6, 12]
+    assert src.search(aoi, limit=1)[0].datetime.month == 1
+    assert src.search((100.0, 0.0, 101.0, 1.0)) == []
+    assert src.search(aoi, sensor="sentinel") == []
+
+
+# --- real data -------------------------------------------------------------------------------------
+
+
+def test_oscd_per_band_files(shared_data: Path) -> None:
+    src = LocalSource(shared_data / "oscd" / "paris")
+    scenes = src.scenes()
+    assert len(scenes) == 2
+    dates = (shared_data / "oscd" / "paris" / "dates.txt").read_text().split()
+    assert [s.datetime.strftime("%Y%m%d") for s in scenes] == [dates[1], dates[3]]
+    for s in scenes:
+        assert s.bands == ("blue", "green", "red", "nir", "swir16", "swir22")
+        assert s.crs == "EPSG:4326"
+        assert 8.0 < (s.gsd or 0) < 11.0
+    assert [p.name for p, _ in src.skipped] == ["paris-cm.tif"]
+
+
+def test_oscd_dates_txt_overrides_file_names(shared_data: Path) -> None:
+    # aguasclaras imgs_1 is named after its 2016 processing date but was taken on 2015-09-16
+    src = LocalSource(shared_data / "oscd" / "aguasclaras")
+    assert [s.datetime.date().isoformat() for s in src.scenes()] == ["2015-09-16", "2017-10-15"]
+
+
+def test_naip_series(shared_data: Path) -> None:
+    src = LocalSource(shared_data / "naip-timeseries")
+    scenes = src.scenes()
+    assert len(scenes) == 10
+    assert {s.sensor for s in scenes} == {"naip"}
+    assert all(dict(s.band_index) == {"red": 1, "green": 2, "blue": 3, "nir": 4} for s in scenes)
+    assert scenes[0].datetime.year == 2009 and scenes[-1].datetime.year == 2020
+    assert scenes[0].crs == "EPSG:26914"
+
+
+def test_landsat_series(shared_data: Path) -> None:
+    src = LocalSource(shared_data / "landsat-timeseries", bands=["swir16", "nir", "red", "green"])
+    scenes = src.scenes()
+    assert [s.datetime.year for s in scenes] == list(range(1985, 2021, 5))
+    assert dict(scenes[0].band_index) == {"swir16": 1, "nir": 2, "red": 3, "green": 4}
+    found = src.search((-74.5, -8.5, -74.4, -8.4), "1990-01-01", "2010-12-31")
+    assert [s.datetime.year for s in found] == [1990, 1995, 2000, 2005, 2010]
