@@ -1,0 +1,67 @@
+"""How sites and history print on the terminal and in ``--json``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+
+from ..catalog._codec import jsonable
+from ..catalog.models import HistoryEntry, Site
+
+__all__ = ["history_table", "site_json", "sites_table"]
+
+
+def site_json(site: Site) -> dict[str, Any]:
+    """The stable JSON form of a site (``aoi`` as GeoJSON or null)."""
+    data: dict[str, Any] = jsonable(site)
+    return data
+
+
+def sites_table(sites: Sequence[Site]) -> Table:
+    """A rich table of sites."""
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("id", "name", "lat", "lon", "category", "status", "declared", "tags"):
+        table.add_column(col, justify="right" if col in ("lat", "lon") else "left")
+    for s in sites:
+        table.add_row(
+            s.id,
+            s.name,
+            f"{s.lat:.5f}",
+            f"{s.lon:.5f}",
+            s.category,
+            s.status,
+            "yes" if s.declared else "no",
+            ", ".join(s.tags),
+        )
+    return table
+
+
+def history_table(entries: Sequence[HistoryEntry]) -> Table:
+    """A rich table of history entries with the fields that changed."""
+    table = Table(header_style="bold")
+    for col in ("#", "when (UTC)", "who", "what", "id", "action", "changed"):
+        table.add_column(col)
+    for h in entries:
+        table.add_row(
+            str(h.seq),
+            h.at.strftime("%Y-%m-%d %H:%M:%S"),
+            h.actor,
+            h.entity,
+            h.entity_id,
+            h.action,
+            ", ".join(changed_fields(h)),
+        )
+    return table
+
+
+def changed_fields(entry: HistoryEntry) -> list[str]:
+    """Names of the fields that differ between before and after."""
+    before, after = entry.before or {}, entry.after or {}
+    if not before or not after:
+        return []
+    skip = {"version", "updated_at"}
+    return sorted(
+        k for k in set(before) | set(after) if k not in skip and before.get(k) != after.get(k)
+    )

@@ -1,0 +1,104 @@
+"""The ``sitewatch`` click group. Subcommands are imported lazily so start-up stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from .. import __version__
+from ..errors import SitewatchError
+from .options import CliState, err_console
+
+__all__ = ["cli", "main"]
+
+# name -> "module:attribute"; each subcommand lives in its own module of this package.
+_COMMANDS: dict[str, str] = {
+    "sites": "sitewatch.cli.sites:sites",
+    "demo": "sitewatch.cli.demo:demo",
+    "report": "sitewatch.cli.report:report",
+    "export": "sitewatch.cli.export:export",
+    "serve": "sitewatch.cli.serve:serve",
+    "users": "sitewatch.cli.users:users",
+    "scenario": "sitewatch.cli.scenario:scenario",
+    "alerts": "sitewatch.cli.alerts:alerts",
+    "change": "sitewatch.cli.change:change",
+    "imagery": "sitewatch.cli.imagery:imagery",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.WARNING, 1: logging.INFO}.get(
+        verbosity, logging.DEBUG if verbosity > 1 else logging.ERROR
+    )
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console(), show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+    logging.captureWarnings(True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="sitewatch")
+@click.option("-v", "--verbose", count=True, help="More output (repeat for debug).")
+@click.option("-q", "--quiet", count=True, help="Less output (errors only with -qq).")
+@click.option(
+    "--db",
+    "database_url",
+    envvar="SITEWATCH_DATABASE_URL",
+    default=None,
+    help="Catalog URL (sqlite:///path.db or postgresql://...). Default: SQLite in SITEWATCH_HOME.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: int, database_url: str | None) -> None:
+    """sitewatch: catalog, image and monitor military sites from satellite imagery."""
+    verbosity = verbose - quiet
+    _configure_logging(verbosity)
+    ctx.obj = CliState(database_url=database_url, verbosity=verbosity)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: run the CLI, turning sitewatch errors into one clear line and exit code 2."""
+    try:
+        return cli.main(args=argv, prog_name="sitewatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console().print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SitewatchError as exc:
+        err_console().print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
+            raise
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console().print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,84 @@
+"""Shared CLI state and options: the catalog to open, JSON output, consoles."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.console import Console
+
+from ..config import get_settings
+
+if TYPE_CHECKING:
+    from ..catalog.store import Catalog
+
+__all__ = [
+    "CliState",
+    "console",
+    "echo_json",
+    "err_console",
+    "json_option",
+    "open_catalog",
+    "state",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    """What the top-level group parsed: the catalog URL override and the verbosity."""
+
+    database_url: str | None = None
+    verbosity: int = 0
+
+
+@cache
+def console() -> Console:
+    """The console for normal output (stdout)."""
+    return Console(highlight=False, soft_wrap=True)
+
+
+@cache
+def err_console() -> Console:
+    """The console for messages, progress and errors (stderr)."""
+    return Console(stderr=True, highlight=False)
+
+
+def state(ctx: click.Context | None = None) -> CliState:
+    """The :class:`CliState` of the running command."""
+    ctx = ctx or click.get_current_context()
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, CliState) else CliState()
+
+
+def open_catalog(ctx: click.Context | None = None) -> Catalog:
+    """Open the catalog named by ``--db``, ``SITEWATCH_DATABASE_URL`` or the default SQLite file."""
+    from ..catalog.store import Catalog
+
+    settings = get_settings()
+    url = state(ctx).database_url or settings.catalog_url
+    return Catalog(url, actor=settings.user)
+
+
+def json_option(func: F) -> F:
+    """Add ``--json`` (machine-readable output on stdout)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(func)
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (dates as ISO strings)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_default, ensure_ascii=False) + "\n")
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,426 @@
+"""``sitewatch sites``: add, list, show, edit, delete, import, export, history, diff-declaration."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import shapely
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ..catalog.models import Declaration, DeclaredSite, Site, SiteRecord, slugify
+from ..errors import InputError, RecordProblem
+from ..types import SITE_CATEGORIES, SITE_STATUSES, BBox
+from ._sites_view import history_table, site_json, sites_table
+from .options import console, echo_json, err_console, json_option, open_catalog
+
+__all__ = ["sites"]
+
+FORMATS = ("csv", "geojson", "iarpa", "kml", "kmz", "gpkg")
+
+
+def _floats(text: str, n: int, what: str, example: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != n:
+        raise click.BadParameter(
+            f"{what} needs {n} comma-separated numbers, e.g. {example}; got {text!r}"
+        )
+    return values
+
+
+def _bbox(_ctx: click.Context, _p: click.Parameter, value: str | None) -> BBox | None:
+    if value is None:
+        return None
+    w, s, e, n = _floats(value, 4, "--bbox", "125.0,38.0,127.0,40.0 (W,S,E,N)")
+    return (w, s, e, n)
+
+
+def _near(
+    _ctx: click.Context, _p: click.Parameter, value: str | None
+) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    lon, lat, km = _floats(value, 3, "--near", "126.1,38.6,25 (LON,LAT,RADIUS_KM)")
+    return (lon, lat, km * 1000.0)
+
+
+def _filters(func: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--bbox", callback=_bbox, help="W,S,E,N in degrees (W>E crosses the antimeridian)."
+            ),
+            click.option(
+                "--near", callback=_near, help="LON,LAT,RADIUS_KM: within a geodesic radius."
+            ),
+            click.option("--text", help="Text in id, name, aliases or notes."),
+            click.option("--status", type=click.Choice(SITE_STATUSES), multiple=True),
+            click.option("--category", type=click.Choice(SITE_CATEGORIES), multiple=True),
+            click.option(
+                "--tag", "tags", multiple=True, help="Has this tag (repeat: all of them)."
+            ),
+            click.option("--declared/--undeclared", default=None, help="Declared or not."),
+            click.option("--limit", type=click.IntRange(min=1), default=None),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _query(cat: Any, kw: dict[str, Any]) -> list[Site]:
+    result: list[Site] = cat.query_sites(
+        bbox=kw.get("bbox"),
+        near=kw.get("near"),
+        text=kw.get("text"),
+        status=list(kw["status"]) or None,
+        category=list(kw["category"]) or None,
+        tags=list(kw["tags"]) or None,
+        declared=kw.get("declared"),
+        limit=kw.get("limit"),
+    )
+    return result
+
+
+@click.group()
+def sites() -> None:
+    """The site catalog."""
+
+
+@sites.command("add")
+@click.argument("site_id", required=False)
+@click.option("--name", required=True)
+@click.option("--lat", type=float, required=True)
+@click.option("--lon", type=float, required=True)
+@click.option("--aoi", "aoi_wkt", help="Area of interest as WKT polygon in lon/lat.")
+@click.option("--category", type=click.Choice(SITE_CATEGORIES), default="other")
+@click.option("--status", type=click.Choice(SITE_STATUSES), default="suspected")
+@click.option("--declared", is_flag=True, help="The site is declared.")
+@click.option("--country")
+@click.option("--alias", "aliases", multiple=True)
+@click.option("--tag", "tags", multiple=True)
+@click.option("--confidence", type=click.FloatRange(0, 1))
+@click.option("--notes", default="")
+@json_option
+def add(site_id: str | None, aoi_wkt: str | None, as_json: bool, **kw: Any) -> None:
+    """Add a site (SITE_ID defaults to a slug of --name)."""
+    aoi = _wkt(aoi_wkt) if aoi_wkt else None
+    site = Site(
+        id=site_id or slugify(kw["name"]),
+        aoi=aoi,
+        **{**kw, "aliases": tuple(kw["aliases"]), "tags": tuple(kw["tags"])},
+    )
+    with open_catalog() as cat:
+        stored = cat.add_site(site)
+    if as_json:
+        echo_json(site_json(stored))
+    else:
+        console().print(f"added site [bold]{stored.id}[/] ({stored.name})")
+
+
+def _wkt(text: str) -> Any:
+    try:
+        return shapely.from_wkt(text)
+    except shapely.errors.GEOSException as exc:
+        raise InputError(
+            f"--aoi is not valid WKT ({exc}); e.g. 'POLYGON((126 38, 126.1 38, 126.1 38.1, 126 38))'"
+        ) from exc
+
+
+@sites.command("list")
+@_filters
+@json_option
+def list_(as_json: bool, **kw: Any) -> None:
+    """List sites, filtered."""
+    with open_catalog() as cat:
+        found = _query(cat, kw)
+    if as_json:
+        echo_json([site_json(s) for s in found])
+        return
+    console().print(sites_table(found))
+    err_console().print(f"{len(found)} site(s)")
+
+
+@sites.command("show")
+@click.argument("site_id")
+@json_option
+def show(site_id: str, as_json: bool) -> None:
+    """Show one site with its features, observations and measurements."""
+    from ..catalog._codec import jsonable
+
+    with open_catalog() as cat:
+        site = cat.get_site(site_id)
+        feats = cat.query_features(site_id=site_id)
+        obs = cat.list_observations(site_id)
+        meas = cat.list_measurements(site_id=site_id)
+        events = cat.list_change_events(site_id)
+    if as_json:
+        echo_json(
+            {
+                **site_json(site),
+                "features": jsonable(feats),
+                "observations": jsonable(obs),
+                "measurements": jsonable(meas),
+                "change_events": jsonable(events),
+            }
+        )
+        return
+    out = console()
+    out.print(f"[bold]{site.name}[/] ({site.id})  v{site.version}")
+    for key in ("lat", "lon", "category", "status", "declared", "country", "confidence"):
+        out.print(f"  {key:<11} {getattr(site, key)}")
+    for key in ("aliases", "tags", "source_ids"):
+        out.print(f"  {key:<11} {', '.join(getattr(site, key))}")
+    if site.notes:
+        out.print(f"  notes       {site.notes}")
+    out.print(
+        f"  features {len(feats)}, observations {len(obs)}, measurements {len(meas)}, "
+        f"change events {len(events)}"
+    )
+    for f in feats:
+        attrs = ", ".join(f"{k}={v}" for k, v in f.attributes.items())
+        out.print(f"    - {f.kind} {f.name or f.id} {attrs}")
+
+
+@sites.command("edit")
+@click.argument("site_id")
+@click.option("--name")
+@click.option("--lat", type=float)
+@click.option("--lon", type=float)
+@click.option("--category", type=click.Choice(SITE_CATEGORIES))
+@click.option("--status", type=click.Choice(SITE_STATUSES))
+@click.option("--declared/--undeclared", default=None)
+@click.option("--country")
+@click.option("--confidence", type=click.FloatRange(0, 1))
+@click.option("--notes")
+@click.option("--add-tag", multiple=True)
+@click.option("--remove-tag", multiple=True)
+@click.option("--add-alias", multiple=True)
+@click.option("--expect-version", type=int, help="Fail unless the stored site is at this version.")
+@json_option
+def edit(
+    site_id: str,
+    add_tag: Sequence[str],
+    remove_tag: Sequence[str],
+    add_alias: Sequence[str],
+    expect_version: int | None,
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    """Edit a site; refuses to overwrite someone else's newer edit."""
+    with open_catalog() as cat:
+        site = cat.get_site(site_id)
+        changes = {k: v for k, v in kw.items() if v is not None}
+        tags = tuple(t for t in dict.fromkeys((*site.tags, *add_tag)) if t not in remove_tag)
+        aliases = tuple(dict.fromkeys((*site.aliases, *add_alias)))
+        version = expect_version if expect_version is not None else site.version
+        edited = dataclasses.replace(site, **changes, tags=tags, aliases=aliases, version=version)
+        stored = cat.update_site(edited)
+    if as_json:
+        echo_json(site_json(stored))
+    else:
+        console().print(f"updated site [bold]{stored.id}[/] (now version {stored.version})")
+
+
+@sites.command("delete")
+@click.argument("site_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--expect-version", type=int)
+def delete(site_id: str, yes: bool, expect_version: int | None) -> None:
+    """Delete a site and its records (the history keeps a snapshot)."""
+    with open_catalog() as cat:
+        site = cat.get_site(site_id)
+        if not yes:
+            click.confirm(f"delete {site.name} ({site.id}) with all its records?", abort=True)
+        cat.delete_site(site_id, version=expect_version)
+    console().print(f"deleted site [bold]{site_id}[/]")
+
+
+def _with_progress(
+    items: Iterable[SiteRecord | RecordProblem], label: str
+) -> Iterator[SiteRecord | RecordProblem]:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} records"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console(), transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        for i, item in enumerate(items, 1):
+            if i % 500 == 0:
+                progress.update(task, completed=i)
+            yield item
+
+
+def _reader_options(kw: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+@sites.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Override the format detected from the extension.",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Import the good records and report the bad ones."
+)
+@click.option(
+    "--on-duplicate",
+    type=click.Choice(["error", "skip", "update"]),
+    default="error",
+    help="What to do with ids already in the catalog.",
+)
+@click.option("--repair-geometry", is_flag=True, help="Repair invalid geometries (with a warning).")
+@click.option("--lat-col")
+@click.option("--lon-col")
+@click.option("--name-col")
+@click.option("--id-col")
+@click.option("--delimiter")
+@json_option
+def import_(
+    path: Path,
+    fmt: str | None,
+    skip_invalid: bool,
+    on_duplicate: str,
+    repair_geometry: bool,
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    """Import sites from CSV, GeoJSON, IARPA site models, KML/KMZ or GeoPackage (all or nothing)."""
+    from ..catalog.io import detect_format, read_sites
+
+    fmt = fmt or detect_format(path)
+    records = read_sites(path, fmt, repair=repair_geometry, **_reader_options(kw))
+    with open_catalog() as cat:
+        report = cat.import_records(
+            _with_progress(records, f"importing {path.name}"),
+            path=str(path),
+            skip_invalid=skip_invalid,
+            on_duplicate=on_duplicate,  # type: ignore[arg-type]
+        )
+    summary = {
+        "path": str(path),
+        "format": fmt,
+        "added": report.added,
+        "updated": report.updated,
+        "skipped": report.skipped,
+        "features": report.features,
+        "observations": report.observations,
+        "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    console().print(
+        f"imported {report.added} site(s) from {path} ({fmt}); updated {report.updated}, "
+        f"skipped {report.skipped}"
+    )
+    for p in report.problems[:20]:
+        err_console().print(f"  skipped {p}")
+
+
+@sites.command("export")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@_filters
+def export(fmt: str, output: Path, **kw: Any) -> None:
+    """Export sites (with their features and observations) to a file, atomically."""
+    from ..catalog.io import write_sites
+
+    with open_catalog() as cat:
+        found = _query(cat, kw)
+        records = [
+            SiteRecord(
+                site=s,
+                features=tuple(cat.query_features(site_id=s.id)),
+                observations=tuple(cat.list_observations(s.id)),
+                sources=tuple(cat.get_source(sid) for sid in s.source_ids),
+            )
+            for s in found
+        ]
+    count = write_sites(records, output, fmt)
+    console().print(f"exported {count} site(s) to {output} ({fmt})")
+
+
+@sites.command("history")
+@click.argument("site_id", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+def history(site_id: str | None, limit: int, as_json: bool) -> None:
+    """Who changed what and when (for one site, or the whole catalog)."""
+    with open_catalog() as cat:
+        entries = cat.history(entity_id=site_id, limit=limit)
+    if as_json:
+        echo_json([dataclasses.asdict(e) for e in entries])
+    else:
+        console().print(history_table(entries))
+
+
+@sites.command("diff-declaration")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS))
+@click.option("--party", default="declaration", show_default=True, help="Who declared the list.")
+@click.option(
+    "--radius-km",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="A declared point this close to a site matches it.",
+)
+@click.option("--save", is_flag=True, help="Also store the declaration in the catalog.")
+@json_option
+def diff_declaration_cmd(
+    path: Path, fmt: str | None, party: str, radius_km: float, save: bool, as_json: bool
+) -> None:
+    """Catalog sites missing from a declaration FILE, and declared sites not in the catalog."""
+    from ..catalog.io import detect_format, read_sites
+
+    fmt = fmt or detect_format(path)
+    entries: list[DeclaredSite] = []
+    problems: list[RecordProblem] = []
+    for item in read_sites(path, fmt):
+        if isinstance(item, RecordProblem):
+            problems.append(item)
+        else:
+            entries.append(
+                DeclaredSite(
+                    name=item.site.name, lon=item.site.lon, lat=item.site.lat, ref=item.site.id
+                )
+            )
+    if problems:
+        from ..errors import ImportFormatError
+
+        raise ImportFormatError(str(path), problems, hint="fix the declaration file and re-run")
+    decl = Declaration(id=slugify(f"{party}-{path.stem}"), party=party, entries=tuple(entries))
+    with open_catalog() as cat:
+        if save:
+            decl = cat.add_declaration(decl)
+        diff = cat.diff_declaration(decl, radius_m=radius_km * 1000.0)
+    if as_json:
+        echo_json(
+            {
+                "declaration": decl.id,
+                "matched": [{"declared": e.name, "site": s.id} for e, s in diff.matched],
+                "undeclared_sites": [site_json(s) for s in diff.undeclared],
+                "declared_not_in_catalog": [dataclasses.asdict(e) for e in diff.unknown],
+            }
+        )
+        return
+    out = console()
+    out.print(f"{len(diff.matched)} declared site(s) match the catalog")
+    out.print(f"[bold]{len(diff.undeclared)} catalog site(s) missing from the declaration:[/]")
+    for s in diff.undeclared:
+        out.print(f"  {s.id}  {s.name}  ({s.lat:.4f}, {s.lon:.4f})  {s.status}")
+    out.print(f"[bold]{len(diff.unknown)} declared site(s) not in the catalog:[/]")
+    for e in diff.unknown:
+        where = f"({e.lat:.4f}, {e.lon:.4f})" if e.lat is not None and e.lon is not None else ""
+        out.print(f"  {e.name}  {where}")

@@ -1,0 +1,118 @@
+"""``sitewatch sites ...`` end to end on the default SQLite catalog (SITEWATCH_HOME)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sitewatch import __version__
+
+
+Runner = Callable[..., Any]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def test_version_and_help(sw: Runner) -> None:
+    r = sw("--version")
+    assert r.code == 0 and __version__ in r.out
+    r = sw("--help")
+    assert r.code == 0 and "sites" in r.out and "demo" in r.out
+
+
+def test_add_list_show_edit_delete(sw: Runner) -> None:
+    r = sw("sites", "add", "--name", "Sakkanmol", "--lat", "38.5847", "--lon", "126.1079",
+           "--category", "missile_operating_base", "--tag", "ugf", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["id"] == "sakkanmol"
+    r = sw("sites", "list", "--json")
+    assert [s["id"] for s in r.json()] == ["sakkanmol"]
+    r = sw("sites", "list", "--near", "126.1,38.58,2", "--json")
+    assert [s["id"] for s in r.json()] == ["sakkanmol"]
+    r = sw("sites", "list", "--near", "127.1,38.58,2", "--json")
+    assert r.json() == []
+    r = sw("sites", "edit", "sakkanmol", "--status", "confirmed", "--add-tag", "berm", "--json")
+    assert r.code == 0 and r.json()["version"] == 2 and r.json()["tags"] == ["berm", "ugf"]
+    # a stale edit is refused and says what to do
+    r = sw("sites", "edit", "sakkanmol", "--notes", "stale", "--expect-version", "1")
+    assert r.code == 2 and "version 2, your copy is version 1" in r.err
+    r = sw("sites", "show", "sakkanmol", "--json")
+    assert r.json()["status"] == "confirmed" and r.json()["notes"] == ""
+    r = sw("sites", "history", "sakkanmol", "--json")
+    assert [h["action"] for h in r.json()] == ["create", "update"]
+    assert {h["actor"] for h in r.json()} == {"tester"}
+    r = sw("sites", "delete", "sakkanmol", "--yes")
+    assert r.code == 0
+    r = sw("sites", "show", "sakkanmol")
+    assert r.code == 2 and "no site with id 'sakkanmol'" in r.err
+
+
+def test_bad_input_messages(sw: Runner) -> None:
+    r = sw("sites", "add", "--name", "X", "--lat", "126.1", "--lon", "38.5")
+    assert r.code == 2 and "look swapped" in r.err
+    r = sw("sites", "list", "--bbox", "1,2,3")
+    assert r.code == 2 and "W,S,E,N" in r.err
+    r = sw("sites", "add", "x", "--name", "X", "--lat", "1", "--lon", "1", "--aoi", "POLYGON((")
+    assert r.code == 2 and "not valid WKT" in r.err
+
+
+def test_import_reported_bases_and_export(sw: Runner, shared_data: Path, tmp_path: Path) -> None:
+    csv_path = shared_data / "north-korea" / "reported-missile-bases.csv"
+    r = sw("sites", "import", str(csv_path), "--json")
+    assert r.code == 0, r.err
+    assert r.json()["added"] == 10
+    r = sw("sites", "list", "--json")
+    names = {s["name"] for s in r.json()}
+    assert len(names) == 10 and {"Sakkanmol", "Sino-ri", "Yeongjeo-dong"} <= names
+    # importing again is refused as a whole, nothing duplicated
+    r = sw("sites", "import", str(csv_path))
+    assert r.code == 2 and "already in the catalog" in r.err
+    assert len(sw("sites", "list", "--json").json()) == 10
+    for fmt in ("kml", "kmz", "gpkg", "geojson", "csv"):
+        out = tmp_path / f"x.{fmt}"
+        r = sw("sites", "export", "--format", fmt, "-o", str(out))
+        assert r.code == 0, r.err
+        assert out.stat().st_size > 0
+    ogrinfo = shutil.which("ogrinfo")
+    if ogrinfo is None:
+        if IN_CI:
+            pytest.fail("ogrinfo (gdal-bin) must be installed by make test")
+        pytest.skip("ogrinfo not installed")
+    for fmt in ("kml", "kmz", "gpkg"):
+        path = tmp_path / f"x.{fmt}"
+        src = f"/vsizip/{path}/doc.kml" if fmt == "kmz" else str(path)
+        info = subprocess.run([ogrinfo, "-ro", "-so", "-al", src], capture_output=True, text=True,
+                              check=True).stdout
+        counts = [int(line.split(":")[1]) for line in info.splitlines() if line.startswith("Feature Count")]
+        assert 10 in counts, info
+
+
+def test_malformed_csv_imports_nothing(sw: Runner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,lat,lon\nA,38.5,126.1\nB,95.0,126.2\nC,abc,126.3\nD,38.7,126.4\n")
+    r = sw("sites", "import", str(bad))
+    assert r.code == 2
+    assert "line 3" in r.err and "line 4" in r.err and "nothing was imported" in r.err
+    assert sw("sites", "list", "--json").json() == []
+    r = sw("sites", "import", str(bad), "--skip-invalid", "--json")
+    assert r.code == 0 and r.json()["added"] == 2 and len(r.json()["problems"]) == 2
+    assert {s["name"] for s in sw("sites", "list", "--json").json()} == {"A", "D"}
+
+
+def test_diff_declaration(sw: Runner, tmp_path: Path) -> None:
+    for name, lat, lon in (("Sakkanmol", "38.5847", "126.1079"), ("Sino-ri", "39.6449", "125.3553"),
+                           ("Hidden", "40.0", "127.0")):
+        assert sw("sites", "add", "--name", name, "--lat", lat, "--lon", lon).code == 0
+    decl = tmp_path / "declared.csv"
+    decl.write_text("name,lat,lon\nSakkanmol,38.5847,126.1079\nSinori base,39.645,125.356\nElsewhere,41.0,129.0\n")
+    r = sw("sites", "diff-declaration", str(decl), "--json")
+    assert r.code == 0, r.err
+    data = r.json()
+    assert [s["id"] for s in data["undeclared_sites"]] == ["hidden"]
+    assert [e["name"] for e in data["declared_not_in_catalog"]] == ["Elsewhere"]
+    assert {m["site"] for m in data["matched"]} == {"sakkanmol", "sino-ri"}
