@@ -1,0 +1,515 @@
+"""Shared pieces of the exchange formats: flat field coding, record building, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely import wkt as shapely_wkt
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from ...errors import GeometryError, InputError, RecordProblem
+from ...geo import valid_geometry
+from ..models import Feature, Observation, Site, SiteRecord, slugify
+
+__all__ = [
+    "LIST_SEP",
+    "SITE_COLUMNS",
+    "DuplicateIds",
+    "RecordGrouper",
+    "atomic_path",
+    "clean_aoi",
+    "exact_wkt",
+    "feature_from_props",
+    "feature_to_props",
+    "observation_from_props",
+    "observation_to_props",
+    "parse_bool",
+    "parse_float",
+    "record_id",
+    "site_from_fields",
+    "site_to_fields",
+    "split_list",
+    "stable_id",
+]
+
+log = logging.getLogger(__name__)
+
+LIST_SEP = ";"
+"""Separator of list values (aliases, tags, source ids) in flat formats."""
+
+SITE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "name",
+    "lat",
+    "lon",
+    "aliases",
+    "country",
+    "category",
+    "status",
+    "declared",
+    "declaration_ref",
+    "confidence",
+    "tags",
+    "notes",
+    "source_ids",
+    "aoi_wkt",
+)
+"""The flat columns of a site, in the order the writers use."""
+
+_TEXT_FIELDS = ("country", "declaration_ref")
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off", ""}
+
+
+def split_list(value: str | None) -> tuple[str, ...]:
+    """``"a; b;c"`` -> ``("a", "b", "c")``; empty parts are dropped."""
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(LIST_SEP) if part.strip())
+
+
+def parse_bool(value: Any, what: str) -> bool:
+    """A boolean from a flat value (true/false, yes/no, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InputError(f"{what} must be true or false (also yes/no, 1/0), got {value!r}")
+
+
+def parse_float(value: Any, what: str) -> float | None:
+    """A float from a flat value; empty -> ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return None if value != value else float(value)  # NaN -> None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{what} must be a number, got {value!r}") from None
+
+
+def clean_aoi(geom: BaseGeometry, *, repair: bool, what: str) -> BaseGeometry:
+    """Validate an AOI (repairing it with a warning when asked) and keep its polygonal part."""
+    fixed = valid_geometry(geom, repair=repair, what=what)
+    if fixed is not geom:
+        log.warning(
+            "%s was invalid (%s) and has been repaired", what, shapely.is_valid_reason(geom)
+        )
+    if fixed.geom_type in ("Polygon", "MultiPolygon"):
+        return fixed
+    polys: list[Polygon] = []
+    for part in getattr(fixed, "geoms", [fixed]):
+        if isinstance(part, Polygon):
+            polys.append(part)
+        elif isinstance(part, MultiPolygon):
+            polys.extend(part.geoms)
+    if not polys:
+        raise GeometryError(f"{what} must be a polygon, got {geom.geom_type}")
+    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
+
+
+def _text(fields: Mapping[str, Any], key: str) -> str | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def site_from_fields(
+    fields: Mapping[str, Any],
+    *,
+    lon: float | None = None,
+    lat: float | None = None,
+    aoi: BaseGeometry | None = None,
+    repair: bool = False,
+    what: str = "site",
+) -> Site:
+    """Build a :class:`Site` from flat fields (strings or native values).
+
+    ``lon``/``lat``/``aoi`` given as arguments win over ``fields``; a missing point is taken from
+    the AOI's representative point, a missing id is the slug of the name. Raises
+    :class:`~sitewatch.errors.InputError` with a message naming the bad value.
+    """
+    name = _text(fields, "name")
+    if name is None:
+        raise InputError(f"{what} has no name; give a name (or title) column/value")
+    # a name without any ASCII letter or digit ("신포") gets a stable id made from its hash
+    site_id = _text(fields, "id") or slugify(name) or f"site-{stable_id(name)[:10]}"
+    label = f"{what} {site_id!r}"
+    if aoi is None and (wkt_text := _text(fields, "aoi_wkt")) is not None:
+        try:
+            aoi = shapely_wkt.loads(wkt_text)
+        except shapely.errors.GEOSException as exc:
+            raise GeometryError(f"{label}: aoi_wkt is not valid WKT ({exc})") from None
+    if aoi is not None:
+        aoi = clean_aoi(aoi, repair=repair, what=f"{label} AOI")
+    if lon is None:
+        lon = parse_float(fields.get("lon"), f"{label} longitude")
+    if lat is None:
+        lat = parse_float(fields.get("lat"), f"{label} latitude")
+    if lon is None or lat is None:
+        if aoi is None:
+            raise InputError(f"{label} has no coordinates: give lat and lon (or an AOI polygon)")
+        rep = aoi.representative_point()
+        lon, lat = float(rep.x), float(rep.y)
+    kwargs: dict[str, Any] = {}
+    for key in _TEXT_FIELDS:
+        kwargs[key] = _text(fields, key)
+    for key in ("category", "status"):
+        if (value := _text(fields, key)) is not None:
+            kwargs[key] = value.lower().replace(" ", "_").replace("-", "_")
+    if (declared := fields.get("declared")) is not None:
+        kwargs["declared"] = parse_bool(declared, f"{label} declared")
+    kwargs["confidence"] = parse_float(fields.get("confidence"), f"{label} confidence")
+    notes = fields.get("notes")
+    return Site(
+        id=site_id,
+        name=name,
+        lon=lon,
+        lat=lat,
+        aoi=aoi,
+        aliases=_as_tuple(fields.get("aliases")),
+        tags=_as_tuple(fields.get("tags")),
+        source_ids=_as_tuple(fields.get("source_ids")),
+        notes="" if notes is None else str(notes),
+        **kwargs,
+    )
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return split_list(str(value))
+
+
+def _ring_wkt(coords: Any) -> str:
+    return "(" + ", ".join(f"{x!r} {y!r}" for x, y, *_ in coords) + ")"
+
+
+def _polygon_wkt(poly: Polygon) -> str:
+    rings = [poly.exterior, *poly.interiors]
+    return "(" + ", ".join(_ring_wkt(r.coords) for r in rings) + ")"
+
+
+def exact_wkt(geom: BaseGeometry) -> str:
+    """WKT of a (multi)polygon with every coordinate exact (GEOS's writer rounds the last digit)."""
+    if isinstance(geom, Polygon):
+        return "POLYGON " + _polygon_wkt(geom)
+    if isinstance(geom, MultiPolygon):
+        return "MULTIPOLYGON (" + ", ".join(_polygon_wkt(p) for p in geom.geoms) + ")"
+    return str(geom.wkt)
+
+
+def site_to_fields(site: Site, *, with_aoi: bool = True) -> dict[str, str]:
+    """The flat string fields of a site (lists joined with ``;``, AOI as WKT)."""
+    return {
+        "id": site.id,
+        "name": site.name,
+        "lat": repr(site.lat),
+        "lon": repr(site.lon),
+        "aliases": LIST_SEP.join(site.aliases),
+        "country": site.country or "",
+        "category": site.category,
+        "status": site.status,
+        "declared": "true" if site.declared else "false",
+        "declaration_ref": site.declaration_ref or "",
+        "confidence": "" if site.confidence is None else repr(site.confidence),
+        "tags": LIST_SEP.join(site.tags),
+        "notes": site.notes,
+        "source_ids": LIST_SEP.join(site.source_ids),
+        "aoi_wkt": exact_wkt(site.aoi) if (with_aoi and site.aoi is not None) else "",
+    }
+
+
+def feature_to_props(feature: Feature) -> dict[str, Any]:
+    """JSON-able properties of a site feature (geometry apart)."""
+    return {
+        "id": feature.id,
+        "site_id": feature.site_id,
+        "kind": feature.kind,
+        "name": feature.name,
+        "attributes": feature.attributes,
+        "first_seen": feature.first_seen.isoformat() if feature.first_seen else None,
+        "last_seen": feature.last_seen.isoformat() if feature.last_seen else None,
+    }
+
+
+def _date(value: Any, what: str) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise InputError(f"{what} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def feature_from_props(
+    props: Mapping[str, Any], geometry: BaseGeometry, *, site_id: str, repair: bool = False
+) -> Feature:
+    """A :class:`Feature` from properties written by :func:`feature_to_props` (or by hand)."""
+    attrs = props.get("attributes") or {}
+    if isinstance(attrs, str):
+        try:
+            attrs = json.loads(attrs)
+        except json.JSONDecodeError:
+            raise InputError(f"feature attributes must be a JSON object, got {attrs!r}") from None
+    if not isinstance(attrs, dict):
+        raise InputError(f"feature attributes must be a JSON object, got {attrs!r}")
+    fid = str(props.get("id") or stable_id(site_id, str(props.get("name", "")), geometry.wkb_hex))
+    what = f"feature {fid!r} of site {site_id!r}"
+    geometry = valid_geometry(geometry, repair=repair, what=what)
+    return Feature(
+        id=fid,
+        site_id=site_id,
+        kind=str(props.get("kind") or "other"),  # type: ignore[arg-type]
+        geometry=geometry,
+        name=str(props.get("name") or ""),
+        attributes=attrs,
+        first_seen=_date(props.get("first_seen"), f"{what} first_seen"),
+        last_seen=_date(props.get("last_seen"), f"{what} last_seen"),
+    )
+
+
+def stable_id(*parts: str) -> str:
+    """A 16-hex-digit id derived from ``parts`` (same input, same id: imports are repeatable)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8)
+    return digest.hexdigest()
+
+
+def record_id(record: SiteRecord | RecordProblem) -> str | None:
+    """The site id of a record (``None`` for a problem)."""
+    return record.site.id if isinstance(record, SiteRecord) else None
+
+
+class DuplicateIds:
+    """Remembers the site ids seen in a file and reports the second occurrence of one.
+
+    Files can hold millions of sites, so the ids are kept as 64-bit hashes with the position
+    (line, feature number) of their first occurrence in an open-addressing table of two numpy
+    arrays: 16 bytes a site instead of ~120 for a dict of strings. Two different ids with one
+    hash (odds about n²/2⁶⁵) would be reported as a duplicate.
+    """
+
+    def __init__(self, label: Callable[[int], str] = lambda n: f"line {n}") -> None:
+        self.label = label
+        self.count = 0
+        self._keys = np.zeros(1 << 12, dtype=np.uint64)
+        self._where = np.zeros(1 << 12, dtype=np.int64)  # 0 = empty slot; positions are >= 1
+
+    def check(self, site_id: str, position: int) -> str | None:
+        """``None`` if ``site_id`` is new, else the reason text naming both places."""
+        key = np.uint64(hash(site_id) & 0xFFFF_FFFF_FFFF_FFFF)
+        mask = len(self._keys) - 1
+        slot = int(key) & mask
+        while self._where[slot] != 0:
+            if self._keys[slot] == key:
+                first = self.label(int(self._where[slot]))
+                return (
+                    f"duplicate site id {site_id!r} ({first} and {self.label(position)}); give "
+                    "each site its own id (an id column) or remove the repeated record"
+                )
+            slot = (slot + 1) & mask
+        self._keys[slot] = key
+        self._where[slot] = position
+        self.count += 1
+        if self.count * 2 > len(self._keys):
+            self._grow()
+        return None
+
+    def seen(self, site_id: str) -> bool:
+        """Whether ``site_id`` was checked before."""
+        key = np.uint64(hash(site_id) & 0xFFFF_FFFF_FFFF_FFFF)
+        mask = len(self._keys) - 1
+        slot = int(key) & mask
+        while self._where[slot] != 0:
+            if self._keys[slot] == key:
+                return True
+            slot = (slot + 1) & mask
+        return False
+
+    def _grow(self) -> None:
+        used = self._where != 0
+        keys, where = self._keys[used], self._where[used]
+        self._keys = np.zeros(len(self._keys) * 2, dtype=np.uint64)
+        self._where = np.zeros(len(self._keys), dtype=np.int64)
+        mask = len(self._keys) - 1
+        for start in range(0, len(keys), 4096):  # in chunks: no big list of Python ints
+            chunk = zip(
+                keys[start : start + 4096].tolist(),
+                where[start : start + 4096].tolist(),
+                strict=True,
+            )
+            for key, pos in chunk:
+                slot = key & mask
+                while self._where[slot] != 0:
+                    slot = (slot + 1) & mask
+                self._keys[slot] = key
+                self._where[slot] = pos
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it over ``path`` only if the block succeeds."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {target}: the folder {folder} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if tmp.exists():  # mkstemp makes 0600 files: give the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        for leftover in (tmp, *tmp.parent.glob(tmp.name + "-*")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise
+
+
+class RecordGrouper:
+    """Attach features and observations that follow (or precede) their site in a streamed file.
+
+    A site is held until the next site starts (or the file ends) so that the children written after
+    it join it; children of a site not seen yet wait (bounded by the number of such orphans);
+    children of a site already handed out are reported as problems.
+    """
+
+    def __init__(self, ids: DuplicateIds) -> None:
+        self.ids = ids
+        self.pending: SiteRecord | None = None
+        self.features: list[Feature] = []
+        self.observations: list[Any] = []
+        self.orphans: dict[str, list[tuple[Any, int | None, str]]] = {}
+
+    def add_site(self, record: SiteRecord) -> Iterator[SiteRecord]:
+        """Start a new site; yields the previous one, complete."""
+        if self.pending is not None:
+            yield self._flush()
+        self.pending = record
+        for child, _, _ in self.orphans.pop(record.site.id, []):
+            self._attach(child)
+
+    def add_child(
+        self, site_id: str, child: Any, line: int | None, where: str
+    ) -> RecordProblem | None:
+        """Attach a :class:`Feature` or :class:`Observation` to its site (or hold it)."""
+        if self.pending is not None and self.pending.site.id == site_id:
+            self._attach(child)
+            return None
+        if self.ids.seen(site_id):
+            return RecordProblem(
+                line,
+                f"{where} belongs to site {site_id!r}, which came earlier in the file with other "
+                "sites in between; put a site's features right after it",
+            )
+        self.orphans.setdefault(site_id, []).append((child, line, where))
+        return None
+
+    def finish(self) -> Iterator[SiteRecord | RecordProblem]:
+        """Yield the last site and a problem for every child whose site never came."""
+        if self.pending is not None:
+            yield self._flush()
+        for site_id, children in self.orphans.items():
+            for _, line, where in children:
+                yield RecordProblem(
+                    line, f"{where} belongs to site {site_id!r}, which is not in the file"
+                )
+        self.orphans.clear()
+
+    def _attach(self, child: Any) -> None:
+        if isinstance(child, Feature):
+            self.features.append(child)
+        else:
+            self.observations.append(child)
+
+    def _flush(self) -> SiteRecord:
+        assert self.pending is not None
+        rec = self.pending
+        out = SiteRecord(
+            site=rec.site,
+            features=rec.features + tuple(self.features),
+            observations=rec.observations + tuple(self.observations),
+            sources=rec.sources,
+            line=rec.line,
+        )
+        self.pending, self.features, self.observations = None, [], []
+        return out
+
+
+def observation_to_props(obs: Observation) -> dict[str, Any]:
+    """JSON-able fields of an observation."""
+    return {
+        "id": obs.id,
+        "site_id": obs.site_id,
+        "acquired": obs.acquired.isoformat(),
+        "sensor": obs.sensor,
+        "scene_id": obs.scene_id,
+        "gsd_m": obs.gsd_m,
+        "sun_azimuth": obs.sun_azimuth,
+        "sun_elevation": obs.sun_elevation,
+        "view_off_nadir": obs.view_off_nadir,
+        "analyst": obs.analyst,
+        "phase": obs.phase,
+        "text": obs.text,
+        "evidence": list(obs.evidence),
+    }
+
+
+def observation_from_props(props: Mapping[str, Any], *, site_id: str) -> Observation:
+    """An :class:`Observation` from :func:`observation_to_props` output."""
+    raw = props.get("acquired")
+    try:
+        acquired = datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise InputError(f"observation acquired must be an ISO date-time, got {raw!r}") from None
+    if acquired.tzinfo is None:
+        acquired = acquired.replace(tzinfo=UTC)
+    oid = str(
+        props.get("id") or stable_id(site_id, acquired.isoformat(), str(props.get("scene_id")))
+    )
+    return Observation(
+        id=oid,
+        site_id=site_id,
+        acquired=acquired,
+        sensor=str(props.get("sensor") or ""),
+        scene_id=props.get("scene_id"),
+        gsd_m=parse_float(props.get("gsd_m"), "gsd_m"),
+        sun_azimuth=parse_float(props.get("sun_azimuth"), "sun_azimuth"),
+        sun_elevation=parse_float(props.get("sun_elevation"), "sun_elevation"),
+        view_off_nadir=parse_float(props.get("view_off_nadir"), "view_off_nadir"),
+        analyst=str(props.get("analyst") or ""),
+        phase=props.get("phase") or None,
+        text=str(props.get("text") or ""),
+        evidence=tuple(str(e) for e in props.get("evidence") or ()),
+    )
