@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite needs, when they are missing:
-#   gdal-bin (ogrinfo, to check our KML/KMZ/GPKG), PostgreSQL with PostGIS.
+#   gdal-bin (ogrinfo, gdaldem: to check our KML/KMZ/GPKG and terrain), PostgreSQL with PostGIS,
+#   poppler-utils (pdftoppm/pdftotext: to check PDF briefs), Pango and DejaVu fonts (WeasyPrint),
+#   chromium (end-to-end tests of the web app through Playwright).
 # Idempotent and quiet when everything is there. Needs root (or sudo) only when installing.
 set -euo pipefail
 
@@ -14,6 +16,11 @@ fi
 if [[ -z "$pgver" ]] || [[ ! -f /usr/share/postgresql/$pgver/extension/postgis.control ]]; then
   if [[ -n "$pgver" ]]; then need+=("postgresql-$pgver-postgis-3"); else need+=(postgis); fi
 fi
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+for pkg in libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 for extra in ${SITEWATCH_EXTRA_DEBS:-}; do dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra"); done
 
 if ((${#need[@]} == 0)); then exit 0; fi

@@ -6,9 +6,11 @@ Factories for test rasters live in the conftest.py of each test folder (tests/im
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +150,45 @@ def catalog(catalog_url: str) -> Iterator[Any]:
     cat = Catalog(catalog_url, actor="tester")
     yield cat
     cat.close()
+
+
+# --- the CLI, run in-process as from a shell ---------------------------------------------------
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Runner = Callable[..., Result]
+
+
+@pytest.fixture
+def sw(capsys: pytest.CaptureFixture[str]) -> Runner:
+    """Run ``sitewatch ARGS...``; returns exit code, stdout and stderr."""
+
+    def run(*args: str, input: str | None = None) -> Result:
+        import io
+        import sys
+
+        from sitewatch.cli.main import main
+
+        old_stdin = sys.stdin
+        if input is not None:
+            sys.stdin = io.StringIO(input)
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
+        finally:
+            sys.stdin = old_stdin
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

@@ -333,6 +333,23 @@ def cloud_score(
     return mask
 
 
+MIN_CLOUD_AREA_M2 = 50_000.0
+"""Bright, white patches smaller than this (5 ha) are roofs, concrete or spoil, not clouds."""
+
+
+def drop_small_clouds(
+    cloud: NDArray[np.bool_], resolution: float, min_area_m2: float = MIN_CLOUD_AREA_M2
+) -> NDArray[np.bool_]:
+    """Keep only cloud patches of at least ``min_area_m2``: the spectral score alone flags new
+    concrete and fresh spoil, which are exactly what site monitoring must see."""
+    from skimage.morphology import remove_small_objects
+
+    min_px = int(np.ceil(min_area_m2 / (resolution * resolution)))
+    if min_px <= 1 or not cloud.any():
+        return cloud
+    return np.asarray(remove_small_objects(cloud, max_size=min_px - 1, connectivity=2))
+
+
 def _mask_from_qa(
     reader: SceneReader, grid: ChipGrid, band: str
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
@@ -362,7 +379,8 @@ def read_chip(
     """Cut one scene (through an open reader) to ``grid``; bands by common name.
 
     ``cloud_mask``: ``auto`` uses Sentinel-2 SCL or Landsat QA_PIXEL when the scene has them and
-    the brightness/whiteness :func:`cloud_score` otherwise; ``none`` skips it.
+    the brightness/whiteness :func:`cloud_score` otherwise, keeping only patches of at least
+    :data:`MIN_CLOUD_AREA_M2` (:func:`drop_small_clouds`); ``none`` skips it.
     """
     scene = reader.scene
     wanted = tuple(bands) if bands else scene.spectral_bands
@@ -415,6 +433,8 @@ def read_chip(
     elif method == "score":
         scale = scene.properties.get("reflectance_scale")
         cloud = cloud_score(stack, wanted, scale=float(scale) if scale else None)
+        if cloud is not None:
+            cloud = drop_small_clouds(cloud, grid.resolution)
     if cloud is not None:
         cloud = cloud & valid
     return Chip(

@@ -1,0 +1,153 @@
+"""``sitewatch monitor run``: the daily job (cron-friendly exit codes).
+
+Exit codes: 0 every site done; 1 some sites failed (see the report); 2 bad input or configuration;
+3 with ``--fail-on-alert`` when new alerts were raised.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..config import get_settings
+from ..errors import InputError
+from .options import console, echo_json, err_console, json_option, open_catalog
+
+__all__ = ["monitor"]
+
+
+@click.group()
+def monitor() -> None:
+    """Watch sites: new scenes, change, activity and alerts."""
+
+
+@monitor.command("run")
+@click.option("--site", "sites", multiple=True, help="A site id (repeat for several).")
+@click.option("--all", "all_sites", is_flag=True, help="Every site in the catalog.")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Only scenes from this date on become observations.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="Imagery source: configured name, folder, catalog.json or STAC URL.",
+)
+@click.option(
+    "--scheduler",
+    envvar="SITEWATCH_SCHEDULER",
+    help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786.",
+)
+@click.option(
+    "--resolution",
+    type=click.FloatRange(min=0.05),
+    default=10.0,
+    show_default=True,
+    help="Chip pixel size (m).",
+)
+@click.option(
+    "--size",
+    "size_m",
+    type=click.FloatRange(min=10),
+    default=2000.0,
+    show_default=True,
+    help="Chip size (m) for sites without an AOI.",
+)
+@click.option("--method", "change_method", help="Change method (default: the evaluated best).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rules and sinks TOML.",
+)
+@click.option("--fail-on-alert", is_flag=True, help="Exit 3 when new alerts were raised.")
+@json_option
+def run(
+    sites: tuple[str, ...],
+    all_sites: bool,
+    since: datetime | None,
+    sources: tuple[str, ...],
+    scheduler: str | None,
+    resolution: float,
+    size_m: float,
+    change_method: str | None,
+    config_path: Path | None,
+    fail_on_alert: bool,
+    as_json: bool,
+) -> None:
+    """Monitor sites: fetch new scenes, detect change and activity, raise alerts."""
+    from ..monitor.config import load_config
+    from ..monitor.job import MonitorOptions, SiteReport, run_monitor
+    from ..monitor.sinks import deliver
+
+    if bool(sites) == all_sites:
+        raise InputError("give --site SITE (one or more) or --all")
+    settings = get_settings()
+    conf = load_config(config_path or settings.monitor_path)
+    with open_catalog() as cat:
+        ids = (
+            [s.id for s in cat.query_sites()] if all_sites else [cat.get_site(s).id for s in sites]
+        )
+        url = cat.url
+    opts = MonitorOptions(
+        archive=settings.archive_path,
+        sources=sources,
+        since=since.date() if since else None,
+        resolution=resolution,
+        size_m=size_m,
+        change_method=change_method,
+        rules=conf.rules,
+    )
+    columns = (
+        TextColumn("monitor"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console(), transient=True) as progress:
+        task = progress.add_task("", total=len(ids))
+
+        def done(rep: SiteReport) -> None:
+            progress.update(task, advance=1, description=rep.site_id)
+
+        reports = run_monitor(url, ids, opts, scheduler=scheduler, on_done=done)
+    alert_ids = [a for r in reports for a in r.alerts]
+    delivery = None
+    if alert_ids:
+        with open_catalog() as cat:
+            pairs = [(a, cat.get_site(a.site_id)) for a in (cat.get_alert(i) for i in alert_ids)]
+        delivery = deliver(pairs, conf.sinks)
+    failed = [r for r in reports if r.error]
+    if as_json:
+        echo_json(
+            {
+                "sites": [r.as_dict() for r in reports],
+                "alerts": len(alert_ids),
+                "delivered": delivery.sent if delivery else 0,
+                "delivery_failures": delivery.failed if delivery else [],
+                "failed_sites": [r.site_id for r in failed],
+            }
+        )
+    else:
+        out = console()
+        for r in reports:
+            status = (
+                f"[red]failed: {r.error}[/]"
+                if r.error
+                else (
+                    f"{r.new_scenes} new scene(s), {r.change_events} change event(s), "
+                    f"{len(r.alerts)} alert(s), phase {r.phase or 'n/a'}"
+                )
+            )
+            out.print(f"{r.site_id}: {status}")
+    if failed:
+        sys.exit(1)
+    if fail_on_alert and alert_ids:
+        sys.exit(3)

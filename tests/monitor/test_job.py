@@ -1,0 +1,168 @@
+"""The monitoring job end to end: catalog + local imagery -> observations, change events, alerts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sitewatch.catalog.models import Site
+from sitewatch.catalog.store import Catalog
+from sitewatch.monitor.config import Rules
+from sitewatch.monitor.job import MonitorOptions, monitor_site, run_monitor
+
+
+def _catalog(tmp_path: Path, LON: float = 126.108, LAT: float = 38.585) -> str:
+    url = f"sqlite:///{tmp_path / 'cat.db'}"
+    with Catalog(url) as cat:
+        cat.add_site(Site(id="base", name="Base", lon=LON, lat=LAT))
+    return url
+
+
+def test_monitor_site_records_and_is_idempotent(tmp_path: Path, series_dir: Path, kit: Any) -> None:
+    DATES, CLEAR_AT, BUILD_AT = kit.DATES, kit.CLEAR_AT, kit.BUILD_AT
+    url = _catalog(tmp_path)
+    opts = MonitorOptions(
+        archive=tmp_path / "archive",
+        sources=(str(series_dir),),
+        size_m=1500.0,
+        rules=Rules(min_changed_area_m2=1000.0),
+    )
+    rep = monitor_site(url, "base", opts)
+    assert rep.error is None, rep.error
+    assert (rep.scenes, rep.new_scenes, rep.observations) == (6, 6, 6)
+    assert rep.change_events == 5
+    assert rep.onset == DATES[CLEAR_AT].isoformat()
+    with Catalog(url) as cat:
+        obs = cat.list_observations("base")
+        assert [o.phase for o in obs][:CLEAR_AT] == ["no_activity"] * CLEAR_AT
+        assert obs[CLEAR_AT].phase == "site_preparation"
+        assert obs[BUILD_AT].phase == "active_construction"
+        assert obs[-1].phase == "post_construction"
+        events = cat.list_change_events("base")
+        big = [e for e in events if e.area_m2 >= 1000]
+        # the cleared pad (40 x 40 px at 10 m = 160,000 m2), then the roof (12 x 20 px = 24,000 m2)
+        assert big[0].after == DATES[CLEAR_AT] and big[0].area_m2 == pytest.approx(
+            160_000, rel=0.15
+        )
+        assert big[1].after == DATES[BUILD_AT] and big[1].area_m2 == pytest.approx(24_000, rel=0.35)
+        rules = sorted(a.rule for a in cat.list_alerts())
+        assert rules.count("changed_area") == 2
+        assert rules.count("phase_transition") == 3
+        n_before = cat.counts()
+    again = monitor_site(url, "base", opts)
+    assert (again.new_scenes, again.observations, again.change_events, again.alerts) == (
+        0,
+        0,
+        0,
+        [],
+    )
+    with Catalog(url) as cat:
+        assert cat.counts() == n_before
+
+
+def test_new_scenes_only_after_since_and_resume(tmp_path: Path, kit: Any) -> None:
+    imagery = kit.write(tmp_path / "img")
+    url = _catalog(tmp_path)
+    # first only four dates exist
+    for p in sorted(imagery.glob("*.tif"))[4:]:
+        p.rename(p.with_suffix(".later"))
+    opts = MonitorOptions(archive=tmp_path / "a", sources=(str(imagery),), size_m=1500.0)
+    first = monitor_site(url, "base", opts)
+    assert first.new_scenes == 4
+    for p in sorted(imagery.glob("*.later")):
+        p.rename(p.with_suffix(".tif"))
+    second = monitor_site(url, "base", opts)
+    assert second.new_scenes == 2 and second.change_events == 2
+    with Catalog(url) as cat:
+        assert len(cat.list_observations("base")) == 6
+
+
+def test_errors_are_per_site(tmp_path: Path, series_dir: Path) -> None:
+    url = _catalog(tmp_path)
+    opts = MonitorOptions(archive=tmp_path / "a", sources=(str(series_dir),))
+    reports = run_monitor(url, ["base", "ghost"], opts)
+    assert reports[0].error is None and reports[1].error is not None
+    assert "ghost" in reports[1].error
+
+
+def test_all_sites_on_a_local_cluster(tmp_path: Path, kit: Any) -> None:
+    import distributed
+
+    LON, LAT = kit.LON, kit.LAT
+    imagery = kit.write(tmp_path / "img")
+    url = f"sqlite:///{tmp_path / 'cat.db'}"
+    with Catalog(url) as cat:
+        for k in range(3):
+            cat.add_site(Site(id=f"s{k}", name=f"S{k}", lon=LON + k * 0.004, lat=LAT))
+    opts = MonitorOptions(archive=tmp_path / "a", sources=(str(imagery),), size_m=600.0)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
+        reports = run_monitor(url, ["s0", "s1", "s2"], opts, scheduler=cluster.scheduler_address)
+    assert [r.site_id for r in reports] == ["s0", "s1", "s2"]
+    assert all(r.error is None and r.observations == 6 for r in reports), reports
+    local = run_monitor(url, ["s0", "s1", "s2"], opts)  # threads: nothing new the second time
+    assert all(r.observations == 0 for r in local)
+
+
+def test_cli_run_and_alerts(
+    tmp_path: Path, series_dir: Path, sw: Callable[..., Any], kit: Any
+) -> None:
+    LON, LAT = kit.LON, kit.LAT
+    out = tmp_path / "alerts.jsonl"
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(
+        f'[rules]\nmin_changed_area_m2 = 1000\n[[sinks]]\ntype = "jsonl"\npath = "{out}"\n'
+    )
+    assert (
+        sw("sites", "add", "base", "--name", "Base", "--lat", str(LAT), "--lon", str(LON)).code == 0
+    )
+    r = sw(
+        "monitor",
+        "run",
+        "--site",
+        "base",
+        "--source",
+        str(series_dir),
+        "--size",
+        "1500",
+        "--config",
+        str(cfg),
+        "--json",
+    )
+    assert r.code == 0, r.err
+    data = r.json()
+    assert data["sites"][0]["observations"] == 6 and data["alerts"] >= 5
+    assert len(out.read_text().splitlines()) == data["alerts"]
+    r = sw("alerts", "list", "--json")
+    ids = [a["id"] for a in r.json()]
+    assert len(ids) == data["alerts"]
+    assert sw("alerts", "ack", ids[0]).code == 0
+    assert sw("alerts", "dismiss", *ids[1:]).code == 0
+    assert sw("alerts", "list", "--json").json() == []
+    assert {a["state"] for a in sw("alerts", "list", "--all", "--json").json()} == {
+        "acked",
+        "dismissed",
+    }
+    # cron-friendly: a second run adds nothing and exits 0; --fail-on-alert with nothing new is 0
+    r = sw(
+        "monitor",
+        "run",
+        "--site",
+        "base",
+        "--source",
+        str(series_dir),
+        "--size",
+        "1500",
+        "--config",
+        str(cfg),
+        "--fail-on-alert",
+        "--json",
+    )
+    assert r.code == 0 and r.json()["alerts"] == 0
+    assert sw("monitor", "run").code == 2
+    assert json.loads(out.read_text().splitlines()[0])["site_name"] == "Base"
