@@ -1,0 +1,127 @@
+"""``sitewatch export``: a site as KMZ for Google Earth, or its features as GeoJSON/GeoPackage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._report_inputs import archive_chips, imagery_options, range_rings
+from .options import console, echo_json, err_console, json_option, open_catalog
+
+__all__ = ["export"]
+
+
+@click.group("export")
+def export() -> None:
+    """Exchange files of a site: KMZ with image overlays, GeoJSON, GeoPackage."""
+
+
+_RING = click.option(
+    "--ring",
+    "rings_km",
+    type=click.FloatRange(min=0, min_open=True),
+    multiple=True,
+    help="Add a geodesic range ring of this radius in km around the site (repeat).",
+)
+
+
+@export.command("kmz")
+@click.argument("site_id", metavar="SITE")
+@click.option(
+    "-o",
+    "--out",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output .kmz file.",
+)
+@click.option(
+    "--overlay",
+    "mode",
+    type=click.Choice(["box", "quad"]),
+    default="box",
+    show_default=True,
+    help="box: chips warped to lon/lat (OGC LatLonBox); quad: chip pixels on gx:LatLonQuad.",
+)
+@_RING
+@imagery_options
+@json_option
+def kmz_cmd(
+    site_id: str,
+    path: Path,
+    mode: str,
+    rings_km: tuple[float, ...],
+    archive_dir: Path | None,
+    max_chips: int,
+    no_imagery: bool,
+    boundaries: Path | None,
+    as_json: bool,
+) -> None:
+    """Write SITE with its features, change polygons and archived image overlays as a KMZ."""
+    from ..report._imagery import as_image_chip
+    from ..report.kmz import write_site_kmz
+
+    del boundaries  # KMZ has no locator map
+    chips, note = archive_chips(site_id, archive_dir, max_chips, no_imagery)
+    with open_catalog() as cat, err_console().status(f"writing {path.name}"):
+        site = cat.get_site(site_id)
+        features = cat.query_features(site_id=site_id)
+        changes = cat.list_change_events(site_id)
+        overlays = [as_image_chip(c) for c in chips]
+        write_site_kmz(
+            path,
+            site,
+            features,
+            overlays=overlays,
+            changes=changes,
+            rings=range_rings(site.lon, site.lat, rings_km),
+            mode=mode,  # type: ignore[arg-type]
+        )
+    result = {
+        "site": site_id,
+        "path": str(path),
+        "features": len(features),
+        "changes": len(changes),
+        "overlays": len(overlays),
+        "rings": len(rings_km),
+    }
+    if as_json:
+        echo_json(result)
+        return
+    if note and not no_imagery:
+        err_console().print(f"note: {note}")
+    console().print(
+        f"wrote {path}: {len(features)} features, {len(changes)} change polygons, {len(overlays)} image overlays"
+    )
+
+
+@export.command("features")
+@click.argument("site_id", metavar="SITE")
+@click.option(
+    "-o",
+    "--out",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output .geojson or .gpkg file.",
+)
+@_RING
+@json_option
+def features_cmd(site_id: str, path: Path, rings_km: tuple[float, ...], as_json: bool) -> None:
+    """Write SITE's features, change polygons and range rings as GeoJSON or GeoPackage layers."""
+    from ..report.exports import site_layers, write_layers
+
+    with open_catalog() as cat:
+        site = cat.get_site(site_id)
+        layers = site_layers(
+            cat.query_features(site_id=site_id),
+            cat.list_change_events(site_id),
+            range_rings(site.lon, site.lat, rings_km),
+        )
+    write_layers(layers, path)
+    counts = {name: len(rows) for name, rows in layers.items()}
+    if as_json:
+        echo_json({"site": site_id, "path": str(path), "layers": counts})
+        return
+    console().print(f"wrote {path}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))

@@ -1,0 +1,639 @@
+"""Site briefs (one self-contained HTML file, and PDF) and the catalog summary report.
+
+A brief holds a summary, the features table, measurements with their uncertainty, the change and
+activity history, figures (annotated latest image, before/after with matched contrast, activity
+plot, a time-lapse when there are enough dates) and the cited sources. Images are embedded as
+base64 ``data:`` URIs and the CSS is inline, so the HTML loads nothing from the network. The PDF is
+rendered from the same HTML by WeasyPrint (which needs Debian's Pango libraries), with a URL
+fetcher that accepts only ``data:`` URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+import numpy as np
+
+from .. import __version__
+from ..catalog.models import (
+    Alert,
+    ChangeEvent,
+    Feature,
+    Measurement,
+    Observation,
+    Site,
+    Source,
+)
+from ..errors import ConfigError, InputError, MissingExtraError, NotFound
+from ..geo import geodesic_area
+from ._imagery import ImageChip, as_image_chip, atomic_write
+from .figures import (
+    FEATURE_COLOURS,
+    Annotation,
+    activity_figure,
+    annotated_figure,
+    before_after_figure,
+    figure_png,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..catalog.store import Catalog
+
+__all__ = [
+    "BriefFigure",
+    "ChangePair",
+    "SiteData",
+    "catalog_rows",
+    "gather_site",
+    "html_to_pdf",
+    "render_catalog_html",
+    "render_site_html",
+    "site_figures",
+    "write_catalog_report",
+    "write_site_brief",
+]
+
+log = logging.getLogger(__name__)
+
+Formats = Sequence[str]
+_FORMATS = ("html", "pdf")
+_ACTIVE = ("site_preparation", "active_construction")
+
+
+@dataclass(frozen=True)
+class SiteData:
+    """Everything the catalog knows about one site, as read for a brief."""
+
+    site: Site
+    features: list[Feature] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    changes: list[ChangeEvent] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def last_activity(self) -> date | None:
+        """The latest change event or observation in an active construction phase."""
+        dates = [c.after.date() for c in self.changes]
+        dates += [o.acquired.date() for o in self.observations if o.phase in _ACTIVE]
+        return max(dates) if dates else None
+
+
+@dataclass(frozen=True)
+class ChangePair:
+    """A before/after pair for the brief: two chips on one grid and optionally a change mask."""
+
+    before: Any
+    after: Any
+    mask: Any = None
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class BriefFigure:
+    """A rendered figure: file stem, PNG bytes, caption and alt text."""
+
+    name: str
+    png: bytes
+    caption: str
+    alt: str
+    mime: str = "image/png"
+
+    @property
+    def uri(self) -> str:
+        """The figure as a ``data:`` URI."""
+        return f"data:{self.mime};base64,{base64.b64encode(self.png).decode('ascii')}"
+
+
+def gather_site(catalog: Catalog, site_id: str) -> SiteData:
+    """Read a site and its records from the catalog (raises SiteNotFound)."""
+    site = catalog.get_site(site_id)
+    sources = []
+    for sid in site.source_ids:
+        try:
+            sources.append(catalog.get_source(sid))
+        except NotFound:
+            log.warning("site %s cites source %r, which is not in the catalog", site_id, sid)
+    return SiteData(
+        site=site,
+        features=catalog.query_features(site_id=site_id),
+        observations=catalog.list_observations(site_id),
+        measurements=catalog.list_measurements(site_id=site_id),
+        changes=catalog.list_change_events(site_id),
+        sources=sources,
+        alerts=catalog.list_alerts(site_id=site_id),
+    )
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def _fig(name: str, fig: Figure, caption: str, alt: str) -> BriefFigure:
+    return BriefFigure(name, figure_png(fig), caption, alt)
+
+
+def _phases(observations: Sequence[Observation]) -> list[tuple[datetime, datetime, str]]:
+    dated = sorted((o for o in observations if o.phase), key=lambda o: o.acquired)
+    spans = []
+    for a, b in itertools.pairwise(dated):
+        if b.acquired > a.acquired and a.phase:
+            spans.append((a.acquired, b.acquired, str(a.phase)))
+    return spans
+
+
+def site_figures(
+    data: SiteData,
+    chips: Sequence[ImageChip] = (),
+    *,
+    change: ChangePair | None = None,
+    activity: tuple[Sequence[date | datetime], Sequence[float]] | None = None,
+    boundaries: str | Path | None = None,
+) -> list[BriefFigure]:
+    """The brief's figures from the site's records and image chips (oldest chip first)."""
+    site = data.site
+    out: list[BriefFigure] = []
+    annotations = [Annotation.from_feature(f) for f in data.features]
+    annotations += [
+        Annotation(c.geometry, f"change {c.after:%Y-%m-%d}", "change")
+        for c in data.changes
+        if c.geometry is not None
+    ]
+    ordered = sorted(chips, key=lambda c: str(c.date_text))
+    if ordered:
+        latest = ordered[-1]
+        fig = annotated_figure(
+            latest,
+            annotations,
+            title=f"{site.name}: {latest.date_text}",
+            boundaries=boundaries,
+            site_lonlat=(site.lon, site.lat),
+        )
+        out.append(
+            _fig(
+                "overview",
+                fig,
+                f"{site.name} on {latest.date_text or 'an unknown date'} with the catalogued features.",
+                f"Annotated image of {site.name}",
+            )
+        )
+    pair: tuple[ImageChip, ImageChip, Any, str] | None = None
+    if change is not None:
+        pair = (
+            as_image_chip(change.before),
+            as_image_chip(change.after),
+            change.mask,
+            change.caption,
+        )
+    elif len(ordered) >= 2:
+        pair = (ordered[0], ordered[-1], None, "")
+    if pair is not None:
+        before, after, mask, extra = pair
+        fig = before_after_figure(
+            before,
+            after,
+            annotations,
+            title=f"{site.name}: before and after",
+            change_mask=mask,
+            caption=extra,
+        )
+        out.append(
+            _fig(
+                "before_after",
+                fig,
+                f"{before.date_text} and {after.date_text}, same contrast stretch{'; change outlined in magenta' if mask is not None else ''}.",
+                "Before and after images",
+            )
+        )
+    phases = _phases(data.observations)
+    events = [c.after for c in data.changes]
+    if activity is not None:
+        dates, values = activity
+        ylabel = "activity index"
+    elif data.changes:
+        ordered_ch = sorted(data.changes, key=lambda c: c.after)
+        dates, values = [c.after for c in ordered_ch], [c.area_m2 for c in ordered_ch]
+        ylabel = "changed area (m²)"
+    else:
+        dates, values, ylabel = [], [], "activity index"
+    if dates or phases:
+        fig = activity_figure(
+            dates,
+            values,
+            phases=phases,
+            events=events,
+            title=f"{site.name}: activity",
+            ylabel=ylabel,
+        )
+        out.append(
+            _fig(
+                "activity",
+                fig,
+                "Activity through time; shading shows the construction phase recorded by analysts, dashed lines the detected changes.",
+                "Activity time series",
+            )
+        )
+    if len(ordered) >= 3:
+        import io
+
+        from .timelapse import timelapse_frames
+
+        frames = timelapse_frames(ordered, min_size=320)
+        buf = io.BytesIO()
+        frames[0].save(
+            buf, format="GIF", save_all=True, append_images=frames[1:], duration=700, loop=0
+        )
+        out.append(
+            BriefFigure(
+                "timelapse",
+                buf.getvalue(),
+                f"Time-lapse of {len(frames)} dates, {ordered[0].date_text} to {ordered[-1].date_text} (one contrast stretch for all frames).",
+                "Time-lapse",
+                "image/gif",
+            )
+        )
+    return out
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("sitewatch.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _value_text(value: float, unc: float | None, unit: str) -> str:
+    if unc is not None and unc > 0 and math.isfinite(unc):
+        d = max(0, 1 - math.floor(math.log10(unc)))
+        return f"{value:.{d}f} ± {unc:.{d}f} {unit}".strip()
+    return f"{value:.4g} {unit} (no uncertainty recorded)".strip()
+
+
+def _short(obj: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in obj.items())
+
+
+def _feature_rows(features: Sequence[Feature]) -> list[dict[str, str]]:
+    rows = []
+    for f in features:
+        p = f.geometry if f.geometry.geom_type == "Point" else f.geometry.representative_point()
+        where = f"{p.y:.5f}, {p.x:.5f}"
+        if f.geometry.geom_type in ("Polygon", "MultiPolygon"):
+            where += f" ({geodesic_area(f.geometry):,.0f} m²)"
+        seen = " to ".join(d.isoformat() for d in (f.first_seen, f.last_seen) if d)
+        rows.append(
+            {
+                "name": f.name or f.kind.replace("_", " "),
+                "kind": f.kind.replace("_", " "),
+                "where": where,
+                "attributes": _short(f.attributes),
+                "seen": seen,
+                "colour": FEATURE_COLOURS.get(f.kind, "#999"),
+            }
+        )
+    return rows
+
+
+def _history(data: SiteData) -> list[dict[str, str]]:
+    rows: list[tuple[datetime, dict[str, str]]] = []
+    for o in data.observations:
+        what = f"observation ({o.phase.replace('_', ' ')})" if o.phase else "observation"
+        details = "; ".join(
+            t for t in (o.sensor, f"{o.gsd_m:g} m GSD" if o.gsd_m else "", o.analyst, o.text) if t
+        )
+        rows.append(
+            (o.acquired, {"date": o.acquired.date().isoformat(), "what": what, "details": details})
+        )
+    for c in data.changes:
+        details = f"{c.area_m2:,.0f} m² changed since {c.before.date().isoformat()} ({c.method})"
+        if c.magnitude is not None:
+            details += f", magnitude {c.magnitude:.3g}"
+        rows.append(
+            (
+                c.after,
+                {"date": c.after.date().isoformat(), "what": "change detected", "details": details},
+            )
+        )
+    for a in data.alerts:
+        if a.created_at is not None:
+            rows.append(
+                (
+                    a.created_at,
+                    {
+                        "date": a.created_at.date().isoformat(),
+                        "what": f"alert ({a.severity}, {a.state})",
+                        "details": a.message,
+                    },
+                )
+            )
+    return [r for _, r in sorted(rows, key=lambda t: t[0])]
+
+
+def render_site_html(
+    data: SiteData,
+    figures: Sequence[BriefFigure] = (),
+    *,
+    imagery_note: str = "",
+    credits: Sequence[str] = (),
+    generated: datetime | None = None,
+) -> str:
+    """The brief as one self-contained HTML document."""
+    names = {f.id: f.name or f.kind.replace("_", " ") for f in data.features}
+    measurements = [
+        {
+            "kind": m.kind,
+            "feature": names.get(
+                m.feature_id or "", "site" if m.feature_id is None else m.feature_id
+            ),
+            "value": _value_text(m.value, m.uncertainty, m.unit),
+            "method": m.method,
+            "inputs": _short(m.inputs),
+        }
+        for m in data.measurements
+    ]
+    site = data.site
+    area = geodesic_area(site.aoi) / 1e6 if site.aoi is not None else None
+    last_obs = max((o.acquired for o in data.observations), default=None)
+    return (
+        _env()
+        .get_template("site_brief.html")
+        .render(
+            site=site,
+            version=__version__,
+            generated=(generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+            area_km2=area,
+            features=_feature_rows(data.features),
+            observations=data.observations,
+            last_observed=last_obs.date().isoformat() if last_obs else "",
+            last_activity=data.last_activity.isoformat() if data.last_activity else "",
+            measurements=measurements,
+            history=_history(data),
+            sources=data.sources,
+            figures=figures,
+            imagery_note=imagery_note,
+            credits=list(dict.fromkeys(credits)),
+        )
+    )
+
+
+def html_to_pdf(html: str, path: str | Path) -> Path:
+    """Render HTML to PDF with WeasyPrint; only ``data:`` URIs are fetched (no network)."""
+    try:
+        import weasyprint  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise MissingExtraError("weasyprint", "report", "PDF briefs") from exc
+    except OSError as exc:  # Pango missing
+        raise ConfigError(
+            f"WeasyPrint cannot load its system libraries ({exc}); install Pango: "
+            "apt-get install libpango-1.0-0 libpangoft2-1.0-0 (or use --format html)"
+        ) from exc
+    target = Path(path)
+    fetcher = weasyprint.URLFetcher(allowed_protocols=["data"])
+    with atomic_write(target) as tmp:
+        weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(tmp)
+    return target
+
+
+def _check_formats(formats: Formats) -> tuple[str, ...]:
+    fmts = tuple(dict.fromkeys(f.lower() for f in formats))
+    bad = [f for f in fmts if f not in _FORMATS]
+    if bad or not fmts:
+        raise InputError(
+            f"unknown report format(s) {', '.join(bad) or '(none)'}; choose from {', '.join(_FORMATS)}"
+        )
+    return fmts
+
+
+def write_site_brief(
+    catalog: Catalog,
+    site_id: str,
+    outdir: str | Path,
+    *,
+    chips: Sequence[Any] = (),
+    change: ChangePair | None = None,
+    activity: tuple[Sequence[date | datetime], Sequence[float]] | None = None,
+    formats: Formats = _FORMATS,
+    boundaries: str | Path | None = None,
+    imagery_note: str | None = None,
+    stac: bool = True,
+) -> dict[str, Path]:
+    """Write a site's brief into ``outdir``; returns the written files by key.
+
+    Keys: ``html`` and/or ``pdf`` (``<site>-brief.html/.pdf``), ``figure_<name>`` (PNG/GIF under
+    ``figures/``), and ``stac`` (``collection.json`` of these products) when ``stac``. ``chips``
+    are anything :func:`~sitewatch.report.as_image_chip` accepts (ImageChip, imagery Chip,
+    ArchivedChip, GeoTIFF path).
+    """
+    fmts = _check_formats(formats)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = gather_site(catalog, site_id)
+    images = [as_image_chip(c) for c in chips]
+    figures = site_figures(data, images, change=change, activity=activity, boundaries=boundaries)
+    if imagery_note is None:
+        imagery_note = (
+            ""
+            if images or change is not None
+            else (
+                "No imagery of this site is in the local archive, so this brief has no image figures; "
+                "fetch chips into the archive and write the brief again."
+            )
+        )
+    credits = [c.source for c in images if c.source]
+    html = render_site_html(data, figures, imagery_note=imagery_note, credits=credits)
+    written: dict[str, Path] = {}
+    for fig in figures:
+        suffix = ".gif" if fig.mime == "image/gif" else ".png"
+        path = out / "figures" / f"{site_id}-{fig.name}{suffix}"
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(fig.png)
+        written[f"figure_{fig.name}"] = path
+    if "html" in fmts:
+        path = out / f"{site_id}-brief.html"
+        with atomic_write(path) as tmp:
+            tmp.write_text(html, encoding="utf-8")
+        written["html"] = path
+    if "pdf" in fmts:
+        written["pdf"] = html_to_pdf(html, out / f"{site_id}-brief.pdf")
+    if stac:
+        from .stac import Product, write_products_collection
+
+        when = max((c.acquired for c in images if isinstance(c.acquired, datetime)), default=None)
+        products = [
+            Product(p, key, f"{data.site.name}: {key.replace('_', ' ')}", when)
+            for key, p in written.items()
+        ]
+        written["stac"] = write_products_collection(out, data.site, products)
+    log.info("wrote the brief of %s: %s", site_id, ", ".join(sorted(written)))
+    return written
+
+
+# --- catalog report -------------------------------------------------------------------------
+
+
+def catalog_rows(catalog: Catalog) -> list[dict[str, Any]]:
+    """One summary row per site: status, declared, last activity, feature and change counts."""
+    sites = catalog.query_sites()
+    features: dict[str, int] = {}
+    for f in catalog.query_features():
+        features[f.site_id] = features.get(f.site_id, 0) + 1
+    changes: dict[str, list[ChangeEvent]] = {}
+    for c in catalog.list_change_events():
+        changes.setdefault(c.site_id, []).append(c)
+    rows = []
+    for s in sites:
+        data = SiteData(
+            s, observations=catalog.list_observations(s.id), changes=changes.get(s.id, [])
+        )
+        last = data.last_activity
+        rows.append(
+            {
+                "id": s.id,
+                "name": s.name,
+                "category": s.category.replace("_", " "),
+                "status": s.status,
+                "declared": s.declared,
+                "lat": s.lat,
+                "lon": s.lon,
+                "last_activity": last.isoformat() if last else None,
+                "features": features.get(s.id, 0),
+                "changes": len(data.changes),
+            }
+        )
+    return sorted(
+        rows,
+        key=lambda r: (r["last_activity"] is None, r["last_activity"] or "", r["name"]),
+        reverse=False,
+    )
+
+
+def _catalog_map(rows: Sequence[Mapping[str, Any]], boundaries: str | Path | None) -> bytes:
+    from matplotlib.figure import Figure
+
+    from .figures import _read_boundaries
+
+    fig = Figure(figsize=(7, 6), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    if boundaries is not None:
+        for g in _read_boundaries(Path(boundaries)):
+            for part in getattr(g, "geoms", [g]):
+                if part.geom_type == "Polygon":
+                    xs, ys = part.exterior.xy
+                    ax.fill(xs, ys, fc="#f2f2f2", ec="#777777", lw=0.4)
+    colours = {
+        "suspected": "#ff7f00",
+        "confirmed": "#e41a1c",
+        "inactive": "#999999",
+        "dismantled": "#377eb8",
+    }
+    for status, colour in colours.items():
+        sel = [r for r in rows if r["status"] == status]
+        if not sel:
+            continue
+        lons = np.array([r["lon"] for r in sel])
+        lats = np.array([r["lat"] for r in sel])
+        filled = np.array([not r["declared"] for r in sel])
+        ax.scatter(
+            lons[filled], lats[filled], c=colour, edgecolors="black", s=40, label=status, zorder=3
+        )
+        ax.scatter(
+            lons[~filled],
+            lats[~filled],
+            facecolors="none",
+            edgecolors=colour,
+            s=40,
+            lw=1.5,
+            zorder=3,
+        )
+    mean_lat = float(np.mean([r["lat"] for r in rows]))
+    ax.set_aspect(1.0 / max(math.cos(math.radians(mean_lat)), 0.1))
+    ax.set_xlabel("longitude (°)")
+    ax.set_ylabel("latitude (°)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def render_catalog_html(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "Site catalog",
+    map_png: bytes | None = None,
+    generated: datetime | None = None,
+) -> str:
+    """The catalog summary as one self-contained HTML document."""
+    totals = {
+        "Sites": len(rows),
+        "Undeclared": sum(1 for r in rows if not r["declared"]),
+        **{f"Status: {s}": n for s, n in sorted(_count(r["status"] for r in rows).items())},
+        "With recorded activity": sum(1 for r in rows if r["last_activity"]),
+    }
+    uri = f"data:image/png;base64,{base64.b64encode(map_png).decode('ascii')}" if map_png else ""
+    return (
+        _env()
+        .get_template("catalog.html")
+        .render(
+            title=title,
+            rows=rows,
+            totals=totals,
+            map_uri=uri,
+            version=__version__,
+            generated=(generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+        )
+    )
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def write_catalog_report(
+    catalog: Catalog,
+    outdir: str | Path,
+    *,
+    formats: Formats = ("html",),
+    boundaries: str | Path | None = None,
+    title: str = "Site catalog",
+) -> dict[str, Path]:
+    """Write ``catalog-report.html``/``.pdf`` and ``catalog-sites.json`` into ``outdir``."""
+    fmts = _check_formats(formats)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = catalog_rows(catalog)
+    map_png = _catalog_map(rows, boundaries) if rows else None
+    html = render_catalog_html(rows, title=title, map_png=map_png)
+    written: dict[str, Path] = {}
+    path = out / "catalog-sites.json"
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
+    written["json"] = path
+    if "html" in fmts:
+        path = out / "catalog-report.html"
+        with atomic_write(path) as tmp:
+            tmp.write_text(html, encoding="utf-8")
+        written["html"] = path
+    if "pdf" in fmts:
+        written["pdf"] = html_to_pdf(html, out / "catalog-report.pdf")
+    return written

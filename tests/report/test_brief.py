@@ -1,0 +1,116 @@
+"""Site briefs (self-contained HTML, PDF checked through poppler) and the catalog report."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sitewatch.errors import InputError, SiteNotFound
+from sitewatch.report import ChangePair, write_catalog_report, write_site_brief
+
+from .conftest import need_tool
+
+
+def _external_refs(html: str) -> list[str]:
+    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html) + re.findall(r"url\(([^)]*)\)", html)
+    return [r for r in refs if not r.startswith("data:") and not r.startswith("#")]
+
+
+def test_html_brief_is_self_contained_and_complete(site_catalog, make_chip, tmp_path: Path) -> None:
+    chips = [
+        make_chip(fill=None, offset=200 * i, acquired=date(2021 + i, 5, 1), seed=i)
+        for i in range(3)
+    ]
+    mask = np.zeros((chips[0].height, chips[0].width), bool)
+    mask[20:60, 30:90] = True
+    files = write_site_brief(
+        site_catalog,
+        "test-base",
+        tmp_path,
+        chips=chips,
+        formats=("html",),
+        change=ChangePair(chips[0], chips[-1], mask, "CVA change mask"),
+    )
+    assert set(files) >= {
+        "html",
+        "figure_overview",
+        "figure_before_after",
+        "figure_activity",
+        "figure_timelapse",
+        "stac",
+    }
+    html = files["html"].read_text(encoding="utf-8")
+    assert _external_refs(html) == []
+    assert html.count('src="data:image/png;base64,') == 3 and 'src="data:image/gif;base64,' in html
+    assert "Test &amp; &lt;Base&gt;" in html and "<Base>" not in html  # escaped
+    assert "12.34 ± 0.80 m" in html  # the measurement with its uncertainty
+    assert "Portal A" in html and "Headquarters" in html
+    assert "active construction" in html and "change detected" in html
+    assert "Analyst Group, Hidden Bases Report (2019)" in html
+    assert "Test Imaging Co." in html
+    with Image.open(files["figure_overview"]) as im:
+        assert im.size[0] == 800
+
+
+def test_brief_without_imagery_says_so(site_catalog, tmp_path: Path) -> None:
+    files = write_site_brief(site_catalog, "test-base", tmp_path, formats=("html",), stac=False)
+    html = files["html"].read_text(encoding="utf-8")
+    assert "No imagery of this site" in html
+    assert "figure_overview" not in files and "figure_activity" in files  # history still plotted
+    with pytest.raises(SiteNotFound):
+        write_site_brief(site_catalog, "nope", tmp_path, formats=("html",))
+    with pytest.raises(InputError, match="unknown report format"):
+        write_site_brief(site_catalog, "test-base", tmp_path, formats=("docx",))
+
+
+def test_pdf_brief_renders_and_holds_the_content(site_catalog, make_chip, tmp_path: Path) -> None:
+    pdftoppm = need_tool("pdftoppm")
+    pdftotext = need_tool("pdftotext")
+    chips = [
+        make_chip(fill=None, acquired=date(2022, 5, 1)),
+        make_chip(fill=None, offset=300, acquired=date(2023, 5, 1)),
+    ]
+    files = write_site_brief(
+        site_catalog, "test-base", tmp_path, chips=chips, formats=("pdf",), stac=False
+    )
+    pdf = files["pdf"]
+    assert pdf.read_bytes().startswith(b"%PDF") and "html" not in files
+    subprocess.run(
+        [pdftoppm, "-r", "40", "-png", str(pdf), str(tmp_path / "page")], check=True, timeout=120
+    )
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) >= 2
+    with Image.open(pages[0]) as im:
+        w, h = im.size
+        assert h / w == pytest.approx(297 / 210, rel=0.02)  # A4
+        assert np.asarray(im.convert("L")).std() > 10  # not blank
+    text = subprocess.run(
+        [pdftotext, "-layout", str(pdf), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "Test & <Base>" in text
+    assert "12.34 ± 0.80 m" in text
+    assert "Portal A" in text and "Sources" in text
+
+
+def test_catalog_report(site_catalog, tmp_path: Path) -> None:
+    files = write_catalog_report(site_catalog, tmp_path, formats=("html",))
+    rows = json.loads(files["json"].read_text())
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["test-base"]["last_activity"] == "2022-04-01"
+    assert by_id["test-base"]["features"] == 2 and by_id["test-base"]["changes"] == 1
+    assert by_id["other-base"]["declared"] is True and by_id["other-base"]["last_activity"] is None
+    html = files["html"].read_text(encoding="utf-8")
+    assert "Other Base" in html and "Test &amp; &lt;Base&gt;" in html
+    assert _external_refs(html) == []
+    assert re.search(r"<dt>Undeclared</dt><dd>1</dd>", html)
