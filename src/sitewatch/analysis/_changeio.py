@@ -1,0 +1,282 @@
+"""Reading image pairs for change detection and writing its outputs (COG, GeoJSON polygons).
+
+Images are multi-band rasters or folders of single-band files (``*_B02.tif`` ...); bands at a coarser
+resolution (Sentinel-2 B11/B12 at 20 m) are resampled onto the grid of the finest band. AFTER is
+reprojected onto BEFORE's grid when the grids differ, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+from rasterio.warp import Resampling, reproject
+
+from ..errors import ImageryError, InputError
+
+__all__ = [
+    "Raster",
+    "align_pair",
+    "band_name_of",
+    "change_polygons",
+    "pixel_area_m2",
+    "read_image",
+    "write_change_cog",
+    "write_geojson",
+]
+
+logger = logging.getLogger(__name__)
+
+_RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".png", ".bmp", ".img", ".vrt")
+_BAND_RE = re.compile(r"(?:^|[_\-.])(B\d{1,2}A?)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Raster:
+    """A (band, y, x) array with its band names and grid (crs may be None for plain pictures)."""
+
+    data: NDArray[Any]
+    bands: tuple[str, ...]
+    crs: CRS | None
+    transform: Affine
+    nodata: float | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.data.shape[1]), int(self.data.shape[2])
+
+    def same_grid(self, other: Raster) -> bool:
+        return (
+            self.shape == other.shape
+            and self.crs == other.crs
+            and self.transform.almost_equals(other.transform)
+        )
+
+
+def band_name_of(path: Path) -> str:
+    """The band name of a single-band file: ``..._B02.tif`` gives ``B02``, else the file stem."""
+    m = _BAND_RE.search(path.stem)
+    return m.group(1).upper() if m else path.stem
+
+
+def _names(ds: Any) -> tuple[str, ...]:
+    desc = [d for d in ds.descriptions]
+    if all(desc) and len(set(desc)) == len(desc):
+        return tuple(str(d) for d in desc)
+    if ds.count == 3 and ds.dtypes[0] == "uint8":
+        return ("red", "green", "blue")
+    return tuple(f"b{i + 1}" for i in range(ds.count))
+
+
+def read_image(path: str | Path, *, bands: tuple[str, ...] | None = None) -> Raster:
+    """Read a multi-band raster file or a folder of single-band files (``bands`` picks some)."""
+    p = Path(path)
+    if p.is_dir():
+        return _read_folder(p, bands)
+    if p.is_file():
+        try:
+            with rasterio.open(p) as ds:
+                data = ds.read()
+                raster = Raster(data, _names(ds), ds.crs, ds.transform, ds.nodata)
+        except rasterio.errors.RasterioIOError as exc:
+            raise ImageryError(f"{p}: not a readable raster ({exc})") from exc
+        return _pick(raster, bands, p)
+    raise InputError(
+        f"{path}: no such file or folder. Give a multi-band GeoTIFF or a folder of per-band files "
+        "(archive scene ids are not supported yet: export the scene to a GeoTIFF first)"
+    )
+
+
+def _pick(raster: Raster, bands: tuple[str, ...] | None, where: Path) -> Raster:
+    if bands is None:
+        return raster
+    low = [b.lower() for b in raster.bands]
+    missing = [b for b in bands if b.lower() not in low]
+    if missing:
+        raise InputError(
+            f"{where}: no band(s) {', '.join(missing)}; it has {', '.join(raster.bands)}"
+        )
+    idx = [low.index(b.lower()) for b in bands]
+    return replace(raster, data=raster.data[idx], bands=tuple(raster.bands[i] for i in idx))
+
+
+def _read_folder(folder: Path, bands: tuple[str, ...] | None) -> Raster:
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in _RASTER_SUFFIXES)
+    by_band = {band_name_of(f): f for f in files}
+    if not by_band:
+        raise InputError(
+            f"{folder}: no raster files ({', '.join(_RASTER_SUFFIXES)}) in this folder"
+        )
+    names = tuple(sorted(by_band)) if bands is None else bands
+    missing = [b for b in names if b not in by_band]
+    if missing:
+        raise InputError(
+            f"{folder}: no file for band(s) {', '.join(missing)}; found {', '.join(sorted(by_band))}"
+        )
+    # the reference grid: the finest band (the first of them in name order)
+    sizes = {}
+    for b in names:
+        with rasterio.open(by_band[b]) as ds:
+            sizes[b] = (ds.width * ds.height, ds.crs, ds.transform, ds.shape, ds.nodata)
+    ref = max(names, key=lambda b: (sizes[b][0], -names.index(b)))
+    _, crs, transform, shape, nodata = sizes[ref]
+    out = np.empty((len(names), *shape), dtype=np.float32)
+    for i, b in enumerate(names):
+        with rasterio.open(by_band[b]) as ds:
+            if ds.shape == shape and ds.transform.almost_equals(transform):
+                out[i] = ds.read(1)
+            else:
+                reproject(
+                    ds.read(1).astype(np.float32), out[i],
+                    src_transform=ds.transform, src_crs=ds.crs or crs,
+                    dst_transform=transform, dst_crs=crs,
+                    resampling=Resampling.bilinear, src_nodata=ds.nodata, dst_nodata=np.nan,
+                )  # fmt: skip
+    if nodata is not None:
+        out[out == nodata] = np.nan
+    return Raster(out, names, crs, transform, None)
+
+
+def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
+    """Keep the common bands (BEFORE's order) and put AFTER on BEFORE's grid (logged warning)."""
+    from .change import common_bands
+
+    bands = common_bands(before.bands, after.bands)
+    dropped = sorted(set(before.bands) ^ set(after.bands))
+    if dropped:
+        logger.warning(
+            "bands %s are not in both images; using %s", ", ".join(dropped), ", ".join(bands)
+        )
+    before = _pick(before, bands, Path("BEFORE"))
+    after = _pick(after, bands, Path("AFTER"))
+    if before.same_grid(after):
+        return before, after
+    if (before.crs is None) != (after.crs is None):
+        raise InputError(
+            "one image is georeferenced and the other is not: cannot put them on one grid"
+        )
+    if before.crs is None:
+        if before.shape != after.shape:
+            raise InputError(
+                f"BEFORE is {before.shape} pixels and AFTER {after.shape}, and neither is "
+                "georeferenced: crop them to the same extent"
+            )
+        return before, after
+    logger.warning(
+        "AFTER is on a different grid (%s, %s px) from BEFORE (%s, %s px): reprojecting AFTER to "
+        "BEFORE's grid (bilinear)", after.crs, after.shape, before.crs, before.shape,
+    )  # fmt: skip
+    out = np.full((len(bands), *before.shape), np.nan, dtype=np.float32)
+    src = after.data.astype(np.float32)
+    if after.nodata is not None:
+        src[src == after.nodata] = np.nan
+    for i in range(len(bands)):
+        reproject(
+            src[i], out[i],
+            src_transform=after.transform, src_crs=after.crs,
+            dst_transform=before.transform, dst_crs=before.crs,
+            resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan,
+        )  # fmt: skip
+    if np.isnan(out).all():
+        raise InputError(
+            "AFTER does not overlap BEFORE at all once reprojected: check the two images"
+        )
+    return before, Raster(out, bands, before.crs, before.transform, None)
+
+
+def pixel_area_m2(raster: Raster) -> float | None:
+    """Area of one pixel in m² (geodesic at the image centre for geographic CRSs), None if unknown."""
+    if raster.crs is None:
+        return None
+    t = raster.transform
+    if raster.crs.is_geographic:
+        from shapely.geometry import box
+
+        from ..geo import geodesic_area
+
+        h, w = raster.shape
+        x, y = t * (w / 2, h / 2)
+        return geodesic_area(box(x, y, x + abs(t.a), y + abs(t.e)))
+    factor = raster.crs.linear_units_factor[1] if raster.crs.linear_units_factor else 1.0
+    return float(abs(t.a * t.e - t.b * t.d) * factor * factor)
+
+
+def write_change_cog(path: str | Path, mask: NDArray[np.bool_], magnitude: NDArray[np.float32], valid: NDArray[np.bool_], raster: Raster) -> None:  # fmt: skip
+    """Write a 2-band float32 COG: band 1 the change mask (1/0), band 2 the magnitude; NaN = nodata.
+
+    GeoTIFF bands share one data type, so the mask is stored as float32 0/1 beside the magnitude.
+    The file is written to a temporary name and renamed, so readers never see a partial file.
+    """
+    out = Path(path)
+    data = np.stack([mask.astype(np.float32), magnitude.astype(np.float32)])
+    data[:, ~valid] = np.nan
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tif", dir=out.parent or ".")
+    os.close(fd)
+    profile: dict[str, Any] = {
+        "driver": "COG", "width": data.shape[2], "height": data.shape[1], "count": 2,
+        "dtype": "float32", "nodata": np.nan, "compress": "deflate", "predictor": 3,
+        "blocksize": 512, "overview_resampling": "nearest",
+    }  # fmt: skip
+    if raster.crs is not None:
+        profile.update(crs=raster.crs, transform=raster.transform)
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data)
+            dst.set_band_description(1, "change_mask")
+            dst.set_band_description(2, "magnitude")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def change_polygons(mask: NDArray[np.bool_], raster: Raster) -> list[dict[str, Any]]:
+    """GeoJSON features (lon/lat) of the change patches with their geodesic areas in m²."""
+    from rasterio.features import shapes
+    from shapely.geometry import mapping, shape
+
+    from ..geo import geodesic_area, to_crs
+
+    feats: list[dict[str, Any]] = []
+    if raster.crs is None:
+        return feats
+    m = mask.astype(np.uint8)
+    for geom, value in shapes(m, mask=m.astype(bool), transform=raster.transform, connectivity=8):
+        if value != 1:
+            continue
+        poly = shape(geom)
+        if not raster.crs.is_geographic or raster.crs.to_epsg() != 4326:
+            poly = to_crs(poly, raster.crs.to_wkt(), "EPSG:4326")
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(poly),
+                "properties": {"area_m2": round(geodesic_area(poly), 1)},
+            }
+        )
+    feats.sort(key=lambda f: -float(f["properties"]["area_m2"]))
+    for i, f in enumerate(feats):
+        f["properties"]["id"] = i + 1
+    return feats
+
+
+def write_geojson(
+    path: str | Path, features: list[dict[str, Any]], properties: dict[str, Any]
+) -> None:
+    """Write a FeatureCollection atomically."""
+    out = Path(path)
+    doc = {"type": "FeatureCollection", "properties": properties, "features": features}
+    tmp = out.with_name(f".tmp-{out.name}")
+    tmp.write_text(json.dumps(doc, default=str))
+    os.replace(tmp, out)

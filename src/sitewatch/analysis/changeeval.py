@@ -1,0 +1,249 @@
+"""Evaluation of change detectors on labelled data: OSCD cities and A/B/label image pairs.
+
+Scores are confusion-matrix counts per city (or pair), and pooled over all of them (the counts are
+summed before the ratios are taken, so large cities weigh more): precision, recall, F1, IoU and
+Cohen's kappa of the "change" class.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+
+from ..errors import InputError
+from ._changeio import Raster, align_pair, read_image
+
+__all__ = [
+    "OSCD_BANDS",
+    "LabelledPair",
+    "Scores",
+    "evaluate",
+    "iter_oscd",
+    "iter_pairs",
+    "load_oscd_city",
+    "oscd_cities",
+]
+
+logger = logging.getLogger(__name__)
+
+OSCD_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B11", "B12")
+"""The bands used from OSCD (the 10 m bands plus SWIR at 20 m, resampled to 10 m), when present."""
+
+Detector = Callable[["LabelledPair"], NDArray[np.bool_]]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Confusion counts of the change class, and the scores derived from them."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    def __add__(self, other: Scores) -> Scores:
+        return Scores(
+            self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn
+        )
+
+    @classmethod
+    def of(cls, pred: NDArray[np.bool_], truth: NDArray[np.bool_], valid: NDArray[np.bool_] | None = None) -> Scores:  # fmt: skip
+        if pred.shape != truth.shape:
+            raise InputError(f"prediction {pred.shape} and label {truth.shape} differ in shape")
+        if valid is not None:
+            pred, truth = pred[valid], truth[valid]
+        tp = int(np.count_nonzero(pred & truth))
+        fp = int(np.count_nonzero(pred & ~truth))
+        fn = int(np.count_nonzero(~pred & truth))
+        return cls(tp, fp, fn, int(pred.size) - tp - fp - fn)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        d = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / d if d else 0.0
+
+    @property
+    def iou(self) -> float:
+        d = self.tp + self.fp + self.fn
+        return self.tp / d if d else 0.0
+
+    @property
+    def kappa(self) -> float:
+        n = self.tp + self.fp + self.fn + self.tn
+        if n == 0:
+            return 0.0
+        po = (self.tp + self.tn) / n
+        pe = (
+            (self.tp + self.fp) * (self.tp + self.fn) + (self.fn + self.tn) * (self.fp + self.tn)
+        ) / (n * n)
+        return (po - pe) / (1 - pe) if pe < 1 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "iou": round(self.iou, 4),
+            "kappa": round(self.kappa, 4),
+            "tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    """Two co-registered images and their change label (True = change)."""
+
+    name: str
+    before: Raster
+    after: Raster
+    label: NDArray[np.bool_]
+
+
+# --- OSCD ---------------------------------------------------------------------------------------
+
+
+def oscd_cities(root: str | Path) -> list[str]:
+    """The labelled cities of an OSCD folder (those with imgs_1, imgs_2 and cm/<city>-cm.tif)."""
+    base = Path(root)
+    if not base.is_dir():
+        raise InputError(f"{root}: not a folder; give the OSCD root (it holds one folder per city)")
+    cities = sorted(
+        d.name
+        for d in base.iterdir()
+        if (d / "imgs_1").is_dir()
+        and (d / "imgs_2").is_dir()
+        and (d / "cm" / f"{d.name}-cm.tif").is_file()
+    )
+    if not cities:
+        raise InputError(f"{root}: no OSCD city folders (<city>/imgs_1, imgs_2, cm/<city>-cm.tif)")
+    return cities
+
+
+def load_oscd_city(root: str | Path, city: str) -> LabelledPair:
+    """One OSCD city on the grid of its first image's 10 m bands (AFTER and 20 m bands resampled)."""
+    base = Path(root) / city
+    if not base.is_dir():
+        raise InputError(
+            f"no city {city!r} under {root}; choose among {', '.join(oscd_cities(root))}"
+        )
+    present = {p.stem.rsplit("_", 1)[-1].upper() for p in (base / "imgs_1").glob("*.tif")}
+    present &= {p.stem.rsplit("_", 1)[-1].upper() for p in (base / "imgs_2").glob("*.tif")}
+    bands = tuple(b for b in OSCD_BANDS if b in present)
+    needed = {"B02", "B03", "B04", "B08"}
+    if not needed <= set(bands):
+        raise InputError(
+            f"{base}: OSCD needs at least B02 B03 B04 B08 in both dates; found {sorted(present)}"
+        )
+    before = read_image(base / "imgs_1", bands=bands)
+    after = read_image(base / "imgs_2", bands=bands)
+    with rasterio.open(base / "cm" / f"{city}-cm.tif") as ds:
+        cm = ds.read(1)
+    if cm.shape != before.shape:
+        raise InputError(
+            f"{city}: label is {cm.shape} pixels but the 10 m bands are {before.shape}"
+        )
+    before, after = align_pair(before, after)
+    return LabelledPair(city, before, after, cm == 2)
+
+
+def iter_oscd(root: str | Path, cities: list[str] | None = None) -> Iterator[LabelledPair]:
+    """The labelled OSCD cities (all of them, or ``cities``), loaded one at a time."""
+    for city in cities or oscd_cities(root):
+        yield load_oscd_city(root, city)
+
+
+# --- A/B/label pairs ------------------------------------------------------------------------------
+
+
+def _read_rgb(path: Path) -> Raster:
+    with rasterio.open(path) as ds:
+        data = ds.read()
+    if data.shape[0] >= 3:
+        data = data[:3]
+        names: tuple[str, ...] = ("red", "green", "blue")
+    else:
+        names = tuple(f"b{i + 1}" for i in range(data.shape[0]))
+    return Raster(data.astype(np.float32), names, None, rasterio.Affine.identity(), None)
+
+
+def _read_label(path: Path) -> NDArray[np.bool_]:
+    with rasterio.open(path) as ds:
+        lab = ds.read(1)
+    return np.asarray(lab > 0)
+
+
+def iter_pairs(root: str | Path) -> Iterator[LabelledPair]:
+    """Labelled pairs under ``root``: LEVIR-CD style (A/, B/, label/ with the same file names) and
+    SZTAKI style (folders holding im1, im2 and gt images), searched recursively."""
+    base = Path(root)
+    if not base.is_dir():
+        raise InputError(f"{root}: not a folder of labelled pairs")
+    found = 0
+    for a_dir in sorted(base.rglob("A")):
+        b_dir, l_dir = a_dir.parent / "B", a_dir.parent / "label"
+        if not (a_dir.is_dir() and b_dir.is_dir() and l_dir.is_dir()):
+            continue
+        for a in sorted(a_dir.iterdir()):
+            b, lab = b_dir / a.name, l_dir / a.name
+            if b.is_file() and lab.is_file():
+                found += 1
+                yield LabelledPair(
+                    str(a.relative_to(base)), _read_rgb(a), _read_rgb(b), _read_label(lab)
+                )
+    for im1 in sorted(base.rglob("im1.*")):
+        d = im1.parent
+        im2 = next(iter(sorted(d.glob("im2.*"))), None)
+        gt = next(iter(sorted(d.glob("gt.*"))), None)
+        if im2 is not None and gt is not None:
+            found += 1
+            pair = LabelledPair(
+                str(d.relative_to(base)), _read_rgb(im1), _read_rgb(im2), _read_label(gt)
+            )
+            if pair.label.shape != pair.before.shape:
+                logger.warning(
+                    "%s: label %s differs from image %s, skipped",
+                    d,
+                    pair.label.shape,
+                    pair.before.shape,
+                )
+                continue
+            yield pair
+    if not found:
+        raise InputError(f"{root}: no labelled pairs (A/ B/ label/ folders, or im1 im2 gt files)")
+
+
+# --- scoring --------------------------------------------------------------------------------------
+
+
+def evaluate(pairs: Iterator[LabelledPair], detector: Detector) -> dict[str, Any]:
+    """Run ``detector`` on every pair; per-pair scores and pooled scores (summed counts)."""
+    per: dict[str, Any] = {}
+    total = Scores(0, 0, 0, 0)
+    f1s = []
+    for pair in pairs:
+        pred = detector(pair)
+        s = Scores.of(pred, pair.label)
+        total = total + s
+        f1s.append(s.f1)
+        per[pair.name] = s.as_dict()
+        logger.info("%s: F1 %.3f", pair.name, s.f1)
+    return {
+        "per_item": per,
+        "pooled": total.as_dict(),
+        "mean_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+    }

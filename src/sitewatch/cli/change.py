@@ -1,0 +1,225 @@
+"""``sitewatch change``: detect change between two images, evaluate detectors on labelled data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import InputError
+from .options import console, echo_json, err_console, json_option, open_catalog
+
+__all__ = ["change"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_CHUNK_ABOVE_PX = 16_000_000  # larger images run through the chunked (dask) path
+
+
+def _method_options(func: F) -> F:
+    from ..analysis.change import METHODS, NORMALISATIONS, THRESHOLDS
+
+    opts = [
+        click.option("--method", "method", type=click.Choice(METHODS), default="cva", show_default=True,
+                     help="Change method."),
+        click.option("--threshold", type=click.Choice(THRESHOLDS), default=None,
+                     help="Threshold (default: mad; chi2 for irmad; kmeans for pca_kmeans)."),
+        click.option("--value", "fixed_value", type=float, default=None, help="Value of a fixed threshold."),
+        click.option("--k", "mad_k", type=float, default=5.0, show_default=True,
+                     help="mad threshold: robust standard deviations above the median."),
+        click.option("--alpha", "chi2_alpha", type=float, default=0.01, show_default=True,
+                     help="chi2 threshold: no-change p-value below which a pixel is changed."),
+        click.option("--normalise", "normalisation", type=click.Choice(NORMALISATIONS), default=None,
+                     help="Relative radiometric normalisation (default: zscore for cva, irmad, "
+                     "pca_kmeans; invariant-pixel regression for log_ratio and the indices)."),
+        click.option("--smooth", "smooth_sigma", type=float, default=1.0, show_default=True,
+                     help="Gaussian smoothing sigma in pixels (0: none)."),
+        click.option("--opening", "opening_radius", type=int, default=0, show_default=True,
+                     help="Morphological opening radius in pixels."),
+        click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
+                     help="A learned model file (from train-oscd; needs the [ml] extra)."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _config(kw: dict[str, Any], min_area_m2: float = 0.0) -> Any:
+    from ..analysis.change import ChangeConfig
+
+    if kw.get("model"):
+        raise InputError(
+            "--model: the learned change model is not available in this version; "
+            "use an unsupervised --method (default cva)"
+        )
+    return ChangeConfig(
+        method=kw["method"], threshold=kw["threshold"], fixed_value=kw["fixed_value"],
+        mad_k=kw["mad_k"], chi2_alpha=kw["chi2_alpha"], normalisation=kw["normalisation"],
+        smooth_sigma=kw["smooth_sigma"], opening_radius=kw["opening_radius"], min_area_m2=min_area_m2,
+    )  # fmt: skip
+
+
+def _parse_date(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        d = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError(f"{what} {text!r} is not an ISO date (YYYY-MM-DD)") from exc
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+@click.group("change")
+def change() -> None:
+    """Change detection between two dates, and its evaluation on labelled data."""
+
+
+@change.command("detect")
+@click.argument("before", type=click.Path())
+@click.argument("after", type=click.Path())
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
+              help="Output COG (band 1 change mask, band 2 magnitude).")  # fmt: skip
+@click.option("--geojson", "geojson", type=click.Path(dir_okay=False), default=None,
+              help="Change polygons (default: OUTPUT with .geojson).")  # fmt: skip
+@click.option(
+    "--bands", default=None, help="Comma-separated bands to use (default: all common bands)."
+)
+@click.option("--min-area", "min_area", type=float, default=0.0, show_default=True,
+              help="Minimum mapping unit in m².")  # fmt: skip
+@click.option(
+    "--site", "site_id", default=None, help="Record a change event for this catalog site."
+)
+@click.option("--before-date", default=None, help="Acquisition date of BEFORE (for --site).")
+@click.option("--after-date", default=None, help="Acquisition date of AFTER (for --site).")
+@_method_options
+@json_option
+def detect(before: str, after: str, output: str, geojson: str | None, bands: str | None,
+           min_area: float, site_id: str | None, before_date: str | None, after_date: str | None,
+           as_json: bool, **kw: Any) -> None:  # fmt: skip
+    """Detect change between BEFORE and AFTER (multi-band files or folders of per-band files)."""
+    from ..analysis._changeio import (
+        align_pair,
+        change_polygons,
+        pixel_area_m2,
+        read_image,
+        write_change_cog,
+        write_geojson,
+    )  # fmt: skip
+    from ..analysis.change import detect_change
+
+    config = _config(kw, min_area)
+    t0, t1 = _parse_date(before_date, "--before-date"), _parse_date(after_date, "--after-date")
+    if site_id and (t0 is None or t1 is None):
+        raise InputError(
+            "--site needs --before-date and --after-date (the acquisition dates) for the change event"
+        )
+    wanted = tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None
+    img0, img1 = align_pair(read_image(before, bands=wanted), read_image(after, bands=wanted))
+    h, w = img0.shape
+    result = detect_change(
+        img0.data, img1.data, bands=img0.bands, config=config, nodata_before=img0.nodata,
+        nodata_after=img1.nodata, pixel_area_m2=pixel_area_m2(img0),
+        chunks=1024 if h * w > _CHUNK_ABOVE_PX else None,
+    )  # fmt: skip
+    write_change_cog(output, result.mask, result.magnitude, result.valid, img0)
+    feats = change_polygons(result.mask, img0)
+    gj = Path(geojson) if geojson else Path(output).with_suffix(".geojson")
+    summary = result.summary()
+    summary.update(output=str(output), geojson=str(gj), polygons=len(feats),
+                   area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1))  # fmt: skip
+    write_geojson(gj, feats, {k: v for k, v in summary.items() if k not in ("config",)})
+    if site_id:
+        summary["change_event"] = _record(site_id, t0, t1, result, feats, summary)
+    if as_json:
+        echo_json(summary)
+    else:
+        console().print(
+            f"{summary['changed_pixels']} changed pixel(s) ({100 * result.changed_fraction:.2f}%), "
+            f"{len(feats)} polygon(s), {summary['area_m2']:.0f} m² -> {output}, {gj}"
+        )
+
+
+def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, Any]], summary: dict[str, Any]) -> str:  # fmt: skip
+    import numpy as np
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    from ..catalog.models import ChangeEvent, new_id
+
+    geom = unary_union([shape(f["geometry"]) for f in feats]) if feats else None
+    mag = float(np.nanmean(result.magnitude[result.mask])) if result.mask.any() else None
+    details = {
+        k: summary[k]
+        for k in ("threshold_method", "threshold", "bands", "changed_pixels", "output")
+    }
+    with open_catalog() as cat:
+        cat.get_site(site_id)
+        ev = cat.add_change_event(
+            ChangeEvent(id=new_id(), site_id=site_id, before=t0, after=t1, method=result.method,
+                        area_m2=float(summary["area_m2"]), geometry=geom, magnitude=mag, details=details)
+        )  # fmt: skip
+    return str(ev.id)
+
+
+def _print_eval(res: dict[str, Any], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("item", "precision", "recall", "F1", "IoU", "kappa"):
+        table.add_column(col)
+    rows = [*res["per_item"].items(), ("pooled", res["pooled"])]
+    for name, s in rows:
+        table.add_row(name, *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "iou", "kappa")))
+    console().print(table)
+    console().print(f"mean F1 over items: {res['mean_f1']:.3f}")
+
+
+def _detector(config: Any) -> Callable[[Any], Any]:
+    from ..analysis.change import detect_change
+
+    def run(pair: Any) -> Any:
+        err_console().print(f"  {pair.name}", highlight=False)
+        return detect_change(
+            pair.before.data, pair.after.data, bands=pair.before.bands, config=config
+        ).mask
+
+    return run
+
+
+@change.command("eval-oscd")
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.option("--cities", default=None, help="Comma-separated cities (default: all labelled ones).")
+@_method_options
+@json_option
+def eval_oscd(root: str, cities: str | None, as_json: bool, **kw: Any) -> None:
+    """Score a method on the OSCD cities under ROOT: per city and pooled P, R, F1, IoU, kappa."""
+    from ..analysis.changeeval import evaluate, iter_oscd
+
+    config = _config(kw)
+    names = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
+    res = evaluate(iter_oscd(root, names), _detector(config))
+    res["config"] = config.as_dict()
+    if as_json:
+        echo_json(res)
+    else:
+        _print_eval(res, f"OSCD: {config.method}/{config.threshold_method}")
+
+
+@change.command("eval-pairs")
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@_method_options
+@json_option
+def eval_pairs(root: str, as_json: bool, **kw: Any) -> None:
+    """Score a method on labelled A/B/label pairs (LEVIR-CD, SZTAKI layouts) under ROOT."""
+    from ..analysis.changeeval import evaluate, iter_pairs
+
+    config = _config(kw)
+    res = evaluate(iter_pairs(root), _detector(config))
+    res["config"] = config.as_dict()
+    if as_json:
+        echo_json(res)
+    else:
+        _print_eval(res, f"pairs: {config.method}/{config.threshold_method}")

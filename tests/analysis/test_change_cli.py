@@ -1,0 +1,191 @@
+"""``sitewatch change``: detect on GeoTIFF pairs (COG, GeoJSON, catalog event), evaluations, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from sitewatch.catalog.models import Site
+from sitewatch.catalog.store import Catalog
+
+from .test_change import BANDS, make_pair
+
+ORIGIN = (500_000.0, 4_200_000.0)  # UTM 52N, 10 m pixels
+
+
+def write_tif(path: Path, data: np.ndarray, *, crs: str = "EPSG:32652", res: float = 10.0,
+              origin: tuple[float, float] = ORIGIN, names: tuple[str, ...] = BANDS) -> Path:  # fmt: skip
+    with rasterio.open(
+        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+        dtype=data.dtype, crs=crs, transform=from_origin(*origin, res, res),
+    ) as dst:  # fmt: skip
+        dst.write(data)
+        for i, n in enumerate(names[: data.shape[0]]):
+            dst.set_band_description(i + 1, n)
+    return path
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    before, after, truth = make_pair()
+    return (
+        write_tif(tmp_path / "before.tif", before),
+        write_tif(tmp_path / "after.tif", after),
+        truth,
+    )
+
+
+def test_detect_writes_cog_and_polygons(
+    sw: Any, pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    b, a, truth = pair
+    out = tmp_path / "change.tif"
+    r = sw("change", "detect", str(b), str(a), "-o", str(out), "--min-area", "5000", "--json")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    with rasterio.open(out) as ds:
+        assert ds.count == 2 and ds.crs.to_epsg() == 32652
+        assert ds.descriptions == ("change_mask", "magnitude")
+        mask = ds.read(1) == 1
+        assert ds.read(2).dtype == np.float32
+    assert (mask & truth).sum() / truth.sum() > 0.8
+    gj = json.loads(out.with_suffix(".geojson").read_text())
+    areas = sorted(f["properties"]["area_m2"] for f in gj["features"])
+    # the two construction blocks: 14 x 18 and 10 x 15 pixels of 100 m² (rings may grow by a pixel)
+    assert len(areas) == 2
+    assert areas[0] == pytest.approx(150 * 100, rel=0.25)
+    assert areas[1] == pytest.approx(252 * 100, rel=0.25)
+    assert summary["polygons"] == 2
+    lon, lat = gj["features"][0]["geometry"]["coordinates"][0][0]
+    assert 125 < lon < 130 and 37 < lat < 38.5  # lon/lat, not UTM metres
+
+
+def test_detect_reprojects_after_and_uses_common_bands(sw: Any, tmp_path: Path) -> None:
+    before, after, truth = make_pair()
+    b = write_tif(tmp_path / "b.tif", before)
+    # AFTER at 5 m on a shifted grid, and without B12
+    a_fine = np.repeat(np.repeat(after[:5], 2, axis=1), 2, axis=2)
+    a = write_tif(tmp_path / "a.tif", a_fine, res=5.0, names=BANDS[:5])
+    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--json")
+    assert r.code == 0, r.err
+    assert "reprojecting AFTER" in r.err and "B12" in r.err
+    assert json.loads(r.out)["bands"] == list(BANDS[:5])
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        mask = ds.read(1) == 1
+    assert (mask & truth).sum() / max(mask.sum(), 1) > 0.6
+
+
+def test_detect_records_change_event(
+    sw: Any, pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    b, a, _ = pair
+    url = f"sqlite:///{tmp_path / 'cat.db'}"
+    with Catalog(url, actor="tester") as cat:
+        cat.add_site(Site(id="test-site", name="Test", lon=127.5, lat=37.9))
+    r = sw("--db", url, "change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"),
+           "--site", "test-site", "--before-date", "2020-01-01", "--after-date", "2021-06-01", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    with Catalog(url, actor="tester") as cat:
+        events = cat.list_change_events("test-site")
+    assert len(events) == 1
+    assert events[0].method == "cva" and events[0].area_m2 > 30_000
+    assert events[0].geometry is not None and events[0].id == json.loads(r.out)["change_event"]
+    r = sw(
+        "--db",
+        url,
+        "change",
+        "detect",
+        str(b),
+        str(a),
+        "-o",
+        str(tmp_path / "o.tif"),
+        "--site",
+        "x",
+    )
+    assert r.code == 2 and "--before-date" in r.err
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "no such file or folder"),
+        ("nodata", "0 valid pixel"),
+        ("tiny", "window"),
+        ("disjoint_bands", "no band in common"),
+    ],
+)
+def test_detect_bad_input(sw: Any, tmp_path: Path, setup: str, message: str) -> None:
+    before, after, _ = make_pair()
+    b = write_tif(tmp_path / "b.tif", before)
+    if setup == "missing":
+        a = tmp_path / "nope.tif"
+    elif setup == "nodata":
+        with rasterio.open(
+            tmp_path / "a.tif", "w", driver="GTiff", width=96, height=96, count=6, dtype="uint16",
+            crs="EPSG:32652", transform=from_origin(*ORIGIN, 10, 10), nodata=0,
+        ) as dst:  # fmt: skip
+            dst.write(np.zeros_like(after))
+            for i, n in enumerate(BANDS):
+                dst.set_band_description(i + 1, n)
+        a = tmp_path / "a.tif"
+    elif setup == "tiny":
+        b = write_tif(tmp_path / "b.tif", before[:, :5, :5])
+        a = write_tif(tmp_path / "a.tif", after[:, :5, :5])
+    else:
+        a = write_tif(tmp_path / "a.tif", after[:2], names=("x1", "x2"))
+    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"))
+    assert r.code == 2
+    assert message in r.err
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_detect_folder_of_band_files(sw: Any, tmp_path: Path) -> None:
+    before, after, _ = make_pair()
+    for name, arr in (("t0", before), ("t1", after)):
+        (tmp_path / name).mkdir()
+        for i, band in enumerate(BANDS):
+            if band in ("B11", "B12"):  # 20 m bands at half the size
+                write_tif(
+                    tmp_path / name / f"T52_{band}.tif",
+                    arr[i : i + 1, ::2, ::2],
+                    res=20.0,
+                    names=(band,),
+                )
+            else:
+                write_tif(tmp_path / name / f"T52_{band}.tif", arr[i : i + 1], names=(band,))
+    r = sw("change", "detect", str(tmp_path / "t0"), str(tmp_path / "t1"), "-o", str(tmp_path / "o.tif"),
+           "--method", "ndbi", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["bands"] == sorted(BANDS)
+
+
+def test_eval_oscd_one_city(sw: Any, shared_data: Path) -> None:
+    r = sw("change", "eval-oscd", str(shared_data / "oscd"), "--cities", "bercy", "--json")
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
+    assert set(res["per_item"]) == {"bercy"}
+    pooled = res["pooled"]
+    assert set(pooled) >= {"precision", "recall", "f1", "iou", "kappa"}
+    assert pooled["tp"] + pooled["fp"] + pooled["fn"] + pooled["tn"] == 395 * 360
+    assert pooled["f1"] > 0.1  # far above chance for a 0.7 % change class
+    r = sw("change", "eval-oscd", str(shared_data / "oscd"), "--cities", "atlantis")
+    assert r.code == 2 and "no city 'atlantis'" in r.err
+
+
+def test_eval_pairs(sw: Any, shared_data: Path) -> None:
+    r = sw(
+        "change",
+        "eval-pairs",
+        str(shared_data / "change-samples" / "SZTAKI_AirChange_Benchmark"),
+        "--json",
+    )
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
+    assert set(res["per_item"]) == {"Szada/1", "Tiszadob/3"}
+    assert 0.0 < res["pooled"]["f1"] <= 1.0
