@@ -1,0 +1,561 @@
+"""Terrain: DEMs, their derivatives (slope, aspect, hillshade, relief, TRI, TPI), viewsheds, defilade.
+
+DEMs are read from GeoTIFF (including Copernicus DEM tiles) and SRTM ``.hgt`` files (GDAL reads
+both) into a :class:`Dem`: elevations in metres as float64 with NaN for no data (SRTM voids).
+Derivatives use Horn's 3x3 gradient; on geographic grids the pixel sizes are geodesic, per row,
+so slope is right at any latitude without reprojection. Line-of-sight work (viewshed, defilade)
+runs on a metric grid: :meth:`Dem.to_metric` reprojects a geographic DEM to its local UTM zone.
+
+Defilade from a threat direction: a point is masked when the terrain between it and the threat
+along the threat azimuth rises above the line at the threat's elevation angle, i.e. when its
+horizon angle in that azimuth exceeds the threat elevation. From a threat point: a point is masked
+when it is not in the threat's viewshed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from numpy.typing import NDArray
+from pyproj import CRS
+from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
+
+from ..errors import AnalysisError, ImageryError, InputError
+from ..geo import GEOD, check_lonlat, local_utm_crs, to_crs
+from ._viewshed import REFRACTION_K, horizon_tangents, radial_viewshed
+
+__all__ = [
+    "PRODUCTS",
+    "DefiladeResult",
+    "Dem",
+    "aspect",
+    "defilade_from_direction",
+    "defilade_from_point",
+    "dem_on_grid",
+    "derive",
+    "geodesic_bearing",
+    "hillshade",
+    "horizon_angle",
+    "read_dem",
+    "relief",
+    "slope",
+    "tpi",
+    "tri",
+    "viewshed",
+    "visible_area_m2",
+]
+
+logger = logging.getLogger(__name__)
+
+PRODUCTS = ("slope", "aspect", "hillshade", "relief", "tri", "tpi")
+
+
+@dataclass(frozen=True)
+class Dem:
+    """Elevations (metres, NaN = no data) on a grid given by ``transform`` and ``crs``."""
+
+    data: NDArray[np.float64]
+    transform: Affine
+    crs: CRS
+    source: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.data.shape[0]), int(self.data.shape[1]))
+
+    @property
+    def is_geographic(self) -> bool:
+        return not self.crs.is_projected
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        rows, cols = self.shape
+        xs, ys = zip(*[self.transform @ (c, r) for c, r in ((0, 0), (cols, rows))], strict=True)
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    def cell_sizes(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """East-west and north-south pixel sizes in metres, one per row (geodesic if geographic)."""
+        rows, _ = self.shape
+        if not self.is_geographic:
+            return (np.full(rows, abs(self.transform.a)), np.full(rows, abs(self.transform.e)))
+        x0 = self.transform.c + 0.5 * self.transform.a
+        lats = self.transform.f + (np.arange(rows) + 0.5) * self.transform.e
+        lats = np.clip(lats, -89.999, 89.999)
+        x1 = np.full(rows, x0 + self.transform.a)
+        _, _, dx = GEOD.inv(np.full(rows, x0), lats, x1, lats)
+        half = 0.5 * abs(self.transform.e)
+        _, _, dy = GEOD.inv(
+            np.full(rows, x0),
+            np.clip(lats - half, -90, 90),
+            np.full(rows, x0),
+            np.clip(lats + half, -90, 90),
+        )
+        return (np.abs(np.asarray(dx, dtype=np.float64)), np.abs(np.asarray(dy, dtype=np.float64)))
+
+    def rowcol(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Fractional (row, col) of map coordinates, pixel centres at +0.5."""
+        col, row = ~self.transform @ (np.asarray(x), np.asarray(y))
+        return np.column_stack([np.atleast_1d(row), np.atleast_1d(col)])
+
+    def to_metric(self, crs: CRS | None = None, resolution: float | None = None) -> Dem:
+        """This DEM on a metric grid: unchanged if already projected, else reprojected (bilinear)
+        to ``crs`` (default: the local UTM zone of its centre) at ``resolution`` metres (default:
+        the smaller geodesic pixel size)."""
+        if not self.is_geographic and crs is None:
+            return self
+        from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+        w, s, e, n = self.bounds
+        dst_crs = crs or local_utm_crs((w + e) / 2.0, (s + n) / 2.0)
+        if resolution is None:
+            dx, dy = self.cell_sizes()
+            resolution = float(min(np.median(dx), np.median(dy)))
+        rows, cols = self.shape
+        dst_t, dst_w, dst_h = calculate_default_transform(
+            self.crs, dst_crs, cols, rows, *self.bounds, resolution=resolution
+        )
+        out = np.full((dst_h, dst_w), np.nan)
+        reproject(
+            self.data,
+            out,
+            src_transform=self.transform,
+            src_crs=self.crs,
+            dst_transform=dst_t,
+            dst_crs=dst_crs,
+            resampling=Resampling.bilinear,
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+        )
+        return Dem(out, dst_t, CRS.from_user_input(dst_crs), self.source)
+
+
+def read_dem(path: str | Path, *, band: int = 1) -> Dem:
+    """Read a DEM: GeoTIFF, Copernicus DEM GeoTIFF, SRTM ``.hgt`` or anything GDAL opens."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageryError(f"DEM {p} does not exist")
+    try:
+        with rasterio.open(p) as ds:
+            if ds.crs is None:
+                raise ImageryError(
+                    f"DEM {p} has no CRS; give a georeferenced GeoTIFF or an SRTM .hgt named like N44W072.hgt"
+                )
+            data = ds.read(band, masked=True).astype(np.float64)
+            arr = np.ma.filled(data, np.nan)
+            transform, crs = ds.transform, CRS.from_user_input(ds.crs)
+    except RasterioIOError as exc:
+        raise ImageryError(f"cannot read DEM {p}: {exc}") from exc
+    arr[arr <= -32767] = np.nan  # SRTM voids when no nodata is declared
+    if not np.isfinite(arr).any():
+        raise ImageryError(f"DEM {p} has no valid elevation")
+    return Dem(arr, transform, crs, str(p))
+
+
+def dem_on_grid(
+    dem: Dem, crs: CRS | str, transform: Affine, shape: tuple[int, int]
+) -> NDArray[np.float64]:
+    """Resample ``dem`` (bilinear) onto another grid, e.g. an image's; warns when the CRSs differ."""
+    from rasterio.warp import Resampling, reproject
+
+    dst_crs = CRS.from_user_input(crs)
+    if dst_crs != dem.crs:
+        logger.warning(
+            "the DEM (%s) and the image (%s) are in different CRSs: reprojecting the DEM",
+            dem.crs.to_string(),
+            dst_crs.to_string(),
+        )
+    out = np.full(shape, np.nan)
+    reproject(
+        dem.data,
+        out,
+        src_transform=dem.transform,
+        src_crs=dem.crs,
+        dst_transform=transform,
+        dst_crs=dst_crs,
+        resampling=Resampling.bilinear,
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+    )
+    if not np.isfinite(out).any():
+        raise AnalysisError(
+            f"the DEM {dem.source or ''} does not cover the image; give a DEM of the same area"
+        )
+    return out
+
+
+# --- derivatives -------------------------------------------------------------------------------
+
+
+def _window3(z: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+    """The nine neighbours a..i of every cell (edges repeated)."""
+    p = np.pad(z, 1, mode="edge")
+    r, c = z.shape
+    return [p[i : i + r, j : j + c] for i in range(3) for j in range(3)]
+
+
+def _gradient(dem: Dem) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Horn's dz/dx (east) and dz/dy (north) in metres per metre."""
+    a, b, c, d, _, f, g, h, i = _window3(dem.data)
+    dx, dy = dem.cell_sizes()
+    dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8.0 * dx[:, None])
+    dzdy = ((a + 2 * b + c) - (g + 2 * h + i)) / (8.0 * dy[:, None])
+    if dem.transform.a < 0:
+        dzdx = -dzdx
+    if dem.transform.e > 0:  # rows run south to north
+        dzdy = -dzdy
+    return dzdx, dzdy
+
+
+def slope(dem: Dem, *, units: str = "degrees") -> NDArray[np.float64]:
+    """Slope (Horn), in ``degrees`` or ``percent``."""
+    gx, gy = _gradient(dem)
+    g = np.hypot(gx, gy)
+    if units == "percent":
+        return 100.0 * g
+    if units != "degrees":
+        raise InputError(f"slope units must be degrees or percent, got {units!r}")
+    return np.degrees(np.arctan(g))
+
+
+def aspect(dem: Dem) -> NDArray[np.float64]:
+    """Aspect: the downslope direction, degrees clockwise from north; NaN on flat cells."""
+    gx, gy = _gradient(dem)
+    out = np.mod(np.degrees(np.arctan2(-gx, -gy)), 360.0)
+    out[(gx == 0) & (gy == 0)] = np.nan
+    return out
+
+
+def hillshade(
+    dem: Dem, *, azimuth: float = 315.0, altitude: float = 45.0, z_factor: float = 1.0
+) -> NDArray[np.float64]:
+    """Hillshade 0..255 lit from ``azimuth``/``altitude`` (the formula of ``gdaldem hillshade``)."""
+    gx, gy = _gradient(dem)
+    gx, gy = gx * z_factor, gy * z_factor
+    az, alt = math.radians(azimuth), math.radians(altitude)
+    shade = (math.sin(alt) - (gx * math.sin(az) + gy * math.cos(az)) * math.cos(alt)) / np.sqrt(
+        1.0 + gx * gx + gy * gy
+    )
+    out = np.where(shade <= 0.0, 1.0, 1.0 + 254.0 * shade)
+    out[~np.isfinite(shade)] = np.nan
+    return out
+
+
+def relief(dem: Dem, *, window: int = 3) -> NDArray[np.float64]:
+    """Local relief: maximum minus minimum elevation in a ``window`` x ``window`` neighbourhood."""
+    from scipy import ndimage
+
+    if window < 3 or window % 2 == 0:
+        raise InputError(f"the relief window must be an odd number >= 3 of pixels, got {window}")
+    z = dem.data
+    hi = ndimage.maximum_filter(np.where(np.isfinite(z), z, -np.inf), size=window, mode="nearest")
+    lo = ndimage.minimum_filter(np.where(np.isfinite(z), z, np.inf), size=window, mode="nearest")
+    out = np.asarray(hi - lo, dtype=np.float64)
+    out[~np.isfinite(z) | ~np.isfinite(out)] = np.nan
+    return out
+
+
+def tri(dem: Dem) -> NDArray[np.float64]:
+    """Terrain Ruggedness Index (Riley et al. 1999): root of the summed squared differences to the 8 neighbours."""
+    n = _window3(dem.data)
+    centre = n[4]
+    total = sum(((v - centre) ** 2 for k, v in enumerate(n) if k != 4), np.zeros_like(centre))
+    return np.sqrt(total)
+
+
+def tpi(dem: Dem) -> NDArray[np.float64]:
+    """Topographic Position Index: elevation minus the mean of the 8 neighbours."""
+    n = _window3(dem.data)
+    centre = n[4]
+    mean = sum((v for k, v in enumerate(n) if k != 4), np.zeros_like(centre)) / 8.0
+    return centre - mean
+
+
+def derive(
+    dem: Dem, products: Sequence[str] = PRODUCTS, **kwargs: Any
+) -> dict[str, NDArray[np.float64]]:
+    """Several derivatives at once; ``kwargs`` go to the functions that take them."""
+    unknown = [p for p in products if p not in PRODUCTS]
+    if unknown:
+        raise InputError(f"unknown terrain product(s) {unknown}; choose from {', '.join(PRODUCTS)}")
+    out: dict[str, NDArray[np.float64]] = {}
+    for p in products:
+        if p == "hillshade":
+            out[p] = hillshade(
+                dem, **{k: v for k, v in kwargs.items() if k in ("azimuth", "altitude", "z_factor")}
+            )
+        elif p == "relief":
+            out[p] = relief(dem, **{k: v for k, v in kwargs.items() if k == "window"})
+        elif p == "slope":
+            out[p] = slope(dem)
+        elif p == "aspect":
+            out[p] = aspect(dem)
+        elif p == "tri":
+            out[p] = tri(dem)
+        else:
+            out[p] = tpi(dem)
+    return out
+
+
+# --- line of sight -----------------------------------------------------------------------------
+
+
+def _project_lonlat(dem: Dem, lon: float, lat: float, what: str) -> tuple[float, float]:
+    check_lonlat(lon, lat, what=what)
+    pt = to_crs(Point(lon, lat), "EPSG:4326", dem.crs)
+    x, y = pt.coords[0]
+    w, s, e, n = dem.bounds
+    if not (w <= x <= e and s <= y <= n):
+        raise InputError(
+            f"{what} {lon:.5f},{lat:.5f} is outside the DEM {dem.source} (give LON,LAT inside it)"
+        )
+    return float(x), float(y)
+
+
+def viewshed(
+    dem: Dem,
+    observer: tuple[float, float],
+    *,
+    observer_height: float = 1.7,
+    target_height: float = 0.0,
+    max_distance: float | None = None,
+    curvature: bool = True,
+    refraction_k: float = REFRACTION_K,
+) -> tuple[NDArray[np.bool_], Dem]:
+    """Cells visible from ``observer`` (lon, lat) standing ``observer_height`` m above the ground.
+
+    Returns the visibility grid and the metric DEM it is on (the input reprojected to UTM when
+    geographic).
+    """
+    metric = dem.to_metric()
+    x, y = _project_lonlat(metric, observer[0], observer[1], "observer")
+    r, c = metric.rowcol(np.array([x]), np.array([y]))[0]
+    cell = (abs(metric.transform.a), abs(metric.transform.e))
+    try:
+        vis = radial_viewshed(
+            metric.data,
+            (float(r), float(c)),
+            cell,
+            observer_height=observer_height,
+            target_height=target_height,
+            max_distance=max_distance,
+            curvature=curvature,
+            refraction_k=refraction_k,
+        )
+    except ValueError as exc:
+        raise AnalysisError(f"viewshed: {exc}; move the observer") from exc
+    return vis, metric
+
+
+def horizon_angle(
+    dem: Dem,
+    points: Sequence[tuple[float, float]],
+    azimuth: float,
+    *,
+    height: float = 0.0,
+    max_distance: float = 30_000.0,
+    curvature: bool = True,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Horizon elevation angle (degrees) along ``azimuth`` (true) from lon/lat ``points``.
+
+    Also returns, per point, whether the search ran off the DEM before ``max_distance`` (the
+    horizon may then be underestimated).
+    """
+    metric = dem.to_metric()
+    xy = np.array([_project_lonlat(metric, lon, lat, "point") for lon, lat in points])
+    return _horizon_xy(
+        metric, xy, azimuth, height=height, max_distance=max_distance, curvature=curvature
+    )
+
+
+def _grid_az(metric: Dem, x: float, y: float, azimuth: float) -> float:
+    from .mensuration import grid_azimuth
+
+    return grid_azimuth(metric.crs, x, y, azimuth)
+
+
+def _horizon_xy(
+    metric: Dem,
+    xy: NDArray[np.float64],
+    azimuth: float,
+    *,
+    height: float,
+    max_distance: float,
+    curvature: bool,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    if xy.size == 0:
+        return np.empty(0), np.empty(0, dtype=bool)
+    cx, cy = float(xy[:, 0].mean()), float(xy[:, 1].mean())
+    gaz = _grid_az(metric, cx, cy, azimuth)
+    rc = metric.rowcol(xy[:, 0], xy[:, 1])
+    cell = (abs(metric.transform.a), abs(metric.transform.e))
+    tan, off = horizon_tangents(
+        metric.data, rc, gaz, cell, max_distance=max_distance, height=height, curvature=curvature
+    )
+    return np.degrees(np.arctan(tan)), off
+
+
+@dataclass(frozen=True)
+class DefiladeResult:
+    """Whether one feature is masked from the threat; ``masked`` is None with a reason if unknown."""
+
+    index: int
+    id: str | None
+    masked: bool | None
+    masked_fraction: float | None
+    horizon_deg: float | None = None
+    points: int = 0
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "id": self.id,
+            "masked": self.masked,
+            "masked_fraction": None
+            if self.masked_fraction is None
+            else round(self.masked_fraction, 4),
+            "horizon_deg": None if self.horizon_deg is None else round(self.horizon_deg, 3),
+            "points": self.points,
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        out.update(self.details)
+        return out
+
+
+def _feature_points(metric: Dem, geom: BaseGeometry) -> NDArray[np.float64]:
+    """Map x/y of the DEM cell centres inside a lon/lat geometry (its representative point if none)."""
+    from rasterio.features import geometry_mask
+
+    g = to_crs(geom, "EPSG:4326", metric.crs)
+    pts: list[tuple[float, float]] = []
+    if g.geom_type in ("Polygon", "MultiPolygon"):
+        mask = geometry_mask([g], out_shape=metric.shape, transform=metric.transform, invert=True)
+        rows, cols = np.nonzero(mask)
+        xs, ys = metric.transform @ (cols + 0.5, rows + 0.5)  # type: ignore[operator]
+        pts = list(zip(np.atleast_1d(xs), np.atleast_1d(ys), strict=True))
+    elif g.geom_type in ("LineString", "MultiLineString"):
+        step = abs(metric.transform.a)
+        n = max(2, int(g.length // step) + 1)
+        pts = [g.interpolate(i / (n - 1), normalized=True).coords[0] for i in range(n)]
+    elif g.geom_type == "MultiPoint":
+        pts = [p.coords[0] for p in g.geoms]
+    if not pts:
+        pts = [g.representative_point().coords[0]]
+    return np.asarray(pts, dtype=np.float64)
+
+
+def _inside(metric: Dem, xy: NDArray[np.float64]) -> bool:
+    w, s, e, n = metric.bounds
+    return bool(np.all((xy[:, 0] >= w) & (xy[:, 0] <= e) & (xy[:, 1] >= s) & (xy[:, 1] <= n)))
+
+
+def defilade_from_direction(
+    dem: Dem,
+    features: Sequence[BaseGeometry],
+    *,
+    threat_azimuth: float,
+    threat_elevation: float,
+    ids: Sequence[str | None] | None = None,
+    target_height: float = 0.0,
+    max_distance: float = 30_000.0,
+    curvature: bool = True,
+) -> list[DefiladeResult]:
+    """Which lon/lat features are masked from fire arriving from ``threat_azimuth`` (true, the
+    direction the threat lies in) at ``threat_elevation`` degrees or flatter.
+
+    Each point of a feature (the DEM cells inside a polygon) is masked when its horizon angle
+    towards the threat exceeds the threat elevation; ``masked`` means every point is.
+    """
+    if not -90.0 < threat_elevation < 90.0:
+        raise InputError(f"threat elevation {threat_elevation} must be within -90..90 degrees")
+    metric = dem.to_metric()
+    ids = list(ids) if ids is not None else [None] * len(features)
+    out: list[DefiladeResult] = []
+    for i, geom in enumerate(features):
+        xy = _feature_points(metric, geom)
+        if not _inside(metric, xy):
+            out.append(DefiladeResult(i, ids[i], None, None, reason="outside_dem"))
+            continue
+        horizon, off = _horizon_xy(
+            metric,
+            xy,
+            threat_azimuth,
+            height=target_height,
+            max_distance=max_distance,
+            curvature=curvature,
+        )
+        masked = horizon > threat_elevation
+        details: dict[str, Any] = {}
+        if off.any() and not masked[off].all():
+            details["warning"] = "the horizon search ran off the DEM for some points"
+        frac = float(masked.mean())
+        out.append(
+            DefiladeResult(
+                i,
+                ids[i],
+                bool(masked.all()),
+                frac,
+                float(horizon.min()),
+                int(xy.shape[0]),
+                details=details,
+            )
+        )
+    return out
+
+
+def defilade_from_point(
+    dem: Dem,
+    features: Sequence[BaseGeometry],
+    *,
+    threat: tuple[float, float],
+    threat_height: float = 2.0,
+    ids: Sequence[str | None] | None = None,
+    target_height: float = 0.0,
+    curvature: bool = True,
+) -> list[DefiladeResult]:
+    """Which lon/lat features cannot be seen from a threat point ``threat`` (lon, lat)."""
+    vis, metric = viewshed(
+        dem, threat, observer_height=threat_height, target_height=target_height, curvature=curvature
+    )
+    ids = list(ids) if ids is not None else [None] * len(features)
+    out: list[DefiladeResult] = []
+    for i, geom in enumerate(features):
+        xy = _feature_points(metric, geom)
+        if not _inside(metric, xy):
+            out.append(DefiladeResult(i, ids[i], None, None, reason="outside_dem"))
+            continue
+        rc = np.floor(metric.rowcol(xy[:, 0], xy[:, 1])).astype(np.int64)
+        rc[:, 0] = np.clip(rc[:, 0], 0, metric.shape[0] - 1)
+        rc[:, 1] = np.clip(rc[:, 1], 0, metric.shape[1] - 1)
+        seen = vis[rc[:, 0], rc[:, 1]]
+        masked = ~seen
+        out.append(
+            DefiladeResult(
+                i, ids[i], bool(masked.all()), float(masked.mean()), None, int(xy.shape[0])
+            )
+        )
+    return out
+
+
+def geodesic_bearing(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Forward azimuth (degrees, 0..360) from point 1 to point 2."""
+    az, _, _ = GEOD.inv(lon1, lat1, lon2, lat2)
+    return float(az) % 360.0
+
+
+def visible_area_m2(visible: NDArray[np.bool_], metric: Dem) -> float:
+    """Area of the visible cells of a viewshed on a metric grid."""
+    return float(visible.sum()) * abs(metric.transform.a * metric.transform.e)

@@ -1,0 +1,770 @@
+"""``sitewatch measure``: heights from shadows, geodesic distances and areas, volumes, tunnel lengths."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import shapely
+from pyproj import CRS
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from ..errors import ImageryError, InputError
+from ..types import MeasurementKind
+from .options import console, echo_json, json_option, open_catalog
+
+__all__ = ["measure", "parse_lonlat", "read_geofile"]
+
+logger = logging.getLogger(__name__)
+
+
+# --- shared parsing helpers (also used by `terrain` and `range`) -------------------------------
+
+
+def parse_lonlat(text: str, what: str = "point") -> tuple[float, float]:
+    """``"LON,LAT"`` as floats, validated."""
+    from ..geo import check_lonlat
+
+    try:
+        lon_s, lat_s = text.split(",")
+        lon, lat = float(lon_s), float(lat_s)
+    except ValueError:
+        raise InputError(f"{what}: expected LON,LAT (e.g. 125.75,39.03), got {text!r}") from None
+    check_lonlat(lon, lat, what=what)
+    return lon, lat
+
+
+def _geojson_crs(doc: dict[str, Any]) -> CRS:
+    name = ((doc.get("crs") or {}).get("properties") or {}).get("name")
+    return CRS.from_user_input(name) if name else CRS.from_epsg(4326)
+
+
+def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict[str, Any]], CRS]:
+    """Geometries (None where missing), properties (with ``id``) and CRS of a vector file.
+
+    GeoJSON is read directly (a legacy ``crs`` member is honoured); other formats via pyogrio.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p} does not exist")
+    if p.suffix.lower() in (".geojson", ".json"):
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{p}: not valid GeoJSON: {exc}") from exc
+        if doc.get("type") == "Feature":
+            doc = {"type": "FeatureCollection", "features": [doc]}
+        if doc.get("type") != "FeatureCollection":
+            raise InputError(f"{p}: expected a GeoJSON FeatureCollection, got {doc.get('type')!r}")
+        geoms: list[BaseGeometry | None] = []
+        props: list[dict[str, Any]] = []
+        for f in doc.get("features") or []:
+            g = f.get("geometry")
+            try:
+                geom = shape(g) if g else None
+            except (ValueError, TypeError, AttributeError, shapely.errors.GEOSException):
+                geom = None
+            if geom is not None and not geom.is_valid:
+                geom = shapely.make_valid(geom)
+            geoms.append(geom)
+            pr = dict(f.get("properties") or {})
+            if f.get("id") is not None and "id" not in pr:
+                pr["id"] = f["id"]
+            props.append(pr)
+        return geoms, props, _geojson_crs(doc)
+    from pyogrio.raw import read as ogr_read
+
+    try:
+        meta, _, wkb, fields = ogr_read(p)
+    except Exception as exc:  # pyogrio raises its own DataSourceError family
+        raise InputError(f"cannot read {p}: {exc}") from exc
+    names = list(meta["fields"])
+    geoms = [shapely.from_wkb(w) if w is not None else None for w in wkb]
+    props = [
+        {
+            n: (col[i].item() if hasattr(col[i], "item") else col[i])
+            for n, col in zip(names, fields, strict=True)
+        }
+        for i in range(len(geoms))
+    ]
+    crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else CRS.from_epsg(4326)
+    return geoms, props, crs
+
+
+def _polygon_arg(text: str) -> BaseGeometry:
+    """A lon/lat polygon from a GeoJSON/vector file (first polygon feature) or WKT."""
+    from ..geo import to_crs
+
+    if Path(text).exists():
+        geoms, _, crs = read_geofile(text)
+        polys = [g for g in geoms if g is not None and g.geom_type in ("Polygon", "MultiPolygon")]
+        if not polys:
+            raise InputError(f"{text} holds no polygon")
+        g = polys[0]
+        return g if crs.equals(CRS.from_epsg(4326)) else to_crs(g, crs, "EPSG:4326")
+    try:
+        return shapely.from_wkt(text)
+    except shapely.errors.GEOSException:
+        raise InputError(f"--polygon: neither a file nor WKT: {text[:60]!r}") from None
+
+
+def _id_of(props: dict[str, Any]) -> str | None:
+    v = props.get("id")
+    return None if v is None else str(v)
+
+
+# --- sun and view angles for an image ---------------------------------------------------------
+
+
+def _stac_for_image(image: Path) -> dict[str, Any] | None:
+    """A STAC item beside the image that lists it as an asset (or named after it)."""
+    direct = [
+        image.with_suffix(".json"),
+        Path(str(image) + ".json"),
+        image.parent / f"{image.stem}_item.json",
+    ]
+    candidates = [c for c in direct if c.exists()]
+    for folder in (image.parent, image.parent.parent):
+        try:
+            candidates += sorted(folder.glob("*.json"))[:200]
+        except OSError:
+            continue
+    target = image.resolve()
+    for c in candidates:
+        try:
+            doc = json.loads(c.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if not isinstance(doc, dict) or doc.get("type") != "Feature" or "properties" not in doc:
+            continue
+        if c in direct:
+            return doc
+        for asset in (doc.get("assets") or {}).values():
+            href = str(asset.get("href", ""))
+            if href and (c.parent / href).resolve() == target:
+                return doc
+    return None
+
+
+def _sun_from_tags(tags: dict[str, str]) -> tuple[float, float] | None:
+    low = {k.lower(): v for k, v in tags.items()}
+    for az_key, el_key in (
+        ("view:sun_azimuth", "view:sun_elevation"),
+        ("sun_azimuth", "sun_elevation"),
+    ):
+        if az_key in low and el_key in low:
+            try:
+                return float(low[az_key]), float(low[el_key])
+            except ValueError:
+                return None
+    return None
+
+
+def _image_sun(
+    image: Path, tags: dict[str, str]
+) -> tuple[tuple[float, float], str, dict[str, Any] | None]:
+    item = _stac_for_image(image)
+    if item is not None:
+        from ..analysis.sun import sun_from_stac
+
+        try:
+            sp = sun_from_stac(item)
+            return (sp.azimuth, sp.elevation), f"stac item {item.get('id')}", item
+        except ImageryError:
+            pass
+    sun = _sun_from_tags(tags)
+    if sun is not None:
+        return sun, "image tags", item
+    raise InputError(
+        f"no sun angles for {image.name}: the image has no STAC item or sun tags; give "
+        "--sun-azimuth and --sun-elevation, --datetime (UTC acquisition time) or --metadata "
+        "(Landsat MTL/ANG, Sentinel-2 MTD, STAC item)"
+    )
+
+
+# --- reading the image ------------------------------------------------------------------------
+
+
+def _read_brightness(path: Path, band: int | None) -> tuple[np.ndarray, Any, CRS, dict[str, str]]:
+    import rasterio
+    from rasterio.errors import RasterioIOError
+    from rasterio.vrt import WarpedVRT
+
+    from ..geo import local_utm_crs
+
+    try:
+        ds = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise ImageryError(f"cannot open image {path}: {exc}") from exc
+    with ds:
+        if ds.crs is None:
+            raise ImageryError(
+                f"image {path} has no CRS; heights need an orthorectified, georeferenced image"
+            )
+        tags = dict(ds.tags())
+        src: Any = ds
+        vrt = None
+        if not CRS.from_user_input(ds.crs).is_projected:
+            lon, lat = ds.lnglat()
+            dst = local_utm_crs(lon, lat)
+            logger.warning(
+                "image %s is in geographic coordinates: warping it to %s",
+                path.name,
+                dst.to_string(),
+            )
+            vrt = WarpedVRT(ds, crs=dst, resampling=rasterio.enums.Resampling.bilinear)
+            src = vrt
+        try:
+            if band is not None:
+                if not 1 <= band <= src.count:
+                    raise InputError(f"--band {band}: the image has bands 1..{src.count}")
+                bands = [band]
+            else:
+                bands = list(range(1, min(src.count, 3) + 1))
+            data = src.read(bands, masked=True).astype(np.float64)
+            img = np.ma.filled(data.mean(axis=0), np.nan)
+            transform, crs = src.transform, CRS.from_user_input(src.crs)
+        finally:
+            if vrt is not None:
+                vrt.close()
+    return np.asarray(img), transform, crs, tags
+
+
+def _store(site_id: str, rows: Sequence[dict[str, Any]], kind: MeasurementKind) -> int:
+    """Store measurement rows (value, uncertainty, feature id) on a catalog site; returns the count."""
+    from ..catalog.models import Measurement, new_id, utcnow
+    from ..errors import NotFound
+
+    n = 0
+    with open_catalog() as cat:
+        cat.get_site(site_id)
+        for r in rows:
+            if r.get("value") is None:
+                continue
+            fid = r.get("feature_id")
+            if fid is not None:
+                try:
+                    feat = cat.get_feature(fid)
+                    if feat.site_id != site_id:
+                        logger.warning(
+                            "feature %s belongs to site %s, not %s: stored without it",
+                            fid,
+                            feat.site_id,
+                            site_id,
+                        )
+                        fid = None
+                except NotFound:
+                    logger.warning(
+                        "no catalog feature %r: the measurement is stored on the site only", fid
+                    )
+                    fid = None
+            cat.add_measurement(
+                Measurement(
+                    id=new_id(),
+                    site_id=site_id,
+                    kind=kind,
+                    value=float(r["value"]),
+                    unit=r["unit"],
+                    uncertainty=r.get("uncertainty"),
+                    feature_id=fid,
+                    method=r.get("method", ""),
+                    inputs=r.get("inputs", {}),
+                    measured_at=utcnow(),
+                )
+            )
+            n += 1
+    return n
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@click.group()
+def measure() -> None:
+    """Measure heights from shadows, distances, areas, volumes and tunnel lengths."""
+
+
+@measure.command("heights")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--footprints",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="GeoJSON (or any vector file) of footprint polygons, in any CRS.",
+)
+@click.option("--sun-azimuth", type=float, help="Sun azimuth, degrees clockwise from true north.")
+@click.option("--sun-elevation", type=float, help="Sun elevation, degrees above the horizon.")
+@click.option(
+    "--datetime", "when", help="UTC acquisition time (ISO 8601): sun computed per footprint."
+)
+@click.option(
+    "--metadata",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the sun from Landsat MTL/ANG, Sentinel-2 MTD or a STAC item.",
+)
+@click.option(
+    "--dem",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="DEM for the terrain-slope correction (any CRS; reprojected onto the image).",
+)
+@click.option("--band", type=int, help="Band to use (default: mean of the first three).")
+@click.option(
+    "--off-nadir", type=float, help="View off-nadir angle, degrees (default: from the STAC item)."
+)
+@click.option("--view-azimuth", type=float, help="STAC view:azimuth, degrees.")
+@click.option(
+    "--max-height",
+    type=float,
+    default=150.0,
+    show_default=True,
+    help="Longest shadow searched, as a height (m).",
+)
+@click.option(
+    "--elevation-sigma",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Sun elevation error (deg).",
+)
+@click.option(
+    "--dem-sigma",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="DEM error of a height difference (m).",
+)
+@click.option("--site", "site_id", help="Store the heights as measurements of this catalog site.")
+@json_option
+def heights(
+    image: Path,
+    footprints: Path,
+    sun_azimuth: float | None,
+    sun_elevation: float | None,
+    when: str | None,
+    metadata: Path | None,
+    dem: Path | None,
+    band: int | None,
+    off_nadir: float | None,
+    view_azimuth: float | None,
+    max_height: float,
+    elevation_sigma: float,
+    dem_sigma: float,
+    site_id: str | None,
+    as_json: bool,
+) -> None:
+    """Heights of the objects on FOOTPRINTS from their shadows in IMAGE."""
+    from rich.progress import Progress
+
+    from ..analysis.mensuration import ViewGeometry, height_from_shadow
+    from ..analysis.sun import read_sun_angles, sun_position
+    from ..analysis.terrain import dem_on_grid, read_dem
+    from ..geo import to_crs
+    from .options import err_console
+
+    if (sun_azimuth is None) != (sun_elevation is None):
+        raise InputError("give both --sun-azimuth and --sun-elevation, or neither")
+    given = sum(x is not None for x in (sun_azimuth, when, metadata))
+    if given > 1:
+        raise InputError(
+            "give the sun one way: --sun-azimuth/--sun-elevation, --datetime or --metadata"
+        )
+    img, transform, crs, tags = _read_brightness(image, band)
+    geoms, props, fcrs = read_geofile(footprints)
+    item: dict[str, Any] | None = None
+    per_feature_sun: list[tuple[float, float]] | None = None
+    sun_source = "flags"
+    if sun_azimuth is not None and sun_elevation is not None:
+        sun: tuple[float, float] = (sun_azimuth, sun_elevation)
+    elif metadata is not None:
+        sp = read_sun_angles(metadata)
+        sun, sun_source = (sp.azimuth, sp.elevation), f"metadata {metadata.name}"
+    elif when is not None:
+        try:
+            stamp = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(
+                f"--datetime: not an ISO 8601 time: {when!r} (e.g. 2021-03-04T02:15:00Z)"
+            ) from None
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        per_feature_sun = []
+        for g in geoms:
+            c = to_crs(g, fcrs, "EPSG:4326").centroid if g is not None else None
+            if c is None:
+                per_feature_sun.append((0.0, 0.0))
+                continue
+            sp = sun_position(c.x, c.y, stamp, refraction=True)
+            per_feature_sun.append((sp.azimuth, sp.elevation))
+        sun, sun_source = per_feature_sun[0] if per_feature_sun else (0.0, 0.0), "computed"
+    else:
+        sun, sun_source, item = _image_sun(image, tags)
+    view = None
+    if off_nadir is None and item is not None:
+        off_nadir = (item.get("properties") or {}).get("view:off_nadir")
+        view_azimuth = (
+            view_azimuth
+            if view_azimuth is not None
+            else (item.get("properties") or {}).get("view:azimuth")
+        )
+    if off_nadir:
+        if view_azimuth is None:
+            raise InputError("--off-nadir needs --view-azimuth (STAC view:azimuth)")
+        view = ViewGeometry(float(off_nadir), float(view_azimuth))
+    dem_grid = None
+    if dem is not None:
+        dem_grid = dem_on_grid(read_dem(dem), crs, transform, img.shape)
+    polys: list[BaseGeometry | None] = []
+    for g in geoms:
+        if g is None or g.geom_type not in ("Polygon", "MultiPolygon"):
+            polys.append(None)
+            continue
+        g2 = g if fcrs.equals(crs) else to_crs(g, fcrs, crs)
+        if g2.geom_type == "MultiPolygon":
+            g2 = max(g2.geoms, key=lambda p: p.area)
+        polys.append(g2)
+    # flat surfaces (pads, roads: ``profile: flat`` or ``height_m: 0``) do not block shadows
+    valid = [
+        p
+        for p, pr in zip(polys, props, strict=True)
+        if p is not None and pr.get("profile") != "flat" and pr.get("height_m") != 0
+    ]
+    tree = shapely.STRtree(valid) if valid else None
+    rows: list[dict[str, Any]] = []
+    with Progress(console=err_console(), transient=True, disable=len(polys) < 20) as prog:
+        task = prog.add_task("measuring shadows", total=len(polys))
+        for i, fp in enumerate(polys):
+            ident = _id_of(props[i])
+            az, el = per_feature_sun[i] if per_feature_sun is not None else sun
+            if fp is None:
+                rows.append(
+                    {
+                        "index": i,
+                        "id": ident,
+                        "height_m": None,
+                        "uncertainty_m": None,
+                        "shadow_length_m": None,
+                        "method": "shadow",
+                        "reason": "not_a_polygon",
+                        "detail": "the feature has no polygon geometry",
+                    }
+                )
+                prog.advance(task)
+                continue
+            others: list[BaseGeometry] = []
+            if tree is not None and el > 0:
+                reach = fp.buffer(max_height / math.tan(math.radians(el)))
+                others = [valid[j] for j in tree.query(reach) if valid[j] is not fp]
+            caster = None
+            crest = props[i].get("crest_width_m") or props[i].get("crest_m")
+            if (
+                crest is not None
+                and str(props[i].get("profile", props[i].get("kind", ""))) == "berm"
+            ):
+                caster = _crest(fp, float(crest))
+            res = height_from_shadow(
+                img,
+                transform,
+                fp,
+                sun_azimuth=az,
+                sun_elevation=el,
+                crs=crs,
+                others=others,
+                dem=dem_grid,
+                view=view,
+                caster=caster,
+                index=i,
+                ident=ident,
+                max_height_m=max_height,
+                elevation_sigma_deg=elevation_sigma,
+                dem_sigma_m=dem_sigma,
+            )
+            row = res.to_dict()
+            row["inputs"]["sun_source"] = sun_source
+            rows.append(row)
+            prog.advance(task)
+    if site_id:
+        stored = _store(
+            site_id,
+            [
+                {
+                    "value": r["height_m"],
+                    "uncertainty": r["uncertainty_m"],
+                    "unit": "m",
+                    "method": r["method"],
+                    "feature_id": r["id"],
+                    "inputs": r.get("inputs", {}),
+                }
+                for r in rows
+            ],
+            "height",
+        )
+        logger.info("stored %d height(s) on site %s", stored, site_id)
+    if as_json:
+        echo_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("#", "id", "height (m)", "+/- (m)", "shadow (m)", "method / reason")
+    for r in rows:
+        h = r["height_m"]
+        table.add_row(
+            str(r["index"]),
+            str(r["id"] or ""),
+            "" if h is None else f"{h:.2f}",
+            "" if h is None else f"{r['uncertainty_m']:.2f}",
+            "" if h is None else f"{r['shadow_length_m']:.2f}",
+            r["method"] if h is not None else f"{r['reason']}: {r.get('detail', '')}",
+        )
+    console().print(table)
+
+
+def _crest(fp: BaseGeometry, crest_width: float) -> BaseGeometry | None:
+    """The crest outline of a berm whose base is ``fp``: the base shrunk to the crest width."""
+    rect = fp.minimum_rotated_rectangle
+    xy = np.asarray(rect.exterior.coords)
+    width = min(float(np.hypot(*(xy[1] - xy[0]))), float(np.hypot(*(xy[2] - xy[1]))))
+    inset = (width - crest_width) / 2.0
+    if inset <= 0:
+        return None
+    c = fp.buffer(-inset, join_style="mitre")
+    if c.is_empty:
+        return None
+    return c if c.geom_type == "Polygon" else max(c.geoms, key=lambda p: p.area)
+
+
+@measure.command("shadow")
+@click.option("--base", required=True, help="Base of the object, LON,LAT.")
+@click.option("--tip", required=True, help="Tip of its shadow, LON,LAT.")
+@click.option("--sun-azimuth", type=float, required=True)
+@click.option("--sun-elevation", type=float, required=True)
+@click.option(
+    "--position-sigma", type=float, default=0.5, show_default=True, help="Point error (m)."
+)
+@click.option("--elevation-sigma", type=float, default=0.1, show_default=True)
+@json_option
+def shadow(
+    base: str,
+    tip: str,
+    sun_azimuth: float,
+    sun_elevation: float,
+    position_sigma: float,
+    elevation_sigma: float,
+    as_json: bool,
+) -> None:
+    """Height from a base point and a shadow tip picked by hand."""
+    from ..analysis.mensuration import height_from_shadow_tip
+
+    res = height_from_shadow_tip(
+        parse_lonlat(base, "--base"),
+        parse_lonlat(tip, "--tip"),
+        sun_azimuth=sun_azimuth,
+        sun_elevation=sun_elevation,
+        position_sigma_m=position_sigma,
+        elevation_sigma_deg=elevation_sigma,
+    )
+    row = res.to_dict()
+    if as_json:
+        echo_json(row)
+    elif res.height_m is None:
+        console().print(f"no height: {res.reason}: {res.detail}")
+    else:
+        console().print(
+            f"height {res.height_m:.2f} +/- {res.uncertainty_m:.2f} m "
+            f"(shadow {res.shadow_length_m:.2f} m)"
+        )
+
+
+def _emit(q: dict[str, Any], as_json: bool, label: str) -> None:
+    if as_json:
+        echo_json(q)
+    else:
+        console().print(f"{label}: {q['value']} +/- {q['uncertainty']} {q['unit']} ({q['method']})")
+
+
+def _site_opts(func: Any) -> Any:
+    func = click.option(
+        "--feature", "feature_id", help="Catalog feature the measurement belongs to."
+    )(func)
+    return click.option(
+        "--site", "site_id", help="Store the result as a measurement of this site."
+    )(func)
+
+
+@measure.command("distance")
+@click.argument("points", nargs=-1, required=True)
+@click.option(
+    "--position-sigma", type=float, default=0.0, show_default=True, help="Error of each point (m)."
+)
+@_site_opts
+@json_option
+def distance(
+    points: tuple[str, ...],
+    position_sigma: float,
+    site_id: str | None,
+    feature_id: str | None,
+    as_json: bool,
+) -> None:
+    """Geodesic length of the path through POINTS (each LON,LAT)."""
+    from ..analysis.mensuration import geodesic_path_length
+
+    pts = [parse_lonlat(p, f"point {i + 1}") for i, p in enumerate(points)]
+    q = geodesic_path_length(pts, position_sigma_m=position_sigma).to_dict()
+    if site_id:
+        _store(site_id, [{**q, "feature_id": feature_id}], "distance")
+    _emit(q, as_json, "distance")
+
+
+@measure.command("area")
+@click.option(
+    "--polygon",
+    "polygon",
+    required=True,
+    help="GeoJSON/vector file (first polygon) or WKT, lon/lat.",
+)
+@click.option(
+    "--position-sigma", type=float, default=0.0, show_default=True, help="Error of each vertex (m)."
+)
+@_site_opts
+@json_option
+def area(
+    polygon: str, position_sigma: float, site_id: str | None, feature_id: str | None, as_json: bool
+) -> None:
+    """Geodesic area of a polygon."""
+    from ..analysis.mensuration import geodesic_polygon_area
+
+    q = geodesic_polygon_area(_polygon_arg(polygon), position_sigma_m=position_sigma).to_dict()
+    if site_id:
+        _store(site_id, [{**q, "feature_id": feature_id}], "area")
+    _emit(q, as_json, "area")
+
+
+@measure.command("volume")
+@click.option(
+    "--polygon", "polygon", required=True, help="Footprint: GeoJSON/vector file or WKT, lon/lat."
+)
+@click.option("--height", type=float, help="Berm/spoil height (m): prismoid on the footprint.")
+@click.option("--height-sigma", type=float, default=0.0, show_default=True)
+@click.option("--crest-width", type=float, default=0.0, show_default=True, help="Crest width (m).")
+@click.option("--dem-before", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dem-after", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--dem-sigma",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Vertical error of each DEM (m).",
+)
+@click.option(
+    "--correlation-length",
+    type=float,
+    help="DEM error correlation length (m); default: fully correlated.",
+)
+@_site_opts
+@json_option
+def volume(
+    polygon: str,
+    height: float | None,
+    height_sigma: float,
+    crest_width: float,
+    dem_before: Path | None,
+    dem_after: Path | None,
+    dem_sigma: float,
+    correlation_length: float | None,
+    site_id: str | None,
+    feature_id: str | None,
+    as_json: bool,
+) -> None:
+    """Volume of a berm or spoil heap: from its height, or from two DEMs."""
+    from ..analysis.mensuration import berm_volume, volume_from_dems
+    from ..analysis.terrain import dem_on_grid, read_dem
+    from ..geo import to_crs
+
+    fp = _polygon_arg(polygon)
+    if height is not None and (dem_before or dem_after):
+        raise InputError("give either --height or --dem-before/--dem-after, not both")
+    if height is not None:
+        q = berm_volume(
+            fp, height, crest_width_m=crest_width, height_sigma_m=height_sigma
+        ).to_dict()
+        value = q
+    elif dem_before and dem_after:
+        b, a = read_dem(dem_before), read_dem(dem_after)
+        after = a.data
+        if a.crs != b.crs or a.transform != b.transform or a.shape != b.shape:
+            after = dem_on_grid(a, b.crs, b.transform, b.shape)
+        dv = volume_from_dems(
+            b.data,
+            after,
+            b.transform,
+            to_crs(fp, "EPSG:4326", b.crs),
+            crs=b.crs,
+            sigma_before_m=dem_sigma,
+            sigma_after_m=dem_sigma,
+            correlation_length_m=correlation_length,
+        ).to_dict()
+        q = {
+            "value": dv["net_m3"],
+            "uncertainty": dv["uncertainty_m3"],
+            "unit": "m3",
+            "method": dv["method"],
+            "inputs": {k: v for k, v in dv.items() if k not in ("method", "inputs")} | dv["inputs"],
+        }
+        value = {**dv, **q}
+    else:
+        raise InputError("give --height (with --crest-width) or both --dem-before and --dem-after")
+    if site_id:
+        _store(site_id, [{**q, "feature_id": feature_id}], "volume")
+    _emit(value, as_json, "volume")
+
+
+@measure.command("tunnel")
+@click.option("--spoil-volume", type=float, required=True, help="Spoil heap volume (m3).")
+@click.option("--spoil-sigma", type=float, default=0.0, show_default=True)
+@click.option("--width", type=float, required=True, help="Tunnel width (m).")
+@click.option("--height", type=float, required=True, help="Tunnel height (m).")
+@click.option(
+    "--shape",
+    type=click.Choice(["horseshoe", "rectangle", "circle"]),
+    default="horseshoe",
+    show_default=True,
+)
+@click.option(
+    "--bulking",
+    type=float,
+    default=None,
+    help="Loose/in-place volume ratio (default 1.6, hard rock).",
+)
+@_site_opts
+@json_option
+def tunnel(
+    spoil_volume: float,
+    spoil_sigma: float,
+    width: float,
+    height: float,
+    shape: str,
+    bulking: float | None,
+    site_id: str | None,
+    feature_id: str | None,
+    as_json: bool,
+) -> None:
+    """Tunnel length from the volume of its spoil and its cross-section."""
+    from ..analysis.mensuration import DEFAULT_BULKING_FACTOR, tunnel_cross_section, tunnel_length
+
+    section = tunnel_cross_section(width, height, shape)
+    q = tunnel_length(
+        spoil_volume,
+        section,
+        spoil_sigma_m3=spoil_sigma,
+        bulking_factor=bulking if bulking is not None else DEFAULT_BULKING_FACTOR,
+    ).to_dict()
+    q["inputs"].update(width_m=width, height_m=height, shape=shape)
+    if site_id:
+        _store(site_id, [{**q, "feature_id": feature_id}], "length")
+    _emit(q, as_json, "tunnel length")

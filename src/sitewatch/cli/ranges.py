@@ -1,0 +1,154 @@
+"""``sitewatch range``: geodesic range rings and targets within range of a launch point."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .measure import parse_lonlat, read_geofile
+from .options import console, echo_json, json_option, open_catalog
+
+__all__ = ["range_group"]
+
+
+def _origin(text: str) -> tuple[tuple[float, float], str]:
+    """LON,LAT or a catalog site id."""
+    if "," in text:
+        return parse_lonlat(text, "--from"), ""
+    with open_catalog() as cat:
+        site = cat.get_site(text)
+    return (site.lon, site.lat), site.name
+
+
+def _table(path: Path | None) -> Path | None:
+    if path is not None:
+        return path
+    env = os.environ.get("SITEWATCH_MISSILE_TABLE")
+    return Path(env) if env else None
+
+
+def _classes(table: Path | None, classes: str | None) -> list:  # type: ignore[type-arg]
+    from ..analysis.ranges import load_missile_table, select_classes
+
+    ids = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    return select_classes(load_missile_table(_table(table)), ids)
+
+
+def _targets(path: Path) -> list[tuple[str, float, float]]:
+    """Named points from a CSV (name, lon, lat columns) or a vector file (name property)."""
+    from ..geo import to_crs
+
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            cols = {c.lower(): c for c in reader.fieldnames or []}
+            lon_c = cols.get("lon") or cols.get("longitude") or cols.get("x")
+            lat_c = cols.get("lat") or cols.get("latitude") or cols.get("y")
+            name_c = cols.get("name") or cols.get("id")
+            if not lon_c or not lat_c:
+                raise InputError(f"{path}: needs lon and lat columns (and a name column)")
+            out = []
+            for n, row in enumerate(reader, 2):
+                try:
+                    out.append(
+                        (
+                            (row.get(name_c) if name_c else None) or f"row {n}",
+                            float(row[lon_c]),
+                            float(row[lat_c]),
+                        )
+                    )
+                except (TypeError, ValueError):
+                    raise InputError(f"{path} line {n}: lon/lat are not numbers") from None
+            return out
+    geoms, props, crs = read_geofile(path)
+    out = []
+    for i, (g, p) in enumerate(zip(geoms, props, strict=True)):
+        if g is None:
+            continue
+        if not crs.equals("EPSG:4326"):
+            g = to_crs(g, crs, "EPSG:4326")
+        pt = g if g.geom_type == "Point" else g.representative_point()
+        out.append((str(p.get("name") or p.get("id") or f"feature {i}"), pt.x, pt.y))
+    return out
+
+
+@click.group("range")
+def range_group() -> None:
+    """Missile range rings and targets within range (table of public ranges with sources)."""
+
+
+@range_group.command("rings")
+@click.option("--from", "origin", required=True, help="Launch point: LON,LAT or a catalog site id.")
+@click.option("--classes", help="Comma-separated class ids (default: every class in the table).")
+@click.option(
+    "--table",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your own missile table (CSV; default: the shipped one or SITEWATCH_MISSILE_TABLE).",
+)
+@click.option("--azimuths", type=int, default=360, show_default=True, help="Vertices per ring.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=".geojson or .kml",
+)
+@json_option
+def rings(
+    origin: str, classes: str | None, table: Path | None, azimuths: int, output: Path, as_json: bool
+) -> None:
+    """Write range rings around a launch point as GeoJSON or KML."""
+    from ..analysis.ranges import range_rings, rings_to_geojson, rings_to_kml
+
+    (lon, lat), name = _origin(origin)
+    rs = range_rings((lon, lat), _classes(table, classes), n=azimuths, origin_name=name)
+    suffix = output.suffix.lower()
+    if suffix in (".geojson", ".json"):
+        output.write_text(json.dumps(rings_to_geojson(rs)), encoding="utf-8")
+    elif suffix == ".kml":
+        output.write_text(
+            rings_to_kml(rs, name=f"range rings from {name or f'{lon},{lat}'}"), encoding="utf-8"
+        )
+    else:
+        raise InputError(f"unknown output format {suffix!r}; use .geojson or .kml")
+    summary = {"output": str(output), "origin": [lon, lat], "classes": [r.missile.id for r in rs]}
+    if as_json:
+        echo_json(summary)
+    else:
+        console().print(f"{len(rs)} ring(s) -> {output}")
+
+
+@range_group.command("targets")
+@click.option("--from", "origin", required=True, help="Launch point: LON,LAT or a catalog site id.")
+@click.option(
+    "--targets",
+    "targets_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV (name,lon,lat) or GeoJSON of named points.",
+)
+@click.option("--classes", help="Comma-separated class ids (default: all).")
+@click.option("--table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def targets(
+    origin: str, targets_file: Path, classes: str | None, table: Path | None, as_json: bool
+) -> None:
+    """Distance, bearing and the classes in range for each target."""
+    from ..analysis.ranges import targets_in_range
+
+    (lon, lat), _ = _origin(origin)
+    res = targets_in_range((lon, lat), _targets(targets_file), _classes(table, classes))
+    rows = [r.to_dict() for r in res]
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        console().print(
+            f"{r['name']}: {r['distance_km']:.1f} km at {r['bearing_deg']:.1f} deg; "
+            f"in range of: {', '.join(r['in_range_of']) or 'none'}"
+        )

@@ -1,0 +1,282 @@
+"""``sitewatch terrain``: DEM derivatives, viewsheds and defilade."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ..errors import InputError
+from .measure import parse_lonlat, read_geofile
+from .options import console, echo_json, json_option
+
+__all__ = ["terrain"]
+
+logger = logging.getLogger(__name__)
+
+
+def _write(
+    path: Path, data: np.ndarray, transform: Any, crs: Any, dtype: str, nodata: float
+) -> None:
+    import rasterio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.where(np.isfinite(data), data, nodata) if data.dtype.kind == "f" else data
+    profile = {
+        "driver": "GTiff",
+        "height": data.shape[0],
+        "width": data.shape[1],
+        "count": 1,
+        "dtype": dtype,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+    }
+    if data.shape[0] < 256 or data.shape[1] < 256:
+        profile.update(tiled=False)
+        profile.pop("blockxsize")
+        profile.pop("blockysize")
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(arr.astype(dtype), 1)
+
+
+@click.group()
+def terrain() -> None:
+    """DEM derivatives, viewsheds and defilade (GeoTIFF, SRTM .hgt, Copernicus DEM)."""
+
+
+@terrain.command("derive")
+@click.argument("dem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--products",
+    default="slope,aspect,hillshade,relief,tri,tpi",
+    show_default=True,
+    help="Comma-separated products.",
+)
+@click.option(
+    "--azimuth", type=float, default=315.0, show_default=True, help="Hillshade light azimuth."
+)
+@click.option(
+    "--altitude", type=float, default=45.0, show_default=True, help="Hillshade light altitude."
+)
+@click.option(
+    "--window", type=int, default=3, show_default=True, help="Relief window (odd pixels)."
+)
+@json_option
+def derive_cmd(
+    dem: Path,
+    outdir: Path,
+    products: str,
+    azimuth: float,
+    altitude: float,
+    window: int,
+    as_json: bool,
+) -> None:
+    """Write slope, aspect, hillshade, relief, TRI and TPI GeoTIFFs of DEM into OUTDIR."""
+    from ..analysis.terrain import derive, read_dem
+
+    d = read_dem(dem)
+    names = [p.strip() for p in products.split(",") if p.strip()]
+    out = derive(d, names, azimuth=azimuth, altitude=altitude, window=window)
+    report: dict[str, Any] = {}
+    for name, arr in out.items():
+        path = outdir / f"{dem.stem}_{name}.tif"
+        _write(path, arr.astype(np.float32), d.transform, d.crs, "float32", -9999.0)
+        finite = arr[np.isfinite(arr)]
+        report[name] = {
+            "path": str(path),
+            "min": float(finite.min()) if finite.size else None,
+            "max": float(finite.max()) if finite.size else None,
+            "mean": float(finite.mean()) if finite.size else None,
+        }
+    if as_json:
+        echo_json(report)
+    else:
+        for name, r in report.items():
+            console().print(f"{name}: {r['path']}")
+
+
+@terrain.command("viewshed")
+@click.argument("dem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--observer", required=True, help="LON,LAT of the observer.")
+@click.option(
+    "--height", type=float, default=1.7, show_default=True, help="Observer height above ground (m)."
+)
+@click.option(
+    "--target-height",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Target height above ground (m).",
+)
+@click.option("--max-distance", type=float, help="Maximum distance (km).")
+@click.option("--no-curvature", is_flag=True, help="Ignore earth curvature and refraction.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="GeoTIFF: 1 visible, 0 not visible, 255 no data (on a metric grid).",
+)
+@json_option
+def viewshed_cmd(
+    dem: Path,
+    observer: str,
+    height: float,
+    target_height: float,
+    max_distance: float | None,
+    no_curvature: bool,
+    output: Path,
+    as_json: bool,
+) -> None:
+    """The area of DEM visible from an observer."""
+    from ..analysis.terrain import read_dem, viewshed, visible_area_m2
+
+    d = read_dem(dem)
+    obs = parse_lonlat(observer, "--observer")
+    vis, metric = viewshed(
+        d,
+        obs,
+        observer_height=height,
+        target_height=target_height,
+        max_distance=max_distance * 1000.0 if max_distance else None,
+        curvature=not no_curvature,
+    )
+    out = np.where(np.isfinite(metric.data), vis.astype(np.uint8), 255).astype(np.uint8)
+    _write(output, out, metric.transform, metric.crs, "uint8", 255)
+    valid = int(np.isfinite(metric.data).sum())
+    summary: dict[str, Any] = {
+        "output": str(output),
+        "observer": list(obs),
+        "observer_height_m": height,
+        "visible_fraction": round(float(vis.sum()) / max(valid, 1), 6),
+        "visible_area_km2": round(visible_area_m2(vis, metric) / 1e6, 3),
+        "crs": metric.crs.to_string(),
+    }
+    if as_json:
+        echo_json(summary)
+    else:
+        console().print(
+            f"visible: {summary['visible_area_km2']} km2 "
+            f"({100 * summary['visible_fraction']:.1f}% of the DEM) -> {output}"
+        )
+
+
+@terrain.command("defilade")
+@click.argument("dem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--features",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Points/lines/polygons (GeoJSON or any vector file).",
+)
+@click.option(
+    "--threat-azimuth", type=float, help="Direction the threat lies in (deg from true north)."
+)
+@click.option(
+    "--threat-elevation", type=float, help="Lowest elevation angle of incoming fire/sight (deg)."
+)
+@click.option("--threat-point", help="LON,LAT of a threat position (viewshed from it).")
+@click.option(
+    "--threat-height",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Height of the threat point above ground (m).",
+)
+@click.option(
+    "--target-height",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Height of the features above ground (m).",
+)
+@click.option(
+    "--max-distance",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Horizon search distance (km).",
+)
+@json_option
+def defilade_cmd(
+    dem: Path,
+    features: Path,
+    threat_azimuth: float | None,
+    threat_elevation: float | None,
+    threat_point: str | None,
+    threat_height: float,
+    target_height: float,
+    max_distance: float,
+    as_json: bool,
+) -> None:
+    """Which features are masked by terrain from a threat direction or a threat point."""
+    from ..analysis.terrain import defilade_from_direction, defilade_from_point, read_dem
+    from ..geo import to_crs
+
+    direction = threat_azimuth is not None or threat_elevation is not None
+    if direction == (threat_point is not None):
+        raise InputError("give either --threat-azimuth and --threat-elevation, or --threat-point")
+    if direction and (threat_azimuth is None or threat_elevation is None):
+        raise InputError("--threat-azimuth and --threat-elevation go together")
+    geoms, props, crs = read_geofile(features)
+    if not crs.equals("EPSG:4326"):
+        geoms = [None if g is None else to_crs(g, crs, "EPSG:4326") for g in geoms]
+    ids = [None if p.get("id") is None else str(p.get("id")) for p in props]
+    usable = [(i, g) for i, g in enumerate(geoms) if g is not None and not g.is_empty]
+    d = read_dem(dem)
+    if threat_point is not None:
+        res = defilade_from_point(
+            d,
+            [g for _, g in usable],
+            threat=parse_lonlat(threat_point, "--threat-point"),
+            threat_height=threat_height,
+            ids=[ids[i] for i, _ in usable],
+            target_height=target_height,
+        )
+    else:
+        assert threat_azimuth is not None and threat_elevation is not None
+        res = defilade_from_direction(
+            d,
+            [g for _, g in usable],
+            threat_azimuth=threat_azimuth,
+            threat_elevation=threat_elevation,
+            ids=[ids[i] for i, _ in usable],
+            target_height=target_height,
+            max_distance=max_distance * 1000.0,
+        )
+    rows: list[dict[str, Any]] = [
+        {
+            "index": i,
+            "id": ids[i],
+            "masked": None,
+            "masked_fraction": None,
+            "horizon_deg": None,
+            "points": 0,
+            "reason": "no_geometry",
+        }
+        for i in range(len(geoms))
+    ]
+    for (i, _), result in zip(usable, res, strict=True):
+        row = result.to_dict()
+        row["index"] = i
+        rows[i] = row
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        state = "?" if r["masked"] is None else ("masked" if r["masked"] else "exposed")
+        console().print(
+            f"{r['index']} {r['id'] or ''}: {state} "
+            f"(masked fraction {r['masked_fraction']}, horizon {r['horizon_deg']})"
+        )

@@ -1,0 +1,276 @@
+"""DEM reading, derivatives (checked against gdaldem), viewshed and defilade (synthetic and SRTM)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from pyproj import CRS
+from shapely.geometry import Point, box
+
+from sitewatch.analysis._viewshed import radial_viewshed
+from sitewatch.analysis.terrain import (
+    Dem,
+    aspect,
+    defilade_from_direction,
+    defilade_from_point,
+    dem_on_grid,
+    derive,
+    hillshade,
+    horizon_angle,
+    read_dem,
+    relief,
+    slope,
+    tpi,
+    tri,
+    viewshed,
+)
+from sitewatch.errors import ImageryError, InputError
+from sitewatch.geo import GEOD, to_crs
+
+WASHINGTON = (-71.3033, 44.2706)  # summit of Mount Washington
+PINKHAM = (-71.253, 44.257)  # Pinkham Notch, a deep valley east of it
+
+
+@pytest.fixture(scope="module")
+def srtm(shared_data: Path) -> Dem:
+    return read_dem(shared_data / "srtm" / "N44W072.hgt")
+
+
+@pytest.fixture(scope="module")
+def srtm_metric(srtm: Dem) -> Dem:
+    return srtm.to_metric()
+
+
+@pytest.fixture(scope="module")
+def summit_view(srtm: Dem) -> tuple[np.ndarray, Dem]:
+    return viewshed(srtm, WASHINGTON, observer_height=2.0)
+
+
+def _write(path: Path, dem: Dem) -> Path:
+    prof = {"driver": "GTiff", "height": dem.shape[0], "width": dem.shape[1], "count": 1,
+            "dtype": "float32", "crs": dem.crs, "transform": dem.transform, "nodata": -9999.0}  # fmt: skip
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(np.nan_to_num(dem.data, nan=-9999.0).astype("float32"), 1)
+    return path
+
+
+def test_read_srtm_hgt(srtm: Dem) -> None:
+    assert srtm.shape == (1201, 1201) and srtm.is_geographic
+    assert 100 < np.nanmin(srtm.data) < 400 and 1800 < np.nanmax(srtm.data) < 1950
+    dx, dy = srtm.cell_sizes()
+    _, _, ew = GEOD.inv(-71.5, 44.5, -71.5 + 1 / 1200, 44.5)
+    row = int((45.0 - 44.5) * 1200)
+    assert dx[row] == pytest.approx(ew, rel=1e-3)
+    assert dy[row] == pytest.approx(92.6, abs=0.5)
+
+
+def test_read_dem_errors(tmp_path: Path) -> None:
+    with pytest.raises(ImageryError, match="does not exist"):
+        read_dem(tmp_path / "nope.tif")
+    bad = tmp_path / "bad.tif"
+    bad.write_text("not a raster")
+    with pytest.raises(ImageryError):
+        read_dem(bad)
+
+
+@pytest.mark.parametrize("lat0", [0.0, 60.0])
+def test_slope_and_aspect_of_a_plane_on_a_geographic_grid(lat0: float) -> None:
+    # z rises 0.1 m per metre northward and 0.05 m per metre eastward
+    res = 1 / 3600
+    n = 60
+    t = Affine(res, 0, 10.0, 0, -res, lat0 + n * res / 2)
+    rows, cols = np.mgrid[0:n, 0:n]
+    lon = 10.0 + (cols + 0.5) * res
+    lat = t.f - (rows + 0.5) * res
+    _, _, north = GEOD.inv(
+        np.full(lat.shape, 10.0), np.full(lat.shape, lat0), np.full(lat.shape, 10.0), lat
+    )
+    north = np.sign(lat - lat0) * north
+    _, _, east = GEOD.inv(np.full(lon.shape, 10.0), lat, lon, lat)
+    z = 0.1 * north + 0.05 * east
+    dem = Dem(z, t, CRS.from_epsg(4326))
+    s = slope(dem)[2:-2, 2:-2]
+    assert np.allclose(s, math.degrees(math.atan(math.hypot(0.1, 0.05))), atol=0.05)
+    a = aspect(dem)[2:-2, 2:-2]  # downslope: towards south-south-west
+    assert np.allclose(a, (math.degrees(math.atan2(-0.05, -0.1))) % 360, atol=0.2)
+    assert np.allclose(tpi(dem)[2:-2, 2:-2], 0.0, atol=1e-6)
+
+
+def test_relief_tri_on_small_grid() -> None:
+    z = np.arange(25, dtype=float).reshape(5, 5)
+    dem = Dem(z, Affine(10, 0, 0, 0, -10, 50), CRS.from_epsg(32633))
+    r = relief(dem, window=3)
+    assert r[2, 2] == 12.0  # (18 - 6)
+    t = tri(dem)
+    assert t[2, 2] == pytest.approx(math.sqrt(2 * (1 + 25 + 36 + 16)))
+    with pytest.raises(InputError):
+        relief(dem, window=4)
+    with pytest.raises(InputError):
+        derive(dem, ["slope", "nonsense"])
+
+
+@pytest.mark.skipif(shutil.which("gdaldem") is None, reason="gdaldem (gdal-bin) not installed")
+@pytest.mark.parametrize(
+    ("product", "args", "tol"),
+    [
+        ("hillshade", [], 0.51),
+        ("slope", [], 1e-3),
+        ("aspect", [], 0.1),
+        ("TRI", ["-alg", "Riley"], 1e-3),
+        ("TPI", [], 1e-3),
+    ],
+)
+def test_derivatives_match_gdaldem(
+    srtm_metric: Dem, tmp_path: Path, product: str, args: list[str], tol: float
+) -> None:
+    crop = Dem(srtm_metric.data[600:900, 500:800].copy(),
+               srtm_metric.transform @ Affine.translation(500, 600), srtm_metric.crs)  # fmt: skip
+    src = _write(tmp_path / "dem.tif", crop)
+    out = tmp_path / "g.tif"
+    subprocess.run(["gdaldem", product, str(src), str(out), *args, "-q"], check=True)
+    with rasterio.open(out) as ds:
+        ref = ds.read(1, masked=True).astype(float).filled(np.nan)
+    mine = {"hillshade": hillshade, "slope": slope, "aspect": aspect, "TRI": tri, "TPI": tpi}[
+        product
+    ](crop)
+    ok = np.isfinite(ref) & np.isfinite(mine)
+    ok[:1] = ok[-1:] = False
+    ok[:, :1] = ok[:, -1:] = False
+    assert ok.sum() > 0.95 * (298 * 298)
+    diff = np.abs(ref - mine)[ok]
+    if product == "aspect":
+        diff = np.minimum(diff, 360 - diff)
+    assert float(diff.max()) <= tol
+
+
+def test_viewshed_on_flat_earth_reaches_the_horizon() -> None:
+    n, cell = 401, 100.0
+    z = np.zeros((n, n))
+    vis = radial_viewshed(z, (n / 2, n / 2), (cell, cell), observer_height=10.0, curvature=False)
+    assert vis.all()
+    vis = radial_viewshed(z, (n / 2, n / 2), (cell, cell), observer_height=10.0, curvature=True)
+    rows, cols = np.mgrid[0:n, 0:n]
+    dist = np.hypot(rows + 0.5 - n / 2, cols + 0.5 - n / 2) * cell
+    horizon = math.sqrt(2 * 6_371_008.8 * 10.0 / (1 - 0.13))
+    assert vis[dist < 0.9 * horizon].all()
+    assert not vis[dist > 1.1 * horizon].any()
+
+
+def test_viewshed_wall_hides_what_is_behind_it() -> None:
+    z = np.zeros((101, 101))
+    z[:, 60] = 50.0  # a 50 m wall north-south, east of the observer
+    vis = radial_viewshed(z, (50.5, 20.5), (10.0, 10.0), observer_height=2.0, curvature=False)
+    assert vis[:, :60].all() and vis[50, 60]
+    assert not vis[40:61, 62:].any()
+
+
+def _brute_los(
+    z: np.ndarray, a: tuple[int, int], b: tuple[int, int], h: float, cell: float
+) -> bool:
+    from scipy import ndimage
+
+    (r0, c0), (r1, c1) = a, b
+    n = int(4 * max(abs(r1 - r0), abs(c1 - c0))) + 2
+    f = np.linspace(0, 1, n)[1:-1]
+    rr, cc = r0 + f * (r1 - r0), c0 + f * (c1 - c0)
+    zz = ndimage.map_coordinates(z, [rr, cc], order=1)
+    z0, z1 = z[r0, c0] + h, z[r1, c1]
+    line = z0 + f * (z1 - z0)
+    return bool(np.all(zz <= line + 1e-6))
+
+
+def test_viewshed_agrees_with_brute_force_line_of_sight(srtm_metric: Dem) -> None:
+    z = srtm_metric.data[700:900, 500:700].copy()
+    cell = (abs(srtm_metric.transform.a), abs(srtm_metric.transform.e))
+    obs = (100, 100)
+    vis = radial_viewshed(
+        z, (obs[0] + 0.5, obs[1] + 0.5), cell, observer_height=2.0, curvature=False
+    )
+    rng = np.random.default_rng(0)
+    cells = rng.integers(0, 200, size=(300, 2))
+    agree = [vis[r, c] == _brute_los(z, obs, (r, c), 2.0, cell[0]) for r, c in cells]
+    assert np.mean(agree) > 0.95
+    assert 0.02 < vis.mean() < 0.98
+
+
+def test_viewshed_from_mount_washington_sees_more_than_the_valley(
+    srtm: Dem, summit_view: tuple[np.ndarray, Dem]
+) -> None:
+    summit, metric = summit_view
+    valley, _ = viewshed(srtm, PINKHAM, observer_height=2.0)
+    assert summit.shape == metric.shape and not metric.is_geographic
+    assert summit.mean() > 5 * valley.mean()
+    # mutual visibility: points the summit sees mostly see the summit
+    rng = np.random.default_rng(1)
+    rows, cols = np.nonzero(summit & np.isfinite(metric.data))
+    pick = rng.choice(rows.size, 4, replace=False)
+    sx, sy = to_crs(Point(*WASHINGTON), "EPSG:4326", metric.crs).coords[0]
+    seen_back = 0
+    for k in pick:
+        x, y = metric.transform @ (cols[k] + 0.5, rows[k] + 0.5)
+        reach = math.hypot(x - sx, y - sy) + 1000.0
+        lon, lat = to_crs(Point(x, y), metric.crs, "EPSG:4326").coords[0]
+        back, _ = viewshed(metric, (lon, lat), observer_height=2.0, max_distance=reach)
+        rc = np.floor(metric.rowcol(np.array([sx]), np.array([sy]))[0]).astype(int)
+        seen_back += bool(back[max(rc[0] - 1, 0) : rc[0] + 2, max(rc[1] - 1, 0) : rc[1] + 2].any())
+    assert seen_back >= 3
+    with pytest.raises(InputError, match="outside the DEM"):
+        viewshed(srtm, (10.0, 10.0))
+
+
+def test_defilade_valley_masked_summit_exposed(srtm_metric: Dem) -> None:
+    pts = [Point(*WASHINGTON), Point(*PINKHAM)]
+    low_west = defilade_from_direction(srtm_metric, pts, threat_azimuth=270, threat_elevation=10.0)
+    assert low_west[0].masked is False and low_west[1].masked is True
+    assert low_west[1].horizon_deg is not None and low_west[1].horizon_deg > 10.0
+    for az in (0, 90, 180, 270):
+        r = defilade_from_direction(srtm_metric, pts[:1], threat_azimuth=az, threat_elevation=0.0)
+        assert r[0].masked is False
+    # a steeper threat angle cannot mask more
+    steep = defilade_from_direction(srtm_metric, pts, threat_azimuth=270, threat_elevation=30.0)
+    assert steep[1].masked is False
+    h, _ = horizon_angle(srtm_metric, [PINKHAM], 270)
+    assert h[0] == pytest.approx(low_west[1].horizon_deg, abs=1e-6)
+
+
+def test_defilade_polygon_fraction_and_outside(srtm_metric: Dem) -> None:
+    poly = box(PINKHAM[0] - 0.01, PINKHAM[1] - 0.01, PINKHAM[0] + 0.01, PINKHAM[1] + 0.01)
+    res = defilade_from_direction(srtm_metric, [poly, Point(10, 10)], ids=["a", "b"],
+                                  threat_azimuth=270, threat_elevation=12.0)  # fmt: skip
+    assert res[0].points > 10 and 0.0 <= (res[0].masked_fraction or 0) <= 1.0
+    assert res[0].id == "a"
+    assert res[1].masked is None and res[1].reason == "outside_dem"
+    with pytest.raises(InputError):
+        defilade_from_direction(srtm_metric, [poly], threat_azimuth=0, threat_elevation=95)
+
+
+def test_defilade_from_threat_point_matches_viewshed(
+    srtm: Dem, summit_view: tuple[np.ndarray, Dem]
+) -> None:
+    pts = [Point(*PINKHAM), Point(-71.35, 44.30)]
+    res = defilade_from_point(srtm, pts, threat=WASHINGTON, threat_height=2.0)
+    vis, metric = summit_view
+    for p, r in zip(pts, res, strict=True):
+        x, y = to_crs(p, "EPSG:4326", metric.crs).coords[0]
+        rc = np.floor(metric.rowcol(np.array([x]), np.array([y]))[0]).astype(int)
+        assert r.masked is (not vis[rc[0], rc[1]])
+
+
+def test_dem_on_grid_warns_when_crs_differs(srtm: Dem, caplog: pytest.LogCaptureFixture) -> None:
+    t = Affine(30.0, 0, 310000.0, 0, -30.0, 4905000.0)
+    with caplog.at_level(logging.WARNING, logger="sitewatch.analysis.terrain"):
+        out = dem_on_grid(srtm, "EPSG:32619", t, (100, 100))
+    assert "different CRSs" in caplog.text
+    assert np.isfinite(out).all() and 100 < out.mean() < 2000
+    from sitewatch.errors import AnalysisError
+
+    with pytest.raises(AnalysisError, match="does not cover"):
+        dem_on_grid(srtm, "EPSG:32652", t, (10, 10))

@@ -1,0 +1,277 @@
+"""``sitewatch measure``: heights from an image and footprints, distance, area, volume, tunnel."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.features import rasterize
+from scipy import ndimage
+from shapely import affinity
+from shapely.geometry import box, mapping
+
+from sitewatch.analysis.sun import sun_position
+from sitewatch.geo import to_crs
+
+Runner = Callable[..., Any]
+
+X0, Y0, GSD, SIZE, EPSG = 350_000.0, 4_320_000.0, 0.5, 300, 32652
+HEIGHTS = [12.0, 6.0, 18.0]
+
+
+def _scene(
+    tmp_path: Path, sun_az: float, sun_el: float, *, tags: dict[str, str] | None = None
+) -> tuple[Path, Path]:
+    """A single-band GeoTIFF with three boxes and their shadows, and their footprints in lon/lat."""
+    rng = np.random.default_rng(0)
+    t = Affine(GSD, 0, X0, 0, -GSD, Y0 + SIZE * GSD)
+    ss = 4
+    ft = t @ Affine.scale(1 / ss)
+    shape = (SIZE * ss, SIZE * ss)
+    a = math.radians(sun_az + 180)
+    polys = [
+        affinity.rotate(box(X0 + 30, Y0 + 40, X0 + 45, Y0 + 52), 15),
+        affinity.rotate(box(X0 + 90, Y0 + 40, X0 + 100, Y0 + 60), -30),
+        box(X0 + 40, Y0 + 95, X0 + 52, Y0 + 107),
+    ]
+    img = np.full(shape, 0.3)
+    for p, h in zip(polys, HEIGHTS, strict=True):
+        L = h / math.tan(math.radians(sun_el))
+        sh = p.union(affinity.translate(p, L * math.sin(a), L * math.cos(a))).convex_hull
+        img[rasterize([(sh, 1)], out_shape=shape, transform=ft).astype(bool)] = 0.07
+    for p in polys:
+        img[rasterize([(p, 1)], out_shape=shape, transform=ft).astype(bool)] = 0.55
+    img = ndimage.gaussian_filter(img.reshape(SIZE, ss, SIZE, ss).mean(axis=(1, 3)), 0.6)
+    img = img + 0.01 * rng.standard_normal(img.shape)
+    path = tmp_path / "scene" / "pan.tif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", height=SIZE, width=SIZE, count=1, dtype="uint16",
+                       crs=f"EPSG:{EPSG}", transform=t, nodata=0) as ds:  # fmt: skip
+        ds.write(np.clip(img * 10000, 1, 65535).astype("uint16"), 1)
+        if tags:
+            ds.update_tags(**tags)
+    feats: list[dict[str, Any]] = []
+    for i, p in enumerate(polys):
+        ll = to_crs(p, f"EPSG:{EPSG}", "EPSG:4326")
+        feats.append(
+            {
+                "type": "Feature",
+                "id": f"b{i}",
+                "properties": {"name": f"B{i}"},
+                "geometry": mapping(ll),
+            }
+        )
+    outside = to_crs(box(X0 - 500, Y0, X0 - 480, Y0 + 20), f"EPSG:{EPSG}", "EPSG:4326")
+    feats.append({"type": "Feature", "properties": {}, "geometry": mapping(outside)})
+    feats.append(
+        {
+            "type": "Feature",
+            "properties": {"id": "pt"},
+            "geometry": {"type": "Point", "coordinates": [126.0, 39.0]},
+        }
+    )
+    fp = tmp_path / "footprints.geojson"
+    fp.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return path, fp
+
+
+def _check(rows: list[dict[str, Any]]) -> None:
+    assert [r["index"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["id"] for r in rows] == ["b0", "b1", "b2", None, "pt"]
+    for r, h in zip(rows[:3], HEIGHTS, strict=True):
+        assert r["height_m"] == pytest.approx(h, abs=0.5), r
+        assert (
+            r["uncertainty_m"] > 0 and r["shadow_length_m"] > 0 and r["method"].startswith("shadow")
+        )
+    assert rows[3]["height_m"] is None and rows[3]["reason"] == "footprint_outside_image"
+    assert rows[4]["height_m"] is None and rows[4]["reason"] == "not_a_polygon"
+
+
+def test_heights_with_sun_flags(sw: Runner, tmp_path: Path) -> None:
+    img, fp = _scene(tmp_path, 160.0, 40.0)
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--sun-azimuth", "160",
+           "--sun-elevation", "40", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    _check(r.json())
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--sun-azimuth", "160",
+           "--sun-elevation", "-2", "--json")  # fmt: skip
+    assert {row.get("reason") for row in r.json()} == {"sun_below_horizon", "not_a_polygon"}
+    r = sw("measure", "heights", str(img), "--footprints", str(fp))
+    assert r.code == 2 and "no sun angles" in r.err
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--sun-azimuth", "160")
+    assert r.code == 2 and "both" in r.err
+
+
+def test_heights_with_sun_from_stac_item_and_tags(sw: Runner, tmp_path: Path) -> None:
+    img, fp = _scene(tmp_path, 200.0, 50.0)
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "scene", "geometry": None,
+            "properties": {"datetime": "2024-01-01T02:00:00Z", "view:sun_azimuth": 200.0,
+                           "view:sun_elevation": 50.0},
+            "assets": {"pan": {"href": "./pan.tif"}}, "links": []}  # fmt: skip
+    (img.parent / "scene.json").write_text(json.dumps(item))
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--json")
+    assert r.code == 0, r.err
+    rows = r.json()
+    _check(rows)
+    assert rows[0]["inputs"]["sun_source"].startswith("stac")
+    img2, fp2 = _scene(
+        tmp_path / "t", 200.0, 50.0, tags={"SUN_AZIMUTH": "200", "SUN_ELEVATION": "50"}
+    )
+    r = sw("measure", "heights", str(img2), "--footprints", str(fp2), "--json")
+    assert r.code == 0, r.err
+    _check(r.json())
+
+
+def test_heights_with_datetime_and_dem_in_other_crs(sw: Runner, tmp_path: Path) -> None:
+    when = datetime(2024, 3, 20, 3, 0, tzinfo=UTC)
+    lon, lat = to_crs(box(X0, Y0, X0 + 150, Y0 + 150), f"EPSG:{EPSG}", "EPSG:4326").centroid.coords[
+        0
+    ]
+    sp = sun_position(lon, lat, when, refraction=True)
+    assert 25 < sp.elevation < 70
+    img, fp = _scene(tmp_path, sp.azimuth, sp.elevation)
+    dem = tmp_path / "dem.tif"
+    t = Affine(0.0005, 0, lon - 0.05, 0, -0.0005, lat + 0.05)
+    with rasterio.open(dem, "w", driver="GTiff", height=200, width=200, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=t) as ds:  # fmt: skip
+        ds.write(np.full((200, 200), 250.0, dtype="float32"), 1)
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--datetime", when.isoformat(),
+           "--dem", str(dem), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    rows = r.json()
+    _check(rows)
+    assert rows[0]["method"] == "shadow+dem" and rows[0]["inputs"]["terrain_dz_m"] == pytest.approx(
+        0, abs=0.01
+    )
+    assert "different CRSs" in r.err
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--datetime", "yesterday")
+    assert r.code == 2 and "ISO 8601" in r.err
+
+
+def test_heights_stored_on_catalog_site(sw: Runner, tmp_path: Path) -> None:
+    img, fp = _scene(tmp_path, 160.0, 40.0)
+    assert sw("sites", "add", "--name", "Test Base", "--lat", "39.0", "--lon", "126.0").code == 0
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--sun-azimuth", "160",
+           "--sun-elevation", "40", "--site", "test-base", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    from sitewatch.catalog.store import Catalog
+    from sitewatch.config import get_settings
+
+    def open_catalog() -> Catalog:
+        return Catalog(get_settings().catalog_url)
+
+    with open_catalog() as cat:
+        ms = cat.list_measurements(site_id="test-base")
+    assert len(ms) == 3 and {m.kind for m in ms} == {"height"}
+    assert sorted(round(m.value) for m in ms) == sorted(round(h) for h in HEIGHTS)
+    assert all(m.uncertainty and m.uncertainty > 0 and m.method.startswith("shadow") for m in ms)
+    r = sw("measure", "distance", "126.0,39.0", "126.01,39.0", "--site", "test-base", "--json")
+    assert r.code == 0, r.err
+    with open_catalog() as cat:
+        assert {m.kind for m in cat.list_measurements(site_id="test-base")} == {
+            "height",
+            "distance",
+        }
+    r = sw("measure", "distance", "126.0,39.0", "126.01,39.0", "--site", "nope")
+    assert r.code == 2 and "nope" in r.err
+
+
+def test_shadow_distance_area_volume_tunnel(sw: Runner, tmp_path: Path) -> None:
+    r = sw("measure", "shadow", "--base", "126.0,39.0", "--tip", "126.0,39.0001", "--sun-azimuth", "180",
+           "--sun-elevation", "45", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.json()["height_m"] == pytest.approx(11.1, abs=0.1)
+    r = sw("measure", "distance", "126.0,39.0", "126.1,39.0", "--json")
+    assert (
+        r.code == 0
+        and r.json()["value"] == pytest.approx(8649, rel=0.01)
+        and r.json()["unit"] == "m"
+    )
+    r = sw("measure", "distance", "126.0,39.0", "200,39.0")
+    assert r.code == 2 and "longitude" in r.err
+    wkt = "POLYGON((126 39, 126.01 39, 126.01 39.01, 126 39.01, 126 39))"
+    r = sw("measure", "area", "--polygon", wkt, "--position-sigma", "1", "--json")
+    assert r.code == 0 and r.json()["value"] == pytest.approx(865.5 * 1111.1, rel=0.01)
+    r = sw("measure", "volume", "--polygon", wkt, "--height", "3", "--crest-width", "2", "--json")
+    assert r.code == 0 and r.json()["value"] > 0 and r.json()["unit"] == "m3"
+    # two DEMs in a UTM grid: a 3 m rise over the polygon
+    before, after = tmp_path / "b.tif", tmp_path / "a.tif"
+    poly = to_crs(box(X0 + 20, Y0 + 20, X0 + 80, Y0 + 60), f"EPSG:{EPSG}", "EPSG:4326")
+    (tmp_path / "poly.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": mapping(poly)}]}))  # fmt: skip
+    t = Affine(1.0, 0, X0, 0, -1.0, Y0 + 100)
+    for path, add in ((before, 0.0), (after, 3.0)):
+        z = np.full((100, 100), 100.0, dtype="float32")
+        z[40:80, 20:80] += add
+        with rasterio.open(path, "w", driver="GTiff", height=100, width=100, count=1, dtype="float32",
+                           crs=f"EPSG:{EPSG}", transform=t) as ds:  # fmt: skip
+            ds.write(z, 1)
+    r = sw("measure", "volume", "--polygon", str(tmp_path / "poly.geojson"), "--dem-before", str(before),
+           "--dem-after", str(after), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.json()["net_m3"] == pytest.approx(3 * 60 * 40, rel=0.05)
+    r = sw("measure", "volume", "--polygon", wkt)
+    assert r.code == 2 and "--height" in r.err
+    r = sw(
+        "measure", "tunnel", "--spoil-volume", "16000", "--width", "6", "--height", "6", "--json"
+    )
+    assert r.code == 0 and r.json()["inputs"]["bulking_factor"] == 1.6 and r.json()["value"] > 300
+    r = sw("measure", "tunnel", "--spoil-volume", "16000", "--width", "6", "--height", "6", "--bulking", "1.3",
+           "--json")  # fmt: skip
+    assert r.json()["inputs"]["bulking_factor"] == 1.3
+
+
+def test_heights_on_a_scenario_scene(sw: Runner, tmp_path: Path) -> None:
+    """End to end on the scenario generator's output: sun from the STAC item beside the band."""
+    scenario = pytest.importorskip("sitewatch.scenario")
+    spec = scenario.ScenarioSpec(seed=1, sites=1, dates=1, size_px=(768, 768), gsd=0.5,
+                                 sun_angles=((200.0, 48.0),), name="m")  # fmt: skip
+    res = scenario.make_scenario(tmp_path / "scn", spec)
+    band = res.items[0].parent / "red.tif"
+    r = sw("measure", "heights", str(band), "--footprints", str(res.features_utm_geojson),
+           "--dem", str(res.dem), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    truth = {f["properties"]["id"]: f["properties"]
+             for f in json.loads(res.features_utm_geojson.read_text())["features"]}  # fmt: skip
+    boxes = [row for row in r.json() if truth[row["id"]]["profile"] == "box"]
+    assert boxes and all(row["inputs"]["sun_source"].startswith("stac") for row in boxes)
+    errors = [
+        abs(row["height_m"] - truth[row["id"]]["height_m"])
+        for row in boxes
+        if row["height_m"] is not None
+    ]
+    assert len(errors) >= 3
+    assert float(np.median(errors)) <= 0.5
+
+
+def test_read_geofile_gpkg_and_legacy_crs(shared_data: Path, tmp_path: Path) -> None:
+    from pyogrio.raw import read, write
+
+    from sitewatch.cli.measure import read_geofile
+
+    src = shared_data / "spacenet" / "geotiff_labels.geojson"
+    geoms, props, crs = read_geofile(src)  # GeoJSON with a legacy "crs" member
+    assert crs.to_epsg() == 32616 and len(geoms) == 43 and geoms[0] is not None
+    assert 733_000 < geoms[0].centroid.x < 735_000
+    meta, _, wkb, fields = read(src)
+    gpkg = tmp_path / "f.gpkg"
+    write(
+        gpkg,
+        wkb,
+        fields,
+        fields=meta["fields"],
+        crs=meta["crs"],
+        geometry_type="Polygon",
+        driver="GPKG",
+    )
+    g2, p2, crs2 = read_geofile(gpkg)
+    assert crs2.to_epsg() == 32616 and len(g2) == 43
+    assert g2[5].equals_exact(geoms[5], 1e-6) and p2[5]["osm_id"] == props[5]["osm_id"]

@@ -1,0 +1,93 @@
+"""``sitewatch terrain derive|viewshed|defilade`` on a crop of the SRTM tile N44W072."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+Runner = Callable[..., Any]
+WASHINGTON = "-71.3033,44.2706"
+
+
+@pytest.fixture
+def dem(shared_data: Path, tmp_path: Path) -> Path:
+    """A 301 x 301 crop (3 arc-seconds, geographic) around Mount Washington."""
+    with rasterio.open(shared_data / "srtm" / "N44W072.hgt") as src:
+        win = Window(836 - 150, 875 - 150, 301, 301)
+        data = src.read(1, window=win)
+        prof = src.profile | {"driver": "GTiff", "width": 301, "height": 301,
+                              "transform": src.window_transform(win)}  # fmt: skip
+    out = tmp_path / "dem.tif"
+    with rasterio.open(out, "w", **prof) as dst:
+        dst.write(data, 1)
+    return out
+
+
+def test_derive_writes_products(sw: Runner, dem: Path, tmp_path: Path) -> None:
+    r = sw("terrain", "derive", str(dem), "-o", str(tmp_path / "out"), "--products", "slope,hillshade,relief",
+           "--window", "5", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    rep = r.json()
+    assert set(rep) == {"slope", "hillshade", "relief"}
+    with rasterio.open(rep["slope"]["path"]) as ds:
+        s = ds.read(1, masked=True)
+        assert ds.crs.to_epsg() == 4326 and ds.shape == (301, 301)
+    assert float(s.min()) >= 0 and 20 < float(s.max()) < 80  # steep headwalls, no cliffs
+    assert rep["hillshade"]["min"] >= 1 and rep["hillshade"]["max"] <= 255
+    r = sw("terrain", "derive", str(dem), "-o", str(tmp_path / "o2"), "--products", "slope,bogus")
+    assert r.code == 2 and "bogus" in r.err
+
+
+def test_viewshed_summit_vs_valley(sw: Runner, dem: Path, tmp_path: Path) -> None:
+    r = sw("terrain", "viewshed", str(dem), "--observer", WASHINGTON, "--height", "2", "-o",
+           str(tmp_path / "vs.tif"), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    summit = r.json()
+    with rasterio.open(tmp_path / "vs.tif") as ds:
+        v = ds.read(1)
+        assert ds.crs.is_projected and set(np.unique(v)) <= {0, 1, 255}
+    r = sw("terrain", "viewshed", str(dem), "--observer", "-71.253,44.257", "-o", str(tmp_path / "v2.tif"),
+           "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert summit["visible_fraction"] > 3 * r.json()["visible_fraction"]
+    r = sw("terrain", "viewshed", str(dem), "--observer", "10,10", "-o", str(tmp_path / "v3.tif"))
+    assert r.code == 2 and "outside the DEM" in r.err
+
+
+def test_defilade_direction_and_point(sw: Runner, dem: Path, tmp_path: Path) -> None:
+    feats = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "summit", "properties": {}, "geometry": {"type": "Point", "coordinates": [-71.3033, 44.2706]}},
+        {"type": "Feature", "properties": {"id": "notch"}, "geometry": {"type": "Point", "coordinates": [-71.253, 44.257]}},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [10.0, 10.0]}},
+    ]}  # fmt: skip
+    fp = tmp_path / "f.geojson"
+    fp.write_text(json.dumps(feats))
+    r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-azimuth", "270",
+           "--threat-elevation", "10", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    rows = r.json()
+    assert [x["id"] for x in rows] == ["summit", "notch", None]
+    assert rows[0]["masked"] is False and rows[1]["masked"] is True
+    assert rows[2]["masked"] is None and rows[2]["reason"] == "outside_dem"
+    r = sw(
+        "terrain",
+        "defilade",
+        str(dem),
+        "--features",
+        str(fp),
+        "--threat-point",
+        "-71.40,44.30",
+        "--json",
+    )
+    assert r.code == 0, r.err
+    assert all(x["masked"] in (True, False) for x in r.json()[:2])
+    r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-point", "-71.4,44.3",
+           "--threat-azimuth", "10")  # fmt: skip
+    assert r.code == 2 and "either" in r.err
