@@ -1,0 +1,207 @@
+"""``sitewatch search``: broad-area search (run), interactive triage, and the evaluation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..config import get_settings
+from ..errors import InputError
+from .options import console, echo_json, err_console, json_option, open_catalog
+
+__all__ = ["search"]
+
+
+def _examples(path: Path) -> list[tuple[float, float]]:
+    import shapely.geometry
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read examples {path}: {exc}; give a GeoJSON file") from exc
+    if data.get("type") == "FeatureCollection":
+        geoms = [f.get("geometry") for f in data.get("features", [])]
+    elif data.get("type") == "Feature":
+        geoms = [data.get("geometry")]
+    else:
+        geoms = [data]
+    out = []
+    for i, g in enumerate(geoms):
+        if not g:
+            raise InputError(f"{path}: feature {i} has no geometry")
+        try:
+            c = shapely.geometry.shape(g).centroid
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise InputError(f"{path}: feature {i} has a bad geometry: {exc}") from exc
+        out.append((float(c.x), float(c.y)))
+    if not out:
+        raise InputError(f"{path} holds no example: give points or polygons of known sites")
+    return out
+
+
+@click.group()
+def search() -> None:
+    """Broad-area search: rank the places of a large image that look like known sites."""
+
+
+@search.command("run")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--examples", "examples_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="GeoJSON of known sites (points or polygons, lon/lat).")  # fmt: skip
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Candidates GeoJSON to write; the run folder goes beside it (NAME.run/).")  # fmt: skip
+@click.option("--top", default=100, show_default=True, help="How many candidates to keep.")
+@click.option(
+    "--dem", type=click.Path(exists=True, dir_okay=False), help="DEM for terrain context."
+)
+@click.option("--scheduler", envvar="SITEWATCH_SCHEDULER",
+              help="dask.distributed scheduler (tcp://host:port); default: local threads.")  # fmt: skip
+@click.option("--tile", default=32, show_default=True, help="Tile size in pixels.")
+@click.option("--stride", default=None, type=int, help="Tile stride in pixels (default: tile/2).")
+@click.option("--method", type=click.Choice(["hybrid", "logistic", "knn"]), default="hybrid",
+              show_default=True, help="Scoring model.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, help="Seed of the random negatives.")
+@click.option("--no-catalog", is_flag=True, help="Do not store the candidates in the catalog.")
+@json_option
+def run_cmd(
+    images: tuple[str, ...],
+    examples_file: Path,
+    output: Path,
+    top: int,
+    dem: str | None,
+    scheduler: str | None,
+    tile: int,
+    stride: int | None,
+    method: str,
+    seed: int,
+    no_catalog: bool,
+    as_json: bool,
+) -> None:
+    """Search IMAGES (one raster, or several mosaicked) for places like the examples."""
+    from ..search._runstore import save_run
+    from ..search.candidates import to_geojson
+    from ..search.run import SearchParams, new_run_id, run_search
+    from ..search.tiles import build_vrt
+    from ..search.triage import candidate_records
+
+    examples = _examples(examples_file)
+    run_id = new_run_id()
+    folder = output.with_suffix(".run")
+    folder.mkdir(parents=True, exist_ok=True)
+    image = images[0] if len(images) == 1 else str(build_vrt(images, folder / "mosaic.vrt"))
+    params = SearchParams(tile=tile, stride=stride or max(tile // 2, 1), top=top,
+                          method=method, seed=seed)  # type: ignore[arg-type]  # fmt: skip
+    with Progress(
+        TextColumn("searching"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
+        TimeElapsedColumn(), console=err_console(), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("search", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run_search(image, examples, dem=dem, params=params, scheduler=scheduler,
+                            progress=progress, run_id=run_id)  # fmt: skip
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(to_geojson(result.candidates, run_id=run_id)), encoding="utf-8")
+    save_run(result, folder)
+    summary: dict[str, Any] = {**result.summary(), "output": str(output), "run_folder": str(folder)}
+    if not no_catalog:
+        with open_catalog() as cat:
+            summary["stored_candidates"] = cat.add_candidates(
+                candidate_records(run_id, result.candidates, image)
+            )
+    if as_json:
+        echo_json(summary)
+        return
+    out = console()
+    out.print(f"run {run_id}: {len(result.candidates)} candidates -> {output}")
+    out.print(
+        f"searched {result.area_km2:.1f} km2 in {result.seconds:.1f} s "
+        f"({result.km2_per_s:.1f} km2/s); the top {len(result.candidates)} cover "
+        f"{100 * summary['top_area_fraction']:.3f}% of it"
+    )
+    out.print(f"triage with: sitewatch search triage {folder}")
+
+
+@search.command("triage")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--limit", type=int, default=None, help="Stop after this many decisions.")
+@click.option("--graphics", type=click.Choice(["auto", "kitty", "iterm", "sixel", "file"]),
+              default="auto", show_default=True, help="How to show chips.")  # fmt: skip
+@json_option
+def triage_cmd(run_ref: str, limit: int | None, graphics: str, as_json: bool) -> None:
+    """Review the candidates of RUN (folder, GeoJSON or run id): a accept, r reject, s skip, q quit."""
+    from ..search._runstore import find_run
+    from ..search.triage import detect_graphics, triage
+
+    run = find_run(run_ref)
+    mode = detect_graphics(sys.stdout) if graphics == "auto" else graphics
+    prompt = sys.stderr if as_json else sys.stdout
+
+    def write(text: str) -> None:
+        prompt.write(text)
+        prompt.flush()
+
+    with open_catalog() as cat:
+        summary = triage(run, cat, keys=sys.stdin, write=write, graphics=mode, limit=limit)
+    if as_json:
+        echo_json({"run_id": run.run_id, **summary.to_dict()})
+        return
+    console().print(
+        f"accepted {len(summary.accepted)}, rejected {len(summary.rejected)}, "
+        f"skipped {len(summary.skipped)}; {summary.remaining} pending"
+        + (f"; new suspected sites: {', '.join(summary.sites)}" if summary.sites else "")
+    )
+
+
+@search.command("eval")
+@click.option("--background", type=click.Choice(["naip", "landsat", "spacenet"]),
+              multiple=True, help="Background imagery (repeatable; default naip).")  # fmt: skip
+@click.option("--sites", "n_sites", default=25, show_default=True, help="Sites planted per seed.")
+@click.option(
+    "-k", "--examples", "k", default=5, show_default=True, help="Sites given as examples."
+)
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+@click.option("--method", type=click.Choice(["hybrid", "logistic", "knn"]), default="hybrid",
+              show_default=True)  # fmt: skip
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Shared data folder (default: SITEWATCH_SHARED_DATA).")  # fmt: skip
+@json_option
+def eval_cmd(
+    background: tuple[str, ...], n_sites: int, k: int, seeds: str, method: str,
+    data_dir: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Plant synthetic sites into real imagery and report recall at 100x/500x/1000x area reduction."""
+    from ..search.evaluate import evaluate
+    from ..search.run import SearchParams
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"--seeds must be integers like 0,1,2; got {seeds!r}") from exc
+    shared = data_dir or get_settings().shared_data
+    reports = []
+    for fam in background or ("naip",):
+        rep = evaluate(
+            shared, fam, n_sites=n_sites, k=k, seeds=seed_list,
+            params=SearchParams(method=method),  # type: ignore[arg-type]
+            progress=lambda msg: err_console().print(msg),
+        )  # fmt: skip
+        reports.append(rep.to_dict())
+    if as_json:
+        echo_json({"evaluations": reports})
+        return
+    out = console()
+    for r in reports:
+        rec = ", ".join(f"{f} {v:.2f}" for f, v in r["recall"].items())
+        out.print(
+            f"{r['family']}: {r['area_km2']} km2, {r['n_sites']} sites, k={r['examples']}: "
+            f"recall {rec}; {r['km2_per_s']} km2/s"
+        )

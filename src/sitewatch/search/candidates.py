@@ -1,0 +1,167 @@
+"""From a grid of tile scores to ranked, non-overlapping candidate polygons.
+
+Greedy non-maximum suppression keeps the best tile, drops every tile whose footprint overlaps it,
+and repeats, so the top N candidates never overlap and cover exactly N tile areas. Candidates
+closer than a distance are then grouped into clusters (one site often lights up several
+neighbouring tiles); each cluster is named by its best candidate's rank.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pyproj import Transformer
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from shapely.geometry import Polygon, mapping
+
+from .tiles import TileGrid
+
+__all__ = ["RankedCandidate", "make_candidates", "non_max_suppression", "to_geojson"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    """One candidate: its tile, score, rank (1 = best), cluster and footprint in lon/lat."""
+
+    rank: int
+    score: float
+    row: int
+    col: int
+    cluster: int
+    polygon: Polygon
+    lon: float
+    lat: float
+    area_km2: float
+
+
+def non_max_suppression(
+    scores: NDArray[np.floating], top: int, radius: int, min_score: float = -np.inf
+) -> list[tuple[int, int, float]]:
+    """Greedy NMS on a score grid: at most ``top`` peaks ``(row, col, score)``, best first.
+
+    A picked tile suppresses every tile within ``radius`` rows and columns (Chebyshev
+    distance), i.e. every overlapping tile when ``radius = cells per tile - 1``. NaN is no score.
+    """
+    flat = np.asarray(scores, dtype=np.float64).ravel()
+    n_rows, n_cols = scores.shape
+    finite = np.flatnonzero(np.isfinite(flat) & (flat >= min_score))
+    if finite.size == 0 or top <= 0:
+        return []
+    # stable order: by score descending, then by index, so ties resolve the same everywhere
+    order = finite[np.lexsort((finite, -flat[finite]))]
+    taken = np.zeros((n_rows, n_cols), dtype=bool)
+    out: list[tuple[int, int, float]] = []
+    for idx in order:
+        r, c = divmod(int(idx), n_cols)
+        if taken[r, c]:
+            continue
+        out.append((r, c, float(flat[idx])))
+        if len(out) >= top:
+            break
+        taken[max(r - radius, 0) : r + radius + 1, max(c - radius, 0) : c + radius + 1] = True
+    return out
+
+
+def _clusters(points: NDArray[np.float64], distance: float) -> NDArray[np.intp]:
+    n = len(points)
+    if n == 0:
+        return np.zeros(0, dtype=np.intp)
+    pairs = cKDTree(points).query_pairs(distance, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    out: NDArray[np.intp] = labels.astype(np.intp)
+    return out
+
+
+def make_candidates(
+    scores: NDArray[np.floating],
+    grid: TileGrid,
+    *,
+    top: int = 100,
+    cluster_distance_m: float | None = None,
+    min_score: float = -np.inf,
+) -> list[RankedCandidate]:
+    """Ranked candidates from the tile scores of ``grid`` (NMS, then clusters)."""
+    radius = grid.cells_per_tile - 1
+    peaks = non_max_suppression(scores, top, radius, min_score)
+    if not peaks:
+        return []
+    centres = np.array([grid.centre(r, c) for r, c, _ in peaks], dtype=np.float64)
+    px = abs(grid.transform.a)
+    dist = cluster_distance_m if cluster_distance_m is not None else None
+    if grid.crs is not None and grid.crs.is_geographic:
+        # cluster in pixel units: the tile diagonal and a half by default
+        pts = np.array([(c * grid.stride, r * grid.stride) for r, c, _ in peaks], dtype=float)
+        d_px = (dist / (px * 111_320.0)) if dist is not None else 1.5 * grid.tile
+        labels = _clusters(pts, d_px)
+    else:
+        labels = _clusters(centres, dist if dist is not None else 1.5 * grid.tile * px)
+    # name clusters by the rank of their best member
+    first: dict[int, int] = {}
+    for i, lab in enumerate(labels):
+        first.setdefault(int(lab), i + 1)
+    to_ll = (
+        Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
+        if grid.crs is not None
+        else None
+    )
+    tile_area = grid.pixel_area_m2() * grid.tile * grid.tile / 1e6
+    out = []
+    for i, (r, c, sc) in enumerate(peaks):
+        ring = grid.corners(r, c)
+        cx, cy = grid.centre(r, c)
+        if to_ll is not None:
+            xs, ys = to_ll.transform([p[0] for p in ring], [p[1] for p in ring])
+            ring = list(zip(xs, ys, strict=True))
+            cx, cy = to_ll.transform(cx, cy)
+        area = (
+            grid.pixel_area_m2(r * grid.stride) * grid.tile * grid.tile / 1e6
+            if (grid.crs is not None and grid.crs.is_geographic)
+            else tile_area
+        )
+        out.append(
+            RankedCandidate(
+                rank=i + 1,
+                score=sc,
+                row=r,
+                col=c,
+                cluster=first[int(labels[i])],
+                polygon=Polygon(ring),
+                lon=float(cx),
+                lat=float(cy),
+                area_km2=float(area),
+            )
+        )
+    return out
+
+
+def to_geojson(candidates: list[RankedCandidate], **properties: Any) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of the candidates (``score`` and ``rank`` per feature)."""
+    feats = []
+    for cand in candidates:
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(cand.polygon),
+                "properties": {
+                    "rank": cand.rank,
+                    "score": cand.score,
+                    "cluster": cand.cluster,
+                    "tile_row": cand.row,
+                    "tile_col": cand.col,
+                    "lon": cand.lon,
+                    "lat": cand.lat,
+                    "area_km2": cand.area_km2,
+                    **properties,
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": feats}

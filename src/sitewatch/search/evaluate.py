@@ -1,0 +1,322 @@
+"""Evaluation of broad-area search: plant site signatures into real imagery, find them again.
+
+For one background family (real images from the shared data folder) the images are stretched to
+8 bits, multiplied by the 8 flips and rotations of the square (to reach a search area where a
+500-fold area reduction leaves room for several sites) and laid side by side into one mosaic,
+written as a GeoTIFF with a UTM grid at the family's ground sample distance. ``n_sites`` random
+sites are planted with the scenario generator's features and shadows (:mod:`._plant`); ``k`` of
+them are the examples, and the search must rank the others. Recall at an area-reduction factor F
+is the share of the held-out sites whose centre lies in a candidate among the best candidates
+covering 1/F of the searched area (candidates on the known examples are not counted against the
+budget: the analyst already knows them).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from pyproj import Transformer
+from rasterio.crs import CRS
+
+from ..errors import InputError
+from ._plant import PlantedSite, plant_site, reflectance_gain
+from .run import SearchParams, SearchResult, run_search
+
+__all__ = ["FAMILIES", "EvalReport", "Family", "SeedResult", "build_background", "evaluate"]
+
+logger = logging.getLogger(__name__)
+
+U8 = NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A background: files (globs under the shared data folder), band names, GSD, tile."""
+
+    name: str
+    patterns: tuple[str, ...]
+    bands: tuple[str, ...]
+    gsd: float
+    tile: int
+    stride: int
+    note: str
+
+
+FAMILIES: dict[str, Family] = {
+    "naip": Family(
+        "naip",
+        ("naip-timeseries/*.tif",),
+        ("red", "green", "blue", "nir"),
+        5.0,
+        16,
+        8,
+        "NAIP RGBN, 10 dates, native 5 m",
+    ),
+    "landsat": Family(
+        "landsat",
+        ("landsat-timeseries/*.tif",),
+        ("swir16", "nir", "red", "green"),
+        10.0,
+        8,
+        4,
+        "Landsat (SWIR1 NIR Red Green), 8 dates, ~90 m pixels used as a 10 m background",
+    ),
+    "spacenet": Family(
+        "spacenet",
+        ("spacenet/ms1.tif", "spacenet/pan1.tif", "spacenet/sample_geotiff.tif"),
+        ("red", "green", "blue", "nir"),
+        5.0,
+        16,
+        8,
+        "SpaceNet MS (1 m) and panchromatic (0.5 m) tiles used as a 5 m "
+        "background; panchromatic bands repeated",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed: recall per factor, the area and speed of the search."""
+
+    seed: int
+    recall: dict[int, float]
+    found: dict[int, int]
+    held_out: int
+    area_km2: float
+    seconds: float
+    km2_per_s: float
+
+
+@dataclass
+class EvalReport:
+    """All seeds of one family."""
+
+    family: str
+    note: str
+    n_sites: int
+    k: int
+    factors: tuple[int, ...]
+    area_km2: float
+    seeds: list[SeedResult] = field(default_factory=list)
+
+    def mean_recall(self) -> dict[int, float]:
+        """Recall pooled over seeds (found / held out) per factor."""
+        held = sum(s.held_out for s in self.seeds)
+        return {
+            f: sum(s.found[f] for s in self.seeds) / held if held else 0.0 for f in self.factors
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "family": self.family,
+            "note": self.note,
+            "n_sites": self.n_sites,
+            "examples": self.k,
+            "area_km2": round(self.area_km2, 2),
+            "recall": {f"{f}x": round(v, 4) for f, v in self.mean_recall().items()},
+            "km2_per_s": round(float(np.mean([s.km2_per_s for s in self.seeds])), 2)
+            if self.seeds
+            else None,
+            "seeds": [
+                {
+                    "seed": s.seed,
+                    "held_out": s.held_out,
+                    "recall": {f"{f}x": round(v, 4) for f, v in s.recall.items()},
+                    "time_s": round(s.seconds, 2),
+                    "km2_per_s": round(s.km2_per_s, 2),
+                }
+                for s in self.seeds
+            ],
+        }
+
+
+def _stretch(img: NDArray[np.floating], valid: NDArray[np.bool_]) -> U8:
+    out = np.zeros(img.shape, dtype=np.uint8)
+    for b in range(img.shape[0]):
+        vals = img[b][valid]
+        lo, hi = np.percentile(vals, [1.0, 99.0]) if vals.size else (0.0, 1.0)
+        span = hi - lo if hi > lo else 1.0
+        out[b] = np.where(valid, np.clip(1 + 254 * (img[b] - lo) / span, 1, 255), 0).astype(
+            np.uint8
+        )
+    return out
+
+
+def _load(path: Path, n_bands: int) -> U8:
+    with rasterio.open(path) as ds:
+        data = ds.read().astype(np.float64)
+        valid = ds.dataset_mask() > 0
+    if np.iscomplexobj(data):
+        data = np.abs(data)
+    if data.shape[0] >= n_bands:
+        data = data[:n_bands]
+    else:
+        data = np.concatenate([data] * n_bands)[:n_bands]
+    return _stretch(data, valid)
+
+
+def build_background(shared: Path, family: Family) -> tuple[U8, list[tuple[int, int, int, int]]]:
+    """The mosaic (bands, H, W) uint8 (0 = nodata) and the pixel boxes of its pieces."""
+    files: list[Path] = []
+    for pat in family.patterns:
+        files += sorted(shared.glob(pat))
+    if not files:
+        raise InputError(
+            f"no background images for {family.name!r} under {shared} ({', '.join(family.patterns)}); "
+            "set SITEWATCH_SHARED_DATA to the shared data folder"
+        )
+    pieces: list[U8] = []
+    for f in files:
+        img = _load(f, len(family.bands))
+        for rot in range(4):
+            r = np.rot90(img, rot, axes=(1, 2))
+            pieces += [r, r[:, :, ::-1]]
+    n = len(pieces)
+    cols = max(1, round(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    ph = max(p.shape[1] for p in pieces)
+    pw = max(p.shape[2] for p in pieces)
+    mosaic = np.zeros((len(family.bands), rows * ph, cols * pw), dtype=np.uint8)
+    boxes = []
+    for i, p in enumerate(pieces):
+        r0, c0 = (i // cols) * ph, (i % cols) * pw
+        mosaic[:, r0 : r0 + p.shape[1], c0 : c0 + p.shape[2]] = p
+        boxes.append((r0, c0, p.shape[1], p.shape[2]))
+    return mosaic, boxes
+
+
+def _place_sites(
+    boxes: Sequence[tuple[int, int, int, int]], n: int, margin: int, min_dist: float,
+    rng: np.random.Generator,
+) -> list[tuple[int, int]]:  # fmt: skip
+    out: list[tuple[int, int]] = []
+    tries = 0
+    while len(out) < n and tries < n * 200:
+        tries += 1
+        r0, c0, h, w = boxes[int(rng.integers(len(boxes)))]
+        if h <= 2 * margin or w <= 2 * margin:
+            continue
+        r = r0 + int(rng.integers(margin, h - margin))
+        c = c0 + int(rng.integers(margin, w - margin))
+        if all(math.hypot(r - a, c - b) >= min_dist for a, b in out):
+            out.append((r, c))
+    if len(out) < n:
+        raise InputError(f"could only place {len(out)} of {n} sites; plant fewer sites")
+    return out
+
+
+def _recall(
+    result: SearchResult, sites: Sequence[PlantedSite], known: int, factors: Sequence[int]
+) -> tuple[dict[int, float], dict[int, int]]:
+    grid = result.grid
+    T, s = grid.tile, grid.stride
+
+    def inside(cand_row: int, cand_col: int, site: PlantedSite) -> bool:
+        return (cand_row * s <= site.row < cand_row * s + T) and (
+            cand_col * s <= site.col < cand_col * s + T
+        )
+
+    examples, held = sites[:known], sites[known:]
+    review = [c for c in result.candidates if not any(inside(c.row, c.col, e) for e in examples)]
+    recall, found = {}, {}
+    for f in factors:
+        budget = result.area_km2 / f
+        used, hit = 0.0, set()
+        for c in review:
+            if used + c.area_km2 > budget + 1e-12:
+                break
+            used += c.area_km2
+            hit |= {i for i, site in enumerate(held) if inside(c.row, c.col, site)}
+        found[f] = len(hit)
+        recall[f] = len(hit) / len(held) if held else 0.0
+    return recall, found
+
+
+def evaluate(
+    shared: Path,
+    family: str = "naip",
+    *,
+    n_sites: int = 25,
+    k: int = 5,
+    seeds: Sequence[int] = (0, 1, 2),
+    factors: Sequence[int] = (100, 500, 1000),
+    params: SearchParams | None = None,
+    workdir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvalReport:
+    """Plant, search and score recall on one background family over several seeds."""
+    fam = FAMILIES.get(family)
+    if fam is None:
+        raise InputError(f"unknown background {family!r}; one of {', '.join(FAMILIES)}")
+    if not 0 < k < n_sites:
+        raise InputError(f"need 0 < k < n_sites examples, got k={k}, n_sites={n_sites}")
+    background, boxes = build_background(shared, fam)
+    crs = CRS.from_epsg(32614)
+    transform = Affine(fam.gsd, 0, 500_000.0, 0, -fam.gsd, 5_300_000.0)
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    valid_px = int((background > 0).any(axis=0).sum())
+    area = valid_px * fam.gsd * fam.gsd / 1e6
+    report = EvalReport(fam.name, fam.note, n_sites, k, tuple(factors), area)
+    gain = reflectance_gain(background.astype(np.float64), fam.bands)
+    tile_px = fam.tile
+    p0 = params or SearchParams()
+    budget_tiles = area / min(factors) / (tile_px * tile_px * fam.gsd * fam.gsd / 1e6)
+    p = SearchParams(
+        tile=fam.tile, stride=fam.stride, block_tiles=p0.block_tiles,
+        top=max(p0.top, int(budget_tiles * 1.2) + k * 4 + 10), negatives=p0.negatives,
+        method=p0.method, seed=p0.seed, bands=None, context=p0.context,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            img = background.astype(np.float32)
+            nodata = ~(background > 0).any(axis=0)
+            margin = math.ceil(150.0 / fam.gsd)
+            where = _place_sites(boxes, n_sites, margin, 4.0 * tile_px, rng)
+            sites = [plant_site(img, r, c, fam.gsd, fam.bands, gain, rng) for r, c in where]
+            out = np.clip(np.rint(img), 1, 255).astype(np.uint8)
+            out[:, nodata] = 0
+            path = Path(tmp) / f"eval-{fam.name}-{seed}.tif"
+            with rasterio.open(
+                path, "w", driver="GTiff", width=out.shape[2], height=out.shape[1],
+                count=out.shape[0], dtype="uint8", crs=crs, transform=transform, nodata=0,
+                tiled=True, blockxsize=512, blockysize=512, photometric="MINISBLACK",
+            ) as dst:  # fmt: skip
+                dst.write(out)
+            examples = []
+            for site in sites[:k]:
+                x, y = transform * (site.col + 0.5, site.row + 0.5)
+                lon, lat = to_ll.transform(x, y)
+                examples.append((float(lon), float(lat)))
+            result = run_search(
+                path, examples, params=SearchParams(**{**p.to_dict(), "seed": seed, "bands": None})
+            )
+            recall, found = _recall(result, sites, k, factors)
+            report.seeds.append(
+                SeedResult(
+                    seed,
+                    recall,
+                    found,
+                    n_sites - k,
+                    result.area_km2,
+                    result.seconds,
+                    result.km2_per_s,
+                )
+            )
+            if progress is not None:
+                progress(
+                    f"{fam.name} seed {seed}: "
+                    + ", ".join(f"{f}x {v:.2f}" for f, v in recall.items())
+                )
+    return report

@@ -1,0 +1,191 @@
+"""Few-shot scoring of tiles from a handful of positive examples.
+
+Features are standardised with robust statistics of the background (the negatives: random tiles
+of the AOI, plus candidates an analyst rejected), then scored by one of:
+
+* ``logistic``: an L2-regularised logistic regression (scikit-learn), balanced classes;
+* ``knn``: similarity to the nearest positive, ``exp(-d^2 / (2 n))`` in standardised space;
+* ``hybrid`` (default): the logistic log-odds plus the kNN log-similarity, so a tile must both
+  lie on the positive side of the learned boundary and resemble a known example.
+
+The fitted model is a few arrays, saved as JSON (no pickles) and applied with plain numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import AnalysisError, InputError
+
+__all__ = ["METHODS", "Method", "SearchModel", "fit_model"]
+
+logger = logging.getLogger(__name__)
+
+F64 = NDArray[np.float64]
+Method = Literal["hybrid", "logistic", "knn"]
+METHODS: tuple[str, ...] = get_args(Method)
+_FORMAT = "sitewatch-search-model/1"
+
+
+@dataclass(frozen=True)
+class SearchModel:
+    """A fitted scorer: standardisation, logistic weights and the standardised positives."""
+
+    method: Method
+    feature_names: tuple[str, ...]
+    center: F64
+    scale: F64
+    coef: F64
+    intercept: float
+    positives: F64
+    n_negatives: int
+
+    def standardise(self, features: F64) -> F64:
+        """Robust z-scores, clipped to +-10 so one wild feature cannot dominate."""
+        z: F64 = np.clip((features - self.center) / self.scale, -10.0, 10.0)
+        return np.nan_to_num(z, nan=0.0)
+
+    def score(self, features: F64) -> F64:
+        """Scores of ``features`` (n, d); higher is more like the examples. NaN rows stay NaN."""
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != len(self.feature_names):
+            raise AnalysisError(
+                f"the model was fitted on {len(self.feature_names)} features but got an array of "
+                f"shape {features.shape}; search with the same bands, DEM and settings"
+            )
+        bad = np.isnan(features).all(axis=1)
+        z = self.standardise(features)
+        out = np.zeros(len(z))
+        if self.method in ("logistic", "hybrid"):
+            out += z @ self.coef + self.intercept
+        if self.method in ("knn", "hybrid"):
+            out += self._knn_log_similarity(z)
+        out[bad] = np.nan
+        return out
+
+    def _knn_log_similarity(self, z: F64) -> F64:
+        d = z.shape[1]
+        best = np.full(len(z), np.inf)
+        p2 = (self.positives**2).sum(axis=1)
+        for i0 in range(0, len(z), 65536):
+            zz = z[i0 : i0 + 65536]
+            d2 = (zz**2).sum(axis=1)[:, None] + p2[None, :] - 2.0 * zz @ self.positives.T
+            best[i0 : i0 + 65536] = np.maximum(d2.min(axis=1), 0.0)
+        out: F64 = -best / (2.0 * d)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "format": _FORMAT,
+            "method": self.method,
+            "feature_names": list(self.feature_names),
+            "center": self.center.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+            "positives": self.positives.tolist(),
+            "n_negatives": self.n_negatives,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchModel:
+        """From :meth:`to_dict`."""
+        if data.get("format") != _FORMAT:
+            raise InputError(
+                f"not a sitewatch search model (format {data.get('format')!r}, "
+                f"expected {_FORMAT!r}); it is written by `sitewatch search run`"
+            )
+        method = data["method"]
+        if method not in METHODS:
+            raise InputError(f"unknown scoring method {method!r}; one of {', '.join(METHODS)}")
+        return cls(
+            method=method,
+            feature_names=tuple(data["feature_names"]),
+            center=np.asarray(data["center"], dtype=np.float64),
+            scale=np.asarray(data["scale"], dtype=np.float64),
+            coef=np.asarray(data["coef"], dtype=np.float64),
+            intercept=float(data["intercept"]),
+            positives=np.asarray(data["positives"], dtype=np.float64).reshape(
+                -1, len(data["feature_names"])
+            ),
+            n_negatives=int(data["n_negatives"]),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as JSON."""
+        p = Path(path)
+        p.write_text(json.dumps(self.to_dict()), encoding="utf-8")
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> SearchModel:
+        """Read a model written by :meth:`save`."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read the search model {path}: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def fit_model(
+    positives: F64,
+    negatives: F64,
+    feature_names: Sequence[str],
+    *,
+    method: Method = "hybrid",
+    C: float = 0.1,
+) -> SearchModel:
+    """Fit a scorer from positive and negative feature rows (n, d)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if method not in METHODS:
+        raise InputError(f"unknown scoring method {method!r}; one of {', '.join(METHODS)}")
+    pos = np.asarray(positives, dtype=np.float64)
+    neg = np.asarray(negatives, dtype=np.float64)
+    pos = pos[~np.isnan(pos).any(axis=1)]
+    neg = neg[~np.isnan(neg).any(axis=1)]
+    if len(pos) == 0:
+        raise AnalysisError(
+            "no usable positive example: every example fell on nodata or outside the image; "
+            "check that the examples lie inside the searched image"
+        )
+    if len(neg) < 2:
+        raise AnalysisError(
+            f"only {len(neg)} negative tile(s) to learn the background from; "
+            "search a larger image or lower the tile size"
+        )
+    center = np.median(neg, axis=0)
+    q75, q25 = np.percentile(neg, [75.0, 25.0], axis=0)
+    scale = (q75 - q25) / 1.349
+    std = neg.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, np.where(std > 1e-9, std, 1.0))
+    model0 = SearchModel(method, tuple(feature_names), center, scale, np.zeros(pos.shape[1]),
+                         0.0, np.zeros((0, pos.shape[1])), len(neg))  # fmt: skip
+    zp, zn = model0.standardise(pos), model0.standardise(neg)
+    X = np.vstack([zp, zn])
+    y = np.r_[np.ones(len(zp)), np.zeros(len(zn))]
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+    clf.fit(X, y)
+    logger.info(
+        "fitted a %s model on %d positive and %d negative tiles (%d features)",
+        method, len(pos), len(neg), pos.shape[1],
+    )  # fmt: skip
+    return SearchModel(
+        method=method,
+        feature_names=tuple(feature_names),
+        center=center,
+        scale=scale,
+        coef=clf.coef_[0].astype(np.float64),
+        intercept=float(clf.intercept_[0]),
+        positives=zp,
+        n_negatives=len(neg),
+    )

@@ -1,0 +1,464 @@
+"""The search job: examples -> model -> every block of the AOI scored on dask -> candidates.
+
+1. The image's tile grid and band stretch are set once (the stretch from a decimated read).
+2. Positive tiles are those containing each example point; negative tiles are random tiles of
+   the AOI away from the examples. A :class:`~sitewatch.search.model.SearchModel` is fitted.
+3. Every block of tiles is a dask task that opens the image itself, reads one block (plus halo),
+   computes the descriptors and returns the block's scores. Tasks run on local threads by
+   default, or on a ``dask.distributed`` cluster given its scheduler address: the task function
+   is pure, so both give the same scores.
+4. Non-maximum suppression and clustering turn the score grid into ranked candidates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from pyproj import Transformer
+from rasterio.warp import Resampling, reproject
+
+from ..errors import AnalysisError, ImageryError, InputError
+from .candidates import RankedCandidate, make_candidates
+from .features import (
+    BandScale,
+    FeatureConfig,
+    block_features,
+    estimate_scale,
+    feature_names,
+    read_block,
+)
+from .model import Method, SearchModel, fit_model
+from .tiles import Block, TileGrid
+
+__all__ = [
+    "SearchParams",
+    "SearchResult",
+    "compute_tile_features",
+    "new_run_id",
+    "run_search",
+    "score_block",
+]
+
+logger = logging.getLogger(__name__)
+
+F64 = NDArray[np.float64]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Knobs of a search run."""
+
+    tile: int = 32
+    stride: int = 16
+    block_tiles: int = 64
+    top: int = 100
+    negatives: int = 3000
+    method: Method = "hybrid"
+    seed: int = 0
+    bands: tuple[int, ...] | None = None
+    context: bool = True
+
+    @property
+    def features(self) -> FeatureConfig:
+        """The descriptor configuration."""
+        return FeatureConfig(tile=self.tile, stride=self.stride, context=self.context)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "tile": self.tile, "stride": self.stride, "block_tiles": self.block_tiles,
+            "top": self.top, "negatives": self.negatives, "method": self.method,
+            "seed": self.seed, "bands": list(self.bands) if self.bands else None,
+            "context": self.context,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchParams:
+        """From :meth:`to_dict`."""
+        bands = data.get("bands")
+        return cls(**{**data, "bands": tuple(bands) if bands else None})
+
+
+@dataclass
+class SearchResult:
+    """Everything a run produced (what triage needs to resume, and the summary figures)."""
+
+    run_id: str
+    image: str
+    dem: str | None
+    params: SearchParams
+    grid: TileGrid
+    scale: BandScale
+    bands: tuple[int, ...]
+    model: SearchModel
+    scores: NDArray[np.float32]
+    candidates: list[RankedCandidate]
+    candidate_features: F64
+    positives: F64
+    negatives: F64
+    examples: list[tuple[float, float]]
+    area_km2: float
+    seconds: float
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def km2_per_s(self) -> float:
+        """Search speed."""
+        return self.area_km2 / self.seconds if self.seconds > 0 else math.inf
+
+    @property
+    def top_area_km2(self) -> float:
+        """Area covered by the candidates (they never overlap)."""
+        return float(sum(c.area_km2 for c in self.candidates))
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON summary of the run."""
+        return {
+            "run_id": self.run_id,
+            "image": self.image,
+            "area_km2": round(self.area_km2, 4),
+            "time_s": round(self.seconds, 3),
+            "km2_per_s": round(self.km2_per_s, 2),
+            "tiles": int(np.isfinite(self.scores).sum()),
+            "candidates": len(self.candidates),
+            "top_area_km2": round(self.top_area_km2, 4),
+            "top_area_fraction": self.top_area_km2 / self.area_km2 if self.area_km2 else 0.0,
+            "area_reduction": self.area_km2 / self.top_area_km2 if self.top_area_km2 else None,
+            "method": self.model.method,
+            "positives": len(self.positives),
+            "negatives": len(self.negatives),
+        }
+
+
+def new_run_id() -> str:
+    """A fresh, sortable run id."""
+    return f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+# --- block work (runs inside dask tasks) --------------------------------------------------------
+
+
+def _pixel_m(grid: TileGrid) -> tuple[float, float]:
+    a, e = abs(grid.transform.a), abs(grid.transform.e)
+    if grid.crs is not None and grid.crs.is_geographic:
+        _, lat = grid.transform * (grid.width / 2.0, grid.height / 2.0)
+        return a * 111_320.0 * math.cos(math.radians(lat)), e * 110_574.0
+    return a, e
+
+
+def _read_dem(dem_path: str, grid: TileGrid, window: rasterio.windows.Window) -> F64:
+    out = np.full((int(window.height), int(window.width)), np.nan, dtype=np.float64)
+    with rasterio.open(dem_path) as dem:
+        reproject(
+            source=rasterio.band(dem, 1),
+            destination=out,
+            dst_transform=grid.transform
+            * rasterio.Affine.translation(window.col_off, window.row_off),
+            dst_crs=grid.crs,
+            dst_nodata=np.nan,
+            resampling=Resampling.bilinear,
+            ERROR_THRESHOLD=0.0,
+        )
+    return out
+
+
+def _block_features(
+    image: str,
+    grid: TileGrid,
+    block: Block,
+    cfg: FeatureConfig,
+    scale: BandScale,
+    bands: tuple[int, ...],
+    dem: str | None,
+) -> tuple[F64, NDArray[np.bool_], NDArray[np.bool_]]:
+    window = grid.block_window(block, cfg.halo)
+    with rasterio.open(image) as ds:
+        raw, valid = read_block(ds, window, bands)
+    z = _read_dem(dem, grid, window) if dem else None
+    feats, ok = block_features(
+        raw, valid, (block.n_rows, block.n_cols), cfg, scale, z, _pixel_m(grid)
+    )
+    return feats, ok, valid
+
+
+def score_block(
+    image: str,
+    grid: TileGrid,
+    block: Block,
+    cfg: FeatureConfig,
+    scale: BandScale,
+    bands: tuple[int, ...],
+    dem: str | None,
+    model: dict[str, Any],
+) -> tuple[Block, NDArray[np.float32], float]:
+    """Scores of one block's tiles and the area (km2) of the valid pixels the block owns."""
+    feats, ok, valid = _block_features(image, grid, block, cfg, scale, bands, dem)
+    m = SearchModel.from_dict(model)
+    scores = np.full(ok.shape, np.nan, dtype=np.float32)
+    if ok.any():
+        scores[ok] = m.score(feats[ok]).astype(np.float32)
+    # the pixels this block owns: its tiles' first cells, plus the tail on the last row/column
+    s, k, P = grid.stride, grid.cells_per_tile, cfg.halo
+    rows = block.n_rows * s + ((k - 1) * s if block.row0 + block.n_rows == grid.n_rows else 0)
+    cols = block.n_cols * s + ((k - 1) * s if block.col0 + block.n_cols == grid.n_cols else 0)
+    n_valid = int(valid[P : P + rows, P : P + cols].sum())
+    area = n_valid * grid.pixel_area_m2((block.row0 + block.n_rows / 2) * s) / 1e6
+    return block, scores, area
+
+
+def compute_tile_features(
+    image: str,
+    grid: TileGrid,
+    tiles: Sequence[tuple[int, int]],
+    cfg: FeatureConfig,
+    scale: BandScale,
+    bands: tuple[int, ...],
+    dem: str | None,
+) -> F64:
+    """Descriptors of the given tiles (rows in the order given; NaN rows for empty tiles)."""
+    n = len(feature_names(len(bands), dem is not None))
+    out = np.full((len(tiles), n), np.nan)
+    for i, (r, c) in enumerate(tiles):
+        feats, _, _ = _block_features(image, grid, Block(r, c, 1, 1), cfg, scale, bands, dem)
+        out[i] = feats[0, 0]
+    return out
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+
+def _example_tiles(
+    grid: TileGrid, examples: Sequence[tuple[float, float]]
+) -> list[tuple[int, int]]:
+    if grid.crs is None:
+        raise ImageryError("the image has no CRS, so the example coordinates cannot be placed")
+    to_img = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
+    tiles: list[tuple[int, int]] = []
+    outside = []
+    for lon, lat in examples:
+        x, y = to_img.transform(lon, lat)
+        found = grid.tiles_containing(x, y)
+        if not found:
+            outside.append((lon, lat))
+        tiles += found
+    if outside:
+        logger.warning("%d example(s) lie outside the image: %s", len(outside), outside[:5])
+    if not tiles:
+        raise InputError(
+            f"none of the {len(examples)} examples lies inside the image "
+            f"(first: {examples[0] if examples else None}); give examples within the searched area"
+        )
+    return sorted(set(tiles))
+
+
+def _negative_patches(grid: TileGrid, n: int, seed: int, patch: int = 8) -> list[Block]:
+    """Random patches of ``patch`` x ``patch`` tiles holding about ``n`` tiles in all."""
+    rng = np.random.default_rng(seed)
+    pr, pc = min(patch, grid.n_rows), min(patch, grid.n_cols)
+    n_patches = max(1, math.ceil(n / (pr * pc)))
+    slots_r, slots_c = grid.n_rows // pr, grid.n_cols // pc
+    total = max(slots_r * slots_c, 1)
+    picks = rng.choice(total, size=min(total, n_patches), replace=False)
+    out = []
+    for f in sorted(int(v) for v in picks):
+        r, c = divmod(f, max(slots_c, 1))
+        out.append(Block(r * pr, c * pc, pr, pc))
+    return out
+
+
+def _negative_features(
+    image: str,
+    grid: TileGrid,
+    exclude: Sequence[tuple[int, int]],
+    n: int,
+    seed: int,
+    cfg: FeatureConfig,
+    scale: BandScale,
+    bands: tuple[int, ...],
+    dem: str | None,
+) -> F64:
+    """Features of random background tiles more than two tiles away from the examples."""
+    k = grid.cells_per_tile
+    ex = np.array(exclude, dtype=np.int64).reshape(-1, 2)
+    rows_out = []
+    for block in _negative_patches(grid, n, seed):
+        feats, ok, _ = _block_features(image, grid, block, cfg, scale, bands, dem)
+        rr, cc = np.nonzero(ok)
+        if len(ex):
+            d = np.maximum(
+                np.abs(rr[:, None] + block.row0 - ex[None, :, 0]),
+                np.abs(cc[:, None] + block.col0 - ex[None, :, 1]),
+            ).min(axis=1)
+            keep = d > 2 * k
+            rr, cc = rr[keep], cc[keep]
+        rows_out.append(feats[rr, cc])
+    n_feat = len(feature_names(len(bands), dem is not None))
+    return np.vstack(rows_out) if rows_out else np.zeros((0, n_feat))
+
+
+def _tiles_features_blocked(
+    image: str,
+    grid: TileGrid,
+    tiles: Sequence[tuple[int, int]],
+    cfg: FeatureConfig,
+    scale: BandScale,
+    bands: tuple[int, ...],
+    dem: str | None,
+    block_tiles: int,
+) -> F64:
+    """Features of scattered tiles, grouped by the block they fall in (one read per block)."""
+    n = len(feature_names(len(bands), dem is not None))
+    out = np.full((len(tiles), n), np.nan)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (r, c) in enumerate(tiles):
+        groups.setdefault((r // block_tiles, c // block_tiles), []).append(i)
+    for idx in groups.values():
+        rs = [tiles[i][0] for i in idx]
+        cs = [tiles[i][1] for i in idx]
+        block = Block(min(rs), min(cs), max(rs) - min(rs) + 1, max(cs) - min(cs) + 1)
+        feats, _, _ = _block_features(image, grid, block, cfg, scale, bands, dem)
+        for i in idx:
+            out[i] = feats[tiles[i][0] - block.row0, tiles[i][1] - block.col0]
+    return out
+
+
+def _run_tasks(tasks: list[Any], scheduler: str | None, progress: Progress | None) -> list[Any]:
+    from dask.base import compute
+
+    total = len(tasks)
+    if scheduler is None or scheduler in ("threads", "sync", "synchronous", "processes"):
+        from dask.callbacks import Callback
+
+        done = [0]
+
+        def _post(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            if isinstance(result, tuple) and len(result) == 3 and isinstance(result[0], Block):
+                done[0] += 1
+                if progress is not None:
+                    progress(done[0], total)
+
+        with Callback(posttask=_post):  # type: ignore[no-untyped-call]
+            return list(compute(*tasks, scheduler=scheduler or "threads"))  # type: ignore[no-untyped-call]
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - distributed is a core dependency
+        raise ImportError("dask.distributed is needed for --scheduler") from exc
+    try:
+        client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        raise InputError(
+            f"cannot reach the dask scheduler at {scheduler}: {exc}; start one with "
+            "`dask scheduler` (and `dask worker ADDRESS`) or leave --scheduler out to use local threads"
+        ) from exc
+    try:
+        futures = client.compute(tasks)  # type: ignore[no-untyped-call]
+        for i, _ in enumerate(as_completed(futures), start=1):  # type: ignore[no-untyped-call]
+            if progress is not None:
+                progress(i, total)
+        return list(client.gather(futures))  # type: ignore[no-untyped-call]
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+
+
+def run_search(
+    image: str | Path,
+    examples: Sequence[tuple[float, float]],
+    *,
+    dem: str | Path | None = None,
+    params: SearchParams | None = None,
+    scheduler: str | None = None,
+    negatives: F64 | None = None,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+) -> SearchResult:
+    """Search ``image`` for tiles that look like the ``examples`` (lon, lat points).
+
+    ``negatives`` adds feature rows of known non-sites (e.g. candidates rejected in triage) to
+    the random background tiles. ``scheduler`` is a dask.distributed address
+    (``tcp://host:port``) or None for local threads.
+    """
+    from dask.delayed import delayed
+
+    p = params or SearchParams()
+    cfg = p.features
+    path = str(image)
+    dem_path = str(dem) if dem else None
+    t0 = time.perf_counter()
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise ImageryError(f"cannot open image {path}: {exc}; check the path") from exc
+    with ds:
+        bands = p.bands or tuple(range(1, min(ds.count, 4) + 1))
+        if max(bands) > ds.count:
+            raise InputError(f"{path} has {ds.count} bands; cannot use bands {bands}")
+        grid = cfg.grid(ds)
+        scale = estimate_scale(ds, bands)
+    if dem_path:
+        try:
+            rasterio.open(dem_path).close()
+        except rasterio.errors.RasterioIOError as exc:
+            raise ImageryError(f"cannot open DEM {dem_path}: {exc}; check the path") from exc
+    names = feature_names(len(bands), dem_path is not None)
+    pos_tiles = _example_tiles(grid, examples)
+    pos = _tiles_features_blocked(path, grid, pos_tiles, cfg, scale, bands, dem_path, p.block_tiles)
+    neg = _negative_features(
+        path, grid, pos_tiles, p.negatives, p.seed, cfg, scale, bands, dem_path
+    )
+    neg = neg[~np.isnan(neg).any(axis=1)]
+    if negatives is not None and len(negatives):
+        neg = np.vstack([neg, negatives])
+    model = fit_model(pos, neg, names, method=p.method)
+    model_dict = model.to_dict()
+    blocks = grid.blocks(p.block_tiles)
+    task = delayed(score_block, pure=True)
+    tasks = [task(path, grid, b, cfg, scale, bands, dem_path, model_dict) for b in blocks]
+    logger.info("scoring %d tiles in %d blocks", grid.n_rows * grid.n_cols, len(blocks))
+    results = _run_tasks(tasks, scheduler, progress)
+    scores = np.full(grid.shape, np.nan, dtype=np.float32)
+    area = 0.0
+    for block, sc, a in results:
+        scores[block.row0 : block.row0 + block.n_rows, block.col0 : block.col0 + block.n_cols] = sc
+        area += a
+    if not np.isfinite(scores).any():
+        raise AnalysisError(f"{path} has no valid pixels to search; check its nodata value")
+    cands = make_candidates(scores, grid, top=p.top)
+    cand_feats = compute_tile_features(
+        path, grid, [(c.row, c.col) for c in cands], cfg, scale, bands, dem_path
+    )
+    seconds = time.perf_counter() - t0
+    result = SearchResult(
+        run_id=run_id or new_run_id(),
+        image=path,
+        dem=dem_path,
+        params=p,
+        grid=grid,
+        scale=scale,
+        bands=tuple(bands),
+        model=model,
+        scores=scores,
+        candidates=cands,
+        candidate_features=cand_feats,
+        positives=pos,
+        negatives=neg,
+        examples=[(float(a), float(b)) for a, b in examples],
+        area_km2=area,
+        seconds=seconds,
+    )
+    logger.info(
+        "searched %.1f km2 in %.1f s (%.1f km2/s), %d candidates",
+        area, seconds, result.km2_per_s, len(cands),
+    )  # fmt: skip
+    return result

@@ -1,0 +1,276 @@
+"""Interactive triage of search candidates in the terminal, with active learning.
+
+One key per decision: ``a`` accept, ``r`` reject, ``s`` skip, ``q`` quit. Each candidate's chip
+is shown as a picture where the terminal can draw one (kitty graphics protocol, iTerm2 inline
+images, sixel), and is always saved as a PNG in the run folder, whose path is printed.
+After every accept or reject the model is refitted (accepted tiles join the positives, rejected
+ones the negatives) and the remaining candidates are re-ranked, so the next one shown is the
+most likely site under what the analyst has said so far. Accepted candidates become suspected
+sites in the catalog. Decisions are stored in the run folder and the catalog, so a triage
+session can stop at any time and resume later.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.io import MemoryFile
+
+from ..catalog.models import Candidate, Site
+from ..types import CandidateState
+from .features import read_block
+from .model import fit_model
+
+if TYPE_CHECKING:
+    from ..catalog.store import Catalog
+    from ._runstore import RunFolder
+
+__all__ = ["TriageSummary", "chip_png", "detect_graphics", "read_key", "triage"]
+
+logger = logging.getLogger(__name__)
+
+KEYS: dict[str, CandidateState] = {"a": "accepted", "r": "rejected", "s": "skipped"}
+
+
+@dataclass
+class TriageSummary:
+    """What a triage session did."""
+
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    sites: list[str] = field(default_factory=list)
+    remaining: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "skipped": self.skipped,
+            "sites": self.sites,
+            "remaining": self.remaining,
+        }
+
+
+# --- pictures -----------------------------------------------------------------------------
+
+
+def detect_graphics(stream: TextIO | None = None) -> str:
+    """``kitty``, ``iterm``, ``sixel`` or ``file`` for the terminal behind ``stream``.
+
+    ``SITEWATCH_TRIAGE_GRAPHICS`` forces a choice. Without a terminal it is ``file``.
+    """
+    forced = os.environ.get("SITEWATCH_TRIAGE_GRAPHICS", "").strip().lower()
+    if forced in ("kitty", "iterm", "sixel", "file"):
+        return forced
+    stream = stream or sys.stdout
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return "file"
+    term = os.environ.get("TERM", "")
+    program = os.environ.get("TERM_PROGRAM", "")
+    if "kitty" in term or os.environ.get("KITTY_WINDOW_ID") or program in ("WezTerm", "ghostty"):
+        return "kitty"
+    if program == "iTerm.app":
+        return "iterm"
+    if any(t in term for t in ("mlterm", "foot", "sixel", "contour")):
+        return "sixel"
+    return "file"
+
+
+def chip_png(run: RunFolder, row: int, col: int, size: int = 256) -> bytes:
+    """A PNG of tile (row, col) with one tile of context around it and the tile outlined."""
+    g = run.grid
+    T = g.tile
+    win = g.window(row, col)
+    win = win.__class__(win.col_off - T, win.row_off - T, 3 * T, 3 * T)
+    bands = list(run.bands[:3]) if len(run.bands) >= 3 else [run.bands[0]] * 3
+    with rasterio.open(run.image) as ds:
+        raw, valid = read_block(ds, win, bands)
+    lo = np.array([run.scale.low[run.bands.index(b)] for b in bands])[:, None, None]
+    hi = np.array([run.scale.high[run.bands.index(b)] for b in bands])[:, None, None]
+    img = np.clip((raw.astype(np.float64) - lo) / np.maximum(hi - lo, 1e-9) * 255, 0, 255)
+    img = (img * valid).astype(np.uint8)
+    f = max(1, size // (3 * T))
+    img = img.repeat(f, axis=1).repeat(f, axis=2)
+    a, b = T * f, 2 * T * f - 1
+    for ch, val in enumerate((255, 40, 40)):
+        img[ch, a : b + 1, a] = img[ch, a : b + 1, b] = val
+        img[ch, a, a : b + 1] = img[ch, b, a : b + 1] = val
+    with MemoryFile() as mem:
+        with mem.open(driver="PNG", width=img.shape[2], height=img.shape[1], count=3,
+                      dtype="uint8") as dst:  # fmt: skip
+            dst.write(img)
+        return bytes(mem.read())
+
+
+def _sixel(png: bytes) -> str:
+    with MemoryFile(png) as mem, mem.open() as ds:
+        rgb = ds.read()
+    q = (rgb.astype(np.int32) * 4 // 256).clip(0, 3)  # 4 levels per channel: 64 colours
+    idx = q[0] * 16 + q[1] * 4 + q[2]
+    h, w = idx.shape
+    out = ["\x1bPq"]
+    for c in range(64):
+        r, g, b = (c // 16) * 100 // 3, ((c // 4) % 4) * 100 // 3, (c % 4) * 100 // 3
+        out.append(f"#{c};2;{r};{g};{b}")
+    for y0 in range(0, h, 6):
+        band = idx[y0 : y0 + 6]
+        for c in np.unique(band):
+            bits = np.zeros(w, dtype=np.int32)
+            for k in range(band.shape[0]):
+                bits |= (band[k] == c).astype(np.int32) << k
+            out.append(f"#{c}" + "".join(chr(63 + int(v)) for v in bits) + "$")
+        out.append("-")
+    out.append("\x1b\\")
+    return "".join(out)
+
+
+def _inline(png: bytes, protocol: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    if protocol == "kitty":
+        chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+        parts = []
+        for i, chunk in enumerate(chunks):
+            more = 1 if i < len(chunks) - 1 else 0
+            head = "a=T,f=100," if i == 0 else ""
+            parts.append(f"\x1b_G{head}m={more};{chunk}\x1b\\")
+        return "".join(parts) + "\n"
+    if protocol == "iterm":
+        return f"\x1b]1337;File=inline=1;size={len(png)}:{data}\a\n"
+    return _sixel(png) + "\n"
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def read_key(stream: TextIO) -> str:
+    """One decision key from ``stream`` (raw single key on a TTY; else the next non-blank char)."""
+    if stream.isatty():  # pragma: no cover - needs a real terminal
+        import termios
+        import tty
+
+        fd = stream.fileno()
+        old = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            return stream.read(1).lower() or "q"
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, old)
+    while True:
+        ch = stream.read(1)
+        if ch == "":
+            return "q"
+        if not ch.isspace():
+            return ch.lower()
+
+
+# --- the session -----------------------------------------------------------------------------
+
+
+def _training(run: RunFolder) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    pos, neg = [run.positives], [run.negatives]
+    for d in run.decisions():
+        row = run.cand_features[d["rank"] - 1][None, :]
+        if d["state"] == "accepted":
+            pos.append(row)
+        elif d["state"] == "rejected":
+            neg.append(row)
+    return np.vstack(pos), np.vstack(neg)
+
+
+def triage(
+    run: RunFolder,
+    catalog: Catalog,
+    *,
+    keys: TextIO,
+    write: Callable[[str], None],
+    graphics: str = "file",
+    limit: int | None = None,
+) -> TriageSummary:
+    """Review the pending candidates of ``run``, best first, until quit, done or ``limit``."""
+    summary = TriageSummary()
+    cands = {c.rank: c for c in catalog.list_candidates(run_id=run.run_id)}
+    pending = [r for r, c in cands.items() if c.state == "pending"]
+    model = run.model
+    chips = run.path / "chips"
+    chips.mkdir(exist_ok=True)
+    n_done = 0
+    while pending and (limit is None or n_done < limit):
+        scores = model.score(run.cand_features[np.array(pending) - 1])
+        order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+        pending = [pending[i] for i in order]
+        rank = pending[0]
+        cand = cands[rank]
+        score_now = float(scores[order[0]])
+        lon, lat = cand.geometry.centroid.x, cand.geometry.centroid.y
+        row, col = (int(v) for v in run.cand_tiles[rank - 1])
+        png = chip_png(run, row, col)
+        png_path = chips / f"{cand.id}.png"
+        png_path.write_bytes(png)
+        write(
+            f"\ncandidate {cand.id}  rank {rank}  score {cand.score:.3f} (now {score_now:.3f})  "
+            f"lon {lon:.5f} lat {lat:.5f}  cluster {cand.details.get('cluster', '-')}\n"
+        )
+        if graphics != "file":
+            write(_inline(png, graphics))
+        write(f"chip: {png_path}\n[a]ccept  [r]eject  [s]kip  [q]uit > ")
+        key = read_key(keys)
+        while key not in KEYS and key != "q":
+            write(f"\nunknown key {key!r}; press a, r, s or q > ")
+            key = read_key(keys)
+        if key == "q":
+            write("\n")
+            break
+        state = KEYS[key]
+        site_id = None
+        if state == "accepted":
+            site = Site(
+                id=f"{run.run_id.lower()}-c{rank:04d}",
+                name=f"Search candidate {rank} of {run.run_id}",
+                lon=float(lon),
+                lat=float(lat),
+                aoi=cand.geometry,
+                status="suspected",
+                tags=("search-candidate",),
+                notes=f"search run {run.run_id}, rank {rank}, score {cand.score:.4f}",
+            )
+            site_id = catalog.add_site(site).id
+            summary.sites.append(site_id)
+        stored = catalog.update_candidate(replace(cand, state=state, site_id=site_id))
+        cands[rank] = stored
+        getattr(summary, state).append(cand.id)
+        run.record({"rank": rank, "id": cand.id, "state": state, "site_id": site_id})
+        write(f"{state}\n")
+        pending.pop(0)
+        n_done += 1
+        if state in ("accepted", "rejected"):
+            pos, neg = _training(run)
+            model = fit_model(pos, neg, model.feature_names, method=model.method)
+            model.save(run.path / "model.json")
+    summary.remaining = len(pending)
+    return summary
+
+
+def candidate_records(run_id: str, result_candidates: list[Any], image: str) -> list[Candidate]:
+    """Catalog :class:`Candidate` records for the ranked candidates of a run."""
+    return [
+        Candidate(
+            id=f"{run_id}-{c.rank:04d}",
+            run_id=run_id,
+            geometry=c.polygon,
+            score=float(c.score),
+            rank=int(c.rank),
+            details={"cluster": c.cluster, "tile_row": c.row, "tile_col": c.col, "image": image},
+        )
+        for c in result_candidates
+    ]

@@ -1,0 +1,143 @@
+"""``sitewatch search run`` and ``sitewatch search triage`` driven as a user would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from pyproj import Transformer
+from rasterio.crs import CRS
+
+CRS_UTM = CRS.from_epsg(32652)
+
+
+def _scene(
+    tmp_path: Path, size: int = 256, n: int = 5, seed: int = 0
+) -> tuple[Path, list[tuple[float, float]]]:
+    rng = np.random.default_rng(seed)
+    img = np.clip(90 + 18 * rng.normal(0, 1, (4, size, size)), 1, 255)
+    pix: list[tuple[int, int]] = []
+    while len(pix) < n:
+        r, c = (int(v) for v in rng.integers(24, size - 24, 2))
+        if all(abs(r - a) + abs(c - b) > 60 for a, b in pix):
+            pix.append((r, c))
+    for r, c in pix:
+        img[:, r - 4 : r + 4, c - 6 : c + 6] = 235
+        img[:, r - 9 : r - 6, c - 5 : c + 5] = 250
+        img[:, r + 9 : r + 11, c - 5 : c + 5] = 15
+    t = Affine(10, 0, 300_000, 0, -10, 4_300_000)
+    path = tmp_path / "aoi.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=4,
+        dtype="uint8",
+        crs=CRS_UTM,
+        transform=t,
+        nodata=0,
+        photometric="MINISBLACK",
+    ) as dst:
+        dst.write(np.rint(img).astype(np.uint8))
+    to_ll = Transformer.from_crs(CRS_UTM, "EPSG:4326", always_xy=True)
+    return path, [tuple(map(float, to_ll.transform(*(t * (c + 0.5, r + 0.5))))) for r, c in pix]
+
+
+def _examples(tmp_path: Path, pts: list[tuple[float, float]]) -> Path:
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Point", "coordinates": list(p)},
+            }
+            for p in pts
+        ],
+    }
+    path = tmp_path / "examples.geojson"
+    path.write_text(json.dumps(fc))
+    return path
+
+
+@pytest.fixture
+def searched(sw, tmp_path: Path) -> tuple[Path, dict, Path]:
+    image, pts = _scene(tmp_path)
+    db = f"sqlite:///{tmp_path / 'cat.db'}"
+    out = tmp_path / "out" / "cands.geojson"
+    res = sw(
+        "--db",
+        db,
+        "search",
+        "run",
+        str(image),
+        "--examples",
+        str(_examples(tmp_path, pts[:2])),
+        "-o",
+        str(out),
+        "--top",
+        "8",
+        "--tile",
+        "16",
+        "--json",
+    )
+    assert res.code == 0, res.err
+    return out, res.json(), Path(db.removeprefix("sqlite:///"))
+
+
+def test_search_run_writes_ranked_candidates_and_a_summary(searched) -> None:
+    out, summary, _ = searched
+    gj = json.loads(out.read_text())
+    props = [f["properties"] for f in gj["features"]]
+    assert [p["rank"] for p in props] == list(range(1, 9))
+    assert all(props[i]["score"] >= props[i + 1]["score"] for i in range(7))
+    assert summary["area_km2"] == pytest.approx(256 * 256 * 100 / 1e6)
+    assert summary["time_s"] > 0 and summary["km2_per_s"] > 0
+    assert summary["top_area_fraction"] == pytest.approx(8 * 0.0256 / summary["area_km2"])
+    assert summary["stored_candidates"] == 8
+    assert (Path(summary["run_folder"]) / "model.json").exists()
+
+
+def test_triage_with_piped_keys_feeds_catalog_and_resumes(sw, searched, tmp_path) -> None:
+    from sitewatch.catalog.store import Catalog
+
+    _out, summary, db = searched
+    url = f"sqlite:///{db}"
+    folder = summary["run_folder"]
+    model_before = (Path(folder) / "model.json").read_text()
+    res = sw("--db", url, "search", "triage", folder, "--json", input="a\nr\nx\ns\nq\n")
+    assert res.code == 0, res.err
+    got = res.json()
+    assert len(got["accepted"]) == 1 and len(got["rejected"]) == 1 and len(got["skipped"]) == 1
+    assert got["remaining"] == 5
+    assert "unknown key 'x'" in res.err and "chip: " in res.err
+    assert (Path(folder) / "model.json").read_text() != model_before  # the model learned
+    with Catalog(url) as cat:
+        site = cat.get_site(got["sites"][0])
+        assert site.status == "suspected" and site.tags == ("search-candidate",)
+        assert summary["run_id"] in site.notes and "score" in site.notes
+        states = {c.id: c.state for c in cat.list_candidates(run_id=summary["run_id"])}
+    assert states[got["accepted"][0]] == "accepted" and states[got["rejected"][0]] == "rejected"
+    chips = list((Path(folder) / "chips").glob("*.png"))
+    assert len(chips) == 4 and chips[0].read_bytes()[:4] == b"\x89PNG"
+    # resume by run id, single keys without newlines; EOF quits
+    res2 = sw("--db", url, "search", "triage", summary["run_id"], "--json", input="rr")
+    assert res2.code == 0, res2.err
+    again = res2.json()
+    assert len(again["rejected"]) == 2 and again["remaining"] == 3
+    assert not set(again["rejected"]) & set(got["accepted"] + got["rejected"] + got["skipped"])
+
+
+def test_search_run_errors_are_clear(sw, tmp_path) -> None:
+    image, _ = _scene(tmp_path, size=64, n=0)
+    far = _examples(tmp_path, [(10.0, 10.0)])
+    res = sw("search", "run", str(image), "--examples", str(far), "-o", str(tmp_path / "c.geojson"))
+    assert res.code == 2 and "inside the image" in res.err
+    res = sw("search", "triage", str(tmp_path / "nope"))
+    assert res.code == 2 and "no search run" in res.err

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+from shapely.geometry import shape
+
+from sitewatch.errors import AnalysisError, InputError
+from sitewatch.search.candidates import make_candidates, non_max_suppression, to_geojson
+from sitewatch.search.model import SearchModel, fit_model
+from sitewatch.search.tiles import TileGrid
+
+
+@pytest.mark.parametrize("method", ["hybrid", "logistic", "knn"])
+def test_model_ranks_positives_first_and_round_trips(tmp_path, method) -> None:
+    rng = np.random.default_rng(0)
+    neg = rng.normal(0, 1, (500, 6))
+    pos = rng.normal(0, 0.3, (8, 6)) + np.array([3, -2, 0, 0, 1, 0])
+    names = [f"f{i}" for i in range(6)]
+    model = fit_model(pos, neg, names, method=method)
+    test_pos = rng.normal(0, 0.3, (20, 6)) + np.array([3, -2, 0, 0, 1, 0])
+    test_neg = rng.normal(0, 1, (200, 6))
+    s_pos, s_neg = model.score(test_pos), model.score(test_neg)
+    assert np.median(s_pos) > np.percentile(s_neg, 95)
+    back = SearchModel.load(model.save(tmp_path / "m.json"))
+    np.testing.assert_array_equal(back.score(test_neg), s_neg)
+    assert json.loads((tmp_path / "m.json").read_text())["method"] == method
+
+
+def test_model_errors() -> None:
+    names = ["a", "b"]
+    with pytest.raises(AnalysisError, match="positive"):
+        fit_model(np.full((2, 2), np.nan), np.zeros((10, 2)), names)
+    model = fit_model(np.ones((2, 2)), np.random.default_rng(1).normal(size=(20, 2)), names)
+    with pytest.raises(AnalysisError, match="2 features"):
+        model.score(np.zeros((3, 3)))
+    with pytest.raises(InputError, match="not a sitewatch search model"):
+        SearchModel.from_dict({"format": "other"})
+    nan_row = model.score(np.array([[np.nan, np.nan], [0.0, 0.0]]))
+    assert np.isnan(nan_row[0]) and np.isfinite(nan_row[1])
+
+
+def test_nms_keeps_non_overlapping_peaks_best_first() -> None:
+    rng = np.random.default_rng(2)
+    scores = rng.random((30, 40))
+    scores[5, 5] = 10
+    scores[5, 6] = 9  # overlaps the best: suppressed
+    scores[20, 30] = 8
+    scores[3, 3] = np.nan
+    peaks = non_max_suppression(scores, top=50, radius=1)
+    assert peaks[0][:2] == (5, 5) and peaks[1][:2] == (20, 30)
+    assert [p[2] for p in peaks] == sorted((p[2] for p in peaks), reverse=True)
+    for i, (r1, c1, _) in enumerate(peaks):
+        for r2, c2, _ in peaks[i + 1 :]:
+            assert max(abs(r1 - r2), abs(c1 - c2)) > 1
+    assert len(non_max_suppression(scores, top=3, radius=1)) == 3
+
+
+def test_candidates_are_lonlat_polygons_with_rank_score_and_cluster() -> None:
+    grid = TileGrid(
+        400, 400, Affine(10, 0, 300_000, 0, -10, 4_300_000), CRS.from_epsg(32652), 16, 8
+    )
+    scores = np.zeros(grid.shape, dtype=np.float32)
+    scores[10, 10], scores[10, 12], scores[40, 40] = 5, 4, 3  # the first two are neighbours
+    cands = make_candidates(scores, grid, top=3)
+    assert [c.rank for c in cands] == [1, 2, 3]
+    assert cands[0].cluster == cands[1].cluster == 1 and cands[2].cluster == 3
+    c0 = cands[0]
+    assert 126 < c0.lon < 127 and 38 < c0.lat < 39.5
+    assert c0.polygon.contains(c0.polygon.centroid)
+    assert c0.area_km2 == pytest.approx(0.0256)
+    assert not cands[0].polygon.overlaps(cands[1].polygon)
+    gj = json.loads(json.dumps(to_geojson(cands, run_id="r1")))
+    props = gj["features"][0]["properties"]
+    assert props["rank"] == 1 and props["score"] == 5 and props["run_id"] == "r1"
+    assert shape(gj["features"][0]["geometry"]).equals_exact(c0.polygon, 1e-9)
