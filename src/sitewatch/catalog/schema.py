@@ -19,6 +19,7 @@ __all__ = [
     "SPATIAL_TABLES",
     "UTCDateTime",
     "alerts",
+    "api_tokens",
     "candidates",
     "change_events",
     "declaration_entries",
@@ -32,6 +33,8 @@ __all__ = [
     "site_tags",
     "sites",
     "sources",
+    "users",
+    "web_sessions",
 ]
 
 
@@ -298,3 +301,48 @@ history = sa.Table(
 
 SPATIAL_TABLES: tuple[str, ...] = ("sites", "features")
 """Tables with a spatial index over their bounding-box columns."""
+
+# --- web users, API tokens and sessions (migration 0002) --------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "username",
+        sa.String(64),
+        sa.ForeignKey("users.username", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "username",
+        sa.String(64),
+        sa.ForeignKey("users.username", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+)

@@ -151,6 +151,11 @@ class Catalog:
     # -- plumbing ----------------------------------------------------------------------------
 
     @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for modules that keep their own tables in the catalog database)."""
+        return self._engine
+
+    @property
     def safe_url(self) -> str:
         """The URL with any password hidden."""
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
@@ -815,6 +820,11 @@ class Catalog:
         if state is not None:
             where.append(ct.c.state == state)
         return self._list(Candidate, *where, order=ct.c.rank)
+
+    def get_candidate(self, candidate_id: str) -> Candidate:
+        """The candidate with ``candidate_id``."""
+        with self._read() as conn:
+            return self._get(conn, Candidate, candidate_id)
 
     def update_candidate(self, candidate: Candidate) -> Candidate:
         """Store a triage decision (optimistic on ``candidate.version``)."""

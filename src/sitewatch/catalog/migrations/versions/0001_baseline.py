@@ -11,6 +11,7 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 from sitewatch.catalog._spatial import install_backend_ddl
@@ -22,12 +23,20 @@ branch_labels = None
 depends_on = None
 
 
+# Tables added by later revisions: the baseline must not create them.
+LATER_TABLES = frozenset({"users", "api_tokens", "web_sessions"})
+
+
+def _own_tables() -> list[sa.Table]:
+    return [t for t in metadata.sorted_tables if t.name not in LATER_TABLES]
+
+
 def upgrade() -> None:
     bind = op.get_bind()
-    metadata.create_all(bind)
+    metadata.create_all(bind, tables=_own_tables())
     install_backend_ddl(bind)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
-    metadata.drop_all(bind)
+    metadata.drop_all(bind, tables=_own_tables())

@@ -1,0 +1,22 @@
+"""The REST API routers, one per noun."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import alerts, candidates, features, imagery, records, reports, session, sites, tools, users
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    session.router,
+    sites.router,
+    features.router,
+    records.router,
+    alerts.router,
+    candidates.router,
+    reports.router,
+    tools.router,
+    users.router,
+    imagery.router,
+)

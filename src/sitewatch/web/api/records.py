@@ -1,0 +1,113 @@
+"""Dated records of a site: ``observations``, ``measurements`` and ``change events``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from ...catalog.models import ChangeEvent, Measurement, Observation, new_id, utcnow
+from ..deps import Analyst, Ctx, Viewer
+from ._convert import cached_json, geometry, json_response
+from .schemas import (
+    ChangeEventIn,
+    ChangeEventOut,
+    MeasurementIn,
+    MeasurementOut,
+    ObservationIn,
+    ObservationOut,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get(
+    "/api/sites/{site_id}/observations",
+    response_model=list[ObservationOut],
+    tags=["observations"],
+    summary="Observations of a site",
+)
+def list_observations(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
+    def compute() -> object:
+        ctx.reader.get_site(site_id)
+        return ctx.reader.list_observations(site_id)
+
+    return cached_json(ctx, request, compute)
+
+
+@router.post(
+    "/api/sites/{site_id}/observations",
+    response_model=ObservationOut,
+    status_code=201,
+    tags=["observations"],
+    summary="Record an observation",
+)
+def add_observation(site_id: str, body: ObservationIn, ctx: Ctx, who: Analyst) -> Response:
+    obs = Observation(id=new_id(), site_id=site_id, analyst=who.username, **body.model_dump())
+    return json_response(ctx.catalog(who).add_observation(obs), 201)
+
+
+@router.get(
+    "/api/measurements",
+    response_model=list[MeasurementOut],
+    tags=["measurements"],
+    summary="List measurements",
+)
+def list_measurements(
+    request: Request,
+    ctx: Ctx,
+    _: Viewer,
+    site_id: Annotated[str | None, Query(max_length=128)] = None,
+    feature_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    return cached_json(
+        ctx, request, lambda: ctx.reader.list_measurements(site_id=site_id, feature_id=feature_id)
+    )
+
+
+@router.post(
+    "/api/sites/{site_id}/measurements",
+    response_model=MeasurementOut,
+    status_code=201,
+    tags=["measurements"],
+    summary="Record a measurement",
+)
+def add_measurement(site_id: str, body: MeasurementIn, ctx: Ctx, who: Analyst) -> Response:
+    m = Measurement(
+        id=new_id(),
+        site_id=site_id,
+        analyst=who.username,
+        measured_at=utcnow(),
+        **body.model_dump(),
+    )
+    return json_response(ctx.catalog(who).add_measurement(m), 201)
+
+
+@router.get(
+    "/api/sites/{site_id}/changes",
+    response_model=list[ChangeEventOut],
+    tags=["change events"],
+    summary="Change events of a site",
+)
+def list_changes(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
+    def compute() -> object:
+        ctx.reader.get_site(site_id)
+        return ctx.reader.list_change_events(site_id)
+
+    return cached_json(ctx, request, compute)
+
+
+@router.post(
+    "/api/sites/{site_id}/changes",
+    response_model=ChangeEventOut,
+    status_code=201,
+    tags=["change events"],
+    summary="Record a change event",
+)
+def add_change(site_id: str, body: ChangeEventIn, ctx: Ctx, who: Analyst) -> Response:
+    fields = body.model_dump()
+    fields["geometry"] = geometry(body.geometry, "geometry")
+    ev = ChangeEvent(id=new_id(), site_id=site_id, **fields)
+    return json_response(ctx.catalog(who).add_change_event(ev), 201)

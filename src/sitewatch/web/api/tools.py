@@ -1,0 +1,179 @@
+"""``/api/tools``: the shadow-height tool (click the base of an object and the tip of its shadow).
+
+Uses :func:`sitewatch.analysis.mensuration.height_from_shadow_tip` (length along the shadow
+azimuth, first-order uncertainty) when the sun azimuth is known; with the elevation alone it
+falls back to ``h = L tan(e)`` over the clicked distance with the same propagation of the click
+and sun-elevation errors. The sun position comes from the request, the observation, or is computed
+for the site and the image time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pyproj import Geod
+
+from ...catalog.models import Measurement, new_id, utcnow
+from ...errors import AuthError, InputError
+from ..deps import Ctx, Viewer
+from ..users import has_role
+from ._convert import json_response
+from .schemas import ShadowIn, ShadowOut
+
+__all__ = ["router", "shadow_height"]
+
+router = APIRouter(prefix="/api/tools", tags=["tools"])
+_GEOD = Geod(ellps="WGS84")
+_DEFAULT_GSD_M = 1.0
+
+
+def mensuration_backend() -> str:
+    """Which implementation the tool uses (``sitewatch.analysis.mensuration`` or the fallback)."""
+    try:
+        from ...analysis import mensuration  # noqa: F401
+    except ImportError:
+        return "builtin"
+    return "sitewatch.analysis.mensuration"
+
+
+def _plain(length: float, sigma_l: float, elev: float, sigma_e: float) -> tuple[float, float]:
+    e = math.radians(elev)
+    h = length * math.tan(e)
+    var = (math.tan(e) * sigma_l) ** 2 + (length / math.cos(e) ** 2 * math.radians(sigma_e)) ** 2
+    return h, math.sqrt(var)
+
+
+def shadow_height(
+    base: tuple[float, float],
+    tip: tuple[float, float],
+    *,
+    sun_elevation: float,
+    sun_azimuth: float | None,
+    position_sigma_m: float,
+    elevation_sigma_deg: float,
+) -> dict[str, Any]:
+    """Height (m) and one-sigma uncertainty of an object from its base and shadow tip (lon/lat)."""
+    fwd, _, dist = _GEOD.inv(base[0], base[1], tip[0], tip[1])
+    if dist <= 0.0:
+        raise InputError("the base and the tip are the same point; click the end of the shadow")
+    if sun_azimuth is not None and mensuration_backend() != "builtin":
+        from ...analysis.mensuration import height_from_shadow_tip
+
+        res = height_from_shadow_tip(
+            base,
+            tip,
+            sun_azimuth=sun_azimuth,
+            sun_elevation=sun_elevation,
+            position_sigma_m=position_sigma_m,
+            elevation_sigma_deg=elevation_sigma_deg,
+        )
+        if res.height_m is None or res.uncertainty_m is None or res.shadow_length_m is None:
+            raise InputError(f"no height: {res.reason} {res.detail}".strip())
+        return {
+            "height_m": res.height_m,
+            "uncertainty_m": res.uncertainty_m,
+            "shadow_length_m": res.shadow_length_m,
+            "method": f"mensuration.{res.method}",
+            "inputs": dict(res.inputs),
+            "shadow_azimuth_deg": float(fwd) % 360.0,
+        }
+    h, sigma = _plain(
+        float(dist), math.sqrt(2.0) * position_sigma_m, sun_elevation, elevation_sigma_deg
+    )
+    return {
+        "height_m": h,
+        "uncertainty_m": sigma,
+        "shadow_length_m": float(dist),
+        "method": "shadow_length_tan_elevation",
+        "inputs": {"sun_elevation": sun_elevation, "distance_m": round(float(dist), 3)},
+        "shadow_azimuth_deg": float(fwd) % 360.0,
+    }
+
+
+@router.post("/shadow-height", response_model=ShadowOut, summary="Height from a shadow")
+def shadow_height_tool(body: ShadowIn, ctx: Ctx, who: Viewer) -> Response:
+    """Height of an object from its base and shadow tip, with its one-sigma uncertainty.
+
+    Anyone may measure; ``save`` (storing a measurement) needs the analyst role.
+    """
+    if body.save and not has_role(who.user.role, "analyst"):
+        raise AuthError(f"user {who.username!r} is a {who.user.role}; saving needs 'analyst'")
+    for name, (lon, lat) in (("base", body.base), ("tip", body.tip)):
+        if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+            raise InputError(f"{name} [{lon}, {lat}] is not a lon/lat position")
+    site = ctx.reader.get_site(body.site_id)
+    elev, azim, gsd, source = body.sun_elevation, body.sun_azimuth, body.gsd_m, "request"
+    when = body.acquired
+    if body.observation_id:
+        obs = next(
+            (o for o in ctx.reader.list_observations(site.id) if o.id == body.observation_id), None
+        )
+        if obs is None:
+            raise InputError(f"site {site.id!r} has no observation {body.observation_id!r}")
+        when = when or obs.acquired
+        gsd = gsd or obs.gsd_m
+        if elev is None and obs.sun_elevation is not None:
+            elev, azim, source = obs.sun_elevation, obs.sun_azimuth, "observation"
+    if elev is None:
+        if when is None:
+            raise InputError(
+                "give sun_elevation, an observation_id with sun angles, or the image time "
+                "(acquired) to compute the sun position"
+            )
+        if when.tzinfo is None:
+            raise InputError("acquired must carry a time zone (use UTC)")
+        from ...analysis.sun import sun_position
+
+        sun = sun_position(site.lon, site.lat, when)
+        elev, azim, source = sun.elevation, sun.azimuth, "computed"
+        if elev <= 0.0:
+            raise InputError(
+                f"the sun was below the horizon at {when.isoformat()} (elevation {elev:.1f}); "
+                "check the image time"
+            )
+    sigma_pos = body.click_sigma_px * (gsd or _DEFAULT_GSD_M)
+    res = shadow_height(
+        body.base,
+        body.tip,
+        sun_elevation=elev,
+        sun_azimuth=azim,
+        position_sigma_m=sigma_pos,
+        elevation_sigma_deg=body.sun_elevation_sigma,
+    )
+    payload: dict[str, Any] = {
+        "height_m": res["height_m"],
+        "uncertainty_m": res["uncertainty_m"],
+        "shadow_length_m": res["shadow_length_m"],
+        "shadow_azimuth_deg": res["shadow_azimuth_deg"],
+        "sun_elevation_deg": elev,
+        "sun_azimuth_deg": azim,
+        "sun_source": source,
+        "method": res["method"],
+        "measurement": None,
+    }
+    if body.save:
+        m = Measurement(
+            id=new_id(),
+            site_id=site.id,
+            kind="height",
+            value=round(res["height_m"], 3),
+            unit="m",
+            uncertainty=round(res["uncertainty_m"], 3),
+            feature_id=body.feature_id,
+            observation_id=body.observation_id,
+            method=res["method"],
+            inputs={
+                **res["inputs"],
+                "base": list(body.base),
+                "tip": list(body.tip),
+                "sun_source": source,
+                "position_sigma_m": sigma_pos,
+                "sun_elevation_sigma_deg": body.sun_elevation_sigma,
+            },
+            analyst=who.username,
+            measured_at=utcnow(),
+        )
+        payload["measurement"] = ctx.catalog(who).add_measurement(m)
+    return json_response(payload)

@@ -1,0 +1,136 @@
+"""Authentication and authorisation: sessions with CSRF protection, API tokens, roles, rate limits.
+
+Browsers log in with a password and get two cookies: ``sitewatch_session`` (HttpOnly,
+SameSite=Strict, the session secret) and ``sitewatch_csrf`` (readable by the page's script). Every
+unsafe request made with the session cookie must repeat the CSRF token in the ``X-CSRF-Token``
+header (double submit, checked against the value stored with the session). Scripts send
+``Authorization: Bearer <token>`` instead and need no CSRF token. Reads need the ``viewer`` role,
+writes ``analyst``, user management ``admin``. Failed logins are limited per user name and client
+address; past the limit the answer is 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import HTTPException, Request
+
+from ..errors import AuthError
+from .users import User, has_role
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "LoginLimiter",
+    "Principal",
+    "authenticate",
+    "require",
+]
+
+SESSION_COOKIE = "sitewatch_session"
+CSRF_COOKIE = "sitewatch_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who makes a request, and how they proved it."""
+
+    user: User
+    via: Literal["session", "token"]
+    csrf: str | None = None
+
+    @property
+    def username(self) -> str:
+        """The user name recorded in the catalog history."""
+        return self.user.username
+
+
+class LoginLimiter:
+    """Failed-login counter per key (user name + client address) over a sliding window."""
+
+    def __init__(self, attempts: int = 5, window_s: float = 60.0) -> None:
+        self.attempts = attempts
+        self.window_s = window_s
+        self._fails: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        fails = self._fails.setdefault(key, deque())
+        while fails and fails[0] <= now - self.window_s:
+            fails.popleft()
+        return fails
+
+    def retry_after(self, key: str) -> int | None:
+        """Seconds to wait before another attempt is allowed, or None when allowed now."""
+        now = time.monotonic()
+        with self._lock:
+            fails = self._recent(key, now)
+            if len(fails) < self.attempts:
+                return None
+            return max(1, int(fails[0] + self.window_s - now + 0.999))
+
+    def failed(self, key: str) -> None:
+        """Count a failed attempt."""
+        with self._lock:
+            self._recent(key, time.monotonic()).append(time.monotonic())
+
+    def succeeded(self, key: str) -> None:
+        """Forget the failures of a key after a successful login."""
+        with self._lock:
+            self._fails.pop(key, None)
+
+
+def _unauthorised(message: str) -> HTTPException:
+    return HTTPException(401, detail=message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authenticate(request: Request) -> Principal:
+    """The principal of a request (Bearer token or session cookie); 401 when there is none."""
+    from .deps import context
+
+    ctx = context(request)
+    header = request.headers.get("authorization", "")
+    try:
+        if header:
+            scheme, _, secret = header.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise _unauthorised("use 'Authorization: Bearer <token>'")
+            return Principal(ctx.users.user_for_token(secret.strip()), "token")
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise _unauthorised("log in first (POST /api/auth/login) or send a Bearer token")
+        user, csrf = ctx.users.session(cookie)
+    except AuthError as exc:
+        raise _unauthorised(str(exc)) from None
+    if request.method not in _SAFE:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not secrets.compare_digest(sent, csrf):
+            raise HTTPException(
+                403, detail=f"missing or wrong {CSRF_HEADER} header (reload the page)"
+            )
+    return Principal(user, "session", csrf)
+
+
+def require(role: str) -> Callable[[Request], Principal]:
+    """A FastAPI dependency: the request's principal, who must have at least ``role``."""
+
+    def dependency(request: Request) -> Principal:
+        principal = authenticate(request)
+        if not has_role(principal.user.role, role):
+            raise AuthError(
+                f"user {principal.username!r} has the role {principal.user.role!r}; "
+                f"this needs {role!r} (an admin can change it with `sitewatch users add`)"
+            )
+        return principal
+
+    dependency.__name__ = f"require_{role}"
+    return dependency

@@ -1,0 +1,159 @@
+"""Map tiles of archived chips (Cloud-Optimized GeoTIFFs) with rio-tiler.
+
+A chip is named by its site and its archive item (or scene) id and resolved through
+:class:`~sitewatch.imagery.archive.Archive`: no path ever comes from the request, so no request can
+reach a file outside the archive. Tiles are Web Mercator XYZ PNGs; the colours are stretched
+between the 2nd and 98th percentiles of each band (computed once per chip from an overview), and
+rendered tiles are kept in a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rasterio.errors import RasterioError
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.io import Reader
+
+from ..errors import ArchiveError, ImageryError, InputError, NotFound
+from ..imagery.archive import Archive, ArchivedChip
+
+__all__ = ["ChipStyle", "TileRenderer", "empty_tile"]
+
+log = logging.getLogger(__name__)
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
+_LIST_TTL_S = 5.0
+_EMPTY: bytes | None = None
+
+
+def empty_tile() -> bytes:
+    """A fully transparent 256x256 PNG (for tiles outside a chip)."""
+    global _EMPTY
+    if _EMPTY is None:
+        from rio_tiler.models import ImageData
+
+        img = ImageData(np.ma.MaskedArray(np.zeros((1, 256, 256), "uint8"), mask=True))
+        _EMPTY = img.render(img_format="PNG")
+    return _EMPTY
+
+
+@dataclass(frozen=True)
+class ChipStyle:
+    """How a chip is drawn: which bands (1-based) and their stretch."""
+
+    indexes: tuple[int, ...]
+    in_range: tuple[tuple[float, float], ...]
+
+
+def _rgb_indexes(bands: tuple[str, ...], count: int) -> tuple[int, ...]:
+    wanted = ("red", "green", "blue")
+    if all(b in bands for b in wanted):
+        return tuple(bands.index(b) + 1 for b in wanted)
+    if count >= 3 and not bands:
+        return (1, 2, 3)
+    return (1,)
+
+
+class TileRenderer:
+    """Renders XYZ tiles of the chips in an archive folder."""
+
+    def __init__(self, archive_root: Path, *, cache_size: int = 512) -> None:
+        self.archive = Archive(archive_root)
+        self._cache_size = cache_size
+        self._tiles: OrderedDict[tuple[str, str, int, int, int], bytes] = OrderedDict()
+        self._styles: dict[Path, ChipStyle] = {}
+        self._lists: dict[str, tuple[float, list[ArchivedChip]]] = {}
+        self._lock = threading.Lock()
+
+    def chips(self, site_id: str) -> list[ArchivedChip]:
+        """The archived chips of a site, oldest first (cached for a few seconds)."""
+        if not _ID_RE.match(site_id):
+            raise NotFound(f"no imagery for site {site_id!r}")
+        now = time.monotonic()
+        with self._lock:
+            hit = self._lists.get(site_id)
+        if hit is not None and now - hit[0] < _LIST_TTL_S:
+            return hit[1]
+        chips = self.archive.chips(site_id) if self.archive.site_dir(site_id).is_dir() else []
+        with self._lock:
+            self._lists[site_id] = (now, chips)
+        return chips
+
+    def resolve(self, site_id: str, item: str) -> ArchivedChip:
+        """The chip of ``site_id`` whose item id or scene id is ``item``."""
+        if not _ID_RE.match(item):
+            raise NotFound(f"no chip {item!r} for site {site_id!r}")
+        for chip in self.chips(site_id):
+            if item in (chip.item_id, chip.scene_id):
+                return chip
+        raise NotFound(
+            f"no chip {item!r} for site {site_id!r}; GET /api/sites/{site_id}/imagery lists them"
+        )
+
+    def style(self, chip: ArchivedChip) -> ChipStyle:
+        """The bands and stretch used to draw ``chip``."""
+        with self._lock:
+            cached = self._styles.get(chip.path)
+        if cached is not None:
+            return cached
+        try:
+            with Reader(str(chip.path)) as src:
+                indexes = _rgb_indexes(chip.bands, src.dataset.count)
+                img = src.preview(indexes=indexes, max_size=512)
+        except RasterioError as exc:
+            raise ArchiveError(f"cannot read the chip {chip.item_id!r}: {exc}") from exc
+        ranges = []
+        for band in img.array:
+            values = band.compressed() if np.ma.isMaskedArray(band) else np.ravel(band)
+            if values.size == 0:
+                ranges.append((0.0, 1.0))
+                continue
+            lo, hi = np.percentile(values, [2, 98])
+            ranges.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
+        style = ChipStyle(indexes, tuple(ranges))
+        with self._lock:
+            self._styles[chip.path] = style
+        return style
+
+    def bounds(self, chip: ArchivedChip) -> tuple[float, float, float, float]:
+        """The chip's (west, south, east, north) in degrees."""
+        try:
+            with Reader(str(chip.path)) as src:
+                w, s, e, n = src.get_geographic_bounds(src.tms.rasterio_geographic_crs)
+        except RasterioError as exc:
+            raise ArchiveError(f"cannot read the chip {chip.item_id!r}: {exc}") from exc
+        return (float(w), float(s), float(e), float(n))
+
+    def tile(self, site_id: str, item: str, z: int, x: int, y: int) -> bytes:
+        """The PNG of tile ``z/x/y`` of a chip (transparent outside it)."""
+        if not (0 <= z <= 24 and 0 <= x < 2**z and 0 <= y < 2**z):
+            raise InputError(f"no tile {z}/{x}/{y}: x and y must be in 0..{2**z - 1} at zoom {z}")
+        key = (site_id, item, z, x, y)
+        with self._lock:
+            hit = self._tiles.get(key)
+            if hit is not None:
+                self._tiles.move_to_end(key)
+                return hit
+        chip = self.resolve(site_id, item)
+        style = self.style(chip)
+        try:
+            with Reader(str(chip.path)) as src:
+                img = src.tile(x, y, z, indexes=style.indexes)
+            png: bytes = img.rescale(in_range=style.in_range).render(img_format="PNG")
+        except TileOutsideBounds:
+            png = empty_tile()
+        except RasterioError as exc:
+            raise ImageryError(f"cannot read tile {z}/{x}/{y} of {chip.item_id!r}: {exc}") from exc
+        with self._lock:
+            self._tiles[key] = png
+            while len(self._tiles) > self._cache_size:
+                self._tiles.popitem(last=False)
+        return png

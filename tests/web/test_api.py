@@ -1,0 +1,436 @@
+"""REST API tests through httpx (Starlette's TestClient): auth, roles, CSRF, CRUD, history, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from pyproj import Geod
+
+from sitewatch.catalog.store import Catalog
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_reads_need_authentication(client: Any) -> None:
+    r = client.get("/api/sites")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = client.get("/api/sites", headers={"Authorization": "Bearer swt_nonsense"})
+    assert r.status_code == 401
+
+
+def test_site_list_and_filters(client: Any, web_env: Any) -> None:
+    h = web_env.auth("viewer")
+    ids = [s["id"] for s in client.get("/api/sites", headers=h).json()]
+    assert ids == ["alpha-base", "bravo-depot"]  # by name
+    assert [s["id"] for s in client.get("/api/sites?status=confirmed", headers=h).json()] == [
+        "bravo-depot"
+    ]
+    assert [s["id"] for s in client.get("/api/sites?q=alpha", headers=h).json()] == ["alpha-base"]
+    r = client.get("/api/sites?bbox=127,39,128,40", headers=h)
+    assert [s["id"] for s in r.json()] == ["bravo-depot"]
+    assert client.get("/api/sites?bbox=1,2,3", headers=h).status_code == 422  # not 4 numbers
+    r = client.get("/api/sites?bbox=1,50,3,40", headers=h)  # south > north
+    assert r.status_code == 400 and "south" in r.json()["detail"]
+    site = client.get("/api/sites/alpha-base", headers=h).json()
+    assert site["aoi"]["type"] == "Polygon" and site["version"] == 1
+
+
+def test_unknown_site_maps_through_the_error_table(client: Any, web_env: Any) -> None:
+    r = client.get("/api/sites/nowhere", headers=web_env.auth("viewer"))
+    assert r.status_code == 404
+    assert r.json()["error"] == "SiteNotFound"
+    assert "nowhere" in r.json()["detail"]
+
+
+def test_status_table() -> None:
+    from sitewatch.errors import (
+        AuthError,
+        ConflictError,
+        DuplicateError,
+        GeometryError,
+        MissingExtraError,
+        SiteNotFound,
+        SitewatchError,
+    )
+    from sitewatch.web.errors import status_for
+
+    assert status_for(SiteNotFound("x")) == 404
+    assert status_for(ConflictError("x")) == 409
+    assert status_for(DuplicateError("x")) == 409
+    assert status_for(GeometryError("x")) == 400
+    assert status_for(AuthError("x")) == 403
+    assert status_for(MissingExtraError("torch", "ml")) == 501
+    assert status_for(SitewatchError("x")) == 400
+    assert status_for(RuntimeError("x")) == 500
+
+
+def test_writes_need_the_analyst_role_and_are_recorded_with_the_user(
+    client: Any, web_env: Any
+) -> None:
+    body = {"name": "Charlie Site", "lon": 126.0, "lat": 39.5, "tags": ["new"]}
+    r = client.post("/api/sites", json=body, headers=web_env.auth("viewer"))
+    assert r.status_code == 403 and r.json()["error"] == "AuthError"
+    r = client.post("/api/sites", json=body, headers=web_env.auth("analyst"))
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == "charlie-site"
+    r = client.patch(
+        "/api/sites/charlie-site",
+        json={"version": 1, "status": "confirmed", "notes": "seen"},
+        headers=web_env.auth("admin"),
+    )
+    assert r.status_code == 200 and r.json()["version"] == 2
+    hist = client.get("/api/sites/charlie-site/history", headers=web_env.auth("viewer")).json()
+    assert [(h["action"], h["actor"]) for h in hist] == [("create", "analyst"), ("update", "admin")]
+    with Catalog(web_env.url) as cat:
+        assert cat.get_site("charlie-site").status == "confirmed"
+        assert cat.history(entity_id="charlie-site")[-1].actor == "admin"
+
+
+def test_stale_edit_is_a_conflict(client: Any, web_env: Any) -> None:
+    h = web_env.auth("analyst")
+    assert (
+        client.patch(
+            "/api/sites/alpha-base", json={"version": 1, "name": "A"}, headers=h
+        ).status_code
+        == 200
+    )
+    r = client.patch("/api/sites/alpha-base", json={"version": 1, "name": "B"}, headers=h)
+    assert r.status_code == 409 and "version 2" in r.json()["detail"]
+
+
+def test_invalid_input_is_400_or_422(client: Any, web_env: Any) -> None:
+    h = web_env.auth("analyst")
+    assert (
+        client.post("/api/sites", json={"name": "x", "lon": 500, "lat": 0}, headers=h).status_code
+        == 422
+    )
+    r = client.post(
+        "/api/sites",
+        json={
+            "name": "Bad AOI",
+            "lon": 1,
+            "lat": 1,
+            "aoi": {"type": "Point", "coordinates": [1, 1]},
+        },
+        headers=h,
+    )
+    assert r.status_code == 400 and "polygon" in r.json()["detail"]
+    r = client.post(
+        "/api/sites/alpha-base/features",
+        json={"kind": "berm", "geometry": {"type": "Nope"}},
+        headers=h,
+    )
+    assert r.status_code == 400 and r.json()["error"] == "GeometryError"
+
+
+def _login(client: Any, web_env: Any, role: str) -> str:
+    r = client.post("/api/auth/login", json={"username": role, "password": web_env.passwords[role]})
+    assert r.status_code == 200, r.text
+    return str(r.json()["csrf"])
+
+
+def test_session_cookies_and_csrf(client: Any, web_env: Any) -> None:
+    r = client.post(
+        "/api/auth/login", json={"username": "analyst", "password": "analyst-password-1"}
+    )
+    assert r.status_code == 200
+    cookies = r.headers.get_list("set-cookie")
+    session = next(c for c in cookies if c.startswith("sitewatch_session="))
+    assert "HttpOnly" in session and "SameSite=strict" in session and "Path=/" in session
+    csrf_cookie = next(c for c in cookies if c.startswith("sitewatch_csrf="))
+    assert "HttpOnly" not in csrf_cookie
+    csrf = r.json()["csrf"]
+    assert client.get("/api/auth/me").json()["username"] == "analyst"
+    body = {"version": 1, "notes": "via browser"}
+    r = client.patch("/api/sites/bravo-depot", json=body)
+    assert r.status_code == 403 and "X-CSRF-Token" in r.json()["detail"]
+    r = client.patch("/api/sites/bravo-depot", json=body, headers={"X-CSRF-Token": "wrong"})
+    assert r.status_code == 403
+    r = client.patch("/api/sites/bravo-depot", json=body, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json()["notes"] == "via browser"
+    assert client.post("/api/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+    client.cookies.clear()
+    assert client.get("/api/auth/me").status_code == 401
+
+
+def test_logout_ends_the_session_on_the_server(client: Any, web_env: Any) -> None:
+    _login(client, web_env, "viewer")
+    secret = client.cookies.get("sitewatch_session")
+    csrf = client.cookies.get("sitewatch_csrf")
+    client.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
+    client.cookies.set("sitewatch_session", secret)  # replaying the old cookie does not work
+    assert client.get("/api/auth/me").status_code == 401
+
+
+def test_login_is_rate_limited(client: Any, web_env: Any) -> None:
+    for _ in range(5):
+        r = client.post("/api/auth/login", json={"username": "viewer", "password": "wrong-guess"})
+        assert r.status_code == 401
+    r = client.post("/api/auth/login", json={"username": "viewer", "password": "viewer-password-1"})
+    assert r.status_code == 429
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    # other users are not locked out
+    assert (
+        client.post(
+            "/api/auth/login", json={"username": "admin", "password": "admin-password-1"}
+        ).status_code
+        == 200
+    )
+
+
+def test_features_draw_edit_delete(client: Any, web_env: Any) -> None:
+    h = web_env.auth("analyst")
+    poly = {
+        "type": "Polygon",
+        "coordinates": [[[126.5, 40.2], [126.501, 40.2], [126.501, 40.201], [126.5, 40.2]]],
+    }
+    r = client.post(
+        "/api/sites/alpha-base/features", json={"kind": "berm", "geometry": poly}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    fid = r.json()["id"]
+    r = client.patch(f"/api/features/{fid}", json={"version": 1, "name": "north berm"}, headers=h)
+    assert r.json()["name"] == "north berm" and r.json()["geometry"]["type"] == "Polygon"
+    kinds = [f["kind"] for f in client.get("/api/sites/alpha-base/features", headers=h).json()]
+    assert sorted(kinds) == ["berm", "ugf_portal"]
+    assert client.delete(f"/api/features/{fid}?version=2", headers=h).status_code == 204
+    assert client.get(f"/api/features/{fid}", headers=h).status_code == 404
+
+
+def test_records_of_a_site(client: Any, web_env: Any) -> None:
+    h = web_env.auth("analyst")
+    r = client.post(
+        "/api/sites/alpha-base/observations",
+        json={"acquired": "2024-05-01T03:00:00Z", "sensor": "S2", "phase": "post_construction"},
+        headers=h,
+    )
+    assert r.status_code == 201 and r.json()["analyst"] == "analyst"
+    obs = client.get("/api/sites/alpha-base/observations", headers=h).json()
+    assert [o["phase"] for o in obs] == ["active_construction", "post_construction"]
+    r = client.post(
+        "/api/sites/alpha-base/measurements",
+        json={
+            "kind": "length",
+            "value": 12.5,
+            "unit": "m",
+            "uncertainty": 0.5,
+            "feature_id": "f-portal",
+        },
+        headers=h,
+    )
+    assert r.status_code == 201
+    ms = client.get("/api/measurements?feature_id=f-portal", headers=h).json()
+    assert [m["value"] for m in ms] == [12.5]
+    changes = client.get("/api/sites/alpha-base/changes", headers=h).json()
+    assert changes[0]["area_m2"] == 1200.0 and changes[0]["geometry"]["type"] == "Polygon"
+
+
+def test_shadow_height_tool(client: Any, web_env: Any) -> None:
+    geod = Geod(ellps="WGS84")
+    # a shadow 20 m long pointing away from the sun (azimuth 150 -> shadow towards 330)
+    tip_lon, tip_lat, _ = geod.fwd(126.5, 40.2, 330.0, 20.0)
+    body = {
+        "site_id": "alpha-base",
+        "base": [126.5, 40.2],
+        "tip": [tip_lon, tip_lat],
+        "observation_id": "obs-1",
+    }
+    r = client.post("/api/tools/shadow-height", json=body, headers=web_env.auth("viewer"))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["sun_source"] == "observation" and out["sun_elevation_deg"] == 45.0
+    assert out["height_m"] == pytest.approx(20.0 * math.tan(math.radians(45.0)), rel=1e-3)
+    # 1 px (2 m) at each end, and 0.1 deg of sun elevation: first-order propagation
+    expected = math.hypot(math.sqrt(2) * 2.0, 20.0 * 2 * math.radians(0.1))
+    assert out["uncertainty_m"] == pytest.approx(expected, rel=0.02)
+    assert out["measurement"] is None
+    r = client.post(
+        "/api/tools/shadow-height", json={**body, "save": True}, headers=web_env.auth("viewer")
+    )
+    assert r.status_code == 403
+    r = client.post(
+        "/api/tools/shadow-height", json={**body, "save": True}, headers=web_env.auth("analyst")
+    )
+    m = r.json()["measurement"]
+    assert m["kind"] == "height" and m["analyst"] == "analyst" and m["uncertainty"] > 0
+    assert m["inputs"]["base"] == [126.5, 40.2]
+
+
+def test_shadow_height_computes_the_sun_from_the_time(client: Any, web_env: Any) -> None:
+    from datetime import UTC, datetime
+
+    from sitewatch.analysis.sun import sun_position
+
+    when = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
+    sun = sun_position(126.5, 40.2, when)
+    geod = Geod(ellps="WGS84")
+    tip_lon, tip_lat, _ = geod.fwd(126.5, 40.2, (sun.azimuth + 180) % 360, 10.0)
+    r = client.post(
+        "/api/tools/shadow-height",
+        json={
+            "site_id": "alpha-base",
+            "base": [126.5, 40.2],
+            "tip": [tip_lon, tip_lat],
+            "acquired": when.isoformat(),
+            "gsd_m": 0.5,
+        },
+        headers=web_env.auth("viewer"),
+    )
+    out = r.json()
+    assert out["sun_source"] == "computed"
+    assert out["height_m"] == pytest.approx(10.0 * math.tan(math.radians(sun.elevation)), rel=1e-3)
+    r = client.post(
+        "/api/tools/shadow-height",
+        json={
+            "site_id": "alpha-base",
+            "base": [126.5, 40.2],
+            "tip": [126.5, 40.2],
+            "sun_elevation": 30,
+        },
+        headers=web_env.auth("viewer"),
+    )
+    assert r.status_code == 400
+
+
+def test_alert_inbox(client: Any, web_env: Any) -> None:
+    h = web_env.auth("analyst")
+    alerts = client.get("/api/alerts?state=new", headers=h).json()
+    assert [a["id"] for a in alerts] == ["al-1"]
+    r = client.post("/api/alerts/al-1/state", json={"state": "acked", "version": 1}, headers=h)
+    assert r.status_code == 200 and r.json()["state"] == "acked"
+    assert client.get("/api/alerts?state=new", headers=h).json() == []
+
+
+def test_triage_accept_creates_a_site_and_reject_does_not(client: Any, web_env: Any) -> None:
+    h = web_env.auth("analyst")
+    queue = client.get("/api/candidates?state=pending", headers=h).json()
+    assert [c["rank"] for c in queue] == [1, 2, 3]
+    r = client.post(
+        "/api/candidates/cand-0/triage", json={"decision": "accept", "version": 1}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    site_id = r.json()["site_id"]
+    assert r.json()["state"] == "accepted" and site_id
+    site = client.get(f"/api/sites/{site_id}", headers=h).json()
+    assert site["status"] == "suspected" and site["aoi"]["type"] == "Polygon"
+    r = client.post(
+        "/api/candidates/cand-1/triage", json={"decision": "reject", "version": 1}, headers=h
+    )
+    assert r.json()["state"] == "rejected" and r.json()["site_id"] is None
+    # a stale decision is refused and creates nothing
+    n_sites = len(client.get("/api/sites", headers=h).json())
+    r = client.post(
+        "/api/candidates/cand-1/triage", json={"decision": "accept", "version": 1}, headers=h
+    )
+    assert r.status_code == 409
+    assert len(client.get("/api/sites", headers=h).json()) == n_sites
+    assert [c["id"] for c in client.get("/api/candidates?state=pending", headers=h).json()] == [
+        "cand-2"
+    ]
+
+
+def _sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "csv", "layers"])
+def test_report_job_progress_and_download(client: Any, web_env: Any, fmt: str) -> None:
+    h = web_env.auth("viewer")
+    r = client.post("/api/reports", json={"format": fmt}, headers=h)
+    assert r.status_code == 202
+    job = r.json()["id"]
+    with client.stream("GET", f"/api/reports/{job}/events", headers=h) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        text = "".join(resp.iter_text())
+    events = _sse_events(text)
+    assert events[-1][0] == "done", events
+    assert all(e[1]["progress"] <= 1.0 for e in events)
+    r = client.get(f"/api/reports/{job}/download", headers=h)
+    assert r.status_code == 200
+    if fmt == "geojson":
+        feats = r.json()["features"]
+        names = sorted(
+            f["properties"]["name"] for f in feats if f["properties"]["record"] == "site"
+        )
+        assert names == ["Alpha Base", "Bravo Depot"]
+    elif fmt == "csv":
+        assert "alpha-base" in r.text and "bravo-depot" in r.text
+    else:
+        layers = sorted({f["properties"]["layer"] for f in r.json()["features"]})
+        assert layers == ["change_polygons", "features"]
+    # another user cannot see it
+    assert client.get(f"/api/reports/{job}", headers=web_env.auth("analyst")).status_code == 404
+
+
+def test_report_of_unknown_site_fails_fast(client: Any, web_env: Any) -> None:
+    r = client.post(
+        "/api/reports",
+        json={"format": "kml", "site_ids": ["ghost"]},
+        headers=web_env.auth("viewer"),
+    )
+    assert r.status_code == 404
+
+
+def test_users_api_is_admin_only(client: Any, web_env: Any) -> None:
+    assert client.get("/api/users", headers=web_env.auth("analyst")).status_code == 403
+    r = client.post(
+        "/api/users",
+        json={"username": "dana", "password": "long-enough", "role": "analyst"},
+        headers=web_env.auth("admin"),
+    )
+    assert r.status_code == 201
+    names = [u["username"] for u in client.get("/api/users", headers=web_env.auth("admin")).json()]
+    assert names == ["admin", "analyst", "dana", "viewer"]
+    tok = client.post("/api/users/me/tokens", headers=web_env.auth("viewer")).json()["token"]
+    assert (
+        client.get("/api/auth/me", headers={"Authorization": f"Bearer {tok}"}).json()["role"]
+        == "viewer"
+    )
+
+
+def test_security_headers_and_ui(client: Any) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in client.get("/docs").headers  # CDN-hosted viewer
+    cfg = client.get("/api/config").json()
+    assert cfg["basemap_url"] is None and "berm" in cfg["feature_kinds"]
+    assert cfg["mensuration"] in ("sitewatch.analysis.mensuration", "builtin")
+    spec = client.get("/openapi.json").json()
+    assert "/api/candidates/{candidate_id}/triage" in spec["paths"]
+
+
+def test_read_cache_follows_writes_from_other_processes(client: Any, web_env: Any) -> None:
+    from dataclasses import replace
+
+    h = web_env.auth("viewer")
+    assert client.get("/api/sites/bravo-depot", headers=h).json()["name"] == "Bravo Depot"
+    with Catalog(web_env.url, actor="cli-user") as cat:  # e.g. `sitewatch sites edit` meanwhile
+        cat.update_site(replace(cat.get_site("bravo-depot"), name="Bravo (CLI)"))
+    assert client.get("/api/sites/bravo-depot", headers=h).json()["name"] == "Bravo (CLI)"
+    assert [s["name"] for s in client.get("/api/sites", headers=h).json()][1] == "Bravo (CLI)"
+
+
+def test_site_brief_report(client: Any, web_env: Any) -> None:
+    h = web_env.auth("viewer")
+    r = client.post("/api/reports", json={"format": "brief"}, headers=h)
+    assert r.status_code == 400 and "exactly one" in r.json()["detail"]
+    r = client.post("/api/reports", json={"format": "brief", "site_ids": ["alpha-base"]}, headers=h)
+    job = r.json()["id"]
+    with client.stream("GET", f"/api/reports/{job}/events", headers=h) as resp:
+        events = _sse_events("".join(resp.iter_text()))
+    assert events[-1][0] == "done", events
+    r = client.get(f"/api/reports/{job}/download", headers=h)
+    assert r.headers["content-type"].startswith("text/html")
+    assert "Alpha Base" in r.text and "data:image/png;base64" in r.text

@@ -1,0 +1,167 @@
+"""End-to-end tests in real headless Chromium (Debian's package) through Playwright.
+
+Covers logging in, editing a site, a triage decision by keyboard and a shadow-height measurement.
+A failing test leaves a screenshot in test-artifacts/e2e/.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pyproj import Geod
+
+from sitewatch.catalog.store import Catalog
+
+
+def login(page: Any, server: Any, role: str = "analyst", password: str | None = None) -> None:
+    page.goto(server.url + "/")
+    page.fill("#login-user", role)
+    page.fill("#login-password", password or server.env.passwords[role])
+    page.click("#login-submit")
+
+
+def test_login(page: Any, live_server: Any) -> None:
+    login(page, live_server, "viewer", "not-the-password")
+    page.wait_for_selector("#login-message:has-text('wrong user name or password')")
+    page.fill("#login-password", live_server.env.passwords["viewer"])
+    page.click("#login-submit")
+    page.wait_for_selector("#site-list li")
+    assert page.locator("#whoami").inner_text() == "viewer (viewer)"
+    assert page.locator("#site-list li").count() == 2
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert (
+        cookies["sitewatch_session"]["httpOnly"]
+        and cookies["sitewatch_session"]["sameSite"] == "Strict"
+    )
+    # filters narrow the list
+    page.select_option("#filter-status", "confirmed")
+    page.locator("#site-list li[data-site=alpha-base]").wait_for(state="detached")
+    assert page.locator("#site-list li").count() == 1
+    assert page.locator("#site-list li").get_attribute("data-site") == "bravo-depot"
+    # viewers get a read-only form
+    page.click("#site-list li[data-site=bravo-depot]")
+    page.wait_for_selector("#site-name")
+    assert page.locator("#site-name").is_disabled()
+    assert page.locator("#site-save").count() == 0
+
+
+def test_edit_a_site(page: Any, live_server: Any) -> None:
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.click("#site-list li[data-site=bravo-depot]")
+    page.wait_for_selector("#site-name")
+    page.fill("#site-name", "Bravo Depot (renamed)")
+    page.select_option("#site-status", "inactive")
+    page.fill("#site-notes", "entrance blocked since 2024")
+    page.click("#site-save")
+    page.wait_for_selector("#site-version:has-text('version 2')")
+    with Catalog(live_server.env.url) as cat:
+        site = cat.get_site("bravo-depot")
+        last = cat.history(entity_id="bravo-depot")[-1]
+    assert (site.name, site.status, site.notes) == (
+        "Bravo Depot (renamed)",
+        "inactive",
+        "entrance blocked since 2024",
+    )
+    assert (last.action, last.actor) == ("update", "analyst")
+
+
+def test_triage_by_keyboard(page: Any, live_server: Any) -> None:
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.click("a[data-nav=triage]")
+    page.wait_for_selector("#triage-current[data-candidate=cand-0]")
+    page.keyboard.press("a")
+    page.wait_for_selector("#triage-current[data-candidate=cand-1]")
+    page.keyboard.press("r")
+    page.wait_for_selector("#triage-current[data-candidate=cand-2]")
+    with Catalog(live_server.env.url) as cat:
+        states = {c.id: (c.state, c.site_id) for c in cat.list_candidates()}
+        assert states["cand-1"] == ("rejected", None)
+        assert states["cand-2"] == ("pending", None)
+        state, site_id = states["cand-0"]
+        assert state == "accepted" and site_id is not None
+        assert cat.get_site(site_id).status == "suspected"
+        assert cat.history(entity_id="cand-0")[-1].actor == "analyst"
+
+
+def test_shadow_height_measurement(page: Any, live_server: Any) -> None:
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.wait_for_selector("#timeline")
+    for _ in range(2):
+        page.click(".leaflet-control-zoom-in")
+        page.wait_for_timeout(300)
+    page.click("#tool-shadow")
+    box = page.locator("#map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(cx, cy)  # base
+    page.mouse.click(cx - 30, cy - 50)  # tip of the shadow (north-west, away from the sun)
+    result = page.wait_for_selector("#shadow-height")
+    assert "±" in result.inner_text()
+    page.click("#shadow-save")
+    page.wait_for_selector("#measurement-list li[data-measurement]")
+    with Catalog(live_server.env.url) as cat:
+        (m,) = cat.list_measurements(site_id="alpha-base")
+    assert (m.kind, m.unit, m.analyst) == ("height", "m", "analyst")
+    # the stored height follows from the stored clicks and the sun elevation of the image
+    (blon, blat), (tlon, tlat) = m.inputs["base"], m.inputs["tip"]
+    fwd, _, dist = Geod(ellps="WGS84").inv(blon, blat, tlon, tlat)
+    shown = float(result.inner_text().split("±")[0])
+    assert shown == round(m.value, 1) or abs(shown - m.value) < 0.051
+    assert m.uncertainty is not None and 0 < m.uncertainty < m.value
+    # the sun of the image (computed for its time: no observation on that date)
+    elev = m.inputs["sun_elevation"]
+    assert 0 < elev < 90
+    if m.method.startswith("mensuration"):  # the length is taken along the shadow azimuth
+        shadow_az = (m.inputs["sun_azimuth"] + 180.0) % 360.0
+        dist *= math.cos(math.radians(fwd - shadow_az))
+    assert abs(m.value - dist * math.tan(math.radians(elev))) < 0.01
+
+
+def test_draw_a_feature_and_download_a_report(page: Any, live_server: Any) -> None:
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.wait_for_selector("#feature-list li")
+    page.select_option("#draw-kind", "berm")
+    page.click("#tool-polygon")
+    box = page.locator("#map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((-80, 60), (0, 120), (80, 60)):
+        page.mouse.click(cx + dx, cy + dy)
+    page.click("#draw-finish")
+    page.wait_for_selector("#feature-list li.sel")
+    with Catalog(live_server.env.url) as cat:
+        kinds = sorted(f.kind for f in cat.query_features(site_id="alpha-base"))
+        (berm,) = cat.query_features(site_id="alpha-base", kind="berm")
+    assert kinds == ["berm", "ugf_portal"]
+    assert berm.geometry.geom_type == "Polygon" and len(berm.geometry.exterior.coords) == 4
+    # reports: progress over server-sent events, then a download link
+    page.click("a[data-nav=reports]")
+    page.select_option("#report-format", "geojson")
+    page.click("#report-start")
+    link = page.wait_for_selector("#report-download")
+    assert page.locator("#report-progress").get_attribute("value") in ("1", "1.0")
+    with page.expect_download() as info:
+        link.click()
+    path = info.value.path()
+    text = Path(path).read_text(encoding="utf-8")
+    assert '"Alpha Base"' in text and '"berm"' in text
+
+
+def test_site_brief_from_the_site_page(page: Any, live_server: Any) -> None:
+    login(page, live_server, "viewer")
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.click("#site-report")
+    assert page.locator("#report-format").input_value() == "brief"
+    page.click("#report-start")
+    link = page.wait_for_selector("#report-download", timeout=30_000)
+    with page.expect_download() as info:
+        link.click()
+    html = Path(info.value.path()).read_text(encoding="utf-8")
+    assert "Alpha Base" in html and "<html" in html.lower()

@@ -1,0 +1,420 @@
+// The site page: edit form, imagery timeline with before/after swipe, change overlays, activity
+// plot, features (draw, edit, move vertices), the shadow-height tool, measurements and history.
+import L from "leaflet";
+import { get, post, patch, del } from "./api.js";
+import { h, svg, select, toast, fmtDate } from "./dom.js";
+import { state, canWrite } from "./main.js";
+
+const PHASE_COLOUR = {
+  no_activity: "#95a5a6",
+  site_preparation: "#f1c40f",
+  active_construction: "#e67e22",
+  post_construction: "#27ae60",
+};
+
+export async function sitePage(siteId) {
+  const map = state.map;
+  const [site0, features0, observations, changes, chips, measurements0] = await Promise.all([
+    get(`/api/sites/${encodeURIComponent(siteId)}`),
+    get(`/api/sites/${encodeURIComponent(siteId)}/features`),
+    get(`/api/sites/${encodeURIComponent(siteId)}/observations`),
+    get(`/api/sites/${encodeURIComponent(siteId)}/changes`),
+    get(`/api/sites/${encodeURIComponent(siteId)}/imagery`),
+    get(`/api/measurements?site_id=${encodeURIComponent(siteId)}`),
+  ]);
+  let site = site0;
+  let features = features0;
+  let measurements = measurements0;
+  const cleanups = [];
+  const overlay = state.overlay;
+
+  // --- map layers ---------------------------------------------------------------------------
+  if (!map.getPane("before")) {
+    map.createPane("before").style.zIndex = 250;
+    map.createPane("after").style.zIndex = 260;
+  }
+  const afterPane = map.getPane("after");
+  let beforeLayer = null;
+  let afterLayer = null;
+  const aoiLayer = L.geoJSON(site.aoi || { type: "Point", coordinates: [site.lon, site.lat] }, {
+    style: { color: "#f39c12", weight: 2, fill: false, dashArray: "6 4" },
+    pointToLayer: (_f, ll) => L.circleMarker(ll, { radius: 6, color: "#f39c12" }),
+    interactive: false,
+  }).addTo(overlay);
+  const changeLayer = L.geoJSON(
+    { type: "FeatureCollection", features: changes.filter((c) => c.geometry).map((c) => ({ type: "Feature", geometry: c.geometry, properties: c })) },
+    { style: { color: "#e74c3c", weight: 2, fillOpacity: 0.35 }, onEachFeature: (f, l) => l.bindTooltip(`${f.properties.method}: ${Math.round(f.properties.area_m2)} m² (${fmtDate(f.properties.before)} → ${fmtDate(f.properties.after)})`) },
+  ).addTo(overlay);
+  const featureLayer = L.featureGroup().addTo(overlay);
+  const drawLayer = L.featureGroup().addTo(overlay);
+  map.fitBounds(aoiLayer.getBounds().pad(0.5), { maxZoom: 16 });
+
+  const tiles = (chip, pane) => L.tileLayer(chip.tiles, { pane, maxZoom: 22, maxNativeZoom: 18, minZoom: 3, bounds: undefined, className: "chip" });
+  let afterIndex = chips.length - 1;
+  let beforeIndex = Math.max(0, chips.length - 2);
+  let swipeOn = false;
+  let swipeFrac = 0.5;
+  const applyClip = () => {
+    if (!swipeOn) {
+      afterPane.style.clip = "";
+      return;
+    }
+    const size = map.getSize();
+    const nw = map.containerPointToLayerPoint([0, 0]);
+    const se = map.containerPointToLayerPoint(size);
+    const x = map.containerPointToLayerPoint([size.x * swipeFrac, 0]).x;
+    afterPane.style.clip = `rect(${nw.y}px, ${se.x}px, ${se.y}px, ${x}px)`;
+  };
+  const showImagery = () => {
+    if (afterLayer) afterLayer.remove();
+    if (beforeLayer) beforeLayer.remove();
+    afterLayer = beforeLayer = null;
+    if (!chips.length) return;
+    afterLayer = tiles(chips[afterIndex], "after").addTo(map);
+    if (swipeOn) beforeLayer = tiles(chips[beforeIndex], "before").addTo(map);
+    applyClip();
+  };
+  map.on("move", applyClip);
+  cleanups.push(() => {
+    map.off("move", applyClip);
+    afterPane.style.clip = "";
+    if (afterLayer) afterLayer.remove();
+    if (beforeLayer) beforeLayer.remove();
+  });
+
+  // --- imagery panel ------------------------------------------------------------------------
+  const chipLabel = (i) => (chips[i] ? `${fmtDate(chips[i].datetime)} · ${chips[i].sensor} · ${chips[i].resolution} m` : "");
+  const afterLabel = h("span", { id: "timeline-label" }, chipLabel(afterIndex));
+  const timeline = h("input", {
+    type: "range", id: "timeline", min: 0, max: Math.max(0, chips.length - 1), step: 1, value: afterIndex,
+    oninput: (ev) => {
+      afterIndex = +ev.target.value;
+      afterLabel.textContent = chipLabel(afterIndex);
+      showImagery();
+      drawPlot();
+    },
+  });
+  const beforeSelect = select(chips.map((c, i) => [String(i), chipLabel(i)]), String(beforeIndex), {
+    id: "swipe-before",
+    onchange: (ev) => {
+      beforeIndex = +ev.target.value;
+      showImagery();
+    },
+  });
+  const swipe = h("input", {
+    type: "range", class: "swipe", id: "swipe", min: 0, max: 1, step: 0.01, value: swipeFrac,
+    oninput: (ev) => {
+      swipeFrac = +ev.target.value;
+      applyClip();
+    },
+  });
+  const imageryBox = chips.length
+    ? h(
+        "div",
+        {},
+        h("label", {}, "Image ", afterLabel, timeline),
+        h("label", {}, h("input", { type: "checkbox", id: "swipe-on", onchange: (ev) => { swipeOn = ev.target.checked; showImagery(); } }), " before/after swipe; before:"),
+        beforeSelect,
+        h("label", {}, "swipe position", swipe),
+      )
+    : h("p", { class: "muted", id: "no-imagery" }, "No archived imagery for this site (`sitewatch imagery fetch`).");
+  const changeToggle = h("label", {}, h("input", { type: "checkbox", id: "show-changes", checked: true, onchange: (ev) => (ev.target.checked ? changeLayer.addTo(overlay) : changeLayer.remove()) }), ` change overlays (${changes.length})`);
+
+  // --- activity plot ------------------------------------------------------------------------
+  const plot = svg("svg", { class: "plot", id: "activity-plot", viewBox: "0 0 360 120", preserveAspectRatio: "none" });
+  function drawPlot() {
+    plot.replaceChildren();
+    const dates = [
+      ...observations.map((o) => Date.parse(o.acquired)),
+      ...changes.map((c) => Date.parse(c.after)),
+      ...chips.map((c) => Date.parse(c.datetime)),
+    ];
+    if (!dates.length) {
+      plot.append(svg("text", { x: 10, y: 60 }, "no observations, changes or imagery yet"));
+      return;
+    }
+    let t0 = Math.min(...dates);
+    let t1 = Math.max(...dates);
+    if (t1 - t0 < 864e5) { t0 -= 864e5 * 15; t1 += 864e5 * 15; }
+    const x = (t) => 20 + ((t - t0) / (t1 - t0)) * 330;
+    const maxArea = Math.max(1, ...changes.map((c) => c.area_m2));
+    plot.append(svg("line", { x1: 20, x2: 350, y1: 95, y2: 95, stroke: "#99a" }));
+    for (const c of changes) {
+      const hgt = (c.area_m2 / maxArea) * 70;
+      plot.append(svg("rect", { x: x(Date.parse(c.after)) - 3, y: 95 - hgt, width: 6, height: hgt, fill: "#e74c3c" }, svg("title", {}, `${fmtDate(c.after)}: ${Math.round(c.area_m2)} m² changed`)));
+    }
+    for (const o of observations) {
+      plot.append(svg("circle", { cx: x(Date.parse(o.acquired)), cy: 105, r: 4, fill: PHASE_COLOUR[o.phase] || "#2f6db5" }, svg("title", {}, `${fmtDate(o.acquired)}: ${o.phase || "observation"} ${o.text || ""}`)));
+    }
+    chips.forEach((c, i) => {
+      plot.append(svg("line", { x1: x(Date.parse(c.datetime)), x2: x(Date.parse(c.datetime)), y1: 112, y2: 118, stroke: i === afterIndex ? "#000" : "#889", "stroke-width": i === afterIndex ? 2 : 1 }));
+    });
+    plot.append(svg("text", { x: 20, y: 12 }, `change area (max ${Math.round(maxArea)} m²) · observations by phase · images`));
+    plot.append(svg("text", { x: 20, y: 92 - 70 }, fmtDate(new Date(t0).toISOString())));
+    plot.append(svg("text", { x: 300, y: 92 - 70 }, fmtDate(new Date(t1).toISOString())));
+  }
+  drawPlot();
+
+  // --- site form ----------------------------------------------------------------------------
+  const ro = !canWrite();
+  const f = {
+    name: h("input", { type: "text", id: "site-name", value: site.name, disabled: ro }),
+    status: select(state.config.statuses, site.status, { id: "site-status", disabled: ro }),
+    category: select(state.config.categories, site.category, { id: "site-category", disabled: ro }),
+    tags: h("input", { type: "text", id: "site-tags", value: site.tags.join(", "), disabled: ro }),
+    notes: h("textarea", { id: "site-notes", disabled: ro }, site.notes),
+  };
+  const versionNote = h("span", { class: "muted", id: "site-version" }, `version ${site.version}`);
+  const saveSite = async () => {
+    try {
+      site = await patch(`/api/sites/${site.id}`, {
+        version: site.version,
+        name: f.name.value,
+        status: f.status.value,
+        category: f.category.value,
+        tags: f.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+        notes: f.notes.value,
+      });
+      versionNote.textContent = `version ${site.version}`;
+      toast("site saved");
+      loadHistory();
+    } catch (e) {
+      toast(e.status === 409 ? `${e.message}` : e.message, true);
+    }
+  };
+
+  // --- features -----------------------------------------------------------------------------
+  const featureList = h("ul", { class: "list", id: "feature-list" });
+  let selected = null;
+  let vertexMarkers = [];
+  const clearVertices = () => {
+    vertexMarkers.forEach((m) => m.remove());
+    vertexMarkers = [];
+  };
+  const renderFeatures = () => {
+    featureLayer.clearLayers();
+    clearVertices();
+    featureList.replaceChildren();
+    for (const ft of features) {
+      const layer = L.geoJSON(ft.geometry, {
+        style: { color: ft.id === selected ? "#d35400" : "#8e44ad", weight: 2, fillOpacity: 0.15 },
+        pointToLayer: (_g, ll) => L.circleMarker(ll, { radius: 6, color: ft.id === selected ? "#d35400" : "#8e44ad" }),
+      }).bindTooltip(`${ft.kind} ${ft.name}`);
+      layer.on("click", () => selectFeature(ft.id));
+      featureLayer.addLayer(layer);
+      featureList.append(h("li", { class: ft.id === selected ? "sel" : "", "data-feature": ft.id, onclick: () => selectFeature(ft.id) }, `${ft.kind.replaceAll("_", " ")} ${ft.name}`, h("span", { class: "muted" }, ` ${ft.geometry.type}`)));
+    }
+    renderEditor();
+  };
+  const editor = h("div", { id: "feature-editor" });
+  const selectFeature = (id) => {
+    selected = selected === id ? null : id;
+    renderFeatures();
+  };
+  const ringOf = (g) => (g.type === "Polygon" ? g.coordinates[0] : g.type === "LineString" ? g.coordinates : [g.coordinates]);
+  function renderEditor() {
+    editor.replaceChildren();
+    const ft = features.find((x) => x.id === selected);
+    if (!ft) return;
+    const geom = JSON.parse(JSON.stringify(ft.geometry));
+    let moved = false;
+    if (canWrite() && ["Point", "Polygon", "LineString"].includes(geom.type)) {
+      const ring = ringOf(geom);
+      const n = geom.type === "Polygon" ? ring.length - 1 : ring.length;
+      for (let i = 0; i < n; i++) {
+        const m = L.marker([ring[i][1], ring[i][0]], { draggable: true, icon: L.divIcon({ className: "vertex", iconSize: [10, 10] }) }).addTo(overlay);
+        m.on("dragend", () => {
+          const p = m.getLatLng();
+          ring[i] = [+p.lng.toFixed(7), +p.lat.toFixed(7)];
+          if (geom.type === "Polygon" && i === 0) ring[ring.length - 1] = ring[0];
+          if (geom.type === "Point") geom.coordinates = ring[0];
+          moved = true;
+        });
+        vertexMarkers.push(m);
+      }
+    }
+    const kind = select(state.config.feature_kinds, ft.kind, { id: "feature-kind", disabled: !canWrite() });
+    const name = h("input", { type: "text", id: "feature-name", value: ft.name, disabled: !canWrite() });
+    const save = async () => {
+      try {
+        const body = { version: ft.version, kind: kind.value, name: name.value };
+        if (moved) body.geometry = geom;
+        const upd = await patch(`/api/features/${ft.id}`, body);
+        features = features.map((x) => (x.id === ft.id ? upd : x));
+        toast("feature saved");
+        renderFeatures();
+      } catch (e) {
+        toast(e.message, true);
+      }
+    };
+    const remove = async () => {
+      if (!confirm(`Delete this ${ft.kind}?`)) return;
+      try {
+        await del(`/api/features/${ft.id}?version=${ft.version}`);
+        features = features.filter((x) => x.id !== ft.id);
+        selected = null;
+        renderFeatures();
+      } catch (e) {
+        toast(e.message, true);
+      }
+    };
+    editor.append(
+      h("div", { class: "card" },
+        h("div", { class: "muted" }, "Drag the orange vertices to move them, then save."),
+        h("label", {}, "Kind", kind),
+        h("label", {}, "Name", name),
+        canWrite() ? h("div", { class: "row" }, h("button", { class: "primary", id: "feature-save", onclick: save }, "Save feature"), h("button", { id: "feature-delete", onclick: remove }, "Delete")) : null,
+      ),
+    );
+  }
+
+  // drawing: click to add vertices; "Finish" (or double-click) completes a polygon
+  let tool = null; // "point" | "polygon" | "shadow"
+  let drawPts = [];
+  const drawKind = select(state.config.feature_kinds, "building", { id: "draw-kind" });
+  const toolButtons = {};
+  const setTool = (t) => {
+    tool = tool === t ? null : t;
+    drawPts = [];
+    drawLayer.clearLayers();
+    for (const [k, b] of Object.entries(toolButtons)) b.classList.toggle("on", k === tool);
+    map.getContainer().classList.toggle("crosshair", !!tool);
+    shadowOut.replaceChildren(tool === "shadow" ? h("span", { class: "muted" }, "Click the base of the object, then the tip of its shadow.") : "");
+  };
+  const saveDrawn = async (geometry) => {
+    try {
+      const ft = await post(`/api/sites/${site.id}/features`, { kind: drawKind.value, geometry });
+      features = [...features, ft];
+      selected = ft.id;
+      setTool(null);
+      renderFeatures();
+      toast(`${ft.kind} added`);
+    } catch (e) {
+      toast(e.message, true);
+    }
+  };
+  const finishPolygon = () => {
+    if (drawPts.length < 3) return toast("a polygon needs at least three points", true);
+    const ring = [...drawPts, drawPts[0]].map((p) => [+p.lng.toFixed(7), +p.lat.toFixed(7)]);
+    saveDrawn({ type: "Polygon", coordinates: [ring] });
+  };
+
+  // shadow-height tool
+  const shadowOut = h("div", { id: "shadow-result" });
+  const chipNow = () => chips[afterIndex];
+  const obsFor = (chip) => chip && observations.find((o) => (o.scene_id && o.scene_id === chip.scene) || fmtDate(o.acquired) === fmtDate(chip.datetime));
+  const measureShadow = async (base, tip, save) => {
+    const chip = chipNow();
+    const obs = obsFor(chip);
+    const body = {
+      site_id: site.id,
+      base: [base.lng, base.lat],
+      tip: [tip.lng, tip.lat],
+      save,
+      feature_id: selected || undefined,
+    };
+    if (obs) body.observation_id = obs.id;
+    else if (chip) body.acquired = chip.datetime;
+    else if (observations.length) body.observation_id = observations[observations.length - 1].id;
+    if (chip) body.gsd_m = chip.resolution || undefined;
+    const res = await post("/api/tools/shadow-height", body);
+    return res;
+  };
+  const onMapClick = async (ev) => {
+    if (!tool) return;
+    if (tool === "point") return saveDrawn({ type: "Point", coordinates: [+ev.latlng.lng.toFixed(7), +ev.latlng.lat.toFixed(7)] });
+    drawPts.push(ev.latlng);
+    drawLayer.clearLayers();
+    L.polyline(drawPts, { color: tool === "shadow" ? "#16a085" : "#d35400", dashArray: tool === "shadow" ? "4 3" : null }).addTo(drawLayer);
+    drawPts.forEach((p) => L.circleMarker(p, { radius: 4, color: "#d35400" }).addTo(drawLayer));
+    if (tool === "shadow" && drawPts.length === 2) {
+      const [base, tip] = drawPts;
+      try {
+        const res = await measureShadow(base, tip, false);
+        shadowOut.replaceChildren(
+          h("div", { class: "result", id: "shadow-height" }, `${res.height_m.toFixed(1)} ± ${res.uncertainty_m.toFixed(1)} m`),
+          h("div", { class: "muted" }, `shadow ${res.shadow_length_m.toFixed(1)} m · sun elevation ${res.sun_elevation_deg.toFixed(1)}° (${res.sun_source}) · ${res.method}`),
+          canWrite()
+            ? h("button", {
+                class: "primary", id: "shadow-save",
+                onclick: async () => {
+                  try {
+                    const saved = await measureShadow(base, tip, true);
+                    measurements = [...measurements, saved.measurement];
+                    renderMeasurements();
+                    toast("measurement saved");
+                  } catch (e) {
+                    toast(e.message, true);
+                  }
+                },
+              }, "Save measurement")
+            : null,
+        );
+      } catch (e) {
+        shadowOut.replaceChildren(h("div", { class: "muted" }, e.message));
+      }
+      drawPts = [];
+    }
+  };
+  map.on("click", onMapClick);
+  const onDbl = () => tool === "polygon" && finishPolygon();
+  map.on("dblclick", onDbl);
+  cleanups.push(() => {
+    map.off("click", onMapClick);
+    map.off("dblclick", onDbl);
+    clearVertices();
+  });
+
+  // --- measurements and history -------------------------------------------------------------
+  const measurementList = h("ul", { class: "list", id: "measurement-list" });
+  function renderMeasurements() {
+    measurementList.replaceChildren(
+      ...measurements.map((m) => h("li", { "data-measurement": m.id }, `${m.kind} ${m.value} ${m.unit}`, m.uncertainty != null ? ` ± ${m.uncertainty}` : "", h("span", { class: "muted" }, ` · ${m.method} · ${m.analyst} · ${fmtDate(m.measured_at)}`))),
+    );
+    if (!measurements.length) measurementList.append(h("li", { class: "muted" }, "none yet"));
+  }
+  renderMeasurements();
+  const historyList = h("ul", { class: "list", id: "history-list" });
+  async function loadHistory() {
+    const hist = await get(`/api/sites/${site.id}/history?limit=20`);
+    historyList.replaceChildren(...hist.reverse().map((e) => h("li", { class: "muted" }, `${e.at.slice(0, 16).replace("T", " ")} ${e.actor} ${e.action}`)));
+  }
+  loadHistory();
+
+  for (const [k, label] of [["point", "Draw point"], ["polygon", "Draw polygon"], ["shadow", "Measure height"]]) {
+    toolButtons[k] = h("button", { id: `tool-${k}`, onclick: () => setTool(k) }, label);
+  }
+
+  document.getElementById("panel").replaceChildren(
+    h("p", {}, h("a", { href: "#/sites" }, "← all sites")),
+    h("h2", { id: "site-title" }, site.name),
+    h("div", { class: "muted" }, `${site.id} · ${site.lat.toFixed(4)}, ${site.lon.toFixed(4)} · `, versionNote, " · ", h("a", { href: `#/reports/${encodeURIComponent(site.id)}`, id: "site-report" }, "brief / report")),
+    h("h3", {}, "Imagery"),
+    imageryBox,
+    changeToggle,
+    h("h3", {}, "Activity"),
+    plot,
+    h("h3", {}, "Site"),
+    h("label", {}, "Name", f.name),
+    h("div", { class: "row" }, h("label", {}, "Status", f.status), h("label", {}, "Category", f.category)),
+    h("label", {}, "Tags (comma separated)", f.tags),
+    h("label", {}, "Notes", f.notes),
+    canWrite() ? h("button", { class: "primary", id: "site-save", onclick: saveSite }, "Save site") : null,
+    h("h3", {}, "Features"),
+    canWrite()
+      ? h("div", { class: "row" }, drawKind, toolButtons.point, toolButtons.polygon, h("button", { id: "draw-finish", onclick: () => tool === "polygon" && finishPolygon() }, "Finish"))
+      : null,
+    featureList,
+    editor,
+    h("h3", {}, "Shadow height"),
+    h("div", { class: "row" }, toolButtons.shadow),
+    shadowOut,
+    h("h3", {}, "Measurements"),
+    measurementList,
+    h("h3", {}, "History"),
+    historyList,
+  );
+  showImagery();
+  renderFeatures();
+  return () => cleanups.forEach((fn) => fn());
+}
