@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,web,postgres,ml
 DEMO_OUT ?= demo-output
 
-.PHONY: all install demo test lint typecheck unit system-deps bench eval constraints clean
+.PHONY: all install demo test lint typecheck unit system-deps bench eval constraints ui clean
 
 all: test
 
@@ -48,6 +48,10 @@ bench: install system-deps
 
 eval: install
 	bash scripts/eval.sh
+
+# Rebuild the web UI (needs Node/npm; the built files in src/sitewatch/web/static are committed).
+ui:
+	cd webui && npm ci && npm run build
 
 # Refresh the pins after changing dependencies (then commit constraints.txt).
 constraints: | $(BIN)/python

@@ -20,14 +20,19 @@ __all__ = ["cli", "main"]
 _COMMANDS: dict[str, str] = {
     "sites": "sitewatch.cli.sites:sites",
     "demo": "sitewatch.cli.demo:demo",
+    "search": "sitewatch.cli.search:search",
     "report": "sitewatch.cli.report:report",
     "export": "sitewatch.cli.export:export",
     "serve": "sitewatch.cli.serve:serve",
     "users": "sitewatch.cli.users:users",
     "scenario": "sitewatch.cli.scenario:scenario",
     "alerts": "sitewatch.cli.alerts:alerts",
+    "monitor": "sitewatch.cli.monitor:monitor",
     "change": "sitewatch.cli.change:change",
     "imagery": "sitewatch.cli.imagery:imagery",
+    "measure": "sitewatch.cli.measure:measure",
+    "terrain": "sitewatch.cli.terrain:terrain",
+    "range": "sitewatch.cli.ranges:range_group",
 }
 
 
@@ -95,7 +100,9 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except SitewatchError as exc:
-        err_console().print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console().print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
             raise
         sys.exit(2)
