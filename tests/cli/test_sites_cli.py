@@ -13,7 +13,6 @@ import pytest
 
 from sitewatch import __version__
 
-
 Runner = Callable[..., Any]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -26,8 +25,21 @@ def test_version_and_help(sw: Runner) -> None:
 
 
 def test_add_list_show_edit_delete(sw: Runner) -> None:
-    r = sw("sites", "add", "--name", "Sakkanmol", "--lat", "38.5847", "--lon", "126.1079",
-           "--category", "missile_operating_base", "--tag", "ugf", "--json")
+    r = sw(
+        "sites",
+        "add",
+        "--name",
+        "Sakkanmol",
+        "--lat",
+        "38.5847",
+        "--lon",
+        "126.1079",
+        "--category",
+        "missile_operating_base",
+        "--tag",
+        "ugf",
+        "--json",
+    )
     assert r.code == 0, r.err
     assert r.json()["id"] == "sakkanmol"
     r = sw("sites", "list", "--json")
@@ -86,9 +98,14 @@ def test_import_reported_bases_and_export(sw: Runner, shared_data: Path, tmp_pat
     for fmt in ("kml", "kmz", "gpkg"):
         path = tmp_path / f"x.{fmt}"
         src = f"/vsizip/{path}/doc.kml" if fmt == "kmz" else str(path)
-        info = subprocess.run([ogrinfo, "-ro", "-so", "-al", src], capture_output=True, text=True,
-                              check=True).stdout
-        counts = [int(line.split(":")[1]) for line in info.splitlines() if line.startswith("Feature Count")]
+        info = subprocess.run(
+            [ogrinfo, "-ro", "-so", "-al", src], capture_output=True, text=True, check=True
+        ).stdout
+        counts = [
+            int(line.split(":")[1])
+            for line in info.splitlines()
+            if line.startswith("Feature Count")
+        ]
         assert 10 in counts, info
 
 
@@ -105,11 +122,16 @@ def test_malformed_csv_imports_nothing(sw: Runner, tmp_path: Path) -> None:
 
 
 def test_diff_declaration(sw: Runner, tmp_path: Path) -> None:
-    for name, lat, lon in (("Sakkanmol", "38.5847", "126.1079"), ("Sino-ri", "39.6449", "125.3553"),
-                           ("Hidden", "40.0", "127.0")):
+    for name, lat, lon in (
+        ("Sakkanmol", "38.5847", "126.1079"),
+        ("Sino-ri", "39.6449", "125.3553"),
+        ("Hidden", "40.0", "127.0"),
+    ):
         assert sw("sites", "add", "--name", name, "--lat", lat, "--lon", lon).code == 0
     decl = tmp_path / "declared.csv"
-    decl.write_text("name,lat,lon\nSakkanmol,38.5847,126.1079\nSinori base,39.645,125.356\nElsewhere,41.0,129.0\n")
+    decl.write_text(
+        "name,lat,lon\nSakkanmol,38.5847,126.1079\nSinori base,39.645,125.356\nElsewhere,41.0,129.0\n"
+    )
     r = sw("sites", "diff-declaration", str(decl), "--json")
     assert r.code == 0, r.err
     data = r.json()
