@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,web,postgres,ml
 DEMO_OUT ?= demo-output
 
-.PHONY: all install demo test lint typecheck unit system-deps bench eval constraints ui clean
+.PHONY: all install demo test lint typecheck unit system-deps bench eval constraints ui audit clean
 
 all: test
 
@@ -41,7 +41,11 @@ typecheck: install
 unit: install system-deps
 	SITEWATCH_TEST_PG_URL="$$(bash scripts/pg-test-server.sh)" $(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck unit
+# Known vulnerabilities in the pinned dependencies (fails on any; an unreachable service is reported).
+audit: install
+	$(BIN)/python scripts/audit.py
+
+test: lint typecheck audit unit
 
 bench: install system-deps
 	SITEWATCH_TEST_PG_URL="$$(bash scripts/pg-test-server.sh)" bash bench/run_all.sh

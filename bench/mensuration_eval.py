@@ -49,9 +49,9 @@ def _brightness(item: Path) -> tuple[np.ndarray, Any, Any, dict[str, Any]]:
 def scenario_eval(seeds: int, workdir: Path) -> dict[str, Any]:
     from shapely.geometry import shape
 
+    from sitewatch.analysis.mensuration import berm_crest as _crest
     from sitewatch.analysis.sun import sun_from_stac
     from sitewatch.analysis.terrain import dem_on_grid, read_dem
-    from sitewatch.cli.measure import _crest
     from sitewatch.scenario import ScenarioSpec, make_scenario
 
     rows: list[tuple[Any, ...]] = []

@@ -3,7 +3,8 @@
 For each date the site's pixels (inside the AOI, valid, not cloudy) give:
 
 * ``changed``: the fraction of pixels that changed against the previous *clear* date, a change
-  vector test with the bands scaled by a robust estimate of the date-to-date noise;
+  vector test with the bands scaled by a robust estimate of the date-to-date noise, counting only
+  pixels unvegetated on one of the two dates (vegetated-to-vegetated change is phenology);
 * ``cumulative``: the fraction changed against the first clear date (the baseline);
 * ``bare``: the fraction of bare soil or rock (bare-soil index with SWIR, else low NDVI);
 * ``veg_loss``: the fraction of pixels that lost vegetation against the baseline (clearing);
@@ -61,6 +62,8 @@ class ActivityConfig:
     """A drop in NDVI of at least this much is vegetation loss."""
     clearing_share: float = 0.6
     """A date is site preparation when at least this share of its change is vegetation loss."""
+    illumination_invariant: bool = True
+    """Test change on chromaticity rather than reflectance (insensitive to sun-angle changes)."""
     penalty: float | None = None
     """PELT penalty for change points (default: 3 x noise variance x log(n))."""
 
@@ -219,9 +222,14 @@ def activity_series(
     vis = [b for b in ("blue", "green", "red") if b in bands]
     bright = arr[:, [list(bands).index(b) for b in vis]].mean(axis=1)
 
+    # Change is tested on chromaticity (each band over the sum of bands): a change of sun angle
+    # scales the bands of a pixel together (terrain illumination), which chromaticity cancels,
+    # while clearing, spoil and new concrete change the shape of the spectrum.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chroma = arr / arr.sum(axis=1, keepdims=True) if cfg.illumination_invariant else arr
     # noise scale per band from all consecutive clear pairs (robust: MAD of differences)
     clear_idx = np.flatnonzero(clear)
-    scale = _noise_scale(arr, usable, clear_idx)
+    scale = _noise_scale(chroma, usable, clear_idx)
 
     changed = np.full(nt, np.nan)
     cumulative = np.full(nt, np.nan)
@@ -244,14 +252,23 @@ def activity_series(
         lost = (ndvi[base] - ndvi[i]) >= cfg.veg_loss_delta
         veg_loss[i] = float(lost[mb].mean()) if mb.any() else np.nan
         cumulative[i] = (
-            float(_changed_px(arr[i], arr[base], scale, cfg)[mb].mean()) if mb.any() else np.nan
+            float(
+                (
+                    _changed_px(chroma[i], chroma[base], scale, cfg)
+                    & _unvegetated(ndvi, i, base, cfg)
+                )[mb].mean()
+            )
+            if mb.any()
+            else np.nan
         )
         if not clear[i] or i == base:
             if i == base:
                 changed[i] = 0.0
             continue
         mp = m & usable[prev]
-        px = _changed_px(arr[i], arr[prev], scale, cfg) & mp
+        px = (
+            _changed_px(chroma[i], chroma[prev], scale, cfg) & mp & _unvegetated(ndvi, i, prev, cfg)
+        )
         changed[i] = float(px.sum() / max(mp.sum(), 1))
         lost_now = ((ndvi[prev] - ndvi[i]) >= cfg.veg_loss_delta) & px
         veg_share[i] = float(lost_now.sum() / max(px.sum(), 1))
@@ -299,6 +316,14 @@ def _noise_scale(
         scale = np.array([np.median([_mad(d) for d in diffs[k]]) / np.sqrt(2.0) for k in range(nb)])
     floor = 1e-6 * max(float(np.nanmax(np.abs(arr[clear_idx[0]]))), 1.0)
     return np.asarray(np.maximum(scale, floor), dtype=np.float64)
+
+
+def _unvegetated(
+    ndvi: NDArray[np.float64], a: int, b: int, cfg: ActivityConfig
+) -> NDArray[np.bool_]:
+    """Pixels bare or built on at least one of two dates: change between two vegetated states is
+    phenology (green-up, harvest, drought), not construction."""
+    return np.asarray(np.fmin(ndvi[a], ndvi[b]) < cfg.ndvi_bare)
 
 
 def _changed_px(

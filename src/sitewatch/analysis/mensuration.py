@@ -74,6 +74,7 @@ __all__ = [
     "HeightResult",
     "Quantity",
     "ViewGeometry",
+    "berm_crest",
     "berm_volume",
     "geodesic_path_length",
     "geodesic_polygon_area",
@@ -553,6 +554,23 @@ def height_from_shadow_tip(
 
 
 # --- distances and areas -----------------------------------------------------------------------
+
+
+def berm_crest(footprint: BaseGeometry, crest_width: float = 2.0) -> BaseGeometry | None:
+    """The crest outline of a berm whose base is ``footprint``: the base shrunk to the crest width.
+
+    A berm's shadow is cast by its crest, not by its base edge; pass the crest as the ``caster``.
+    """
+    rect = footprint.minimum_rotated_rectangle
+    xy = np.asarray(rect.exterior.coords)
+    width = min(float(np.hypot(*(xy[1] - xy[0]))), float(np.hypot(*(xy[2] - xy[1]))))
+    inset = (width - crest_width) / 2.0
+    if inset <= 0:
+        return None
+    c = footprint.buffer(-inset, join_style="mitre")
+    if c.is_empty:
+        return None
+    return c if c.geom_type == "Polygon" else max(c.geoms, key=lambda p: p.area)
 
 
 def geodesic_path_length(

@@ -184,6 +184,126 @@ def step_monitor(run: DemoRun) -> None:
         run.lines.append(f"  alert [{a.severity}] {a.message}")
 
 
+def step_mensuration(run: DemoRun) -> None:
+    """Measure the mapped structures' heights from their shadows on every date; store them."""
+    import numpy as np
+    import rasterio
+    from shapely.geometry import Polygon
+
+    from ..analysis.mensuration import berm_crest, heights_from_shadows
+    from ..analysis.sun import sun_from_stac
+    from ..catalog.models import Measurement
+    from ..geo import to_crs
+
+    feats = [
+        f
+        for f in run.catalog.query_features(site_id=DEMO_SITE)
+        if f.kind in ("berm", "drive_through_shelter", "hq", "barracks", "building")
+    ]
+    truth = json.loads((run.out / "scenario" / "truth" / "truth.json").read_text("utf-8"))
+    catalog_dir = run.files["scenario_catalog"].parent
+    series: dict[str, list[tuple[str, float | None, float | None]]] = {f.id: [] for f in feats}
+    known_obs = {o.scene_id: o.id for o in run.catalog.list_observations(DEMO_SITE)}
+    stored = 0
+    with run.catalog.transaction():
+        for entry in truth["items"]:
+            item_path = catalog_dir / entry["item"]
+            item = json.loads(item_path.read_text("utf-8"))
+            layers = []
+            for band in ("red", "green", "blue"):
+                with rasterio.open(item_path.parent / item["assets"][band]["href"]) as ds:
+                    layers.append(ds.read(1).astype(np.float32))
+                    transform, crs = ds.transform, ds.crs
+            image = np.mean(layers, axis=0)
+            sun = sun_from_stac(item)
+            polys = [to_crs(f.geometry, "EPSG:4326", crs.to_wkt()) for f in feats]
+            casters = [
+                berm_crest(p, 2.0) if f.kind == "berm" else None
+                for p, f in zip(polys, feats, strict=True)
+            ]
+            results = heights_from_shadows(
+                image,
+                transform,
+                [p if isinstance(p, Polygon) else None for p in polys],
+                sun=(sun.azimuth, sun.elevation),
+                ids=[f.id for f in feats],
+                casters=casters,
+                crs=crs,
+            )
+            day = entry["datetime"][:10]
+            for f, r in zip(feats, results, strict=True):
+                series[f.id].append((day, r.height_m, r.uncertainty_m))
+                if r.height_m is None:
+                    continue
+                run.catalog.add_measurement(
+                    Measurement(
+                        id=f"{f.id}-h-{day}",
+                        site_id=DEMO_SITE,
+                        feature_id=f.id,
+                        kind="height",
+                        value=r.height_m,
+                        unit="m",
+                        uncertainty=r.uncertainty_m,
+                        observation_id=known_obs.get(entry["id"]),
+                        method=r.method,
+                        inputs={
+                            "sun_azimuth": sun.azimuth,
+                            "sun_elevation": sun.elevation,
+                            "shadow_length_m": r.shadow_length_m,
+                            "date": day,
+                        },
+                        analyst="sitewatch-demo",
+                    )
+                )
+                stored += 1
+    true_h = {
+        f["properties"]["id"]: f["properties"]["heights_m"]
+        for f in json.loads((run.out / "scenario" / "truth" / "features.geojson").read_text())[
+            "features"
+        ]
+    }
+    rows = []
+    for f in feats:
+        got = [(d, h, u) for d, h, u in series[f.id] if h is not None]
+        if not got:
+            continue
+        first, last = got[0], got[-1]
+        t_first, t_last = true_h.get(f.id, {}).get(first[0]), true_h.get(f.id, {}).get(last[0])
+        rows.append(
+            {
+                "feature": f.id,
+                "kind": f.kind,
+                "measured": [[d, round(h, 2), round(u or 0, 2)] for d, h, u in got],
+                "truth_first": t_first,
+                "truth_last": t_last,
+            }
+        )
+        run.lines.append(
+            f"  {f.kind} {f.name}: {first[1]:.1f} +/- {first[2] or 0:.1f} m on {first[0]} -> "
+            f"{last[1]:.1f} +/- {last[2] or 0:.1f} m on {last[0]} (truth {t_first} -> {t_last} m)"
+        )
+    run.summary["heights"] = rows
+    run.lines.insert(
+        len(run.lines) - len(rows),
+        f"mensuration: {stored} shadow heights stored for "
+        f"{len(feats)} structures over {len(truth['items'])} dates",
+    )
+
+
+def step_ranges(run: DemoRun) -> None:
+    """Range rings around the base for the missile classes of the shipped table, as KML."""
+    from ..analysis.ranges import load_missile_table, range_rings, rings_to_kml
+
+    site = run.catalog.get_site(DEMO_SITE)
+    table = load_missile_table()
+    rings = range_rings((site.lon, site.lat), table, origin_name=site.name)
+    path = run.out / "report" / "range-rings.kml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(rings_to_kml(rings), encoding="utf-8")
+    run.files["range_rings_kml"] = path
+    run.lines.append(f"ranges: {len(rings)} range rings around the base in {path.name}")
+
+
 def step_report(run: DemoRun) -> None:
     """Write the site brief (HTML and PDF), the catalog report and a KMZ for Google Earth."""
     from ..imagery.archive import Archive
@@ -221,6 +341,8 @@ STEPS: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("catalog", step_catalog),
     ("scenario", step_scenario),
     ("monitor", step_monitor),
+    ("mensuration", step_mensuration),
+    ("ranges", step_ranges),
     ("report", step_report),
 ]
 

@@ -363,7 +363,7 @@ def heights(
     """Heights of the objects on FOOTPRINTS from their shadows in IMAGE."""
     from rich.progress import Progress
 
-    from ..analysis.mensuration import ViewGeometry, height_from_shadow
+    from ..analysis.mensuration import ViewGeometry, berm_crest, height_from_shadow
     from ..analysis.sun import read_sun_angles, sun_position
     from ..analysis.terrain import dem_on_grid, read_dem
     from ..geo import to_crs
@@ -467,7 +467,7 @@ def heights(
                 crest is not None
                 and str(props[i].get("profile", props[i].get("kind", ""))) == "berm"
             ):
-                caster = _crest(fp, float(crest))
+                caster = berm_crest(fp, float(crest))
             res = height_from_shadow(
                 img,
                 transform,
@@ -523,20 +523,6 @@ def heights(
             r["method"] if h is not None else f"{r['reason']}: {r.get('detail', '')}",
         )
     console().print(table)
-
-
-def _crest(fp: BaseGeometry, crest_width: float) -> BaseGeometry | None:
-    """The crest outline of a berm whose base is ``fp``: the base shrunk to the crest width."""
-    rect = fp.minimum_rotated_rectangle
-    xy = np.asarray(rect.exterior.coords)
-    width = min(float(np.hypot(*(xy[1] - xy[0]))), float(np.hypot(*(xy[2] - xy[1]))))
-    inset = (width - crest_width) / 2.0
-    if inset <= 0:
-        return None
-    c = fp.buffer(-inset, join_style="mitre")
-    if c.is_empty:
-        return None
-    return c if c.geom_type == "Polygon" else max(c.geoms, key=lambda p: p.area)
 
 
 @measure.command("shadow")

@@ -1,0 +1,181 @@
+"""Activity evaluation: detected construction onset against the scenario truth, and real series.
+
+1. Scenario series (``--seeds``): for every synthetic site, the true onset is the first date on
+   which one of its features appears or changes; the detected onset is the first date the activity
+   analysis calls site preparation or active construction. Target: within one acquisition for at
+   least 90% of sites.
+2. The real 10-date NAIP series (shared data): activity over the whole quarter-quad.
+3. The 68-date Sentinel-2 NDVI and cloud-mask series (s2-slovenia): change points and the dates of
+   large NDVI drops on clear dates.
+
+    python bench/activity_eval.py [--seeds 10] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import print_table
+from sitewatch.analysis.activity import activity_from_cube, change_points
+from sitewatch.imagery.chips import ChipGrid
+from sitewatch.imagery.cube import build_cube
+from sitewatch.imagery.sources.base import find_scenes
+from sitewatch.imagery.sources.config import open_source
+
+
+def _site_aoi(feats: list[dict[str, Any]], crs: str) -> Any:
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    from sitewatch.geo import to_crs
+
+    polys = [shape(f["geometry"]) for f in feats if f["properties"]["kind"] != "road"]
+    hull = unary_union(polys).convex_hull.buffer(25.0)
+    return hull, to_crs(hull, crs, "EPSG:4326")
+
+
+def scenario_eval(seeds: int, workdir: Path) -> dict[str, Any]:
+    from rasterio.features import geometry_mask
+
+    from sitewatch.scenario import ScenarioSpec, make_scenario
+
+    rows, hits = [], []
+    for seed in range(seeds):
+        res = make_scenario(
+            workdir / f"s{seed}", ScenarioSpec(seed=seed, sites=1, size_px=(768, 768))
+        )
+        truth = res.truth
+        dates = truth["dates"]
+        feats = json.loads(res.features_utm_geojson.read_text())["features"]
+        src = open_source(str(res.catalog))
+        for site in truth["sites"]:
+            mine = [f for f in feats if f["properties"]["site_id"] == site["id"]]
+            onsets = [
+                dates.index(c["to"])
+                for c in truth["changes"]
+                if any(x["site_id"] == site["id"] for x in c["features"])
+            ]
+            if not onsets:
+                continue
+            true_i = min(onsets)
+            local, ll = _site_aoi(mine, truth["crs"])
+            grid = ChipGrid.for_aoi(ll, 0.5)
+            cube = build_cube(find_scenes([src], ll), grid, None, dtype="float32")
+            from sitewatch.geo import to_crs
+
+            mask = ~geometry_mask(
+                [to_crs(local, truth["crs"], grid.crs)],
+                out_shape=grid.shape,
+                transform=grid.transform,
+            )
+            act = activity_from_cube(cube, aoi=mask)
+            det = (
+                [t.date().isoformat() for t in act.times].index(act.onset.date().isoformat())
+                if act.onset
+                else None
+            )
+            ok = det is not None and abs(det - true_i) <= 1
+            hits.append(ok)
+            rows.append(
+                [
+                    seed,
+                    site["id"],
+                    dates[true_i],
+                    dates[det] if det is not None else "none",
+                    "yes" if ok else "no",
+                    " ".join(p[:4] for p in act.phases),
+                ]
+            )
+    print_table(
+        "Scenario series: construction onset",
+        ["seed", "site", "true onset", "detected", "within 1", "phases"],
+        rows,
+    )
+    rate = float(np.mean(hits)) if hits else float("nan")
+    print(
+        f"\nonset within one acquisition: {sum(hits)}/{len(hits)} sites = {rate:.0%} (target >= 90%)"
+    )
+    return {"sites": len(hits), "within_one": int(sum(hits)), "rate": rate}
+
+
+def naip_eval(data: Path) -> None:
+    from sitewatch.imagery.sources.local import LocalSource
+
+    src = LocalSource(data / "naip-timeseries")
+    scenes = src.search((-180, -90, 180, 90))
+    b = scenes[0].bounds
+    assert b is not None
+    lon, lat = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    grid = ChipGrid.around(lon, lat, 3000.0, 5.0)
+    cube = build_cube([(src, s) for s in scenes], grid, None, dtype="float32", cloud_mask="none")
+    act = activity_from_cube(cube)
+    rows = [
+        [
+            r["time"][:10],
+            f"{r['changed']:.3f}" if r["changed"] is not None else "",
+            f"{r['veg_loss']:.3f}",
+            f"{r['bare']:.3f}",
+            r["phase"],
+            "yes" if r["change_point"] else "",
+        ]
+        for r in act.as_records()
+    ]
+    print_table(
+        "NAIP 10-date series (3 km x 3 km, 5 m)",
+        ["date", "changed", "veg loss", "bare", "phase", "change point"],
+        rows,
+    )
+
+
+def s2_ndvi_eval(data: Path) -> None:
+    folder = data / "s2-slovenia"
+    ndvi = np.load(folder / "NDVI.npy").squeeze()
+    clm = np.load(folder / "CLM.npy").squeeze().astype(bool)
+    stamps = json.loads((folder / "timestamps.json").read_text())
+    times = [datetime.fromisoformat(str(t).replace("Z", "")).replace(tzinfo=UTC) for t in stamps]
+    clear = clm.reshape(len(times), -1).mean(axis=1) < 0.1
+    med = np.array(
+        [
+            np.nanmedian(np.where(clm[i], np.nan, ndvi[i])) if clear[i] else np.nan
+            for i in range(len(times))
+        ]
+    )
+    series = med[clear]
+    bkps = change_points(series)
+    ct = [t for t, c in zip(times, clear, strict=True) if c]
+    drops = []
+    for i in range(1, len(series)):
+        a = np.where(clm[np.flatnonzero(clear)[i - 1]], np.nan, ndvi[np.flatnonzero(clear)[i - 1]])
+        b = np.where(clm[np.flatnonzero(clear)[i]], np.nan, ndvi[np.flatnonzero(clear)[i]])
+        frac = float(np.nanmean((a - b) > 0.3))
+        if frac > 0.05:
+            drops.append((ct[i].date().isoformat(), round(frac, 3)))
+    print(
+        f"\nS2 NDVI series: {len(times)} dates, {int(clear.sum())} clear (<10% cloud); median NDVI "
+        f"{np.nanmin(series):.2f}..{np.nanmax(series):.2f}; change points at "
+        f"{[ct[i].date().isoformat() for i in bkps]}; dates where >5% of pixels lost >0.3 NDVI: {drops}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario_eval(args.seeds, Path(tmp))
+    naip_eval(args.data)
+    s2_ndvi_eval(args.data)
+
+
+if __name__ == "__main__":
+    main()
