@@ -37,7 +37,9 @@ def _get(cat: Catalog, candidate_id: str) -> Candidate:
     try:
         return cat.get_candidate(candidate_id)
     except NotFound as exc:
-        raise NotFound(f"no candidate with id {candidate_id!r}; GET /api/candidates lists them") from exc
+        raise NotFound(
+            f"no candidate with id {candidate_id!r}; GET /api/candidates lists them"
+        ) from exc
 
 
 @router.get("/{candidate_id}", response_model=CandidateOut, summary="Read a candidate")
