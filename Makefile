@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,web,postgres,ml
+EXTRAS ?= dev,web,postgres,ml,video
 DEMO_OUT ?= demo-output
 
 .PHONY: all install demo test lint typecheck unit system-deps bench eval constraints ui audit clean

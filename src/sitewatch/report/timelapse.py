@@ -100,7 +100,7 @@ def write_timelapse(
 
 def _write_mp4(frames: Sequence[Image.Image], path: Path, fps: float) -> None:
     try:
-        import imageio_ffmpeg  # type: ignore[import-untyped]
+        import imageio_ffmpeg
     except ImportError as exc:
         raise MissingExtraError(
             "imageio-ffmpeg", "video", "MP4 time-lapses (GIF needs nothing)"
