@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 mkdir -p bench/results
 for b in bench/*.py; do
   name=$(basename "$b" .py)
-  [[ $name == _* ]] && continue
+  [[ $name == _* || $name == *_eval ]] && continue
   echo "== $name" >&2
   .venv/bin/python "$b" | tee "bench/results/$name.txt"
 done

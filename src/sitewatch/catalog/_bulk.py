@@ -9,13 +9,10 @@ rows go to the driver's ``executemany``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-
-from .schema import UTCDateTime
 
 __all__ = ["bulk_insert"]
 
@@ -31,8 +28,7 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
     for key in keys:
         proc = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
         if proc is not None:
-            is_time = isinstance(table.c[key].type, UTCDateTime)
-            procs[key] = _memo_last(proc) if is_time else proc
+            procs[key] = _memo_last(proc)
     sql = compiled.string.split(" RETURNING ")[0]  # no implicit RETURNING in executemany
     if compiled.positional:
         order = list(compiled.positiontup or [])
@@ -45,18 +41,22 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
 
 
 def _memo_last(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Re-use the last result when the same object comes again (one timestamp for a batch)."""
+    """Re-use the last result when an equal value comes again: a batch shares one timestamp, and
+    most rows carry the same small JSON values (no aliases, the same import note)."""
     last: list[Any] = [_MISSING, None]
 
     def run(value: Any) -> Any:
-        if value is last[0]:
+        prev = last[0]
+        if value is prev or (
+            type(value) is type(prev) and type(value) in _EQ_TYPES and value == prev
+        ):
             return last[1]
         out = proc(value)
-        if isinstance(value, datetime):
-            last[0], last[1] = value, out
+        last[0], last[1] = value, out
         return out
 
     return run
 
 
 _MISSING = object()
+_EQ_TYPES = frozenset({str, int, float, bool, bytes, list, dict, tuple})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -13,7 +13,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .models import Candidate, ChangeEvent, Feature, Site
 
-__all__ = ["jsonable", "row_to", "to_row"]
+__all__ = ["jsonable", "row_to", "rows_to", "to_row"]
 
 T = TypeVar("T")
 
@@ -62,27 +62,68 @@ def to_row(obj: Any) -> dict[str, Any]:
     return row
 
 
-def row_to(cls: type[T], row: Mapping[Any, Any], **linked: Any) -> T:
-    """Build a model of ``cls`` from a row mapping (plus linked fields such as tags)."""
+def row_to(
+    cls: type[T],
+    row: Mapping[Any, Any],
+    *,
+    geometries: Mapping[str, Any] | None = None,
+    **linked: Any,
+) -> T:
+    """Build a model of ``cls`` from a stored row (plus linked fields such as tags).
+
+    Stored rows were validated when written, so the value is built without re-running
+    ``__post_init__`` validation (reads are the hot path of queries). ``geometries`` passes
+    already-decoded geometries by field name (see :func:`rows_to`).
+    """
     geoms = _GEOM_COLUMNS.get(cls, {})
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in linked:
-            kwargs[f.name] = linked[f.name]
-            continue
-        if f.name in geoms:
-            wkb = row.get(geoms[f.name])
-            kwargs[f.name] = None if wkb is None else shapely.from_wkb(bytes(wkb))
-            continue
-        if f.name not in row:
-            continue
-        value = row[f.name]
-        if f.name in _TUPLE_FIELDS:
-            value = tuple(value or ())
-        elif isinstance(value, dict | list) and f.type in ("dict[str, Any]",):
-            value = dict(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
+    values: dict[str, Any] = {}
+    for f in _fields(cls):
+        name = f.name
+        if name in linked:
+            values[name] = linked[name]
+        elif name in geoms:
+            if geometries is not None and name in geometries:
+                values[name] = geometries[name]
+            else:
+                wkb = row.get(geoms[name])
+                values[name] = None if wkb is None else shapely.from_wkb(bytes(wkb))
+        elif name in row:
+            value = row[name]
+            if name in _TUPLE_FIELDS:
+                value = tuple(value or ())
+            values[name] = value
+        elif f.default is not dataclasses.MISSING:
+            values[name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[name] = f.default_factory()
+        else:
+            return cls(**values)  # a required field is missing: let the constructor say so
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
+
+
+def rows_to(cls: type[T], rows: Sequence[Mapping[Any, Any]]) -> list[T]:
+    """:func:`row_to` for many rows, decoding their geometries in one vectorised call."""
+    geoms = _GEOM_COLUMNS.get(cls, {})
+    decoded: dict[str, Any] = {}
+    for field_name, column in geoms.items():
+        wkbs = [r.get(column) for r in rows]
+        arr = shapely.from_wkb([bytes(w) if w is not None else None for w in wkbs])
+        decoded[field_name] = arr
+    return [
+        row_to(cls, r, geometries={k: v[i] for k, v in decoded.items()}) for i, r in enumerate(rows)
+    ]
+
+
+_FIELDS: dict[type[Any], tuple[dataclasses.Field[Any], ...]] = {}
+
+
+def _fields(cls: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = dataclasses.fields(cls)
+    return found
 
 
 _SCALARS = (str, int, bool, type(None))

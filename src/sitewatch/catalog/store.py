@@ -36,7 +36,7 @@ from ..geo import radius_bboxes, split_bbox
 from ..types import BBox
 from . import schema as t
 from ._bulk import bulk_insert
-from ._codec import jsonable, row_to, to_row
+from ._codec import jsonable, row_to, rows_to, to_row
 from ._migrate import ensure_schema
 from ._refine import within_radius
 from ._spatial import Backend, bbox_clause
@@ -363,7 +363,9 @@ class Catalog:
             for r in rows
         ]
 
-    def _insert_sites(self, conn: Connection, sites: Sequence[Site], now: datetime) -> list[Site]:
+    def _insert_sites(
+        self, conn: Connection, sites: Sequence[Site], now: datetime, *, copies: bool = True
+    ) -> list[Site]:
         bulk_insert(conn, t.sites, [self._stamp(to_row(s), now) for s in sites])
         tag_rows = [{"site_id": s.id, "tag": tag} for s in sites for tag in dict.fromkeys(s.tags)]
         bulk_insert(conn, t.site_tags, tag_rows)
@@ -373,7 +375,7 @@ class Catalog:
             for i, sid in enumerate(dict.fromkeys(s.source_ids))
         ]
         bulk_insert(conn, t.site_sources, src_rows)
-        return [_stored_copy(s, now) for s in sites]
+        return [_stored_copy(s, now) for s in sites] if copies else []
 
     def _replace_site(self, conn: Connection, site: Site, old_version: int, now: datetime) -> Site:
         row = self._stamp(to_row(site), now, version=old_version + 1)
@@ -515,7 +517,7 @@ class Catalog:
         self._upsert_sources(conn, [s for r in new for s in r.sources], now)
         for rec in new:
             self._check_sources(conn, rec.site.source_ids)
-        stored = self._insert_sites(conn, [r.site for r in new], now)
+        self._insert_sites(conn, [r.site for r in new], now, copies=False)
         feats = [f for r in new for f in r.features]
         obs = [o for r in new for o in r.observations]
         bulk_insert(conn, t.features, [self._stamp(to_row(f), now) for f in feats])
@@ -523,7 +525,7 @@ class Catalog:
         # The imported state is the row itself (and the "before" of its first update); the
         # history notes who imported what from where, compactly, to keep imports fast.
         note = {"imported_from": path, "features": 0, "observations": 0}
-        per_site: dict[str, dict[str, Any]] = {s.id: dict(note) for s in stored}
+        per_site: dict[str, dict[str, Any]] = {r.site.id: dict(note) for r in new}
         for f in feats:
             per_site[f.site_id]["features"] += 1
         for o in obs:
@@ -536,12 +538,12 @@ class Catalog:
                     "at": now,
                     "actor": self.actor,
                     "entity": "site",
-                    "entity_id": s.id,
+                    "entity_id": sid,
                     "action": "import",
                     "before": None,
-                    "after": per_site[s.id],
+                    "after": after,
                 }
-                for s in stored
+                for sid, after in per_site.items()
             ],
         )
         report.added += len(new)
@@ -636,7 +638,7 @@ class Catalog:
         q = sa.select(table).where(*where)
         q = q.order_by(order if order is not None else table.c.id)
         with self._read() as conn:
-            return [row_to(cls, r._mapping) for r in conn.execute(q)]
+            return rows_to(cls, [r._mapping for r in conn.execute(q)])
 
     def _update(self, obj: T) -> T:
         entity, table = _ENTITY[type(obj)]
@@ -720,7 +722,7 @@ class Catalog:
         if limit is not None and not refine:
             q = q.limit(limit)
         with self._read() as conn:
-            feats = [row_to(Feature, r._mapping) for r in conn.execute(q)]
+            feats = rows_to(Feature, [r._mapping for r in conn.execute(q)])
         if bbox is not None and not self.backend.postgis:
             boxes = [box(*b) for b in split_bbox(bbox)]
             feats = [
