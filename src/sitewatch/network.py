@@ -47,6 +47,8 @@ def check_url(
     STAC server or webhook receiver on the analyst's own network, configured on purpose).
     """
     parts = urlsplit(url)
+    if parts.password:  # never echo a password in an error message or a log line
+        url = parts._replace(netloc=f"{parts.username}:***@{parts.hostname or ''}").geturl()
     if parts.scheme not in schemes:
         raise UnsafeUrlError(
             f"{what} {url!r} must use {' or '.join(schemes)} (got {parts.scheme or 'no scheme'!r})"

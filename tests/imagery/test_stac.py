@@ -76,7 +76,12 @@ def test_api_search_and_remote_read(stac_server: ServerState, make_raster: Raste
         request.headers["Authorization"] = "Bearer secret"  # type: ignore[attr-defined]
 
     with StacSource(
-        stac_server.base, collections=["c"], sign=sign, request_modifier=add_auth, retries=0
+        stac_server.base,
+        collections=["c"],
+        sign=sign,
+        request_modifier=add_auth,
+        retries=0,
+        allow_private=True,
     ) as src:
         assert src.kind == "stac-api"
         scenes = src.search(AOI, "2021-01-01", "2021-12-31")
@@ -94,7 +99,7 @@ def test_api_server_error(stac_server: ServerState, make_raster: RasterFactory) 
     _serve(stac_server, make_raster, 1)
     stac_server.search_mode = "error"
     with pytest.raises(SourceError, match=r"search failed.*database is down"):
-        StacSource(stac_server.base, retries=0).search(AOI)
+        StacSource(stac_server.base, retries=0, allow_private=True).search(AOI)
 
 
 def test_api_timeout(stac_server: ServerState, make_raster: RasterFactory) -> None:
@@ -102,12 +107,14 @@ def test_api_timeout(stac_server: ServerState, make_raster: RasterFactory) -> No
     stac_server.search_mode = "slow"
     stac_server.slow_seconds = 1.5
     with pytest.raises(SourceError, match=r"did not answer within 0\.3 s"):
-        StacSource(stac_server.base, timeout=0.3, retries=0).search(AOI)
+        StacSource(stac_server.base, timeout=0.3, retries=0, allow_private=True).search(AOI)
 
 
 def test_api_unreachable() -> None:
     with pytest.raises(SourceError, match="cannot open"):
-        StacSource("http://127.0.0.1:9/stac", timeout=0.5, retries=0).search(AOI)
+        StacSource("http://127.0.0.1:9/stac", timeout=0.5, retries=0, allow_private=True).search(
+            AOI
+        )
 
 
 def test_sources_toml(

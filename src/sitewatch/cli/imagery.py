@@ -64,12 +64,12 @@ def _grid(
     return ChipGrid.around(centre[0], centre[1], size, resolution)
 
 
-def _sources(specs: Sequence[str]) -> list[ImagerySource]:
+def _sources(specs: Sequence[str], allow_private: bool = False) -> list[ImagerySource]:
     from ..imagery.sources.config import load_source_config, open_source
 
     if specs:
-        return [open_source(s) for s in specs]
-    return [open_source(n) for n in load_source_config()]
+        return [open_source(s, allow_private=allow_private) for s in specs]
+    return [open_source(n, allow_private=allow_private) for n in load_source_config()]
 
 
 @contextmanager
@@ -102,6 +102,11 @@ _common = [
         "sources",
         multiple=True,
         help="Source name (sitewatch imagery sources), folder, catalog.json or STAC API URL; repeatable.",
+    ),
+    click.option(
+        "--allow-private",
+        is_flag=True,
+        help="Let STAC URLs reach private/loopback addresses (a server on your own network).",
     ),
     click.option("--max-cloud", type=float, help="Largest scene cloud cover, percent."),
     click.option("--sensor", help="Only scenes whose sensor contains this text."),
@@ -167,6 +172,7 @@ def search_cmd(
     start: str | None,
     end: str | None,
     sources: tuple[str, ...],
+    allow_private: bool,
     max_cloud: float | None,
     sensor: str | None,
     size: float,
@@ -177,7 +183,7 @@ def search_cmd(
     from ..imagery.sources.base import SearchQuery, find_scenes
 
     aoi, _, _ = _where(ctx, site_id, bbox, size)
-    srcs = _sources(sources)
+    srcs = _sources(sources, allow_private)
     query = SearchQuery.build(aoi, start, end, max_cloud=max_cloud, sensor=sensor)
     try:
         found = find_scenes(srcs, aoi, start, end, max_cloud=max_cloud, sensor=sensor, limit=limit)
@@ -235,6 +241,7 @@ def fetch_cmd(
     start: str | None,
     end: str | None,
     sources: tuple[str, ...],
+    allow_private: bool,
     max_cloud: float | None,
     sensor: str | None,
     size: float,
@@ -250,7 +257,7 @@ def fetch_cmd(
 
     aoi, centre, has_aoi = _where(ctx, None if bbox else site_id, bbox, size)
     grid = _grid(aoi, centre, resolution, size, has_aoi)
-    srcs = _sources(sources)
+    srcs = _sources(sources, allow_private)
     archive = Archive(get_settings().archive_path)
     band_list = [b.strip() for b in bands.split(",") if b.strip()] if bands else None
     try:

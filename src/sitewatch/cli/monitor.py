@@ -40,6 +40,11 @@ def monitor() -> None:
     help="Imagery source: configured name, folder, catalog.json or STAC URL.",
 )
 @click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Let STAC URLs reach private/loopback addresses (a server on your own network).",
+)
+@click.option(
     "--scheduler",
     envvar="SITEWATCH_SCHEDULER",
     help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786.",
@@ -73,6 +78,7 @@ def run(
     all_sites: bool,
     since: datetime | None,
     sources: tuple[str, ...],
+    allow_private: bool,
     scheduler: str | None,
     resolution: float,
     size_m: float,
@@ -98,6 +104,7 @@ def run(
     opts = MonitorOptions(
         archive=settings.archive_path,
         sources=sources,
+        allow_private=allow_private,
         since=since.date() if since else None,
         resolution=resolution,
         size_m=size_m,

@@ -210,7 +210,7 @@ def cache_scene(
         if "://" not in href or href.startswith("file://"):
             local[band] = href.removeprefix("file://")
             continue
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", href.split("?")[0].rsplit("/", 1)[-1])
+        name = _safe(href.split("?")[0].rsplit("/", 1)[-1])  # no "..": stays in the cache
         dest = cache_dir / _safe(scene.id) / name
         url = sign(href) if sign else href
         download(url, dest, sha256=_checksum_of(scene, band), progress=progress, **download_options)
@@ -222,7 +222,8 @@ def cache_scene(
 
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "scene"
+    out = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "scene"
+    return out if out.strip(".") else "_" + out  # "." and ".." name no folder of the archive
 
 
 @dataclass(frozen=True)
@@ -511,7 +512,7 @@ class Archive:
             item = json.loads(item_path.read_text(encoding="utf-8"))
             props = item["properties"]
             image = item["assets"]["image"]
-            return ArchivedChip(
+            chip = ArchivedChip(
                 site_id=site_id,
                 item_id=item["id"],
                 scene_id=props.get("sitewatch:scene", item["id"]),
@@ -525,10 +526,24 @@ class Archive:
                 coverage=props.get("sitewatch:coverage"),
                 cloud_fraction=props.get("sitewatch:cloud_fraction"),
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._inside(item_path)
+            self._inside(chip.path)
+            return chip
+        except ArchiveError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ArchiveError(
                 f"archive item {item_path} is unreadable ({exc}); delete its folder and fetch again"
             ) from exc
+
+    def _inside(self, path: Path) -> None:
+        """Refuse a path that leaves the archive (``..`` or absolute hrefs, symlinks out)."""
+        root = self.root.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise ArchiveError(
+                f"archive path {path} resolves to {path.resolve()}, outside the archive {root} "
+                "(a '..' or absolute href, or a symlink); delete it and fetch the chip again"
+            )
 
     def chips(self, site_id: str) -> list[ArchivedChip]:
         """The chips of a site, oldest first."""

@@ -16,11 +16,12 @@ from types import MappingProxyType
 from typing import Any
 
 import pystac
+import shapely.errors
 from pyproj import CRS
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import ImageryError, InputError
+from ..errors import ImageryError, InputError, SitewatchError
 from ..types import BBox
 from ._bands import COMMON_BANDS, MASK_BANDS, common_name
 
@@ -269,7 +270,31 @@ def _float(value: Any) -> float | None:
 
 
 def scene_from_item(item: pystac.Item) -> Scene:
-    """A :class:`Scene` from a STAC item: bands from ``eo:bands`` common names or asset keys."""
+    """A :class:`Scene` from a STAC item: bands from ``eo:bands`` common names or asset keys.
+
+    A malformed item (bad geometry, bbox, ``eo:bands`` or ``proj:epsg``) raises
+    :class:`~sitewatch.errors.ImageryError` naming the item, so a source can skip it.
+    """
+    try:
+        return _scene_from_item(item)
+    except SitewatchError:
+        raise
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+        shapely.errors.GEOSException,
+    ) as exc:
+        raise ImageryError(
+            f"STAC item {getattr(item, 'id', '?')!r} is malformed ({type(exc).__name__}: {exc}); "
+            "fix the item or ask its provider"
+        ) from None
+
+
+def _scene_from_item(item: pystac.Item) -> Scene:
     props = dict(item.properties)
     sensor = str(
         props.get("platform") or props.get("constellation") or item.collection_id or "unknown"

@@ -48,6 +48,8 @@ class MonitorOptions:
     archive: Path
     sources: tuple[str, ...] = ()
     """Source specs (configured names, folders, catalog.json, STAC API URLs); default: all configured."""
+    allow_private: bool = False
+    """Let STAC URLs reach private and loopback addresses (``--allow-private``)."""
     since: date | None = None
     """Only scenes acquired on or after this date become observations (older ones are baseline)."""
     resolution: float = 10.0
@@ -80,9 +82,9 @@ def _rid(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-def _sources(specs: Sequence[str]) -> list[ImagerySource]:
+def _sources(specs: Sequence[str], allow_private: bool = False) -> list[ImagerySource]:
     if specs:
-        return [open_source(s) for s in specs]
+        return [open_source(s, allow_private=allow_private) for s in specs]
     from ..config import get_settings
 
     settings = get_settings()
@@ -92,7 +94,10 @@ def _sources(specs: Sequence[str]) -> list[ImagerySource]:
             f"no imagery sources: give --source (a folder, catalog.json or STAC URL) or configure "
             f"sources in {settings.sources_path}"
         )
-    return [source_from_config(n, c, settings.sources_path.parent) for n, c in configs.items()]
+    return [
+        source_from_config(n, c, settings.sources_path.parent, allow_private=allow_private)
+        for n, c in configs.items()
+    ]
 
 
 def _site_grid(site: Site, opts: MonitorOptions) -> tuple[ChipGrid, Any]:
@@ -131,7 +136,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
 
     site = cat.get_site(site_id)
     grid, aoi = _site_grid(site, opts)
-    sources = _sources(opts.sources)
+    sources = _sources(opts.sources, opts.allow_private)
     try:
         pairs = find_scenes(sources, aoi)
     except NoScenesFound as exc:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import shapely
+import shapely.errors
+import shapely.geometry
 from shapely import wkt as shapely_wkt
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -37,6 +39,7 @@ __all__ = [
     "observation_to_props",
     "parse_bool",
     "parse_float",
+    "read_geometry",
     "record_id",
     "site_from_fields",
     "site_to_fields",
@@ -107,6 +110,27 @@ def parse_float(value: Any, what: str) -> float | None:
         return float(text)
     except ValueError:
         raise InputError(f"{what} must be a number, got {value!r}") from None
+
+
+def read_geometry(raw: Any, where: str) -> BaseGeometry | None:
+    """A shapely geometry from a GeoJSON geometry mapping (``None`` stays ``None``).
+
+    Malformed mappings (wrong nesting, empty shells with holes, non-numeric coordinates) raise
+    :class:`~sitewatch.errors.GeometryError` naming ``where``, never a shapely or builtin error.
+    """
+    if raw is None:
+        return None
+    try:
+        return shapely.geometry.shape(raw)
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        shapely.errors.GEOSException,
+    ) as exc:
+        raise GeometryError(f"{where}: unreadable geometry ({exc}); fix its coordinates") from None
 
 
 def clean_aoi(geom: BaseGeometry, *, repair: bool, what: str) -> BaseGeometry:

@@ -37,6 +37,7 @@ from ._helpers import (
     feature_to_props,
     observation_from_props,
     observation_to_props,
+    read_geometry,
     site_from_fields,
     site_to_fields,
     stable_id,
@@ -191,8 +192,14 @@ def _site_record(props: Mapping[str, Any], raw_geom: Any, repair: bool, where: s
     misc = props.get("misc_info")
     mine = misc.get("sitewatch") if isinstance(misc, dict) else None
     stored = mine.get("features") if isinstance(mine, dict) else None
+    if stored is not None and not (
+        isinstance(stored, list) and all(isinstance(f, dict) for f in stored)
+    ):
+        raise InputError(f"{where}: misc_info.sitewatch.features must be a list of objects")
     features = tuple(
-        feature_from_props(f, shape(f["geometry"]), site_id=site.id, repair=repair)
+        feature_from_props(
+            f, read_geometry(f.get("geometry"), where), site_id=site.id, repair=repair
+        )
         for f in stored or ()
     )
     return SiteRecord(site=site, features=features)
@@ -202,7 +209,7 @@ def _site(props: Mapping[str, Any], raw_geom: Any, repair: bool, where: str) -> 
     sid = str(props.get("site_id") or "")
     if not sid:
         raise InputError("an IARPA site needs a site_id")
-    geom = shape(raw_geom) if raw_geom else None
+    geom = read_geometry(raw_geom, where) if raw_geom else None
     misc = props.get("misc_info") or props.get("cache") or {}
     mine = misc.get("sitewatch") if isinstance(misc, dict) else None
     if isinstance(mine, dict):  # written by sitewatch: every field is there

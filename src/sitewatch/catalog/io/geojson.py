@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import ijson  # type: ignore[import-untyped]
-from shapely.geometry import mapping, shape
+from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from ...errors import GeometryError, InputError, RecordProblem
@@ -29,6 +29,7 @@ from ._helpers import (
     feature_to_props,
     observation_from_props,
     observation_to_props,
+    read_geometry,
     site_from_fields,
 )
 from ._iarpa import read_iarpa, write_iarpa
@@ -105,12 +106,7 @@ def is_iarpa(path: str | Path) -> bool:
 
 
 def _geometry(raw: Any, where: str) -> BaseGeometry | None:
-    if raw is None:
-        return None
-    try:
-        return shape(raw)
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise GeometryError(f"{where}: unreadable geometry ({exc})") from None
+    return read_geometry(raw, where)
 
 
 def read_geojson(path: str | Path, *, repair: bool = False) -> Iterator[SiteRecord | RecordProblem]:

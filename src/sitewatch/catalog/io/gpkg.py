@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import pyogrio
 import pyogrio.raw
+import pyproj.exceptions
 import shapely
+import shapely.errors
 from pyproj import CRS
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -227,8 +229,28 @@ def _by_site(
 def read_gpkg(
     path: str | Path, *, layer: str | None = None, repair: bool = False
 ) -> Iterator[SiteRecord | RecordProblem]:
-    """Stream the sites of a GeoPackage (``sites`` layer, or ``layer``, or the first layer)."""
-    path = Path(path)
+    """Stream the sites of a GeoPackage (``sites`` layer, or ``layer``, or the first layer).
+
+    A damaged file (unreadable geometry blobs, bad text encoding, broken tables) raises
+    :class:`~sitewatch.errors.InputError`, never a GDAL or decoding error.
+    """
+    try:
+        yield from _read_gpkg(Path(path), layer, repair)
+    except (
+        pyogrio.errors.DataSourceError,
+        pyogrio.errors.DataLayerError,
+        shapely.errors.GEOSException,
+        pyproj.exceptions.CRSError,
+        UnicodeDecodeError,
+        OverflowError,
+    ) as exc:
+        raise InputError(
+            f"{path}: the GeoPackage is damaged or not one sitewatch can read ({exc}); "
+            "open it in QGIS to check it, or export it again"
+        ) from None
+
+
+def _read_gpkg(path: Path, layer: str | None, repair: bool) -> Iterator[SiteRecord | RecordProblem]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:

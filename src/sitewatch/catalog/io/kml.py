@@ -334,9 +334,15 @@ def read_kmz(path: str | Path, *, repair: bool = False) -> Iterator[SiteRecord |
         raise InputError(f"{path}: not a KMZ (zip) file, or it is truncated ({exc})") from None
     with zf:
         info = _kml_member(zf, str(path))
-        with zf.open(info) as raw:
-            bounded = io.BufferedReader(_Bounded(raw, info.file_size, str(path)))
-            yield from _iter_kml(bounded, f"{path}!{info.filename}", repair)
+        try:
+            with zf.open(info) as raw:
+                bounded = io.BufferedReader(_Bounded(raw, info.file_size, str(path)))
+                yield from _iter_kml(bounded, f"{path}!{info.filename}", repair)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise InputError(
+                f"{path}: the KMZ member {info.filename} is corrupt or truncated ({exc}); "
+                "export the KMZ again"
+            ) from None
 
 
 # --- writing -------------------------------------------------------------------------------------

@@ -17,6 +17,15 @@ Example ``sources.toml``::
     [sources.scenario]
     type = "stac-static"
     path = "/data/scenario/catalog.json"
+
+    [sources.office-stac]
+    type = "stac-api"
+    url = "http://10.0.0.7:8080"
+    allow_private = true                         # a server on the analyst's own network, on purpose
+
+STAC URLs must resolve to public addresses unless the source sets ``allow_private = true``
+(server-side request forgery guard, :func:`sitewatch.network.check_url`). ``headers`` (API keys)
+are sent to the server only; they are never logged.
 """
 
 from __future__ import annotations
@@ -68,6 +77,11 @@ def load_source_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
                 f"{path}: sources.{name} has type {kind!r}; use one of {', '.join(_TYPES)}"
             )
         need = "path" if kind in ("local",) else "url" if kind == "stac-api" else None
+        if "allow_private" in table and not isinstance(table["allow_private"], bool):
+            raise ConfigError(
+                f"{path}: sources.{name}.allow_private must be true or false, "
+                f"got {table['allow_private']!r}"
+            )
         if need and not table.get(need):
             raise ConfigError(f"{path}: sources.{name} ({kind}) needs `{need} = ...`")
         if kind == "stac-static" and not (table.get("path") or table.get("url")):
@@ -77,9 +91,13 @@ def load_source_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
 
 
 def source_from_config(
-    name: str, table: Mapping[str, Any], base: Path | None = None
+    name: str, table: Mapping[str, Any], base: Path | None = None, *, allow_private: bool = False
 ) -> ImagerySource:
-    """Build one source from its TOML table (relative paths are relative to ``base``)."""
+    """Build one source from its TOML table (relative paths are relative to ``base``).
+
+    ``allow_private`` (or ``allow_private = true`` in the table) lets a STAC source reach private
+    and loopback addresses.
+    """
     kind = table.get("type")
 
     def resolve(p: str) -> str:
@@ -104,18 +122,27 @@ def source_from_config(
             timeout=float(table.get("timeout", 30.0)),
             retries=int(table.get("retries", 3)),
             name=name,
+            allow_private=allow_private or table.get("allow_private") is True,
         )
     raise ConfigError(f"source {name!r} has unknown type {kind!r}; use one of {', '.join(_TYPES)}")
 
 
-def open_source(spec: str, settings: Settings | None = None) -> ImagerySource:
-    """A source by configured name, or by path (folder, ``catalog.json``) or STAC API URL."""
+def open_source(
+    spec: str, settings: Settings | None = None, *, allow_private: bool = False
+) -> ImagerySource:
+    """A source by configured name, or by path (folder, ``catalog.json``) or STAC API URL.
+
+    A URL given here must resolve to a public address unless ``allow_private`` is set
+    (``--allow-private``); a configured source may opt in with ``allow_private = true``.
+    """
     settings = settings or get_settings()
     configs = load_source_config(settings.sources_path)
     if spec in configs:
-        return source_from_config(spec, configs[spec], settings.sources_path.parent)
+        return source_from_config(
+            spec, configs[spec], settings.sources_path.parent, allow_private=allow_private
+        )
     if "://" in spec and not spec.startswith("file://"):
-        return StacSource(spec)
+        return StacSource(spec, allow_private=allow_private)
     path = Path(spec.removeprefix("file://")).expanduser()
     if path.is_file() and path.suffix.lower() == ".json":
         return StacSource(str(path), static=True)

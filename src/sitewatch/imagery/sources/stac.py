@@ -9,6 +9,7 @@ API request, e.g. adds an authorisation header or a signature).
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -21,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from urllib3.util.retry import Retry
 
 from ...errors import ImageryError, SourceError
+from ...network import check_url
 from ...types import BBox
 from ..scene import Scene, scene_from_item
 from .base import HrefModifier, ImagerySource, SceneReader, SearchQuery
@@ -28,6 +30,22 @@ from .base import HrefModifier, ImagerySource, SceneReader, SearchQuery
 __all__ = ["StacSource"]
 
 log = logging.getLogger(__name__)
+
+_HEADERS_RE = re.compile(r"Headers: .*?(?= Payload: | Timeout: |$)", re.S)
+
+
+class _RedactHeaders(logging.Filter):
+    """pystac-client logs each request with its headers at DEBUG: API keys and signatures too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "Headers:" in text:
+            record.msg = _HEADERS_RE.sub("Headers: <redacted by sitewatch>", text)
+            record.args = ()
+        return True
+
+
+logging.getLogger("pystac_client.stac_api_io").addFilter(_RedactHeaders())
 
 
 def _is_static(href: str) -> bool:
@@ -41,6 +59,9 @@ class StacSource(ImagerySource):
 
     ``static`` forces the kind (by default a local path or a ``.json`` URL is a static catalog).
     ``timeout`` (s) and ``retries`` (with exponential ``backoff``) apply to API requests.
+    HTTP(S) URLs (the API, a remote static catalog, the asset hrefs of its items) must resolve to
+    public addresses (:func:`sitewatch.network.check_url`) unless ``allow_private`` is set, for a
+    server on the analyst's own network configured on purpose.
     """
 
     kind = "stac"
@@ -60,8 +81,10 @@ class StacSource(ImagerySource):
         page_size: int = 100,
         max_items: int = 2000,
         name: str | None = None,
+        allow_private: bool = False,
     ) -> None:
         self.href = str(href)
+        self.allow_private = allow_private
         self.static = _is_static(self.href) if static is None else static
         super().__init__(name or Path(self.href.rstrip("/")).name or self.href)
         self.kind = "stac-static" if self.static else "stac-api"
@@ -87,8 +110,21 @@ class StacSource(ImagerySource):
         return out
 
     def open(self, scene: Scene) -> SceneReader:
-        """A reader whose hrefs pass through the ``sign`` hook."""
-        return SceneReader(scene, href_modifier=self.sign)
+        """A reader whose hrefs pass through the ``sign`` hook and the private-address guard."""
+        return SceneReader(scene, href_modifier=self._asset_href)
+
+    def _check(self, url: str, what: str, *, only_http: bool = False) -> None:
+        """Refuse URLs to internal addresses (and catalogs by other schemes than HTTP(S))."""
+        if "://" not in url or url.startswith("file://"):
+            return  # a local file
+        if only_http and url.split("://", 1)[0].lower() not in ("http", "https"):
+            return  # s3:// and the like: GDAL reaches them through the provider, not by address
+        check_url(url, allow_private=self.allow_private, what=f"{what} of source {self.name!r}")
+
+    def _asset_href(self, href: str) -> str:
+        out = self.sign(href) if self.sign is not None else href
+        self._check(out, "asset URL", only_http=True)
+        return out
 
     def search(
         self,
@@ -134,6 +170,7 @@ class StacSource(ImagerySource):
                     "static STAC catalog file"
                 )
             href = str(found)
+        self._check(href, "static STAC catalog URL")
         try:
             root = pystac.read_file(href)
         except FileNotFoundError as exc:
@@ -168,6 +205,7 @@ class StacSource(ImagerySource):
     def _open_client(self) -> Any:
         if self._client is not None:
             return self._client
+        self._check(self.href, "STAC API URL")
         from pystac_client import Client
         from pystac_client.exceptions import APIError
         from pystac_client.stac_api_io import StacApiIO
