@@ -40,7 +40,8 @@ def _method_options(func: F) -> F:
         click.option("--opening", "opening_radius", type=int, default=0, show_default=True,
                      help="Morphological opening radius in pixels."),
         click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
-                     help="A learned model file (from train-oscd; needs the [ml] extra)."),
+                     help="A learned model file from train-oscd (needs the [ml] extra and the model's bands); "
+                     "replaces --method and its threshold."),
     ]  # fmt: skip
     for opt in reversed(opts):
         func = opt(func)
@@ -50,16 +51,20 @@ def _method_options(func: F) -> F:
 def _config(kw: dict[str, Any], min_area_m2: float = 0.0) -> Any:
     from ..analysis.change import ChangeConfig
 
-    if kw.get("model"):
-        raise InputError(
-            "--model: the learned change model is not available in this version; "
-            "use an unsupervised --method (default cva)"
-        )
     return ChangeConfig(
         method=kw["method"], threshold=kw["threshold"], fixed_value=kw["fixed_value"],
         mad_k=kw["mad_k"], chi2_alpha=kw["chi2_alpha"], normalisation=kw["normalisation"],
         smooth_sigma=kw["smooth_sigma"], opening_radius=kw["opening_radius"], min_area_m2=min_area_m2,
     )  # fmt: skip
+
+
+def _load_model(kw: dict[str, Any]) -> Any:
+    """The learned model named by --model, or None."""
+    if not kw.get("model"):
+        return None
+    from ..analysis.models import load_model
+
+    return load_model(kw["model"])
 
 
 def _parse_date(text: str | None, what: str) -> datetime | None:
@@ -111,6 +116,7 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     from ..analysis.change import detect_change
 
     config = _config(kw, min_area)
+    model = _load_model(kw)
     t0, t1 = _parse_date(before_date, "--before-date"), _parse_date(after_date, "--after-date")
     if site_id and (t0 is None or t1 is None):
         raise InputError(
@@ -119,11 +125,20 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     wanted = tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None
     img0, img1 = align_pair(read_image(before, bands=wanted), read_image(after, bands=wanted))
     h, w = img0.shape
-    result = detect_change(
-        img0.data, img1.data, bands=img0.bands, config=config, nodata_before=img0.nodata,
-        nodata_after=img1.nodata, pixel_area_m2=pixel_area_m2(img0),
-        chunks=1024 if h * w > _CHUNK_ABOVE_PX else None,
-    )  # fmt: skip
+    if model is not None:
+        from ..analysis.models import detect_with_model
+
+        result = detect_with_model(
+            model, _nodata_nan(img0), _nodata_nan(img1), bands=img0.bands,
+            opening_radius=config.opening_radius, min_area_m2=min_area,
+            pixel_area_m2=pixel_area_m2(img0) if min_area > 0 else None,
+        )  # fmt: skip
+    else:
+        result = detect_change(
+            img0.data, img1.data, bands=img0.bands, config=config, nodata_before=img0.nodata,
+            nodata_after=img1.nodata, pixel_area_m2=pixel_area_m2(img0),
+            chunks=1024 if h * w > _CHUNK_ABOVE_PX else None,
+        )  # fmt: skip
     write_change_cog(output, result.mask, result.magnitude, result.valid, img0)
     feats = change_polygons(result.mask, img0)
     gj = Path(geojson) if geojson else Path(output).with_suffix(".geojson")
@@ -140,6 +155,15 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             f"{summary['changed_pixels']} changed pixel(s) ({100 * result.changed_fraction:.2f}%), "
             f"{len(feats)} polygon(s), {summary['area_m2']:.0f} m² -> {output}, {gj}"
         )
+
+
+def _nodata_nan(raster: Any) -> Any:
+    import numpy as np
+
+    data = np.asarray(raster.data, dtype=np.float32)
+    if raster.nodata is not None:
+        data = np.where(data == raster.nodata, np.float32(np.nan), data)
+    return data
 
 
 def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, Any]], summary: dict[str, Any]) -> str:  # fmt: skip
@@ -177,16 +201,32 @@ def _print_eval(res: dict[str, Any], title: str) -> None:
     console().print(f"mean F1 over items: {res['mean_f1']:.3f}")
 
 
-def _detector(config: Any) -> Callable[[Any], Any]:
+def _detector(config: Any, model: Any = None) -> Callable[[Any], Any]:
     from ..analysis.change import detect_change
 
     def run(pair: Any) -> Any:
         err_console().print(f"  {pair.name}", highlight=False)
+        if model is not None:
+            from ..analysis.models import detect_with_model
+
+            return detect_with_model(
+                model, pair.before.data, pair.after.data, bands=pair.before.bands,
+                opening_radius=config.opening_radius,
+            ).mask  # fmt: skip
         return detect_change(
             pair.before.data, pair.after.data, bands=pair.before.bands, config=config
         ).mask
 
     return run
+
+
+def _describe(res: dict[str, Any], config: Any, model: Any, path: str | None) -> str:
+    if model is None:
+        res["config"] = config.as_dict()
+        return f"{config.method}/{config.threshold_method}"
+    res["model"] = {"path": path, "bands": list(model.meta.bands), "threshold": model.meta.threshold,
+                    "training": model.meta.training}  # fmt: skip
+    return f"model {path}"
 
 
 @change.command("eval-oscd")
@@ -200,12 +240,13 @@ def eval_oscd(root: str, cities: str | None, as_json: bool, **kw: Any) -> None:
 
     config = _config(kw)
     names = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
-    res = evaluate(iter_oscd(root, names), _detector(config))
-    res["config"] = config.as_dict()
+    model = _load_model(kw)
+    res = evaluate(iter_oscd(root, names), _detector(config, model))
+    title = _describe(res, config, model, kw.get("model"))
     if as_json:
         echo_json(res)
     else:
-        _print_eval(res, f"OSCD: {config.method}/{config.threshold_method}")
+        _print_eval(res, f"OSCD: {title}")
 
 
 @change.command("eval-pairs")
@@ -217,9 +258,113 @@ def eval_pairs(root: str, as_json: bool, **kw: Any) -> None:
     from ..analysis.changeeval import evaluate, iter_pairs
 
     config = _config(kw)
-    res = evaluate(iter_pairs(root), _detector(config))
-    res["config"] = config.as_dict()
+    model = _load_model(kw)
+    res = evaluate(iter_pairs(root), _detector(config, model))
+    title = _describe(res, config, model, kw.get("model"))
     if as_json:
         echo_json(res)
     else:
-        _print_eval(res, f"pairs: {config.method}/{config.threshold_method}")
+        _print_eval(res, f"pairs: {title}")
+
+
+# --- learned model ------------------------------------------------------------------------------
+
+
+def _train_options(func: F) -> F:
+    opts = [
+        click.option("--minutes", type=float, default=12.0, show_default=True,
+                     help="Wall-clock training budget (per fold for cv-oscd); stops cleanly."),
+        click.option("--epochs", type=float, default=None,
+                     help="Stop after this many epochs (crops covering the training pixels once) "
+                     "if that comes before --minutes."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+        click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for torch."),
+        click.option("--crop", type=int, default=96, show_default=True, help="Training crop size in pixels."),
+        click.option("--batch", type=int, default=12, show_default=True, help="Crops per step."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _train_config(kw: dict[str, Any]) -> Any:
+    from ..analysis.models import train_config
+
+    return train_config(epochs=kw["epochs"], minutes=kw["minutes"], seed=kw["seed"],
+                        threads=kw["threads"], crop=kw["crop"], batch=kw["batch"])  # fmt: skip
+
+
+def _load_cities(root: str, cities: str | None) -> list[Any]:
+    from ..analysis.changeeval import iter_oscd
+
+    names = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
+    err_console().print("loading OSCD cities", highlight=False)
+    return list(iter_oscd(root, names))
+
+
+def _bar(enabled: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[msg]}"), console=err_console(), transient=True, disable=not enabled,
+    )  # fmt: skip
+
+
+@change.command("train-oscd")
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
+              help="Weights file to write (its description goes to OUTPUT.json).")  # fmt: skip
+@click.option("--cities", default=None, help="Comma-separated cities (default: all labelled ones).")
+@_train_options
+@json_option
+def train_oscd(root: str, output: str, cities: str | None, as_json: bool, **kw: Any) -> None:
+    """Train the learned change model (Siamese U-Net, CPU) on the OSCD cities under ROOT."""
+    from ..analysis.models import train_change_model
+
+    config = _train_config(kw)
+    pairs = _load_cities(root, cities)
+    with _bar(True) as bar:
+        task = bar.add_task("training", total=1.0, msg="")
+        model = train_change_model(
+            pairs, config, progress=lambda f, m: bar.update(task, completed=f, msg=m)
+        )
+    meta_file = model.save(output)
+    out = {"output": str(output), "description": str(meta_file), "bands": list(model.meta.bands),
+           "training": model.meta.training}  # fmt: skip
+    if as_json:
+        echo_json(out)
+    else:
+        t = model.meta.training
+        console().print(
+            f"trained on {len(pairs)} cities: {t['steps']} steps ({t['epochs_done']} epochs) in "
+            f"{t['seconds']:.0f} s, loss {t['final_loss']} -> {output}, {meta_file}"
+        )
+
+
+@change.command("cv-oscd")
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.option("--folds", type=int, default=5, show_default=True,
+              help="Folds: fold i tests on the sorted cities i, i+folds, ... and trains on the rest.")  # fmt: skip
+@click.option("--cities", default=None, help="Comma-separated cities (default: all labelled ones).")
+@_train_options
+@json_option
+def cv_oscd(root: str, folds: int, cities: str | None, as_json: bool, **kw: Any) -> None:
+    """Leave-cities-out cross-validation of the learned model on OSCD: per city and pooled scores."""
+    from ..analysis.models import cross_validate
+
+    config = _train_config(kw)
+    pairs = _load_cities(root, cities)
+    with _bar(True) as bar:
+        tasks: dict[int, Any] = {}
+
+        def progress(i: int, frac: float, msg: str) -> None:
+            if i not in tasks:
+                tasks[i] = bar.add_task(f"fold {i + 1}/{folds}", total=1.0, msg="")
+            bar.update(tasks[i], completed=frac, msg=msg)
+
+        res = cross_validate(pairs, folds, config, progress=progress)
+    if as_json:
+        echo_json(res)
+    else:
+        _print_eval(res, f"OSCD leave-cities-out, {folds} folds")

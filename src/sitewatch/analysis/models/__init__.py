@@ -1,0 +1,139 @@
+"""Learned change detection (the ``ml`` extra): a compact FC-Siam-diff Siamese U-Net.
+
+torch is imported only when a function here is called; without it they raise
+:class:`~sitewatch.errors.MissingExtraError`. Weights are never shipped: ``sitewatch change
+train-oscd`` produces them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ...errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from ..change import ChangeResult
+    from ..changeeval import LabelledPair
+    from .changemodel import ChangeModel
+    from .training import TrainConfig
+
+__all__ = [
+    "cross_validate",
+    "detect_with_model",
+    "load_model",
+    "require_torch",
+    "train_change_model",
+    "train_config",
+]
+
+MODEL_METHOD = "siam_diff_unet"
+
+
+def require_torch() -> Any:
+    """The torch module, or MissingExtraError naming the ``ml`` extra.
+
+    Before torch's first import, OpenMP threads are told to sleep rather than spin while they
+    wait (``OMP_WAIT_POLICY=PASSIVE`` unless set): on a shared machine with few cores, spinning
+    threads made a training step more than ten times slower.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        return importlib.import_module("torch")
+    except ImportError as exc:
+        raise MissingExtraError("torch", "ml", "the learned change model") from exc
+
+
+def train_config(**kw: Any) -> TrainConfig:
+    """A :class:`~.training.TrainConfig` (keyword arguments as its fields)."""
+    require_torch()
+    from .training import TrainConfig
+
+    return TrainConfig(**kw)
+
+
+def train_change_model(
+    pairs: Sequence[LabelledPair],
+    config: TrainConfig | None = None,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+) -> ChangeModel:
+    """Train a change model on labelled pairs; see :func:`.training.train_change_model`."""
+    require_torch()
+    from .training import train_change_model as train
+
+    return train(pairs, config, progress=progress)
+
+
+def cross_validate(
+    pairs: Sequence[LabelledPair],
+    folds: int,
+    config: TrainConfig | None = None,
+    *,
+    progress: Callable[[int, float, str], None] | None = None,
+) -> dict[str, Any]:
+    """Leave-pairs-out cross-validation; see :func:`.training.cross_validate`."""
+    require_torch()
+    from .training import cross_validate as cv
+
+    return cv(pairs, folds, config, progress=progress)
+
+
+def load_model(path: str | Path) -> ChangeModel:
+    """Load a model saved by ``ChangeModel.save`` (``MODEL`` and ``MODEL.json``)."""
+    require_torch()
+    from .changemodel import ChangeModel
+
+    return ChangeModel.load(path)
+
+
+def detect_with_model(
+    model: ChangeModel,
+    before: NDArray[Any],
+    after: NDArray[Any],
+    *,
+    bands: Sequence[str],
+    opening_radius: int = 0,
+    min_area_m2: float = 0.0,
+    pixel_area_m2: float | None = None,
+) -> ChangeResult:
+    """A :class:`~sitewatch.analysis.change.ChangeResult` from the model: the magnitude is the
+    change probability, the mask is probability >= the model's threshold, then cleaned."""
+    from ..change import ChangeConfig, ChangeResult, clean_mask
+
+    prob = model.probability(np.asarray(before), np.asarray(after), bands)
+    valid = np.isfinite(prob)
+    mask = np.nan_to_num(prob, nan=0.0) >= model.meta.threshold
+    mask = clean_mask(
+        mask, opening_radius=opening_radius, min_area_m2=min_area_m2, pixel_area_m2=pixel_area_m2
+    )
+    config = ChangeConfig(opening_radius=opening_radius, min_area_m2=min_area_m2)
+    return ChangeResult(
+        mask=mask,
+        magnitude=prob,
+        valid=valid,
+        threshold=model.meta.threshold,
+        method=MODEL_METHOD,
+        threshold_method="model",
+        bands=model.meta.bands,
+        config=config,
+        extra={
+            # replaces the unsupervised method's settings in ``summary()``
+            "config": {
+                "method": MODEL_METHOD,
+                "threshold": model.meta.threshold,
+                "opening_radius": opening_radius,
+                "min_area_m2": min_area_m2,
+                "trained_on": model.meta.training.get("pairs"),
+                "training_steps": model.meta.training.get("steps"),
+            }
+        },
+    )

@@ -1,0 +1,297 @@
+"""Training the Siamese U-Net change model on labelled pairs, and leave-cities-out cross-validation.
+
+Training draws random crops (half of them centred on a changed pixel, as change is rare), flips,
+rotates and swaps the dates, and minimises BCE + soft Dice with AdamW under a cosine learning
+rate schedule whose progress is the larger of the step fraction and the elapsed fraction of the
+wall-clock budget, so a run stopped by ``minutes`` still ends with a small learning rate.
+
+This module imports torch at import time; use it through :mod:`sitewatch.analysis.models`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+from torch.nn import functional as nnf
+
+from ...errors import InputError
+from ..changeeval import LabelledPair, Scores
+from .changemodel import ChangeModel, ModelMeta, normalise_image
+
+__all__ = ["TrainConfig", "cross_validate", "train_change_model"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings. Training stops at ``epochs`` or after ``minutes``, whichever is first
+    (an epoch is as many crops as cover the training pixels once)."""
+
+    epochs: float | None = None
+    minutes: float | None = 12.0
+    crop: int = 96
+    batch: int = 12
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    change_fraction: float = 0.5
+    widths: tuple[int, ...] = (16, 32, 64)
+    dropout: float = 0.1
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.minutes is None:
+            raise InputError("training needs a limit: epochs or minutes")
+        if (self.epochs is not None and self.epochs <= 0) or (
+            self.minutes is not None and self.minutes <= 0
+        ):
+            raise InputError("epochs and minutes must be > 0")
+        if self.crop < 16 or self.batch < 1 or not 0 <= self.change_fraction <= 1:
+            raise InputError("crop must be >= 16 px, batch >= 1, change_fraction in [0, 1]")
+
+
+@dataclass
+class _City:
+    before: NDArray[np.float32]
+    after: NDArray[np.float32]
+    label: NDArray[np.float32]
+    valid: NDArray[np.float32]
+    changed: NDArray[np.intp]  # flat indices of changed pixels
+
+
+def _common_bands(pairs: Sequence[LabelledPair]) -> tuple[str, ...]:
+    bands = list(pairs[0].before.bands)
+    for p in pairs:
+        have = {b.lower() for b in p.before.bands} & {b.lower() for b in p.after.bands}
+        bands = [b for b in bands if b.lower() in have]
+    if not bands:
+        raise InputError("the training pairs have no band in common")
+    return tuple(bands)
+
+
+def _prepare(pairs: Sequence[LabelledPair], bands: tuple[str, ...], clip: float) -> list[_City]:
+    cities = []
+    for p in pairs:
+        idx_b = [[x.lower() for x in p.before.bands].index(b.lower()) for b in bands]
+        idx_a = [[x.lower() for x in p.after.bands].index(b.lower()) for b in bands]
+        before = np.asarray(p.before.data[idx_b], dtype=np.float32)
+        after = np.asarray(p.after.data[idx_a], dtype=np.float32)
+        if p.label.shape != before.shape[1:] or before.shape != after.shape:
+            raise InputError(
+                f"{p.name}: images {before.shape[1:]} / {after.shape[1:]} and label "
+                f"{p.label.shape} differ in size"
+            )
+        valid = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
+        if not valid.any():
+            raise InputError(f"{p.name}: no pixel has data in both images")
+        label = p.label & valid
+        cities.append(
+            _City(
+                normalise_image(before, clip),
+                normalise_image(after, clip),
+                np.asarray(label, dtype=np.float32),
+                np.asarray(valid, dtype=np.float32),
+                np.flatnonzero(label),
+            )
+        )
+    return cities
+
+
+class _Sampler:
+    """Random augmented crops: (a, b, label, valid) tensors of shape (N, C|1, crop, crop)."""
+
+    def __init__(self, cities: list[_City], crop: int, change_fraction: float, seed: int) -> None:
+        self.cities = cities
+        self.crop = crop
+        self.change_fraction = change_fraction
+        self.rng = np.random.default_rng(seed)
+        sizes = np.array([c.valid.sum() for c in cities], dtype=np.float64)
+        self.weights = sizes / sizes.sum()
+
+    def _one(self) -> tuple[NDArray[np.float32], ...]:
+        rng, k = self.rng, self.crop
+        city = self.cities[int(rng.choice(len(self.cities), p=self.weights))]
+        h, w = city.label.shape
+        if city.changed.size and rng.random() < self.change_fraction:
+            cy, cx = divmod(int(city.changed[rng.integers(city.changed.size)]), w)
+            y0 = int(np.clip(cy - rng.integers(k), 0, h - k))
+            x0 = int(np.clip(cx - rng.integers(k), 0, w - k))
+        else:
+            y0, x0 = int(rng.integers(h - k + 1)), int(rng.integers(w - k + 1))
+        win = (slice(None), slice(y0, y0 + k), slice(x0, x0 + k))
+        a, b = city.before[win], city.after[win]
+        lab, val = (
+            city.label[None, y0 : y0 + k, x0 : x0 + k],
+            city.valid[None, y0 : y0 + k, x0 : x0 + k],
+        )
+        if rng.random() < 0.5:
+            a, b = b, a
+        rot = int(rng.integers(4))
+        flip = bool(rng.random() < 0.5)
+        out = []
+        for arr in (a, b, lab, val):
+            arr = np.rot90(arr, rot, axes=(1, 2))
+            out.append(np.ascontiguousarray(arr[:, :, ::-1] if flip else arr))
+        return tuple(out)
+
+    def batch(self, n: int) -> tuple[Tensor, ...]:
+        items = [self._one() for _ in range(n)]
+        return tuple(torch.from_numpy(np.stack(col)) for col in zip(*items, strict=True))
+
+
+def _loss(logits: Tensor, label: Tensor, valid: Tensor) -> Tensor:
+    n_valid = valid.sum().clamp(min=1.0)
+    bce = (
+        nnf.binary_cross_entropy_with_logits(logits, label, reduction="none") * valid
+    ).sum() / n_valid
+    p = torch.sigmoid(logits) * valid
+    dice = 1.0 - (2.0 * (p * label).sum() + 1.0) / (p.sum() + label.sum() + 1.0)
+    return bce + dice
+
+
+def train_change_model(
+    pairs: Sequence[LabelledPair],
+    config: TrainConfig | None = None,
+    *,
+    progress: Progress | None = None,
+) -> ChangeModel:
+    """Train a change model on labelled pairs (images with the same bands; label True = change)."""
+    config = config or TrainConfig()
+    if not pairs:
+        raise InputError("no labelled pairs to train on")
+    bands = _common_bands(pairs)
+    meta = ModelMeta(bands=bands, widths=config.widths, dropout=config.dropout)
+    cities = _prepare(pairs, bands, meta.clip)
+    model = ChangeModel(meta)
+    net = model.net
+    m = net.multiple
+    smallest = min(min(c.label.shape) for c in cities)
+    crop = min(config.crop, smallest) // m * m
+    if crop < 2 * m:
+        raise InputError(
+            f"the smallest training image is {smallest} px across; training needs at least "
+            f"{2 * m} px (crops of {config.crop} px are used when the images allow)"
+        )
+    n_pix = float(sum(c.valid.sum() for c in cities))
+    steps_per_epoch = max(1, math.ceil(n_pix / (crop * crop) / config.batch))
+    total_steps = math.ceil(config.epochs * steps_per_epoch) if config.epochs is not None else None
+    budget_s = config.minutes * 60.0 if config.minutes is not None else None
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    sampler = _Sampler(cities, crop, config.change_fraction, config.seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = min(20, max(1, total_steps // 10)) if total_steps else 20
+    t0 = time.monotonic()
+    step, frac, ema = 0, 0.0, float("nan")
+    logger.info(
+        "training on %d pair(s), %.2f Mpx, bands %s, crops %d px, %d steps/epoch, limit %s steps / %s s",
+        len(cities), n_pix / 1e6, ",".join(bands), crop, steps_per_epoch, total_steps, budget_s,
+    )  # fmt: skip
+    try:
+        net.train()
+        while True:
+            elapsed = time.monotonic() - t0
+            frac = max(
+                step / total_steps if total_steps else 0.0,
+                elapsed / budget_s if budget_s else 0.0,
+            )
+            if frac >= 1.0:
+                break
+            lr = config.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * frac))
+            for group in opt.param_groups:
+                group["lr"] = lr
+            a, b, lab, val = sampler.batch(config.batch)
+            loss = _loss(net(a, b), lab, val)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            step += 1
+            value = float(loss.detach())
+            ema = value if math.isnan(ema) else 0.95 * ema + 0.05 * value
+            if progress is not None:
+                progress(min(frac, 1.0), f"step {step}, loss {ema:.3f}")
+    finally:
+        torch.set_num_threads(old_threads)
+        net.eval()
+    elapsed = time.monotonic() - t0
+    logger.info("trained %d steps in %.0f s, final loss %.3f", step, elapsed, ema)
+    train_info: dict[str, Any] = {
+        **asdict(config),
+        "pairs": [p.name for p in pairs],
+        "steps": step,
+        "epochs_done": round(step / steps_per_epoch, 2),
+        "seconds": round(elapsed, 1),
+        "final_loss": round(ema, 4) if not math.isnan(ema) else None,
+        "crop_used": crop,
+    }
+    model.meta = replace(meta, training=train_info)
+    if progress is not None:
+        progress(1.0, f"{step} steps, loss {ema:.3f}")
+    return model
+
+
+def cross_validate(
+    pairs: Sequence[LabelledPair],
+    folds: int,
+    config: TrainConfig | None = None,
+    *,
+    progress: Callable[[int, float, str], None] | None = None,
+) -> dict[str, Any]:
+    """Leave-cities-out cross-validation: pairs sorted by name, fold i tests on ``pairs[i::folds]``
+    and trains on the others. Pooled scores sum the confusion counts of every test pair."""
+    ordered = sorted(pairs, key=lambda p: p.name)
+    if not 2 <= folds <= len(ordered):
+        raise InputError(f"folds must be between 2 and the number of pairs ({len(ordered)})")
+    config = config or TrainConfig()
+    total = Scores(0, 0, 0, 0)
+    out_folds: list[dict[str, Any]] = []
+    per_item: dict[str, Any] = {}
+    for i in range(folds):
+        test = ordered[i::folds]
+        train = [p for j, p in enumerate(ordered) if j % folds != i]
+
+        def report(frac: float, msg: str, i: int = i) -> None:
+            if progress is not None:
+                progress(i, frac, msg)
+
+        model = train_change_model(train, replace(config, seed=config.seed + i), progress=report)
+        fold_scores = Scores(0, 0, 0, 0)
+        for p in test:
+            prob = model.probability(p.before.data, p.after.data, p.before.bands)
+            pred = np.nan_to_num(prob, nan=0.0) >= model.meta.threshold
+            s = Scores.of(pred, p.label)
+            fold_scores, total = fold_scores + s, total + s
+            per_item[p.name] = s.as_dict()
+            logger.info("fold %d: %s F1 %.3f", i, p.name, s.f1)
+        out_folds.append(
+            {
+                "fold": i,
+                "train": [p.name for p in train],
+                "test": [p.name for p in test],
+                "steps": model.meta.training.get("steps"),
+                "seconds": model.meta.training.get("seconds"),
+                "pooled": fold_scores.as_dict(),
+            }
+        )
+    f1s = [v["f1"] for v in per_item.values()]
+    return {
+        "folds": out_folds,
+        "per_item": per_item,
+        "pooled": total.as_dict(),
+        "mean_f1": round(float(np.mean(f1s)), 4),
+        "config": asdict(config),
+    }

@@ -1,0 +1,214 @@
+"""The learned change model: network shape, learning an obvious change, save/load, the missing
+extra, and the train/eval/detect CLI on tiny synthetic OSCD cities."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from sitewatch.errors import InputError, MissingExtraError
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Any:
+    """One torch thread: on a busy shared machine more threads only wait for each other."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+BANDS = ("B02", "B03", "B04", "B08")
+
+
+def synthetic_pair(
+    size: int = 64, seed: int = 0, square: tuple[int, int, int] = (20, 24, 18)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BEFORE/AFTER (4 bands) with a textured background, seasonal gain and noise, and a square
+    whose spectrum changes strongly (bare ground to roof); returns the square's mask."""
+    rng = np.random.default_rng(seed)
+    from scipy import ndimage as ndi
+
+    field = ndi.gaussian_filter(rng.normal(size=(len(BANDS), size, size)), (0, 2, 2))
+    base = 1000 + 300 * field / field.std()
+    before = base + rng.normal(0, 20, base.shape)
+    after = 1.1 * base + 50 + rng.normal(0, 20, base.shape)
+    y, x, s = square
+    truth = np.zeros((size, size), dtype=bool)
+    truth[y : y + s, x : x + s] = True
+    after[:, truth] = np.array([2500.0, 2300.0, 2200.0, 900.0])[:, None] + rng.normal(
+        0, 20, (len(BANDS), int(truth.sum()))
+    )
+    return before.astype(np.float32), after.astype(np.float32), truth
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_network_output_shape() -> None:
+    from sitewatch.analysis.models._network import SiamDiffUNet
+
+    net = SiamDiffUNet(6, (8, 16, 32))
+    a, b = torch.randn(2, 6, 32, 48), torch.randn(2, 6, 32, 48)
+    out = net(a, b)
+    assert out.shape == (2, 1, 32, 48)
+    # Siamese with absolute differences: the dates are interchangeable, identical inputs give
+    # the same output everywhere away from the borders (no change signal)
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(a, b), net(b, a), atol=1e-5)
+        assert not torch.allclose(net(a, b), net(a, a), atol=1e-3)
+
+
+def test_training_steps_reduce_loss_and_find_the_square() -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_change_model, train_config
+    from sitewatch.analysis.models.training import _loss, _prepare, _Sampler
+
+    before, after, truth = synthetic_pair()
+    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
+    config = train_config(
+        epochs=40, minutes=1.0, crop=64, batch=2, lr=5e-3, widths=(8, 16, 32), seed=1, threads=1
+    )
+    # loss of the untrained network versus the trained one on the same fixed batch
+    cities = _prepare([pair], BANDS, 6.0)
+    torch.manual_seed(0)
+    a, b, lab, val = _Sampler(cities, 64, 0.5, seed=3).batch(4)
+    from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
+
+    torch.manual_seed(config.seed)
+    untrained = ChangeModel(ModelMeta(bands=BANDS, widths=(8, 16, 32)))
+    untrained.net.eval()
+    with torch.no_grad():
+        loss0 = float(_loss(untrained.net(a, b), lab, val))
+    model = train_change_model([pair], config)
+    with torch.no_grad():
+        loss1 = float(_loss(model.net(a, b), lab, val))
+    assert model.meta.training["steps"] >= 10
+    assert loss1 < 0.8 * loss0
+    prob = model.probability(before, after, BANDS)
+    assert prob.shape == truth.shape
+    assert iou(prob >= model.meta.threshold, truth) > 0.5
+    # a new, larger, odd-sized scene: one tile, and small overlapping tiles, both find the square
+    big_b, big_a, big_t = synthetic_pair(size=75, seed=2, square=(40, 30, 20))
+    whole = model.probability(big_b, big_a, BANDS)
+    model.meta = replace(model.meta, tile=32, overlap=16)
+    tiled = model.probability(big_b, big_a, BANDS)
+    assert tiled.shape == (75, 75)
+    assert iou(whole >= 0.5, big_t) > 0.5
+    assert iou(tiled >= 0.5, big_t) > 0.5
+
+
+def _raster(data: np.ndarray) -> Any:
+    from sitewatch.analysis._changeio import Raster
+
+    return Raster(data, BANDS, None, rasterio.Affine.identity(), None)
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    from sitewatch.analysis.models import load_model
+    from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
+
+    torch.manual_seed(0)
+    model = ChangeModel(ModelMeta(bands=BANDS, widths=(8, 16, 32), training={"steps": 3}))
+    before, after, _ = synthetic_pair(size=40)
+    path = tmp_path / "m" / "model.pt"
+    meta_file = model.save(path)
+    assert meta_file.name == "model.pt.json"
+    meta = json.loads(meta_file.read_text())
+    assert meta["bands"] == list(BANDS) and meta["widths"] == [8, 16, 32]
+    assert meta["architecture"] == "fc_siam_diff"
+    loaded = load_model(path)
+    assert loaded.meta == model.meta
+    np.testing.assert_array_equal(
+        loaded.probability(before, after, BANDS), model.probability(before, after, BANDS)
+    )
+    # band names are matched by name or role, and missing bands are named
+    with pytest.raises(InputError, match="lack B08"):
+        loaded.probability(before[:3], after[:3], BANDS[:3])
+    meta_file.unlink()
+    with pytest.raises(InputError, match=r"model\.pt\.json is missing"):
+        load_model(path)
+
+
+def test_missing_torch_raises_missing_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sitewatch.analysis import models
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingExtraError, match=r"sitewatch\[ml\]"):
+        models.load_model(tmp_path / "model.pt")
+    with pytest.raises(MissingExtraError, match="learned change model"):
+        models.train_config(minutes=1.0)
+
+
+# --- CLI on synthetic OSCD cities ---------------------------------------------------------------
+
+
+def write_city(root: Path, name: str, seed: int) -> np.ndarray:
+    before, after, truth = synthetic_pair(size=48, seed=seed, square=(10 + seed, 14, 14))
+    transform = from_origin(500_000.0, 4_200_000.0, 10.0, 10.0)
+    for folder, img in (("imgs_1", before), ("imgs_2", after)):
+        (root / name / folder).mkdir(parents=True)
+        for i, band in enumerate(BANDS):
+            with rasterio.open(
+                root / name / folder / f"{name}_{band}.tif", "w", driver="GTiff", width=48,
+                height=48, count=1, dtype="float32", crs="EPSG:32652", transform=transform,
+            ) as dst:  # fmt: skip
+                dst.write(img[i : i + 1])
+    (root / name / "cm").mkdir()
+    with rasterio.open(
+        root / name / "cm" / f"{name}-cm.tif", "w", driver="GTiff", width=48, height=48,
+        count=1, dtype="uint8", crs="EPSG:32652", transform=transform,
+    ) as dst:  # fmt: skip
+        dst.write((1 + truth).astype(np.uint8)[None])
+    (root / name / "dates.txt").write_text("date_1: 20160101\ndate_2: 20170101\n")
+    return truth
+
+
+def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
+    root = tmp_path / "oscd"
+    write_city(root, "alpha", 0)
+    write_city(root, "beta", 1)
+    model = tmp_path / "model.pt"
+    r = sw("change", "train-oscd", str(root), "-o", str(model), "--minutes", "0.05",
+           "--crop", "32", "--batch", "2", "--threads", "1", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["bands"] == list(BANDS) and out["training"]["pairs"] == ["alpha", "beta"]
+    assert out["training"]["steps"] >= 1 and out["training"]["seconds"] < 30
+    assert model.is_file() and Path(str(model) + ".json").is_file()
+
+    r = sw("change", "eval-oscd", str(root), "--model", str(model), "--json")
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
+    assert set(res["per_item"]) == {"alpha", "beta"}
+    assert res["model"]["bands"] == list(BANDS)
+    pooled = res["pooled"]
+    assert pooled["tp"] + pooled["fp"] + pooled["fn"] + pooled["tn"] == 2 * 48 * 48
+
+    r = sw("change", "detect", str(root / "alpha" / "imgs_1"), str(root / "alpha" / "imgs_2"),
+           "-o", str(tmp_path / "c.tif"), "--model", str(model), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert summary["method"] == "siam_diff_unet" == summary["config"]["method"]
+    assert summary["config"]["trained_on"] == ["alpha", "beta"]
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        prob = ds.read(2)
+        assert ds.count == 2 and np.nanmin(prob) >= 0 and np.nanmax(prob) <= 1
+
+    r = sw("change", "detect", str(root / "alpha" / "imgs_1"), str(root / "alpha" / "imgs_2"),
+           "-o", str(tmp_path / "d.tif"), "--model", str(tmp_path / "none.pt"))  # fmt: skip
+    assert r.code == 2 and "no such model file" in r.err
