@@ -8,7 +8,7 @@ feature computation per tile, no sharing between overlapping tiles) on one block
 are checked to give equal features, and the peer's rate is scaled to km2/s by the area a tile
 adds to the search (stride^2 pixels).
 
-    .venv/bin/python bench/search.py [--size 8192] [--threads 2]
+    .venv/bin/python bench/search.py [--size 8192] [--threads 2] [--site-features]
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=8192, help="image side in pixels (10 m)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--peer-tiles", type=int, default=24, help="peer block side in tiles")
+    ap.add_argument("--site-features", action="store_true",
+                    help="add the step and site-scale descriptors (SearchParams.site)")  # fmt: skip
     ap.add_argument("--data", default=os.environ.get("SITEWATCH_SHARED_DATA", "../shared/data"))
     args = ap.parse_args()
     import dask
@@ -79,7 +81,7 @@ def main() -> None:
     dask.config.set(num_workers=args.threads)
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         path = _image(Path(args.data), args.size, Path(tmp) / "bench.tif")
-        params = SearchParams(tile=32, stride=16, block_tiles=64, top=100)
+        params = SearchParams(tile=32, stride=16, block_tiles=64, top=100, site=args.site_features)
         with rasterio.open(path) as ds:
             to_ll = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
             ex = [

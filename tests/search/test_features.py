@@ -18,17 +18,22 @@ from sitewatch.search.run import _read_dem
 from sitewatch.search.tiles import Block
 
 
-@pytest.mark.parametrize("context", [True, False])
-def test_block_features_equal_the_per_tile_computation(make_scene, context: bool) -> None:
+@pytest.mark.parametrize(
+    ("context", "site"), [(True, False), (False, False), (True, True), (False, True)]
+)
+def test_block_features_equal_the_per_tile_computation(
+    make_scene, context: bool, site: bool
+) -> None:
     path, _, _ = make_scene(size=160, sites=2, nodata_corner=True)
-    cfg = FeatureConfig(tile=16, stride=8, context=context)
+    cfg = FeatureConfig(tile=16, stride=8, context=context, site=site)
     with rasterio.open(path) as ds:
         grid = cfg.grid(ds)
         scale = estimate_scale(ds, [1, 2, 3, 4])
         for block in [Block(0, 0, 7, 9), Block(5, 11, grid.n_rows - 5, grid.n_cols - 11)]:
             raw, valid = read_block(ds, grid.block_window(block, cfg.halo), [1, 2, 3, 4])
             feats, ok = block_features(raw, valid, (block.n_rows, block.n_cols), cfg, scale)
-            assert feats.shape == (block.n_rows, block.n_cols, len(feature_names(4, False)))
+            n = len(feature_names(4, False, site))
+            assert feats.shape == (block.n_rows, block.n_cols, n)
             for r in range(block.n_rows):
                 for c in range(block.n_cols):
                     ref = tile_features(
@@ -84,3 +89,33 @@ def test_block_shape_is_checked() -> None:
     raw = np.zeros((4, 50, 50), dtype=np.uint8)
     with pytest.raises(AnalysisError, match="need"):
         block_features(raw, np.ones((50, 50), bool), (2, 2), cfg, BandScale((0,) * 4, (1,) * 4))
+
+
+def test_steps_and_site_scale_descriptors(make_scene) -> None:
+    path, _, pix = make_scene(size=128, sites=1)
+    names = feature_names(4, False, site=True)
+    assert "site_step_density" not in feature_names(4, False)
+    out = {}
+    for context in (True, False):
+        cfg = FeatureConfig(tile=16, stride=8, context=context, site=True)
+        with rasterio.open(path) as ds:
+            grid = cfg.grid(ds)
+            scale = estimate_scale(ds, [1, 2, 3, 4])
+            block = Block(0, 0, grid.n_rows, grid.n_cols)
+            raw, valid = read_block(ds, grid.block_window(block, cfg.halo), [1, 2, 3, 4])
+        out[context], _ = block_features(raw, valid, grid.shape, cfg, scale)
+    r, c = pix[0]
+    i, j = (r - 8) // 8, (c - 8) // 8
+    feats = out[True]
+    # the compound's bright roofs next to their shadow and portal: steps the background lacks
+    step = feats[..., names.index("step_density")]
+    assert step[i - 1 : i + 2, j - 1 : j + 2].max() > 0.02 and np.median(step) == 0.0
+    site_step = feats[..., names.index("site_step_density")]
+    assert site_step[i, j] > 0 and np.median(site_step) == 0.0
+    # the 48 px site window still sees the compound from a tile two cells away; the tile does not
+    assert site_step[i + 2, j] > 0 and step[i + 3, j] == 0.0
+    # without context the site window is the tile itself
+    flat = out[False]
+    for a, b in [("site_edge_density", "edge_density"), ("site_b1_std", "b1_std"),
+                 ("site_bright_fraction", "bright_fraction")]:  # fmt: skip
+        np.testing.assert_allclose(flat[..., names.index(a)], flat[..., names.index(b)])

@@ -10,7 +10,7 @@ from shapely.geometry import shape
 
 from sitewatch.errors import AnalysisError, InputError
 from sitewatch.search.candidates import make_candidates, non_max_suppression, to_geojson
-from sitewatch.search.model import SearchModel, fit_model
+from sitewatch.search.model import CLIP_MARGIN, SearchModel, fit_model
 from sitewatch.search.tiles import TileGrid
 
 
@@ -77,3 +77,40 @@ def test_candidates_are_lonlat_polygons_with_rank_score_and_cluster() -> None:
     props = gj["features"][0]["properties"]
     assert props["rank"] == 1 and props["score"] == 5 and props["run_id"] == "r1"
     assert shape(gj["features"][0]["geometry"]).equals_exact(c0.polygon, 1e-9)
+
+
+def test_model_does_not_reward_values_beyond_the_examples(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    neg = rng.normal(0, 1, (2000, 3))
+    pos = rng.normal(0, 0.2, (10, 3)) + np.array([3.0, 0.0, 0.0])
+    names = ["a", "b", "c"]
+    clipped = fit_model(pos, neg, names, method="logistic", clip_margin=CLIP_MARGIN)
+    free = fit_model(pos, neg, names, method="logistic")
+    assert free.lower is None and free.upper is None
+    site = np.array([[3.0, 0.0, 0.0]])
+    wild = np.array([[6.0, 0.0, 0.0]])  # far beyond every example on the site's side
+    wilder = np.array([[9.0, 0.0, 0.0]])
+    assert free.score(wilder)[0] > free.score(wild)[0] > free.score(site)[0]
+    assert clipped.score(wilder)[0] == clipped.score(wild)[0]  # saturates past the examples
+    edge = clipped.center + clipped.scale * clipped.upper  # the margin beyond the last example
+    assert edge[0] == pytest.approx(pos[:, 0].max() + CLIP_MARGIN * clipped.scale[0])
+    assert clipped.score(wild)[0] == pytest.approx(clipped.score(np.array([[edge[0], 0, 0]]))[0])
+    back = SearchModel.load(clipped.save(tmp_path / "m.json"))
+    np.testing.assert_array_equal(back.score(wild), clipped.score(wild))
+
+
+def test_hard_negative_rounds_push_down_the_look_alikes() -> None:
+    rng = np.random.default_rng(3)
+    bulk = rng.normal(0, 1, (3000, 2))
+    # a rare background class that shares the site's first feature but not its second
+    look_alike = rng.normal(0, 0.2, (60, 2)) + np.array([3.0, -1.5])
+    pos = rng.normal(0, 0.2, (10, 2)) + np.array([3.0, 1.5])
+    names = ["a", "b"]
+    neg = np.vstack([bulk, look_alike])
+    once = fit_model(pos, neg, names, method="logistic", hard_rounds=0, clip_margin=None)
+    hard = fit_model(pos, neg, names, method="logistic", hard_rounds=2, clip_margin=None)
+
+    def margin(m: SearchModel) -> float:
+        return float(np.median(m.score(pos)) - np.percentile(m.score(look_alike), 90))
+
+    assert margin(hard) > margin(once)

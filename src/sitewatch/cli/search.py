@@ -173,10 +173,18 @@ def triage_cmd(run_ref: str, limit: int | None, graphics: str, as_json: bool) ->
               show_default=True)  # fmt: skip
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Shared data folder (default: SITEWATCH_SHARED_DATA).")  # fmt: skip
+@click.option("--site-features", is_flag=True,
+              help="Add bright-dark step and site-scale (context window) descriptors.")  # fmt: skip
+@click.option("--negatives", default=3000, show_default=True, help="Random background tiles.")
+@click.option("--hard-rounds", default=0, show_default=True,
+              help="Hard-negative refits of the logistic model.")  # fmt: skip
+@click.option("--clip-margin", type=float, default=None,
+              help="Clip z-scores to the examples' range plus this margin (e.g. 0.5).")  # fmt: skip
 @json_option
 def eval_cmd(
     background: tuple[str, ...], n_sites: int, k: int, seeds: str, method: str,
-    data_dir: Path | None, as_json: bool,
+    data_dir: Path | None, site_features: bool, negatives: int, hard_rounds: int,
+    clip_margin: float | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Plant synthetic sites into real imagery and report recall at 100x/500x/1000x area reduction."""
     from ..search.evaluate import evaluate
@@ -191,7 +199,8 @@ def eval_cmd(
     for fam in background or ("naip",):
         rep = evaluate(
             shared, fam, n_sites=n_sites, k=k, seeds=seed_list,
-            params=SearchParams(method=method),  # type: ignore[arg-type]
+            params=SearchParams(method=method, site=site_features, negatives=negatives,  # type: ignore[arg-type]
+                                hard_rounds=hard_rounds, clip_margin=clip_margin),
             progress=lambda msg: err_console().print(msg),
         )  # fmt: skip
         reports.append(rep.to_dict())

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from rasterio.io import DatasetReader
 from scipy import ndimage
 
-from .features import LBP_BINS, BandScale, FeatureConfig, _lbp, read_block
+from .features import LBP_BINS, STEP_BRIGHT, STEP_DARK, BandScale, FeatureConfig, _lbp, read_block
 from .tiles import TileGrid
 
 __all__ = ["tile_features"]
@@ -23,6 +23,44 @@ F64 = NDArray[np.float64]
 def _orientation_bins(gx: NDArray[np.floating], gy: NDArray[np.floating]) -> NDArray[np.intp]:
     ang = np.degrees(np.arctan2(gy.astype(np.float64), gx.astype(np.float64))) % 180.0
     out: NDArray[np.intp] = (((ang + 22.5) // 45.0) % 4).astype(np.intp)
+    return out
+
+
+def _site_features(
+    x: NDArray[np.float32], valid: NDArray[np.bool_], o: int, W: int, cfg: FeatureConfig
+) -> list[float]:
+    """The site-scale descriptors of the ``W`` x ``W`` window at offset ``o`` of ``x``."""
+    win = (slice(o, o + W), slice(o, o + W))
+    v = valid[win]
+    out = [float(x[b][win][v].astype(np.float64).std()) for b in range(x.shape[0])]
+    lum = x[:, o - 1 : o + W + 1, o - 1 : o + W + 1].mean(axis=0, dtype=np.float32)
+    ring_v = valid[o - 1 : o + W + 1, o - 1 : o + W + 1]
+    tv = ndimage.binary_erosion(ring_v, structure=np.ones((3, 3), bool))[1:-1, 1:-1]
+    lum_w = lum[1:-1, 1:-1]
+    nv = max(int(v.sum()), 1)
+    out += [float((lum_w[v] > 1.0).sum()) / nv, float((lum_w[v] < 0.0).sum()) / nv]
+    gy_full, gx_full = np.gradient(lum)
+    gx, gy = gx_full[1:-1, 1:-1], gy_full[1:-1, 1:-1]
+    mag = np.sqrt(gx * gx + gy * gy)
+    c0 = lum[1:-1, 1:-1]
+    line = np.max(np.abs(np.stack([
+        lum[1:-1, 2:] + lum[1:-1, :-2] - 2 * c0, lum[2:, 1:-1] + lum[:-2, 1:-1] - 2 * c0,
+        lum[2:, 2:] + lum[:-2, :-2] - 2 * c0, lum[2:, :-2] + lum[:-2, 2:] - 2 * c0,
+    ])), axis=0)  # fmt: skip
+    hi3 = ndimage.maximum_filter(lum, size=3)[1:-1, 1:-1]
+    lo3 = ndimage.minimum_filter(lum, size=3)[1:-1, 1:-1]
+    d = max(int(tv.sum()), 1)
+    out += [
+        float(mag[tv].astype(np.float64).sum()) / d,
+        float((mag[tv] > cfg.edge_threshold).sum()) / d,
+        float((line[tv] > cfg.line_threshold).sum()) / d,
+        float(((hi3 > STEP_BRIGHT) & (lo3 < STEP_DARK))[tv].sum()) / d,
+    ]
+    bins = _orientation_bins(gx, gy)
+    hist = np.array([mag[tv & (bins == i)].astype(np.float64).sum() for i in range(4)])
+    total = hist.sum()
+    hist = hist / total if total > 0 else hist
+    out.append(float(max(hist[0] + hist[2], hist[1] + hist[3])))
     return out
 
 
@@ -97,4 +135,10 @@ def tile_features(
     codes = _lbp(lum)
     lbp = np.bincount(codes[tv], minlength=LBP_BINS).astype(np.float64) / d
     feats += lbp.tolist()
+    if cfg.site:
+        hi3 = ndimage.maximum_filter(lum, size=3)[1:-1, 1:-1]
+        lo3 = ndimage.minimum_filter(lum, size=3)[1:-1, 1:-1]
+        step = (hi3 > STEP_BRIGHT) & (lo3 < STEP_DARK)
+        feats.append(float(step[tv].sum()) / d)
+        feats += _site_features(x, valid, P - c * s, T + 2 * c * s, cfg)
     return np.asarray(feats, dtype=np.float64)

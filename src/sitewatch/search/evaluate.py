@@ -275,7 +275,8 @@ def evaluate(
     p = SearchParams(
         tile=fam.tile, stride=fam.stride, block_tiles=p0.block_tiles,
         top=max(p0.top, int(budget_tiles * 1.2) + k * 4 + 10), negatives=p0.negatives,
-        method=p0.method, seed=p0.seed, bands=None, context=p0.context,
+        method=p0.method, seed=p0.seed, bands=None, context=p0.context, site=p0.site,
+        hard_rounds=p0.hard_rounds, clip_margin=p0.clip_margin,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for seed in seeds:

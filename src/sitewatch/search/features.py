@@ -18,6 +18,14 @@ Descriptors (``B`` bands, normalised to about 0..1 by the image's robust band ra
   the magnitude-weighted histogram of gradient orientations (four bins, HOG-like), sorted so it
   does not depend on the site's orientation, with the share of the dominant orthogonal pair;
 * texture: the histogram of rotation-invariant uniform local binary patterns (LBP, P=8, R=1);
+* only with ``FeatureConfig(site=True)`` (off by default: it did not raise recall in
+  ``search eval``): bright-dark steps, the share of pixels whose 3 x 3 neighbourhood holds
+  both a bright (normalised luminance above ``STEP_BRIGHT``: roofs, concrete) and a dark pixel
+  (below ``STEP_DARK``: their cast shadow), whatever the sun's direction; and at site scale,
+  over the context window (the tile plus one tile on each side), the per-band standard
+  deviation, bright and dark shares, mean gradient, edge, line and step densities and the
+  dominant orthogonal pair of orientations. The per-pixel maps are then computed over the
+  block grown by the context, so these are the same cell sums pooled with a wider box;
 * terrain, when a DEM is given (resampled to the image grid): mean and maximum slope, relief
   (maximum minus minimum elevation) and elevation standard deviation.
 """
@@ -56,6 +64,10 @@ Bool = NDArray[np.bool_]
 
 LBP_BINS = 10  # P + 2 codes of the 'uniform' (rotation-invariant uniform) method for P = 8
 _TAN22 = math.tan(math.radians(22.5))
+# a bright-dark step: a 3 x 3 neighbourhood holding both a bright (roof, concrete) and a dark
+# (cast shadow) pixel, on the normalised luminance
+STEP_BRIGHT = 0.85
+STEP_DARK = 0.15
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class FeatureConfig:
     tile: int = 32
     stride: int = 16
     context: bool = True
+    site: bool = False
     edge_threshold: float = 0.08
     line_threshold: float = 0.05
 
@@ -172,7 +185,7 @@ def read_block(
     return raw, valid
 
 
-def feature_names(n_bands: int, with_dem: bool) -> list[str]:
+def feature_names(n_bands: int, with_dem: bool, site: bool = False) -> list[str]:
     """Names of the columns of :func:`block_features`, in order."""
     names = []
     for b in range(1, n_bands + 1):
@@ -181,6 +194,11 @@ def feature_names(n_bands: int, with_dem: bool) -> list[str]:
     names += ["bright_fraction", "dark_fraction", "grad_mean", "edge_density", "line_density"]
     names += [f"orient_{i}" for i in range(4)] + ["orient_orthogonal"]
     names += [f"lbp_{i}" for i in range(LBP_BINS)]
+    if site:
+        names += ["step_density"] + [f"site_b{b}_std" for b in range(1, n_bands + 1)]
+        names += ["site_bright_fraction", "site_dark_fraction", "site_grad_mean",
+                  "site_edge_density", "site_line_density", "site_step_density",
+                  "site_orient_orthogonal"]  # fmt: skip
     if with_dem:
         names += ["slope_mean", "slope_max", "relief", "elev_std"]
     return names
@@ -228,6 +246,28 @@ def _lbp(lum: F32) -> NDArray[np.intp]:
     codes = local_binary_pattern(q, 8, 1, method="uniform")  # type: ignore[no-untyped-call]
     out: NDArray[np.intp] = codes[1:-1, 1:-1].astype(np.intp)
     return out
+
+
+def _extremes3(lum: F32) -> tuple[F32, F32]:
+    """Maximum and minimum of each interior pixel's 3 x 3 neighbourhood."""
+    h, w = lum.shape[0] - 2, lum.shape[1] - 2
+    hi = lum[1:-1, 1:-1].copy()
+    lo = hi.copy()
+    for dr in (0, 1, 2):
+        for dc in (0, 1, 2):
+            v = lum[dr : dr + h, dc : dc + w]
+            np.maximum(hi, v, out=hi)
+            np.minimum(lo, v, out=lo)
+    return hi, lo
+
+
+def _orientation(o_t: F64) -> tuple[F64, F64]:
+    """Sorted shares of the 4 orientation bins (4, ...) and the dominant orthogonal pair."""
+    o_tot = o_t.sum(axis=0)
+    o_norm = o_t / np.where(o_tot > 0, o_tot, 1.0)
+    o_sorted: F64 = -np.sort(-o_norm, axis=0)
+    ortho: F64 = np.maximum(o_norm[0] + o_norm[2], o_norm[1] + o_norm[3])
+    return o_sorted, ortho
 
 
 def _slope_deg(dem: F64, gsd_x: float, gsd_y: float) -> F64:
@@ -299,47 +339,60 @@ def block_features(
         ctx_diff = mean - ctx
     else:
         ctx_diff = np.zeros_like(mean)
-    # --- edges, lines, orientations, LBP on the luminance of the tile pixels (+1 px ring) ---
-    ring = slice(P - 1, P + ny * s + 1)
-    ring_c = slice(P - 1, P + nx * s + 1)
-    lum = x[:, ring, ring_c].mean(axis=0, dtype=np.float32)
-    tv = _neighbours_valid(valid[ring, ring_c])
+    # --- edges, lines, orientations on the luminance of the tiles and their context (+1 px) ---
+    mc = c if cfg.site else 0  # maps over the context only when site-scale features are on
+    o0 = P - mc * s
+    NY, NX = ny + 2 * mc, nx + 2 * mc
+    vmap = valid[o0 : o0 + NY * s, o0 : o0 + NX * s]
+    rr, rc = slice(o0 - 1, o0 + NY * s + 1), slice(o0 - 1, o0 + NX * s + 1)
+    lum = x[:, rr, rc].mean(axis=0, dtype=np.float32)
+    tvo = _neighbours_valid(valid[rr, rc])  # (NY * s, NX * s)
     gx = (lum[1:-1, 2:] - lum[1:-1, :-2]) * np.float32(0.5)
     gy = (lum[2:, 1:-1] - lum[:-2, 1:-1]) * np.float32(0.5)
-    mag = np.sqrt(gx * gx + gy * gy) * tv
-    lum_in = lum[1:-1, 1:-1]
-    n_v = _box(_cell_sum(vin, s), k)
-    d_v = np.where(n_v > 0, n_v, 1.0)
-    bright = _box(_cell_sum((lum_in > 1.0) & vin, s), k) / d_v
-    dark = _box(_cell_sum((lum_in < 0.0) & vin, s), k) / d_v
+    mag = np.sqrt(gx * gx + gy * gy) * tvo
     ctr = lum[1:-1, 1:-1]
     line = np.abs(lum[1:-1, 2:] + lum[1:-1, :-2] - 2 * ctr)
     np.maximum(line, np.abs(lum[2:, 1:-1] + lum[:-2, 1:-1] - 2 * ctr), out=line)
     np.maximum(line, np.abs(lum[2:, 2:] + lum[:-2, :-2] - 2 * ctr), out=line)
     np.maximum(line, np.abs(lum[2:, :-2] + lum[:-2, 2:] - 2 * ctr), out=line)
+    if cfg.site:
+        hi3, lo3 = _extremes3(lum)
+        step = (hi3 > STEP_BRIGHT) & (lo3 < STEP_DARK) & tvo
+    else:
+        step = np.zeros_like(tvo)
     ax, ay = np.abs(gx), np.abs(gy)
     orient = np.where(
         ay <= _TAN22 * ax, 0, np.where(ax <= _TAN22 * ay, 2, np.where(gx * gy > 0, 1, 3))
     )
-    codes = _lbp(lum)
-    cell_idx = (np.arange(ny * s) // s)[:, None] * nx + (np.arange(nx * s) // s)[None, :]
-    ncell = ny * nx
-    n_tv = _box(_cell_sum(tv, s), k)
-    d_tv = np.where(n_tv > 0, n_tv, 1.0)
-    grad_mean = _box(_cell_sum(mag, s), k) / d_tv
-    edge = _box(_cell_sum((mag > cfg.edge_threshold), s), k) / d_tv
-    lines = _box(_cell_sum((line > cfg.line_threshold) & tv, s), k) / d_tv
-    o_hist: F64 = np.asarray(
-        np.bincount((cell_idx * 4 + orient).ravel(), weights=mag.ravel(), minlength=ncell * 4),
-        dtype=np.float64,
-    ).reshape(ny, nx, 4)
-    o_t = _box(np.moveaxis(o_hist, -1, 0), k)  # (4, nr, nc)
-    o_tot = o_t.sum(axis=0)
-    o_norm = o_t / np.where(o_tot > 0, o_tot, 1.0)
-    o_sorted = -np.sort(-o_norm, axis=0)
-    ortho = np.maximum(o_norm[0] + o_norm[2], o_norm[1] + o_norm[3])
+    inner_px = (slice(mc * s, (mc + ny) * s), slice(mc * s, (mc + nx) * s))
+    tv = tvo[inner_px]
+    codes = _lbp(lum[mc * s : (mc + ny) * s + 2, mc * s : (mc + nx) * s + 2])
+    cell_idx = (np.arange(NY * s) // s)[:, None] * NX + (np.arange(NX * s) // s)[None, :]
+    cells = np.stack([
+        _cell_sum(tvo, s), _cell_sum(mag, s), _cell_sum(mag > cfg.edge_threshold, s),
+        _cell_sum((line > cfg.line_threshold) & tvo, s), _cell_sum(step, s),
+        _cell_sum((ctr > 1.0) & vmap, s), _cell_sum((ctr < 0.0) & vmap, s),
+    ])  # fmt: skip
+    o_cells = np.moveaxis(
+        np.asarray(
+            np.bincount(
+                (cell_idx * 4 + orient).ravel(), weights=mag.ravel(), minlength=NY * NX * 4
+            ),
+            dtype=np.float64,
+        ).reshape(NY, NX, 4),
+        -1,
+        0,
+    )
+    t_sums = _box(cells[:, mc : mc + ny, mc : mc + nx], k)
+    d_tv = np.where(t_sums[0] > 0, t_sums[0], 1.0)
+    n_v = _box(n_in, k)
+    d_v = np.where(n_v > 0, n_v, 1.0)
+    grad_mean, edge, lines, steps = (t_sums[i] / d_tv for i in (1, 2, 3, 4))
+    bright, dark = t_sums[5] / d_v, t_sums[6] / d_v
+    o_sorted, ortho = _orientation(_box(o_cells[:, mc : mc + ny, mc : mc + nx], k))
+    cell_in = (np.arange(ny * s) // s)[:, None] * nx + (np.arange(nx * s) // s)[None, :]
     lbp_hist = (
-        np.bincount((cell_idx * LBP_BINS + codes)[tv], minlength=ncell * LBP_BINS)
+        np.bincount((cell_in * LBP_BINS + codes)[tv], minlength=ny * nx * LBP_BINS)
         .reshape(ny, nx, LBP_BINS)
         .astype(np.float64)
     )
@@ -348,6 +401,19 @@ def block_features(
     for b in range(nb):
         cols += [mean[b], std[b], pmax[b], cmax[b], cmin[b], ctx_diff[b]]
     cols += [bright, dark, grad_mean, edge, lines, *o_sorted, ortho, *lbp_t]
+    if cfg.site:
+        cols.append(steps)
+        # --- the same at site scale: the context window (tile plus one tile on each side) ---
+        w = k + 2 * c
+        c_sums = _box(cells, w)
+        d_ctv = np.where(c_sums[0] > 0, c_sums[0], 1.0)
+        n_w = _box(n_cells, w)
+        d_w = np.where(n_w > 0, n_w, 1.0)
+        m_w = _box(s1_cells, w) / d_w
+        std_w = np.sqrt(np.maximum(_box(s2_cells, w) / d_w - m_w * m_w, 0.0))
+        cols += [std_w[b] for b in range(nb)]
+        cols += [c_sums[5] / d_w, c_sums[6] / d_w] + [c_sums[i] / d_ctv for i in (1, 2, 3, 4)]
+        cols.append(_orientation(_box(o_cells, w))[1])
     if dem is not None:
         cols += _terrain(dem, P, ny, nx, s, k, gsd)
     feats = np.stack(cols, axis=-1)

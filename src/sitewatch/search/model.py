@@ -1,9 +1,14 @@
 """Few-shot scoring of tiles from a handful of positive examples.
 
 Features are standardised with robust statistics of the background (the negatives: random tiles
-of the AOI, plus candidates an analyst rejected), then scored by one of:
+of the AOI, plus candidates an analyst rejected) and clipped to the range the positives span
+(plus a margin): with a handful of examples a linear model must not reward a tile for being
+*more extreme* than any example (a mosaic seam or a nodata edge can push one texture feature
+ten deviations out and win on that alone). Then they are scored by one of:
 
-* ``logistic``: an L2-regularised logistic regression (scikit-learn), balanced classes;
+* ``logistic``: an L2-regularised logistic regression (scikit-learn), balanced classes, refitted
+  ``hard_rounds`` times with the best-scoring 5% of the negatives weighted up (hard-negative
+  mining: the rare background that looks most like a site is what fills an analyst's budget);
 * ``knn``: similarity to the nearest positive, ``exp(-d^2 / (2 n))`` in standardised space;
 * ``hybrid`` (default): the logistic log-odds plus the kNN log-similarity, so a tile must both
   lie on the positive side of the learned boundary and resemble a known example.
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -33,6 +38,9 @@ F64 = NDArray[np.float64]
 Method = Literal["hybrid", "logistic", "knn"]
 METHODS: tuple[str, ...] = get_args(Method)
 _FORMAT = "sitewatch-search-model/1"
+CLIP_MARGIN = 0.5  # robust deviations beyond the positives' range that still count
+HARD_SHARE = 0.05  # share of negatives up-weighted per hard-negative round
+HARD_WEIGHT = 10.0
 
 
 @dataclass(frozen=True)
@@ -47,11 +55,16 @@ class SearchModel:
     intercept: float
     positives: F64
     n_negatives: int
+    lower: F64 | None = None
+    upper: F64 | None = None
 
     def standardise(self, features: F64) -> F64:
-        """Robust z-scores, clipped to +-10 so one wild feature cannot dominate."""
+        """Robust z-scores, clipped to +-10 and to the positives' range (``lower``..``upper``)."""
         z: F64 = np.clip((features - self.center) / self.scale, -10.0, 10.0)
-        return np.nan_to_num(z, nan=0.0)
+        z = np.nan_to_num(z, nan=0.0)
+        if self.lower is not None and self.upper is not None:
+            z = np.clip(z, self.lower, self.upper)
+        return z
 
     def score(self, features: F64) -> F64:
         """Scores of ``features`` (n, d); higher is more like the examples. NaN rows stay NaN."""
@@ -94,6 +107,8 @@ class SearchModel:
             "intercept": self.intercept,
             "positives": self.positives.tolist(),
             "n_negatives": self.n_negatives,
+            "lower": None if self.lower is None else self.lower.tolist(),
+            "upper": None if self.upper is None else self.upper.tolist(),
         }
 
     @classmethod
@@ -118,6 +133,8 @@ class SearchModel:
                 -1, len(data["feature_names"])
             ),
             n_negatives=int(data["n_negatives"]),
+            lower=None if data.get("lower") is None else np.asarray(data["lower"], np.float64),
+            upper=None if data.get("upper") is None else np.asarray(data["upper"], np.float64),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -143,8 +160,17 @@ def fit_model(
     *,
     method: Method = "hybrid",
     C: float = 0.1,
+    hard_rounds: int = 0,
+    clip_margin: float | None = None,
 ) -> SearchModel:
-    """Fit a scorer from positive and negative feature rows (n, d)."""
+    """Fit a scorer from positive and negative feature rows (n, d).
+
+    ``clip_margin`` (robust deviations, e.g. :data:`CLIP_MARGIN`) clips the z-scores to the
+    positives' range plus that margin (None: only to +-10); ``hard_rounds`` > 0 refits with
+    hard negatives weighted up (0: one balanced fit). Both are off by default: on the NAIP
+    tuning seeds of ``search eval`` (10-12) they moved recall at 500x from 0.58 to 0.63 (within
+    seed noise) and cost recall at 100x (0.83 to 0.75).
+    """
     from sklearn.linear_model import LogisticRegression
 
     if method not in METHODS:
@@ -170,11 +196,23 @@ def fit_model(
     scale = np.where(scale > 1e-9, scale, np.where(std > 1e-9, std, 1.0))
     model0 = SearchModel(method, tuple(feature_names), center, scale, np.zeros(pos.shape[1]),
                          0.0, np.zeros((0, pos.shape[1])), len(neg))  # fmt: skip
+    lower = upper = None
+    if clip_margin is not None:
+        zp0 = model0.standardise(pos)
+        lower, upper = zp0.min(axis=0) - clip_margin, zp0.max(axis=0) + clip_margin
+        model0 = replace(model0, lower=lower, upper=upper)
     zp, zn = model0.standardise(pos), model0.standardise(neg)
     X = np.vstack([zp, zn])
     y = np.r_[np.ones(len(zp)), np.zeros(len(zn))]
-    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
     clf.fit(X, y)
+    for _ in range(hard_rounds):
+        sn = zn @ clf.coef_[0]
+        w = np.ones(len(zn))
+        w[sn > np.quantile(sn, 1.0 - HARD_SHARE)] = HARD_WEIGHT
+        weights = np.r_[np.full(len(zp), w.sum() / len(zp)), w]  # classes still balanced
+        clf = LogisticRegression(C=C, max_iter=3000)
+        clf.fit(X, y, sample_weight=weights)
     logger.info(
         "fitted a %s model on %d positive and %d negative tiles (%d features)",
         method, len(pos), len(neg), pos.shape[1],
@@ -188,4 +226,6 @@ def fit_model(
         intercept=float(clf.intercept_[0]),
         positives=zp,
         n_negatives=len(neg),
+        lower=lower,
+        upper=upper,
     )

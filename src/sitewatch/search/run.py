@@ -69,11 +69,16 @@ class SearchParams:
     seed: int = 0
     bands: tuple[int, ...] | None = None
     context: bool = True
+    site: bool = False
+    hard_rounds: int = 0
+    clip_margin: float | None = None
 
     @property
     def features(self) -> FeatureConfig:
         """The descriptor configuration."""
-        return FeatureConfig(tile=self.tile, stride=self.stride, context=self.context)
+        return FeatureConfig(
+            tile=self.tile, stride=self.stride, context=self.context, site=self.site
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -81,7 +86,8 @@ class SearchParams:
             "tile": self.tile, "stride": self.stride, "block_tiles": self.block_tiles,
             "top": self.top, "negatives": self.negatives, "method": self.method,
             "seed": self.seed, "bands": list(self.bands) if self.bands else None,
-            "context": self.context,
+            "context": self.context, "site": self.site, "hard_rounds": self.hard_rounds,
+            "clip_margin": self.clip_margin,
         }  # fmt: skip
 
     @classmethod
@@ -228,7 +234,7 @@ def compute_tile_features(
     dem: str | None,
 ) -> F64:
     """Descriptors of the given tiles (rows in the order given; NaN rows for empty tiles)."""
-    n = len(feature_names(len(bands), dem is not None))
+    n = len(feature_names(len(bands), dem is not None, cfg.site))
     out = np.full((len(tiles), n), np.nan)
     for i, (r, c) in enumerate(tiles):
         feats, _, _ = _block_features(image, grid, Block(r, c, 1, 1), cfg, scale, bands, dem)
@@ -278,6 +284,30 @@ def _negative_patches(grid: TileGrid, n: int, seed: int, patch: int = 8) -> list
     return out
 
 
+def _negative_block(
+    image: str,
+    grid: TileGrid,
+    block: Block,
+    cfg: FeatureConfig,
+    scale: BandScale,
+    bands: tuple[int, ...],
+    dem: str | None,
+    exclude: NDArray[np.int64],
+) -> F64:
+    """Features of the valid tiles of one patch more than two tiles away from the examples."""
+    feats, ok, _ = _block_features(image, grid, block, cfg, scale, bands, dem)
+    rr, cc = np.nonzero(ok)
+    if len(exclude):
+        d = np.maximum(
+            np.abs(rr[:, None] + block.row0 - exclude[None, :, 0]),
+            np.abs(cc[:, None] + block.col0 - exclude[None, :, 1]),
+        ).min(axis=1)
+        keep = d > 2 * grid.cells_per_tile
+        rr, cc = rr[keep], cc[keep]
+    out: F64 = feats[rr, cc]
+    return out
+
+
 def _negative_features(
     image: str,
     grid: TileGrid,
@@ -288,23 +318,21 @@ def _negative_features(
     scale: BandScale,
     bands: tuple[int, ...],
     dem: str | None,
+    scheduler: str | None = None,
 ) -> F64:
-    """Features of random background tiles more than two tiles away from the examples."""
-    k = grid.cells_per_tile
+    """Features of random background tiles more than two tiles away from the examples.
+
+    The patches are dask tasks on the same scheduler as the search.
+    """
+    from dask.delayed import delayed
+
     ex = np.array(exclude, dtype=np.int64).reshape(-1, 2)
-    rows_out = []
-    for block in _negative_patches(grid, n, seed):
-        feats, ok, _ = _block_features(image, grid, block, cfg, scale, bands, dem)
-        rr, cc = np.nonzero(ok)
-        if len(ex):
-            d = np.maximum(
-                np.abs(rr[:, None] + block.row0 - ex[None, :, 0]),
-                np.abs(cc[:, None] + block.col0 - ex[None, :, 1]),
-            ).min(axis=1)
-            keep = d > 2 * k
-            rr, cc = rr[keep], cc[keep]
-        rows_out.append(feats[rr, cc])
-    n_feat = len(feature_names(len(bands), dem is not None))
+    task = delayed(_negative_block, pure=True)
+    patches = _negative_patches(grid, n, seed, patch=16 if n > 4096 else 8)
+    rows_out = _run_tasks(
+        [task(image, grid, b, cfg, scale, bands, dem, ex) for b in patches], scheduler, None
+    )
+    n_feat = len(feature_names(len(bands), dem is not None, cfg.site))
     return np.vstack(rows_out) if rows_out else np.zeros((0, n_feat))
 
 
@@ -319,7 +347,7 @@ def _tiles_features_blocked(
     block_tiles: int,
 ) -> F64:
     """Features of scattered tiles, grouped by the block they fall in (one read per block)."""
-    n = len(feature_names(len(bands), dem is not None))
+    n = len(feature_names(len(bands), dem is not None, cfg.site))
     out = np.full((len(tiles), n), np.nan)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, (r, c) in enumerate(tiles):
@@ -411,16 +439,18 @@ def run_search(
             rasterio.open(dem_path).close()
         except rasterio.errors.RasterioIOError as exc:
             raise ImageryError(f"cannot open DEM {dem_path}: {exc}; check the path") from exc
-    names = feature_names(len(bands), dem_path is not None)
+    names = feature_names(len(bands), dem_path is not None, cfg.site)
     pos_tiles = _example_tiles(grid, examples)
     pos = _tiles_features_blocked(path, grid, pos_tiles, cfg, scale, bands, dem_path, p.block_tiles)
     neg = _negative_features(
-        path, grid, pos_tiles, p.negatives, p.seed, cfg, scale, bands, dem_path
+        path, grid, pos_tiles, p.negatives, p.seed, cfg, scale, bands, dem_path, scheduler
     )
     neg = neg[~np.isnan(neg).any(axis=1)]
     if negatives is not None and len(negatives):
         neg = np.vstack([neg, negatives])
-    model = fit_model(pos, neg, names, method=p.method)
+    model = fit_model(
+        pos, neg, names, method=p.method, hard_rounds=p.hard_rounds, clip_margin=p.clip_margin
+    )
     model_dict = model.to_dict()
     blocks = grid.blocks(p.block_tiles)
     task = delayed(score_block, pure=True)
