@@ -23,6 +23,7 @@ import click
 from ..catalog.models import Site, SiteRecord, Source
 from ..catalog.store import Catalog
 from ..errors import SitewatchError
+from ..types import FEATURE_KINDS
 from .options import console, echo_json, err_console, json_option
 
 __all__ = ["DemoRun", "demo", "reported_sites"]
@@ -128,7 +129,7 @@ def step_scenario(run: DemoRun) -> None:
         Feature(
             id=f["properties"]["id"],
             site_id=DEMO_SITE,
-            kind=f["properties"]["kind"] if f["properties"]["kind"] in _KINDS else "other",
+            kind=f["properties"]["kind"] if f["properties"]["kind"] in FEATURE_KINDS else "other",
             geometry=shape(f["geometry"]),
             name=f["properties"]["id"].removeprefix(site["id"] + "-"),
             attributes={
@@ -318,24 +319,6 @@ def step_report(run: DemoRun) -> None:
         run.files[f"report_{key}"] = Path(path)
     run.lines.append(f"report: site brief and catalog report in {run.out / 'report'}")
 
-
-_KINDS = frozenset(
-    (
-        "ugf_portal",
-        "berm",
-        "drive_through_shelter",
-        "hq",
-        "barracks",
-        "revetment",
-        "road",
-        "support",
-        "launch_pad",
-        "building",
-        "spoil",
-        "fence",
-        "other",
-    )
-)
 
 STEPS: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("catalog", step_catalog),
