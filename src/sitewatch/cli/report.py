@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,23 +22,28 @@ def _formats(values: tuple[str, ...]) -> tuple[str, ...]:
     return values or ("html",)
 
 
+def _output_options(func: Any) -> Any:
+    """``-o/--out DIR`` and ``--format html|pdf`` (repeatable), shared by the report commands."""
+    func = click.option(
+        "--format",
+        "formats",
+        type=click.Choice(["html", "pdf"]),
+        multiple=True,
+        help="html (default) and/or pdf; repeat for both.",
+    )(func)
+    return click.option(
+        "-o",
+        "--out",
+        "outdir",
+        required=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Output folder.",
+    )(func)
+
+
 @report.command("site")
 @click.argument("site_id", metavar="SITE")
-@click.option(
-    "-o",
-    "--out",
-    "outdir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder.",
-)
-@click.option(
-    "--format",
-    "formats",
-    type=click.Choice(["html", "pdf"]),
-    multiple=True,
-    help="html (default) and/or pdf; repeat for both.",
-)
+@_output_options
 @imagery_options
 @json_option
 def site_cmd(
@@ -76,21 +82,7 @@ def site_cmd(
 
 
 @report.command("catalog")
-@click.option(
-    "-o",
-    "--out",
-    "outdir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder.",
-)
-@click.option(
-    "--format",
-    "formats",
-    type=click.Choice(["html", "pdf"]),
-    multiple=True,
-    help="html (default) and/or pdf; repeat for both.",
-)
+@_output_options
 @click.option("--title", default="Site catalog", show_default=True)
 @click.option(
     "--boundaries",
