@@ -29,7 +29,6 @@ __all__ = [
     "Raster",
     "align_pair",
     "band_name_of",
-    "change_polygons",
     "pixel_area_m2",
     "read_image",
     "write_change_cog",
@@ -239,36 +238,6 @@ def write_change_cog(path: str | Path, mask: NDArray[np.bool_], magnitude: NDArr
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def change_polygons(mask: NDArray[np.bool_], raster: Raster) -> list[dict[str, Any]]:
-    """GeoJSON features (lon/lat) of the change patches with their geodesic areas in m²."""
-    from rasterio.features import shapes
-    from shapely.geometry import mapping, shape
-
-    from ..geo import geodesic_area, to_crs
-
-    feats: list[dict[str, Any]] = []
-    if raster.crs is None:
-        return feats
-    m = mask.astype(np.uint8)
-    for geom, value in shapes(m, mask=m.astype(bool), transform=raster.transform, connectivity=8):
-        if value != 1:
-            continue
-        poly = shape(geom)
-        if not raster.crs.is_geographic or raster.crs.to_epsg() != 4326:
-            poly = to_crs(poly, raster.crs.to_wkt(), "EPSG:4326")
-        feats.append(
-            {
-                "type": "Feature",
-                "geometry": mapping(poly),
-                "properties": {"area_m2": round(geodesic_area(poly), 1)},
-            }
-        )
-    feats.sort(key=lambda f: -float(f["properties"]["area_m2"]))
-    for i, f in enumerate(feats):
-        f["properties"]["id"] = i + 1
-    return feats
 
 
 def write_geojson(

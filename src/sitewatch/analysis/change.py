@@ -33,7 +33,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +45,10 @@ from . import _threshold as th
 from ._irmad import fit_irmad
 from ._normalise import BandGains, band_moments, orthogonal_regression, zscore_gains
 
+if TYPE_CHECKING:
+    from affine import Affine
+    from rasterio.crs import CRS
+
 __all__ = [
     "BAND_ALIASES",
     "METHODS",
@@ -52,6 +56,7 @@ __all__ = [
     "THRESHOLDS",
     "ChangeConfig",
     "ChangeResult",
+    "change_polygons",
     "clean_mask",
     "common_bands",
     "detect_change",
@@ -548,6 +553,39 @@ def pca_kmeans(
 
 
 # --- post-processing --------------------------------------------------------------------------
+
+
+def change_polygons(
+    mask: NDArray[np.bool_], transform: Affine, crs: CRS | None
+) -> list[dict[str, Any]]:
+    """GeoJSON features (lon/lat) of the change patches of ``mask``, largest first, each with its
+    geodesic area in m² and a 1-based ``id``. A mask without a CRS (a plain picture) has none."""
+    from rasterio.features import shapes
+    from shapely.geometry import mapping, shape
+
+    from ..geo import geodesic_area, to_crs
+
+    feats: list[dict[str, Any]] = []
+    if crs is None:
+        return feats
+    m = mask.astype(np.uint8)
+    for geom, value in shapes(m, mask=m.astype(bool), transform=transform, connectivity=8):
+        if value != 1:
+            continue
+        poly = shape(geom)
+        if not crs.is_geographic or crs.to_epsg() != 4326:
+            poly = to_crs(poly, crs.to_wkt(), "EPSG:4326")
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(poly),
+                "properties": {"area_m2": round(geodesic_area(poly), 1)},
+            }
+        )
+    feats.sort(key=lambda f: -float(f["properties"]["area_m2"]))
+    for i, f in enumerate(feats):
+        f["properties"]["id"] = i + 1
+    return feats
 
 
 def clean_mask(

@@ -107,13 +107,12 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     """Detect change between BEFORE and AFTER (multi-band files or folders of per-band files)."""
     from ..analysis._changeio import (
         align_pair,
-        change_polygons,
         pixel_area_m2,
         read_image,
         write_change_cog,
         write_geojson,
     )  # fmt: skip
-    from ..analysis.change import detect_change
+    from ..analysis.change import change_polygons, detect_change
 
     config = _config(kw, min_area)
     model = _load_model(kw)
@@ -140,7 +139,7 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             chunks=1024 if h * w > _CHUNK_ABOVE_PX else None,
         )  # fmt: skip
     write_change_cog(output, result.mask, result.magnitude, result.valid, img0)
-    feats = change_polygons(result.mask, img0)
+    feats = change_polygons(result.mask, img0.transform, img0.crs)
     gj = Path(geojson) if geojson else Path(output).with_suffix(".geojson")
     summary = result.summary()
     summary.update(output=str(output), geojson=str(gj), polygons=len(feats),

@@ -130,9 +130,8 @@ def monitor_site(catalog_url: str, site_id: str, opts: MonitorOptions) -> SiteRe
 
 
 def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteReport) -> None:
-    from ..analysis._changeio import Raster, change_polygons
     from ..analysis.activity import activity_from_cube
-    from ..analysis.change import ChangeConfig, detect_change
+    from ..analysis.change import ChangeConfig, change_polygons, detect_change
 
     site = cat.get_site(site_id)
     grid, aoi = _site_grid(site, opts)
@@ -164,9 +163,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
     config = ChangeConfig(
         method=opts.change_method or "cva", normalisation="invariant", smooth_sigma=0.5
     )
-    raster_proto = Raster(
-        data=np.empty((0, 0, 0)), bands=(), crs=_crs(grid), transform=grid.transform
-    )
+    grid_crs = _crs(grid)
     rules = opts.rules
     new_alerts: list[str] = []
     with cat.transaction():
@@ -218,7 +215,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                 )
                 change = res.mask & mask & _built_or_bare(cube.values, bands, prev_clear, i)
                 area = float(change.sum()) * pixel_area
-                polys = change_polygons(change, raster_proto)
+                polys = change_polygons(change, grid.transform, grid_crs)
                 geom = unary_union([shape(p["geometry"]) for p in polys]) if polys else None
                 cat.add_change_event(
                     ChangeEvent(
