@@ -111,7 +111,7 @@ class Dem:
         the smaller geodesic pixel size)."""
         if not self.is_geographic and crs is None:
             return self
-        from rasterio.warp import Resampling, calculate_default_transform, reproject
+        from rasterio.warp import calculate_default_transform
 
         w, s, e, n = self.bounds
         dst_crs = crs or local_utm_crs((w + e) / 2.0, (s + n) / 2.0)
@@ -122,18 +122,7 @@ class Dem:
         dst_t, dst_w, dst_h = calculate_default_transform(
             self.crs, dst_crs, cols, rows, *self.bounds, resolution=resolution
         )
-        out = np.full((dst_h, dst_w), np.nan)
-        reproject(
-            self.data,
-            out,
-            src_transform=self.transform,
-            src_crs=self.crs,
-            dst_transform=dst_t,
-            dst_crs=dst_crs,
-            resampling=Resampling.bilinear,
-            src_nodata=np.nan,
-            dst_nodata=np.nan,
-        )
+        out = _resample(self, CRS.from_user_input(dst_crs), dst_t, (dst_h, dst_w))
         return Dem(out, dst_t, CRS.from_user_input(dst_crs), self.source)
 
 
@@ -162,11 +151,29 @@ def read_dem(path: str | Path, *, band: int = 1) -> Dem:
     return Dem(arr, transform, crs, str(p))
 
 
+def _resample(dem: Dem, crs: CRS, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float64]:
+    """Bilinear resampling of ``dem`` onto a grid (NaN where it has no data)."""
+    from rasterio.warp import Resampling, reproject
+
+    out = np.full(shape, np.nan)
+    reproject(
+        dem.data,
+        out,
+        src_transform=dem.transform,
+        src_crs=dem.crs,
+        dst_transform=transform,
+        dst_crs=crs,
+        resampling=Resampling.bilinear,
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+    )
+    return out
+
+
 def dem_on_grid(
     dem: Dem, crs: CRS | str, transform: Affine, shape: tuple[int, int]
 ) -> NDArray[np.float64]:
     """Resample ``dem`` (bilinear) onto another grid, e.g. an image's; warns when the CRSs differ."""
-    from rasterio.warp import Resampling, reproject
 
     dst_crs = CRS.from_user_input(crs)
     if dst_crs != dem.crs:
@@ -175,18 +182,7 @@ def dem_on_grid(
             dem.crs.to_string(),
             dst_crs.to_string(),
         )
-    out = np.full(shape, np.nan)
-    reproject(
-        dem.data,
-        out,
-        src_transform=dem.transform,
-        src_crs=dem.crs,
-        dst_transform=transform,
-        dst_crs=dst_crs,
-        resampling=Resampling.bilinear,
-        src_nodata=np.nan,
-        dst_nodata=np.nan,
-    )
+    out = _resample(dem, dst_crs, transform, shape)
     if not np.isfinite(out).any():
         raise AnalysisError(
             f"the DEM {dem.source or ''} does not cover the image; give a DEM of the same area"
