@@ -121,6 +121,20 @@ class FigureLayout:
 # --- geometry helpers ------------------------------------------------------------------------
 
 
+def _title(fig: Figure, title: str | None, height_in: float) -> None:
+    """The bold figure title, centred in the header band."""
+    if title:
+        fig.text(
+            0.5,
+            1 - 0.5 * _HEADER_IN / height_in,
+            title,
+            ha="center",
+            va="center",
+            fontsize=13,
+            fontweight="bold",
+        )
+
+
 def _in_crs(ann: Annotation, crs: str) -> BaseGeometry:
     if ann.crs == crs:
         return ann.geometry
@@ -393,16 +407,7 @@ def annotated_figure(
     ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch))
     _callouts(ax, chip, annotations)
     bar = _furniture(ax, chip, layout)
-    if title:
-        fig.text(
-            0.5,
-            1 - 0.5 * _HEADER_IN / height,
-            title,
-            ha="center",
-            va="center",
-            fontsize=13,
-            fontweight="bold",
-        )
+    _title(fig, title, height)
     fig.text(
         margin,
         0.1 * _FOOTER_IN / height,
@@ -493,16 +498,7 @@ def before_after_figure(
             fontsize=10,
             fontweight="bold",
         )
-    if title:
-        fig.text(
-            0.5,
-            1 - 0.5 * _HEADER_IN / height,
-            title,
-            ha="center",
-            va="center",
-            fontsize=13,
-            fontweight="bold",
-        )
+    _title(fig, title, height)
     credits = sorted({c.source for c in (before, after) if c.source})
     sensors = " / ".join(dict.fromkeys(c.sensor for c in (before, after) if c.sensor))
     text = (
