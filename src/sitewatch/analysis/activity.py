@@ -39,6 +39,7 @@ __all__ = [
     "activity_from_cube",
     "activity_series",
     "change_points",
+    "not_phenology",
 ]
 
 log = logging.getLogger(__name__)
@@ -316,6 +317,22 @@ def _noise_scale(
         scale = np.array([np.median([_mad(d) for d in diffs[k]]) / np.sqrt(2.0) for k in range(nb)])
     floor = 1e-6 * max(float(np.nanmax(np.abs(arr[clear_idx[0]]))), 1.0)
     return np.asarray(np.maximum(scale, floor), dtype=np.float64)
+
+
+def not_phenology(
+    before: NDArray[Any], after: NDArray[Any], bands: Sequence[str], *, ndvi_bare: float = 0.2
+) -> NDArray[np.bool_]:
+    """Pixels of two (band, y, x) images that are bare or built on at least one of the dates.
+
+    Change between two vegetated states is phenology (green-up, harvest, drought), not
+    construction. Without red and nir bands every pixel is kept.
+    """
+    if "red" not in bands or "nir" not in bands:
+        return np.ones(np.shape(before)[1:], dtype=bool)
+    r, n = list(bands).index("red"), list(bands).index("nir")
+    pair = np.stack([np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)])
+    ndvi = _ratio(pair[:, n], pair[:, r])
+    return _unvegetated(ndvi, 0, 1, ActivityConfig(ndvi_bare=ndvi_bare))
 
 
 def _unvegetated(

@@ -130,7 +130,7 @@ def monitor_site(catalog_url: str, site_id: str, opts: MonitorOptions) -> SiteRe
 
 
 def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteReport) -> None:
-    from ..analysis.activity import activity_from_cube
+    from ..analysis.activity import activity_from_cube, not_phenology
     from ..analysis.change import ChangeConfig, change_polygons, detect_change
 
     site = cat.get_site(site_id)
@@ -213,7 +213,9 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                     config=config,
                     pixel_area_m2=pixel_area,
                 )
-                change = res.mask & mask & _built_or_bare(cube.values, bands, prev_clear, i)
+                change = (
+                    res.mask & mask & not_phenology(cube.values[prev_clear], cube.values[i], bands)
+                )
                 area = float(change.sum()) * pixel_area
                 polys = change_polygons(change, grid.transform, grid_crs)
                 geom = unary_union([shape(p["geometry"]) for p in polys]) if polys else None
@@ -292,25 +294,6 @@ def _alert(
         )
     )
     return [alert.id] if created else []
-
-
-VEGETATED_NDVI = 0.2
-
-
-def _built_or_bare(data: np.ndarray, bands: Sequence[str], a: int, b: int) -> np.ndarray:
-    """Pixels unvegetated on at least one of two dates.
-
-    Change between two vegetated states is phenology (green-up, harvest, drought), not
-    construction; without red and nir bands every pixel is kept.
-    """
-    if "red" not in bands or "nir" not in bands:
-        return np.ones(data.shape[2:], dtype=bool)
-    r, n = bands.index("red"), bands.index("nir")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ndvi_a = (data[a, n] - data[a, r]) / (data[a, n] + data[a, r])
-        ndvi_b = (data[b, n] - data[b, r]) / (data[b, n] + data[b, r])
-    keep: np.ndarray = np.fmin(ndvi_a, ndvi_b) < VEGETATED_NDVI
-    return keep
 
 
 def _compact(poly: Any) -> bool:
