@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,web,postgres,ml,video
 DEMO_OUT ?= demo-output
 
-.PHONY: all install demo test lint typecheck unit system-deps bench eval constraints ui audit clean
+.PHONY: all install demo test lint typecheck unit system-deps bench eval fuzz constraints ui audit clean
 
 all: test
 
@@ -52,6 +52,12 @@ bench: install system-deps
 
 eval: install
 	bash scripts/eval.sh
+
+# A longer, randomised fuzzing campaign of the importers and the STAC parser (FUZZ_SCALE x the
+# example counts of `make test`), with hypothesis statistics.
+FUZZ_SCALE ?= 20
+fuzz: install
+	SITEWATCH_FUZZ_SCALE=$(FUZZ_SCALE) SITEWATCH_FUZZ_RANDOM=1 $(BIN)/pytest tests/reliability/test_fuzz_importers.py -p no:cacheprovider -q --hypothesis-show-statistics
 
 # Rebuild the web UI (needs Node/npm; the built files in src/sitewatch/web/static are committed).
 ui:

@@ -11,6 +11,7 @@ import copy
 import csv
 import io
 import json
+import os
 import sqlite3
 import tempfile
 import zipfile
@@ -26,11 +27,20 @@ from sitewatch.catalog.io import read_sites
 from sitewatch.catalog.store import Catalog
 from sitewatch.errors import ImportFormatError, RecordProblem, SitewatchError
 
+# `make fuzz` runs a longer, randomised campaign: SITEWATCH_FUZZ_SCALE multiplies every example
+# count and SITEWATCH_FUZZ_RANDOM=1 draws new examples each run (the default is derandomised).
+_SCALE = float(os.environ.get("SITEWATCH_FUZZ_SCALE", "1"))
+
+
+def _n(base: int) -> int:
+    return max(1, round(base * _SCALE))
+
+
 FUZZ = settings(
-    max_examples=12,
+    max_examples=_n(12),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,
+    derandomize=os.environ.get("SITEWATCH_FUZZ_RANDOM") != "1",
     phases=[Phase.explicit, Phase.generate],  # no shrinking: bounded time
 )
 
@@ -345,7 +355,7 @@ def test_kml_and_kmz_mutations(
 _SQL_VALUES = st.one_of(st.none(), _NUMBERS, _TEXTS, st.binary(max_size=40))
 
 
-@settings(FUZZ, max_examples=6)
+@settings(FUZZ, max_examples=_n(6))
 @given(data=st.data())
 def test_gpkg_cell_mutations(
     data: st.DataObject, seed_files: dict[str, Path], cat: Catalog, scratch: Path
@@ -419,7 +429,7 @@ def _seed_item() -> dict[str, Any]:
     }
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=_n(60))
 @given(data=st.data(), n=st.integers(1, 5))
 def test_stac_item_parser(data: st.DataObject, n: int) -> None:
     import pystac
