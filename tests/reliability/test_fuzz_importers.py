@@ -182,6 +182,30 @@ def test_geojson_and_iarpa_mutations(
     cat.wipe()
 
 
+@pytest.mark.parametrize("fmt", ["geojson", "iarpa"])
+def test_every_value_replaced_by_each_wrong_type(
+    fmt: str, seed_files: dict[str, Path], cat: Catalog, scratch: Path
+) -> None:
+    """A deterministic sweep: each value of the seed file in turn becomes a list, an object, a
+    non-date string and null (the long campaign found a list as an observation's scene_id and a
+    date string as a geometry type)."""
+    seed = json.loads(seed_files[fmt].read_text(encoding="utf-8"))
+    paths = [p for p in _paths(seed) if p]
+    assert len(paths) > 20
+    for path in paths:
+        wrong: tuple[Any, ...] = ([[]], {"k": [1]}, "2020-13-45", None)
+        for value in wrong:
+            doc = copy.deepcopy(seed)
+            parent = doc
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = value
+            target = scratch / "w.geojson"
+            target.write_text(json.dumps(doc), encoding="utf-8")
+            _import(cat, target, fmt)
+            cat.wipe()
+
+
 @FUZZ
 @given(raw=st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode)))
 @pytest.mark.parametrize("fmt", ["geojson", "iarpa", "csv", "kml", "kmz", "gpkg"])

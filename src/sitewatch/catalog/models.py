@@ -188,6 +188,18 @@ class Feature:
             raise InputError(f"feature {self.id!r}: last_seen is before first_seen")
 
 
+def _texts(obj: Any, what: str, *names: str, optional: bool = False) -> None:
+    """Refuse non-text values in text fields (an importer may hand over any JSON value)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is None and optional:
+            continue
+        if not isinstance(value, str):
+            raise InputError(
+                f"{what} {name} must be text, got {type(value).__name__} {value!r:.60}"
+            )
+
+
 @dataclass(frozen=True)
 class Observation:
     """A dated look at a site in one image, by an analyst or a job."""
@@ -210,6 +222,8 @@ class Observation:
 
     def __post_init__(self) -> None:
         _aware(self.acquired, "acquired")
+        _texts(self, "observation", "id", "site_id", "sensor", "analyst", "text")
+        _texts(self, "observation", "scene_id", optional=True)
         if self.phase is not None:
             check_choice(self.phase, ACTIVITY_PHASES, "activity phase")
 

@@ -128,7 +128,7 @@ def read_geometry(raw: Any, where: str) -> BaseGeometry | None:
         AttributeError,
         KeyError,
         IndexError,
-        shapely.errors.GEOSException,
+        shapely.errors.ShapelyError,
     ) as exc:
         raise GeometryError(f"{where}: unreadable geometry ({exc}); fix its coordinates") from None
 
@@ -294,9 +294,14 @@ def _date(value: Any, what: str) -> date | None:
 
 
 def feature_from_props(
-    props: Mapping[str, Any], geometry: BaseGeometry, *, site_id: str, repair: bool = False
+    props: Mapping[str, Any], geometry: BaseGeometry | None, *, site_id: str, repair: bool = False
 ) -> Feature:
     """A :class:`Feature` from properties written by :func:`feature_to_props` (or by hand)."""
+    if geometry is None:
+        raise GeometryError(
+            f"feature {props.get('id') or props.get('name') or ''!r} of site {site_id!r} has no "
+            "geometry; give it a point, line or polygon"
+        )
     attrs = props.get("attributes") or {}
     if isinstance(attrs, str):
         try:
@@ -510,6 +515,15 @@ def observation_to_props(obs: Observation) -> dict[str, Any]:
     }
 
 
+def _scalar_text(value: Any, name: str) -> str | None:
+    """Text from a scalar property (a number becomes its text); lists and objects are refused."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InputError(f"observation {name} must be text, got {value!r:.60}")
+    return str(value)
+
+
 def observation_from_props(props: Mapping[str, Any], *, site_id: str) -> Observation:
     """An :class:`Observation` from :func:`observation_to_props` output."""
     raw = props.get("acquired")
@@ -527,7 +541,7 @@ def observation_from_props(props: Mapping[str, Any], *, site_id: str) -> Observa
         site_id=site_id,
         acquired=acquired,
         sensor=str(props.get("sensor") or ""),
-        scene_id=props.get("scene_id"),
+        scene_id=_scalar_text(props.get("scene_id"), "scene_id"),
         gsd_m=parse_float(props.get("gsd_m"), "gsd_m"),
         sun_azimuth=parse_float(props.get("sun_azimuth"), "sun_azimuth"),
         sun_elevation=parse_float(props.get("sun_elevation"), "sun_elevation"),

@@ -143,7 +143,9 @@ def read_iarpa(path: str | Path, *, repair: bool = False) -> Iterator[SiteRecord
         with file.open("rb") as fh:
             for index, feature in enumerate(iter_features(fh, file), start=1):
                 where = f"{file.name} feature #{index}"
-                props = (feature.get("properties") or {}) if isinstance(feature, dict) else {}
+                props = feature.get("properties") if isinstance(feature, dict) else None
+                if not isinstance(props, dict):
+                    props = {}
                 kind = props.get("type")
                 try:
                     if kind in ("site", "site_summary"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -209,14 +210,29 @@ def _demote(geom: BaseGeometry) -> BaseGeometry:
     return geom
 
 
+def _gdal(fn: Any, *args: Any, **kw: Any) -> Any:
+    """Call a pyogrio reader with GDAL's warnings (raised from inside its C error handler, where
+    they cannot propagate) logged instead of escaping as unraisable exceptions."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kw)
+    for w in caught:
+        log.warning("GDAL: %s", w.message)
+    return out
+
+
 def _by_site(
     path: Path, layer: str, ids: list[str], layers: set[str]
 ) -> dict[str, list[tuple[BaseGeometry, dict[str, Any]]]]:
     out: dict[str, list[tuple[BaseGeometry, dict[str, Any]]]] = {}
     if layer not in layers or not ids:
         return out
-    meta, _, geoms, data = pyogrio.raw.read(
-        str(path), layer=layer, where=f"site_id IN ({_quote(ids)})", encoding="UTF-8"
+    meta, _, geoms, data = _gdal(
+        pyogrio.raw.read,
+        str(path),
+        layer=layer,
+        where=f"site_id IN ({_quote(ids)})",
+        encoding="UTF-8",
     )
     names = list(meta["fields"])
     shapes = shapely.from_wkb(geoms)
@@ -254,7 +270,7 @@ def _read_gpkg(path: Path, layer: str | None, repair: bool) -> Iterator[SiteReco
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        listed = pyogrio.list_layers(str(path))
+        listed = _gdal(pyogrio.list_layers, str(path))
     except pyogrio.errors.DataSourceError as exc:
         raise InputError(f"{path}: not a GeoPackage GDAL can open ({exc})") from None
     layers = {str(row[0]) for row in listed}
@@ -262,14 +278,15 @@ def _read_gpkg(path: Path, layer: str | None, repair: bool) -> Iterator[SiteReco
         layer = "sites" if "sites" in layers else str(listed[0][0]) if len(listed) else None
     if layer is None or layer not in layers:
         raise InputError(f"{path}: no layer {layer!r}; its layers are: {', '.join(sorted(layers))}")
-    info = pyogrio.read_info(str(path), layer=layer)
+    info = _gdal(pyogrio.read_info, str(path), layer=layer)
     total = int(info["features"])
     crs = info.get("crs")
     reproject = crs is not None and CRS.from_user_input(crs) != CRS.from_epsg(4326)
     ours = layer == "sites" and {"id", "name", "status"} <= set(info["fields"])
     dupes = DuplicateIds(lambda n: f"{layer} feature fid {n}")
     for start in range(0, total, BATCH_SIZE):
-        meta, fids, geoms, data = pyogrio.raw.read(
+        meta, fids, geoms, data = _gdal(
+            pyogrio.raw.read,
             str(path),
             layer=layer,
             skip_features=start,
