@@ -235,6 +235,11 @@ def _by_site(
         encoding="UTF-8",
     )
     names = list(meta["fields"])
+    if geoms is None or "site_id" not in names:
+        raise InputError(
+            f"{path}: its {layer!r} layer has lost its geometry or site_id column; export the "
+            "GeoPackage again"
+        )
     shapes = shapely.from_wkb(geoms)
     for i, geom in enumerate(shapes):
         row = {n: _value(data[k], i) for k, n in enumerate(names)}
