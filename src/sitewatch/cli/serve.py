@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -65,9 +66,23 @@ def build_demo(folder: Path | None = None) -> DemoServer:
     default=None,
     help="Imagery archive to serve tiles from (default: SITEWATCH_ARCHIVE_DIR or HOME/archive).",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes. More than 1 uses more cores, but report jobs and the failed-login "
+    "limit are then per process: a report must be followed on the process that made it, so keep "
+    "1 where the UI's reports are used.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, demo: bool, archive: Path | None) -> None:
-    """Run the web app: map-based review, REST API (/docs) and imagery tiles."""
+def serve(
+    ctx: click.Context, host: str, port: int, demo: bool, archive: Path | None, workers: int
+) -> None:
+    """Run the web app: map-based review, REST API (/docs) and imagery tiles.
+
+    uvicorn uses uvloop and httptools when they are installed (``pip install 'uvicorn[standard]'``).
+    """
     try:
         import uvicorn
 
@@ -88,10 +103,24 @@ def serve(ctx: click.Context, host: str, port: int, demo: bool, archive: Path | 
         )
     else:
         url = state(ctx).database_url or get_settings().catalog_url
-    app = create_app(url, archive_root=archive)
+    app = create_app(url, archive_root=archive) if workers == 1 else None
     err_console().print(f"serving on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        if app is not None:
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        else:  # each worker process builds its app from the environment
+            os.environ["SITEWATCH_DATABASE_URL"] = url
+            if archive is not None:
+                os.environ["SITEWATCH_ARCHIVE_DIR"] = str(Path(archive).resolve())
+            uvicorn.run(
+                "sitewatch.web.app:create_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
     finally:
         if demo_server is not None:
             demo_server.cleanup()

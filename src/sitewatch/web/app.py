@@ -8,6 +8,7 @@ the UI is served from ``/`` out of the built assets shipped in ``sitewatch/web/s
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -104,14 +106,17 @@ def create_app(
         archive_root=archive,
         workdir=workdir,
         reader=reader,
-        users=UserStore.for_catalog(reader),
-        tiles=TileRenderer(archive, cache_size=web.tile_cache),
+        users=UserStore.for_catalog(reader, cache_s=web.auth_cache_s),
+        tiles=TileRenderer(archive, cache_size=web.tile_cache, zlevel=web.tile_zlevel),
         limiter=LoginLimiter(web.login_attempts, web.login_window_s),
     )
     jobs = ReportJobs(reader, workdir, chips=ctx.tiles.chips)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # blocking handlers (sync endpoints, tile rendering) share this many threads
+        to_thread.current_default_thread_limiter().total_tokens = web.threads
+        ctx.tile_limiter = CapacityLimiter(web.tile_threads or os.cpu_count() or 2)
         yield
         jobs.close()
         ctx.close()

@@ -15,11 +15,12 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import AuthError
 from .users import User, has_role
@@ -93,38 +94,72 @@ def _unauthorised(message: str) -> HTTPException:
     return HTTPException(401, detail=message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(request: Request) -> Principal:
-    """The principal of a request (Bearer token or session cookie); 401 when there is none."""
-    from .deps import context
-
-    ctx = context(request)
+def _credentials(request: Request) -> tuple[Literal["session", "token"], str]:
+    """How the request says who it is: ("token", secret) or ("session", cookie); 401 if neither."""
     header = request.headers.get("authorization", "")
-    try:
-        if header:
-            scheme, _, secret = header.partition(" ")
-            if scheme.lower() != "bearer" or not secret.strip():
-                raise _unauthorised("use 'Authorization: Bearer <token>'")
-            return Principal(ctx.users.user_for_token(secret.strip()), "token")
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            raise _unauthorised("log in first (POST /api/auth/login) or send a Bearer token")
-        user, csrf = ctx.users.session(cookie)
-    except AuthError as exc:
-        raise _unauthorised(str(exc)) from None
-    if request.method not in _SAFE:
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise _unauthorised("use 'Authorization: Bearer <token>'")
+        return "token", secret.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise _unauthorised("log in first (POST /api/auth/login) or send a Bearer token")
+    return "session", cookie
+
+
+def _checked(request: Request, principal: Principal) -> Principal:
+    """The principal, after the CSRF check that unsafe requests made with a session need."""
+    if principal.via == "session" and request.method not in _SAFE:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not sent or not secrets.compare_digest(sent, csrf):
+        if not sent or not secrets.compare_digest(sent, principal.csrf or ""):
             raise HTTPException(
                 403, detail=f"missing or wrong {CSRF_HEADER} header (reload the page)"
             )
-    return Principal(user, "session", csrf)
+    return principal
 
 
-def require(role: str) -> Callable[[Request], Principal]:
-    """A FastAPI dependency: the request's principal, who must have at least ``role``."""
+def authenticate(request: Request) -> Principal:
+    """The principal of a request (Bearer token or session cookie); 401 when there is none."""
+    from .deps import app_context
 
-    def dependency(request: Request) -> Principal:
-        principal = authenticate(request)
+    users = app_context(request).users
+    via, secret = _credentials(request)
+    try:
+        if via == "token":
+            principal = Principal(users.user_for_token(secret), "token")
+        else:
+            user, csrf = users.session(secret)
+            principal = Principal(user, "session", csrf)
+    except AuthError as exc:
+        raise _unauthorised(str(exc)) from None
+    return _checked(request, principal)
+
+
+def _remembered(request: Request) -> Principal | None:
+    """The principal from the user store's recent lookups, without database access; or None."""
+    from .deps import app_context
+
+    users = app_context(request).users
+    via, secret = _credentials(request)
+    if via == "token":
+        user = users.cached_token_user(secret)
+        return None if user is None else _checked(request, Principal(user, "token"))
+    hit = users.cached_session(secret)
+    return None if hit is None else _checked(request, Principal(hit[0], "session", hit[1]))
+
+
+def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency: the request's principal, who must have at least ``role``.
+
+    A recently seen token or session is answered on the event loop; otherwise the database lookup
+    runs in a worker thread.
+    """
+
+    async def dependency(request: Request) -> Principal:
+        principal = _remembered(request)
+        if principal is None:
+            principal = await run_in_threadpool(authenticate, request)
         if not has_role(principal.user.role, role):
             raise AuthError(
                 f"user {principal.username!r} has the role {principal.user.role!r}; "

@@ -3,6 +3,12 @@
 Passwords are hashed with argon2id (argon2-cffi); API tokens and session ids are random 256-bit
 secrets of which only the SHA-256 digest is stored, so a copy of the database lets nobody log in.
 Roles are ordered: a ``viewer`` reads, an ``analyst`` also writes, an ``admin`` also manages users.
+
+A store made with ``cache_s > 0`` (the web app's) remembers successful token and session lookups
+for that many seconds, so a burst of requests with one token costs one database read. Every change
+made through the same store (removing a user, a new password, revoking a token, logging out)
+forgets them at once; changes made by another process (``sitewatch users ...``) take effect within
+``cache_s``. Expiry is checked on every request either way.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ import hashlib
 import logging
 import re
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
@@ -42,6 +51,7 @@ _RANK = {r: i for i, r in enumerate(ROLES)}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _MIN_PASSWORD = 8
 TOKEN_PREFIX = "swt_"  # noqa: S105 - a public prefix, not a secret
+_CACHE_ENTRIES = 4096
 
 
 def has_role(role: str, needed: str) -> bool:
@@ -106,19 +116,76 @@ def _check_password(password: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Lookup:
+    """A remembered token or session lookup."""
+
+    user: User
+    csrf: str | None
+    expires_at: datetime | None
+    until: float  # time.monotonic() after which the database is asked again
+
+
 class UserStore:
     """Read and write users, tokens and sessions in the catalog database."""
 
-    def __init__(self, engine: Engine, *, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, hasher: PasswordHasher | None = None, cache_s: float = 0.0
+    ) -> None:
         self._engine = engine
         self._hasher = hasher or PasswordHasher()
         self._dummy: str | None = None
+        self._cache_s = cache_s
+        self._cache: OrderedDict[str, _Lookup] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @classmethod
-    def for_catalog(cls, catalog: Catalog, *, hasher: PasswordHasher | None = None) -> UserStore:
+    def for_catalog(
+        cls, catalog: Catalog, *, hasher: PasswordHasher | None = None, cache_s: float = 0.0
+    ) -> UserStore:
         """The user store of an open catalog (same database, same connection pool)."""
         engine: Engine = catalog.engine
-        return cls(engine, hasher=hasher)
+        return cls(engine, hasher=hasher, cache_s=cache_s)
+
+    # -- lookup cache ------------------------------------------------------------------------
+
+    def _remembered(self, key: str) -> _Lookup | None:
+        if self._cache_s <= 0:
+            return None
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is None or time.monotonic() > hit.until:
+            return None
+        if hit.expires_at is not None and hit.expires_at < utcnow():
+            return None  # the database lookup reports the expiry
+        return hit
+
+    def _remember(
+        self, key: str, user: User, csrf: str | None, expires_at: datetime | None
+    ) -> None:
+        if self._cache_s <= 0:
+            return
+        entry = _Lookup(user, csrf, expires_at, time.monotonic() + self._cache_s)
+        with self._cache_lock:
+            self._cache[key] = entry
+            self._cache.move_to_end(key)
+            while len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+
+    def forget_lookups(self) -> None:
+        """Drop every remembered token and session lookup (after a change to users or tokens)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def cached_token_user(self, secret: str) -> User | None:
+        """The owner of an API token if a recent lookup is remembered (no database access)."""
+        hit = self._remembered("t" + _digest(secret))
+        return hit.user if hit is not None else None
+
+    def cached_session(self, secret: str) -> tuple[User, str] | None:
+        """The user and CSRF token of a session if a recent lookup is remembered (no database)."""
+        hit = self._remembered("s" + _digest(secret))
+        return (hit.user, hit.csrf or "") if hit is not None else None
 
     # -- users -------------------------------------------------------------------------------
 
@@ -173,6 +240,7 @@ class UserStore:
             conn.execute(t.web_sessions.delete().where(t.web_sessions.c.username == username))
             conn.execute(t.api_tokens.delete().where(t.api_tokens.c.username == username))
             conn.execute(t.users.delete().where(t.users.c.username == username))
+        self.forget_lookups()
 
     def set_password(self, username: str, password: str) -> None:
         """Change a password; ends the user's browser sessions."""
@@ -185,6 +253,7 @@ class UserStore:
                 .values(password_hash=self._hasher.hash(password))
             )
             conn.execute(t.web_sessions.delete().where(t.web_sessions.c.username == username))
+        self.forget_lookups()
 
     def authenticate(self, username: str, password: str) -> User:
         """The user if the password is right; :class:`AuthError` otherwise (same message either way)."""
@@ -258,15 +327,20 @@ class UserStore:
         """Delete an API token by its id."""
         with self._engine.begin() as conn:
             res = conn.execute(t.api_tokens.delete().where(t.api_tokens.c.id == token_id))
+        self.forget_lookups()
         if res.rowcount == 0:
             raise NotFound(f"no API token with id {token_id!r}; `sitewatch users token --list`")
 
     def user_for_token(self, secret: str) -> User:
         """The owner of an API token; :class:`AuthError` if unknown or expired."""
+        digest = _digest(secret)
+        hit = self._remembered("t" + digest)
+        if hit is not None:
+            return hit.user
         q = (
             sa.select(t.users, t.api_tokens.c.expires_at)
             .join(t.api_tokens, t.api_tokens.c.username == t.users.c.username)
-            .where(t.api_tokens.c.token_hash == _digest(secret))
+            .where(t.api_tokens.c.token_hash == digest)
         )
         with self._engine.connect() as conn:
             row = conn.execute(q).first()
@@ -274,7 +348,9 @@ class UserStore:
             raise AuthError("unknown API token; make one with `sitewatch users token NAME`")
         if row.expires_at is not None and row.expires_at < utcnow():
             raise AuthError("this API token has expired; make a new one")
-        return self._user(row._mapping)
+        user = self._user(row._mapping)
+        self._remember("t" + digest, user, None, row.expires_at)
+        return user
 
     # -- browser sessions --------------------------------------------------------------------
 
@@ -299,16 +375,22 @@ class UserStore:
 
     def session(self, secret: str) -> tuple[User, str]:
         """The user and CSRF token of a live session; :class:`AuthError` otherwise."""
+        digest = _digest(secret)
+        hit = self._remembered("s" + digest)
+        if hit is not None:
+            return hit.user, hit.csrf or ""
         q = (
             sa.select(t.users, t.web_sessions.c.csrf, t.web_sessions.c.expires_at)
             .join(t.web_sessions, t.web_sessions.c.username == t.users.c.username)
-            .where(t.web_sessions.c.token_hash == _digest(secret))
+            .where(t.web_sessions.c.token_hash == digest)
         )
         with self._engine.connect() as conn:
             row = conn.execute(q).first()
         if row is None or row.expires_at < utcnow():
             raise AuthError("your session has ended; log in again")
-        return self._user(row._mapping), str(row.csrf)
+        user, csrf = self._user(row._mapping), str(row.csrf)
+        self._remember("s" + digest, user, csrf, row.expires_at)
+        return user, csrf
 
     def end_session(self, secret: str) -> None:
         """Log a session out."""
@@ -316,3 +398,4 @@ class UserStore:
             conn.execute(
                 t.web_sessions.delete().where(t.web_sessions.c.token_hash == _digest(secret))
             )
+        self.forget_lookups()

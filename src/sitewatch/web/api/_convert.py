@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
+from starlette.concurrency import run_in_threadpool
 
 from ...catalog._codec import jsonable
 from ...errors import GeometryError
@@ -53,10 +54,16 @@ def json_response(data: Any, status_code: int = 200) -> Response:
     return Response(dumps(data), status_code=status_code, media_type="application/json")
 
 
-def cached_json(ctx: AppContext, request: Request, compute: Callable[[], Any]) -> Response:
-    """A JSON response of a catalog read, cached until the catalog changes."""
-    key = request.url.path + "?" + request.url.query
-    body = ctx.cached(key, lambda: dumps(compute()))
+async def cached_json(ctx: AppContext, request: Request, compute: Callable[[], Any]) -> Response:
+    """A JSON response of a catalog read, cached until the catalog changes.
+
+    A current cached body is answered on the event loop (see :meth:`AppContext.peek`); the
+    database reads of a miss run in a worker thread.
+    """
+    key = request.scope["path"] + "?" + request.scope["query_string"].decode("latin-1")
+    body = ctx.peek(key)
+    if body is None:
+        body = await run_in_threadpool(ctx.cached, key, lambda: dumps(compute()))
     return Response(body, media_type="application/json")
 
 

@@ -21,12 +21,12 @@ router = APIRouter(tags=["features"])
 @router.get(
     "/api/sites/{site_id}/features", response_model=list[FeatureOut], summary="Features of a site"
 )
-def site_features(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
+async def site_features(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
     def compute() -> object:
         ctx.reader.get_site(site_id)
         return ctx.reader.query_features(site_id=site_id)
 
-    return cached_json(ctx, request, compute)
+    return await cached_json(ctx, request, compute)
 
 
 @router.get("/api/features", response_model=list[FeatureOut], summary="Search features")

@@ -29,12 +29,12 @@ router = APIRouter()
     tags=["observations"],
     summary="Observations of a site",
 )
-def list_observations(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
+async def list_observations(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
     def compute() -> object:
         ctx.reader.get_site(site_id)
         return ctx.reader.list_observations(site_id)
 
-    return cached_json(ctx, request, compute)
+    return await cached_json(ctx, request, compute)
 
 
 @router.post(
@@ -55,14 +55,14 @@ def add_observation(site_id: str, body: ObservationIn, ctx: Ctx, who: Analyst) -
     tags=["measurements"],
     summary="List measurements",
 )
-def list_measurements(
+async def list_measurements(
     request: Request,
     ctx: Ctx,
     _: Viewer,
     site_id: Annotated[str | None, Query(max_length=128)] = None,
     feature_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    return cached_json(
+    return await cached_json(
         ctx, request, lambda: ctx.reader.list_measurements(site_id=site_id, feature_id=feature_id)
     )
 
@@ -91,12 +91,12 @@ def add_measurement(site_id: str, body: MeasurementIn, ctx: Ctx, who: Analyst) -
     tags=["change events"],
     summary="Change events of a site",
 )
-def list_changes(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
+async def list_changes(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
     def compute() -> object:
         ctx.reader.get_site(site_id)
         return ctx.reader.list_change_events(site_id)
 
-    return cached_json(ctx, request, compute)
+    return await cached_json(ctx, request, compute)
 
 
 @router.post(

@@ -11,7 +11,7 @@ from ...catalog.models import Site, slugify
 from ...errors import InputError
 from ...types import BBox
 from ..deps import Analyst, Ctx, Viewer
-from ._convert import cached_json, geometry, json_response
+from ._convert import cached_json, dumps, geometry, json_response
 from .schemas import ChipOut, HistoryOut, SiteIn, SiteOut, SitePatch
 
 __all__ = ["router"]
@@ -40,7 +40,7 @@ def parse_bbox(text: str | None) -> BBox | None:
 
 
 @router.get("", response_model=list[SiteOut], summary="List sites")
-def list_sites(
+async def list_sites(
     request: Request,
     ctx: Ctx,
     _: Viewer,
@@ -58,7 +58,7 @@ def list_sites(
 ) -> Response:
     """Sites matching every given filter, by name."""
     box = parse_bbox(bbox)
-    return cached_json(
+    return await cached_json(
         ctx,
         request,
         lambda: ctx.reader.query_sites(
@@ -99,8 +99,8 @@ def create_site(body: SiteIn, ctx: Ctx, who: Analyst) -> Response:
 
 
 @router.get("/{site_id}", response_model=SiteOut, summary="Read a site")
-def get_site(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
-    return cached_json(ctx, request, lambda: ctx.reader.get_site(site_id))
+async def get_site(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
+    return await cached_json(ctx, request, lambda: ctx.reader.get_site(site_id))
 
 
 @router.patch("/{site_id}", response_model=SiteOut, summary="Edit a site")
@@ -146,7 +146,7 @@ def site_history(
 @router.get("/{site_id}/imagery", response_model=list[ChipOut], summary="Imagery of a site")
 def site_imagery(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
     """The archived chips of a site, oldest first, each with its tile URL template."""
-    ctx.reader.get_site(site_id)
+    ctx.cached(f"site exists: {site_id}", lambda: dumps(ctx.reader.get_site(site_id).id))
     chips = ctx.tiles.chips(site_id)
     root = request.scope.get("root_path", "")
     return json_response(
