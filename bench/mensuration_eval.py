@@ -49,7 +49,6 @@ def _brightness(item: Path) -> tuple[np.ndarray, Any, Any, dict[str, Any]]:
 def scenario_eval(seeds: int, workdir: Path) -> dict[str, Any]:
     from shapely.geometry import shape
 
-    from sitewatch.analysis.mensuration import berm_crest as _crest
     from sitewatch.analysis.sun import sun_from_stac
     from sitewatch.analysis.terrain import dem_on_grid, read_dem
     from sitewatch.scenario import ScenarioSpec, make_scenario
@@ -58,6 +57,7 @@ def scenario_eval(seeds: int, workdir: Path) -> dict[str, Any]:
     errors: dict[str, list[float]] = {"box": [], "berm": []}
     within: dict[str, list[bool]] = {"box": [], "berm": []}
     nulls: dict[str, int] = {}
+    total: dict[str, int] = {"box": 0, "berm": 0}
     t_measure = 0.0
     for seed in range(seeds):
         rng = np.random.default_rng(1000 + seed)
@@ -69,7 +69,7 @@ def scenario_eval(seeds: int, workdir: Path) -> dict[str, Any]:
         img, transform, crs, item = _brightness(res.items[0])
         sun = sun_from_stac(item)
         feats = json.loads(res.features_utm_geojson.read_text())["features"]
-        polys, casters, ids, truth, prof = [], [], [], [], []
+        polys, ridges, ids, truth, prof = [], [], [], [], []
         for f in feats:
             p = f["properties"]
             if p["profile"] == "flat" or p["height_m"] <= 0:
@@ -79,15 +79,16 @@ def scenario_eval(seeds: int, workdir: Path) -> dict[str, Any]:
             ids.append(p["id"])
             truth.append(p["height_m"])
             prof.append(p["profile"])
-            casters.append(_crest(g, 2.0) if p["profile"] == "berm" else None)
+            ridges.append(p["profile"] == "berm")
         dem = dem_on_grid(read_dem(res.dem), crs, transform, img.shape)
         t0 = time.perf_counter()
         out = heights_from_shadows(img, transform, polys, sun=(sun.azimuth, sun.elevation), ids=ids,
-                                   casters=casters, crs=crs, dem=dem, dem_sigma_m=0.1)  # fmt: skip
+                                   ridges=ridges, crs=crs, dem=dem, dem_sigma_m=0.1)  # fmt: skip
         t_measure += time.perf_counter() - t0
         for r, h, kind in zip(out, truth, prof, strict=True):
             if kind not in errors:
                 continue
+            total[kind] += 1
             if r.height_m is None:
                 nulls[f"{kind}:{r.reason}"] = nulls.get(f"{kind}:{r.reason}", 0) + 1
                 rows.append((seed, round(el, 1), r.id, kind, h, None, None, r.reason))
@@ -100,7 +101,7 @@ def scenario_eval(seeds: int, workdir: Path) -> dict[str, Any]:
                 ["seed", "sun el", "feature", "profile", "true h (m)", "measured (m)", "+/- (m)", "null reason"],
                 rows)  # fmt: skip
     summary = {
-        k: {"n": len(v), "median_abs_error_m": round(statistics.median(v), 3) if v else None,
+        k: {"n": len(v), "total": total[k], "median_abs_error_m": round(statistics.median(v), 3) if v else None,
             "p90_abs_error_m": round(float(np.percentile(v, 90)), 3) if v else None,
             "within_2_sigma": round(float(np.mean(within[k])), 3) if v else None}
         for k, v in errors.items()
@@ -230,14 +231,25 @@ def main() -> None:
     ap.add_argument(
         "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
+    ap.add_argument(
+        "--parts",
+        default="scenario,spacenet,terrain,landsat",
+        help="comma-separated parts to run (default: all)",
+    )
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         t0 = time.perf_counter()
-        result = {"scenario": scenario_eval(args.seeds, work)}
-        result["spacenet"] = spacenet_eval(args.data)
-        result["terrain_srtm"] = terrain_eval(args.data)
-        result["landsat_sun"] = landsat_eval(args.data)
+        result: dict[str, Any] = {}
+        if "scenario" in parts:
+            result["scenario"] = scenario_eval(args.seeds, work)
+        if "spacenet" in parts:
+            result["spacenet"] = spacenet_eval(args.data)
+        if "terrain" in parts:
+            result["terrain_srtm"] = terrain_eval(args.data)
+        if "landsat" in parts:
+            result["landsat_sun"] = landsat_eval(args.data)
         result["seconds"] = round(time.perf_counter() - t0, 1)
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print("\n```json\n" + json.dumps(result, indent=2) + "\n```")

@@ -60,7 +60,9 @@ FeatureKind = Literal[
 ActivityPhase = Literal[
     "no_activity", "site_preparation", "active_construction", "post_construction"
 ]
-MeasurementKind = Literal["height", "length", "distance", "width", "area", "volume", "azimuth"]
+MeasurementKind = Literal[
+    "height", "length", "distance", "width", "area", "volume", "azimuth", "defilade"
+]
 AlertState = Literal["new", "acked", "dismissed"]
 CandidateState = Literal["pending", "accepted", "rejected", "skipped"]
 

@@ -18,6 +18,7 @@ from scipy import ndimage
 from shapely import affinity
 from shapely.geometry import Polygon, box
 
+from sitewatch.analysis._shadow import shadow_threshold, shorth_location
 from sitewatch.analysis.mensuration import (
     ViewGeometry,
     berm_volume,
@@ -25,6 +26,7 @@ from sitewatch.analysis.mensuration import (
     geodesic_polygon_area,
     grid_azimuth,
     height_from_length,
+    height_from_ridge_shadow,
     height_from_shadow_tip,
     heights_from_shadows,
     section_volume,
@@ -296,3 +298,120 @@ def test_tunnel_length_from_spoil() -> None:
     assert tunnel_length(16_000.0, section, bulking_factor=1.3).value > q.value
     with pytest.raises(InputError, match="bulking"):
         tunnel_length(100.0, 10.0, bulking_factor=0.8)
+
+
+# --- ridges (berms): the crest casts the shadow, the lee slope is in its own shadow ----------
+
+
+def render_berm(
+    h: float,
+    sun_el: float,
+    *,
+    base_w: float = 16.0,
+    length: float = 40.0,
+    crest: float = 2.0,
+    dark_north: float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, Affine, Polygon]:
+    """An east-west berm (hip ends) lit from the south: cast and self shadows ray-marched on a
+    4x finer grid, Lambertian shading plus skylight, blur and noise. ``dark_north`` darkens the
+    ground beyond that northing offset (dark vegetation)."""
+    rng = np.random.default_rng(seed)
+    ss, n = 4, SIZE * 4
+    f = GSD / ss
+    xs = (np.arange(n) + 0.5) * f - 100.0  # offsets from the berm centre (100, 100)
+    ys = 100.0 - (np.arange(n) + 0.5) * f
+    X, Y = np.meshgrid(xs, ys)
+    run = (base_w - crest) / 2.0
+    dist = np.minimum(length / 2 - np.abs(X), base_w / 2 - np.abs(Y))
+    z = h * np.clip(dist / run, 0.0, 1.0)
+    # sun from the south: along each column the sun ray rises towards the south (larger rows)
+    tan_e = math.tan(math.radians(sun_el))
+    s = -Y  # distance towards the sun
+    g = z - s * tan_e
+    ahead = np.maximum.accumulate(g[::-1], axis=0)[::-1]
+    ahead = np.vstack([ahead[1:], np.full((1, n), -np.inf)])
+    shadow = ahead > g + 1e-9
+    gy, gx = np.gradient(z, f)
+    # normal . sun (sun vector: north component -cos(e), up sin(e)); gy is d/d(row) = -dz/dy
+    nx, ny, nz = -gx, gy, np.ones_like(z)
+    lit = (ny * -math.cos(math.radians(sun_el)) + nz * math.sin(math.radians(sun_el))) / np.sqrt(
+        nx**2 + ny**2 + nz**2
+    )
+    albedo = 0.35 + 0.05 * ndimage.gaussian_filter(rng.standard_normal((n, n)), 8)
+    if dark_north is not None:
+        albedo[dark_north < Y] *= 0.45
+    img = albedo * (
+        0.2 + 0.8 * np.where(shadow, 0.0, np.clip(lit, 0.0, None)) / math.sin(math.radians(sun_el))
+    )
+    img = img.reshape(SIZE, ss, SIZE, ss).mean(axis=(1, 3))
+    img = ndimage.gaussian_filter(img, 0.6) + 0.005 * rng.standard_normal((SIZE, SIZE))
+    transform = Affine(GSD, 0, X0, 0, -GSD, Y0 + SIZE * GSD)
+    return img, transform, rect(100, 100, length, base_w, 90)
+
+
+@pytest.mark.parametrize(("h", "el"), [(6.0, 30.0), (9.0, 35.0), (12.0, 45.0)])
+def test_berm_height_from_its_crest_shadow(h: float, el: float) -> None:
+    img, t, base = render_berm(h, el)
+    r = heights_from_shadows(img, t, [base], sun=(180.0, el), ridges=[True])[0]
+    assert r.height_m is not None, r.detail
+    assert r.method == "ridge_shadow"
+    assert r.height_m == pytest.approx(h, abs=0.3)
+    assert r.uncertainty_m is not None and 0 < r.uncertainty_m < 0.5
+    # the crest width (2 m) is found from where the shadow starts
+    assert r.inputs["crest_width_m"] == pytest.approx(2.0, abs=0.6)
+    # as a box, the footprint edge is taken for the caster: far too low
+    box_r = heights_from_shadows(img, t, [base], sun=(180.0, el))[0]
+    assert box_r.height_m is None or box_r.height_m < h - 2.0
+
+
+def test_berm_lee_slope_lit_by_a_high_sun_is_null() -> None:
+    # lee slope 6/7 (40.6 deg) below a 55 deg sun: dim, no shadow cast, no height
+    img, t, base = render_berm(6.0, 55.0)
+    r = heights_from_shadows(img, t, [base], sun=(180.0, 55.0), ridges=[True])[0]
+    assert r.height_m is None and r.reason == "no_shadow_found"
+
+
+def test_berm_null_when_sun_along_ridge_or_shadow_on_cut() -> None:
+    img, t, base = render_berm(9.0, 35.0)
+    along = height_from_ridge_shadow(img, t, base, sun_azimuth=95.0, sun_elevation=35.0)
+    assert along.height_m is None and along.reason == "sun_along_ridge"
+    # a portal cut north of the berm, across the whole shadow: every profile is blocked
+    cut = rect(100, 100 + 8 + 6, 60, 10, 90)
+    r = heights_from_shadows(img, t, [base], sun=(180.0, 35.0), ridges=[True], blockers=[cut])[0]
+    assert r.height_m is None and r.reason == "shadow_on_other_footprint"
+    # a cut covering only the eastern third: the other profiles still measure the berm
+    part = rect(112, 100 + 8 + 6, 14, 10, 90)
+    r = heights_from_shadows(img, t, [base], sun=(180.0, 35.0), ridges=[True], blockers=[part])[0]
+    assert r.height_m == pytest.approx(9.0, abs=0.3)
+    assert r.inputs["rays_used"] < r.inputs["rays"]
+
+
+def test_berm_shadow_into_dark_ground_keeps_the_bulk() -> None:
+    # dark vegetation north of the berm on the western half: those profiles run on; the shorth
+    # keeps the others
+    img, t, base = render_berm(9.0, 35.0, dark_north=None)
+    rng = np.random.default_rng(5)
+    L = 9.0 / math.tan(math.radians(35.0))
+    tip_row = round((SIZE * GSD - (100 + 1.0 + L)) / GSD)  # crest edge at +1 m
+    col0 = round(80 / GSD)
+    img[tip_row - 1 : tip_row + 20, col0 : col0 + int(12 / GSD)] *= 0.3 + 0.02 * rng.random()
+    r = heights_from_shadows(img, t, [base], sun=(180.0, 35.0), ridges=[True])[0]
+    assert r.height_m == pytest.approx(9.0, abs=0.4)
+
+
+def test_shorth_and_shadow_threshold() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.normal(10.0, 0.2, 60)
+    spoiled = rng.uniform(12.0, 30.0, 40)
+    loc, scale = shorth_location(np.concatenate([good, spoiled]))
+    assert loc == pytest.approx(10.0, abs=0.15) and scale < 0.6
+    # the median is pulled towards the spoiled side, the shorth much less
+    assert abs(loc - 10.0) < abs(float(np.median(np.concatenate([good, spoiled]))) - 10.0)
+    # shadow, vegetation and bright spoil: the threshold falls between shadow and vegetation
+    v = np.concatenate(
+        [rng.normal(0.05, 0.01, 300), rng.normal(0.2, 0.03, 600), rng.normal(0.6, 0.05, 300)]
+    )
+    thr = shadow_threshold(v)
+    assert thr is not None and 0.08 < thr < 0.15
+    assert shadow_threshold(rng.normal(0.3, 0.02, 500)) is None

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sitewatch.catalog.store import Catalog
+
 
 def test_demo_runs_every_step(sw: Callable[..., Any], tmp_path: Path) -> None:
     out = tmp_path / "demo"
@@ -18,12 +20,26 @@ def test_demo_runs_every_step(sw: Callable[..., Any], tmp_path: Path) -> None:
         "scenario",
         "monitor",
         "mensuration",
+        "portals",
         "ranges",
         "report",
     }
     assert summary["monitor"]["observations"] == 6 and summary["monitor"]["change_events"] == 5
     heights = {h["feature"]: h for h in summary["heights"]}
     hq = heights["site-1-hq"]
-    assert abs(hq["measured"][-1][1] - hq["truth_last"]) < 0.5
+    assert abs(hq["measured"][-1][1] - hq["truth"][-1][1]) < 0.5
+    # the berm: measured where its crest casts a shadow, within a metre of the truth
+    berm = heights["site-1-berm-1"]
+    assert len(berm["measured"]) >= 3 and berm["median_abs_error_m"] < 1.0
+    assert summary["berm_volumes"]["site-1-berm-1"]
+    # the portal: mouth width, defilade from the south, tunnel length from its berm's spoil
+    (portal,) = summary["portals"]
+    assert abs(portal["width_m"] - 10.0) < 1.0
+    assert portal["masked"] in (True, False) and portal["spoil_berm"] == "site-1-berm-1"
+    assert portal["tunnel_length_m"] > 0
+    with Catalog(summary["catalog"]) as cat:
+        stored = cat.list_measurements(feature_id="site-1-portal-1")
+    assert {m.kind for m in stored} == {"width", "defilade", "length"}
+    assert all(m.uncertainty is not None and m.uncertainty > 0 and m.method for m in stored)
     for key in ("sites_kml", "sites_gpkg", "report_html", "report_pdf", "range_rings_kml"):
         assert Path(summary["files"][key]).stat().st_size > 0, key

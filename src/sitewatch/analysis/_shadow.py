@@ -26,7 +26,17 @@ from scipy import ndimage
 from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["RayFailure", "Rays", "cast_rays", "otsu_dark_threshold", "shadow_ends"]
+__all__ = [
+    "RayFailure",
+    "Rays",
+    "RidgeSpans",
+    "cast_rays",
+    "otsu_dark_threshold",
+    "ridge_shadow_spans",
+    "shadow_ends",
+    "shadow_threshold",
+    "shorth_location",
+]
 
 RayFailure = str
 """Why one ray gave no length: ``no_shadow``, ``leaves_image``, ``blocked``, ``no_end``, ``reenters``."""
@@ -70,6 +80,55 @@ def otsu_dark_threshold(
     spread = math.sqrt(float(dark.var()) + float(bright.var()))
     sep = math.sqrt(2.0) * (float(bright.mean()) - float(dark.mean())) / max(spread, 1e-12)
     return thr if sep >= min_separation else None
+
+
+def shadow_threshold(
+    values: NDArray[np.float64], *, min_separation: float = 3.0, min_separation_3: float = 3.75
+) -> float | None:
+    """Threshold below which a pixel is in shadow, in a scene of three or more brightness classes.
+
+    Shadows are the darkest class. Around an earthwork the histogram often has three (shadow,
+    vegetation or bare ground, a bright lit slope): the two-class Otsu split then either
+    separates the bright class from the rest (the dark side is split again when it is itself
+    clearly bimodal) or fails the bimodality test, in which case the lower of the three-class
+    Otsu thresholds is used if the two darkest classes are clearly apart: Ashman's D of at least
+    ``min_separation_3`` (splitting a unimodal sample in three gives up to about 3.4).
+    """
+    thr = otsu_dark_threshold(values, min_separation=min_separation)
+    v = values[np.isfinite(values)]
+    if thr is not None:
+        lower = otsu_dark_threshold(v[v < thr], min_separation=min_separation)
+        return lower if lower is not None else thr
+    if v.size < 32 or float(np.ptp(v)) <= 0.0:
+        return None
+    from skimage.filters import threshold_multiotsu
+
+    t1, t2 = (float(x) for x in threshold_multiotsu(v, classes=3))  # type: ignore[no-untyped-call]
+    dark, mid = v[v < t1], v[(v >= t1) & (v < t2)]
+    if dark.size < 4 or mid.size < 4:
+        return None
+    spread = math.sqrt(float(dark.var()) + float(mid.var()))
+    sep = math.sqrt(2.0) * (float(mid.mean()) - float(dark.mean())) / max(spread, 1e-12)
+    return t1 if sep >= min_separation_3 else None
+
+
+def shorth_location(values: NDArray[np.float64]) -> tuple[float, float]:
+    """Robust location and scale of a sample with up to half of it contaminated on one side.
+
+    The location is the median of the shortest interval holding half of the values (the shorth,
+    Rousseeuw's least median of squares location); the scale is that interval's length over
+    1.349 (a normal sample's interquartile range in standard deviations).
+    """
+    x = np.sort(values[np.isfinite(values)])
+    n = x.size
+    if n == 0:
+        return float("nan"), float("nan")
+    h = n // 2 + 1
+    if h >= n:
+        return float(np.median(x)), float(np.ptp(x)) / 1.349
+    widths = x[h - 1 :] - x[: n - h + 1]
+    j = int(np.argmin(widths))
+    return float(np.median(x[j : j + h])), float(widths[j]) / 1.349
 
 
 def _edge_samples(
@@ -122,6 +181,29 @@ def _sample(
     return out
 
 
+def _sample_rays(
+    image: NDArray[np.float64],
+    transform: Affine,
+    x0: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    direction: tuple[float, float],
+    t: NDArray[np.float64],
+    others_mask: NDArray[np.bool_] | None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Map x/y, brightness and other-footprint flags at distances ``t`` along rays from x0/y0."""
+    inv = ~transform
+    dx, dy = direction
+    xs = x0[:, None] + t[None, :] * dx
+    ys = y0[:, None] + t[None, :] * dy
+    values = _sample(image, inv, xs.ravel(), ys.ravel(), order=1).reshape(xs.shape)
+    if others_mask is not None and others_mask.any():
+        hit = _sample(others_mask.astype(np.float64), inv, xs.ravel(), ys.ravel(), order=0)
+        blocked = (np.nan_to_num(hit, nan=0.0) > 0.5).reshape(xs.shape)
+    else:
+        blocked = np.zeros(xs.shape, dtype=bool)
+    return xs, ys, values, blocked
+
+
 def cast_rays(
     image: NDArray[np.float64],
     transform: Affine,
@@ -142,19 +224,10 @@ def cast_rays(
     ``image`` holds the brightness of a window (NaN where there is no data), ``transform`` maps
     its pixel corners to map coordinates. ``others_mask`` marks pixels of other footprints.
     """
-    inv = ~transform
     x0, y0 = _edge_samples(footprint, direction, spacing_px * gsd, lateral_margin_px * gsd)
     step = step_px * gsd
     t = np.arange(step * 0.5, max_length + step, step)
-    dx, dy = direction
-    xs = x0[:, None] + t[None, :] * dx
-    ys = y0[:, None] + t[None, :] * dy
-    values = _sample(image, inv, xs.ravel(), ys.ravel(), order=1).reshape(xs.shape)
-    if others_mask is not None and others_mask.any():
-        hit = _sample(others_mask.astype(np.float64), inv, xs.ravel(), ys.ravel(), order=0)
-        blocked = (np.nan_to_num(hit, nan=0.0) > 0.5).reshape(xs.shape)
-    else:
-        blocked = np.zeros(xs.shape, dtype=bool)
+    xs, ys, values, blocked = _sample_rays(image, transform, x0, y0, direction, t, others_mask)
     own_mask = np.zeros(xs.shape, dtype=bool)
     if not footprint.convex_hull.equals(footprint):
         import shapely
@@ -263,6 +336,117 @@ def shadow_ends(
     return lengths, failures
 
 
+@dataclass(frozen=True)
+class RidgeSpans:
+    """Shadow spans across a ridge, one per ray: where the shadow starts and ends (map x/y)."""
+
+    x0: NDArray[np.float64]  # (n,) ray starts, on the sun-facing edge of the footprint
+    y0: NDArray[np.float64]
+    start: NDArray[np.float64]  # (n,) distance along the ray to the start of the shadow, or NaN
+    end: NDArray[np.float64]  # (n,) distance to its end, or NaN
+    toe: NDArray[np.float64]  # (n,) distance to where the ray leaves the footprint
+    failure: list[RayFailure | None]
+
+
+def ridge_shadow_spans(
+    image: NDArray[np.float64],
+    transform: Affine,
+    footprint: Polygon,
+    direction: tuple[float, float],
+    threshold: float,
+    *,
+    max_length: float,
+    gsd: float,
+    others_mask: NDArray[np.bool_] | None = None,
+    spacing_px: float = 0.5,
+    step_px: float = 0.25,
+    lateral_margin_px: float = 1.5,
+    smooth_px: float = 0.5,
+    end_fraction: float = 0.5,
+) -> RidgeSpans:
+    """The shadow a ridge (berm, spoil heap, embankment) casts, measured across it.
+
+    Rays start on the sun-facing edge of ``footprint`` and run in the shadow ``direction``
+    across the ridge and beyond. On each, the sun-facing slope is lit; the shadow starts at the
+    crest (where the lee slope, steeper than the sun, falls into its own shadow) and ends where
+    the shadow cast on the ground beyond it ends. Both edges are placed to a fraction of a pixel
+    (steepest fall, steepest rise), so the length between them does not depend on where the
+    footprint or the crest were drawn. Failures per ray: ``shadowed`` (the sun-facing slope is
+    dark), ``no_shadow`` (no dark span starts on the ridge), ``lit_slope`` (the dark span ends
+    before the toe of the lee slope: a slope facing away from a sun higher than it is dim but
+    casts no shadow), ``no_end``,
+    ``leaves_image``, ``blocked`` (the shadow meets another footprint).
+    """
+    import shapely
+
+    x0, y0 = _edge_samples(
+        footprint, (-direction[0], -direction[1]), spacing_px * gsd, lateral_margin_px * gsd
+    )
+    step = step_px * gsd
+    minx, miny, maxx, maxy = footprint.bounds
+    across = math.hypot(maxx - minx, maxy - miny)
+    t = np.arange(step * 0.5, across + max_length + step, step)
+    xs, ys, values, blocked = _sample_rays(image, transform, x0, y0, direction, t, others_mask)
+    n = x0.size
+    start = np.full(n, np.nan)
+    end = np.full(n, np.nan)
+    toe = np.full(n, np.nan)
+    failure: list[RayFailure | None] = [None] * n
+    if n == 0:
+        return RidgeSpans(x0, y0, start, end, toe, failure)
+    inside = shapely.contains_xy(footprint, xs, ys)
+    per_px = gsd / step
+    width = max(1, round(smooth_px * per_px))
+    filled = np.where(np.isfinite(values), values, np.inf)
+    smooth = ndimage.uniform_filter1d(filled, size=width, axis=1, mode="nearest")
+    half = max(2, round(1.5 * per_px))
+    h0, h1 = max(1, int(0.5 * per_px)), max(2, int(1.5 * per_px))
+    for i in range(n):
+        prof = smooth[i]
+        raw = values[i]
+        if not np.all(np.isfinite(raw[:h1])):
+            failure[i] = "leaves_image"
+            continue
+        if float(np.median(prof[h0:h1])) < threshold:
+            failure[i] = "shadowed"
+            continue
+        ins = np.nonzero(inside[i])[0]
+        exit_k = int(ins[-1]) if ins.size else h1
+        toe[i] = float(t[exit_k])
+        dark = np.nonzero(prof[h1 : exit_k + 1] < threshold)[0]
+        if dark.size == 0:
+            failure[i] = "no_shadow"
+            continue
+        k0 = h1 + int(dark[0])
+        s_pos = _refine_edge(-np.nan_to_num(raw, nan=threshold), k0, half)
+        # the end: as in shadow_ends, half-way up from the darkest level seen to the threshold
+        tail = prof[k0 + h1 :]
+        floor = np.minimum.accumulate(np.where(np.isfinite(tail), tail, np.inf))
+        rises = floor + end_fraction * (threshold - floor)
+        above = np.nonzero(tail >= rises)[0]
+        if above.size == 0:
+            failure[i] = "no_end"
+            continue
+        k = k0 + h1 + int(above[0])
+        if not np.all(np.isfinite(raw[max(0, k - half) : k + half + 1])) or k + half >= t.size:
+            failure[i] = "leaves_image"
+            continue
+        if blocked[i, k0 : k + half + 1].any():
+            failure[i] = "blocked"
+            continue
+        rise = float(rises[int(above[0])]) if np.isfinite(rises[int(above[0])]) else threshold
+        e_pos = _refine_edge(np.nan_to_num(raw, nan=rise), k, half)
+        if e_pos < exit_k - per_px:
+            # a shadow cast by the crest always runs past the toe of a lee slope steeper than
+            # the sun; a dark span ending on the slope is a dimly lit slope, not a shadow
+            failure[i] = "lit_slope"
+            continue
+        grid = np.arange(t.size)
+        start[i] = float(np.interp(s_pos, grid, t))
+        end[i] = float(np.interp(e_pos, grid, t))
+    return RidgeSpans(x0, y0, start, end, toe, failure)
+
+
 # --- helpers of mensuration.height_from_shadow ------------------------------------------------
 
 
@@ -357,8 +541,20 @@ def _terrain_dz(
     lengths: NDArray[np.float64],
     d: tuple[float, float],
 ) -> float:
-    from scipy import ndimage
+    diff = _terrain_dz_rays(dem, transform, x0, y0, lengths, d)
+    diff = diff[np.isfinite(diff)]
+    return float(np.median(diff)) if diff.size else float("nan")
 
+
+def _terrain_dz_rays(
+    dem: NDArray[np.float64],
+    transform: Affine,
+    x0: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    lengths: NDArray[np.float64],
+    d: tuple[float, float],
+) -> NDArray[np.float64]:
+    """Ground elevation at each shadow tip minus that at its ray's start (NaN off the DEM)."""
     inv = ~transform
 
     def z(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -372,8 +568,5 @@ def _terrain_dz(
         )
         return out
 
-    zb = z(x0, y0)
-    zt = z(x0 + d[0] * lengths, y0 + d[1] * lengths)
-    diff = zt - zb
-    diff = diff[np.isfinite(diff)]
-    return float(np.median(diff)) if diff.size else float("nan")
+    diff: NDArray[np.float64] = z(x0 + d[0] * lengths, y0 + d[1] * lengths) - z(x0, y0)
+    return diff

@@ -53,9 +53,13 @@ from ._shadow import (
     _rasterize,
     _stands_in_shadow,
     _terrain_dz,
+    _terrain_dz_rays,
     cast_rays,
     otsu_dark_threshold,
+    ridge_shadow_spans,
     shadow_ends,
+    shadow_threshold,
+    shorth_location,
 )
 from ._volume import (
     DEFAULT_BULKING_FACTOR,
@@ -80,6 +84,7 @@ __all__ = [
     "geodesic_polygon_area",
     "grid_azimuth",
     "height_from_length",
+    "height_from_ridge_shadow",
     "height_from_shadow",
     "height_from_shadow_tip",
     "heights_from_shadows",
@@ -101,6 +106,7 @@ REASONS = {
     "no_shadow_found": "no shadow next to the footprint on the side away from the sun",
     "shadow_too_long": "the shadow does not end within the maximum height searched",
     "no_anti_sun_edge": "the footprint has no edge facing away from the sun long enough to measure",
+    "sun_along_ridge": "the sun shines along the ridge: its crest casts no shadow across it",
 }
 
 _FAILURE_REASON = {
@@ -109,6 +115,9 @@ _FAILURE_REASON = {
     "no_shadow": "no_shadow_found",
     "no_end": "shadow_too_long",
     "reenters": "no_shadow_found",
+    "shadowed": "shadow_on_other_footprint",
+    "off_crest": "no_shadow_found",
+    "lit_slope": "no_shadow_found",
 }
 
 
@@ -438,6 +447,237 @@ def height_from_shadow(
     return HeightResult(index, ident, h, sigma, med, method, None, "", ident_inputs)
 
 
+def _ridge_axis(footprint: Polygon) -> tuple[float, float, tuple[float, float], float, float]:
+    """Centre x/y, long-axis unit vector, length and width of the minimum rotated rectangle."""
+    xy = np.asarray(footprint.minimum_rotated_rectangle.exterior.coords)
+    e1, e2 = xy[1] - xy[0], xy[2] - xy[1]
+    l1, l2 = float(np.hypot(*e1)), float(np.hypot(*e2))
+    axis, length, width = (e1 / l1, l1, l2) if l1 >= l2 else (e2 / l2, l2, l1)
+    c = footprint.minimum_rotated_rectangle.centroid
+    return c.x, c.y, (float(axis[0]), float(axis[1])), length, width
+
+
+def height_from_ridge_shadow(
+    image: NDArray[Any],
+    transform: Affine,
+    footprint: Polygon,
+    *,
+    sun_azimuth: float,
+    sun_elevation: float,
+    crs: CRS | str | None = None,
+    others: Sequence[BaseGeometry] = (),
+    dem: NDArray[Any] | None = None,
+    view: ViewGeometry | None = None,
+    index: int = 0,
+    ident: str | None = None,
+    max_height_m: float = 150.0,
+    elevation_sigma_deg: float = 0.1,
+    dem_sigma_m: float = 1.0,
+    min_rays: int = 5,
+    max_sun_along_deg: float = 60.0,
+    toe_margin_px: float = 1.5,
+    max_scatter_px: float = 3.0,
+) -> HeightResult:
+    """Crest height of a ridge (berm, spoil heap) on ``footprint`` from the shadow it casts.
+
+    A ridge has no vertical wall: its shadow starts at the crest, runs down the lee slope (in its
+    own shadow when the slope is steeper than the sun) and ends on the ground beyond. Profiles
+    are sampled across the ridge parallel to the sun azimuth, every half pixel along the crest;
+    on each, both ends of the shadow are located in the image (see
+    :func:`~sitewatch.analysis._shadow.ridge_shadow_spans`), so neither the crest width nor its
+    position need be known. Only profiles that cross the central part of the axis (the crest at
+    full height: the ends of the footprint, one half-width long, slope down) are used; a profile
+    is rejected when its shadow starts more than a quarter of the width from the axis (not the
+    crest), meets another footprint (a portal cut, a building) or runs out of the image. The
+    height is from the median length of the profiles left, ``h = L tan(e) + z(tip) - z(crest)``
+    with ``z`` the bare-earth ``dem`` (ground under the crest, ground at the shadow tip); the
+    uncertainty combines the location of both edges, the scatter of the profiles (standard error
+    of the median), the sun elevation error and the DEM error.
+
+    The result is null (``no_shadow_found``) when the sun is higher than the lee slope (no
+    shadow is cast: the dark span ends on the slope or, within ``toe_margin_px``, at its toe,
+    where a dimly lit slope cannot be told from a shadow) and when the profiles' lengths scatter
+    by more than ``max_scatter_px`` (the shadow runs into dark ground and its end is not the
+    straight line a straight crest casts); and ``sun_along_ridge`` when the shadow falls within
+    ``90 - max_sun_along_deg`` degrees of the ridge axis.
+    """
+    method = "ridge_shadow" + ("+dem" if dem is not None else "") + ("+view" if view else "")
+    inputs: dict[str, Any] = {
+        "sun_azimuth": round(sun_azimuth, 4),
+        "sun_elevation": round(sun_elevation, 4),
+    }
+    if sun_elevation <= 0.0:
+        return _null(index, ident, "sun_below_horizon", method, **inputs)
+    if footprint.is_empty or not footprint.is_valid:
+        raise GeometryError(f"footprint {ident or index} is empty or invalid")
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2:
+        raise InputError(f"image must be one 2-D band, got shape {img.shape}")
+    gsd = _gsd(transform)
+    inputs["gsd_m"] = round(gsd, 4)
+    if not box(*_bounds(transform, img.shape)).contains(footprint):
+        return _null(index, ident, "footprint_outside_image", method, **inputs)
+    cx, cy, axis, length, width = _ridge_axis(footprint)
+    az = grid_azimuth(crs, cx, cy, sun_azimuth)
+    d = _shadow_direction(az)
+    along = abs(d[0] * axis[0] + d[1] * axis[1])
+    if along > math.cos(math.radians(90.0 - max_sun_along_deg)):
+        angle = math.degrees(math.acos(min(1.0, along)))
+        return _null(
+            index,
+            ident,
+            "sun_along_ridge",
+            method,
+            detail=f"shadow {angle:.0f} deg from the ridge axis",
+            **inputs,
+        )
+    max_len = max_height_m / math.tan(math.radians(sun_elevation))
+    sweep = shapely.union(
+        footprint, shapely.affinity.translate(footprint, d[0] * max_len, d[1] * max_len)
+    ).convex_hull
+    window = _pixel_window(transform, img.shape, sweep.buffer(4 * gsd))
+    if window is None:
+        return _null(index, ident, "footprint_outside_image", method, **inputs)
+    rs, cs = window
+    sub = img[rs, cs]
+    sub_t = transform @ Affine.translation(cs.start, rs.start)
+    if not np.isfinite(sub[_rasterize([footprint], sub_t, sub.shape)]).all():
+        return _null(
+            index,
+            ident,
+            "footprint_outside_image",
+            method,
+            detail="no-data pixels inside the footprint",
+            **inputs,
+        )
+    near = [g for g in others if g.intersects(sweep)]
+    others_mask = _rasterize(near, sub_t, sub.shape)
+    # threshold: the ridge itself (lit slope, shadowed lee slope) and the ground the shadow
+    # should fall on, other footprints excluded
+    reach = min(max_len, max(10.0, 2.0 * width))
+    zone = shapely.union(
+        footprint, shapely.affinity.translate(footprint, d[0] * reach, d[1] * reach)
+    ).convex_hull.buffer(max(3.0 * gsd, 0.25 * width))
+    zone_mask = _rasterize([zone], sub_t, sub.shape)
+    other_fp = _rasterize([g for g in others if g.intersects(zone)], sub_t, sub.shape)
+    thr = shadow_threshold(np.where(zone_mask & ~other_fp, sub, np.nan))
+    if thr is None:
+        return _null(index, ident, "no_shadow_found", method, detail="no contrast", **inputs)
+    spans = ridge_shadow_spans(
+        sub, sub_t, footprint, d, thr, max_length=max_len, gsd=gsd, others_mask=others_mask
+    )
+    # profiles crossing the crest at full height: the axis between the sloping ends
+    px, py = -d[1], d[0]
+    cross = px * axis[0] + py * axis[1]  # sin of the angle between the axis and the rays
+    u = ((spans.x0 - cx) * px + (spans.y0 - cy) * py) / cross  # where each ray meets the axis
+    central = np.abs(u) <= max(length / 2.0 - width / 2.0, gsd)
+    failures: Counter[str] = Counter(
+        f for f, c in zip(spans.failure, central, strict=True) if f and c
+    )
+    lengths = spans.end - spans.start
+    sx = spans.x0 + d[0] * spans.start
+    sy = spans.y0 + d[1] * spans.start
+    off_axis = np.abs((sx - cx) * -axis[1] + (sy - cy) * axis[0])
+    off_crest = central & np.isfinite(lengths) & (off_axis > width / 4.0)
+    failures["off_crest"] += int(off_crest.sum())
+    ok = central & np.isfinite(lengths) & ~off_crest
+    n_central, n_ok = int(central.sum()), int(ok.sum())
+    inputs.update(rays=n_central, rays_used=n_ok, threshold=round(thr, 4))
+    if n_ok < max(min_rays, int(0.3 * n_central)):
+        reason = _dominant(failures)
+        if failures and failures.most_common(1)[0][0] == "shadowed":
+            reason = "shadow_on_other_footprint"
+        counts = ", ".join(f"{k}: {v}" for k, v in failures.most_common())
+        detail = f"profiles failing: {counts}" if counts else "no profile crosses the crest"
+        return _null(index, ident, reason, method, detail=detail, **inputs)
+    # on sloping ground each profile has its own elevation difference crest -> tip: turn every
+    # length into the length on flat ground, L + dz / tan(e), before combining them
+    tan_e = math.tan(math.radians(sun_elevation))
+    dz_rays = np.zeros_like(lengths)
+    dz_sigma = 0.0
+    if dem is not None:
+        dz_rays = np.full_like(lengths, np.nan)
+        dz_rays[ok] = _terrain_dz_rays(
+            np.asarray(dem, dtype=np.float64), transform, sx[ok], sy[ok], lengths[ok], d
+        )
+        if not np.isfinite(dz_rays[ok]).any():
+            return _null(
+                index,
+                ident,
+                "footprint_outside_image",
+                method,
+                detail="the DEM has no data under the shadow",
+                **inputs,
+            )
+        ok &= np.isfinite(dz_rays)
+        dz_sigma = dem_sigma_m
+    flat = lengths + dz_rays / tan_e
+    # profiles whose shadow runs on into dark ground are too long: locate the bulk of the
+    # lengths with the shorth (robust to up to half of them so spoiled), keep those near it
+    loc, scale = shorth_location(flat[ok])
+    ok &= np.abs(flat - loc) <= 3.0 * scale + 0.25 * gsd
+    good = flat[ok]
+    med = float(np.median(good))
+    mad = float(np.median(np.abs(good - med))) * 1.4826
+    beyond = float(np.median((spans.end - spans.toe)[ok]))
+    # the shadow starts on the anti-sun edge of the crest: twice its distance from the axis is
+    # the crest width (of a symmetric section)
+    crest_w = min(2.0 * float(np.median(off_axis[ok])), width)
+    inputs.update(
+        rays_used=int(ok.sum()),
+        beyond_toe_m=round(beyond, 3),
+        edge_scatter_m=round(mad, 4),
+        crest_width_m=round(crest_w, 3),
+    )
+    if dem is not None:
+        inputs["terrain_dz_m"] = round(float(np.median(dz_rays[ok])), 3)
+    if mad > max_scatter_px * gsd:
+        return _null(
+            index,
+            ident,
+            "no_shadow_found",
+            method,
+            detail=(
+                f"the end of the shadow is not a line: the profiles' lengths scatter by {mad:.1f} m "
+                "(dark ground beyond it?)"
+            ),
+            **inputs,
+        )
+    if beyond < toe_margin_px * gsd:
+        bound = float(np.median((spans.toe - spans.start)[ok])) * tan_e
+        return _null(
+            index,
+            ident,
+            "no_shadow_found",
+            method,
+            detail=(
+                "the dark lee slope ends at the toe: a slope facing away from a sun higher than "
+                f"it is dim but casts no shadow; the height is at most about {bound:.1f} m"
+            ),
+            **inputs,
+        )
+    n_eff = max(1.0, good.size * 0.25)  # profiles 0.5 px apart see the same blur
+    # both edges located to ~0.25 px, plus the standard error of the median
+    sigma_len = math.sqrt(2.0 * (0.25 * gsd) ** 2 + (1.2533 * mad / math.sqrt(n_eff)) ** 2)
+    if view is not None:
+        inputs["view_off_nadir"] = view.off_nadir_deg
+        inputs["view_azimuth"] = view.azimuth_deg
+    try:
+        h, sigma = height_from_length(
+            med,
+            sun_elevation,
+            length_sigma_m=sigma_len,
+            elevation_sigma_deg=elevation_sigma_deg,
+            dz_sigma_m=dz_sigma,
+            view=view,
+            shadow_azimuth=(az + 180.0) % 360.0,
+        )
+    except AnalysisError as exc:
+        return _null(index, ident, "no_shadow_found", method, detail=str(exc), **inputs)
+    inputs["grid_azimuth"] = round(az, 4)
+    return HeightResult(index, ident, h, sigma, med, method, None, "", inputs)
+
+
 def _dominant(failures: Counter[str]) -> str:
     if not failures:
         return "no_shadow_found"
@@ -457,12 +697,16 @@ def heights_from_shadows(
     sun: tuple[float, float] | Sequence[tuple[float, float]],
     ids: Sequence[str | None] | None = None,
     casters: Sequence[Polygon | None] | None = None,
+    ridges: Sequence[bool] | None = None,
+    blockers: Sequence[BaseGeometry] = (),
     **kwargs: Any,
 ) -> list[HeightResult]:
     """:func:`height_from_shadow` for every footprint, in order; each one's shadow must avoid the others.
 
     ``sun`` is one ``(azimuth, elevation)`` or one per footprint. A None footprint (unreadable
-    geometry) gives a null result.
+    geometry) gives a null result. Footprints flagged in ``ridges`` (berms, spoil heaps) are
+    measured with :func:`height_from_ridge_shadow`. ``blockers`` are footprints that are not
+    measured but that shadows must not fall on either (portal cuts, pits).
     """
     n = len(footprints)
     suns: list[tuple[float, float]]
@@ -473,7 +717,10 @@ def heights_from_shadows(
     if len(suns) != n:
         raise InputError(f"{len(suns)} sun angles for {n} footprints")
     ids = list(ids) if ids is not None else [None] * n
-    valid = [f for f in footprints if f is not None]
+    flags = list(ridges) if ridges is not None else [False] * n
+    if len(flags) != n:
+        raise InputError(f"{len(flags)} ridge flags for {n} footprints")
+    valid = [f for f in footprints if f is not None] + list(blockers)
     tree = shapely.STRtree(valid) if valid else None
     out: list[HeightResult] = []
     for i, fp in enumerate(footprints):
@@ -488,6 +735,22 @@ def heights_from_shadows(
             reach = fp.buffer(kwargs.get("max_height_m", 150.0) / math.tan(math.radians(el)))
             others = [valid[j] for j in tree.query(reach) if valid[j] is not fp]
         caster = casters[i] if casters is not None else None
+        if flags[i]:
+            ridge_kw = {k: v for k, v in kwargs.items() if k != "footprint_sigma_px"}
+            out.append(
+                height_from_ridge_shadow(
+                    image,
+                    transform,
+                    fp,
+                    sun_azimuth=float(az),
+                    sun_elevation=float(el),
+                    others=others,
+                    index=i,
+                    ident=ids[i],
+                    **ridge_kw,
+                )
+            )
+            continue
         out.append(
             height_from_shadow(
                 image,

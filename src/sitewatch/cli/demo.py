@@ -185,27 +185,41 @@ def step_monitor(run: DemoRun) -> None:
         run.lines.append(f"  alert [{a.severity}] {a.message}")
 
 
+MEASURED_KINDS = ("berm", "drive_through_shelter", "hq", "barracks", "building")
+DEM_SIGMA_M = 0.5
+"""One-sigma error assumed for elevation differences over tens of metres in the scenario DEM."""
+
+
 def step_mensuration(run: DemoRun) -> None:
-    """Measure the mapped structures' heights from their shadows on every date; store them."""
+    """Measure the mapped structures' heights from their shadows on every date; store them.
+
+    Boxes (shelters, HQ, barracks) from the shadows of their walls, berms from the shadow their
+    crest casts across them (profiles whose shadow meets a portal cut or another structure are
+    left out); heights are corrected for the slope of the ground with the scenario's DEM. Each
+    berm's volume follows from its height on every date it was measured.
+    """
     import numpy as np
     import rasterio
     from shapely.geometry import Polygon
 
-    from ..analysis.mensuration import berm_crest, heights_from_shadows
+    from ..analysis.mensuration import berm_volume, heights_from_shadows
     from ..analysis.sun import sun_from_stac
+    from ..analysis.terrain import dem_on_grid, read_dem
     from ..catalog.models import Measurement
     from ..geo import to_crs
 
-    feats = [
-        f
-        for f in run.catalog.query_features(site_id=DEMO_SITE)
-        if f.kind in ("berm", "drive_through_shelter", "hq", "barracks", "building")
-    ]
+    all_feats = run.catalog.query_features(site_id=DEMO_SITE)
+    feats = [f for f in all_feats if f.kind in MEASURED_KINDS]
+    cuts = [f for f in all_feats if f.kind == "ugf_portal"]
     truth = json.loads((run.out / "scenario" / "truth" / "truth.json").read_text("utf-8"))
     catalog_dir = run.files["scenario_catalog"].parent
+    dem_path = run.out / "scenario" / "truth" / "dem.tif"
+    run.files["scenario_dem"] = dem_path
     series: dict[str, list[tuple[str, float | None, float | None]]] = {f.id: [] for f in feats}
+    volumes: dict[str, list[tuple[str, float, float]]] = {}
     known_obs = {o.scene_id: o.id for o in run.catalog.list_observations(DEMO_SITE)}
     stored = 0
+    dem = None
     with run.catalog.transaction():
         for entry in truth["items"]:
             item_path = catalog_dir / entry["item"]
@@ -216,22 +230,24 @@ def step_mensuration(run: DemoRun) -> None:
                     layers.append(ds.read(1).astype(np.float32))
                     transform, crs = ds.transform, ds.crs
             image = np.mean(layers, axis=0)
+            if dem is None:
+                dem = dem_on_grid(read_dem(dem_path), crs.to_wkt(), transform, image.shape)
             sun = sun_from_stac(item)
             polys = [to_crs(f.geometry, "EPSG:4326", crs.to_wkt()) for f in feats]
-            casters = [
-                berm_crest(p, 2.0) if f.kind == "berm" else None
-                for p, f in zip(polys, feats, strict=True)
-            ]
             results = heights_from_shadows(
                 image,
                 transform,
                 [p if isinstance(p, Polygon) else None for p in polys],
                 sun=(sun.azimuth, sun.elevation),
                 ids=[f.id for f in feats],
-                casters=casters,
+                ridges=[f.kind == "berm" for f in feats],
+                blockers=[to_crs(f.geometry, "EPSG:4326", crs.to_wkt()) for f in cuts],
                 crs=crs,
+                dem=dem,
+                dem_sigma_m=DEM_SIGMA_M,
             )
             day = entry["datetime"][:10]
+            obs_id = known_obs.get(entry["id"])
             for f, r in zip(feats, results, strict=True):
                 series[f.id].append((day, r.height_m, r.uncertainty_m))
                 if r.height_m is None:
@@ -239,23 +255,45 @@ def step_mensuration(run: DemoRun) -> None:
                 run.catalog.add_measurement(
                     Measurement(
                         id=f"{f.id}-h-{day}",
-                        site_id=DEMO_SITE,
-                        feature_id=f.id,
                         kind="height",
                         value=r.height_m,
                         unit="m",
                         uncertainty=r.uncertainty_m,
-                        observation_id=known_obs.get(entry["id"]),
                         method=r.method,
-                        inputs={
-                            "sun_azimuth": sun.azimuth,
-                            "sun_elevation": sun.elevation,
-                            "shadow_length_m": r.shadow_length_m,
-                            "date": day,
-                        },
+                        inputs={**r.inputs, "shadow_length_m": r.shadow_length_m, "date": day},
                         analyst="sitewatch-demo",
+                        site_id=DEMO_SITE,
+                        feature_id=f.id,
+                        observation_id=obs_id,
                     )
                 )
+                stored += 1
+                if f.kind != "berm":
+                    continue
+                crest = float(r.inputs.get("crest_width_m", 0.0))
+                vol = berm_volume(
+                    f.geometry,
+                    r.height_m,
+                    crest_width_m=crest,
+                    height_sigma_m=r.uncertainty_m or 0.0,
+                    position_sigma_m=0.5,
+                )
+                run.catalog.add_measurement(
+                    Measurement(
+                        id=f"{f.id}-v-{day}",
+                        kind="volume",
+                        value=vol.value,
+                        unit=vol.unit,
+                        uncertainty=vol.uncertainty,
+                        method=vol.method,
+                        inputs={**vol.inputs, "height_measurement": f"{f.id}-h-{day}"},
+                        analyst="sitewatch-demo",
+                        site_id=DEMO_SITE,
+                        feature_id=f.id,
+                        observation_id=obs_id,
+                    )
+                )
+                volumes.setdefault(f.id, []).append((day, vol.value, vol.uncertainty))
                 stored += 1
     true_h = {
         f["properties"]["id"]: f["properties"]["heights_m"]
@@ -263,32 +301,233 @@ def step_mensuration(run: DemoRun) -> None:
             "features"
         ]
     }
+    run.summary["berm_volumes"] = {
+        k: [[d, round(v), round(u)] for d, v, u in rows] for k, rows in volumes.items()
+    }
     rows = []
+    lines = []
     for f in feats:
         got = [(d, h, u) for d, h, u in series[f.id] if h is not None]
-        if not got:
-            continue
-        first, last = got[0], got[-1]
-        t_first, t_last = true_h.get(f.id, {}).get(first[0]), true_h.get(f.id, {}).get(last[0])
+        truth_f = true_h.get(f.id, {})
+        errors = [abs(h - truth_f[d]) for d, h, _ in got if d in truth_f]
         rows.append(
             {
                 "feature": f.id,
                 "kind": f.kind,
+                "dates": len(series[f.id]),
                 "measured": [[d, round(h, 2), round(u or 0, 2)] for d, h, u in got],
-                "truth_first": t_first,
-                "truth_last": t_last,
+                "truth": [[d, truth_f.get(d)] for d, _, _ in got],
+                "median_abs_error_m": round(float(np.median(errors)), 2) if errors else None,
             }
         )
-        run.lines.append(
-            f"  {f.kind} {f.name}: {first[1]:.1f} +/- {first[2] or 0:.1f} m on {first[0]} -> "
+        if not got:
+            lines.append(f"  {f.kind} {f.name}: no height on {len(series[f.id])} dates")
+            continue
+        first, last = got[0], got[-1]
+        t_first, t_last = truth_f.get(first[0]), truth_f.get(last[0])
+        line = (
+            f"  {f.kind} {f.name}: {len(got)}/{len(series[f.id])} dates; "
+            f"{first[1]:.1f} +/- {first[2] or 0:.1f} m on {first[0]} -> "
             f"{last[1]:.1f} +/- {last[2] or 0:.1f} m on {last[0]} (truth {t_first} -> {t_last} m)"
         )
+        if f.id in volumes:
+            day, v, u = volumes[f.id][-1]
+            line += f"; volume {v:,.0f} +/- {u:,.0f} m3 on {day}"
+        lines.append(line)
     run.summary["heights"] = rows
-    run.lines.insert(
-        len(run.lines) - len(rows),
-        f"mensuration: {stored} shadow heights stored for "
-        f"{len(feats)} structures over {len(truth['items'])} dates",
+    run.lines.append(
+        f"mensuration: {stored} measurements stored (heights from shadows, berm volumes) for "
+        f"{len(feats)} structures over {len(truth['items'])} dates"
     )
+    run.lines.extend(lines)
+
+
+THREAT_AZIMUTH = 180.0
+THREAT_ELEVATION = 5.0
+"""Threat assumed by the demo's defilade: fire arriving from the south at 5 degrees or flatter."""
+TUNNEL_SECTION = (7.0, 7.0)
+"""Tunnel width x height (m) assumed for the spoil-to-length estimate: a horseshoe section."""
+
+
+def _horizon_sigma_deg(dem: Any, geom: Any, azimuth: float) -> float:
+    """One-sigma error of the horizon angle from a feature towards ``azimuth`` on a metric DEM.
+
+    The horizon is set by the ground where the angle peaks, ``D`` metres away; two independent
+    DEM errors of ``DEM_SIGMA_M`` (there and at the portal) move it by ``sqrt(2) sigma / D``
+    radians, times ``cos^2`` of the angle.
+    """
+    import math
+
+    import numpy as np
+
+    from ..analysis.mensuration import grid_azimuth
+    from ..geo import to_crs
+
+    x0, y0 = to_crs(geom.centroid, "EPSG:4326", dem.crs).coords[0]
+    a = math.radians(grid_azimuth(dem.crs, x0, y0, azimuth))
+    step = abs(dem.transform.a)
+    t = np.arange(1, 4000) * step
+    cols, rows = ~dem.transform * (x0 + t * math.sin(a), y0 + t * math.cos(a))
+    ci, ri = np.floor(cols).astype(int), np.floor(rows).astype(int)
+    inside = (ci >= 0) & (ri >= 0) & (ci < dem.shape[1]) & (ri < dem.shape[0])
+    c0, r0 = ~dem.transform * (x0, y0)
+    z0 = float(dem.data[int(r0), int(c0)])
+    z = dem.data[ri[inside], ci[inside]]
+    if z.size == 0:
+        return float("nan")
+    ang = np.arctan((z - z0) / t[inside])
+    k = int(np.nanargmax(ang))
+    return math.degrees(math.sqrt(2.0) * DEM_SIGMA_M / float(t[inside][k]) * math.cos(ang[k]) ** 2)
+
+
+def step_portals(run: DemoRun) -> None:
+    """Measure each mapped tunnel portal: opening width, defilade, tunnel length from its spoil.
+
+    * width: geodesic distance across the mouth of the portal cut (the footprint's short side
+      that lies lower on the DEM);
+    * defilade: the horizon angle from the portal towards the threat direction on the scenario
+      DEM (masked when it exceeds the threat elevation for every point of the portal);
+    * tunnel length: the latest volume of the berm nearest the mouth, over the excavated section
+      (assumed horseshoe ``TUNNEL_SECTION``) and the default bulking factor of blasted rock.
+    """
+
+    import numpy as np
+    from shapely.geometry import Point
+
+    from ..analysis.mensuration import geodesic_path_length, tunnel_cross_section, tunnel_length
+    from ..analysis.terrain import defilade_from_direction, read_dem
+    from ..catalog.models import Measurement
+    from ..geo import GEOD
+
+    portals = [f for f in run.catalog.query_features(site_id=DEMO_SITE) if f.kind == "ugf_portal"]
+    berms = [f for f in run.catalog.query_features(site_id=DEMO_SITE) if f.kind == "berm"]
+    dem = read_dem(run.files["scenario_dem"])
+    defil = defilade_from_direction(
+        dem,
+        [p.geometry for p in portals],
+        threat_azimuth=THREAT_AZIMUTH,
+        threat_elevation=THREAT_ELEVATION,
+        ids=[p.id for p in portals],
+    )
+    inv = ~dem.transform
+    volumes = {
+        m.feature_id: m
+        for m in sorted(run.catalog.list_measurements(site_id=DEMO_SITE), key=lambda m: m.id)
+        if m.kind == "volume"
+    }
+    section = tunnel_cross_section(*TUNNEL_SECTION)
+    stored = 0
+    rows = []
+    lines = []
+    with run.catalog.transaction():
+        for portal, dr in zip(portals, defil, strict=True):
+            ring = list(portal.geometry.minimum_rotated_rectangle.exterior.coords)[:4]
+            edges = [(ring[i], ring[(i + 1) % 4]) for i in range(4)]
+            lengths = [GEOD.inv(a[0], a[1], b[0], b[1])[2] for a, b in edges]
+            short = sorted(range(4), key=lambda i: lengths[i])[:2]
+
+            def ground(edge: tuple[tuple[float, float], tuple[float, float]]) -> float:
+                from ..geo import to_crs
+
+                mid = Point((edge[0][0] + edge[1][0]) / 2, (edge[0][1] + edge[1][1]) / 2)
+                x, y = to_crs(mid, "EPSG:4326", dem.crs).coords[0]
+                col, row = inv * (x, y)
+                return float(dem.data[int(row), int(col)])
+
+            mouth = min((edges[i] for i in short), key=ground)
+            width = geodesic_path_length(list(mouth), position_sigma_m=0.5)
+            out: dict[str, Any] = {"feature": portal.id, "width_m": round(width.value, 2)}
+            ms = [
+                Measurement(
+                    id=f"{portal.id}-width",
+                    site_id=DEMO_SITE,
+                    feature_id=portal.id,
+                    kind="width",
+                    value=width.value,
+                    unit="m",
+                    uncertainty=width.uncertainty,
+                    method="geodesic_wgs84 across the mouth of the portal cut",
+                    inputs={**width.inputs, "mouth": [list(p) for p in mouth]},
+                    analyst="sitewatch-demo",
+                )
+            ]
+            if dr.masked is not None and dr.horizon_deg is not None:
+                ms.append(
+                    Measurement(
+                        id=f"{portal.id}-defilade",
+                        site_id=DEMO_SITE,
+                        feature_id=portal.id,
+                        kind="defilade",
+                        value=dr.horizon_deg,
+                        unit="deg",
+                        uncertainty=_horizon_sigma_deg(dem, portal.geometry, THREAT_AZIMUTH),
+                        method="horizon angle towards the threat on the DEM (terrain.defilade)",
+                        inputs={
+                            "threat_azimuth": THREAT_AZIMUTH,
+                            "threat_elevation": THREAT_ELEVATION,
+                            "masked": dr.masked,
+                            "masked_fraction": dr.masked_fraction,
+                            "points": dr.points,
+                            "dem": str(run.files["scenario_dem"].name),
+                        },
+                        analyst="sitewatch-demo",
+                    )
+                )
+                out.update(masked=dr.masked, horizon_deg=round(dr.horizon_deg, 1))
+            mouth_mid = Point(np.mean([p[0] for p in mouth]), np.mean([p[1] for p in mouth]))
+            near = min(berms, key=lambda b: b.geometry.distance(mouth_mid), default=None)
+            vol = volumes.get(near.id) if near is not None else None
+            if near is not None and vol is not None:
+                tl = tunnel_length(
+                    vol.value,
+                    section,
+                    spoil_sigma_m3=vol.uncertainty or 0.0,
+                    cross_section_sigma_m2=0.2 * section,
+                )
+                ms.append(
+                    Measurement(
+                        id=f"{portal.id}-tunnel-length",
+                        site_id=DEMO_SITE,
+                        feature_id=portal.id,
+                        kind="length",
+                        value=tl.value,
+                        unit="m",
+                        uncertainty=tl.uncertainty,
+                        method="tunnel length from spoil volume (mensuration.tunnel_length)",
+                        inputs={
+                            **tl.inputs,
+                            "berm": near.id,
+                            "volume_measurement": vol.id,
+                            "section": f"horseshoe {TUNNEL_SECTION[0]} x {TUNNEL_SECTION[1]} m",
+                        },
+                        analyst="sitewatch-demo",
+                    )
+                )
+                out.update(tunnel_length_m=round(tl.value), spoil_berm=near.id)
+            for m in ms:
+                run.catalog.add_measurement(m)
+            stored += len(ms)
+            rows.append(out)
+            text = f"  portal {portal.name}: mouth {width.value:.1f} +/- {width.uncertainty:.1f} m wide"
+            if dr.masked is not None and dr.horizon_deg is not None:
+                text += (
+                    f"; {'masked' if dr.masked else 'NOT masked'} from the south at "
+                    f"{THREAT_ELEVATION:.0f} deg (horizon {dr.horizon_deg:.1f} deg, "
+                    f"{100 * (dr.masked_fraction or 0):.0f}% of the portal)"
+                )
+            if near is not None and vol is not None and "tunnel_length_m" in out:
+                on = str(vol.inputs.get("height_measurement", ""))[-10:]
+                text += (
+                    f"; tunnel ~{out['tunnel_length_m']} +/- {tl.uncertainty:.0f} m from the "
+                    f"spoil of {near.name} ({vol.value:,.0f} m3 on {on})"
+                )
+            lines.append(text)
+    run.summary["portals"] = rows
+    run.lines.append(
+        f"portals: {stored} measurements stored for {len(portals)} portals (width, defilade "
+        f"from {THREAT_AZIMUTH:.0f} deg at {THREAT_ELEVATION:.0f} deg, tunnel length from spoil)"
+    )
+    run.lines.extend(lines)
 
 
 def step_ranges(run: DemoRun) -> None:
@@ -325,6 +564,7 @@ STEPS: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("scenario", step_scenario),
     ("monitor", step_monitor),
     ("mensuration", step_mensuration),
+    ("portals", step_portals),
     ("ranges", step_ranges),
     ("report", step_report),
 ]
