@@ -107,10 +107,59 @@ def test_bad_input() -> None:
         activity_series(data, BANDS, times[:7])
     with pytest.raises(AnalysisError, match="AOI covers no pixel"):
         activity_series(data, BANDS, times, aoi=np.zeros(data.shape[2:], bool))
-    assert ActivityConfig().change_sigma > 0
+    assert 0 < ActivityConfig().change_quantile < 1
 
 
 def test_change_points_simple() -> None:
     y = np.array([0, 0, 0, 0, 5, 5, 5, 0, 0, 0], float)
     assert change_points(y) == (4, 7)
     assert change_points(np.zeros(5)) == ()
+
+
+def ringed(seed: int, build_at: int | None) -> tuple[np.ndarray, list[datetime], np.ndarray]:
+    """A gravel pad (the AOI) amid fields and bare ground; every date brings a scene-wide change of
+    gain per band and of greenness, which the site and its surroundings share."""
+    rng = np.random.default_rng(seed)
+    n, size = 7, 120
+    veg = np.array([0.04, 0.08, 0.05, 0.35])
+    soil = np.array([0.15, 0.18, 0.22, 0.26])
+    gravel = np.array([0.11, 0.12, 0.135, 0.18])
+    roof = np.array([0.18, 0.20, 0.21, 0.23])
+    aoi = np.zeros((size, size), bool)
+    aoi[30:90, 30:90] = True
+    texture = 1 + 0.08 * rng.standard_normal((size, size))
+    stack = []
+    for t in range(n):
+        green = 0.5 + 0.5 * np.cos(2 * np.pi * t / 4)
+        plant = soil + (0.4 + 0.6 * green) * (veg - soil)
+        img = np.broadcast_to(plant[:, None, None], (4, size, size)).copy()
+        img[:, :, :15] = soil[:, None, None]  # bare ground outside the site
+        img[:, 40:80, 40:80] = gravel[:, None, None]
+        if build_at is not None and t >= build_at:
+            img[:, 50:60, 45:70] = roof[:, None, None]
+        img *= texture * rng.uniform(0.85, 1.15, (4, 1, 1))  # gain per date and band
+        img += 0.004 * rng.standard_normal(img.shape)
+        stack.append(img)
+    times = [datetime(2020, 1 + t, 10, tzinfo=UTC) for t in range(n)]
+    return np.stack(stack), times, aoi
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_site_change_judged_against_its_surroundings(seed: int) -> None:
+    data, times, aoi = ringed(seed, build_at=3)
+    act = activity_series(data, BANDS, times, aoi=aoi, pixel_m=1.0)
+    assert act.onset == times[3]
+    assert act.active.tolist() == [False, False, False, True, False, False, False]
+    assert 0.05 < act.changed[3] < 0.12  # the roof: 250 of 3600 site pixels (+ its blurred rim)
+    quiet_data, _, _ = ringed(seed, build_at=None)
+    quiet = activity_series(quiet_data, BANDS, times, aoi=aoi, pixel_m=1.0)
+    assert quiet.onset is None and not quiet.active.any()
+
+
+def test_small_patches_are_not_activity() -> None:
+    data, times, aoi = ringed(0, build_at=3)
+    # the roof is 250 m2 at 1 m pixels; with 5 m pixels' worth of minimum patch it is too small
+    act = activity_series(
+        data, BANDS, times, aoi=aoi, pixel_m=1.0, config=ActivityConfig(min_blob_m2=400.0)
+    )
+    assert act.onset is None

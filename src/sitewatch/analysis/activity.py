@@ -1,25 +1,45 @@
 """Activity over a time series: per-date activity index, change points, construction phases.
 
-For each date the site's pixels (inside the AOI, valid, not cloudy) give:
+Change at a date is tested against the previous *clear* date, pixel by pixel, on the log of the
+bands (lightly smoothed: construction changes whole objects, not single pixels), and judged
+against the change of the site's surroundings over the same pair of dates:
 
-* ``changed``: the fraction of pixels that changed against the previous *clear* date, a change
-  vector test with the bands scaled by a robust estimate of the date-to-date noise, counting only
-  pixels unvegetated on one of the two dates (vegetated-to-vegetated change is phenology);
-* ``cumulative``: the fraction changed against the first clear date (the baseline);
+* the *background* is every usable pixel of the images outside the site's AOI (give the images a
+  ring of surroundings); without one, the whole image serves, which only separates change that is
+  local within the image;
+* seasonal illumination, phenology and radiometric differences change the site and its
+  surroundings alike, so the change vectors of the background, of the same kind of pixel, define
+  what "no construction" looks like for that pair: a robust mean and covariance, and the
+  ``change_quantile`` of their Mahalanobis distances (never below a chi-square noise floor);
+* pixels compared are lit on both dates (cast shadows move with the sun) and not vegetated on both
+  (change between two vegetated states is phenology); two kinds are tested apart, each against
+  its own background: bare on both dates (new material: spoil, concrete, roofs) and vegetated on
+  one (clearing, or regrowth);
+* changed pixels are kept only in connected patches of at least ``min_blob_m2``: construction adds
+  or alters objects, while residual illumination change is thin edges and isolated pixels.
+
+Per date:
+
+* ``changed``: the fraction of the site's pixels in such patches against the previous clear date
+  (the activity index);
+* ``cumulative``: the same against the first clear date (the baseline);
 * ``bare``: the fraction of bare soil or rock (bare-soil index with SWIR, else low NDVI);
 * ``veg_loss``: the fraction of pixels that lost vegetation against the baseline (clearing);
 * ``spoil``: the fraction of bright, unvegetated pixels (fresh spoil, concrete, gravel).
 
-The activity index is ``changed`` (what is happening now). Change points over the index come from
-ruptures (PELT). Phases follow the IARPA SMART vocabulary: ``no_activity`` until the first active
-date; ``site_preparation`` while the activity is mostly clearing (vegetation loss, bare ground);
-``active_construction`` while other change goes on; ``post_construction`` once activity has stopped
-but the site differs from its baseline.
+A date is active when its index reaches ``min_active_fraction`` (and at least one patch passed).
+Change points over the index come from ruptures (PELT). Phases follow the IARPA SMART vocabulary:
+``no_activity`` until the first active date; ``site_preparation`` while the activity is mostly
+clearing; ``active_construction`` while other change goes on; ``post_construction`` once activity
+has stopped but the site differs from its baseline.
+
+Limit: a structure that only grows in height without changing its footprint or material (a spoil
+berm piled higher) changes the image only through shading and shadows, which the sun's changes
+also move; that is not told apart from illumination and is not reported as activity.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,24 +67,34 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ActivityConfig:
-    """Thresholds of the activity analysis (defaults suit 0.5-10 m optical imagery)."""
+    """Thresholds of the activity analysis (defaults suit 0.3-10 m optical imagery)."""
 
     min_clear_fraction: float = 0.6
     """A date is clear when at least this fraction of the site's pixels is usable."""
-    change_sigma: float = 4.0
-    """A pixel changed when its normalised change vector exceeds this many noise sigmas."""
-    min_active_fraction: float = 0.004
+    change_quantile: float = 0.99
+    """A pixel changed when its change is beyond this quantile of the background's change."""
+    noise_p: float = 0.999
+    """...and beyond this chi-square quantile of the background's (median-scaled) distances."""
+    min_blob_m2: float = 50.0
+    """Changed pixels count only in connected patches of at least this area..."""
+    min_blob_px: int = 4
+    """...and at least this many pixels."""
+    min_active_fraction: float = 0.001
     """A date is active when at least this fraction of the site changed since the last clear date."""
-    noise_factor: float = 3.0
-    """...and at least this many times the site's typical (median) changed fraction."""
+    smooth_px: int = 1
+    """Radius (pixels) of the box filter applied to the log bands before the change test."""
+    open_px: int = 1
+    """Radius (pixels) of the morphological opening of the changed pixels (0: none)."""
+    shadow_factor: float = 0.5
+    """Pixels darker than this times the date's median (bare or vegetated alike) are shadow."""
+    min_background_px: int = 500
+    """Fewest background pixels of a kind to model its change (else the next wider reference)."""
     ndvi_bare: float = 0.2
     """Pixels below this NDVI count as unvegetated."""
     veg_loss_delta: float = 0.15
     """A drop in NDVI of at least this much is vegetation loss."""
     clearing_share: float = 0.6
     """A date is site preparation when at least this share of its change is vegetation loss."""
-    illumination_invariant: bool = True
-    """Test change on chromaticity rather than reflectance (insensitive to sun-angle changes)."""
     penalty: float | None = None
     """PELT penalty for change points (default: 3 x noise variance x log(n))."""
 
@@ -176,9 +206,15 @@ def activity_series(
     valid: NDArray[np.bool_] | None = None,
     cloud: NDArray[np.bool_] | None = None,
     aoi: NDArray[np.bool_] | None = None,
+    pixel_m: float | None = None,
     config: ActivityConfig | None = None,
 ) -> ActivitySeries:
-    """Compute the activity of a site from a (time, band, y, x) stack on one grid."""
+    """Compute the activity of a site from a (time, band, y, x) stack on one grid.
+
+    ``aoi`` marks the site; the usable pixels outside it are the background that the site's
+    change is judged against (see the module notes). ``pixel_m`` (pixel size in metres) turns
+    ``min_blob_m2`` into pixels; without it only ``min_blob_px`` applies.
+    """
     cfg = config or ActivityConfig()
     arr = np.asarray(data, dtype=np.float64)
     if arr.ndim != 4:
@@ -192,14 +228,18 @@ def activity_series(
     order = np.argsort(np.array([t.timestamp() for t in times]))
     arr = arr[order]
     times = [times[i] for i in order]
-    usable: NDArray[np.bool_] = np.asarray(np.isfinite(arr).all(axis=1))
+    ok: NDArray[np.bool_] = np.asarray(np.isfinite(arr).all(axis=1) & (arr > 0).any(axis=1))
     if valid is not None:
-        usable &= np.asarray(valid, dtype=bool)[order]
+        ok &= np.asarray(valid, dtype=bool)[order]
     if cloud is not None:
-        usable &= ~np.asarray(cloud, dtype=bool)[order]
-    if aoi is not None:
-        usable &= np.asarray(aoi, dtype=bool)[None]
-    denom = float(aoi.sum()) if aoi is not None else float(arr.shape[2] * arr.shape[3])
+        ok &= ~np.asarray(cloud, dtype=bool)[order]
+    site_px = np.asarray(aoi, dtype=bool) if aoi is not None else np.ones(arr.shape[2:], dtype=bool)
+    if aoi is not None and site_px.shape != arr.shape[2:]:
+        raise AnalysisError(
+            f"the AOI mask {site_px.shape} does not match the images {arr.shape[2:]}"
+        )
+    usable = ok & site_px[None]
+    denom = float(site_px.sum())
     if denom == 0:
         raise AnalysisError("the site's AOI covers no pixel of the images")
     usable_fraction = usable.reshape(nt, -1).sum(axis=1) / denom
@@ -223,14 +263,19 @@ def activity_series(
     vis = [b for b in ("blue", "green", "red") if b in bands]
     bright = arr[:, [list(bands).index(b) for b in vis]].mean(axis=1)
 
-    # Change is tested on chromaticity (each band over the sum of bands): a change of sun angle
-    # scales the bands of a pixel together (terrain illumination), which chromaticity cancels,
-    # while clearing, spoil and new concrete change the shape of the spectrum.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        chroma = arr / arr.sum(axis=1, keepdims=True) if cfg.illumination_invariant else arr
-    # noise scale per band from all consecutive clear pairs (robust: MAD of differences)
-    clear_idx = np.flatnonzero(clear)
-    scale = _noise_scale(chroma, usable, clear_idx)
+    logs, lit = _log_bands(arr, ok, ndvi, cfg)
+    veg = np.asarray(ndvi >= cfg.ndvi_bare)
+    min_px = cfg.min_blob_px
+    if pixel_m is not None and pixel_m > 0:
+        min_px = max(min_px, int(np.ceil(cfg.min_blob_m2 / pixel_m**2)))
+
+    def test(a: int, b: int) -> tuple[float, float]:
+        m = ok[a] & ok[b]
+        px = _pair_change(logs, lit, veg, a, b, m, m & site_px, m & ~site_px, min_px, cfg)
+        site_m = m & site_px
+        n = max(int(site_m.sum()), 1)
+        lost = px & veg[a] & ~veg[b]
+        return float(px.sum() / n), float(lost.sum() / max(int(px.sum()), 1))
 
     changed = np.full(nt, np.nan)
     cumulative = np.full(nt, np.nan)
@@ -238,7 +283,8 @@ def activity_series(
     veg_share = np.full(nt, np.nan)
     bare = np.full(nt, np.nan)
     spoil = np.full(nt, np.nan)
-    base = clear_idx[0]
+    clear_idx = np.flatnonzero(clear)
+    base = int(clear_idx[0])
     base_bright = np.nanmedian(bright[base][usable[base]])
     base_mad = _mad(bright[base][usable[base]])
     prev = base
@@ -252,33 +298,18 @@ def activity_series(
         mb = m & usable[base]
         lost = (ndvi[base] - ndvi[i]) >= cfg.veg_loss_delta
         veg_loss[i] = float(lost[mb].mean()) if mb.any() else np.nan
-        cumulative[i] = (
-            float(
-                (
-                    _changed_px(chroma[i], chroma[base], scale, cfg)
-                    & _unvegetated(ndvi, i, base, cfg)
-                )[mb].mean()
-            )
-            if mb.any()
-            else np.nan
-        )
-        if not clear[i] or i == base:
-            if i == base:
-                changed[i] = 0.0
+        if i == base:
+            changed[i] = cumulative[i] = 0.0
             continue
-        mp = m & usable[prev]
-        px = (
-            _changed_px(chroma[i], chroma[prev], scale, cfg) & mp & _unvegetated(ndvi, i, prev, cfg)
-        )
-        changed[i] = float(px.sum() / max(mp.sum(), 1))
-        lost_now = ((ndvi[prev] - ndvi[i]) >= cfg.veg_loss_delta) & px
-        veg_share[i] = float(lost_now.sum() / max(px.sum(), 1))
+        if mb.any():
+            cumulative[i] = test(base, i)[0]
+        if not clear[i]:
+            continue
+        changed[i], veg_share[i] = test(prev, i)
         prev = i
 
-    typical = float(np.nanmedian(changed[clear])) if np.isfinite(changed[clear]).any() else 0.0
-    threshold = max(cfg.min_active_fraction, cfg.noise_factor * typical)
-    active = clear & (np.nan_to_num(changed) >= threshold)
-    phases = _phases(active, clear, veg_share, cumulative, threshold, cfg)
+    active = clear & (np.nan_to_num(changed) >= max(cfg.min_active_fraction, 1e-12))
+    phases = _phases(active, clear, veg_share, cumulative, cfg.min_active_fraction, cfg)
     bkps = change_points(np.where(clear, np.nan_to_num(changed), np.nan), penalty=cfg.penalty)
     return ActivitySeries(
         times=tuple(times),
@@ -301,22 +332,115 @@ def _mad(x: NDArray[np.float64]) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
-def _noise_scale(
-    arr: NDArray[np.float64], usable: NDArray[np.bool_], clear_idx: NDArray[np.intp]
+def _log_bands(
+    arr: NDArray[np.float64], ok: NDArray[np.bool_], ndvi: NDArray[np.float64], cfg: ActivityConfig
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Smoothed log bands per date, and which pixels are lit (not in shadow)."""
+    from scipy import ndimage
+
+    pos = arr[np.isfinite(arr) & (arr > 0)]
+    eps = 1e-3 * float(np.median(pos)) if pos.size else 1e-6
+    logs = np.log(np.maximum(np.where(np.isfinite(arr), arr, eps), eps))
+    if cfg.smooth_px > 0:
+        size = 2 * cfg.smooth_px + 1
+        logs = ndimage.uniform_filter(logs, size=(1, 1, size, size), mode="nearest")
+    lb = logs.mean(axis=1)
+    lit = np.zeros(ok.shape, dtype=bool)
+    for t in range(arr.shape[0]):
+        m = ok[t]
+        if not m.any():
+            continue
+        # against the median of pixels of the same state (bare or vegetated): dark vegetation
+        # next to bright soil is not shadow
+        for state in (ndvi[t] < cfg.ndvi_bare, ~(ndvi[t] < cfg.ndvi_bare)):
+            sel = m & state
+            if not sel.any():
+                continue
+            ref = float(np.median(lb[t][sel] if sel.sum() >= 100 else lb[t][m]))
+            lit[t] |= sel & (lb[t] > ref + np.log(cfg.shadow_factor))
+    return logs, lit
+
+
+def _robust_fit(v: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean and covariance of the central 75% of change vectors (three trimming passes)."""
+    k = v.shape[1]
+    mu = np.median(v, axis=0)
+    keep = np.ones(len(v), dtype=bool)
+    cov = np.eye(k)
+    for _ in range(3):
+        sel = v[keep]
+        if len(sel) > k + 1:
+            mu = sel.mean(axis=0)
+            cov = np.atleast_2d(np.cov((sel - mu).T))
+        cov = cov + 1e-9 * max(float(np.trace(cov)) / k, 1e-12) * np.eye(k)
+        d2 = _mahalanobis2(v, mu, cov)
+        keep = d2 <= np.quantile(d2, 0.75)
+    return mu, cov
+
+
+def _mahalanobis2(
+    v: NDArray[np.float64], mu: NDArray[np.float64], cov: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    nb = arr.shape[1]
-    if len(clear_idx) < 2:
-        scale = np.array([_mad(arr[clear_idx[0], b][usable[clear_idx[0]]]) for b in range(nb)])
-    else:
-        diffs: list[list[NDArray[np.float64]]] = [[] for _ in range(nb)]
-        for a, b in itertools.pairwise(clear_idx):
-            m = usable[a] & usable[b]
-            for k in range(nb):
-                diffs[k].append((arr[b, k] - arr[a, k])[m])
-        # the median of the per-pair MADs is robust to one pair with widespread change
-        scale = np.array([np.median([_mad(d) for d in diffs[k]]) / np.sqrt(2.0) for k in range(nb)])
-    floor = 1e-6 * max(float(np.nanmax(np.abs(arr[clear_idx[0]]))), 1.0)
-    return np.asarray(np.maximum(scale, floor), dtype=np.float64)
+    inv = np.linalg.pinv(cov)
+    d = v - mu
+    return np.asarray(np.einsum("ij,jk,ik->i", d, inv, d), dtype=np.float64)
+
+
+def _pair_change(
+    logs: NDArray[np.float64],
+    lit: NDArray[np.bool_],
+    veg: NDArray[np.bool_],
+    a: int,
+    b: int,
+    m: NDArray[np.bool_],
+    site: NDArray[np.bool_],
+    background: NDArray[np.bool_],
+    min_px: int,
+    cfg: ActivityConfig,
+) -> NDArray[np.bool_]:
+    """Site pixels (in patches of at least ``min_px``) whose change from date ``a`` to ``b`` is
+    beyond what the background shows for the same kind of pixel over the same dates."""
+    from scipy import ndimage
+    from scipy.stats import chi2
+
+    both_lit = m & lit[a] & lit[b]
+    kinds = (both_lit & ~veg[a] & ~veg[b], both_lit & (veg[a] ^ veg[b]))
+    nb = logs.shape[1]
+    delta = (logs[b] - logs[a]).reshape(nb, -1).T
+    rng = np.random.default_rng(0)
+    changed = np.zeros(m.shape, dtype=bool)
+    for kind in kinds:
+        if not (kind & site).any():
+            continue
+        # the reference: the background of this kind, else the lit background, else all lit
+        # pixels (the site included: then only the noise floor applies, not the quantile)
+        refs = [
+            r
+            for r in (background & kind, background & both_lit)
+            if r.sum() >= cfg.min_background_px
+        ]
+        ref = refs[0] if refs else both_lit
+        if ref.sum() <= nb + 1:
+            continue
+        idx = np.flatnonzero(ref.ravel())
+        if idx.size > 20000:
+            idx = rng.choice(idx, 20000, replace=False)
+        mu, cov = _robust_fit(delta[idx])
+        cand = np.flatnonzero((kind & site).ravel())
+        d2_ref = _mahalanobis2(delta[idx], mu, cov)
+        floor = float(chi2.ppf(cfg.noise_p, nb)) * float(np.median(d2_ref)) / float(chi2.median(nb))
+        thr = max(float(np.quantile(d2_ref, cfg.change_quantile)), floor) if refs else floor
+        hit = _mahalanobis2(delta[cand], mu, cov) > thr
+        changed.ravel()[cand[hit]] = True
+    if cfg.open_px > 0:
+        changed = ndimage.binary_opening(changed, iterations=cfg.open_px)
+    labels, n = ndimage.label(changed & site)
+    if n == 0:
+        return np.zeros(m.shape, dtype=bool)
+    sizes = np.bincount(labels.ravel())
+    big = sizes >= min_px
+    big[0] = False
+    return np.asarray(big[labels], dtype=bool)
 
 
 def not_phenology(
@@ -341,14 +465,6 @@ def _unvegetated(
     """Pixels bare or built on at least one of two dates: change between two vegetated states is
     phenology (green-up, harvest, drought), not construction."""
     return np.asarray(np.fmin(ndvi[a], ndvi[b]) < cfg.ndvi_bare)
-
-
-def _changed_px(
-    a: NDArray[np.float64], b: NDArray[np.float64], scale: NDArray[np.float64], cfg: ActivityConfig
-) -> NDArray[np.bool_]:
-    z = (a - b) / (np.sqrt(2.0) * scale[:, None, None])
-    mag = np.sqrt(np.nansum(z * z, axis=0) / a.shape[0])
-    return np.asarray(mag > cfg.change_sigma)
 
 
 def _phases(
@@ -386,13 +502,19 @@ def _phases(
 def activity_from_cube(
     cube: Any, *, aoi: NDArray[np.bool_] | None = None, config: ActivityConfig | None = None
 ) -> ActivitySeries:
-    """:func:`activity_series` over a cube from :func:`sitewatch.imagery.cube.build_cube`."""
+    """:func:`activity_series` over a cube from :func:`sitewatch.imagery.cube.build_cube`.
+
+    Build the cube on a grid wider than the site's AOI: the pixels outside ``aoi`` are the
+    background that the site's change is judged against.
+    """
     times = [
         datetime.fromtimestamp(t.astype("datetime64[ns]").astype(np.int64) / 1e9, tz=UTC)
         for t in np.asarray(cube["time"].values)
     ]
     valid = np.asarray(cube["valid"].values) if "valid" in cube.coords else None
     cloud = np.asarray(cube["cloud"].values) if "cloud" in cube.coords else None
+    res = cube.attrs.get("resolution")
+    pixel_m = float(res) if res is not None and np.isfinite(float(res)) else None
     return activity_series(
         np.asarray(cube.values),
         [str(b) for b in cube["band"].values],
@@ -400,5 +522,6 @@ def activity_from_cube(
         valid=valid,
         cloud=cloud,
         aoi=aoi,
+        pixel_m=pixel_m,
         config=config,
     )
