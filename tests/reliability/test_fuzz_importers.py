@@ -476,3 +476,30 @@ def test_stac_item_parser(data: st.DataObject, n: int) -> None:
     assert isinstance(scene, Scene) and scene.assets
     assert scene.datetime.tzinfo is not None
     json.dumps(scene.to_dict(), default=str)
+
+
+# --- regressions found by `make fuzz` ---------------------------------------------------------------
+
+
+def test_kml_with_an_unknown_encoding_is_refused(
+    seed_files: dict[str, Path], cat: Catalog, scratch: Path
+) -> None:
+    text = seed_files["kml"].read_text(encoding="utf-8")
+    assert 'encoding="UTF-8"' in text
+    path = scratch / "enc.kml"
+    path.write_text(text.replace('encoding="UTF-8"', 'encoding="UTF-N"'), encoding="utf-8")
+    with pytest.raises(SitewatchError, match="UTF-N"):
+        list(read_sites(path, "kml"))
+    _import(cat, path, "kml")
+
+
+def test_stac_item_with_impossible_cloud_cover_is_an_imagery_error() -> None:
+    import pystac
+
+    from sitewatch.errors import ImageryError
+    from sitewatch.imagery.scene import scene_from_item
+
+    doc = _seed_item()
+    doc["properties"]["eo:cloud_cover"] = 29054.0
+    with pytest.raises(ImageryError, match="cloud cover"):
+        scene_from_item(pystac.Item.from_dict(doc, migrate=False))

@@ -277,8 +277,12 @@ def scene_from_item(item: pystac.Item) -> Scene:
     """
     try:
         return _scene_from_item(item)
-    except SitewatchError:
+    except ImageryError:
         raise
+    except SitewatchError as exc:  # a value the Scene refuses (cloud cover 29054, say)
+        raise ImageryError(
+            f"STAC item {getattr(item, 'id', '?')!r}: {exc}; fix the item or ask its provider"
+        ) from None
     except (
         ValueError,
         TypeError,

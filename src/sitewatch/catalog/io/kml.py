@@ -30,7 +30,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from ...errors import GeometryError, InputError, RecordProblem, UnsafeInputError
+from ...errors import GeometryError, InputError, RecordProblem, SitewatchError, UnsafeInputError
 from ..models import Feature, Site, SiteRecord
 from ._helpers import (
     SITE_COLUMNS,
@@ -250,6 +250,10 @@ def _iter_kml(fh: IO[bytes], source: str, repair: bool) -> Iterator[SiteRecord |
         ) from None
     except ParseError as exc:
         raise InputError(f"{source}: not well-formed XML ({exc}); is it a KML file?") from None
+    except LookupError as exc:  # the XML declaration names an encoding Python does not know
+        if type(exc) is not LookupError:  # KeyError, IndexError: a bug, not the file
+            raise
+        raise InputError(f"{source}: {exc}; save the file as UTF-8") from None
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise InputError(f"{source}: the KMZ is truncated or corrupt ({exc})") from None
     yield from grouper.finish()
@@ -338,7 +342,9 @@ def read_kmz(path: str | Path, *, repair: bool = False) -> Iterator[SiteRecord |
             with zf.open(info) as raw:
                 bounded = io.BufferedReader(_Bounded(raw, info.file_size, str(path)))
                 yield from _iter_kml(bounded, f"{path}!{info.filename}", repair)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            if isinstance(exc, SitewatchError):
+                raise
             raise InputError(
                 f"{path}: the KMZ member {info.filename} is corrupt or truncated ({exc}); "
                 "export the KMZ again"
