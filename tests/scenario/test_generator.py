@@ -16,6 +16,7 @@ import rasterio
 from rasterio.features import rasterize
 from shapely.geometry import shape
 
+from sitewatch.analysis.mensuration import grid_azimuth
 from sitewatch.analysis.sun import solar_position, sun_from_stac
 from sitewatch.errors import InputError
 from sitewatch.scenario import FeatureSpec, ScenarioResult, ScenarioSpec, demo_spec, make_scenario
@@ -93,8 +94,10 @@ def test_shadow_lengths_match_heights_within_half_a_pixel(tmp_path: Path) -> Non
                  [item.datetime.strftime("%Y-%m-%d")] > 0],
                 out_shape=red.shape, transform=ds.transform,
             ).astype(bool)  # fmt: skip
+            b = ds.bounds  # the sun's azimuth is true; the box sits square on the UTM grid
+            grid_az = grid_azimuth(ds.crs, (b.left + b.right) / 2, (b.bottom + b.top) / 2, az)
         assert footprint.sum() == 20 * 20  # the 10 m box on whole pixels
-        measured = _measured_shadow_length(red, footprint, az, 10.0)
+        measured = _measured_shadow_length(red, footprint, grid_az, 10.0)
         expected = h / math.tan(math.radians(el))
         errors.append((measured - expected) / 0.5)
     errors_px = np.abs(errors)

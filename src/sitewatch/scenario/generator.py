@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.mensuration import grid_azimuth
 from ..analysis.sun import solar_position
 from ..errors import InputError
 from .landcover import landcover_map, reflectance
@@ -120,6 +121,10 @@ def make_scenario(
                 f"{lon:.3f}, {lat:.3f}: no usable daylight image; choose other dates or times"
             )
 
+    centre = (
+        grid.west + grid.width * grid.gsd / 2.0,
+        grid.north - grid.height * grid.gsd / 2.0,
+    )
     date_keys = [t.strftime("%Y-%m-%d") for t in times]
     item_paths: list[Path] = []
     items_meta: list[dict[str, Any]] = []
@@ -128,10 +133,12 @@ def make_scenario(
         report("render", k, n)
         item_id = f"{spec.scenario_id}-{when.strftime('%Y%m%d')}"
         _, smooth, material, flat_top = pixel_surface(grid, dem, features, k, classes)
+        # the sun's azimuth is a true azimuth; the grid is UTM: render along the grid azimuth
+        az = grid_azimuth(f"EPSG:{grid.epsg}", centre[0], centre[1], sun[0])
         shadow = shadow_fraction(
-            grid, dem, features, k, sun[0], sun[1], oversample=spec.shadow_oversample
+            grid, dem, features, k, az, sun[1], oversample=spec.shadow_oversample
         )
-        direct, sky = illumination(smooth, flat_top, grid.gsd, sun[0], sun[1])
+        direct, sky = illumination(smooth, flat_top, grid.gsd, az, sun[1])
         rho = reflectance(material, parcels, spec.bands, when, texture, phases)
         radiance = compose(rho, spec.bands, direct, sky, shadow)
         cover = 0.0
@@ -140,7 +147,7 @@ def make_scenario(
             date_rng = _rng(spec.seed, 10, k)
             amount = float(date_rng.uniform(0.0, 2.0 * spec.cloud_cover)) if k % 3 else 0.0
             if amount > 0.005:
-                opacity, cshadow = render_clouds(grid, date_rng, amount, sun[0], sun[1])
+                opacity, cshadow = render_clouds(grid, date_rng, amount, az, sun[1])
                 for b in range(radiance.shape[0]):
                     dimmed = radiance[b] * (1.0 - 0.7 * cshadow)
                     radiance[b] = dimmed * (1.0 - opacity) + 0.75 * opacity
