@@ -64,6 +64,14 @@ def monitor() -> None:
     show_default=True,
     help="Chip size (m) for sites without an AOI.",
 )
+@click.option(
+    "--ring",
+    "ring_m",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Surroundings (m) cut with each site; activity is judged against them.",
+)
 @click.option("--method", "change_method", help="Change method (default: the evaluated best).")
 @click.option(
     "--config",
@@ -82,6 +90,7 @@ def run(
     scheduler: str | None,
     resolution: float,
     size_m: float,
+    ring_m: float,
     change_method: str | None,
     config_path: Path | None,
     fail_on_alert: bool,
@@ -108,6 +117,7 @@ def run(
         since=since.date() if since else None,
         resolution=resolution,
         size_m=size_m,
+        ring_m=ring_m,
         change_method=change_method,
         rules=conf.rules,
     )

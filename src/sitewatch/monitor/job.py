@@ -26,7 +26,7 @@ from shapely.ops import unary_union
 from ..catalog.models import Alert, ChangeEvent, Observation, Site
 from ..catalog.store import Catalog
 from ..errors import NoScenesFound, SitewatchError
-from ..geo import geodesic_buffer, to_crs
+from ..geo import geodesic_buffer, local_utm_crs, to_crs
 from ..imagery.archive import Archive
 from ..imagery.chips import ChipGrid
 from ..imagery.cube import build_cube
@@ -54,6 +54,10 @@ class MonitorOptions:
     """Only scenes acquired on or after this date become observations (older ones are baseline)."""
     resolution: float = 10.0
     size_m: float = 2000.0
+    """Chip size for sites without an AOI (the AOI is then this square)."""
+    ring_m: float = 60.0
+    """Surroundings cut with the site: activity judges the site's change against this ring, which
+    shares its seasonal light and phenology; change events count the AOI only."""
     bands: tuple[str, ...] | None = None
     change_method: str | None = None
     rules: Rules = field(default_factory=Rules)
@@ -101,10 +105,15 @@ def _sources(specs: Sequence[str], allow_private: bool = False) -> list[ImageryS
 
 
 def _site_grid(site: Site, opts: MonitorOptions) -> tuple[ChipGrid, Any]:
-    if site.aoi is not None:
-        return ChipGrid.for_aoi(site.aoi, opts.resolution), site.aoi
-    aoi = geodesic_buffer(site.lon, site.lat, opts.size_m / 2.0 * 2**0.5, n=4)
-    return ChipGrid.around(site.lon, site.lat, opts.size_m, opts.resolution), aoi
+    """The chip grid (the AOI plus ``ring_m`` of surroundings) and the AOI."""
+    if site.aoi is None:
+        aoi = geodesic_buffer(site.lon, site.lat, opts.size_m / 2.0 * 2**0.5, n=4)
+        size = opts.size_m + 2.0 * opts.ring_m
+        return ChipGrid.around(site.lon, site.lat, size, opts.resolution), aoi
+    c = site.aoi.centroid
+    crs = local_utm_crs(((c.x + 180.0) % 360.0) - 180.0, c.y)
+    ring = to_crs(site.aoi, "EPSG:4326", crs).buffer(opts.ring_m)
+    return ChipGrid.for_bounds(ring.bounds, crs, opts.resolution), site.aoi
 
 
 def _aoi_mask(aoi: Any, grid: ChipGrid) -> np.ndarray:
