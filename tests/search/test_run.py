@@ -61,7 +61,8 @@ def test_distributed_cluster_gives_identical_results(make_scene) -> None:
     ) as cluster:
         remote = run_search(path, lonlat[:1], params=PARAMS, scheduler=cluster.scheduler_address)
     np.testing.assert_array_equal(local.scores, remote.scores)
-    assert [(c.row, c.col, c.score) for c in local.candidates] == [
-        (c.row, c.col, c.score) for c in remote.candidates
+    assert [(c.row, c.col, c.score, c.stage1_score) for c in local.candidates] == [
+        (c.row, c.col, c.score, c.stage1_score) for c in remote.candidates
     ]
+    assert all(c.stage1_score is not None for c in local.candidates)  # second stage on both
     assert remote.area_km2 == local.area_km2

@@ -73,7 +73,8 @@ def tile_features(
     scale: BandScale,
     bands: list[int],
 ) -> F64 | None:
-    """Descriptors of tile ``(row, col)`` computed on its own; None when it has no valid pixel."""
+    """Descriptors of tile ``(row, col)`` computed on its own; None when it has no valid pixel
+    or fewer than ``cfg.min_valid`` of its pixels are valid."""
     P, T, s, k, c = cfg.halo, cfg.tile, cfg.stride, cfg.cells_per_tile, cfg.context_cells
     win = grid.window(row, col)
     raw, valid = read_block(
@@ -84,7 +85,7 @@ def tile_features(
     x = scale.apply(raw)
     x[:, ~valid] = 0.0
     tile_v = valid[P : P + T, P : P + T]
-    if not tile_v.any():
+    if not tile_v.any() or tile_v.sum() < cfg.min_valid * T * T:
         return None
     feats: list[float] = []
     for b in range(x.shape[0]):

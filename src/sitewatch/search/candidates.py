@@ -22,14 +22,24 @@ from shapely.geometry import Polygon, mapping
 
 from .tiles import TileGrid
 
-__all__ = ["RankedCandidate", "make_candidates", "non_max_suppression", "to_geojson"]
+__all__ = [
+    "RankedCandidate",
+    "make_candidates",
+    "non_max_suppression",
+    "reorder_candidates",
+    "to_geojson",
+]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RankedCandidate:
-    """One candidate: its tile, score, rank (1 = best), cluster and footprint in lon/lat."""
+    """One candidate: its tile, score, rank (1 = best), cluster and footprint in lon/lat.
+
+    ``score`` is what the candidates are ranked by: the second stage's score when the search
+    re-ranked them (then ``stage1_score`` is the first stage's), else the first stage's.
+    """
 
     rank: int
     score: float
@@ -40,6 +50,7 @@ class RankedCandidate:
     lon: float
     lat: float
     area_km2: float
+    stage1_score: float | None = None
 
 
 def non_max_suppression(
@@ -81,6 +92,54 @@ def _clusters(points: NDArray[np.float64], distance: float) -> NDArray[np.intp]:
     return out
 
 
+def _cluster_labels(
+    tiles: list[tuple[int, int]], grid: TileGrid, cluster_distance_m: float | None
+) -> NDArray[np.intp]:
+    """Cluster labels of candidate tiles closer than the distance (default 1.5 tile sides)."""
+    peaks = [(r, c, 0.0) for r, c in tiles]
+    centres = np.array([grid.centre(r, c) for r, c, _ in peaks], dtype=np.float64)
+    px = abs(grid.transform.a)
+    dist = cluster_distance_m if cluster_distance_m is not None else None
+    if grid.crs is not None and grid.crs.is_geographic:
+        # cluster in pixel units: the tile diagonal and a half by default
+        pts = np.array([(c * grid.stride, r * grid.stride) for r, c, _ in peaks], dtype=float)
+        d_px = (dist / (px * 111_320.0)) if dist is not None else 1.5 * grid.tile
+        labels = _clusters(pts, d_px)
+    else:
+        labels = _clusters(centres, dist if dist is not None else 1.5 * grid.tile * px)
+    return labels
+
+
+def reorder_candidates(
+    ordered: list[RankedCandidate],
+    grid: TileGrid,
+    scores: list[float] | None = None,
+    cluster_distance_m: float | None = None,
+) -> list[RankedCandidate]:
+    """The same candidates in a new order, ranks and clusters renamed.
+
+    The first ``len(scores)`` take ``scores`` (the second stage's) as their ``score`` and keep
+    the first stage's as ``stage1_score``.
+    """
+    from dataclasses import replace
+
+    labels = _cluster_labels([(c.row, c.col) for c in ordered], grid, cluster_distance_m)
+    first: dict[int, int] = {}
+    for i, lab in enumerate(labels):
+        first.setdefault(int(lab), i + 1)
+    rs = scores or []
+    return [
+        replace(
+            c,
+            rank=i + 1,
+            cluster=first[int(labels[i])],
+            score=float(rs[i]) if i < len(rs) else c.score,
+            stage1_score=c.score if i < len(rs) else c.stage1_score,
+        )
+        for i, c in enumerate(ordered)
+    ]
+
+
 def make_candidates(
     scores: NDArray[np.floating],
     grid: TileGrid,
@@ -94,16 +153,7 @@ def make_candidates(
     peaks = non_max_suppression(scores, top, radius, min_score)
     if not peaks:
         return []
-    centres = np.array([grid.centre(r, c) for r, c, _ in peaks], dtype=np.float64)
-    px = abs(grid.transform.a)
-    dist = cluster_distance_m if cluster_distance_m is not None else None
-    if grid.crs is not None and grid.crs.is_geographic:
-        # cluster in pixel units: the tile diagonal and a half by default
-        pts = np.array([(c * grid.stride, r * grid.stride) for r, c, _ in peaks], dtype=float)
-        d_px = (dist / (px * 111_320.0)) if dist is not None else 1.5 * grid.tile
-        labels = _clusters(pts, d_px)
-    else:
-        labels = _clusters(centres, dist if dist is not None else 1.5 * grid.tile * px)
+    labels = _cluster_labels([(r, c) for r, c, _ in peaks], grid, cluster_distance_m)
     # name clusters by the rank of their best member
     first: dict[int, int] = {}
     for i, lab in enumerate(labels):
@@ -160,6 +210,7 @@ def to_geojson(candidates: list[RankedCandidate], **properties: Any) -> dict[str
                     "lon": cand.lon,
                     "lat": cand.lat,
                     "area_km2": cand.area_km2,
+                    "stage1_score": cand.stage1_score,
                     **properties,
                 },
             }

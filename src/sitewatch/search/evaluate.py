@@ -2,8 +2,10 @@
 
 For one background family (real images from the shared data folder) the images are stretched to
 8 bits, multiplied by the 8 flips and rotations of the square (to reach a search area where a
-500-fold area reduction leaves room for several sites) and laid side by side into one mosaic,
-written as a GeoTIFF with a UTM grid at the family's ground sample distance. ``n_sites`` random
+500-fold area reduction leaves room for several sites) and packed into one mosaic with a nodata
+gutter between the pieces (like separate scenes: no mirror or date seams, which no real scene
+has, but nodata edges, which real ones do), written as a GeoTIFF with a UTM grid at the
+family's ground sample distance. ``n_sites`` random
 sites are planted with the scenario generator's features and shadows (:mod:`._plant`); ``k`` of
 them are the examples, and the search must rank the others. Recall at an area-reduction factor F
 is the share of the held-out sites whose centre lies in a candidate among the best candidates
@@ -37,6 +39,7 @@ __all__ = ["FAMILIES", "EvalReport", "Family", "SeedResult", "build_background",
 logger = logging.getLogger(__name__)
 
 U8 = NDArray[np.uint8]
+GUTTER_TILES = 2  # nodata between the pieces of the evaluation mosaic, in tiles
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,14 @@ def _load(path: Path, n_bands: int) -> U8:
 
 
 def build_background(shared: Path, family: Family) -> tuple[U8, list[tuple[int, int, int, int]]]:
-    """The mosaic (bands, H, W) uint8 (0 = nodata) and the pixel boxes of its pieces."""
+    """The mosaic (bands, H, W) uint8 (0 = nodata) and the pixel boxes of its pieces.
+
+    Every piece (an image, or one of its flips and rotations) keeps its own footprint, apart
+    from its neighbours by a nodata gutter of :data:`GUTTER_TILES` tiles, like separate scenes
+    of a real search: laid edge to edge, a piece and its mirror image make a symmetric seam and
+    two different dates a straight step, both artefacts no real scene has. Pieces are packed on
+    shelves (rows of pieces of the same height) about as wide as the mosaic is tall.
+    """
     files: list[Path] = []
     for pat in family.patterns:
         files += sorted(shared.glob(pat))
@@ -182,15 +192,25 @@ def build_background(shared: Path, family: Family) -> tuple[U8, list[tuple[int, 
         for rot in range(4):
             r = np.rot90(img, rot, axes=(1, 2))
             pieces += [r, r[:, :, ::-1]]
-    n = len(pieces)
-    cols = max(1, round(math.sqrt(n)))
-    rows = math.ceil(n / cols)
-    ph = max(p.shape[1] for p in pieces)
-    pw = max(p.shape[2] for p in pieces)
-    mosaic = np.zeros((len(family.bands), rows * ph, cols * pw), dtype=np.uint8)
+    gap = GUTTER_TILES * family.tile
+    order = sorted(range(len(pieces)), key=lambda i: (-pieces[i].shape[1], i))
+    total = sum((p.shape[1] + gap) * (p.shape[2] + gap) for p in pieces)
+    target = max(max(p.shape[2] for p in pieces) + gap, round(math.sqrt(total)))
+    places: list[tuple[int, int, int]] = []  # (piece, row0, col0)
+    row0 = col0 = shelf = 0
+    for i in order:
+        h, w = pieces[i].shape[1:]
+        if col0 and col0 + w > target:
+            row0, col0, shelf = row0 + shelf + gap, 0, 0
+        places.append((i, row0, col0))
+        col0 += w + gap
+        shelf = max(shelf, h)
+    height = max(r + pieces[i].shape[1] for i, r, _ in places)
+    width = max(c + pieces[i].shape[2] for i, _, c in places)
+    mosaic = np.zeros((len(family.bands), height, width), dtype=np.uint8)
     boxes = []
-    for i, p in enumerate(pieces):
-        r0, c0 = (i // cols) * ph, (i % cols) * pw
+    for i, r0, c0 in sorted(places):
+        p = pieces[i]
         mosaic[:, r0 : r0 + p.shape[1], c0 : c0 + p.shape[2]] = p
         boxes.append((r0, c0, p.shape[1], p.shape[2]))
     return mosaic, boxes
@@ -276,7 +296,7 @@ def evaluate(
         tile=fam.tile, stride=fam.stride, block_tiles=p0.block_tiles,
         top=max(p0.top, int(budget_tiles * 1.2) + k * 4 + 10), negatives=p0.negatives,
         method=p0.method, seed=p0.seed, bands=None, context=p0.context, site=p0.site,
-        hard_rounds=p0.hard_rounds, clip_margin=p0.clip_margin,
+        hard_rounds=p0.hard_rounds, clip_margin=p0.clip_margin, rerank=p0.rerank,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for seed in seeds:

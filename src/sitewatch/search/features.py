@@ -17,7 +17,8 @@ Descriptors (``B`` bands, normalised to about 0..1 by the image's robust band ra
 * edges and lines on the luminance: mean gradient magnitude, edge density, thin-line density and
   the magnitude-weighted histogram of gradient orientations (four bins, HOG-like), sorted so it
   does not depend on the site's orientation, with the share of the dominant orthogonal pair;
-* texture: the histogram of rotation-invariant uniform local binary patterns (LBP, P=8, R=1);
+* texture: the histogram of rotation-invariant uniform local binary patterns (LBP, 8 neighbours
+  at distance 1, :func:`lbp_codes`);
 * only with ``FeatureConfig(site=True)`` (off by default: it did not raise recall in
   ``search eval``): bright-dark steps, the share of pixels whose 3 x 3 neighbourhood holds
   both a bright (normalised luminance above ``STEP_BRIGHT``: roofs, concrete) and a dark pixel
@@ -53,6 +54,7 @@ __all__ = [
     "block_features",
     "estimate_scale",
     "feature_names",
+    "lbp_codes",
     "read_block",
 ]
 
@@ -68,6 +70,11 @@ _TAN22 = math.tan(math.radians(22.5))
 # (cast shadow) pixel, on the normalised luminance
 STEP_BRIGHT = 0.85
 STEP_DARK = 0.15
+# a tile less than half valid (on a nodata edge: a scene border, a mosaic gap) is not scored:
+# its descriptors would come from a sliver of pixels, and it would spend the analyst's budget on
+# nodata. Tiles overlap by at least half, so every pixel along a straight nodata edge still lies
+# in a tile that is at least half valid.
+MIN_VALID = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class FeatureConfig:
     site: bool = False
     edge_threshold: float = 0.08
     line_threshold: float = 0.05
+    min_valid: float = MIN_VALID
 
     def __post_init__(self) -> None:
         if self.tile <= 0 or self.stride <= 0 or self.tile % self.stride:
@@ -238,14 +246,34 @@ def _neighbours_valid(valid: Bool) -> Bool:
     return out
 
 
-def _lbp(lum: F32) -> NDArray[np.intp]:
-    """Rotation-invariant uniform LBP codes (0..9) of the interior of ``lum``."""
-    from skimage.feature import local_binary_pattern
+def lbp_codes(q: NDArray[np.uint8], r: int = 1) -> NDArray[np.intp]:
+    """Rotation-invariant uniform LBP codes (0..9) of the interior of ``q`` (..., H, W).
 
-    q = np.clip(np.rint(lum * 255.0), 0, 255).astype(np.uint8)
-    codes = local_binary_pattern(q, 8, 1, method="uniform")  # type: ignore[no-untyped-call]
-    out: NDArray[np.intp] = codes[1:-1, 1:-1].astype(np.intp)
+    The 8 neighbours are the pixels at Chebyshev distance ``r`` along the rows, columns and
+    diagonals, in circular order; the code is the number of neighbours at least as bright as the
+    centre when the pattern has at most two 0/1 transitions around the circle, else 9. Integer
+    comparisons only, so a pixel's code never depends on the rest of the array (the interpolated
+    circle of scikit-image's ``local_binary_pattern`` can flip a code on an exact tie depending
+    on the array it is computed in). Returns (..., H - 2r, W - 2r).
+    """
+    H, W = q.shape[-2:]
+    ctr = q[..., r : H - r, r : W - r]
+    offsets = [(0, r), (-r, r), (-r, 0), (-r, -r), (0, -r), (r, -r), (r, 0), (r, r)]
+    bits = [q[..., r + dr : H - r + dr, r + dc : W - r + dc] >= ctr for dr, dc in offsets]
+    ones = np.zeros(ctr.shape, dtype=np.intp)
+    transitions = np.zeros(ctr.shape, dtype=np.intp)
+    for k in range(8):
+        ones += bits[k]
+        transitions += bits[k] != bits[(k + 1) % 8]
+    out: NDArray[np.intp] = np.where(transitions <= 2, ones, LBP_BINS - 1)
     return out
+
+
+def _lbp(lum: F32) -> NDArray[np.intp]:
+    """Rotation-invariant uniform LBP codes (0..9) of the interior of ``lum`` (see
+    :func:`lbp_codes`), on the luminance quantised to 8 bits."""
+    q = np.clip(np.rint(lum * 255.0), 0, 255).astype(np.uint8)
+    return lbp_codes(q, 1)
 
 
 def _extremes3(lum: F32) -> tuple[F32, F32]:
@@ -291,8 +319,8 @@ def block_features(
     ``raw`` (bands, H, W) and ``valid`` (H, W) cover the block's tiles grown by ``cfg.halo``
     pixels on every side (see :meth:`TileGrid.block_window`); ``dem`` (H, W), NaN where
     unknown, is the DEM on the same pixels and ``gsd`` its (x, y) pixel size in metres.
-    Returns ``features`` (rows, cols, n_features) and the mask of tiles with any valid pixel
-    (other rows of ``features`` are NaN).
+    Returns ``features`` (rows, cols, n_features) and the mask of tiles with at least
+    ``cfg.min_valid`` of their pixels valid (other rows of ``features`` are NaN).
     """
     nr, nc = shape
     s, k, c = cfg.stride, cfg.cells_per_tile, cfg.context_cells
@@ -320,7 +348,7 @@ def block_features(
         s2_cells[:, inner[0], inner[1]],
     )
     n_t = _box(n_in, k)  # (nr, nc)
-    ok = n_t > 0
+    ok = (n_t > 0) & (n_t >= cfg.min_valid * cfg.tile * cfg.tile)
     denom = np.where(ok, n_t, 1.0)
     mean = _box(s1_in, k) / denom
     var = np.maximum(_box(s2_in, k) / denom - mean * mean, 0.0)

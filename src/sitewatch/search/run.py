@@ -8,6 +8,11 @@
    default, or on a ``dask.distributed`` cluster given its scheduler address: the task function
    is pure, so both give the same scores.
 4. Non-maximum suppression and clustering turn the score grid into ranked candidates.
+5. The best candidates covering the ``rerank`` share of the area (4%), and at least the
+   ``top`` candidates returned, are re-ranked by the second stage
+   (:mod:`sitewatch.search.rerank`): richer descriptors of each candidate tile, scored by a
+   forest cross-fitted with the other candidates as hard negatives. Their ``score`` is the
+   second stage's, ``stage1_score`` the first stage's.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pyproj import Transformer
 from rasterio.warp import Resampling, reproject
 
 from ..errors import AnalysisError, ImageryError, InputError
-from .candidates import RankedCandidate, make_candidates
+from .candidates import RankedCandidate, make_candidates, reorder_candidates
 from .features import (
     BandScale,
     FeatureConfig,
@@ -39,6 +44,8 @@ from .features import (
     read_block,
 )
 from .model import Method, SearchModel, fit_model
+from .rerank import cross_fitted_scores, positive_descriptors, read_windows
+from .rerank import window_descriptors as _window_descriptors
 from .tiles import Block, TileGrid
 
 __all__ = [
@@ -54,11 +61,18 @@ logger = logging.getLogger(__name__)
 
 F64 = NDArray[np.float64]
 Progress = Callable[[int, int], None]
+# the second stage re-ranks the first stage's candidates covering this share of the searched area
+RERANK_SHARE = 0.04
+RERANK_BACKGROUND = 1000  # random background windows for the second stage's model
 
 
 @dataclass(frozen=True)
 class SearchParams:
-    """Knobs of a search run."""
+    """Knobs of a search run.
+
+    ``rerank`` is the share of the searched area whose best first-stage candidates the second
+    stage re-ranks (:mod:`sitewatch.search.rerank`; 0 turns it off).
+    """
 
     tile: int = 32
     stride: int = 16
@@ -72,6 +86,7 @@ class SearchParams:
     site: bool = False
     hard_rounds: int = 0
     clip_margin: float | None = None
+    rerank: float = RERANK_SHARE
 
     @property
     def features(self) -> FeatureConfig:
@@ -87,14 +102,15 @@ class SearchParams:
             "top": self.top, "negatives": self.negatives, "method": self.method,
             "seed": self.seed, "bands": list(self.bands) if self.bands else None,
             "context": self.context, "site": self.site, "hard_rounds": self.hard_rounds,
-            "clip_margin": self.clip_margin,
+            "clip_margin": self.clip_margin, "rerank": self.rerank,
         }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchParams:
         """From :meth:`to_dict`."""
         bands = data.get("bands")
-        return cls(**{**data, "bands": tuple(bands) if bands else None})
+        # runs saved before the second stage existed were not re-ranked
+        return cls(**{"rerank": 0.0, **data, "bands": tuple(bands) if bands else None})
 
 
 @dataclass
@@ -400,6 +416,75 @@ def _run_tasks(tasks: list[Any], scheduler: str | None, progress: Progress | Non
         client.close()  # type: ignore[no-untyped-call]
 
 
+def rerank_block(
+    image: str,
+    grid: TileGrid,
+    tiles: Sequence[tuple[int, int]],
+    scale: BandScale,
+    bands: tuple[int, ...],
+    augment: bool = False,
+) -> F64:
+    """Second-stage descriptors of ``tiles`` (a dask task; ``augment``: the 8 flips/rotations)."""
+    with rasterio.open(image) as ds:
+        chips, valid = read_windows(ds, grid, tiles, scale, bands)
+    if augment:
+        return positive_descriptors(chips, valid)
+    return _window_descriptors(chips, valid)
+
+
+def _rerank(
+    path: str,
+    grid: TileGrid,
+    scale: BandScale,
+    bands: tuple[int, ...],
+    cands: list[RankedCandidate],
+    n: int,
+    pos_tiles: Sequence[tuple[int, int]],
+    scores: NDArray[np.float32],
+    p: SearchParams,
+    scheduler: str | None,
+) -> list[RankedCandidate]:
+    """Re-rank the best ``n`` candidates with the second stage (:mod:`.rerank`)."""
+    from dask.delayed import delayed
+
+    top = cands[:n]
+    if not top:
+        return cands
+    rng = np.random.default_rng(p.seed)
+    finite = np.flatnonzero(np.isfinite(scores).ravel())
+    pick = rng.choice(finite, size=min(RERANK_BACKGROUND, finite.size), replace=False)
+    background = [divmod(int(i), grid.n_cols) for i in np.sort(pick)]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, c in enumerate(top):
+        groups.setdefault((c.row // p.block_tiles, c.col // p.block_tiles), []).append(i)
+    order = [idx for _, idx in sorted(groups.items())]
+    task = delayed(rerank_block, pure=True)
+    chunk = max(1, math.ceil(len(background) / 8))
+    bg_chunks = [background[i : i + chunk] for i in range(0, len(background), chunk)]
+    tasks = [task(path, grid, list(pos_tiles), scale, bands, True)]
+    tasks += [task(path, grid, b, scale, bands) for b in bg_chunks]
+    tasks += [
+        task(path, grid, [(top[i].row, top[i].col) for i in idx], scale, bands) for idx in order
+    ]
+    out = _run_tasks(tasks, scheduler, None)
+    pos, bg = out[0], np.vstack(out[1 : 1 + len(bg_chunks)])
+    n_feat = pos.shape[1]
+    feats = np.zeros((len(top), n_feat))
+    for idx, rows in zip(order, out[1 + len(bg_chunks) :], strict=True):
+        feats[idx] = rows
+    ex = np.array(pos_tiles, dtype=np.int64).reshape(-1, 2)
+    rc = np.array([(c.row, c.col) for c in top], dtype=np.int64)
+    near = (
+        np.abs(rc[:, None, :] - ex[None, :, :]).max(axis=2).min(axis=1) <= 2 * grid.cells_per_tile
+    )
+    s2 = cross_fitted_scores(pos, bg, feats, exclude=near, seed=p.seed)
+    ranked = sorted(range(len(top)), key=lambda i: (-s2[i], i))
+    logger.info("re-ranked the best %d candidates with the second stage", len(top))
+    return reorder_candidates(
+        [top[i] for i in ranked] + cands[n:], grid, [float(s2[i]) for i in ranked]
+    )
+
+
 def run_search(
     image: str | Path,
     examples: Sequence[tuple[float, float]],
@@ -464,7 +549,12 @@ def run_search(
         area += a
     if not np.isfinite(scores).any():
         raise AnalysisError(f"{path} has no valid pixels to search; check its nodata value")
-    cands = make_candidates(scores, grid, top=p.top)
+    tile_km2 = grid.pixel_area_m2() * grid.tile * grid.tile / 1e6
+    n_rerank = max(math.ceil(area * p.rerank / tile_km2), p.top) if p.rerank > 0 else 0
+    cands = make_candidates(scores, grid, top=max(p.top, n_rerank))
+    if n_rerank:
+        cands = _rerank(path, grid, scale, bands, cands, n_rerank, pos_tiles, scores, p, scheduler)
+    cands = cands[: p.top]
     cand_feats = compute_tile_features(
         path, grid, [(c.row, c.col) for c in cands], cfg, scale, bands, dem_path
     )

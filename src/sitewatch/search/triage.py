@@ -16,7 +16,7 @@ import base64
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -188,6 +188,22 @@ def _training(run: RunFolder) -> tuple[NDArray[np.float64], NDArray[np.float64]]
     return np.vstack(pos), np.vstack(neg)
 
 
+def _review_order(
+    run_scores: Sequence[float], now: NDArray[np.float64], *, decided: bool
+) -> NDArray[np.intp]:
+    """Best first: the run's own ranking (its second stage) until the analyst has decided
+    something; then the mean of the percentile ranks of that score and of the first-stage model
+    retrained on the decisions (the active-learning signal), ties kept in run order."""
+    from scipy.stats import rankdata
+
+    stored = np.nan_to_num(np.asarray(run_scores, dtype=np.float64), nan=-np.inf)
+    if not decided:
+        return np.argsort(-stored, kind="stable")
+    fresh = np.nan_to_num(np.asarray(now, dtype=np.float64), nan=-np.inf)
+    key = rankdata(stored) + rankdata(fresh)
+    return np.argsort(-key, kind="stable")
+
+
 def triage(
     run: RunFolder,
     catalog: Catalog,
@@ -205,9 +221,10 @@ def triage(
     chips = run.path / "chips"
     chips.mkdir(exist_ok=True)
     n_done = 0
+    decided = any(d["state"] in ("accepted", "rejected") for d in run.decisions())
     while pending and (limit is None or n_done < limit):
         scores = model.score(run.cand_features[np.array(pending) - 1])
-        order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+        order = _review_order([cands[r].score for r in pending], scores, decided=decided)
         pending = [pending[i] for i in order]
         rank = pending[0]
         cand = cands[rank]
@@ -218,7 +235,8 @@ def triage(
         png_path = chips / f"{cand.id}.png"
         png_path.write_bytes(png)
         write(
-            f"\ncandidate {cand.id}  rank {rank}  score {cand.score:.3f} (now {score_now:.3f})  "
+            f"\ncandidate {cand.id}  rank {rank}  score {cand.score:.3f} "
+            f"(first stage, retrained on your decisions: {score_now:.3f})  "
             f"lon {lon:.5f} lat {lat:.5f}  cluster {cand.details.get('cluster', '-')}\n"
         )
         if graphics != "file":
@@ -254,6 +272,7 @@ def triage(
         pending.pop(0)
         n_done += 1
         if state in ("accepted", "rejected"):
+            decided = True
             pos, neg = _training(run)
             model = fit_model(pos, neg, model.feature_names, method=model.method)
             model.save(run.path / "model.json")
