@@ -107,7 +107,12 @@ def create_app(
         workdir=workdir,
         reader=reader,
         users=UserStore.for_catalog(reader, cache_s=web.auth_cache_s),
-        tiles=TileRenderer(archive, cache_size=web.tile_cache, zlevel=web.tile_zlevel),
+        tiles=TileRenderer(
+            archive,
+            cache_size=web.tile_cache,
+            zlevel=web.tile_zlevel,
+            chip_cache_mb=web.tile_chip_cache_mb,
+        ),
         limiter=LoginLimiter(web.login_attempts, web.login_window_s),
     )
     jobs = ReportJobs(reader, workdir, chips=ctx.tiles.chips)
