@@ -240,6 +240,60 @@ def height_from_length(
 # --- height from shadow ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Window:
+    """The image around one footprint: the pixels its shadow can reach and their context."""
+
+    sub: NDArray[np.float64]
+    transform: Affine
+    others_mask: NDArray[np.bool_]
+    max_len: float
+
+
+def _checked_image(
+    image: NDArray[Any], transform: Affine, footprint: Polygon, sun_elevation: float, ident: str
+) -> tuple[NDArray[np.float64], str | None]:
+    """The image as float, or a null reason (sun below the horizon, footprint outside)."""
+    if footprint.is_empty or not footprint.is_valid:
+        raise GeometryError(f"footprint {ident} is empty or invalid")
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2:
+        raise InputError(f"image must be one 2-D band, got shape {img.shape}")
+    if sun_elevation <= 0.0:
+        return img, "sun_below_horizon"
+    if not box(*_bounds(transform, img.shape)).contains(footprint):
+        return img, "footprint_outside_image"
+    return img, None
+
+
+def _shadow_window(
+    img: NDArray[np.float64],
+    transform: Affine,
+    footprint: Polygon,
+    d: tuple[float, float],
+    *,
+    sun_elevation: float,
+    max_height_m: float,
+    others: Sequence[BaseGeometry],
+) -> _Window | str:
+    """The window a shadow of at most ``max_height_m`` can fall in, or why there is none."""
+    gsd = _gsd(transform)
+    max_len = max_height_m / math.tan(math.radians(sun_elevation))
+    sweep = shapely.union(
+        footprint, shapely.affinity.translate(footprint, d[0] * max_len, d[1] * max_len)
+    ).convex_hull
+    window = _pixel_window(transform, img.shape, sweep.buffer(4 * gsd))
+    if window is None:
+        return ""
+    rs, cs = window
+    sub = img[rs, cs]
+    sub_t = transform @ Affine.translation(cs.start, rs.start)
+    if not np.isfinite(sub[_rasterize([footprint], sub_t, sub.shape)]).all():
+        return "no-data pixels inside the footprint"
+    near = [g for g in others if g.intersects(sweep)]
+    return _Window(sub, sub_t, _rasterize(near, sub_t, sub.shape), max_len)
+
+
 def height_from_shadow(
     image: NDArray[Any],
     transform: Affine,
@@ -273,44 +327,22 @@ def height_from_shadow(
         "sun_azimuth": round(sun_azimuth, 4),
         "sun_elevation": round(sun_elevation, 4),
     }
-    if sun_elevation <= 0.0:
-        return _null(index, ident, "sun_below_horizon", method, **ident_inputs)
-    if footprint.is_empty or not footprint.is_valid:
-        raise GeometryError(f"footprint {ident or index} is empty or invalid")
-    img = np.asarray(image, dtype=np.float64)
-    if img.ndim != 2:
-        raise InputError(f"image must be one 2-D band, got shape {img.shape}")
+    img, why = _checked_image(image, transform, footprint, sun_elevation, ident or str(index))
     gsd = _gsd(transform)
     ident_inputs["gsd_m"] = round(gsd, 4)
-    extent = box(*_bounds(transform, img.shape))
-    if not extent.contains(footprint):
-        return _null(index, ident, "footprint_outside_image", method, **ident_inputs)
+    if why is not None:
+        return _null(index, ident, why, method, **ident_inputs)
     cx, cy = footprint.centroid.x, footprint.centroid.y
     az = grid_azimuth(crs, cx, cy, sun_azimuth)
     d = _shadow_direction(az)
-    max_len = max_height_m / math.tan(math.radians(sun_elevation))
-    # window: footprint swept along the shadow direction, plus a margin
-    sweep = shapely.union(
-        footprint, shapely.affinity.translate(footprint, d[0] * max_len, d[1] * max_len)
-    ).convex_hull
-    window = _pixel_window(transform, img.shape, sweep.buffer(4 * gsd))
-    if window is None:
-        return _null(index, ident, "footprint_outside_image", method, **ident_inputs)
-    rs, cs = window
-    sub = img[rs, cs]
-    sub_t = transform @ Affine.translation(cs.start, rs.start)
-    own = _rasterize([footprint], sub_t, sub.shape)
-    if not np.isfinite(sub[own]).all():
-        return _null(
-            index,
-            ident,
-            "footprint_outside_image",
-            method,
-            detail="no-data pixels inside the footprint",
-            **ident_inputs,
-        )
-    near = [g for g in others if g.intersects(sweep)]
-    others_mask = _rasterize(near, sub_t, sub.shape)
+    win = _shadow_window(
+        img, transform, footprint, d, sun_elevation=sun_elevation, max_height_m=max_height_m,
+        others=others,
+    )  # fmt: skip
+    if isinstance(win, str):
+        return _null(index, ident, "footprint_outside_image", method, detail=win, **ident_inputs)
+    sub, sub_t, max_len = win.sub, win.transform, win.max_len
+    others_mask = win.others_mask
     # threshold from where the shadow should be: the footprint swept a little way along the
     # shadow direction (plus a rim), other footprints and roofs excluded
     size = math.sqrt(footprint.area)
@@ -506,17 +538,11 @@ def height_from_ridge_shadow(
         "sun_azimuth": round(sun_azimuth, 4),
         "sun_elevation": round(sun_elevation, 4),
     }
-    if sun_elevation <= 0.0:
-        return _null(index, ident, "sun_below_horizon", method, **inputs)
-    if footprint.is_empty or not footprint.is_valid:
-        raise GeometryError(f"footprint {ident or index} is empty or invalid")
-    img = np.asarray(image, dtype=np.float64)
-    if img.ndim != 2:
-        raise InputError(f"image must be one 2-D band, got shape {img.shape}")
+    img, why = _checked_image(image, transform, footprint, sun_elevation, ident or str(index))
     gsd = _gsd(transform)
     inputs["gsd_m"] = round(gsd, 4)
-    if not box(*_bounds(transform, img.shape)).contains(footprint):
-        return _null(index, ident, "footprint_outside_image", method, **inputs)
+    if why is not None:
+        return _null(index, ident, why, method, **inputs)
     cx, cy, axis, length, width = _ridge_axis(footprint)
     az = grid_azimuth(crs, cx, cy, sun_azimuth)
     d = _shadow_direction(az)
@@ -531,27 +557,14 @@ def height_from_ridge_shadow(
             detail=f"shadow {angle:.0f} deg from the ridge axis",
             **inputs,
         )
-    max_len = max_height_m / math.tan(math.radians(sun_elevation))
-    sweep = shapely.union(
-        footprint, shapely.affinity.translate(footprint, d[0] * max_len, d[1] * max_len)
-    ).convex_hull
-    window = _pixel_window(transform, img.shape, sweep.buffer(4 * gsd))
-    if window is None:
-        return _null(index, ident, "footprint_outside_image", method, **inputs)
-    rs, cs = window
-    sub = img[rs, cs]
-    sub_t = transform @ Affine.translation(cs.start, rs.start)
-    if not np.isfinite(sub[_rasterize([footprint], sub_t, sub.shape)]).all():
-        return _null(
-            index,
-            ident,
-            "footprint_outside_image",
-            method,
-            detail="no-data pixels inside the footprint",
-            **inputs,
-        )
-    near = [g for g in others if g.intersects(sweep)]
-    others_mask = _rasterize(near, sub_t, sub.shape)
+    win = _shadow_window(
+        img, transform, footprint, d, sun_elevation=sun_elevation, max_height_m=max_height_m,
+        others=others,
+    )  # fmt: skip
+    if isinstance(win, str):
+        return _null(index, ident, "footprint_outside_image", method, detail=win, **inputs)
+    sub, sub_t, max_len = win.sub, win.transform, win.max_len
+    others_mask = win.others_mask
     # threshold: the ridge itself (lit slope, shadowed lee slope) and the ground the shadow
     # should fall on, other footprints excluded
     reach = min(max_len, max(10.0, 2.0 * width))
