@@ -239,3 +239,13 @@ def test_scores() -> None:
     assert s.iou == pytest.approx(0.5)
     # kappa: po = 3/5, pe = (3*3 + 2*2)/25 = 13/25
     assert s.kappa == pytest.approx((0.6 - 13 / 25) / (1 - 13 / 25))
+
+
+def test_closed_form_chi_square_survival_matches_scipy() -> None:
+    from scipy import stats
+
+    from sitewatch.analysis._irmad import chi2_sf
+
+    x = np.linspace(0.0, 200.0, 2001)
+    for df in (1, 2, 3, 4, 6, 13):
+        np.testing.assert_allclose(chi2_sf(x, df), stats.chi2.sf(x, df), rtol=1e-10, atol=1e-15)

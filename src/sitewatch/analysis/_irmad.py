@@ -42,6 +42,10 @@ class IrmadTransform:
         """The chi-square statistic of (band, y, x) blocks ``x`` (BEFORE) and ``y`` (AFTER)."""
         xs = x.astype(np.float64) - self.mean_x[:, None, None]
         ys = y.astype(np.float64) - self.mean_y[:, None, None]
+        if not hasattr(xs, "dask"):  # one matrix product per date instead of a loop of sums
+            n, h, w = xs.shape
+            mad = self.a.T @ xs.reshape(n, -1) - self.b.T @ ys.reshape(n, -1)
+            return ((mad / self.sigma[:, None]) ** 2).sum(axis=0).reshape(h, w)
         total = 0.0
         for i in range(self.a.shape[1]):
             u = (xs * self.a[:, i, None, None]).sum(axis=0)
@@ -54,6 +58,11 @@ def _weighted_moments(
     x: Any, y: Any, w: Any
 ) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
     z = _concat(x, y).astype(np.float64)
+    if not hasattr(z, "dask"):  # the weighted cross-products as one matrix product
+        zf = z.reshape(z.shape[0], -1)
+        wf = np.asarray(w, dtype=np.float64).ravel()
+        zwf = zf * wf
+        return float(wf.sum()), zwf.sum(axis=1), zwf @ zf.T
     zw = z * w[None]
     sw = w.sum()
     s = zw.sum(axis=(1, 2))
@@ -146,8 +155,22 @@ def _robust_sigma(t: IrmadTransform, x: Any, y: Any, valid: Any) -> NDArray[np.f
     return np.where(sigma > 0, sigma, t.sigma)
 
 
+def chi2_sf(x: NDArray[np.float64], df: int) -> NDArray[np.float64]:
+    """The chi-square survival function; for an even ``df`` its closed form (a Poisson sum,
+    several times faster than the incomplete gamma function on whole images)."""
+    if df % 2:
+        return np.asarray(stats.chi2.sf(x, df), dtype=np.float64)
+    half = np.asarray(x, dtype=np.float64) / 2.0
+    term = np.ones_like(half)
+    total = np.ones_like(half)
+    for k in range(1, df // 2):
+        term = term * half / k
+        total += term
+    return np.asarray(np.exp(-half) * total, dtype=np.float64)
+
+
 def _no_change_probability(t: IrmadTransform, x: Any, y: Any, n: int) -> Any:
     chi = t.chi2(x, y)
     if hasattr(chi, "dask"):
-        return chi.map_blocks(stats.chi2.sf, n, dtype=np.float64)
-    return stats.chi2.sf(chi, n)
+        return chi.map_blocks(chi2_sf, n, dtype=np.float64)
+    return chi2_sf(chi, n)
