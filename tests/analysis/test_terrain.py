@@ -25,6 +25,8 @@ from sitewatch.analysis.terrain import (
     derive,
     hillshade,
     horizon_angle,
+    horizon_uncertainty,
+    portal_mouth,
     read_dem,
     relief,
     slope,
@@ -274,3 +276,41 @@ def test_dem_on_grid_warns_when_crs_differs(srtm: Dem, caplog: pytest.LogCapture
 
     with pytest.raises(AnalysisError, match="does not cover"):
         dem_on_grid(srtm, "EPSG:32652", t, (10, 10))
+
+
+def _utm_dem(z: np.ndarray, cell: float = 5.0) -> Dem:
+    # EPSG:32652 near 39 N 126.5 E; north-up, origin chosen so the scene lies inside the zone
+    return Dem(z, Affine(cell, 0, 300_000.0, 0, -cell, 4_320_000.0), CRS.from_epsg(32652))
+
+
+def test_horizon_uncertainty_follows_the_distance_to_the_horizon() -> None:
+    z = np.zeros((400, 200))
+    dem = _utm_dem(z)
+    x0, y0 = 300_000.0 + 100.5 * 5, 4_320_000.0 - 100.5 * 5  # centre of cell (100, 100)
+    wall_rows = slice(100 + 80, 100 + 82)  # a 20 m wall 400-410 m south of the point
+    z[wall_rows, :] = 20.0
+    lon, lat = to_crs(Point(x0, y0), dem.crs, "EPSG:4326").coords[0]
+    sigma = horizon_uncertainty(dem, lon, lat, 180.0, dem_sigma_m=0.5)
+    ang = math.atan(20.0 / 400.0)
+    expected = math.degrees(math.sqrt(2.0) * 0.5 / 400.0 * math.cos(ang) ** 2)
+    assert sigma == pytest.approx(expected, rel=0.03)
+    # a farther wall gives a smaller error; looking away from it, the flat ground sets the horizon
+    z[wall_rows, :] = 0.0
+    z[100 + 200 : 100 + 202, :] = 20.0
+    assert horizon_uncertainty(dem, lon, lat, 180.0, dem_sigma_m=0.5) < sigma
+
+
+def test_portal_mouth_is_the_lower_short_side_of_the_cut() -> None:
+    rows = np.arange(400)[:, None] * np.ones((1, 200))
+    dem = _utm_dem(300.0 - 0.3 * 5.0 * rows)  # ground rises to the north
+    cx, cy = 300_000.0 + 500.0, 4_320_000.0 - 1000.0
+    cut = box(cx - 5.0, cy - 15.0, cx + 5.0, cy + 15.0)  # 10 m wide, 30 m into the slope
+    mouth = portal_mouth(to_crs(cut, dem.crs, "EPSG:4326"), dem)
+    ys = [to_crs(Point(*p), "EPSG:4326", dem.crs).y for p in mouth]
+    assert ys == pytest.approx([cy - 15.0, cy - 15.0], abs=0.5)  # the southern, lower side
+    (lon1, lat1), (lon2, lat2) = mouth
+    assert GEOD.inv(lon1, lat1, lon2, lat2)[2] == pytest.approx(10.0, abs=0.3)
+    dem_flipped = _utm_dem(300.0 + 0.3 * 5.0 * rows)  # ground rises to the south
+    mouth2 = portal_mouth(to_crs(cut, dem.crs, "EPSG:4326"), dem_flipped)
+    ys2 = [to_crs(Point(*p), "EPSG:4326", dem.crs).y for p in mouth2]
+    assert ys2 == pytest.approx([cy + 15.0, cy + 15.0], abs=0.5)

@@ -76,6 +76,14 @@ def test_defilade_direction_and_point(sw: Runner, dem: Path, tmp_path: Path) -> 
     assert [x["id"] for x in rows] == ["summit", "notch", None]
     assert rows[0]["masked"] is False and rows[1]["masked"] is True
     assert rows[2]["masked"] is None and rows[2]["reason"] == "outside_dem"
+    assert "horizon_sigma_deg" not in rows[0]
+    r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-azimuth", "270",
+           "--threat-elevation", "10", "--dem-sigma", "6", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    summit, notch = (x["horizon_sigma_deg"] for x in r.json()[:2])
+    # from the summit the horizon is the next cell down (90 m away): a 6 m DEM error matters;
+    # from the notch it is a ridge kilometres away: it hardly does
+    assert 2.0 < summit < 10.0 and 0.0 < notch < 1.0, (summit, notch)
     r = sw(
         "terrain",
         "defilade",

@@ -44,6 +44,8 @@ __all__ = [
     "geodesic_bearing",
     "hillshade",
     "horizon_angle",
+    "horizon_uncertainty",
+    "portal_mouth",
     "read_dem",
     "relief",
     "slope",
@@ -374,6 +376,75 @@ def horizon_angle(
     )
 
 
+def _ground(metric: Dem, x: float, y: float) -> float:
+    """The DEM value of the cell holding map point ``x``/``y`` (NaN outside)."""
+    r, c = (int(v) for v in np.floor(metric.rowcol(np.array([x]), np.array([y])))[0])
+    if not (0 <= r < metric.shape[0] and 0 <= c < metric.shape[1]):
+        return float("nan")
+    return float(metric.data[r, c])
+
+
+def horizon_uncertainty(
+    dem: Dem,
+    lon: float,
+    lat: float,
+    azimuth: float,
+    *,
+    dem_sigma_m: float,
+    max_distance: float = 30_000.0,
+) -> float:
+    """One-sigma error (degrees) of the horizon angle from ``lon``/``lat`` along ``azimuth``.
+
+    The horizon is set by the ground where the elevation angle peaks, ``D`` metres away; two
+    independent DEM errors of ``dem_sigma_m`` (there and at the point) move it by
+    ``sqrt(2) sigma / D`` radians, times ``cos^2`` of the angle. NaN when the ray leaves the DEM
+    at once.
+    """
+    metric = dem.to_metric()
+    x0, y0 = _project_lonlat(metric, lon, lat, "point")
+    return _horizon_sigma_xy(metric, x0, y0, azimuth, dem_sigma_m, max_distance)
+
+
+def _horizon_sigma_xy(
+    metric: Dem, x0: float, y0: float, azimuth: float, dem_sigma_m: float, max_distance: float
+) -> float:
+    a = math.radians(_grid_az(metric, x0, y0, azimuth))
+    step = min(abs(metric.transform.a), abs(metric.transform.e))
+    t = np.arange(1, int(max_distance / step) + 1) * step
+    xs = np.asarray(x0 + t * math.sin(a), dtype=np.float64)
+    ys = np.asarray(y0 + t * math.cos(a), dtype=np.float64)
+    rc = np.floor(metric.rowcol(xs, ys)).astype(int)
+    rows, cols = rc[:, 0], rc[:, 1]
+    inside = (cols >= 0) & (rows >= 0) & (cols < metric.shape[1]) & (rows < metric.shape[0])
+    z0 = _ground(metric, x0, y0)
+    z = metric.data[rows[inside], cols[inside]]
+    if z.size == 0 or not np.isfinite(z0):
+        return float("nan")
+    ang = np.arctan((z - z0) / t[inside])
+    k = int(np.nanargmax(ang))
+    return math.degrees(math.sqrt(2.0) * dem_sigma_m / float(t[inside][k]) * math.cos(ang[k]) ** 2)
+
+
+def portal_mouth(
+    footprint: BaseGeometry, dem: Dem
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The mouth of a tunnel portal cut: of the two short sides of the lon/lat footprint's
+    minimum rotated rectangle, the one lying lower on the DEM (the cut runs into the slope)."""
+    metric = dem.to_metric()
+    ring = list(footprint.minimum_rotated_rectangle.exterior.coords)[:4]
+    edges = [(ring[i], ring[(i + 1) % 4]) for i in range(4)]
+    lengths = [GEOD.inv(a[0], a[1], b[0], b[1])[2] for a, b in edges]
+    short = sorted(range(4), key=lambda i: lengths[i])[:2]
+
+    def ground(i: int) -> float:
+        (ax, ay), (bx, by) = edges[i]
+        x, y = _project_lonlat(metric, (ax + bx) / 2, (ay + by) / 2, "portal")
+        return _ground(metric, x, y)
+
+    a, b = edges[min(short, key=ground)]
+    return (float(a[0]), float(a[1])), (float(b[0]), float(b[1]))
+
+
 def _grid_az(metric: Dem, x: float, y: float, azimuth: float) -> float:
     from .mensuration import grid_azimuth
 
@@ -413,6 +484,8 @@ class DefiladeResult:
     points: int = 0
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    horizon_sigma_deg: float | None = None
+    """One-sigma error of ``horizon_deg`` from the DEM error, when ``dem_sigma_m`` was given."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -427,6 +500,8 @@ class DefiladeResult:
         }
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.horizon_sigma_deg is not None:
+            out["horizon_sigma_deg"] = round(self.horizon_sigma_deg, 3)
         out.update(self.details)
         return out
 
@@ -468,12 +543,16 @@ def defilade_from_direction(
     target_height: float = 0.0,
     max_distance: float = 30_000.0,
     curvature: bool = True,
+    dem_sigma_m: float | None = None,
 ) -> list[DefiladeResult]:
     """Which lon/lat features are masked from fire arriving from ``threat_azimuth`` (true, the
     direction the threat lies in) at ``threat_elevation`` degrees or flatter.
 
     Each point of a feature (the DEM cells inside a polygon) is masked when its horizon angle
-    towards the threat exceeds the threat elevation; ``masked`` means every point is.
+    towards the threat exceeds the threat elevation; ``masked`` means every point is, and
+    ``horizon_deg`` is the lowest horizon of the feature's points. With ``dem_sigma_m`` (the DEM's
+    vertical error), ``horizon_sigma_deg`` is that horizon's error (see
+    :func:`horizon_uncertainty`), taken at the point that sets it.
     """
     if not -90.0 < threat_elevation < 90.0:
         raise InputError(f"threat elevation {threat_elevation} must be within -90..90 degrees")
@@ -498,15 +577,25 @@ def defilade_from_direction(
         if off.any() and not masked[off].all():
             details["warning"] = "the horizon search ran off the DEM for some points"
         frac = float(masked.mean())
+        low = int(np.argmin(horizon))
+        sigma = (
+            _horizon_sigma_xy(
+                metric, float(xy[low, 0]), float(xy[low, 1]), threat_azimuth, dem_sigma_m,
+                max_distance,
+            )
+            if dem_sigma_m is not None
+            else None
+        )  # fmt: skip
         out.append(
             DefiladeResult(
                 i,
                 ids[i],
                 bool(masked.all()),
                 frac,
-                float(horizon.min()),
+                float(horizon[low]),
                 int(xy.shape[0]),
                 details=details,
+                horizon_sigma_deg=sigma,
             )
         )
     return out

@@ -349,37 +349,6 @@ TUNNEL_SECTION = (7.0, 7.0)
 """Tunnel width x height (m) assumed for the spoil-to-length estimate: a horseshoe section."""
 
 
-def _horizon_sigma_deg(dem: Any, geom: Any, azimuth: float) -> float:
-    """One-sigma error of the horizon angle from a feature towards ``azimuth`` on a metric DEM.
-
-    The horizon is set by the ground where the angle peaks, ``D`` metres away; two independent
-    DEM errors of ``DEM_SIGMA_M`` (there and at the portal) move it by ``sqrt(2) sigma / D``
-    radians, times ``cos^2`` of the angle.
-    """
-    import math
-
-    import numpy as np
-
-    from ..analysis.mensuration import grid_azimuth
-    from ..geo import to_crs
-
-    x0, y0 = to_crs(geom.centroid, "EPSG:4326", dem.crs).coords[0]
-    a = math.radians(grid_azimuth(dem.crs, x0, y0, azimuth))
-    step = abs(dem.transform.a)
-    t = np.arange(1, 4000) * step
-    cols, rows = ~dem.transform * (x0 + t * math.sin(a), y0 + t * math.cos(a))
-    ci, ri = np.floor(cols).astype(int), np.floor(rows).astype(int)
-    inside = (ci >= 0) & (ri >= 0) & (ci < dem.shape[1]) & (ri < dem.shape[0])
-    c0, r0 = ~dem.transform * (x0, y0)
-    z0 = float(dem.data[int(r0), int(c0)])
-    z = dem.data[ri[inside], ci[inside]]
-    if z.size == 0:
-        return float("nan")
-    ang = np.arctan((z - z0) / t[inside])
-    k = int(np.nanargmax(ang))
-    return math.degrees(math.sqrt(2.0) * DEM_SIGMA_M / float(t[inside][k]) * math.cos(ang[k]) ** 2)
-
-
 def step_portals(run: DemoRun) -> None:
     """Measure each mapped tunnel portal: opening width, defilade, tunnel length from its spoil.
 
@@ -395,9 +364,12 @@ def step_portals(run: DemoRun) -> None:
     from shapely.geometry import Point
 
     from ..analysis.mensuration import geodesic_path_length, tunnel_cross_section, tunnel_length
-    from ..analysis.terrain import defilade_from_direction, read_dem
+    from ..analysis.terrain import (
+        defilade_from_direction,
+        portal_mouth,
+        read_dem,
+    )
     from ..catalog.models import Measurement
-    from ..geo import GEOD
 
     portals = [f for f in run.catalog.query_features(site_id=DEMO_SITE) if f.kind == "ugf_portal"]
     berms = [f for f in run.catalog.query_features(site_id=DEMO_SITE) if f.kind == "berm"]
@@ -408,8 +380,8 @@ def step_portals(run: DemoRun) -> None:
         threat_azimuth=THREAT_AZIMUTH,
         threat_elevation=THREAT_ELEVATION,
         ids=[p.id for p in portals],
+        dem_sigma_m=DEM_SIGMA_M,
     )
-    inv = ~dem.transform
     volumes = {
         m.feature_id: m
         for m in sorted(run.catalog.list_measurements(site_id=DEMO_SITE), key=lambda m: m.id)
@@ -421,20 +393,7 @@ def step_portals(run: DemoRun) -> None:
     lines = []
     with run.catalog.transaction():
         for portal, dr in zip(portals, defil, strict=True):
-            ring = list(portal.geometry.minimum_rotated_rectangle.exterior.coords)[:4]
-            edges = [(ring[i], ring[(i + 1) % 4]) for i in range(4)]
-            lengths = [GEOD.inv(a[0], a[1], b[0], b[1])[2] for a, b in edges]
-            short = sorted(range(4), key=lambda i: lengths[i])[:2]
-
-            def ground(edge: tuple[tuple[float, float], tuple[float, float]]) -> float:
-                from ..geo import to_crs
-
-                mid = Point((edge[0][0] + edge[1][0]) / 2, (edge[0][1] + edge[1][1]) / 2)
-                x, y = to_crs(mid, "EPSG:4326", dem.crs).coords[0]
-                col, row = inv * (x, y)
-                return float(dem.data[int(row), int(col)])
-
-            mouth = min((edges[i] for i in short), key=ground)
+            mouth = portal_mouth(portal.geometry, dem)
             width = geodesic_path_length(list(mouth), position_sigma_m=0.5)
             out: dict[str, Any] = {"feature": portal.id, "width_m": round(width.value, 2)}
             ms = [
@@ -460,7 +419,7 @@ def step_portals(run: DemoRun) -> None:
                         kind="defilade",
                         value=dr.horizon_deg,
                         unit="deg",
-                        uncertainty=_horizon_sigma_deg(dem, portal.geometry, THREAT_AZIMUTH),
+                        uncertainty=dr.horizon_sigma_deg,
                         method="horizon angle towards the threat on the DEM (terrain.defilade)",
                         inputs={
                             "threat_azimuth": THREAT_AZIMUTH,
@@ -512,7 +471,8 @@ def step_portals(run: DemoRun) -> None:
             if dr.masked is not None and dr.horizon_deg is not None:
                 text += (
                     f"; {'masked' if dr.masked else 'NOT masked'} from the south at "
-                    f"{THREAT_ELEVATION:.0f} deg (horizon {dr.horizon_deg:.1f} deg, "
+                    f"{THREAT_ELEVATION:.0f} deg (horizon {dr.horizon_deg:.1f} +/- "
+                    f"{dr.horizon_sigma_deg or float('nan'):.1f} deg, "
                     f"{100 * (dr.masked_fraction or 0):.0f}% of the portal)"
                 )
             if near is not None and vol is not None and "tunnel_length_m" in out:

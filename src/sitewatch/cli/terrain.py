@@ -208,6 +208,13 @@ def viewshed_cmd(
     show_default=True,
     help="Horizon search distance (km).",
 )
+@click.option(
+    "--dem-sigma",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Vertical error of the DEM (m, one sigma): adds horizon_sigma_deg to a threat "
+    "direction's result (SRTM: about 6; a lidar DEM: 0.1-0.5).",
+)
 @json_option
 def defilade_cmd(
     dem: Path,
@@ -218,6 +225,7 @@ def defilade_cmd(
     threat_height: float,
     target_height: float,
     max_distance: float,
+    dem_sigma: float | None,
     as_json: bool,
 ) -> None:
     """Which features are masked by terrain from a threat direction or a threat point."""
@@ -254,6 +262,7 @@ def defilade_cmd(
             ids=[ids[i] for i, _ in usable],
             target_height=target_height,
             max_distance=max_distance * 1000.0,
+            dem_sigma_m=dem_sigma,
         )
     rows: list[dict[str, Any]] = [
         {
