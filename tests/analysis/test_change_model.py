@@ -110,6 +110,31 @@ def test_training_steps_reduce_loss_and_find_the_square() -> None:
     assert iou(tiled >= 0.5, big_t) > 0.5
 
 
+def test_threshold_calibration_picks_the_best_pooled_f1() -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models.training import calibrate_threshold
+
+    rng = np.random.default_rng(0)
+    label = np.zeros((60, 60), dtype=bool)
+    label[10:30, 10:30] = True
+    # probabilities: changed pixels around 0.8, unchanged around 0.55 (an over-confident model)
+    prob = np.where(label, 0.8, 0.55) + rng.normal(0.0, 0.05, label.shape)
+    prob = np.clip(prob, 0.0, 1.0).astype(np.float32)
+
+    class Fixed:
+        def probability(self, before: Any, after: Any, bands: Any) -> np.ndarray:
+            return prob
+
+    pair = LabelledPair("p", _raster(np.zeros((4, 60, 60))), _raster(np.zeros((4, 60, 60))), label)
+    thr, f1 = calibrate_threshold(Fixed(), [pair])  # type: ignore[arg-type]
+    assert 0.6 < thr < 0.75  # between the two populations, not the default 0.5
+    pred = prob >= thr
+    tp, fp, fn = (pred & label).sum(), (pred & ~label).sum(), (~pred & label).sum()
+    assert f1 == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-9)
+    assert f1 > 0.95
+    assert 2 * (prob >= 0.5)[label].sum() / ((prob >= 0.5).sum() + label.sum()) < 0.5
+
+
 def _raster(data: np.ndarray) -> Any:
     from sitewatch.analysis._changeio import Raster
 

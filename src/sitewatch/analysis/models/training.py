@@ -27,7 +27,7 @@ from ...errors import InputError
 from ..changeeval import LabelledPair, Scores
 from .changemodel import ChangeModel, ModelMeta, normalise_image
 
-__all__ = ["TrainConfig", "cross_validate", "train_change_model"]
+__all__ = ["TrainConfig", "calibrate_threshold", "cross_validate", "train_change_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 0
     threads: int = 2
+    calibrate: bool = True
+    """Set the model's threshold to the one with the best pooled F1 on the training pairs (the
+    change-rich crops it is trained on push probabilities up; 0.5 otherwise)."""
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.minutes is None:
@@ -238,10 +241,39 @@ def train_change_model(
         "final_loss": round(ema, 4) if not math.isnan(ema) else None,
         "crop_used": crop,
     }
-    model.meta = replace(meta, training=train_info)
+    threshold = meta.threshold
+    if config.calibrate:
+        threshold, f1 = calibrate_threshold(model, pairs)
+        train_info["threshold_f1_on_training_pairs"] = round(f1, 4)
+        logger.info("threshold %.3f (pooled F1 %.3f on the training pairs)", threshold, f1)
+    model.meta = replace(meta, training=train_info, threshold=threshold)
     if progress is not None:
         progress(1.0, f"{step} steps, loss {ema:.3f}")
     return model
+
+
+def calibrate_threshold(
+    model: ChangeModel, pairs: Sequence[LabelledPair], bins: int = 200
+) -> tuple[float, float]:
+    """The probability threshold with the best pooled F1 over ``pairs``, and that F1.
+
+    Probabilities of changed and unchanged pixels are pooled in histograms, so every candidate
+    threshold is scored at once.
+    """
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    pos = np.zeros(bins)
+    neg = np.zeros(bins)
+    for p in pairs:
+        prob = model.probability(p.before.data, p.after.data, p.before.bands)
+        ok = np.isfinite(prob)
+        pos += np.histogram(prob[ok & p.label], edges)[0]
+        neg += np.histogram(prob[ok & ~p.label], edges)[0]
+    tp = np.cumsum(pos[::-1])[::-1]  # pixels at or above each lower edge
+    fp = np.cumsum(neg[::-1])[::-1]
+    fn = pos.sum() - tp
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    k = int(np.argmax(f1))
+    return float(edges[k]), float(f1[k])
 
 
 def cross_validate(
