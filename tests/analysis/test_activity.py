@@ -163,3 +163,12 @@ def test_small_patches_are_not_activity() -> None:
         data, BANDS, times, aoi=aoi, pixel_m=1.0, config=ActivityConfig(min_blob_m2=400.0)
     )
     assert act.onset is None
+
+
+def test_no_surroundings_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    data, times, aoi = ringed(0, build_at=3)
+    with caplog.at_level("WARNING", logger="sitewatch.analysis.activity"):
+        activity_series(data, BANDS, times, aoi=aoi, pixel_m=1.0)
+        assert "no surroundings" not in caplog.text
+        activity_series(data, BANDS, times, pixel_m=1.0)
+    assert "no surroundings" in caplog.text and "--ring" in caplog.text

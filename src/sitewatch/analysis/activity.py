@@ -5,8 +5,9 @@ bands (lightly smoothed: construction changes whole objects, not single pixels),
 against the change of the site's surroundings over the same pair of dates:
 
 * the *background* is every usable pixel of the images outside the site's AOI (give the images a
-  ring of surroundings); without one, the whole image serves, which only separates change that is
-  local within the image;
+  ring of surroundings); without one (no AOI, or fewer than ``min_background_px`` pixels of a
+  kind) only the chi-square noise floor applies, which any real change passes: seasonal change
+  then counts as activity (a warning says so);
 * seasonal illumination, phenology and radiometric differences change the site and its
   surroundings alike, so the change vectors of the background, of the same kind of pixel, define
   what "no construction" looks like for that pair: a robust mean and covariance, and the
@@ -237,6 +238,13 @@ def activity_series(
     if aoi is not None and site_px.shape != arr.shape[2:]:
         raise AnalysisError(
             f"the AOI mask {site_px.shape} does not match the images {arr.shape[2:]}"
+        )
+    if int((~site_px).sum()) < cfg.min_background_px:
+        log.warning(
+            "activity: the images have no surroundings around the site (%d pixels outside the "
+            "AOI); only the noise floor applies and seasonal change will count as activity: cut "
+            "the images with a ring around the site (the monitor's --ring)",
+            int((~site_px).sum()),
         )
     usable = ok & site_px[None]
     denom = float(site_px.sum())
