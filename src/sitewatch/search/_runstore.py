@@ -53,6 +53,8 @@ class RunFolder:
     negatives: F64
     cand_tiles: NDArray[np.int64]
     cand_features: F64
+    examples: list[tuple[float, float]]
+    """The example points (lon, lat) the run was given."""
 
     def decisions(self) -> list[dict[str, Any]]:
         """Triage decisions made so far, oldest first."""
@@ -162,4 +164,5 @@ def find_run(ref: str) -> RunFolder:
         negatives=train["negatives"],
         cand_tiles=cands["tiles"],
         cand_features=cands["features"],
+        examples=[(float(lon), float(lat)) for lon, lat in meta.get("examples", [])],
     )

@@ -57,6 +57,7 @@ __all__ = [
     "FOLDS",
     "TREES",
     "cross_fitted_scores",
+    "near_tiles",
     "positive_descriptors",
     "read_windows",
     "rerank_names",
@@ -262,6 +263,15 @@ def window_descriptors(chips: F32, valid: Bool) -> F64:
     cols += [lbp[:, i] for i in range(lbp.shape[1])]
     out = np.stack(cols, axis=1)
     return np.nan_to_num(out, nan=0.0)
+
+
+def near_tiles(tiles: NDArray[np.int64], known: NDArray[np.int64], reach: int) -> Bool:
+    """Which of ``tiles`` (n, 2 row/col) lie within ``reach`` tile steps of a ``known`` tile
+    (Chebyshev distance): tiles on or next to a known site, never to be used as negatives."""
+    if len(tiles) == 0 or len(known) == 0:
+        return np.zeros(len(tiles), dtype=bool)
+    dist = np.abs(tiles[:, None, :] - known[None, :, :]).max(axis=2).min(axis=1)
+    return np.asarray(dist <= reach)
 
 
 def positive_descriptors(chips: F32, valid: Bool) -> F64:

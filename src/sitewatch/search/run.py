@@ -44,7 +44,7 @@ from .features import (
     read_block,
 )
 from .model import Method, SearchModel, fit_model
-from .rerank import cross_fitted_scores, positive_descriptors, read_windows
+from .rerank import cross_fitted_scores, near_tiles, positive_descriptors, read_windows
 from .rerank import window_descriptors as _window_descriptors
 from .tiles import Block, TileGrid
 
@@ -52,7 +52,9 @@ __all__ = [
     "SearchParams",
     "SearchResult",
     "compute_tile_features",
+    "example_tiles",
     "new_run_id",
+    "rerank_block",
     "run_search",
     "score_block",
 ]
@@ -261,9 +263,8 @@ def compute_tile_features(
 # --- the job ---------------------------------------------------------------------------------------
 
 
-def _example_tiles(
-    grid: TileGrid, examples: Sequence[tuple[float, float]]
-) -> list[tuple[int, int]]:
+def example_tiles(grid: TileGrid, examples: Sequence[tuple[float, float]]) -> list[tuple[int, int]]:
+    """The tiles (row, col) holding each example point (lon, lat), sorted and unique."""
     if grid.crs is None:
         raise ImageryError("the image has no CRS, so the example coordinates cannot be placed")
     to_img = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
@@ -474,9 +475,7 @@ def _rerank(
         feats[idx] = rows
     ex = np.array(pos_tiles, dtype=np.int64).reshape(-1, 2)
     rc = np.array([(c.row, c.col) for c in top], dtype=np.int64)
-    near = (
-        np.abs(rc[:, None, :] - ex[None, :, :]).max(axis=2).min(axis=1) <= 2 * grid.cells_per_tile
-    )
+    near = near_tiles(rc, ex, 2 * grid.cells_per_tile)
     s2 = cross_fitted_scores(pos, bg, feats, exclude=near, seed=p.seed)
     ranked = sorted(range(len(top)), key=lambda i: (-s2[i], i))
     logger.info("re-ranked the best %d candidates with the second stage", len(top))
@@ -525,7 +524,7 @@ def run_search(
         except rasterio.errors.RasterioIOError as exc:
             raise ImageryError(f"cannot open DEM {dem_path}: {exc}; check the path") from exc
     names = feature_names(len(bands), dem_path is not None, cfg.site)
-    pos_tiles = _example_tiles(grid, examples)
+    pos_tiles = example_tiles(grid, examples)
     pos = _tiles_features_blocked(path, grid, pos_tiles, cfg, scale, bands, dem_path, p.block_tiles)
     neg = _negative_features(
         path, grid, pos_tiles, p.negatives, p.seed, cfg, scale, bands, dem_path, scheduler

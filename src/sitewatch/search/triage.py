@@ -3,9 +3,10 @@
 One key per decision: ``a`` accept, ``r`` reject, ``s`` skip, ``q`` quit. Each candidate's chip
 is shown as a picture where the terminal can draw one (kitty graphics protocol, iTerm2 inline
 images, sixel), and is always saved as a PNG in the run folder, whose path is printed.
-After every accept or reject the model is refitted (accepted tiles join the positives, rejected
-ones the negatives) and the remaining candidates are re-ranked, so the next one shown is the
-most likely site under what the analyst has said so far. Accepted candidates become suspected
+After every accept or reject both stages of the run are refitted (accepted tiles join the
+positives, rejected ones the negatives: the first-stage model on its features, the second-stage
+forest on its descriptors, :class:`SecondStage`) and the remaining candidates are re-ranked by
+both, so the next one shown is the most likely site under what the analyst has said so far. Accepted candidates become suspected
 sites in the catalog. Decisions are stored in the run folder and the catalog, so a triage
 session can stop at any time and resume later.
 """
@@ -29,12 +30,13 @@ from ..catalog.models import Candidate, Site
 from ..types import CandidateState
 from .features import read_block
 from .model import fit_model
+from .rerank import FOLDS, cross_fitted_scores, near_tiles
 
 if TYPE_CHECKING:
     from ..catalog.store import Catalog
     from ._runstore import RunFolder
 
-__all__ = ["TriageSummary", "chip_png", "detect_graphics", "read_key", "triage"]
+__all__ = ["SecondStage", "TriageSummary", "chip_png", "detect_graphics", "read_key", "triage"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,19 +190,85 @@ def _training(run: RunFolder) -> tuple[NDArray[np.float64], NDArray[np.float64]]
     return np.vstack(pos), np.vstack(neg)
 
 
+class SecondStage:
+    """The run's second stage (:mod:`.rerank`) refitted on the analyst's decisions.
+
+    The positives are the examples and the accepted candidates, each under the 8 flips and
+    rotations of the square; the negatives are the rejected candidates (likewise) and, as in the
+    run, the pending candidates themselves, cross-fitted so that none is scored by a forest
+    fitted on it, except those on or next to an example or an accepted candidate. Descriptors
+    are read from the run's image once per candidate.
+    """
+
+    def __init__(self, run: RunFolder) -> None:
+        from .run import example_tiles, rerank_block
+
+        self.run = run
+        self._block = rerank_block
+        tiles = [(int(r), int(c)) for r, c in run.cand_tiles]
+        self.features = rerank_block(run.image, run.grid, tiles, run.scale, run.bands)
+        ex = example_tiles(run.grid, run.examples) if run.examples else []
+        self.example_tiles = np.array(ex, dtype=np.int64).reshape(-1, 2)
+        self.examples = (
+            rerank_block(run.image, run.grid, ex, run.scale, run.bands, augment=True)
+            if ex
+            else np.empty((0, self.features.shape[1]))
+        )
+        self._turned: dict[int, NDArray[np.float64]] = {}
+
+    def _rows(self, rank: int) -> NDArray[np.float64]:
+        """Descriptors of candidate ``rank`` under the 8 flips and rotations."""
+        if rank not in self._turned:
+            r, c = (int(v) for v in self.run.cand_tiles[rank - 1])
+            run = self.run
+            self._turned[rank] = self._block(
+                run.image, run.grid, [(r, c)], run.scale, run.bands, augment=True
+            )
+        return self._turned[rank]
+
+    def scores(
+        self, pending: Sequence[int], decisions: Sequence[dict[str, Any]]
+    ) -> NDArray[np.float64] | None:
+        """Log-odds of the ``pending`` ranks, or None while there is nothing to learn from
+        (no decision yet, or no negative to fit against)."""
+        accepted = [int(d["rank"]) for d in decisions if d["state"] == "accepted"]
+        rejected = [int(d["rank"]) for d in decisions if d["state"] == "rejected"]
+        if not (accepted or rejected) or not pending:
+            return None
+        n_feat = self.features.shape[1]
+        pos = np.vstack([self.examples, *(self._rows(r) for r in accepted)])
+        neg = np.vstack([np.empty((0, n_feat)), *(self._rows(r) for r in rejected)])
+        idx = np.asarray(pending, dtype=np.intp) - 1
+        known = np.vstack(
+            [self.example_tiles, self.run.cand_tiles[np.asarray(accepted, np.intp) - 1]]
+        )
+        near = near_tiles(self.run.cand_tiles[idx], known, 2 * self.run.grid.cells_per_tile)
+        if len(pos) == 0 or (len(neg) == 0 and int((~near).sum()) < 2 * FOLDS):
+            return None
+        return cross_fitted_scores(
+            pos, neg, self.features[idx], exclude=near, seed=self.run.params.seed
+        )
+
+
 def _review_order(
-    run_scores: Sequence[float], now: NDArray[np.float64], *, decided: bool
+    run_scores: Sequence[float],
+    first: NDArray[np.float64],
+    second: NDArray[np.float64] | None,
+    *,
+    decided: bool,
 ) -> NDArray[np.intp]:
     """Best first: the run's own ranking (its second stage) until the analyst has decided
-    something; then the mean of the percentile ranks of that score and of the first-stage model
-    retrained on the decisions (the active-learning signal), ties kept in run order."""
+    something; then the mean of the percentile ranks under the first-stage model and the second
+    stage, both refitted on the decisions (the active-learning signal; the run's own second-stage
+    score while the refitted one has nothing to learn from), ties kept in run order."""
     from scipy.stats import rankdata
 
     stored = np.nan_to_num(np.asarray(run_scores, dtype=np.float64), nan=-np.inf)
     if not decided:
         return np.argsort(-stored, kind="stable")
-    fresh = np.nan_to_num(np.asarray(now, dtype=np.float64), nan=-np.inf)
-    key = rankdata(stored) + rankdata(fresh)
+    fresh = np.nan_to_num(np.asarray(first, dtype=np.float64), nan=-np.inf)
+    late = stored if second is None else np.nan_to_num(second, nan=-np.inf)
+    key = rankdata(late) + rankdata(fresh)
     return np.argsort(-key, kind="stable")
 
 
@@ -222,13 +290,19 @@ def triage(
     chips.mkdir(exist_ok=True)
     n_done = 0
     decided = any(d["state"] in ("accepted", "rejected") for d in run.decisions())
+    second_stage: SecondStage | None = None
     while pending and (limit is None or n_done < limit):
         scores = model.score(run.cand_features[np.array(pending) - 1])
-        order = _review_order([cands[r].score for r in pending], scores, decided=decided)
+        second = None
+        if decided:
+            second_stage = second_stage or SecondStage(run)
+            second = second_stage.scores(pending, run.decisions())
+        order = _review_order([cands[r].score for r in pending], scores, second, decided=decided)
         pending = [pending[i] for i in order]
         rank = pending[0]
         cand = cands[rank]
         score_now = float(scores[order[0]])
+        refit = "" if second is None else f", second stage {float(second[order[0]]):.3f}"
         lon, lat = cand.geometry.centroid.x, cand.geometry.centroid.y
         row, col = (int(v) for v in run.cand_tiles[rank - 1])
         png = chip_png(run, row, col)
@@ -236,7 +310,7 @@ def triage(
         png_path.write_bytes(png)
         write(
             f"\ncandidate {cand.id}  rank {rank}  score {cand.score:.3f} "
-            f"(first stage, retrained on your decisions: {score_now:.3f})  "
+            f"(retrained on your decisions: first stage {score_now:.3f}{refit})  "
             f"lon {lon:.5f} lat {lat:.5f}  cluster {cand.details.get('cluster', '-')}\n"
         )
         if graphics != "file":
