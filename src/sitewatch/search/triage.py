@@ -6,8 +6,8 @@ images, sixel), and is always saved as a PNG in the run folder, whose path is pr
 After every accept or reject both stages of the run are refitted (accepted tiles join the
 positives, rejected ones the negatives: the first-stage model on its features, the second-stage
 forest on its descriptors, :class:`SecondStage`) and the remaining candidates are re-ranked by
-both, so the next one shown is the most likely site under what the analyst has said so far. Accepted candidates become suspected
-sites in the catalog. Decisions are stored in the run folder and the catalog, so a triage
+both, so the next one shown is the most likely site under what the analyst has said so far.
+Accepted candidates become suspected sites in the catalog. Decisions are stored in the run folder and the catalog, so a triage
 session can stop at any time and resume later.
 """
 
