@@ -82,7 +82,7 @@ def test_training_steps_reduce_loss_and_find_the_square() -> None:
         epochs=40, minutes=1.0, crop=64, batch=2, lr=5e-3, widths=(8, 16, 32), seed=1, threads=1
     )
     # loss of the untrained network versus the trained one on the same fixed batch
-    cities = _prepare([pair], BANDS, 6.0)
+    cities = _prepare([pair], BANDS, "per_image_zscore", 6.0)
     torch.manual_seed(0)
     a, b, lab, val = _Sampler(cities, 64, 0.5, seed=3).batch(4)
     from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
@@ -167,6 +167,83 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         load_model(path)
 
 
+def test_log_reflectance_inputs_keep_absolute_brightness() -> None:
+    from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta, model_inputs
+
+    before = np.maximum(synthetic_pair(size=32)[0], 100.0)  # positive, as reflectances are
+    z = model_inputs(before, "per_image_zscore", 6.0)
+    zl = model_inputs(before, "zscore_log", 6.0)
+    assert z.shape == before.shape and zl.shape == (2 * len(BANDS), 32, 32)
+    np.testing.assert_array_equal(zl[: len(BANDS)], z)
+    # the z-score cannot tell a bright image from a dark one; the log channels can, on a fixed
+    # scale: digital numbers and reflectance fractions give the same inputs
+    bright = model_inputs(2 * before, "zscore_log", 6.0)
+    np.testing.assert_allclose(bright[: len(BANDS)], z, atol=1e-5)
+    np.testing.assert_allclose(bright[len(BANDS) :] - zl[len(BANDS) :], np.log(2), atol=1e-5)
+    np.testing.assert_allclose(model_inputs(before / 10000, "zscore_log", 6.0), zl, atol=1e-4)
+    nan = before.copy()
+    nan[:, 0, 0] = np.nan
+    assert np.isfinite(model_inputs(nan, "zscore_log", 6.0)).all()
+    with pytest.raises(InputError, match="unknown input normalisation"):
+        model_inputs(before, "minmax", 6.0)
+    model = ChangeModel(ModelMeta(bands=BANDS, widths=(8, 16), normalisation="zscore_log"))
+    assert model.net.in_channels == 2 * len(BANDS)
+
+
+def test_tta_output_is_equivariant_to_flips_and_rotations() -> None:
+    from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
+
+    torch.manual_seed(0)
+    before, after, _ = synthetic_pair(size=32)
+    plain = ChangeModel(ModelMeta(bands=BANDS, widths=(8, 16, 32)))
+    tta = ChangeModel(replace(plain.meta, tta=True), plain.net)
+
+    def prob(m: Any, t: Any) -> np.ndarray:
+        return m.probability(t(before).copy(), t(after).copy(), BANDS)
+
+    base_plain, base_tta = prob(plain, lambda x: x), prob(tta, lambda x: x)
+    for t in (lambda x: x[:, :, ::-1], lambda x: np.rot90(x, 1, (1, 2))):
+        # averaging over the 8 transforms makes the map commute with each of them; one pass
+        # of an untrained network does not
+        np.testing.assert_allclose(prob(tta, t), t(base_tta[None])[0], atol=1e-5)
+        assert np.abs(prob(plain, t) - t(base_plain[None])[0]).max() > 1e-4
+
+
+def test_step_limit_and_weight_average() -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_change_model, train_config
+
+    before, after, truth = synthetic_pair(size=32)
+    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
+    kw: dict[str, Any] = dict(minutes=None, crop=32, batch=1, widths=(8, 16), threads=1)
+    runs = [
+        train_change_model([pair], train_config(steps=3, ema=ema, calibrate=False, **kw))
+        for ema in (0.0, 0.9)
+    ]
+    assert [m.meta.training["steps"] for m in runs] == [3, 3]
+    # same seed and batches: the averaged weights lag behind the last ones
+    w = [torch.cat([p.detach().ravel() for p in m.net.parameters()]) for m in runs]
+    assert not torch.allclose(w[0], w[1])
+    with pytest.raises(InputError, match="ema"):
+        train_config(steps=3, ema=1.0)
+    with pytest.raises(InputError, match="needs a limit"):
+        train_config(minutes=None, steps=None)
+
+
+def test_version_1_descriptions_still_load_and_unknown_versions_fail() -> None:
+    from sitewatch.analysis.models.changemodel import ModelMeta
+
+    meta = ModelMeta(bands=BANDS, tta=True)
+    d = json.loads(meta.to_json())
+    assert d["version"] == 2
+    d.update(version=1)
+    del d["tta"]
+    assert ModelMeta.from_json(json.dumps(d), "m.json") == replace(meta, tta=False)
+    d.update(version=99)
+    with pytest.raises(InputError, match="version 99 is not supported"):
+        ModelMeta.from_json(json.dumps(d), "m.json")
+
+
 def test_missing_torch_raises_missing_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -209,11 +286,13 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     write_city(root, "beta", 1)
     model = tmp_path / "model.pt"
     r = sw("change", "train-oscd", str(root), "-o", str(model), "--minutes", "0.05",
-           "--crop", "32", "--batch", "2", "--threads", "1", "--json")  # fmt: skip
+           "--steps", "4", "--calibrate", "--crop", "32", "--batch", "2", "--threads", "1",
+           "--json")  # fmt: skip
     assert r.code == 0, r.err
     out = json.loads(r.out)
     assert out["bands"] == list(BANDS) and out["training"]["pairs"] == ["alpha", "beta"]
-    assert out["training"]["steps"] >= 1 and out["training"]["seconds"] < 30
+    assert 1 <= out["training"]["steps"] <= 4 and out["training"]["seconds"] < 30
+    assert "threshold_f1_on_training_pairs" in out["training"]  # --calibrate
     assert model.is_file() and Path(str(model) + ".json").is_file()
 
     r = sw("change", "eval-oscd", str(root), "--model", str(model), "--json")

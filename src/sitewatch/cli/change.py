@@ -104,25 +104,25 @@ def change() -> None:
 def detect(before: str, after: str, output: str, geojson: str | None, bands: str | None,
            min_area: float, site_id: str | None, before_date: str | None, after_date: str | None,
            as_json: bool, **kw: Any) -> None:  # fmt: skip
-    """Detect change between BEFORE and AFTER (multi-band files or folders of per-band files)."""
-    from ..analysis._changeio import (
-        align_pair,
-        pixel_area_m2,
-        read_image,
-        write_change_cog,
-        write_geojson,
-    )  # fmt: skip
+    """Detect change between BEFORE and AFTER: multi-band files, folders of per-band files, or
+    the item or scene ids of chips in the archive (``sitewatch imagery ls SITE``; with --site,
+    that site's chips; their no-data and cloud pixels are left out)."""
+    from ..analysis._changeio import align_pair, pixel_area_m2, write_change_cog, write_geojson
     from ..analysis.change import change_polygons, detect_change
 
     config = _config(kw, min_area)
     model = _load_model(kw)
     t0, t1 = _parse_date(before_date, "--before-date"), _parse_date(after_date, "--after-date")
+    wanted = tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None
+    raw0, d0 = _image(before, site_id, wanted)
+    raw1, d1 = _image(after, site_id, wanted)
+    t0, t1 = t0 or d0, t1 or d1
     if site_id and (t0 is None or t1 is None):
         raise InputError(
-            "--site needs --before-date and --after-date (the acquisition dates) for the change event"
+            "--site needs --before-date and --after-date (the acquisition dates) for the change "
+            "event, unless BEFORE and AFTER are archive chips, which carry their dates"
         )
-    wanted = tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None
-    img0, img1 = align_pair(read_image(before, bands=wanted), read_image(after, bands=wanted))
+    img0, img1 = align_pair(raw0, raw1)
     h, w = img0.shape
     if model is not None:
         from ..analysis.models import detect_with_model
@@ -154,6 +154,50 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             f"{summary['changed_pixels']} changed pixel(s) ({100 * result.changed_fraction:.2f}%), "
             f"{len(feats)} polygon(s), {summary['area_m2']:.0f} m² -> {output}, {gj}"
         )
+
+
+def _image(ref: str, site_id: str | None, bands: tuple[str, ...] | None) -> tuple[Any, Any]:
+    """The raster of a file, folder or archived chip id, and the chip's date (None for files)."""
+    from dataclasses import replace
+
+    import numpy as np
+    import rasterio
+
+    from ..analysis._changeio import read_image
+    from ..config import get_settings
+    from ..errors import ArchiveError
+    from ..imagery.archive import Archive
+
+    if Path(ref).exists():
+        return read_image(ref, bands=bands), None
+    archive = Archive(get_settings().archive_path)
+    found = archive.find(ref, site_id)
+    where = f"site {site_id!r} of " if site_id else ""
+    if not found:
+        raise InputError(
+            f"{ref}: no such file or folder, and no chip with that item or scene id in {where}"
+            f"the archive {archive.root}; give a GeoTIFF, a folder of per-band files, or an id "
+            "listed by `sitewatch imagery ls SITE`"
+        )
+    if len(found) > 1:
+        names = ", ".join(f"{c.site_id}/{c.item_id}" for c in found)
+        raise InputError(
+            f"{ref} names {len(found)} archived chips ({names}): give the item id, or --site"
+        )
+    chip = found[0]
+    if not archive.has(chip.site_id, chip.item_id):
+        raise ArchiveError(
+            f"archived chip {chip.site_id}/{chip.item_id} is missing or fails its checksum; "
+            f"fetch it again with `sitewatch imagery fetch {chip.site_id} --overwrite`"
+        )
+    raster = read_image(chip.path, bands=bands)
+    data = np.asarray(raster.data, dtype=np.float32)
+    if raster.nodata is not None:
+        data[:, (raster.data == raster.nodata).any(axis=0)] = np.nan
+    if chip.mask_path.is_file():
+        with rasterio.open(chip.mask_path) as ds:
+            data[:, ds.read(1) != 1] = np.nan  # no data (0) and cloud (2)
+    return replace(raster, data=data, nodata=None), chip.datetime
 
 
 def _nodata_nan(raster: Any) -> Any:
@@ -271,15 +315,21 @@ def eval_pairs(root: str, as_json: bool, **kw: Any) -> None:
 
 def _train_options(func: F) -> F:
     opts = [
-        click.option("--minutes", type=float, default=12.0, show_default=True,
-                     help="Wall-clock training budget (per fold for cv-oscd); stops cleanly."),
+        click.option("--minutes", type=float, default=15.0, show_default=True,
+                     help="Wall-clock cap on training (per fold for cv-oscd); stops cleanly."),
         click.option("--epochs", type=float, default=None,
                      help="Stop after this many epochs (crops covering the training pixels once) "
                      "if that comes before --minutes."),
+        click.option("--steps", type=int, default=600, show_default=True,
+                     help="Optimiser steps (stops earlier if --minutes runs out first; "
+                     "0: no step limit)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
         click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for torch."),
         click.option("--crop", type=int, default=96, show_default=True, help="Training crop size in pixels."),
         click.option("--batch", type=int, default=12, show_default=True, help="Crops per step."),
+        click.option("--calibrate", is_flag=True,
+                     help="Threshold at the best pooled F1 on the training cities instead of 0.5 "
+                     "(biased high: the model has seen those labels)."),
     ]  # fmt: skip
     for opt in reversed(opts):
         func = opt(func)
@@ -289,8 +339,9 @@ def _train_options(func: F) -> F:
 def _train_config(kw: dict[str, Any]) -> Any:
     from ..analysis.models import train_config
 
-    return train_config(epochs=kw["epochs"], minutes=kw["minutes"], seed=kw["seed"],
-                        threads=kw["threads"], crop=kw["crop"], batch=kw["batch"])  # fmt: skip
+    return train_config(epochs=kw["epochs"], minutes=kw["minutes"], steps=kw["steps"] or None,
+                        seed=kw["seed"], threads=kw["threads"], crop=kw["crop"],
+                        batch=kw["batch"], calibrate=kw["calibrate"])  # fmt: skip
 
 
 def _load_cities(root: str, cities: str | None) -> list[Any]:
