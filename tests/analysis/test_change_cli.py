@@ -189,3 +189,65 @@ def test_eval_pairs(sw: Any, shared_data: Path) -> None:
     res = json.loads(r.out)
     assert set(res["per_item"]) == {"Szada/1", "Tiszadob/3"}
     assert 0.0 < res["pooled"]["f1"] <= 1.0
+
+
+def _archive_pair(site_id: str) -> np.ndarray:
+    """Store the test pair as two archive chips of ``site_id`` (the second clouded over its first
+    construction block); returns the truth of the block left clear."""
+    from datetime import UTC, datetime
+
+    from sitewatch.config import get_settings
+    from sitewatch.imagery.archive import Archive
+    from sitewatch.imagery.chips import Chip
+    from sitewatch.imagery.scene import Scene
+
+    before, after, truth = make_pair()
+    cloud = np.zeros(truth.shape, dtype=bool)
+    cloud[15:40, 25:55] = True
+    archive = Archive(get_settings().archive_path)
+    for i, (data, year) in enumerate(((before, 2020), (after, 2021))):
+        scene = Scene(
+            id=f"s2-{year}", sensor="sentinel-2", datetime=datetime(year, 6, 1, tzinfo=UTC),
+            assets={b: f"{b}.tif" for b in BANDS}, crs="EPSG:32652",
+        )  # fmt: skip
+        chip = Chip(
+            data=data, bands=BANDS, crs="EPSG:32652",
+            transform=from_origin(*ORIGIN, 10, 10), valid=np.ones(truth.shape, dtype=bool),
+            scene=scene, cloud=cloud if i else None,
+        )  # fmt: skip
+        archive.add_chip(site_id, chip, source="test")
+    return truth & ~cloud
+
+
+def test_detect_archive_scene_ids(sw: Any, tmp_path: Path) -> None:
+    clear = _archive_pair("test-site")
+    url = f"sqlite:///{tmp_path / 'cat.db'}"
+    with Catalog(url, actor="tester") as cat:
+        cat.add_site(Site(id="test-site", name="Test", lon=127.5, lat=37.9))
+    out = tmp_path / "o.tif"
+    r = sw("--db", url, "change", "detect", "s2-2020", "s2-2021-10m", "-o", str(out),
+           "--site", "test-site", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    with rasterio.open(out) as ds:
+        mask, valid = ds.read(1) == 1, ds.read(2)
+    assert (mask & clear).sum() / clear.sum() > 0.8  # the clear block is found
+    assert not mask[15:40, 25:55].any()  # the clouded one is not analysed
+    assert np.isnan(valid[20, 30])
+    with Catalog(url, actor="tester") as cat:
+        (event,) = cat.list_change_events("test-site")
+    assert (event.before.year, event.after.year) == (2020, 2021)  # the chips' dates
+
+
+def test_detect_archive_ids_bad(sw: Any, tmp_path: Path) -> None:
+    _archive_pair("site-a")
+    _archive_pair("site-b")
+    out = str(tmp_path / "o.tif")
+    r = sw("change", "detect", "s2-2020", "s2-2021", "-o", out)
+    assert r.code == 2 and "names 2 archived chips" in r.err and "--site" in r.err
+    r = sw("change", "detect", "s2-2020", "s2-1999", "-o", out, "--site", "site-a")
+    assert r.code == 2 and "no chip with that item or scene id" in r.err and "imagery ls" in r.err
+    # the chips are found, but --site also records the event: an unknown catalog site is refused
+    # before anything is written
+    r = sw("change", "detect", "s2-2020", "s2-2021", "-o", out, "--site", "site-b")
+    assert r.code == 2 and "no site with id 'site-b'" in r.err
+    assert not Path(out).exists()

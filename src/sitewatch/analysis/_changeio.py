@@ -93,7 +93,7 @@ def read_image(path: str | Path, *, bands: tuple[str, ...] | None = None) -> Ras
         return _pick(raster, bands, p)
     raise InputError(
         f"{path}: no such file or folder. Give a multi-band GeoTIFF or a folder of per-band files "
-        "(archive scene ids are not supported yet: export the scene to a GeoTIFF first)"
+        "(`sitewatch change detect` also takes the ids of archived chips)"
     )
 
 

@@ -122,6 +122,9 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             "--site needs --before-date and --after-date (the acquisition dates) for the change "
             "event, unless BEFORE and AFTER are archive chips, which carry their dates"
         )
+    if site_id:  # an unknown site fails before the work, not after the outputs are written
+        with open_catalog() as cat:
+            cat.get_site(site_id)
     img0, img1 = align_pair(raw0, raw1)
     h, w = img0.shape
     if model is not None:

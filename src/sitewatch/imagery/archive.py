@@ -243,6 +243,11 @@ class ArchivedChip:
     coverage: float | None
     cloud_fraction: float | None
 
+    @property
+    def mask_path(self) -> Path:
+        """The chip's mask (0 = no data, 1 = clear, 2 = cloud)."""
+        return self.path.with_name(f"{self.item_id}_mask.tif")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (the ``--json`` output of ``imagery ls`` and ``fetch``)."""
         return {
@@ -549,6 +554,17 @@ class Archive:
         """The chips of a site, oldest first."""
         chips = [self._archived(site_id, p) for p in self._item_paths(site_id)]
         return sorted(chips, key=lambda c: (c.datetime, c.item_id))
+
+    def sites(self) -> list[str]:
+        """The (folder-safe) ids of the sites with chips in the archive."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "collection.json").is_file())
+
+    def find(self, ref: str, site_id: str | None = None) -> list[ArchivedChip]:
+        """The chips whose item id or scene id is ``ref``, of one site or of every site."""
+        sites = [site_id] if site_id is not None else self.sites()
+        return [c for s in sites for c in self.chips(s) if ref in (c.item_id, c.scene_id)]
 
     def verify(self, site_id: str) -> list[str]:
         """Files of a site whose checksum no longer matches its item (empty when all is well)."""
