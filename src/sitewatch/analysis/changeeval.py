@@ -8,6 +8,7 @@ Cohen's kappa of the "change" class.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
+from rasterio.errors import NotGeoreferencedWarning
 
 from ..errors import InputError
 from ._changeio import Raster, align_pair, read_image
@@ -151,8 +153,7 @@ def load_oscd_city(root: str | Path, city: str) -> LabelledPair:
         )
     before = read_image(base / "imgs_1", bands=bands)
     after = read_image(base / "imgs_2", bands=bands)
-    with rasterio.open(base / "cm" / f"{city}-cm.tif") as ds:
-        cm = ds.read(1)
+    cm = _read_picture(base / "cm" / f"{city}-cm.tif")[0]
     if cm.shape != before.shape:
         raise InputError(
             f"{city}: label is {cm.shape} pixels but the 10 m bands are {before.shape}"
@@ -170,9 +171,16 @@ def iter_oscd(root: str | Path, cities: list[str] | None = None) -> Iterator[Lab
 # --- A/B/label pairs ------------------------------------------------------------------------------
 
 
+def _read_picture(path: Path) -> NDArray[Any]:
+    """All bands of a picture that has no georeferencing by nature (PNG, BMP, OSCD masks)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as ds:
+            return np.asarray(ds.read())
+
+
 def _read_rgb(path: Path) -> Raster:
-    with rasterio.open(path) as ds:
-        data = ds.read()
+    data = _read_picture(path)
     if data.shape[0] >= 3:
         data = data[:3]
         names: tuple[str, ...] = ("red", "green", "blue")
@@ -182,9 +190,7 @@ def _read_rgb(path: Path) -> Raster:
 
 
 def _read_label(path: Path) -> NDArray[np.bool_]:
-    with rasterio.open(path) as ds:
-        lab = ds.read(1)
-    return np.asarray(lab > 0)
+    return np.asarray(_read_picture(path)[0] > 0)
 
 
 def iter_pairs(root: str | Path) -> Iterator[LabelledPair]:
