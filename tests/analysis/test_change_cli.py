@@ -251,3 +251,29 @@ def test_detect_archive_ids_bad(sw: Any, tmp_path: Path) -> None:
     r = sw("change", "detect", "s2-2020", "s2-2021", "-o", out, "--site", "site-b")
     assert r.code == 2 and "no site with id 'site-b'" in r.err
     assert not Path(out).exists()
+
+
+def test_detect_measures_and_corrects_misregistration(sw: Any, tmp_path: Path) -> None:
+    from scipy import ndimage
+
+    before, after, truth = make_pair(128)
+    # AFTER lands 1.5 rows down and 1 column left of BEFORE (a typical orthorectification error)
+    moved = ndimage.shift(after.astype(np.float64), (0, 1.5, -1.0), order=1, mode="nearest")
+    b = write_tif(tmp_path / "b.tif", before)
+    a = write_tif(tmp_path / "a.tif", np.rint(moved).astype(np.uint16))
+    scores = {}
+    for flag in ((), ("--coregister",)):
+        out = tmp_path / f"o{len(flag)}.tif"
+        r = sw("change", "detect", str(b), str(a), "-o", str(out), "--json", *flag)
+        assert r.code == 0, r.err
+        reg = json.loads(r.out)["coregistration"]
+        assert reg["measured"] and reg["band"] == "B08" and reg["corrected"] == bool(flag)
+        assert reg["dy_px"] == pytest.approx(-1.5, abs=0.2)
+        assert reg["dx_px"] == pytest.approx(1.0, abs=0.2)
+        assert ("misregistered by 1." in r.err) != bool(flag)
+        with rasterio.open(out) as ds:
+            mask = ds.read(1) == 1
+        tp = (mask & truth).sum()
+        scores[bool(flag)] = 2 * tp / (mask.sum() + truth.sum())
+    # edges of the shifted texture no longer show as change
+    assert scores[True] > 0.85 and scores[True] > scores[False] + 0.05, scores

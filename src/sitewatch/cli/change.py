@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,8 @@ from ..errors import InputError
 from .options import console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["change"]
+
+logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,11 +102,14 @@ def change() -> None:
 )
 @click.option("--before-date", default=None, help="Acquisition date of BEFORE (for --site).")
 @click.option("--after-date", default=None, help="Acquisition date of AFTER (for --site).")
+@click.option("--coregister", is_flag=True,
+              help="Move AFTER onto BEFORE by the measured sub-pixel shift before comparing "
+                   "(the shift is always measured and reported; over 0.5 px it is warned of).")  # fmt: skip
 @_method_options
 @json_option
 def detect(before: str, after: str, output: str, geojson: str | None, bands: str | None,
            min_area: float, site_id: str | None, before_date: str | None, after_date: str | None,
-           as_json: bool, **kw: Any) -> None:  # fmt: skip
+           coregister: bool, as_json: bool, **kw: Any) -> None:  # fmt: skip
     """Detect change between BEFORE and AFTER: multi-band files, folders of per-band files, or
     the item or scene ids of chips in the archive (``sitewatch imagery ls SITE``; with --site,
     that site's chips; their no-data and cloud pixels are left out)."""
@@ -126,12 +132,14 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
         with open_catalog() as cat:
             cat.get_site(site_id)
     img0, img1 = align_pair(raw0, raw1)
+    img1, registration = _coregistration(img0, img1, coregister)
     h, w = img0.shape
     if model is not None:
         from ..analysis.models import detect_with_model
 
         result = detect_with_model(
-            model, _nodata_nan(img0), _nodata_nan(img1), bands=img0.bands,
+            model, _nan_nodata(img0.data, img0.nodata), _nan_nodata(img1.data, img1.nodata),
+            bands=img0.bands,
             opening_radius=config.opening_radius, min_area_m2=min_area,
             pixel_area_m2=pixel_area_m2(img0) if min_area > 0 else None,
         )  # fmt: skip
@@ -146,7 +154,8 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     gj = Path(geojson) if geojson else Path(output).with_suffix(".geojson")
     summary = result.summary()
     summary.update(output=str(output), geojson=str(gj), polygons=len(feats),
-                   area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1))  # fmt: skip
+                   area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1),
+                   coregistration=registration)  # fmt: skip
     write_geojson(gj, feats, {k: v for k, v in summary.items() if k not in ("config",)})
     if site_id:
         summary["change_event"] = _record(site_id, t0, t1, result, feats, summary)
@@ -203,13 +212,55 @@ def _image(ref: str, site_id: str | None, bands: tuple[str, ...] | None) -> tupl
     return replace(raster, data=data, nodata=None), chip.datetime
 
 
-def _nodata_nan(raster: Any) -> Any:
+_MISREGISTERED_PX = 0.5
+_REGISTRATION_WINDOW = 2048  # the shift is measured on the central window of at most this size
+
+
+def _coregistration(img0: Any, img1: Any, correct: bool) -> tuple[Any, dict[str, Any]]:
+    """Measure how far AFTER is off BEFORE (phase correlation on the NIR band, or the first, over
+    the central window); warn past half a pixel; with ``correct``, move AFTER by it."""
+    import math
+    from dataclasses import replace
+
+    from ..analysis.change import BAND_ALIASES
+    from ..errors import AnalysisError
+    from ..imagery.coregister import layer_shift, shift_layers
+
+    low = [b.lower() for b in img0.bands]
+    band = next((i for i, b in enumerate(low) if b in BAND_ALIASES["nir"]), 0)
+    h, w = img0.shape
+    rows = slice(max(0, (h - _REGISTRATION_WINDOW) // 2), (h + _REGISTRATION_WINDOW) // 2)
+    cols = slice(max(0, (w - _REGISTRATION_WINDOW) // 2), (w + _REGISTRATION_WINDOW) // 2)
+    layers = [_nan_nodata(img.data[band, rows, cols], img.nodata) for img in (img0, img1)]
+    try:
+        dy, dx, _ = layer_shift(layers[0], layers[1])
+    except AnalysisError as exc:
+        logger.warning("co-registration not measured: %s", exc)
+        return img1, {"measured": False, "reason": str(exc), "corrected": False}
+    size = math.hypot(dx, dy)
+    report = {"measured": True, "band": img0.bands[band], "dy_px": round(dy, 3),
+              "dx_px": round(dx, 3), "magnitude_px": round(size, 3), "corrected": correct}  # fmt: skip
+    if correct:
+        img1 = replace(
+            img1, data=shift_layers(_nan_nodata(img1.data, img1.nodata), dy, dx), nodata=None
+        )
+    elif size > _MISREGISTERED_PX:
+        logger.warning(
+            "AFTER is misregistered by %.2f px (%.2f down, %.2f right) against BEFORE: edges will "
+            "show as change; add --coregister to correct it",
+            size, dy, dx,
+        )  # fmt: skip
+    return img1, report
+
+
+def _nan_nodata(data: Any, nodata: float | None) -> Any:
+    """``data`` as float32 with NaN where it equals ``nodata``."""
     import numpy as np
 
-    data = np.asarray(raster.data, dtype=np.float32)
-    if raster.nodata is not None:
-        data = np.where(data == raster.nodata, np.float32(np.nan), data)
-    return data
+    out = np.asarray(data, dtype=np.float32)
+    if nodata is not None:
+        out = np.where(data == nodata, np.float32(np.nan), out)
+    return out
 
 
 def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, Any]], summary: dict[str, Any]) -> str:  # fmt: skip

@@ -20,7 +20,7 @@ from skimage import registration
 from ..errors import AnalysisError
 from .chips import Chip
 
-__all__ = ["Shift", "apply_shift", "estimate_shift"]
+__all__ = ["Shift", "apply_shift", "estimate_shift", "layer_shift", "shift_layers"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,13 @@ class Shift:
         }
 
 
+def _standardised(layer: NDArray[np.floating], ok: NDArray[np.bool_]) -> NDArray[np.float64]:
+    fill = float(layer[ok].mean())
+    filled = np.where(ok, layer, fill)
+    std = filled.std()
+    return np.asarray((filled - fill) / (std if std > 0 else 1.0), dtype=np.float64)
+
+
 def _layer(chip: Chip, band: str | None) -> tuple[NDArray[np.float64], str]:
     if band is None:
         band = next(
@@ -75,10 +82,36 @@ def _layer(chip: Chip, band: str | None) -> tuple[NDArray[np.float64], str]:
             f"chip of {chip.scene.id!r} has only {ok.mean():.0%} clear valid pixels; "
             "co-registration needs most of the chip (choose a clearer date or a larger chip)"
         )
-    fill = float(layer[ok].mean())
-    layer = np.where(ok, layer, fill)
-    std = layer.std()
-    return (layer - fill) / (std if std > 0 else 1.0), band
+    return np.where(ok, layer, np.nan), band
+
+
+def layer_shift(
+    reference: NDArray[np.floating], moving: NDArray[np.floating], *, upsample: int = 20
+) -> tuple[float, float, float]:
+    """(dy, dx, error): how far the 2-D layer ``moving`` must move (rows down, columns right) to
+    line up with ``reference`` on the same grid; NaN marks pixels without data.
+
+    Phase correlation (``skimage.registration.phase_cross_correlation``, 1/``upsample`` pixel
+    precision) of the standardised, Hann-windowed layers.
+    """
+    if reference.shape != moving.shape or reference.ndim != 2:
+        raise AnalysisError(
+            f"co-registration needs two layers of one grid, got {reference.shape} and "
+            f"{moving.shape}"
+        )
+    oks = [np.isfinite(reference), np.isfinite(moving)]
+    if min(int(ok.sum()) for ok in oks) < 0.5 * reference.size:
+        raise AnalysisError(
+            "co-registration needs data in most of both images (at least half of the pixels); "
+            "choose clearer dates or a larger area"
+        )
+    ref, mov = (_standardised(x, ok) for x, ok in zip((reference, moving), oks, strict=True))
+    window = np.outer(np.hanning(ref.shape[0]), np.hanning(ref.shape[1]))
+    register: Any = registration.phase_cross_correlation
+    shift, error, _ = register(
+        ref * window, mov * window, upsample_factor=upsample, normalization=None
+    )
+    return float(shift[0]), float(shift[1]), float(error)
 
 
 def estimate_shift(
@@ -86,8 +119,7 @@ def estimate_shift(
 ) -> Shift:
     """The sub-pixel shift that registers ``moving`` onto ``reference`` (same grid required).
 
-    Uses ``skimage.registration.phase_cross_correlation`` with ``upsample`` (1/upsample pixel
-    precision) on one band (default: nir, red, green, or the first).
+    :func:`layer_shift` on one band (default: nir, red, green, or the first).
     """
     if reference.data.shape[1:] != moving.data.shape[1:] or reference.transform != moving.transform:
         raise AnalysisError(
@@ -96,18 +128,19 @@ def estimate_shift(
         )
     ref, used = _layer(reference, band)
     mov, _ = _layer(moving, used)
-    window = np.outer(np.hanning(ref.shape[0]), np.hanning(ref.shape[1]))
-    register: Any = registration.phase_cross_correlation
-    shift, error, _ = register(
-        ref * window, mov * window, upsample_factor=upsample, normalization=None
-    )
-    return Shift(
-        dy=float(shift[0]),
-        dx=float(shift[1]),
-        pixel_size=float(abs(reference.transform.a)),
-        error=float(error),
-        band=used,
-    )
+    dy, dx, error = layer_shift(ref, mov, upsample=upsample)
+    return Shift(dy=dy, dx=dx, pixel_size=float(abs(reference.transform.a)), error=error, band=used)
+
+
+def shift_layers(data: NDArray[Any], dy: float, dx: float) -> NDArray[np.float32]:
+    """(band, y, x) ``data`` moved by (dy, dx) pixels on its grid, bilinear, band by band (memory
+    of one band at a time); pixels shifted in from outside, and NaN neighbours, become NaN."""
+    out = np.empty(data.shape, dtype=np.float32)
+    for i in range(data.shape[0]):
+        out[i] = ndimage.shift(
+            np.asarray(data[i], dtype=np.float32), (dy, dx), order=1, mode="constant", cval=np.nan
+        )
+    return out
 
 
 def apply_shift(
@@ -126,9 +159,7 @@ def apply_shift(
     if method != "resample":
         raise AnalysisError(f"unknown shift method {method!r}; use 'resample' or 'transform'")
     offset = (0.0, shift.dy, shift.dx)
-    data = ndimage.shift(
-        chip.data.astype(np.float32), offset, order=1, mode="constant", cval=np.nan
-    )
+    data = shift_layers(chip.data, shift.dy, shift.dx)
     valid = (
         ndimage.shift(chip.valid.astype(np.float32), offset[1:], order=0, mode="constant", cval=0.0)
         > 0.5
