@@ -25,7 +25,7 @@ from scipy.ndimage import gaussian_filter
 F64 = NDArray[np.float64]
 F32 = NDArray[np.float32]
 
-__all__ = ["PEER_METHODS", "exact_mad_threshold", "peer_magnitude"]
+__all__ = ["PEER_METHODS", "exact_mad_threshold", "peer_change", "peer_magnitude"]
 
 ROLES = {"blue": "B02", "red": "B04", "nir": "B08", "swir1": "B11"}
 
@@ -184,3 +184,20 @@ def exact_mad_threshold(magnitude: F32, k: float = 5.0) -> float:
     """Median + k x 1.4826 x MAD by exact ``np.median`` (the library resolves it on a histogram)."""
     med = float(np.median(magnitude))
     return med + k * 1.4826 * float(np.median(np.abs(magnitude - med)))
+
+
+def peer_change(
+    before: NDArray[np.generic],
+    after: NDArray[np.generic],
+    method: str,
+    bands: tuple[str, ...],
+    irmad_iter: int = 10,
+) -> tuple[F32, float]:
+    """The method's magnitude and its default threshold (exact median/MAD; the chi-square
+    quantile at p = 0.01 for IR-MAD; 0 for the PCA-k-means score): the whole job of the method."""
+    magnitude = peer_magnitude(before, after, method, bands, irmad_iter)
+    if method == "irmad":
+        return magnitude, float(stats.chi2.isf(0.01, before.shape[0]))
+    if method == "pca_kmeans":
+        return magnitude, 0.0
+    return magnitude, exact_mad_threshold(magnitude)
