@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -215,16 +216,15 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                 continue
             if prev_clear is not None and is_new:
                 before_id = str(cube["scene_id"].values[prev_clear])
+                after_px, shift_px = _registered(cube.values[prev_clear], cube.values[i], bands)
                 res = detect_change(
                     cube.values[prev_clear],
-                    cube.values[i],
+                    after_px,
                     bands=bands,
                     config=config,
                     pixel_area_m2=pixel_area,
                 )
-                change = (
-                    res.mask & mask & not_phenology(cube.values[prev_clear], cube.values[i], bands)
-                )
+                change = res.mask & mask & not_phenology(cube.values[prev_clear], after_px, bands)
                 area = float(change.sum()) * pixel_area
                 polys = change_polygons(change, grid.transform, grid_crs)
                 geom = unary_union([shape(p["geometry"]) for p in polys]) if polys else None
@@ -243,6 +243,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                             "after_scene": scene_id,
                             "patches": len(polys),
                             "threshold": res.threshold,
+                            "shift_px": shift_px,
                         },
                     )
                 )
@@ -279,6 +280,34 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                         )
             prev_clear = i
     report.alerts = new_alerts
+
+
+MISREGISTERED_PX = 0.5
+"""A later chip off its predecessor by more than this is moved onto it before change detection."""
+
+
+def _registered(
+    before: np.ndarray, after: np.ndarray, bands: Sequence[str]
+) -> tuple[np.ndarray, float | None]:
+    """AFTER, moved onto BEFORE when phase correlation finds it over :data:`MISREGISTERED_PX`
+    off (chips of different scenes carry their own geolocation errors), and the shift in pixels
+    (None when too little of the chips is clear to measure it)."""
+    from ..analysis.change import BAND_ALIASES
+    from ..errors import AnalysisError
+    from ..imagery.coregister import layer_shift, shift_layers
+
+    low = [b.lower() for b in bands]
+    k = next((j for j, b in enumerate(low) if b in BAND_ALIASES["nir"]), 0)
+    try:
+        dy, dx, _ = layer_shift(before[k], after[k])
+    except AnalysisError as exc:
+        log.info("co-registration not measured: %s", exc)
+        return after, None
+    size = math.hypot(dy, dx)
+    if size <= MISREGISTERED_PX:
+        return after, round(size, 3)
+    log.info("moving a chip by %.2f px (%.2f down, %.2f right) onto its predecessor", size, dy, dx)
+    return shift_layers(after, dy, dx), round(size, 3)
 
 
 def _alert(
