@@ -264,12 +264,16 @@ def _apply(x: Any, gain: NDArray[np.float64], offset: NDArray[np.float64], valid
     g = gain.astype(np.float32)[:, None, None]
     o = offset.astype(np.float32)[:, None, None]
     f = fill.astype(np.float32)[:, None, None]
-    y = x.astype(np.float32) * g + o
-    if _is_dask(y):
+    if _is_dask(x):
         import dask.array as da
 
-        return da.where(valid[None], y, f)
-    return np.where(valid[None], y, f)
+        return da.where(valid[None], x.astype(np.float32) * g + o, f)
+    y = x.astype(np.float32)  # a new array: scaled in place, no further temporaries
+    y *= g
+    y += o
+    if not valid.all():
+        np.copyto(y, np.broadcast_to(f, y.shape), where=~valid[None])
+    return y
 
 
 def _check_sizes(before: Any, after: Any, bands: tuple[str, ...], config: ChangeConfig) -> None:
