@@ -84,7 +84,7 @@ def test_training_steps_reduce_loss_and_find_the_square() -> None:
     # loss of the untrained network versus the trained one on the same fixed batch
     cities = _prepare([pair], BANDS, "per_image_zscore", 6.0)
     torch.manual_seed(0)
-    a, b, lab, val = _Sampler(cities, 64, 0.5, seed=3).batch(4)
+    a, b, lab, val, _ = _Sampler(cities, 64, 0.5, seed=3).batch(4)
     from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
 
     torch.manual_seed(config.seed)
@@ -244,6 +244,101 @@ def test_version_1_descriptions_still_load_and_unknown_versions_fail() -> None:
         ModelMeta.from_json(json.dumps(d), "m.json")
 
 
+def test_cva_prior_marks_the_changed_square_on_the_image_wide_scale() -> None:
+    from sitewatch.analysis.models.changemodel import model_inputs, pair_prior
+
+    before, after, truth = synthetic_pair(size=64)
+    a = model_inputs(before, "per_image_zscore", 6.0)
+    b = model_inputs(after, "per_image_zscore", 6.0)
+    valid = np.ones(truth.shape, dtype=bool)
+    assert pair_prior(a, b, valid, "none", len(BANDS)) is None
+    pr = pair_prior(a, b, valid, "cva", len(BANDS))
+    assert pr is not None and pr.shape == (1, 64, 64) and pr.dtype == np.float32
+    # 1 is the unsupervised method's default threshold (median + 5 robust SD): the square is
+    # far above it, the seasonal gain and noise around it below
+    inner = np.zeros_like(truth)
+    inner[22:36, 26:40] = True
+    assert pr[0][inner].min() > 1.0
+    assert np.median(pr[0][~truth]) < 0.1 and pr.max() <= 4.0 and pr.min() >= -1.0
+    # pixels without data get 0 and do not enter the median
+    valid[:8] = False
+    pr2 = pair_prior(a, b, valid, "cva", len(BANDS))
+    assert pr2 is not None and (pr2[0, :8] == 0).all()
+    # identical dates: no change anywhere
+    assert not pair_prior(a, a, np.ones_like(valid), "cva", len(BANDS)).any()  # type: ignore[union-attr]
+    with pytest.raises(InputError, match="unknown prior"):
+        pair_prior(a, b, valid, "irmad", len(BANDS))
+
+
+def test_pair_channels_reach_the_output_and_train_with_the_prior(tmp_path: Path) -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import load_model, train_change_model, train_config
+    from sitewatch.analysis.models._network import SiamDiffUNet
+
+    torch.manual_seed(0)
+    net = SiamDiffUNet(4, (8, 16), pair_channels=1).eval()
+    a, b = torch.randn(1, 4, 16, 16), torch.randn(1, 4, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(
+            net(a, b, torch.zeros(1, 1, 16, 16)), net(a, b, torch.ones(1, 1, 16, 16))
+        )
+    with pytest.raises(ValueError, match="1 pair channel"):
+        net(a, b)
+    with pytest.raises(ValueError, match="0 pair channel"):
+        SiamDiffUNet(4, (8, 16))(a, b, torch.zeros(1, 1, 16, 16))
+
+    before, after, truth = synthetic_pair(size=32)
+    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
+    cfg = train_config(
+        steps=3, minutes=None, crop=32, batch=2, widths=(8, 16), threads=1, prior="cva"
+    )
+    model = train_change_model([pair], cfg)
+    assert model.meta.prior == "cva" and model.net.pair_channels == 1
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.meta.prior == "cva"
+    np.testing.assert_array_equal(
+        loaded.probability(before, after, BANDS), model.probability(before, after, BANDS)
+    )
+    # with test-time augmentation the pair channel is flipped and rotated with the images
+    tta = loaded
+    tta.meta = replace(loaded.meta, tta=True)
+    flipped = tta.probability(before[:, :, ::-1].copy(), after[:, :, ::-1].copy(), BANDS)
+    np.testing.assert_allclose(flipped, tta.probability(before, after, BANDS)[:, ::-1], atol=1e-5)
+    with pytest.raises(InputError, match="unknown prior"):
+        train_config(steps=3, prior="irmad")
+
+
+def test_hard_negatives_are_unlabelled_strong_changes_and_get_sampled() -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_config
+    from sitewatch.analysis.models.training import _prepare, _Sampler
+
+    before, after, truth = synthetic_pair(size=64)
+    field = np.zeros_like(truth)
+    field[44:60, 4:20] = True  # a field between seasons: strong change, not construction
+    after[:, field] = before[:, field] * np.array([0.5, 0.6, 0.4, 2.5])[:, None]
+    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
+    (city,) = _prepare([pair], BANDS, "per_image_zscore", 6.0, hard=True)
+    hard = np.zeros(truth.size, dtype=bool)
+    hard[city.hard] = True
+    hard = hard.reshape(truth.shape)
+    assert not (hard & truth).any() and (hard & field).sum() > 0.8 * field.sum()
+    assert (hard & ~field).sum() < 0.05 * hard.sum()
+    assert _prepare([pair], BANDS, "per_image_zscore", 6.0)[0].hard.size == 0
+    # half the crops on the change, the other half on hard negatives: every crop holds one
+    sampler = _Sampler([city], 16, 0.5, seed=0, hard_fraction=0.5)
+    n_field = 0
+    for _ in range(40):
+        a, b, lab, _val, _pair = sampler._one()
+        assert lab.any() or np.abs(b - a).max() > 3  # the field is far outside the noise
+        n_field += int(not lab.any())
+    assert 10 <= n_field <= 30
+    with pytest.raises(InputError, match="hard_fraction"):
+        train_config(steps=3, change_fraction=0.5, hard_fraction=0.6)
+
+
 def test_missing_torch_raises_missing_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -287,9 +382,10 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     model = tmp_path / "model.pt"
     r = sw("change", "train-oscd", str(root), "-o", str(model), "--minutes", "0.05",
            "--steps", "4", "--calibrate", "--crop", "32", "--batch", "2", "--threads", "1",
-           "--json")  # fmt: skip
+           "--prior", "cva", "--hard-fraction", "0.25", "--json")  # fmt: skip
     assert r.code == 0, r.err
     out = json.loads(r.out)
+    assert out["training"]["prior"] == "cva" and out["training"]["hard_fraction"] == 0.25
     assert out["bands"] == list(BANDS) and out["training"]["pairs"] == ["alpha", "beta"]
     assert 1 <= out["training"]["steps"] <= 4 and out["training"]["seconds"] < 30
     assert "threshold_f1_on_training_pairs" in out["training"]  # --calibrate

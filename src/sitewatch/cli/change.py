@@ -384,6 +384,12 @@ def _train_options(func: F) -> F:
         click.option("--calibrate", is_flag=True,
                      help="Threshold at the best pooled F1 on the training cities instead of 0.5 "
                      "(biased high: the model has seen those labels)."),
+        click.option("--prior", type=click.Choice(["none", "cva"]), default=None,
+                     help="Pair channel for the network: the unsupervised CVA magnitude on the "
+                     "image-wide scale, or none (default: the model's default)."),
+        click.option("--hard-fraction", type=float, default=None,
+                     help="Share of training crops centred on hard negatives (unchanged pixels "
+                     "above the CVA threshold; default: the model's default)."),
     ]  # fmt: skip
     for opt in reversed(opts):
         func = opt(func)
@@ -393,9 +399,10 @@ def _train_options(func: F) -> F:
 def _train_config(kw: dict[str, Any]) -> Any:
     from ..analysis.models import train_config
 
+    optional = {k: kw[k] for k in ("prior", "hard_fraction") if kw[k] is not None}
     return train_config(epochs=kw["epochs"], minutes=kw["minutes"], steps=kw["steps"] or None,
                         seed=kw["seed"], threads=kw["threads"], crop=kw["crop"],
-                        batch=kw["batch"], calibrate=kw["calibrate"])  # fmt: skip
+                        batch=kw["batch"], calibrate=kw["calibrate"], **optional)  # fmt: skip
 
 
 def _load_cities(root: str, cities: str | None) -> list[Any]:

@@ -3,7 +3,9 @@
 One encoder with shared weights runs on BEFORE and AFTER; the decoder starts from the absolute
 difference of the two bottlenecks and, at each scale, is fed the absolute difference of the two
 skip features ``|skip_a - skip_b|``. The output is one change logit per pixel. GroupNorm (not
-BatchNorm) keeps training and inference identical for any batch or tile size.
+BatchNorm) keeps training and inference identical for any batch or tile size. Optional per-pixel
+"pair" channels (a property of the two dates together, such as an unsupervised change magnitude)
+join the last, full-resolution decoder block beside the difference of the first skip features.
 
 This module imports torch at import time; import it only through the package's lazy functions.
 """
@@ -45,12 +47,17 @@ class SiamDiffUNet(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, widths: tuple[int, ...] = (16, 32, 64, 128), dropout: float = 0.1
+        self,
+        in_channels: int,
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        dropout: float = 0.1,
+        pair_channels: int = 0,
     ) -> None:
         super().__init__()
-        if in_channels < 1 or len(widths) < 2:
+        if in_channels < 1 or len(widths) < 2 or pair_channels < 0:
             raise ValueError("need at least one input band and two levels")
         self.in_channels = in_channels
+        self.pair_channels = pair_channels
         self.widths = tuple(widths)
         self.encoder = nn.ModuleList()
         c = in_channels
@@ -62,7 +69,8 @@ class SiamDiffUNet(nn.Module):
         self.decoder = nn.ModuleList()
         for w_deep, w_skip in zip(widths[:0:-1], widths[-2::-1], strict=True):
             self.up.append(nn.ConvTranspose2d(w_deep, w_skip, 2, stride=2))
-            self.decoder.append(_Block(2 * w_skip, w_skip))
+            extra = pair_channels if len(self.decoder) == len(widths) - 2 else 0
+            self.decoder.append(_Block(2 * w_skip + extra, w_skip))
         self.head = nn.Conv2d(widths[0], 1, 1)
 
     @property
@@ -79,12 +87,22 @@ class SiamDiffUNet(nn.Module):
             feats.append(x)
         return feats
 
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+    def forward(self, a: Tensor, b: Tensor, pair: Tensor | None = None) -> Tensor:
+        """Logits for BEFORE ``a`` and AFTER ``b``; ``pair`` (N, pair_channels, H, W) when the
+        network has pair channels."""
+        if (pair is None) != (self.pair_channels == 0) or (
+            pair is not None and pair.shape[1] != self.pair_channels
+        ):
+            raise ValueError(f"the network takes {self.pair_channels} pair channel(s)")
         n = a.shape[0]
         feats = self._encode(torch.cat([a, b], dim=0))  # one pass through the shared encoder
         diffs = [torch.abs(f[:n] - f[n:]) for f in feats]
         x = diffs[-1]
-        for up, block, skip in zip(self.up, self.decoder, diffs[-2::-1], strict=True):
-            x = block(torch.cat([up(x), skip], dim=1))
+        last = len(self.decoder) - 1
+        for i, (up, block, skip) in enumerate(
+            zip(self.up, self.decoder, diffs[-2::-1], strict=True)
+        ):
+            parts = [up(x), skip] if i < last or pair is None else [up(x), skip, pair]
+            x = block(torch.cat(parts, dim=1))
         out: Tensor = self.head(x)
         return out

@@ -24,26 +24,33 @@ from ._network import SiamDiffUNet
 __all__ = [
     "FORMAT",
     "NORMALISATIONS",
+    "PRIORS",
     "ChangeModel",
     "ModelMeta",
     "input_channels",
     "meta_path",
     "model_inputs",
     "normalise_image",
+    "pair_prior",
 ]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "sitewatch-change-model"
-VERSION = 2
-READS = (1, 2)
-"""Version 1 descriptions (no ``tta``) are read as ``tta=False``."""
+VERSION = 3
+READS = (1, 2, 3)
+"""Version 1 descriptions (no ``tta``) are read as ``tta=False``, versions 1-2 (no ``prior``) as
+``prior="none"``."""
 
 NORMALISATIONS = ("per_image_zscore", "zscore_log")
 """Network inputs: ``per_image_zscore``, the bands z-scored per image; ``zscore_log``, those plus
 each band's log reflectance on a fixed scale, which keeps the absolute brightness (built-up versus
 vegetation versus water) that the per-image z-score removes. In the OSCD cross-validation
 ``zscore_log`` fitted the training cities better but scored lower on the unseen ones."""
+
+PRIORS = ("none", "cva")
+"""Pair channels given to the network besides the two images: ``none``; ``cva``, the unsupervised
+change magnitude of the pair (see :func:`pair_prior`)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,8 @@ class ModelMeta:
     overlap: int = 64
     tta: bool = False
     """Average the logits over the 8 flips and rotations of each tile (8 times the inference)."""
+    prior: str = "none"
+    """Pair channel, one of :data:`PRIORS`."""
     training: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -92,6 +101,7 @@ class ModelMeta:
                 tile=int(d["tile"]),
                 overlap=int(d["overlap"]),
                 tta=bool(d.get("tta", False)),
+                prior=str(d.get("prior", "none")),
                 training=dict(d.get("training", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -158,6 +168,43 @@ def model_inputs(image: NDArray[Any], normalisation: str, clip: float) -> NDArra
     return np.concatenate([z, _log_reflectance(image, clip)], axis=0)
 
 
+def pair_prior(
+    a: NDArray[np.float32],
+    b: NDArray[np.float32],
+    valid: NDArray[np.bool_],
+    prior: str,
+    n_bands: int,
+) -> NDArray[np.float32] | None:
+    """The pair channels for prepared inputs ``a`` and ``b`` (their first ``n_bands`` channels are
+    the per-image z-scores), or None for ``prior="none"``.
+
+    ``cva``: change vector analysis as the unsupervised detector does it (z-scored bands smoothed
+    with a Gaussian of sigma 1 px, Euclidean norm of the difference), expressed as a robust z-score
+    over the image's valid pixels ``(d - median) / (1.4826 MAD)`` divided by 5, so that 1 is the
+    unsupervised method's default threshold; clipped to [-1, 4] and 0 where there is no data. The
+    scale comes from the whole image, which the network's crops and tiles never see.
+    """
+    if prior == "none":
+        return None
+    if prior != "cva":
+        raise InputError(f"unknown prior {prior!r} (known: {', '.join(PRIORS)})")
+    from scipy import ndimage as ndi
+
+    sq = np.zeros(a.shape[1:], dtype=np.float64)
+    for i in range(n_bands):
+        d = ndi.gaussian_filter(b[i].astype(np.float64) - a[i], 1.0, mode="nearest")
+        sq += d * d
+    dist = np.sqrt(sq)
+    out = np.zeros(a.shape[1:], dtype=np.float32)
+    if valid.any():
+        vals = dist[valid]
+        med = float(np.median(vals))
+        mad = 1.4826 * float(np.median(np.abs(vals - med)))
+        z = (dist - med) / (5.0 * (mad if mad > 0 else 1.0))
+        out = np.where(valid, np.clip(z, -1.0, 4.0), 0.0).astype(np.float32)
+    return out[None]
+
+
 def _band_index(have: Sequence[str], want: Sequence[str]) -> list[int]:
     """Positions of ``want`` in ``have``: exact (case-insensitive) names, else the same role."""
     from ..change import _role_of
@@ -205,11 +252,19 @@ class ChangeModel:
     def __init__(self, meta: ModelMeta, net: SiamDiffUNet | None = None) -> None:
         self.meta = meta
         channels = input_channels(len(meta.bands), meta.normalisation)
-        self.net = net if net is not None else SiamDiffUNet(channels, meta.widths, meta.dropout)
-        if self.net.in_channels != channels:
+        if meta.prior not in PRIORS:
+            raise InputError(f"unknown prior {meta.prior!r} (known: {', '.join(PRIORS)})")
+        pair = 0 if meta.prior == "none" else 1
+        self.net = (
+            net
+            if net is not None
+            else SiamDiffUNet(channels, meta.widths, meta.dropout, pair_channels=pair)
+        )
+        if self.net.in_channels != channels or self.net.pair_channels != pair:
             raise InputError(
-                f"network has {self.net.in_channels} input channels but the description's "
-                f"{len(meta.bands)} bands under {meta.normalisation!r} give {channels}"
+                f"network has {self.net.in_channels} input and {self.net.pair_channels} pair "
+                f"channel(s) but the description's {len(meta.bands)} bands under "
+                f"{meta.normalisation!r} and prior {meta.prior!r} give {channels} and {pair}"
             )
 
     # --- inference ----------------------------------------------------------------------------
@@ -224,8 +279,14 @@ class ChangeModel:
             image[_band_index(bands, self.meta.bands)], self.meta.normalisation, self.meta.clip
         )
 
-    def logits(self, a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Per-pixel change logits of two prepared images, tile by tile with blended overlaps."""
+    def logits(
+        self,
+        a: NDArray[np.float32],
+        b: NDArray[np.float32],
+        pair: NDArray[np.float32] | None = None,
+    ) -> NDArray[np.float32]:
+        """Per-pixel change logits of two prepared images (and their pair channels, see
+        :func:`pair_prior`), tile by tile with blended overlaps."""
         _, h, w = a.shape
         tile, m = self.meta.tile, self.net.multiple
         overlap = min(self.meta.overlap, tile // 2)
@@ -242,11 +303,20 @@ class ChangeModel:
                     tb = torch.from_numpy(
                         np.ascontiguousarray(b[None, :, y0 : y0 + th, x0 : x0 + tw])
                     )
+                    tp = (
+                        None
+                        if pair is None
+                        else torch.from_numpy(
+                            np.ascontiguousarray(pair[None, :, y0 : y0 + th, x0 : x0 + tw])
+                        )
+                    )
                     py, px = -th % m, -tw % m
                     if py or px:  # pad to a multiple of the network's stride
                         ta = nnf.pad(ta, (0, px, 0, py), mode="replicate")
                         tb = nnf.pad(tb, (0, px, 0, py), mode="replicate")
-                    out = self._forward(ta, tb)[0, 0, :th, :tw].numpy()
+                        if tp is not None:
+                            tp = nnf.pad(tp, (0, px, 0, py), mode="replicate")
+                    out = self._forward(ta, tb, tp)[0, 0, :th, :tw].numpy()
                     wt = np.outer(
                         _taper(th, overlap // 2 if h > th else 0),
                         _taper(tw, overlap // 2 if w > tw else 0),
@@ -255,16 +325,20 @@ class ChangeModel:
                     wsum[y0 : y0 + th, x0 : x0 + tw] += wt
         return acc / wsum
 
-    def _forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def _forward(
+        self, a: torch.Tensor, b: torch.Tensor, pair: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits of one tile, averaged over the 8 dihedral transforms when ``meta.tta``."""
         if not self.meta.tta:
-            out: torch.Tensor = self.net(a, b)
+            out: torch.Tensor = self.net(a, b, pair)
             return out
         acc = torch.zeros(a.shape[0], 1, a.shape[2], a.shape[3])
         for flip in (False, True):
             fa, fb = (a.flip(-1), b.flip(-1)) if flip else (a, b)
+            fp = None if pair is None else (pair.flip(-1) if flip else pair)
             for k in range(4):
-                y = self.net(torch.rot90(fa, k, (2, 3)), torch.rot90(fb, k, (2, 3)))
+                rp = None if fp is None else torch.rot90(fp, k, (2, 3))
+                y = self.net(torch.rot90(fa, k, (2, 3)), torch.rot90(fb, k, (2, 3)), rp)
                 y = torch.rot90(y, -k, (2, 3))
                 acc += y.flip(-1) if flip else y
         return acc / 8.0
@@ -279,7 +353,8 @@ class ChangeModel:
         if not valid.any():
             raise InputError("the two images have no pixel with data in both: nothing to compare")
         a, b = self.prepare(before, bands), self.prepare(after, bands)
-        logit = self.logits(a, b)
+        pair = pair_prior(a, b, valid, self.meta.prior, len(self.meta.bands))
+        logit = self.logits(a, b, pair)
         prob = (1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60)))).astype(np.float32)
         prob[~valid] = np.nan
         return prob

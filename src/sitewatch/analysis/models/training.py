@@ -27,7 +27,7 @@ from torch.nn import functional as nnf
 
 from ...errors import InputError
 from ..changeeval import LabelledPair, Scores
-from .changemodel import NORMALISATIONS, ChangeModel, ModelMeta, model_inputs
+from .changemodel import NORMALISATIONS, PRIORS, ChangeModel, ModelMeta, model_inputs, pair_prior
 
 __all__ = ["TrainConfig", "calibrate_threshold", "cross_validate", "train_change_model"]
 
@@ -53,12 +53,18 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     change_fraction: float = 0.5
+    hard_fraction: float = 0.0
+    """Share of crops centred on a hard negative: an unchanged pixel that the unsupervised CVA
+    calls changed (robust z-score of the CVA magnitude above 5, see
+    :func:`~.changemodel.pair_prior`), such as fields between seasons; the rest are uniform."""
     widths: tuple[int, ...] = (16, 32, 64)
     dropout: float = 0.1
     seed: int = 0
     threads: int = 2
     normalisation: str = "per_image_zscore"
     """Network inputs, one of :data:`~.changemodel.NORMALISATIONS`."""
+    prior: str = "none"
+    """Pair channel, one of :data:`~.changemodel.PRIORS` (see :func:`~.changemodel.pair_prior`)."""
     jitter: float = 0.0
     """Radiometric augmentation: each crop's channels get a random gain ``1 + N(0, jitter)`` and
     offset ``N(0, jitter)`` per date, so small calibration differences are not taken for change."""
@@ -82,12 +88,16 @@ class TrainConfig:
                 f"unknown input normalisation {self.normalisation!r} "
                 f"(known: {', '.join(NORMALISATIONS)})"
             )
+        if self.prior not in PRIORS:
+            raise InputError(f"unknown prior {self.prior!r} (known: {', '.join(PRIORS)})")
         if not 0 <= self.jitter < 1:
             raise InputError("jitter must be in [0, 1)")
         if not 0 <= self.ema < 1:
             raise InputError("ema must be in [0, 1)")
         if self.crop < 16 or self.batch < 1 or not 0 <= self.change_fraction <= 1:
             raise InputError("crop must be >= 16 px, batch >= 1, change_fraction in [0, 1]")
+        if not 0 <= self.hard_fraction <= 1 - self.change_fraction:
+            raise InputError("hard_fraction must be in [0, 1 - change_fraction]")
 
 
 @dataclass
@@ -97,6 +107,8 @@ class _City:
     label: NDArray[np.float32]
     valid: NDArray[np.float32]
     changed: NDArray[np.intp]  # flat indices of changed pixels
+    pair: NDArray[np.float32]  # (pair channels, y, x); no channels without a prior
+    hard: NDArray[np.intp]  # flat indices of hard negatives (unchanged, CVA above its threshold)
 
 
 def _common_bands(pairs: Sequence[LabelledPair]) -> tuple[str, ...]:
@@ -110,7 +122,12 @@ def _common_bands(pairs: Sequence[LabelledPair]) -> tuple[str, ...]:
 
 
 def _prepare(
-    pairs: Sequence[LabelledPair], bands: tuple[str, ...], normalisation: str, clip: float
+    pairs: Sequence[LabelledPair],
+    bands: tuple[str, ...],
+    normalisation: str,
+    clip: float,
+    prior: str = "none",
+    hard: bool = False,
 ) -> list[_City]:
     cities = []
     for p in pairs:
@@ -127,20 +144,31 @@ def _prepare(
         if not valid.any():
             raise InputError(f"{p.name}: no pixel has data in both images")
         label = p.label & valid
+        a = model_inputs(before, normalisation, clip)
+        b = model_inputs(after, normalisation, clip)
+        valid = np.asarray(valid, dtype=bool)
+        pair = pair_prior(a, b, valid, prior, len(bands))
+        hard_idx = np.zeros(0, dtype=np.intp)
+        if hard:
+            cva = pair if prior == "cva" else pair_prior(a, b, valid, "cva", len(bands))
+            assert cva is not None
+            hard_idx = np.flatnonzero((cva[0] > 1.0) & valid & ~label)
         cities.append(
             _City(
-                model_inputs(before, normalisation, clip),
-                model_inputs(after, normalisation, clip),
+                a,
+                b,
                 np.asarray(label, dtype=np.float32),
                 np.asarray(valid, dtype=np.float32),
                 np.flatnonzero(label),
+                np.zeros((0, *label.shape), dtype=np.float32) if pair is None else pair,
+                hard_idx,
             )
         )
     return cities
 
 
 class _Sampler:
-    """Random augmented crops: (a, b, label, valid) tensors of shape (N, C|1, crop, crop)."""
+    """Random augmented crops: (a, b, label, valid, pair) tensors of shape (N, C, crop, crop)."""
 
     def __init__(
         self,
@@ -149,10 +177,12 @@ class _Sampler:
         change_fraction: float,
         seed: int,
         jitter: float = 0.0,
+        hard_fraction: float = 0.0,
     ) -> None:
         self.cities = cities
         self.crop = crop
         self.change_fraction = change_fraction
+        self.hard_fraction = hard_fraction
         self.jitter = jitter
         self.rng = np.random.default_rng(seed)
         sizes = np.array([c.valid.sum() for c in cities], dtype=np.float64)
@@ -162,8 +192,17 @@ class _Sampler:
         rng, k = self.rng, self.crop
         city = self.cities[int(rng.choice(len(self.cities), p=self.weights))]
         h, w = city.label.shape
+        centre = None
         if city.changed.size and rng.random() < self.change_fraction:
-            cy, cx = divmod(int(city.changed[rng.integers(city.changed.size)]), w)
+            centre = city.changed
+        elif (
+            self.hard_fraction > 0
+            and city.hard.size
+            and rng.random() < self.hard_fraction / (1.0 - self.change_fraction)
+        ):
+            centre = city.hard
+        if centre is not None:
+            cy, cx = divmod(int(centre[rng.integers(centre.size)]), w)
             y0 = int(np.clip(cy - rng.integers(k), 0, h - k))
             x0 = int(np.clip(cx - rng.integers(k), 0, w - k))
         else:
@@ -174,6 +213,7 @@ class _Sampler:
             city.label[None, y0 : y0 + k, x0 : x0 + k],
             city.valid[None, y0 : y0 + k, x0 : x0 + k],
         )
+        pair = city.pair[win]
         if self.jitter > 0:
             gain = 1 + self.jitter * rng.standard_normal((2, a.shape[0], 1, 1))
             offset = self.jitter * rng.standard_normal((2, a.shape[0], 1, 1))
@@ -184,7 +224,7 @@ class _Sampler:
         rot = int(rng.integers(4))
         flip = bool(rng.random() < 0.5)
         out = []
-        for arr in (a, b, lab, val):
+        for arr in (a, b, lab, val, pair):
             arr = np.rot90(arr, rot, axes=(1, 2))
             out.append(np.ascontiguousarray(arr[:, :, ::-1] if flip else arr))
         return tuple(out)
@@ -221,8 +261,11 @@ def train_change_model(
         dropout=config.dropout,
         normalisation=config.normalisation,
         tta=config.tta,
+        prior=config.prior,
     )
-    cities = _prepare(pairs, bands, meta.normalisation, meta.clip)
+    cities = _prepare(
+        pairs, bands, meta.normalisation, meta.clip, meta.prior, hard=config.hard_fraction > 0
+    )
     model = ChangeModel(meta)
     net = model.net
     m = net.multiple
@@ -244,7 +287,9 @@ def train_change_model(
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    sampler = _Sampler(cities, crop, config.change_fraction, config.seed, config.jitter)
+    sampler = _Sampler(
+        cities, crop, config.change_fraction, config.seed, config.jitter, config.hard_fraction
+    )
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     params = [p for p in net.parameters() if p.requires_grad]
     shadow = [p.detach().clone() for p in params] if config.ema > 0 else []
@@ -268,8 +313,8 @@ def train_change_model(
             lr = config.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * frac))
             for group in opt.param_groups:
                 group["lr"] = lr
-            a, b, lab, val = sampler.batch(config.batch)
-            loss = _loss(net(a, b), lab, val)
+            a, b, lab, val, pair = sampler.batch(config.batch)
+            loss = _loss(net(a, b, pair if pair.shape[1] else None), lab, val)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
