@@ -230,15 +230,18 @@ def test_step_limit_and_weight_average() -> None:
         train_config(minutes=None, steps=None)
 
 
-def test_version_1_descriptions_still_load_and_unknown_versions_fail() -> None:
+def test_older_descriptions_still_load_and_unknown_versions_fail() -> None:
     from sitewatch.analysis.models.changemodel import ModelMeta
 
-    meta = ModelMeta(bands=BANDS, tta=True)
+    meta = ModelMeta(bands=BANDS, tta=True, prior="cva")
     d = json.loads(meta.to_json())
-    assert d["version"] == 2
+    assert d["version"] == 3
+    d.update(version=2)
+    del d["prior"]
+    assert ModelMeta.from_json(json.dumps(d), "m.json") == replace(meta, prior="none")
     d.update(version=1)
     del d["tta"]
-    assert ModelMeta.from_json(json.dumps(d), "m.json") == replace(meta, tta=False)
+    assert ModelMeta.from_json(json.dumps(d), "m.json") == replace(meta, tta=False, prior="none")
     d.update(version=99)
     with pytest.raises(InputError, match="version 99 is not supported"):
         ModelMeta.from_json(json.dumps(d), "m.json")
