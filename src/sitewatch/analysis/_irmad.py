@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import linalg, stats
+from scipy import linalg, special
 
 from ..errors import AnalysisError
 from ._normalise import dask_compute
@@ -40,12 +40,21 @@ class IrmadTransform:
 
     def chi2(self, x: Any, y: Any) -> Any:
         """The chi-square statistic of (band, y, x) blocks ``x`` (BEFORE) and ``y`` (AFTER)."""
+        if not hasattr(x, "dask"):
+            # standardised MAD variates as two matrix products, the means folded into one
+            # offset per variate (no centred copies of the images); float32 images stay float32
+            n, h, w = x.shape
+            dtype = np.float32 if x.dtype == y.dtype == np.float32 else np.float64
+            pa = (self.a / self.sigma).T.astype(dtype)
+            pb = (self.b / self.sigma).T.astype(dtype)
+            offset = (self.a / self.sigma).T @ self.mean_x - (self.b / self.sigma).T @ self.mean_y
+            mad = pa @ x.reshape(n, -1).astype(dtype, copy=False)
+            mad -= pb @ y.reshape(n, -1).astype(dtype, copy=False)
+            mad -= offset.astype(dtype)[:, None]
+            mad *= mad
+            return mad.sum(axis=0, dtype=np.float64).reshape(h, w)
         xs = x.astype(np.float64) - self.mean_x[:, None, None]
         ys = y.astype(np.float64) - self.mean_y[:, None, None]
-        if not hasattr(xs, "dask"):  # one matrix product per date instead of a loop of sums
-            n, h, w = xs.shape
-            mad = self.a.T @ xs.reshape(n, -1) - self.b.T @ ys.reshape(n, -1)
-            return ((mad / self.sigma[:, None]) ** 2).sum(axis=0).reshape(h, w)
         total = 0.0
         for i in range(self.a.shape[1]):
             u = (xs * self.a[:, i, None, None]).sum(axis=0)
@@ -54,21 +63,29 @@ class IrmadTransform:
         return total
 
 
+_MOMENT_COLUMNS = 1 << 20  # pixels per slab of the in-memory weighted moments
+
+
 def _weighted_moments(
-    x: Any, y: Any, w: Any
+    x: Any, y: Any, w: Any, stacked: NDArray[np.float64] | None = None
 ) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
-    z = _concat(x, y).astype(np.float64)
-    if not hasattr(z, "dask"):  # the weighted cross-products as one matrix product
-        zf = z.reshape(z.shape[0], -1)
+    if stacked is not None:  # in memory: the weighted cross-products as matrix products by slab
         wf = np.asarray(w, dtype=np.float64).ravel()
-        zwf = zf * wf
-        return float(wf.sum()), zwf.sum(axis=1), zwf @ zf.T
+        s = np.zeros(stacked.shape[0])
+        ss = np.zeros((stacked.shape[0], stacked.shape[0]))
+        for k in range(0, stacked.shape[1], _MOMENT_COLUMNS):
+            zf = stacked[:, k : k + _MOMENT_COLUMNS]
+            zwf = zf * wf[k : k + _MOMENT_COLUMNS]
+            s += zwf.sum(axis=1)
+            ss += zwf @ zf.T
+        return float(wf.sum()), s, ss
+    z = _concat(x, y).astype(np.float64)
     zw = z * w[None]
     sw = w.sum()
-    s = zw.sum(axis=(1, 2))
+    sums = zw.sum(axis=(1, 2))
     n2 = z.shape[0]
-    ss = [[(zw[i] * z[j]).sum() for j in range(n2)] for i in range(n2)]
-    values: list[Any] = [sw, s, ss]
+    cross = [[(zw[i] * z[j]).sum() for j in range(n2)] for i in range(n2)]
+    values: list[Any] = [sw, sums, cross]
     if hasattr(sw, "dask"):
         values = list(dask_compute(*values))
     return (
@@ -96,8 +113,14 @@ def fit_irmad(
     rho_old: NDArray[np.float64] | None = None
     transform: IrmadTransform | None = None
     converged = False
+    # in memory the stacked float64 bands are built once, not at every iteration
+    stacked = (
+        None
+        if hasattr(x, "dask") or hasattr(y, "dask")
+        else np.concatenate([x.reshape(n, -1), y.reshape(n, -1)]).astype(np.float64)
+    )
     for it in range(1, max_iter + 1):
-        sw, s, ss = _weighted_moments(x, y, weights)
+        sw, s, ss = _weighted_moments(x, y, weights, stacked)
         if sw <= n:
             raise AnalysisError(
                 f"IR-MAD: only {sw:.0f} weighted pixel(s) left for {n} band(s); "
@@ -156,10 +179,17 @@ def _robust_sigma(t: IrmadTransform, x: Any, y: Any, valid: Any) -> NDArray[np.f
 
 
 def chi2_sf(x: NDArray[np.float64], df: int) -> NDArray[np.float64]:
-    """The chi-square survival function; for an even ``df`` its closed form (a Poisson sum,
-    several times faster than the incomplete gamma function on whole images)."""
+    """The chi-square survival function in closed form (several times faster than the
+    incomplete gamma function on whole images): for an even ``df`` a Poisson sum, for an odd one
+    ``erfc(sqrt(x/2)) + sqrt(2x/pi) exp(-x/2) sum_{j<(df-1)/2} x^j / (1*3*...*(2j+1))``."""
     if df % 2:
-        return np.asarray(stats.chi2.sf(x, df), dtype=np.float64)
+        xf = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
+        term = np.sqrt(2.0 * xf / np.pi) * np.exp(-xf / 2.0)
+        total = special.erfc(np.sqrt(xf / 2.0))
+        for j in range(1, (df + 1) // 2):
+            total += term
+            term = term * xf / (2 * j + 1)
+        return np.asarray(total, dtype=np.float64)
     half = np.asarray(x, dtype=np.float64) / 2.0
     term = np.ones_like(half)
     total = np.ones_like(half)

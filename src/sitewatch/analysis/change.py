@@ -38,11 +38,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
-from scipy import stats
 
 from ..errors import AnalysisError, InputError
 from . import _threshold as th
-from ._irmad import fit_irmad
+from ._irmad import chi2_sf, fit_irmad
 from ._normalise import BandGains, band_moments, orthogonal_regression, zscore_gains
 
 if TYPE_CHECKING:
@@ -435,9 +434,9 @@ def _gains(
     transform = fit_irmad(zb, za, valid, max_iter=config.irmad_max_iter)
     p = transform.chi2(zb, za)
     sf = (
-        p.map_blocks(stats.chi2.sf, len(bands), dtype=np.float64)
+        p.map_blocks(chi2_sf, len(bands), dtype=np.float64)
         if _is_dask(p)
-        else stats.chi2.sf(p, len(bands))
+        else chi2_sf(p, len(bands))
     )
     invariant = valid & (sf > 0.5)
     gains = orthogonal_regression(before, after, invariant, bands)
