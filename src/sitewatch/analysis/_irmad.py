@@ -39,28 +39,31 @@ class IrmadTransform:
     converged: bool
 
     def chi2(self, x: Any, y: Any) -> Any:
-        """The chi-square statistic of (band, y, x) blocks ``x`` (BEFORE) and ``y`` (AFTER)."""
-        if not hasattr(x, "dask"):
-            # standardised MAD variates as two matrix products, the means folded into one
-            # offset per variate (no centred copies of the images); float32 images stay float32
-            n, h, w = x.shape
-            dtype = np.float32 if x.dtype == y.dtype == np.float32 else np.float64
-            pa = (self.a / self.sigma).T.astype(dtype)
-            pb = (self.b / self.sigma).T.astype(dtype)
-            offset = (self.a / self.sigma).T @ self.mean_x - (self.b / self.sigma).T @ self.mean_y
-            mad = pa @ x.reshape(n, -1).astype(dtype, copy=False)
-            mad -= pb @ y.reshape(n, -1).astype(dtype, copy=False)
-            mad -= offset.astype(dtype)[:, None]
-            mad *= mad
-            return mad.sum(axis=0, dtype=np.float64).reshape(h, w)
-        xs = x.astype(np.float64) - self.mean_x[:, None, None]
-        ys = y.astype(np.float64) - self.mean_y[:, None, None]
-        total = 0.0
-        for i in range(self.a.shape[1]):
-            u = (xs * self.a[:, i, None, None]).sum(axis=0)
-            v = (ys * self.b[:, i, None, None]).sum(axis=0)
-            total = total + ((u - v) / self.sigma[i]) ** 2
-        return total
+        """The chi-square statistic of (band, y, x) arrays ``x`` (BEFORE) and ``y`` (AFTER),
+        NumPy or dask (then block by block, with the bands of a block in one chunk)."""
+        if hasattr(x, "dask") or hasattr(y, "dask"):
+            import importlib
+
+            da: Any = importlib.import_module("dask.array")
+            x = da.asarray(x)
+            x = x.rechunk((x.shape[0], *x.chunks[1:]))
+            y = da.asarray(y).rechunk(x.chunks)
+            return da.map_blocks(self._chi2, x, y, drop_axis=0, dtype=np.float64)
+        return self._chi2(x, y)
+
+    def _chi2(self, x: NDArray[Any], y: NDArray[Any]) -> NDArray[np.float64]:
+        # standardised MAD variates as two matrix products, the means folded into one offset
+        # per variate (no centred copies of the images); float32 images stay float32
+        n, h, w = x.shape
+        dtype = np.float32 if x.dtype == y.dtype == np.float32 else np.float64
+        pa = (self.a / self.sigma).T
+        pb = (self.b / self.sigma).T
+        offset = pa @ self.mean_x - pb @ self.mean_y
+        mad = pa.astype(dtype) @ x.reshape(n, -1).astype(dtype, copy=False)
+        mad -= pb.astype(dtype) @ y.reshape(n, -1).astype(dtype, copy=False)
+        mad -= offset.astype(dtype)[:, None]
+        mad *= mad
+        return np.asarray(mad.sum(axis=0, dtype=np.float64).reshape(h, w))
 
 
 _MOMENT_COLUMNS = 1 << 20  # pixels per slab of the in-memory weighted moments
@@ -69,39 +72,46 @@ _MOMENT_COLUMNS = 1 << 20  # pixels per slab of the in-memory weighted moments
 def _weighted_moments(
     x: Any, y: Any, w: Any, stacked: NDArray[np.float64] | None = None
 ) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
-    if stacked is not None:  # in memory: the weighted cross-products as matrix products by slab
-        wf = np.asarray(w, dtype=np.float64).ravel()
-        s = np.zeros(stacked.shape[0])
-        ss = np.zeros((stacked.shape[0], stacked.shape[0]))
-        for k in range(0, stacked.shape[1], _MOMENT_COLUMNS):
-            zf = stacked[:, k : k + _MOMENT_COLUMNS]
-            zwf = zf * wf[k : k + _MOMENT_COLUMNS]
-            s += zwf.sum(axis=1)
-            ss += zwf @ zf.T
-        return float(wf.sum()), s, ss
-    z = _concat(x, y).astype(np.float64)
-    zw = z * w[None]
-    sw = w.sum()
-    sums = zw.sum(axis=(1, 2))
-    n2 = z.shape[0]
-    cross = [[(zw[i] * z[j]).sum() for j in range(n2)] for i in range(n2)]
-    values: list[Any] = [sw, sums, cross]
-    if hasattr(sw, "dask"):
-        values = list(dask_compute(*values))
-    return (
-        float(values[0]),
-        np.asarray(values[1], dtype=np.float64),
-        np.asarray(values[2], dtype=np.float64),
+    """Sum of weights, weighted sums and weighted cross-products of the stacked bands of x and y:
+    matrix products by slabs of ``stacked`` in memory, block by block for dask arrays."""
+    if stacked is None:
+        if not hasattr(x, "dask"):
+            n = x.shape[0]
+            stacked = np.concatenate([x.reshape(n, -1), y.reshape(n, -1)]).astype(np.float64)
+        else:
+            return _dask_moments(x, y, w)
+    wf = np.asarray(w, dtype=np.float64).ravel()
+    s = np.zeros(stacked.shape[0])
+    ss = np.zeros((stacked.shape[0], stacked.shape[0]))
+    for k in range(0, stacked.shape[1], _MOMENT_COLUMNS):
+        zf = stacked[:, k : k + _MOMENT_COLUMNS]
+        zwf = zf * wf[k : k + _MOMENT_COLUMNS]
+        s += zwf.sum(axis=1)
+        ss += zwf @ zf.T
+    return float(wf.sum()), s, ss
+
+
+def _packed_moments(x: NDArray[Any], y: NDArray[Any], w: NDArray[Any]) -> NDArray[np.float64]:
+    sw, s, ss = _weighted_moments(x, y, w)
+    return np.concatenate([[sw], s, ss.ravel()])
+
+
+def _dask_moments(x: Any, y: Any, w: Any) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
+    import importlib
+
+    da: Any = importlib.import_module("dask.array")
+    delayed: Any = importlib.import_module("dask").delayed
+    x = da.asarray(x)
+    x = x.rechunk((x.shape[0], *x.chunks[1:]))
+    y = da.asarray(y).rechunk(x.chunks)
+    w = da.asarray(w).rechunk(x.chunks[1:])
+    blocks = zip(
+        x.to_delayed().ravel(), y.to_delayed().ravel(), w.to_delayed().ravel(), strict=True
     )
-
-
-def _concat(x: Any, y: Any) -> Any:
-    if hasattr(x, "dask"):
-        import importlib
-
-        da: Any = importlib.import_module("dask.array")
-        return da.concatenate([x, y], axis=0)
-    return np.concatenate([x, y], axis=0)
+    parts = dask_compute(*[delayed(_packed_moments)(a, b, c) for a, b, c in blocks])
+    total = np.sum(parts, axis=0)
+    m = 2 * x.shape[0]
+    return float(total[0]), total[1 : 1 + m], total[1 + m :].reshape(m, m)
 
 
 def fit_irmad(
