@@ -213,33 +213,27 @@ def _image(ref: str, site_id: str | None, bands: tuple[str, ...] | None) -> tupl
 
 
 _MISREGISTERED_PX = 0.5
-_REGISTRATION_WINDOW = 2048  # the shift is measured on the central window of at most this size
 
 
 def _coregistration(img0: Any, img1: Any, correct: bool) -> tuple[Any, dict[str, Any]]:
-    """Measure how far AFTER is off BEFORE (phase correlation on the NIR band, or the first, over
-    the central window); warn past half a pixel; with ``correct``, move AFTER by it."""
+    """Measure how far AFTER is off BEFORE (:func:`~sitewatch.imagery.coregister.stack_shift`);
+    warn past half a pixel; with ``correct``, move AFTER by it."""
     import math
     from dataclasses import replace
 
-    from ..analysis.change import BAND_ALIASES
     from ..errors import AnalysisError
-    from ..imagery.coregister import layer_shift, shift_layers
+    from ..imagery.coregister import shift_layers, stack_shift
 
-    low = [b.lower() for b in img0.bands]
-    band = next((i for i, b in enumerate(low) if b in BAND_ALIASES["nir"]), 0)
-    h, w = img0.shape
-    rows = slice(max(0, (h - _REGISTRATION_WINDOW) // 2), (h + _REGISTRATION_WINDOW) // 2)
-    cols = slice(max(0, (w - _REGISTRATION_WINDOW) // 2), (w + _REGISTRATION_WINDOW) // 2)
-    layers = [_nan_nodata(img.data[band, rows, cols], img.nodata) for img in (img0, img1)]
     try:
-        dy, dx, _ = layer_shift(layers[0], layers[1])
+        dy, dx, band = stack_shift(
+            img0.data, img1.data, img0.bands, nodata=(img0.nodata, img1.nodata)
+        )
     except AnalysisError as exc:
         logger.warning("co-registration not measured: %s", exc)
         return img1, {"measured": False, "reason": str(exc), "corrected": False}
     size = math.hypot(dx, dy)
-    report = {"measured": True, "band": img0.bands[band], "dy_px": round(dy, 3),
-              "dx_px": round(dx, 3), "magnitude_px": round(size, 3), "corrected": correct}  # fmt: skip
+    report = {"measured": True, "band": band, "dy_px": round(dy, 3), "dx_px": round(dx, 3),
+              "magnitude_px": round(size, 3), "corrected": correct}  # fmt: skip
     if correct:
         img1 = replace(
             img1, data=shift_layers(_nan_nodata(img1.data, img1.nodata), dy, dx), nodata=None

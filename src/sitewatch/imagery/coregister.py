@@ -8,6 +8,7 @@ north) to line up with the ``reference``; :func:`apply_shift` moves it, by resam
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,9 +19,10 @@ from scipy import ndimage
 from skimage import registration
 
 from ..errors import AnalysisError
+from ._bands import common_name
 from .chips import Chip
 
-__all__ = ["Shift", "apply_shift", "estimate_shift", "layer_shift", "shift_layers"]
+__all__ = ["Shift", "apply_shift", "estimate_shift", "layer_shift", "shift_layers", "stack_shift"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,32 @@ def layer_shift(
         ref * window, mov * window, upsample_factor=upsample, normalization=None
     )
     return float(shift[0]), float(shift[1]), float(error)
+
+
+def stack_shift(
+    reference: NDArray[Any],
+    moving: NDArray[Any],
+    bands: Sequence[str],
+    *,
+    nodata: tuple[float | None, float | None] = (None, None),
+    window: int = 2048,
+    upsample: int = 20,
+) -> tuple[float, float, str]:
+    """(dy, dx, band) of two (band, y, x) images on one grid: :func:`layer_shift` on the NIR band
+    (the sharpest over land; else the first) over the central ``window`` pixels. NaN, and each
+    image's ``nodata`` value, mark pixels without data."""
+    k = next((i for i, b in enumerate(bands) if common_name(b) in ("nir", "nir08")), 0)
+    h, w = reference.shape[1:]
+    rows = slice(max(0, (h - window) // 2), (h + window) // 2)
+    cols = slice(max(0, (w - window) // 2), (w + window) // 2)
+    layers = []
+    for image, missing in zip((reference, moving), nodata, strict=True):
+        layer = np.asarray(image[k, rows, cols], dtype=np.float64)
+        if missing is not None:
+            layer[layer == missing] = np.nan
+        layers.append(layer)
+    dy, dx, _ = layer_shift(layers[0], layers[1], upsample=upsample)
+    return dy, dx, bands[k]
 
 
 def estimate_shift(

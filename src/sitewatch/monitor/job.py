@@ -292,14 +292,11 @@ def _registered(
     """AFTER, moved onto BEFORE when phase correlation finds it over :data:`MISREGISTERED_PX`
     off (chips of different scenes carry their own geolocation errors), and the shift in pixels
     (None when too little of the chips is clear to measure it)."""
-    from ..analysis.change import BAND_ALIASES
     from ..errors import AnalysisError
-    from ..imagery.coregister import layer_shift, shift_layers
+    from ..imagery.coregister import shift_layers, stack_shift
 
-    low = [b.lower() for b in bands]
-    k = next((j for j, b in enumerate(low) if b in BAND_ALIASES["nir"]), 0)
     try:
-        dy, dx, _ = layer_shift(before[k], after[k])
+        dy, dx, _ = stack_shift(before, after, bands)
     except AnalysisError as exc:
         log.info("co-registration not measured: %s", exc)
         return after, None
