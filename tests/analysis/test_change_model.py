@@ -342,6 +342,26 @@ def test_hard_negatives_are_unlabelled_strong_changes_and_get_sampled() -> None:
         train_config(steps=3, change_fraction=0.5, hard_fraction=0.6)
 
 
+def test_jitter_gives_each_date_its_own_band_gains_and_offsets() -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models.training import _prepare, _Sampler
+
+    before, _, truth = synthetic_pair(size=48)
+    pair = LabelledPair("same", _raster(before), _raster(before.copy()), truth)
+    cities = _prepare([pair], BANDS, "per_image_zscore", 6.0)
+    a, b, *_ = _Sampler(cities, 32, 0.5, seed=0).batch(4)
+    assert torch.equal(a, b)  # identical dates, no augmentation: identical crops
+    a, b, *_ = _Sampler(cities, 32, 0.5, seed=0, jitter=0.1).batch(4)
+    assert not torch.allclose(a, b, atol=1e-3)
+    for i in range(4):
+        for c in range(len(BANDS)):
+            x, y = a[i, c].numpy().ravel(), b[i, c].numpy().ravel()
+            slope, offset = np.polyfit(x, y, 1)
+            # the dates differ by a gain and an offset per band, nothing else
+            np.testing.assert_allclose(slope * x + offset, y, atol=1e-4)
+            assert 0.5 < slope < 1.5 and abs(offset) < 0.5
+
+
 def test_missing_torch_raises_missing_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -385,10 +405,11 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     model = tmp_path / "model.pt"
     r = sw("change", "train-oscd", str(root), "-o", str(model), "--minutes", "0.05",
            "--steps", "4", "--calibrate", "--crop", "32", "--batch", "2", "--threads", "1",
-           "--prior", "cva", "--hard-fraction", "0.25", "--json")  # fmt: skip
+           "--prior", "cva", "--hard-fraction", "0.25", "--jitter", "0.05", "--json")  # fmt: skip
     assert r.code == 0, r.err
     out = json.loads(r.out)
     assert out["training"]["prior"] == "cva" and out["training"]["hard_fraction"] == 0.25
+    assert out["training"]["jitter"] == 0.05
     assert out["bands"] == list(BANDS) and out["training"]["pairs"] == ["alpha", "beta"]
     assert 1 <= out["training"]["steps"] <= 4 and out["training"]["seconds"] < 30
     assert "threshold_f1_on_training_pairs" in out["training"]  # --calibrate

@@ -381,6 +381,9 @@ def _train_options(func: F) -> F:
         click.option("--prior", type=click.Choice(["none", "cva"]), default=None,
                      help="Pair channel for the network: the unsupervised CVA magnitude on the "
                      "image-wide scale, or none (default: the model's default)."),
+        click.option("--jitter", type=float, default=None,
+                     help="Radiometric augmentation: SD of the random gain and offset given to "
+                     "each crop's normalised bands per date (default: the model's default)."),
         click.option("--hard-fraction", type=float, default=None,
                      help="Share of training crops centred on hard negatives (unchanged pixels "
                      "above the CVA threshold; default: the model's default)."),
@@ -393,7 +396,7 @@ def _train_options(func: F) -> F:
 def _train_config(kw: dict[str, Any]) -> Any:
     from ..analysis.models import train_config
 
-    optional = {k: kw[k] for k in ("prior", "hard_fraction") if kw[k] is not None}
+    optional = {k: kw[k] for k in ("prior", "jitter", "hard_fraction") if kw[k] is not None}
     return train_config(epochs=kw["epochs"], minutes=kw["minutes"], steps=kw["steps"] or None,
                         seed=kw["seed"], threads=kw["threads"], crop=kw["crop"],
                         batch=kw["batch"], calibrate=kw["calibrate"], **optional)  # fmt: skip
