@@ -33,7 +33,10 @@ defaults, 0.83-0.90 / 0.63-0.73 with them): a second stage over 10% or 20% of th
 Landsat sites reach it, but on NAIP, where the first stage passes every site on, the extra
 background outranks some), with or without the first stage's score as a prior; a second pass
 that drops the best-scored candidates from the negatives; 2 or 10 folds, 600 trees, leaves of
-1 or 5, 30% of the features per split.
+1 or 5, 30% of the features per split. Nor did (Landsat, seeds 0-2, 40 of 60 found at 500x
+in the same replay): the first stage's descriptors appended to these (41, or 40 with the
+contrast-to-ring ones), or positives from windows on a half-stride grid around each example
+(more offsets of the site in the window, 40). :mod:`.run` lists the first-stage variants.
 """
 
 from __future__ import annotations

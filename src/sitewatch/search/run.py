@@ -13,6 +13,32 @@
    (:mod:`sitewatch.search.rerank`): richer descriptors of each candidate tile, scored by a
    forest cross-fitted with the other candidates as hard negatives. Their ``score`` is the
    second stage's, ``stage1_score`` the first stage's.
+
+What did not raise recall at 500x (issue 8; ``search eval`` seeds 0-2, held-out sites found of
+60 after the second stage, NAIP / Landsat; the same pipeline replayed on cached first-stage
+descriptors finds 53 / 39-40 with the defaults, and the first stage passes 59 / 42 of them on to
+the second). Landsat's background is the ~90 m Landsat pixels used one to one as 10 m pixels, so
+it is not smooth (lag-1 differences have a standard deviation of 18 DN against 33 DN overall);
+the sites the first stage misses lie in mottled town and field-edge clutter, where a planted
+site changes a 400 m box by 1-3 DN on average, and the misses are not near misses (2 of 60 have
+a candidate within one stride). Each variant moved one to four sites, in either direction per
+family, which is within the spread between seeds; none is in the defaults:
+
+* contrast of each tile to its ring (the context window less the tile): per band the tile mean
+  minus the ring mean over the ring standard deviation, the tile-to-ring standard deviation
+  ratio, the norm of those contrasts and of the most contrasting cell: 49 / 40 (Landsat passed
+  43);
+* high-frequency energy of the tile and relative to its ring (|Laplacian|, difference of
+  Gaussians, a 7-pixel oriented line filter, gradient; mean, ratio to the ring, best cell):
+  Landsat passed 40-42 with the linear model, 44-45 with a forest;
+* a forest (ExtraTrees, 100 trees) instead of the hybrid model: on its own it finds 35 of 60
+  Landsat sites at 500x (16 for the hybrid) but passes 45 on and ends at 52 / 38; the sum of the
+  log rank shares of the hybrid and the forest passes 47 and ends at 52 / 41-42, and the hybrid
+  with the contrast descriptors fused with the forest at 54 / 38;
+* a forest cross-fitted on the first-stage descriptors of the best 10% or 20% of the area, its
+  best 4% passed on: Landsat passed 46; 12,000 random negatives instead of 3,000: 43-44;
+* a second stage over 8% of the area after the hybrid or the fused first stage: Landsat 40; the
+  first stage's rank blended into the final order (weights 0.3-1): 39-42.
 """
 
 from __future__ import annotations
