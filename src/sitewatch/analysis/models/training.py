@@ -294,6 +294,7 @@ def train_change_model(
     cities = _prepare(
         pairs, bands, meta.normalisation, meta.clip, meta.prior, hard=config.hard_fraction > 0
     )
+    torch.manual_seed(config.seed)  # before the network is built: its initial weights too
     model = ChangeModel(meta)
     net = model.net
     m = net.multiple
@@ -314,7 +315,6 @@ def train_change_model(
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
     sampler = _Sampler(
         cities, crop, config.change_fraction, config.seed, config.jitter, config.hard_fraction
     )
