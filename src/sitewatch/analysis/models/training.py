@@ -9,9 +9,10 @@ augmentation (the 8 flips and rotations).
 
 Measured in the OSCD 5-fold leave-cities-out cross-validation (600 steps, 1 thread; the defaults
 scored pooled F1 0.377, folds 0.29 / 0.44 / 0.43 / 0.52 / 0.10, and 0.356, folds 0.36 / 0.38 /
-0.44 / 0.46 / 0.10, in two runs with the same seed: the runs are not bit-reproducible and single
-cities swing widely, bordeaux 0.07 to 0.30), none of these beat the defaults beyond that spread,
-so they stay options, off:
+0.44 / 0.46 / 0.10, in two runs whose initial weights were not yet fixed by the seed; single
+cities swing widely with the initialisation, bordeaux 0.07 to 0.30; with seeded initial weights
+the run is reproducible: 0.325, folds 0.22 / 0.47 / 0.38 / 0.51 / 0.08), none of these beat the
+defaults beyond that spread, so they stay options, off:
 
 * radiometric jitter 0.1 (all 5 folds): pooled F1 0.378 (P 0.294, R 0.531), folds 0.38 / 0.39 /
   0.42 / 0.52 / 0.08. It removed most false positives on bordeaux's fields (precision 0.04 ->
