@@ -249,6 +249,35 @@ def test_training_is_reproducible_from_its_seed() -> None:
     assert not torch.allclose(weights(0, before=1), weights(1, before=1))
 
 
+def test_device_names_are_checked_and_models_move_between_devices(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sitewatch.analysis.models import load_model, train_config
+    from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(InputError, match="use cpu, cuda or cuda:N"):
+        resolve_device("gpu0")
+    with pytest.raises(InputError, match="unsupported device 'meta'"):
+        resolve_device("meta")
+    # on a machine without a GPU (CI), asking for one says what to use instead
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="sees no CUDA GPU; use --device cpu"):
+        resolve_device("cuda")
+    with pytest.raises(InputError, match="device must be a name"):
+        train_config(device="", steps=1)
+    model = ChangeModel(ModelMeta(bands=BANDS, widths=(8, 16))).to("cpu")
+    assert model.device == torch.device("cpu")
+    with pytest.raises(InputError, match="sees no CUDA GPU"):
+        model.to("cuda:0")
+    # the weights file holds CPU tensors, whatever device trained them
+    path = tmp_path / "m.pt"
+    model.save(path)
+    state = torch.load(path, weights_only=True)  # no map_location: tensors where they were saved
+    assert state and all(v.device.type == "cpu" for v in state.values())
+    assert load_model(path).device == torch.device("cpu")
+
+
 def test_older_descriptions_still_load_and_unknown_versions_fail() -> None:
     from sitewatch.analysis.models.changemodel import ModelMeta
 

@@ -373,6 +373,9 @@ def _train_options(func: F) -> F:
                      "0: no step limit)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
         click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for torch."),
+        click.option("--device", default="cpu", show_default=True,
+                     help="Train (and, for cv-oscd, predict) on cpu, cuda or cuda:N; the saved "
+                     "weights are CPU weights either way."),
         click.option("--crop", type=int, default=96, show_default=True, help="Training crop size in pixels."),
         click.option("--batch", type=int, default=12, show_default=True, help="Crops per step."),
         click.option("--calibrate", is_flag=True,
@@ -398,7 +401,7 @@ def _train_config(kw: dict[str, Any]) -> Any:
 
     optional = {k: kw[k] for k in ("prior", "jitter", "hard_fraction") if kw[k] is not None}
     return train_config(epochs=kw["epochs"], minutes=kw["minutes"], steps=kw["steps"] or None,
-                        seed=kw["seed"], threads=kw["threads"], crop=kw["crop"],
+                        seed=kw["seed"], threads=kw["threads"], device=kw["device"], crop=kw["crop"],
                         batch=kw["batch"], calibrate=kw["calibrate"], **optional)  # fmt: skip
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "model_inputs",
     "normalise_image",
     "pair_prior",
+    "resolve_device",
 ]
 
 logger = logging.getLogger(__name__)
@@ -205,6 +206,27 @@ def pair_prior(
     return out[None]
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch device from a name, with a clear error for an unknown or absent one."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(
+                f"device {device!r} asked for, but this torch build sees no CUDA GPU; "
+                "use --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) are visible"
+            )
+    return dev
+
+
 def _band_index(have: Sequence[str], want: Sequence[str]) -> list[int]:
     """Positions of ``want`` in ``have``: exact (case-insensitive) names, else the same role."""
     from ..change import _role_of
@@ -269,6 +291,16 @@ class ChangeModel:
 
     # --- inference ----------------------------------------------------------------------------
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's weights are (inference runs there)."""
+        return next(self.net.parameters()).device
+
+    def to(self, device: str | torch.device) -> ChangeModel:
+        """Move the network to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``...); returns self."""
+        self.net.to(resolve_device(device))
+        return self
+
     def prepare(self, image: NDArray[Any], bands: Sequence[str]) -> NDArray[np.float32]:
         """The network inputs of ``image``: the model's bands, normalised."""
         if image.ndim != 3:
@@ -294,21 +326,22 @@ class ChangeModel:
         acc = np.zeros((h, w), dtype=np.float32)
         wsum = np.zeros((h, w), dtype=np.float32)
         self.net.eval()
+        dev = self.device
         with torch.inference_mode():
             for y0 in _starts(h, th, th - overlap):
                 for x0 in _starts(w, tw, tw - overlap):
                     ta = torch.from_numpy(
                         np.ascontiguousarray(a[None, :, y0 : y0 + th, x0 : x0 + tw])
-                    )
+                    ).to(dev)
                     tb = torch.from_numpy(
                         np.ascontiguousarray(b[None, :, y0 : y0 + th, x0 : x0 + tw])
-                    )
+                    ).to(dev)
                     tp = (
                         None
                         if pair is None
                         else torch.from_numpy(
                             np.ascontiguousarray(pair[None, :, y0 : y0 + th, x0 : x0 + tw])
-                        )
+                        ).to(dev)
                     )
                     py, px = -th % m, -tw % m
                     if py or px:  # pad to a multiple of the network's stride
@@ -316,7 +349,7 @@ class ChangeModel:
                         tb = nnf.pad(tb, (0, px, 0, py), mode="replicate")
                         if tp is not None:
                             tp = nnf.pad(tp, (0, px, 0, py), mode="replicate")
-                    out = self._forward(ta, tb, tp)[0, 0, :th, :tw].numpy()
+                    out = self._forward(ta, tb, tp)[0, 0, :th, :tw].cpu().numpy()
                     wt = np.outer(
                         _taper(th, overlap // 2 if h > th else 0),
                         _taper(tw, overlap // 2 if w > tw else 0),
@@ -332,7 +365,7 @@ class ChangeModel:
         if not self.meta.tta:
             out: torch.Tensor = self.net(a, b, pair)
             return out
-        acc = torch.zeros(a.shape[0], 1, a.shape[2], a.shape[3])
+        acc = torch.zeros(a.shape[0], 1, a.shape[2], a.shape[3], device=a.device)
         for flip in (False, True):
             fa, fb = (a.flip(-1), b.flip(-1)) if flip else (a, b)
             fp = None if pair is None else (pair.flip(-1) if flip else pair)
@@ -365,7 +398,7 @@ class ChangeModel:
         """Write the weights (``state_dict``) to ``path`` and the description to ``path.json``."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.net.state_dict(), p)
+        torch.save({k: v.cpu() for k, v in self.net.state_dict().items()}, p)
         mp = meta_path(p)
         mp.write_text(self.meta.to_json() + "\n")
         return mp

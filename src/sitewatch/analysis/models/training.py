@@ -50,7 +50,15 @@ from torch.nn import functional as nnf
 
 from ...errors import InputError
 from ..changeeval import LabelledPair, Scores
-from .changemodel import NORMALISATIONS, PRIORS, ChangeModel, ModelMeta, model_inputs, pair_prior
+from .changemodel import (
+    NORMALISATIONS,
+    PRIORS,
+    ChangeModel,
+    ModelMeta,
+    model_inputs,
+    pair_prior,
+    resolve_device,
+)
 
 __all__ = ["TrainConfig", "calibrate_threshold", "cross_validate", "train_change_model"]
 
@@ -85,6 +93,10 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 0
     threads: int = 2
+    device: str = "cpu"
+    """Where to train (``cpu``, ``cuda``, ``cuda:N``); the trained model stays there, and
+    :meth:`ChangeModel.save` writes CPU weights either way. Results on a GPU match the CPU's
+    only statistically (other kernels, other rounding)."""
     normalisation: str = "per_image_zscore"
     """Network inputs, one of :data:`~.changemodel.NORMALISATIONS`."""
     prior: str = "none"
@@ -127,6 +139,8 @@ class TrainConfig:
             raise InputError("crop must be >= 16 px, batch >= 1, change_fraction in [0, 1]")
         if not 0 <= self.hard_fraction <= 1 - self.change_fraction:
             raise InputError("hard_fraction must be in [0, 1 - change_fraction]")
+        if not isinstance(self.device, str) or not self.device:
+            raise InputError("device must be a name such as cpu, cuda or cuda:0")
 
 
 @dataclass
@@ -295,8 +309,9 @@ def train_change_model(
     cities = _prepare(
         pairs, bands, meta.normalisation, meta.clip, meta.prior, hard=config.hard_fraction > 0
     )
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # before the network is built: its initial weights too
-    model = ChangeModel(meta)
+    model = ChangeModel(meta).to(device)
     net = model.net
     m = net.multiple
     smallest = min(min(c.label.shape) for c in cities)
@@ -342,7 +357,7 @@ def train_change_model(
             lr = config.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * frac))
             for group in opt.param_groups:
                 group["lr"] = lr
-            a, b, lab, val, pair = sampler.batch(config.batch)
+            a, b, lab, val, pair = (t.to(device) for t in sampler.batch(config.batch))
             loss = _loss(net(a, b, pair if pair.shape[1] else None), lab, val)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
