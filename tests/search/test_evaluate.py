@@ -58,3 +58,33 @@ def test_evaluate_rejects_bad_arguments(tmp_path: Path) -> None:
         evaluate(tmp_path, "naip", n_sites=3, k=3)
     with pytest.raises(InputError, match="no background images"):
         evaluate(tmp_path, "naip")
+
+
+def test_recall_counts_a_tile_that_covers_the_site_and_reports_the_centre_rule() -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from sitewatch.search._plant import PlantedSite
+    from sitewatch.search.evaluate import _recall
+
+    def site(row: int, col: int, half: int) -> PlantedSite:
+        rr, cc = np.mgrid[row - half : row + half + 1, col - half : col + half + 1]
+        return PlantedSite(float(row), float(col), half, 5, rr.ravel(), cc.ravel())
+
+    # tiles of 8 px on a stride of 4: tile (r, c) spans rows 4r..4r+7, cols 4c..4c+7
+    sites = [site(100, 100, 2), site(40, 40, 6), site(202, 202, 5), site(300, 40, 6)]
+
+    def cand(row: int, col: int) -> Any:
+        return SimpleNamespace(row=row, col=col, area_km2=1.0)
+
+    # known example first (not counted), then: a tile holding site 1's centre, a tile beside
+    # site 2 holding 16 of its 121 pixels (>= 10%) but not its centre, a tile holding 9 of
+    # site 3's (< 10%), then background
+    cands = [cand(24, 24), cand(9, 9), cand(51, 51), cand(76, 11)] + [cand(0, k) for k in range(20)]
+    result: Any = SimpleNamespace(
+        grid=SimpleNamespace(tile=8, stride=4), candidates=cands, area_km2=24.0
+    )
+    recall, found, recall_c, found_c = _recall(result, sites, 1, (8, 24))
+    # budget at 8x: 3 km2 = the first three reviewed candidates; at 24x the first one
+    assert found == {8: 2, 24: 1} and found_c == {8: 1, 24: 1}
+    assert recall[8] == pytest.approx(2 / 3) and recall_c[8] == pytest.approx(1 / 3)

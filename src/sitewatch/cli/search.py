@@ -210,7 +210,9 @@ def eval_cmd(
     out = console()
     for r in reports:
         rec = ", ".join(f"{f} {v:.2f}" for f, v in r["recall"].items())
+        rec_c = ", ".join(f"{f} {v:.2f}" for f, v in r["recall_centre"].items())
         out.print(
             f"{r['family']}: {r['area_km2']} km2, {r['n_sites']} sites, k={r['examples']}: "
-            f"recall {rec}; {r['km2_per_s']} km2/s"
+            f"recall {rec} (hit: {r['hit']}; with the site's centre in the tile: {rec_c}); "
+            f"{r['km2_per_s']} km2/s"
         )

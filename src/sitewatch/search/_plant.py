@@ -14,7 +14,7 @@ pixel is darkened by the shadow it lies in.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,12 +32,15 @@ _BAND_INDEX = {"blue": 0, "green": 1, "red": 2, "nir": 3, "swir16": 4, "swir22":
 
 @dataclass(frozen=True)
 class PlantedSite:
-    """Where a site was planted: centre pixel (row, col) of the image and its extent in px."""
+    """Where a site was planted: centre pixel (row, col) of the image, its extent in px, and the
+    image pixels its features cover (``rows``, ``cols``: what a reviewer of a chip would see)."""
 
     row: float
     col: float
     radius_px: float
     n_features: int
+    rows: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp), compare=False)
+    cols: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp), compare=False)
 
 
 def _feature(
@@ -138,7 +141,8 @@ def plant_site(
         delta = ndimage.gaussian_filter(out - bg, 0.5)
         image[b, rr0:rr1, cc0:cc1] = bg + delta
     radius = 0.5 * n
-    return PlantedSite(float(row), float(col), radius, len(feats))
+    fr, fc = np.nonzero(on)
+    return PlantedSite(float(row), float(col), radius, len(feats), fr + rr0, fc + cc0)
 
 
 def reflectance_gain(image: NDArray[np.floating], bands: tuple[str, ...]) -> NDArray[np.float64]:
