@@ -278,10 +278,10 @@ def score(args: argparse.Namespace) -> None:
                 )
             pooled = [sum(c[k] for c in per_city.values()) for k in range(4)]
             tp, fp, fn, _ = pooled
-            cities = " ".join(f"{c[:5]}={_f1(v):.2f}" for c, v in per_city.items())
+            by_city = " ".join(f"{c[:5]}={_f1(v):.2f}" for c, v in per_city.items())
             print(
                 f"{gname:40s} cut {cut:3d}: F1 {_f1(pooled):.3f} P {tp / max(tp + fp, 1):.3f} "
-                f"R {tp / max(tp + fn, 1):.3f} | {cities}"
+                f"R {tp / max(tp + fn, 1):.3f} | {by_city}"
             )
 
 

@@ -14,6 +14,10 @@ cities swing widely with the initialisation, bordeaux 0.07 to 0.30; with seeded 
 the run is reproducible: 0.325, folds 0.22 / 0.47 / 0.38 / 0.51 / 0.08), none of these beat the
 defaults beyond that spread, so they stay options, off:
 
+* a seed ensemble (``bench/change_sweep.py``, the cities stored at 2-DN steps, 1 thread): three
+  seeds scored pooled F1 0.361 / 0.329 / 0.343 alone, and the mean of their probabilities 0.351
+  (two of them 0.360), inside the spread of the seeds themselves. The seeds' spread (0.03
+  pooled, bordeaux 0.07-0.27) is also what the 2-DN rounding alone moves a run by.
 * radiometric jitter 0.1 (all 5 folds): pooled F1 0.378 (P 0.294, R 0.531), folds 0.38 / 0.39 /
   0.42 / 0.52 / 0.08. It removed most false positives on bordeaux's fields (precision 0.04 ->
   0.35) but not saclay_e's (0.04; 45,000 false-positive pixels, a third of the pooled ones), and
