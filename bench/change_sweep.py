@@ -271,11 +271,7 @@ def score(args: argparse.Namespace) -> None:
             for city in cities:
                 label = labels[city]
                 mean = np.mean([probs[m][city].astype(np.float32) for m in members], axis=0)
-                per_city[city] = _scores(
-                    mean.astype(np.uint8) if len(members) == 1 else np.round(mean).astype(np.uint8),
-                    label,
-                    cut,
-                )
+                per_city[city] = _scores(np.round(mean).astype(np.uint8), label, cut)
             pooled = [sum(c[k] for c in per_city.values()) for k in range(4)]
             tp, fp, fn, _ = pooled
             by_city = " ".join(f"{c[:5]}={_f1(v):.2f}" for c, v in per_city.items())
