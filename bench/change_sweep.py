@@ -30,11 +30,14 @@ import time
 import types
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from sitewatch.analysis.changeeval import Scores
 
 FOLDS = 5
 
@@ -151,21 +154,6 @@ def _load(path: Path, bands: tuple[str, ...] | None) -> list[_Pair]:
     return sorted(pairs, key=lambda p: p.name)
 
 
-def _scores(prob: NDArray[np.uint8], label: NDArray[np.bool_], cut: int = 128) -> list[int]:
-    pred = prob >= cut
-    return [
-        int((pred & label).sum()),
-        int((pred & ~label).sum()),
-        int((~pred & label).sum()),
-        int((~pred & ~label).sum()),
-    ]
-
-
-def _f1(c: list[int]) -> float:
-    tp, fp, fn, _ = c
-    return 2 * tp / max(2 * tp + fp + fn, 1)
-
-
 def _scale(changes: dict[str, Any], device: str) -> float:
     """Rough cost of a job relative to ``base``: steps, and on a CPU pixels per step times
     width**2 (a GPU is bound by kernel launches at these sizes)."""
@@ -180,6 +168,7 @@ def run(args: argparse.Namespace) -> None:
     _stub_rasterio()
     import torch
 
+    from sitewatch.analysis.changeeval import Scores
     from sitewatch.analysis.models.training import TrainConfig, train_change_model
 
     torch.set_num_threads(args.threads)
@@ -209,7 +198,7 @@ def run(args: argparse.Namespace) -> None:
         config = replace(base, **changes)
         if args.steps:
             config = replace(config, steps=args.steps)
-        per_city: dict[str, list[int]] = {}
+        per_city: dict[str, Scores] = {}
         fold_s: list[float] = []
         for i in range(FOLDS):
             used = time.monotonic() - t_start
@@ -225,18 +214,18 @@ def run(args: argparse.Namespace) -> None:
                 q = np.round(np.nan_to_num(prob, nan=0.0) * 255).astype(np.uint8)
                 probs[f"{name}:{seed}/{p.name}"] = q
                 labels[p.name] = p.label
-                per_city[p.name] = _scores(q, p.label)
+                per_city[p.name] = Scores.of(q >= 128, p.label)
             fold_s.append(round(time.monotonic() - tf, 1))
             tmp = out / f"w{args.worker}.tmp.npz"
             np.savez_compressed(tmp, **probs, **{f"label/{k}": v for k, v in labels.items()})  # type: ignore[arg-type]
             os.replace(tmp, out / f"w{args.worker}.npz")
-        pooled = [sum(c[k] for c in per_city.values()) for k in range(4)]
+        pooled = sum(per_city.values(), Scores(0, 0, 0, 0))
         seconds = time.monotonic() - t0
         durations.append(seconds / scale)
         rec = {
-            "job": f"{name}:{seed}", "pooled_f1": round(_f1(pooled), 4), "pooled": pooled,
+            "job": f"{name}:{seed}", "pooled_f1": round(pooled.f1, 4), "pooled": pooled.as_dict(),
             "folds_done": len(fold_s), "worker": args.worker,
-            "per_city_f1": {k: round(_f1(v), 3) for k, v in sorted(per_city.items())},
+            "per_city_f1": {k: round(v.f1, 3) for k, v in sorted(per_city.items())},
             "fold_s": fold_s, "seconds": round(seconds, 1), "device": args.device,
         }  # fmt: skip
         line = json.dumps(rec)
@@ -246,6 +235,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def score(args: argparse.Namespace) -> None:
+    _stub_rasterio()
+    from sitewatch.analysis.changeeval import Scores
+
     probs: dict[str, dict[str, NDArray[np.uint8]]] = {}
     labels: dict[str, NDArray[np.bool_]] = {}
     for f in args.files:
@@ -267,17 +259,16 @@ def score(args: argparse.Namespace) -> None:
         if len(cities) < len(labels):
             gname = f"{gname} [{len(cities)} cities]"
         for cut in args.cuts:
-            per_city = {}
+            per_city: dict[str, Scores] = {}
             for city in cities:
                 label = labels[city]
                 mean = np.mean([probs[m][city].astype(np.float32) for m in members], axis=0)
-                per_city[city] = _scores(np.round(mean).astype(np.uint8), label, cut)
-            pooled = [sum(c[k] for c in per_city.values()) for k in range(4)]
-            tp, fp, fn, _ = pooled
-            by_city = " ".join(f"{c[:5]}={_f1(v):.2f}" for c, v in per_city.items())
+                per_city[city] = Scores.of(np.round(mean) >= cut, label)
+            pooled = sum(per_city.values(), Scores(0, 0, 0, 0))
+            by_city = " ".join(f"{c[:5]}={v.f1:.2f}" for c, v in per_city.items())
             print(
-                f"{gname:40s} cut {cut:3d}: F1 {_f1(pooled):.3f} P {tp / max(tp + fp, 1):.3f} "
-                f"R {tp / max(tp + fn, 1):.3f} | {by_city}"
+                f"{gname:40s} cut {cut:3d}: F1 {pooled.f1:.3f} P {pooled.precision:.3f} "
+                f"R {pooled.recall:.3f} | {by_city}"
             )
 
 
