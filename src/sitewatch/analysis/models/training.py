@@ -145,6 +145,7 @@ class TrainConfig:
             raise InputError("hard_fraction must be in [0, 1 - change_fraction]")
         if not isinstance(self.device, str) or not self.device:
             raise InputError("device must be a name such as cpu, cuda or cuda:0")
+        resolve_device(self.device)  # an absent GPU is refused before any data is read
 
 
 @dataclass
