@@ -97,7 +97,8 @@ def _cluster_labels(
 ) -> NDArray[np.intp]:
     """Cluster labels of candidate tiles closer than the distance (default 1.5 tile sides)."""
     peaks = [(r, c, 0.0) for r, c in tiles]
-    centres = np.array([grid.centre(r, c) for r, c, _ in peaks], dtype=np.float64)
+    rc = np.array(tiles, dtype=np.int64).reshape(-1, 2)
+    centres = np.column_stack(grid.points(rc[:, 0], rc[:, 1], grid.tile / 2.0, grid.tile / 2.0))
     px = abs(grid.transform.a)
     dist = cluster_distance_m if cluster_distance_m is not None else None
     if grid.crs is not None and grid.crs.is_geographic:
@@ -164,19 +165,21 @@ def make_candidates(
         else None
     )
     tile_area = grid.pixel_area_m2() * grid.tile * grid.tile / 1e6
+    rows = np.array([r for r, _, _ in peaks], dtype=np.int64)
+    cols = np.array([c for _, c, _ in peaks], dtype=np.int64)
+    n = grid.tile
+    # every corner ring and centre at once: one coordinate transformation for all candidates
+    offsets = ((0, 0), (n, 0), (n, n), (0, n), (0, 0), (n / 2.0, n / 2.0))
+    xy = [grid.points(rows, cols, dx, dy) for dx, dy in offsets]
+    xs = np.stack([x for x, _ in xy], axis=1)
+    ys = np.stack([y for _, y in xy], axis=1)
+    if to_ll is not None:
+        lon, lat = to_ll.transform(xs.ravel(), ys.ravel())
+        xs, ys = np.reshape(lon, xs.shape), np.reshape(lat, ys.shape)
+    geographic = grid.crs is not None and grid.crs.is_geographic
     out = []
     for i, (r, c, sc) in enumerate(peaks):
-        ring = grid.corners(r, c)
-        cx, cy = grid.centre(r, c)
-        if to_ll is not None:
-            xs, ys = to_ll.transform([p[0] for p in ring], [p[1] for p in ring])
-            ring = list(zip(xs, ys, strict=True))
-            cx, cy = to_ll.transform(cx, cy)
-        area = (
-            grid.pixel_area_m2(r * grid.stride) * grid.tile * grid.tile / 1e6
-            if (grid.crs is not None and grid.crs.is_geographic)
-            else tile_area
-        )
+        area = grid.pixel_area_m2(r * grid.stride) * n * n / 1e6 if geographic else tile_area
         out.append(
             RankedCandidate(
                 rank=i + 1,
@@ -184,9 +187,9 @@ def make_candidates(
                 row=r,
                 col=c,
                 cluster=first[int(labels[i])],
-                polygon=Polygon(ring),
-                lon=float(cx),
-                lat=float(cy),
+                polygon=Polygon(list(zip(xs[i, :5].tolist(), ys[i, :5].tolist(), strict=True))),
+                lon=float(xs[i, 5]),
+                lat=float(ys[i, 5]),
                 area_km2=float(area),
             )
         )

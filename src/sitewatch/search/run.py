@@ -561,10 +561,13 @@ def run_search(
     model = fit_model(
         pos, neg, names, method=p.method, hard_rounds=p.hard_rounds, clip_margin=p.clip_margin
     )
-    model_dict = model.to_dict()
     blocks = grid.blocks(p.block_tiles)
     task = delayed(score_block, pure=True)
-    tasks = [task(path, grid, b, cfg, scale, bands, dem_path, model_dict) for b in blocks]
+    # the arguments every task shares go into the graph once: dask would otherwise walk the
+    # model's arrays and the dataclasses again for every block (seconds on a large AOI)
+    shared = [delayed(a, pure=True) for a in (grid, cfg, scale, model.to_dict())]
+    d_grid, d_cfg, d_scale, d_model = shared
+    tasks = [task(path, d_grid, b, d_cfg, d_scale, bands, dem_path, d_model) for b in blocks]
     logger.info("scoring %d tiles in %d blocks", grid.n_rows * grid.n_cols, len(blocks))
     results = _run_tasks(tasks, scheduler, progress)
     scores = np.full(grid.shape, np.nan, dtype=np.float32)
