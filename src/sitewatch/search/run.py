@@ -14,8 +14,9 @@
    forest cross-fitted with the other candidates as hard negatives. Their ``score`` is the
    second stage's, ``stage1_score`` the first stage's.
 
-What did not raise recall at 500x (issue 8; ``search eval`` seeds 0-2, held-out sites found of
-60 after the second stage, NAIP / Landsat; the same pipeline replayed on cached first-stage
+What did not raise recall at 500x (issue 8; ``search eval`` seeds 0-2 with the 80 m tiles of
+then, held-out sites found of 60 after the second stage, NAIP / Landsat; what did was 40 m tiles,
+see :mod:`.evaluate`; the same pipeline replayed on cached first-stage
 descriptors finds 53 / 39-40 with the defaults, and the first stage passes 59 / 42 of them on to
 the second). Landsat's background is the ~90 m Landsat pixels used one to one as 10 m pixels, so
 it is not smooth (lag-1 differences have a standard deviation of 18 DN against 33 DN overall);
