@@ -62,7 +62,14 @@ def search() -> None:
 )
 @click.option("--scheduler", envvar="SITEWATCH_SCHEDULER",
               help="dask.distributed scheduler (tcp://host:port); default: local threads.")  # fmt: skip
-@click.option("--tile", default=32, show_default=True, help="Tile size in pixels.")
+@click.option(
+    "--tile",
+    default=32,
+    show_default=True,
+    help="Tile size in pixels. Tiles about one site feature across (40 m: 4 px at 10 m, 8 px at "
+    "5 m) found compact 150 m sites best in `search eval`; larger tiles search faster "
+    "(bench/README.md).",
+)
 @click.option("--stride", default=None, type=int, help="Tile stride in pixels (default: tile/2).")
 @click.option("--method", type=click.Choice(["hybrid", "logistic", "knn"]), default="hybrid",
               show_default=True, help="Scoring model.")  # fmt: skip
