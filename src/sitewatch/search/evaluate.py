@@ -19,8 +19,10 @@ size of a site's largest single feature (the apron, a shelter), so one tile's de
 not diluted by the ground around it. Chosen on the development seeds 0-2 (held-out sites found
 at 500x, of 60): Landsat 52 with 40 m tiles, 47 with 60 m, 41 with 80 m (the earlier default)
 and 5 with 160 m; NAIP 58 with 40 m, 52 with 60 m, 55 with 80 m (the earlier default); SpaceNet
-60 with 40 m. Smaller tiles cost speed (``bench/search.py --tile``). A second stage
-over 8% of the area with 40 m Landsat tiles found 50 (52 with the default 4%).
+60 with 40 m; 40 m tiles without overlap (stride = tile, a quarter of the tiles to score):
+Landsat 42, NAIP 51. Smaller tiles cost speed (``bench/search.py --tile``). A second stage over
+8% of the area with 40 m Landsat tiles found 50 (52 with the default 4%), the site-scale
+descriptors (``SearchParams.site``) 51.
 
 Offline, on the candidates of seeds 0-2 and 10-12, fusing the two stages' ranks (reciprocal rank
 fusion with k of 5 to 200, weighted log ranks with the first stage at 0.2-0.5, the better of the
