@@ -95,9 +95,7 @@ def main() -> None:
     dask.config.set(num_workers=args.threads)
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         path = _image(Path(args.data), args.size, Path(tmp) / "bench.tif")
-        params = SearchParams(
-            tile=args.tile, stride=args.stride, block_tiles=64, top=100, site=args.site_features
-        )
+        params = SearchParams(tile=args.tile, stride=args.stride, top=100, site=args.site_features)
         with rasterio.open(path) as ds:
             to_ll = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
             ex = [

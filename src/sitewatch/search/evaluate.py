@@ -359,7 +359,7 @@ def evaluate(
     p0 = params or SearchParams()
     budget_tiles = area / min(factors) / (tile_px * tile_px * fam.gsd * fam.gsd / 1e6)
     p = SearchParams(
-        tile=fam.tile, stride=fam.stride, block_tiles=p0.block_tiles,
+        tile=fam.tile, stride=fam.stride, block_tiles=0,  # sized for the family's stride
         top=max(p0.top, int(budget_tiles * 1.2) + k * 4 + 10), negatives=p0.negatives,
         method=p0.method, seed=p0.seed, bands=None, context=p0.context, site=p0.site,
         hard_rounds=p0.hard_rounds, clip_margin=p0.clip_margin, rerank=p0.rerank,
