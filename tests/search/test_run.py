@@ -79,3 +79,15 @@ def test_block_size_follows_the_stride_and_does_not_change_the_scores(make_scene
     auto = run_search(path, lonlat[:1], params=SearchParams(tile=4, stride=2))
     assert auto.params.block_tiles == 256
     np.testing.assert_allclose(auto.scores, small.scores, rtol=1e-9, atol=1e-9)
+
+
+def test_second_stage_is_capped_in_candidates(make_scene, monkeypatch, caplog) -> None:
+    from sitewatch.search import run as run_mod
+
+    path, lonlat, _ = make_scene(size=192, sites=3, seed=6)
+    params = SearchParams(tile=8, stride=4, top=10, negatives=300, rerank=0.5)
+    monkeypatch.setattr(run_mod, "RERANK_MAX", 40)
+    with caplog.at_level("INFO", logger="sitewatch.search.run"):
+        result = run_search(path, lonlat[:1], params=params)
+    assert "re-ranked the best 40 candidates" in caplog.text
+    assert all(c.stage1_score is not None for c in result.candidates)

@@ -8,7 +8,8 @@
    default, or on a ``dask.distributed`` cluster given its scheduler address: the task function
    is pure, so both give the same scores.
 4. Non-maximum suppression and clustering turn the score grid into ranked candidates.
-5. The best candidates covering the ``rerank`` share of the area (4%), and at least the
+5. The best candidates covering the ``rerank`` share of the area (4%, at most
+   :data:`RERANK_MAX` candidates), and at least the
    ``top`` candidates returned, are re-ranked by the second stage
    (:mod:`sitewatch.search.rerank`): richer descriptors of each candidate tile, scored by a
    forest cross-fitted with the other candidates as hard negatives. Their ``score`` is the
@@ -93,6 +94,11 @@ Progress = Callable[[int, int], None]
 # the second stage re-ranks the first stage's candidates covering this share of the searched area
 RERANK_SHARE = 0.04
 RERANK_BACKGROUND = 1000  # random background windows for the second stage's model
+RERANK_MAX = 50_000
+"""At most this many candidates go to the second stage, whatever ``rerank`` share of the area:
+4% of North Korea in 40 m tiles would be 3 million windows to read, describe and fit forests
+on (hours, and more memory than a laptop has); 50,000 is more than the ``search eval`` mosaics
+reach (about 42,000 on Landsat) and 80 km2 of 40 m tiles, 5,100 km2 of 320 m ones."""
 BLOCK_PX = 512
 """Pixels on a side of a block of tiles (one dask task) when ``SearchParams.block_tiles`` is 0.
 With 40 m tiles at 10 m (4 px, stride 2) blocks of 64 tiles (128 px) spent most of their time on
@@ -104,7 +110,8 @@ class SearchParams:
     """Knobs of a search run.
 
     ``rerank`` is the share of the searched area whose best first-stage candidates the second
-    stage re-ranks (:mod:`sitewatch.search.rerank`; 0 turns it off). ``block_tiles`` is the side
+    stage re-ranks (:mod:`sitewatch.search.rerank`; 0 turns it off), at most
+    :data:`RERANK_MAX` of them. ``block_tiles`` is the side
     of a block of tiles, one dask task; 0 (the default) picks about :data:`BLOCK_PX` pixels, at
     least 64 tiles.
     """
@@ -592,7 +599,8 @@ def run_search(
     if not np.isfinite(scores).any():
         raise AnalysisError(f"{path} has no valid pixels to search; check its nodata value")
     tile_km2 = grid.pixel_area_m2() * grid.tile * grid.tile / 1e6
-    n_rerank = max(math.ceil(area * p.rerank / tile_km2), p.top) if p.rerank > 0 else 0
+    n_share = min(math.ceil(area * p.rerank / tile_km2), RERANK_MAX)
+    n_rerank = max(n_share, p.top) if p.rerank > 0 else 0
     cands = make_candidates(scores, grid, top=max(p.top, n_rerank))
     if n_rerank:
         cands = _rerank(path, grid, scale, bands, cands, n_rerank, pos_tiles, scores, p, scheduler)
