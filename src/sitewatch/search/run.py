@@ -97,8 +97,8 @@ RERANK_BACKGROUND = 1000  # random background windows for the second stage's mod
 RERANK_MAX = 50_000
 """At most this many candidates go to the second stage, whatever ``rerank`` share of the area:
 4% of North Korea in 40 m tiles would be 3 million windows to read, describe and fit forests
-on (hours, and more memory than a laptop has); 50,000 is more than the ``search eval`` mosaics
-reach (about 42,000 on Landsat) and 80 km2 of 40 m tiles, 5,100 km2 of 320 m ones."""
+on (hours, and more memory than a laptop has). 50,000 candidates are 80 km2 of 40 m tiles or
+5,100 km2 of 320 m ones, more than the ``search eval`` mosaics reach (about 42,000 on Landsat)."""
 BLOCK_PX = 512
 """Pixels on a side of a block of tiles (one dask task) when ``SearchParams.block_tiles`` is 0.
 With 40 m tiles at 10 m (4 px, stride 2) blocks of 64 tiles (128 px) spent most of their time on
@@ -111,9 +111,8 @@ class SearchParams:
 
     ``rerank`` is the share of the searched area whose best first-stage candidates the second
     stage re-ranks (:mod:`sitewatch.search.rerank`; 0 turns it off), at most
-    :data:`RERANK_MAX` of them. ``block_tiles`` is the side
-    of a block of tiles, one dask task; 0 (the default) picks about :data:`BLOCK_PX` pixels, at
-    least 64 tiles.
+    :data:`RERANK_MAX` of them. ``block_tiles`` is the side of a block of tiles, one dask task;
+    0 (the default) picks about :data:`BLOCK_PX` pixels, at least 64 tiles.
     """
 
     tile: int = 32
