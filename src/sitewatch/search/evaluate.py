@@ -22,7 +22,9 @@ and 5 with 160 m; NAIP 58 with 40 m, 52 with 60 m, 55 with 80 m (the earlier def
 60 with 40 m; 40 m tiles without overlap (stride = tile, a quarter of the tiles to score):
 Landsat 42, NAIP 51. Smaller tiles cost speed (``bench/search.py --tile``). A second stage over
 8% of the area with 40 m Landsat tiles found 50 (52 with the default 4%), the site-scale
-descriptors (``SearchParams.site``) 51.
+descriptors (``SearchParams.site``) 51. 20 m tiles (2 px Landsat, 4 px NAIP) were no better by
+the centre rule (Landsat 47, NAIP 56, against 50 and 57 with 40 m tiles) and cannot be credited
+by the footprint rule (a tile of 4 px cannot hold 10% of a site's feature pixels: 13 and 7).
 
 Offline, on the candidates of seeds 0-2 and 10-12, fusing the two stages' ranks (reciprocal rank
 fusion with k of 5 to 200, weighted log ranks with the first stage at 0.2-0.5, the better of the
