@@ -29,9 +29,9 @@ Everything here is a pure function of the pixels and the seed, so a dask cluster
 threads give the same ranking. A window larger than the tile (2 or 3 tile sides) and linear or
 nearest-example scorers ranked the held-out sites of ``search eval`` lower (seeds 0-2). None of
 these gained on both NAIP and Landsat either (80 m tiles, recall at 500x on seeds 0-2: 0.92 /
-0.65 with the defaults, 0.83-0.90 / 0.63-0.73 with them): a second stage over 10% or 20% of the area (more
-Landsat sites reach it, but on NAIP, where the first stage passes every site on, the extra
-background outranks some), with or without the first stage's score as a prior; a second pass
+0.65 with the defaults, 0.83-0.90 / 0.63-0.73 with them): a second stage over 10% or 20% of
+the area (more Landsat sites reach it, but on NAIP, where the first stage passes every site on,
+the extra background outranks some), with or without the first stage's score as a prior; a second pass
 that drops the best-scored candidates from the negatives; 2 or 10 folds, 600 trees, leaves of
 1 or 5, 30% of the features per split. Nor did (Landsat, seeds 0-2, 40 of 60 found at 500x
 in the same replay): the first stage's descriptors appended to these (41, or 40 with the

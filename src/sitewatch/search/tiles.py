@@ -120,15 +120,17 @@ class TileGrid:
 
     def corners(self, row: int, col: int) -> list[tuple[float, float]]:
         """The closed ring of the tile's corners in the raster CRS."""
-        t = self.tile_transform(row, col)
         n = self.tile
         pts = [(0, 0), (n, 0), (n, n), (0, n), (0, 0)]
-        return [t * p for p in pts]
+        return [self._point(row, col, dx, dy) for dx, dy in pts]
 
     def centre(self, row: int, col: int) -> tuple[float, float]:
         """The tile centre in the raster CRS."""
-        x, y = self.tile_transform(row, col) * (self.tile / 2.0, self.tile / 2.0)
-        return float(x), float(y)
+        return self._point(row, col, self.tile / 2.0, self.tile / 2.0)
+
+    def _point(self, row: int, col: int, dx: float, dy: float) -> tuple[float, float]:
+        x, y = self.points(np.array([row]), np.array([col]), dx, dy)
+        return float(x[0]), float(y[0])
 
     def points(
         self, rows: NDArray[np.integer], cols: NDArray[np.integer], dx: float, dy: float
