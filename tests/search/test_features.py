@@ -46,6 +46,63 @@ def test_block_features_equal_the_per_tile_computation(
             assert ok.any()
 
 
+@pytest.mark.parametrize(("tile", "stride"), [(4, 2), (32, 16)])
+def test_small_and_large_cells_in_sub_blocks_equal_the_per_tile_computation(
+    make_scene, monkeypatch: pytest.MonkeyPatch, tile: int, stride: int
+) -> None:
+    # stride 2 sums cells by strided slices, stride 16 by a reshape; sub-blocks of 3 tiles
+    # (so a block splits unevenly) must give the per-tile values
+    import sitewatch.search.features as features_mod
+
+    monkeypatch.setattr(features_mod, "_SUB_PX", 3 * stride)
+    path, _, _ = make_scene(size=160, sites=2, nodata_corner=True)
+    cfg = FeatureConfig(tile=tile, stride=stride, context=True, site=True)
+    with rasterio.open(path) as ds:
+        grid = cfg.grid(ds)
+        scale = estimate_scale(ds, [1, 2, 3, 4])
+        e = max(0, (160 // 3) // stride - 3)  # straddles the nodata corner's edge
+        edge = Block(e, e, min(7, grid.n_rows - e), min(8, grid.n_cols - e))
+        last = Block(grid.n_rows - 7, grid.n_cols - 8, 7, 8)
+        n_ok = []
+        for block in [Block(0, 0, 3, 4), edge, last]:
+            raw, valid = read_block(ds, grid.block_window(block, cfg.halo), [1, 2, 3, 4])
+            feats, ok = block_features(raw, valid, (block.n_rows, block.n_cols), cfg, scale)
+            for r in range(block.n_rows):
+                for c in range(block.n_cols):
+                    ref = tile_features(
+                        ds, grid, block.row0 + r, block.col0 + c, cfg, scale, [1, 2, 3, 4]
+                    )
+                    if ref is None:
+                        assert not ok[r, c] and np.isnan(feats[r, c]).all()
+                    else:
+                        np.testing.assert_allclose(feats[r, c], ref, rtol=1e-5, atol=1e-5)
+            n_ok.append(int(ok.sum()))
+    assert n_ok[0] < 12 and 0 < n_ok[1] < edge.n_rows * edge.n_cols and n_ok[2] >= 55
+
+
+def test_sub_blocks_with_a_dem_equal_one_block(
+    make_scene, make_dem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sitewatch.search.features as features_mod
+
+    path, _, _ = make_scene(size=96, sites=1)
+    dem = make_dem(size=96, gx=0.1)
+    cfg = FeatureConfig(tile=8, stride=4)
+    with rasterio.open(path) as ds:
+        grid = cfg.grid(ds)
+        scale = estimate_scale(ds, [1, 2, 3, 4])
+        block = Block(0, 0, grid.n_rows, grid.n_cols)
+        win = grid.block_window(block, cfg.halo)
+        raw, valid = read_block(ds, win, [1, 2, 3, 4])
+    z = _read_dem(str(dem), grid, win)
+    whole, ok_whole = block_features(raw, valid, grid.shape, cfg, scale, z, (10.0, 10.0))
+    monkeypatch.setattr(features_mod, "_SUB_PX", 20)  # 5 tiles: uneven sub-blocks
+    split, ok_split = block_features(raw, valid, grid.shape, cfg, scale, z, (10.0, 10.0))
+    assert grid.shape[0] > 10 and whole.shape[-1] == len(feature_names(4, True))
+    np.testing.assert_array_equal(ok_split, ok_whole)
+    np.testing.assert_allclose(split, whole, rtol=1e-12, atol=1e-12)
+
+
 def test_bright_compound_stands_out(make_scene) -> None:
     path, _, pix = make_scene(size=128, sites=1)
     cfg = FeatureConfig(tile=16, stride=8)

@@ -59,6 +59,32 @@ def test_nms_keeps_non_overlapping_peaks_best_first() -> None:
     assert len(non_max_suppression(scores, top=3, radius=1)) == 3
 
 
+@pytest.mark.parametrize("radius", [0, 1, 3])
+def test_nms_on_the_best_tiles_only_equals_the_full_sort(radius: int) -> None:
+    # coarse scores (many ties), NaN holes and a cut-off: the partition to the best
+    # top * (2 radius + 1)^2 tiles must pick exactly what sorting every tile picks
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(radius)
+    # a smooth field: the best tiles sit next to each other, so most are suppressed
+    smooth = gaussian_filter(rng.normal(size=(90, 110)), 3.0)
+    scores = np.round(smooth / smooth.std(), 1).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    flat = scores.astype(np.float64).ravel()
+    for top, min_score in [(5, -np.inf), (40, -np.inf), (40, 0.5), (10_000, -np.inf)]:
+        finite = np.flatnonzero(np.isfinite(flat) & (flat >= min_score))
+        taken = np.zeros(scores.shape, dtype=bool)
+        want = []
+        for idx in finite[np.lexsort((finite, -flat[finite]))]:
+            r, c = divmod(int(idx), scores.shape[1])
+            if not taken[r, c] and len(want) < top:
+                want.append((r, c, float(flat[idx])))
+                taken[max(r - radius, 0) : r + radius + 1, max(c - radius, 0) : c + radius + 1] = 1
+        got = non_max_suppression(scores, top=top, radius=radius, min_score=min_score)
+        assert got == want and len(got) == min(top, len(want))
+    assert non_max_suppression(scores, top=0, radius=1) == []
+
+
 def test_candidates_are_lonlat_polygons_with_rank_score_and_cluster() -> None:
     grid = TileGrid(
         400, 400, Affine(10, 0, 300_000, 0, -10, 4_300_000), CRS.from_epsg(32652), 16, 8

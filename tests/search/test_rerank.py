@@ -120,6 +120,26 @@ def test_read_windows_reads_the_tiles(make_scene) -> None:
     np.testing.assert_allclose(chips[1], raw[:, 40:56, 40:56] / 255.0, rtol=1e-6)
 
 
+def test_read_windows_in_one_read_equal_tile_by_tile(
+    make_scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sitewatch.search.rerank as rerank_mod
+
+    path, _, _ = make_scene(size=96, sites=1, nodata_corner=True)
+    rng = np.random.default_rng(0)
+    with rasterio.open(path) as ds:
+        grid = TileGrid.of(ds, 8, 4)
+        tiles = [(int(r), int(c)) for r, c in rng.integers(-1, grid.n_rows + 1, size=(40, 2))]
+        scale = BandScale((0.0,) * 4, (255.0,) * 4)
+        out = {}
+        for px in (0, 10**9):  # every tile read alone / every group read at once
+            monkeypatch.setattr(rerank_mod, "_READ_PX_PER_TILE", px)
+            out[px] = read_windows(ds, grid, tiles, scale, [1, 2, 3, 4])
+    np.testing.assert_array_equal(out[0][0], out[10**9][0])
+    np.testing.assert_array_equal(out[0][1], out[10**9][1])
+    assert out[0][1].any() and not out[0][1].all()
+
+
 def test_search_reranks_its_best_candidates(make_scene) -> None:
     path, lonlat, _ = make_scene(size=256, sites=4, seed=7)
     params = SearchParams(tile=16, stride=8, block_tiles=16, top=12, negatives=600, rerank=0.2)

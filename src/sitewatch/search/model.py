@@ -60,10 +60,13 @@ class SearchModel:
 
     def standardise(self, features: F64) -> F64:
         """Robust z-scores, clipped to +-10 and to the positives' range (``lower``..``upper``)."""
-        z: F64 = np.clip((features - self.center) / self.scale, -10.0, 10.0)
-        z = np.nan_to_num(z, nan=0.0)
+        # in place on one temporary: this runs on every tile of the AOI
+        z: F64 = np.subtract(features, self.center, dtype=np.float64)
+        z /= self.scale
+        np.clip(z, -10.0, 10.0, out=z)  # also maps +-inf to +-10
+        np.copyto(z, 0.0, where=np.isnan(z))
         if self.lower is not None and self.upper is not None:
-            z = np.clip(z, self.lower, self.upper)
+            np.clip(z, self.lower, self.upper, out=z)
         return z
 
     def score(self, features: F64) -> F64:
