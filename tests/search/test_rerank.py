@@ -107,6 +107,30 @@ def test_cross_fitting_never_scores_a_candidate_with_a_model_told_it_is_backgrou
         cross_fitted_scores(pos[:0], bg, cands)
 
 
+def test_each_fold_learns_from_at_most_hard_max_candidates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    rows: list[int] = []
+    fit = ExtraTreesClassifier.fit
+
+    def counting_fit(self, X, y, sample_weight=None):
+        rows.append(len(X))
+        return fit(self, X, y, sample_weight)
+
+    monkeypatch.setattr(ExtraTreesClassifier, "fit", counting_fit)
+    rng = np.random.default_rng(3)
+    pos, bg, cands = rng.normal(2, 1, (8, 4)), rng.normal(0, 1, (50, 4)), rng.normal(0, 1, (400, 4))
+    a = cross_fitted_scores(pos, bg, cands, folds=4, trees=20, seed=1, hard_max=40)
+    assert rows == [8 + 50 + 40] * 4  # each fold: the positives, background and 40 candidates
+    b = cross_fitted_scores(pos, bg, cands, folds=4, trees=20, seed=1, hard_max=40)
+    np.testing.assert_array_equal(a, b)  # the draw follows the seed
+    rows.clear()
+    cross_fitted_scores(pos, bg, cands, folds=4, trees=20, seed=1, hard_max=10_000)
+    assert all(8 + 50 + 250 < n < 8 + 50 + 350 for n in rows)  # about 3/4 of the 400
+
+
 def test_read_windows_reads_the_tiles(make_scene) -> None:
     path, _, _ = make_scene(size=96, sites=0, nodata_corner=True)
     with rasterio.open(path) as ds:

@@ -91,10 +91,15 @@ class SearchModel:
         d = z.shape[1]
         best = np.full(len(z), np.inf)
         p2 = (self.positives**2).sum(axis=1)
+        m2 = -2.0 * self.positives.T
         for i0 in range(0, len(z), 65536):
             zz = z[i0 : i0 + 65536]
-            d2 = (zz**2).sum(axis=1)[:, None] + p2[None, :] - 2.0 * zz @ self.positives.T
-            best[i0 : i0 + 65536] = np.maximum(d2.min(axis=1), 0.0)
+            # |z - p|^2 = |p|^2 - 2 z.p + |z|^2; |z|^2 is the same for every p, so it is added
+            # after the minimum (half the work of forming every distance)
+            m = zz @ m2
+            m += p2
+            d2 = m.min(axis=1) + np.einsum("ij,ij->i", zz, zz)
+            best[i0 : i0 + 65536] = np.maximum(d2, 0.0)
         out: F64 = -best / (2.0 * d)
         return out
 
