@@ -70,14 +70,14 @@ def test_distributed_cluster_gives_identical_results(make_scene) -> None:
 
 def test_block_size_follows_the_stride_and_does_not_change_the_scores(make_scene) -> None:
     assert SearchParams(tile=32, stride=16).block_tiles == 64
-    assert SearchParams(tile=4, stride=2).block_tiles == 256
+    assert SearchParams(tile=4, stride=2).block_tiles == 512
     assert SearchParams(tile=8, stride=4, block_tiles=10).block_tiles == 10
     with pytest.raises(InputError, match="block_tiles"):
         SearchParams(block_tiles=-1)
     path, lonlat, _ = make_scene(size=192, sites=3, seed=5)
     small = run_search(path, lonlat[:1], params=SearchParams(tile=4, stride=2, block_tiles=7))
     auto = run_search(path, lonlat[:1], params=SearchParams(tile=4, stride=2))
-    assert auto.params.block_tiles == 256
+    assert auto.params.block_tiles == 512
     np.testing.assert_allclose(auto.scores, small.scores, rtol=1e-9, atol=1e-9)
 
 
