@@ -101,6 +101,7 @@ def test_search_run_writes_ranked_candidates_and_a_summary(searched) -> None:
     assert summary["time_s"] > 0 and summary["km2_per_s"] > 0
     assert summary["top_area_fraction"] == pytest.approx(8 * 0.0256 / summary["area_km2"])
     assert summary["stored_candidates"] == 8
+    assert (summary["tile_px"], summary["stride_px"]) == (16, 8)
     assert (Path(summary["run_folder"]) / "model.json").exists()
 
 
@@ -141,3 +142,13 @@ def test_search_run_errors_are_clear(sw, tmp_path) -> None:
     assert res.code == 2 and "inside the image" in res.err
     res = sw("search", "triage", str(tmp_path / "nope"))
     assert res.code == 2 and "no search run" in res.err
+
+
+def test_search_run_tiles_default_to_about_40_m(sw, tmp_path) -> None:
+    image, pts = _scene(tmp_path, size=96, n=2)
+    out = tmp_path / "c.geojson"
+    res = sw("--db", f"sqlite:///{tmp_path / 'c.db'}", "search", "run", str(image),
+             "--examples", str(_examples(tmp_path, pts[:1])), "-o", str(out), "--top", "3",
+             "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    assert (res.json()["tile_px"], res.json()["stride_px"]) == (4, 2)  # 40 m at 10 m

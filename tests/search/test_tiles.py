@@ -8,7 +8,7 @@ import rasterio
 from affine import Affine
 
 from sitewatch.errors import ImageryError, InputError
-from sitewatch.search.tiles import TileGrid, build_vrt, iter_tiles
+from sitewatch.search.tiles import TileGrid, build_vrt, default_tile, iter_tiles
 
 
 def _grid(w: int = 100, h: int = 70, tile: int = 32, stride: int = 16) -> TileGrid:
@@ -91,3 +91,19 @@ def test_build_vrt_refuses_mixed_grids(tmp_path, make_scene) -> None:
     b, _, _ = make_scene(size=32, sites=0, gsd=20.0, name="b.tif")
     with pytest.raises(ImageryError, match="reproject"):
         build_vrt([a, b], tmp_path / "m.vrt")
+
+
+@pytest.mark.parametrize(
+    ("crs", "res", "want"),
+    [("EPSG:32652", 10.0, 4), ("EPSG:32652", 5.0, 8), ("EPSG:32652", 0.5, 80),
+     ("EPSG:32652", 3.0, 14), ("EPSG:32652", 30.0, 4), ("EPSG:4326", 4.5e-5, 8)],
+)  # fmt: skip
+def test_default_tile_is_about_40_m_on_the_ground(crs: str, res: float, want: int) -> None:
+    from rasterio.io import MemoryFile
+
+    x0, y0 = (300_000.0, 4_400_000.0) if crs != "EPSG:4326" else (126.0, 0.0)
+    with MemoryFile() as mem, mem.open(
+        driver="GTiff", width=64, height=64, count=1, dtype="uint8", crs=crs,
+        transform=Affine(res, 0, x0, 0, -res, y0),
+    ) as ds:  # fmt: skip
+        assert default_tile(ds) == want

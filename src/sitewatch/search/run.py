@@ -206,6 +206,8 @@ class SearchResult:
             "area_km2": round(self.area_km2, 4),
             "time_s": round(self.seconds, 3),
             "km2_per_s": round(self.km2_per_s, 2),
+            "tile_px": self.params.tile,
+            "stride_px": self.params.stride,
             "tiles": int(np.isfinite(self.scores).sum()),
             "candidates": len(self.candidates),
             "top_area_km2": round(self.top_area_km2, 4),

@@ -32,7 +32,17 @@ from rasterio.windows import Window
 
 from ..errors import ImageryError, InputError
 
-__all__ = ["Block", "Tile", "TileGrid", "build_vrt", "iter_blocks", "iter_tiles", "valid_mask"]
+__all__ = [
+    "TILE_M",
+    "Block",
+    "Tile",
+    "TileGrid",
+    "build_vrt",
+    "default_tile",
+    "iter_blocks",
+    "iter_tiles",
+    "valid_mask",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +204,18 @@ class TileGrid:
         _, lat = self.transform * (self.width / 2.0, r)
         m_per_deg = 111_320.0
         return abs(a * e) * m_per_deg * m_per_deg * math.cos(math.radians(lat))
+
+
+TILE_M = 40.0
+"""Default tile side on the ground: about one site feature (an apron, a shelter) across, the
+size that found the held-out sites of ``search eval`` best (see :mod:`.evaluate`)."""
+
+
+def default_tile(dataset: DatasetReader, metres: float = TILE_M) -> int:
+    """Tile side in pixels nearest ``metres`` on the ground, even (so a half-tile stride is
+    whole) and at least 4 pixels: 4 at 10 m, 8 at 5 m, 80 at 0.5 m."""
+    side_m = math.sqrt(TileGrid.of(dataset, 2, 1).pixel_area_m2())
+    return max(4, 2 * round(metres / side_m / 2.0))
 
 
 def iter_blocks(grid: TileGrid, block_tiles: int) -> Iterator[Block]:
