@@ -18,6 +18,17 @@ from sitewatch.search.run import _read_dem
 from sitewatch.search.tiles import Block
 
 
+def _assert_per_tile(ds, grid, block, cfg, scale, feats, ok) -> None:
+    """Every tile of the block as computed alone by the per-tile reference."""
+    for r in range(block.n_rows):
+        for c in range(block.n_cols):
+            ref = tile_features(ds, grid, block.row0 + r, block.col0 + c, cfg, scale, [1, 2, 3, 4])
+            if ref is None:
+                assert not ok[r, c] and np.isnan(feats[r, c]).all()
+            else:
+                np.testing.assert_allclose(feats[r, c], ref, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("context", "site"), [(True, False), (False, False), (True, True), (False, True)]
 )
@@ -34,15 +45,7 @@ def test_block_features_equal_the_per_tile_computation(
             feats, ok = block_features(raw, valid, (block.n_rows, block.n_cols), cfg, scale)
             n = len(feature_names(4, False, site))
             assert feats.shape == (block.n_rows, block.n_cols, n)
-            for r in range(block.n_rows):
-                for c in range(block.n_cols):
-                    ref = tile_features(
-                        ds, grid, block.row0 + r, block.col0 + c, cfg, scale, [1, 2, 3, 4]
-                    )
-                    if ref is None:
-                        assert not ok[r, c] and np.isnan(feats[r, c]).all()
-                    else:
-                        np.testing.assert_allclose(feats[r, c], ref, rtol=1e-5, atol=1e-5)
+            _assert_per_tile(ds, grid, block, cfg, scale, feats, ok)
             assert ok.any()
 
 
@@ -67,15 +70,7 @@ def test_small_and_large_cells_in_sub_blocks_equal_the_per_tile_computation(
         for block in [Block(0, 0, 3, 4), edge, last]:
             raw, valid = read_block(ds, grid.block_window(block, cfg.halo), [1, 2, 3, 4])
             feats, ok = block_features(raw, valid, (block.n_rows, block.n_cols), cfg, scale)
-            for r in range(block.n_rows):
-                for c in range(block.n_cols):
-                    ref = tile_features(
-                        ds, grid, block.row0 + r, block.col0 + c, cfg, scale, [1, 2, 3, 4]
-                    )
-                    if ref is None:
-                        assert not ok[r, c] and np.isnan(feats[r, c]).all()
-                    else:
-                        np.testing.assert_allclose(feats[r, c], ref, rtol=1e-5, atol=1e-5)
+            _assert_per_tile(ds, grid, block, cfg, scale, feats, ok)
             n_ok.append(int(ok.sum()))
     assert n_ok[0] < 12 and 0 < n_ok[1] < edge.n_rows * edge.n_cols and n_ok[2] >= 55
 
