@@ -41,6 +41,15 @@ family, which is within the spread between seeds; none is in the defaults:
   best 4% passed on: Landsat passed 46; 12,000 random negatives instead of 3,000: 43-44;
 * a second stage over 8% of the area after the hybrid or the fused first stage: Landsat 40; the
   first stage's rank blended into the final order (weights 0.3-1): 39-42.
+
+Since, with 40 m tiles (session 6; 58 / 51 with the defaults): a second stage over 8% of the
+area, 58 / 50; positives from every tile within two strides of each example point (25 tiles an
+example instead of 4, to show the model the shelters, berms and spoil around the apron), 47 / 35.
+On held-out seeds 10 and 11, 15 of the 16 Landsat sites missed at 500x had their best tile
+ranked beyond 27,000th of 4.2 million by the first stage (the other, 2,574th, was put 7,150th by
+the second), while 20 of the 24 found were ranked 6th to 143rd by the second stage (the other
+four 1,211th to 2,061st, within the 2,102-candidate budget): the first stage is where Landsat's
+sites are lost.
 """
 
 from __future__ import annotations
