@@ -155,7 +155,9 @@ def main() -> None:
         f"{args.threads} threads",
         ["what", "size", "km2", "s", "km2/s"], rows,
     )  # fmt: skip
-    print(f"\nfeatures equal (block vs per-tile): yes ({n * n} tiles, {feats.shape[-1]} features)")
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    print(f"\nsearch run steps: {steps}")
+    print(f"features equal (block vs per-tile): yes ({n * n} tiles, {feats.shape[-1]} features)")
     print(f"ratio block / per-tile loop (same thread, same tiles): {t_loop / t_block:.1f}x")
     print(f"ratio search run / per-tile loop (km2/s): {area / t_search / loop_km2_s:.1f}x")
     print(

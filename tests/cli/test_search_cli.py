@@ -102,6 +102,10 @@ def test_search_run_writes_ranked_candidates_and_a_summary(searched) -> None:
     assert summary["top_area_fraction"] == pytest.approx(8 * 0.0256 / summary["area_km2"])
     assert summary["stored_candidates"] == 8
     assert (summary["tile_px"], summary["stride_px"]) == (16, 8)
+    steps = summary["timings_s"]
+    assert list(steps) == ["model", "first_stage", "candidates", "second_stage", "finish"]
+    assert all(v >= 0 for v in steps.values()) and steps["first_stage"] > 0
+    assert sum(steps.values()) == pytest.approx(summary["time_s"], abs=0.01)
     assert (Path(summary["run_folder"]) / "model.json").exists()
 
 

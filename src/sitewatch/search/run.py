@@ -203,6 +203,10 @@ class SearchResult:
     area_km2: float
     seconds: float
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per step, in order: ``model`` (grid, stretch, examples, negatives, fit),
+    ``first_stage`` (every tile scored), ``candidates`` (NMS), ``second_stage`` (re-ranking),
+    ``finish`` (the kept candidates' descriptors); they add up to ``seconds``."""
 
     @property
     def km2_per_s(self) -> float:
@@ -222,6 +226,7 @@ class SearchResult:
             "area_km2": round(self.area_km2, 4),
             "time_s": round(self.seconds, 3),
             "km2_per_s": round(self.km2_per_s, 2),
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "tile_px": self.params.tile,
             "stride_px": self.params.stride,
             "tiles": int(np.isfinite(self.scores).sum()),
@@ -604,6 +609,7 @@ def run_search(
     model = fit_model(
         pos, neg, names, method=p.method, hard_rounds=p.hard_rounds, clip_margin=p.clip_margin
     )
+    marks = {"model": time.perf_counter()}
     blocks = grid.blocks(p.block_tiles)
     task = delayed(score_block, pure=True)
     # the arguments every task shares go into the graph once: dask would otherwise walk the
@@ -620,17 +626,23 @@ def run_search(
         area += a
     if not np.isfinite(scores).any():
         raise AnalysisError(f"{path} has no valid pixels to search; check its nodata value")
+    marks["first_stage"] = time.perf_counter()
     tile_km2 = grid.pixel_area_m2() * grid.tile * grid.tile / 1e6
     n_share = min(math.ceil(area * p.rerank / tile_km2), RERANK_MAX)
     n_rerank = max(n_share, p.top) if p.rerank > 0 else 0
     cands = make_candidates(scores, grid, top=max(p.top, n_rerank))
+    marks["candidates"] = time.perf_counter()
     if n_rerank:
         cands = _rerank(path, grid, scale, bands, cands, n_rerank, pos_tiles, scores, p, scheduler)
+    marks["second_stage"] = time.perf_counter()
     cands = cands[: p.top]
     cand_feats = compute_tile_features(
         path, grid, [(c.row, c.col) for c in cands], cfg, scale, bands, dem_path
     )
     seconds = time.perf_counter() - t0
+    marks["finish"] = t0 + seconds
+    ends = list(marks.values())
+    timings = {k: e - b for k, b, e in zip(marks, [t0, *ends[:-1]], ends, strict=True)}
     result = SearchResult(
         run_id=run_id or new_run_id(),
         image=path,
@@ -648,6 +660,7 @@ def run_search(
         examples=[(float(a), float(b)) for a, b in examples],
         area_km2=area,
         seconds=seconds,
+        timings=timings,
     )
     logger.info(
         "searched %.1f km2 in %.1f s (%.1f km2/s), %d candidates",
