@@ -305,7 +305,9 @@ def score_block(
     feats, ok, valid = _block_features(image, grid, block, cfg, scale, bands, dem)
     m = SearchModel.from_dict(model)
     scores = np.full(ok.shape, np.nan, dtype=np.float32)
-    if ok.any():
+    if ok.all():  # the usual block, away from nodata: score the array as it is, no copy
+        scores[...] = m.score(feats.reshape(-1, feats.shape[-1])).reshape(ok.shape)
+    elif ok.any():
         scores[ok] = m.score(feats[ok]).astype(np.float32)
     # the pixels this block owns: its tiles' first cells, plus the tail on the last row/column
     s, k, P = grid.stride, grid.cells_per_tile, cfg.halo
