@@ -45,7 +45,9 @@ family, which is within the spread between seeds; none is in the defaults:
 Since, with 40 m tiles (session 6; 58 / 51 with the defaults): a second stage over 8% of the
 area, 58 / 50; positives from every tile within two strides of each example point (25 tiles an
 example instead of 4, to show the model the shelters, berms and spoil around the apron), 47 / 35;
-the first stage's nearest-example or logistic part alone (``--method``), Landsat 49 or 51.
+the first stage's nearest-example or logistic part alone (``--method``), Landsat 49 or 51; two
+hard-negative rounds (``--hard-rounds 2``), 50; clipping z-scores to the examples' range plus 0.5
+(``--clip-margin 0.5``), 47.
 On held-out seeds 10 and 11, 15 of the 16 Landsat sites missed at 500x had their best tile
 ranked beyond 27,000th of 4.2 million by the first stage (the other, 2,574th, was put 7,150th by
 the second), while 20 of the 24 found were ranked 6th to 143rd by the second stage (the other
