@@ -74,10 +74,19 @@ def test_block_size_follows_the_stride_and_does_not_change_the_scores(make_scene
     assert SearchParams(tile=8, stride=4, block_tiles=10).block_tiles == 10
     with pytest.raises(InputError, match="block_tiles"):
         SearchParams(block_tiles=-1)
+    with pytest.raises(InputError, match="stride"):
+        SearchParams(tile=8, stride=-2)
+    assert SearchParams(tile=16).stride == 8  # half the tile unless given
+    # no tile given: about 40 m in the image's pixels, resolved when the image is opened
+    unset = SearchParams()
+    assert (unset.tile, unset.stride, unset.block_tiles) == (0, 0, 0)
     path, lonlat, _ = make_scene(size=192, sites=3, seed=5)
     small = run_search(path, lonlat[:1], params=SearchParams(tile=4, stride=2, block_tiles=7))
     auto = run_search(path, lonlat[:1], params=SearchParams(tile=4, stride=2))
     assert auto.params.block_tiles == 512
+    default = run_search(path, lonlat[:1], params=SearchParams(top=5))
+    assert (default.params.tile, default.params.stride, default.params.block_tiles) == (4, 2, 512)
+    np.testing.assert_allclose(default.scores, auto.scores, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(auto.scores, small.scores, rtol=1e-9, atol=1e-9)
 
 

@@ -11,7 +11,7 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import get_settings
-from ..errors import ImageryError, InputError
+from ..errors import InputError
 from .options import console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["search"]
@@ -49,19 +49,6 @@ def search() -> None:
     """Broad-area search: rank the places of a large image that look like known sites."""
 
 
-def _default_tile(image: str) -> int:
-    """About 40 m on the ground (:data:`sitewatch.search.tiles.TILE_M`), in ``image``'s pixels."""
-    import rasterio
-
-    from ..search.tiles import default_tile
-
-    try:
-        with rasterio.open(image) as ds:
-            return default_tile(ds)
-    except rasterio.errors.RasterioIOError as exc:
-        raise ImageryError(f"cannot open image {image}: {exc}; check the path") from exc
-
-
 @search.command("run")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--examples", "examples_file", required=True,
@@ -83,7 +70,8 @@ def _default_tile(image: str) -> int:
     "5 m]. Tiles about one site feature across found compact 150 m sites best in `search eval`; "
     "larger tiles search faster (bench/README.md).",
 )
-@click.option("--stride", default=None, type=int, help="Tile stride in pixels (default: tile/2).")
+@click.option("--stride", default=None, type=click.IntRange(min=1),
+              help="Tile stride in pixels (default: tile/2).")  # fmt: skip
 @click.option("--method", type=click.Choice(["hybrid", "logistic", "knn"]), default="hybrid",
               show_default=True, help="Scoring model.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, help="Seed of the random negatives.")
@@ -115,9 +103,7 @@ def run_cmd(
     folder = output.with_suffix(".run")
     folder.mkdir(parents=True, exist_ok=True)
     image = images[0] if len(images) == 1 else str(build_vrt(images, folder / "mosaic.vrt"))
-    if tile is None:
-        tile = _default_tile(image)
-    params = SearchParams(tile=tile, stride=stride or max(tile // 2, 1), top=top,
+    params = SearchParams(tile=tile or 0, stride=stride or 0, top=top,
                           method=method, seed=seed)  # type: ignore[arg-type]  # fmt: skip
     with Progress(
         TextColumn("searching"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),

@@ -20,8 +20,8 @@ not diluted by the ground around it. Chosen on the development seeds 0-2 (held-o
 at 500x, of 60): Landsat 52 with 40 m tiles, 47 with 60 m, 41 with 80 m (the earlier default)
 and 5 with 160 m; NAIP 58 with 40 m, 52 with 60 m, 55 with 80 m (the earlier default); SpaceNet
 60 with 40 m; 40 m tiles without overlap (stride = tile, a quarter of the tiles to score):
-Landsat 42, NAIP 51. ``sitewatch search run`` uses 40 m tiles too unless told otherwise
-(:func:`.tiles.default_tile`); they search 221-224 km2/s at 10 m on 2 cores against 485 with 320 m
+Landsat 42, NAIP 51. A search uses 40 m tiles too unless told otherwise (``SearchParams.tile``
+0, :func:`.tiles.default_tile`); they search 221-224 km2/s at 10 m on 2 cores against 485 with 320 m
 tiles (``bench/search.py --tile``). A second stage over
 8% of the area with 40 m Landsat tiles found 50 (52 with the default 4%), the site-scale
 descriptors (``SearchParams.site``) 51. 20 m tiles (2 px Landsat, 4 px NAIP) were no better by

@@ -37,9 +37,9 @@ nearest-example scorers ranked the held-out sites of ``search eval`` lower (seed
 these gained on both NAIP and Landsat either (80 m tiles, recall at 500x on seeds 0-2: 0.92 /
 0.65 with the defaults, 0.83-0.90 / 0.63-0.73 with them): a second stage over 10% or 20% of
 the area (more Landsat sites reach it, but on NAIP, where the first stage passes every site on,
-the extra background outranks some), with or without the first stage's score as a prior; a second pass
-that drops the best-scored candidates from the negatives; 2 or 10 folds, 600 trees, leaves of
-1 or 5, 30% of the features per split. Nor did (Landsat, seeds 0-2, 40 of 60 found at 500x
+the extra background outranks some), with or without the first stage's score as a prior; a
+second pass that drops the best-scored candidates from the negatives; 2 or 10 folds, 600
+trees, leaves of 1 or 5, 30% of the features per split. Nor did (Landsat, seeds 0-2, 40 of 60 found at 500x
 in the same replay): the first stage's descriptors appended to these (41, or 40 with the
 contrast-to-ring ones), or positives from windows on a half-stride grid around each example
 (more offsets of the site in the window, 40). :mod:`.run` lists the first-stage variants.
@@ -329,9 +329,9 @@ def cross_fitted_scores(
     ``background`` rows are random background tiles; the candidates (except those flagged in
     ``exclude``: tiles on or next to the examples) are hard negatives, split into ``folds``
     (1: none of them is a negative); a fold's forest learns from at most ``hard_max`` of the
-    other folds' candidates, drawn at random. The forests grow their trees on all cores (scikit-learn
-    draws every tree's seed before it hands them out) and predict on one, so the scores do not
-    depend on the number of cores.
+    other folds' candidates, drawn at random. The forests grow their trees on all cores
+    (scikit-learn draws every tree's seed before it hands them out) and predict on one, so the
+    scores do not depend on the number of cores.
     """
     from sklearn.ensemble import ExtraTreesClassifier
 

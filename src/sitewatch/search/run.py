@@ -62,7 +62,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ import numpy as np
 import rasterio
 from numpy.typing import NDArray
 from pyproj import Transformer
+from rasterio.io import DatasetReader
 from rasterio.warp import Resampling, reproject
 
 from ..errors import AnalysisError, ImageryError, InputError
@@ -86,7 +87,7 @@ from .features import (
 from .model import Method, SearchModel, fit_model
 from .rerank import cross_fitted_scores, near_tiles, positive_descriptors, read_windows
 from .rerank import window_descriptors as _window_descriptors
-from .tiles import Block, TileGrid
+from .tiles import Block, TileGrid, default_tile
 
 __all__ = [
     "SearchParams",
@@ -124,8 +125,9 @@ the block is 512 px, each decoded by about four tasks, and 3 x 3 when it is 1024
 decodes per GeoTIFF block): the 8192^2 benchmark's first stage took 17.3 s with 512 px blocks,
 14.7 s with 1024 (233 -> 264 km2/s end to end). Features are computed in cache-sized sub-blocks
 inside a block (``features._SUB_PX``), so larger blocks cost memory only: at stride 2 a task
-holds its 262,144 tiles' 44 descriptors three times (the block, its valid rows, their z-scores),
-about 280 MB; the benchmark's peak was 905 MB with 2 threads."""
+holds its 262,144 tiles' 44 descriptors twice (the block and their z-scores), about 190 MB, or
+three times on a nodata edge (the valid rows copied out); the benchmark's peak was 905 MB with 2
+threads."""
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,13 @@ class SearchParams:
     ``rerank`` is the share of the searched area whose best first-stage candidates the second
     stage re-ranks (:mod:`sitewatch.search.rerank`; 0 turns it off), at most
     :data:`RERANK_MAX` of them. ``block_tiles`` is the side of a block of tiles, one dask task;
-    0 (the default) picks about :data:`BLOCK_PX` pixels, at least 64 tiles.
+    0 (the default) picks about :data:`BLOCK_PX` pixels, at least 64 tiles. ``tile`` 0 (the
+    default) is about :data:`~sitewatch.search.tiles.TILE_M` (40 m) on the ground, in the
+    image's pixels (:meth:`for_image`), and ``stride`` 0 half the tile.
     """
 
-    tile: int = 32
-    stride: int = 16
+    tile: int = 0
+    stride: int = 0
     block_tiles: int = 0
     top: int = 100
     negatives: int = 3000
@@ -153,11 +157,20 @@ class SearchParams:
     rerank: float = RERANK_SHARE
 
     def __post_init__(self) -> None:
-        if self.block_tiles < 0:
-            raise InputError(f"block_tiles must be >= 0 (0: automatic), got {self.block_tiles}")
-        if self.block_tiles == 0:
-            side = max(64, BLOCK_PX // max(self.stride, 1))
+        for name in ("tile", "stride", "block_tiles"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0 (0: automatic), got {getattr(self, name)}")
+        if self.tile and not self.stride:
+            object.__setattr__(self, "stride", max(self.tile // 2, 1))
+        if self.block_tiles == 0 and self.stride:
+            side = max(64, BLOCK_PX // self.stride)
             object.__setattr__(self, "block_tiles", side)
+
+    def for_image(self, dataset: DatasetReader) -> SearchParams:
+        """These parameters with an automatic tile (0) set for ``dataset``'s pixel size."""
+        if self.tile:
+            return self
+        return replace(self, tile=default_tile(dataset))
 
     @property
     def features(self) -> FeatureConfig:
@@ -582,7 +595,6 @@ def run_search(
     from dask.delayed import delayed
 
     p = params or SearchParams()
-    cfg = p.features
     path = str(image)
     dem_path = str(dem) if dem else None
     t0 = time.perf_counter()
@@ -594,6 +606,8 @@ def run_search(
         bands = p.bands or tuple(range(1, min(ds.count, 4) + 1))
         if max(bands) > ds.count:
             raise InputError(f"{path} has {ds.count} bands; cannot use bands {bands}")
+        p = p.for_image(ds)
+        cfg = p.features
         grid = cfg.grid(ds)
         scale = estimate_scale(ds, bands)
     if dem_path:
