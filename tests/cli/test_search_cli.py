@@ -156,3 +156,31 @@ def test_search_run_tiles_default_to_about_40_m(sw, tmp_path) -> None:
              "--json")  # fmt: skip
     assert res.code == 0, res.err
     assert (res.json()["tile_px"], res.json()["stride_px"]) == (4, 2)  # 40 m at 10 m
+
+
+def test_search_run_with_a_local_backbone_and_triage_it(sw, tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from tests.search.conftest import resnet_state
+
+    image, pts = _scene(tmp_path, size=128, n=3)
+    weights = tmp_path / "rgb.pt"
+    torch.save({"model": resnet_state(in_channels=3, blocks=(1, 1))}, weights)
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    out = tmp_path / "b.geojson"
+    args = ["--db", url, "search", "run", str(image), "--examples",
+            str(_examples(tmp_path, pts[:1])), "-o", str(out), "--top", "4", "--tile", "8"]  # fmt: skip
+    res = sw(*args, "--backbone", str(weights), "--backbone-bands", "3,2,1",
+             "--embed-dims", "4", "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    emb = res.json()["embedding"]
+    assert emb["channels"] == [3, 2, 1] and emb["dims"] == 4 and emb["layer"] == 2
+    # the decisions refit the model on descriptors that include the embeddings
+    tri = sw("--db", url, "search", "triage", res.json()["run_folder"], "--json", input="a\nr\nq\n")
+    assert tri.code == 0, tri.err
+    assert len(tri.json()["accepted"]) == 1 and len(tri.json()["rejected"]) == 1
+    bad = sw(*args, "--backbone", str(weights), "--backbone-bands", "red,green")
+    assert bad.code == 2 and "comma-separated band positions" in bad.err
+    wrong = sw(*args, "--backbone", str(weights))  # 3 input channels, 4 bands: first three
+    assert wrong.code == 0, wrong.err
+    four = sw(*args, "--backbone", str(weights), "--backbone-bands", "1,2,3,4")
+    assert four.code == 2 and "takes 3 input channels" in four.err

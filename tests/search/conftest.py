@@ -109,3 +109,74 @@ def make_dem(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+def resnet_state(
+    in_channels: int = 4,
+    blocks: tuple[int, ...] = (2, 2, 2, 2),
+    bottleneck: bool = False,
+    width: int = 16,
+    seed: int = 0,
+    prefix: str = "",
+) -> dict[str, object]:
+    """A random ResNet state dict in the torchvision layout (a narrow one by default: ``width``
+    channels after the stem instead of 64), with batch-norm statistics that are not the
+    identity, so loading them wrongly changes the output."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    state: dict[str, object] = {}
+
+    def conv(name: str, out_c: int, in_c: int, k: int) -> None:
+        fan = in_c * k * k
+        state[f"{prefix}{name}.weight"] = torch.randn(out_c, in_c, k, k, generator=gen) / fan**0.5
+
+    def bn(name: str, c: int) -> None:
+        state[f"{prefix}{name}.weight"] = 1.0 + 0.1 * torch.randn(c, generator=gen)
+        state[f"{prefix}{name}.bias"] = 0.1 * torch.randn(c, generator=gen)
+        state[f"{prefix}{name}.running_mean"] = 0.1 * torch.randn(c, generator=gen)
+        state[f"{prefix}{name}.running_var"] = 0.5 + torch.rand(c, generator=gen)
+        state[f"{prefix}{name}.num_batches_tracked"] = torch.tensor(100)
+
+    conv("conv1", width, in_channels, 7)
+    bn("bn1", width)
+    expansion = 4 if bottleneck else 1
+    in_c = width
+    for i, n in enumerate(blocks, start=1):
+        planes = width * 2 ** (i - 1)
+        for j in range(n):
+            base = f"layer{i}.{j}."
+            if bottleneck:
+                conv(base + "conv1", planes, in_c, 1)
+                conv(base + "conv2", planes, planes, 3)
+                conv(base + "conv3", planes * expansion, planes, 1)
+                for b, c in (("bn1", planes), ("bn2", planes), ("bn3", planes * expansion)):
+                    bn(base + b, c)
+            else:
+                conv(base + "conv1", planes, in_c, 3)
+                conv(base + "conv2", planes, planes, 3)
+                bn(base + "bn1", planes)
+                bn(base + "bn2", planes)
+            if j == 0 and (in_c != planes * expansion or i > 1):
+                conv(base + "downsample.0", planes * expansion, in_c, 1)
+                bn(base + "downsample.1", planes * expansion)
+            in_c = planes * expansion
+    state[f"{prefix}fc.weight"] = torch.randn(10, in_c, generator=gen)
+    state[f"{prefix}fc.bias"] = torch.zeros(10)
+    return state
+
+
+@pytest.fixture
+def make_weights(tmp_path: Path) -> Callable[..., Path]:
+    """Save :func:`resnet_state` (keyword arguments as there) to a .pt file; ``wrap`` nests it
+    in a checkpoint dict under that key."""
+
+    def make(name: str = "resnet.pt", wrap: str | None = None, **kw: object) -> Path:
+        import torch
+
+        state = resnet_state(**kw)  # type: ignore[arg-type]
+        path = tmp_path / name
+        torch.save({wrap: state} if wrap else state, path)
+        return path
+
+    return make

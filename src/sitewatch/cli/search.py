@@ -44,6 +44,19 @@ def _examples(path: Path) -> list[tuple[float, float]]:
     return out
 
 
+def _band_list(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"give comma-separated band positions (0 for none), like 3,2,1; got {value!r}"
+        ) from exc
+
+
 @click.group()
 def search() -> None:
     """Broad-area search: rank the places of a large image that look like known sites."""
@@ -75,6 +88,16 @@ def search() -> None:
 @click.option("--method", type=click.Choice(["hybrid", "logistic", "knn"]), default="hybrid",
               show_default=True, help="Scoring model.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, help="Seed of the random negatives.")
+@click.option("--backbone", type=click.Path(exists=True, dir_okay=False),
+              help="Local weights of a pretrained ResNet (torchvision/timm/TorchGeo state dict): "
+              "its embeddings join the first stage's descriptors (needs the ml extra).")  # fmt: skip
+@click.option("--backbone-layer", default=0, type=click.IntRange(0, 4), show_default=True,
+              help="ResNet layer whose features are used (0: the deepest no coarser than a tile).")  # fmt: skip
+@click.option("--backbone-bands", callback=_band_list,
+              help="Per input channel of the backbone, the band (1-based among the bands "
+              "searched) that feeds it, 0 for none, e.g. 3,2,1 [default: the first bands].")  # fmt: skip
+@click.option("--embed-dims", default=16, type=click.IntRange(min=1), show_default=True,
+              help="Principal components of the backbone's features kept per tile.")  # fmt: skip
 @click.option("--no-catalog", is_flag=True, help="Do not store the candidates in the catalog.")
 @json_option
 def run_cmd(
@@ -88,6 +111,10 @@ def run_cmd(
     stride: int | None,
     method: str,
     seed: int,
+    backbone: str | None,
+    backbone_layer: int,
+    backbone_bands: tuple[int, ...] | None,
+    embed_dims: int,
     no_catalog: bool,
     as_json: bool,
 ) -> None:
@@ -104,7 +131,9 @@ def run_cmd(
     folder.mkdir(parents=True, exist_ok=True)
     image = images[0] if len(images) == 1 else str(build_vrt(images, folder / "mosaic.vrt"))
     params = SearchParams(tile=tile or 0, stride=stride or 0, top=top,
-                          method=method, seed=seed)  # type: ignore[arg-type]  # fmt: skip
+                          method=method, seed=seed, backbone=backbone,  # type: ignore[arg-type]
+                          backbone_layer=backbone_layer, backbone_bands=backbone_bands,
+                          embed_dims=embed_dims)  # fmt: skip
     with Progress(
         TextColumn("searching"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
         TimeElapsedColumn(), console=err_console(), transient=True,
@@ -188,11 +217,22 @@ def triage_cmd(run_ref: str, limit: int | None, graphics: str, as_json: bool) ->
               help="Hard-negative refits of the logistic model.")  # fmt: skip
 @click.option("--clip-margin", type=float, default=None,
               help="Clip z-scores to the examples' range plus this margin (e.g. 0.5).")  # fmt: skip
+@click.option("--backbone", type=click.Path(exists=True, dir_okay=False),
+              help="Local weights of a pretrained ResNet (torchvision/timm/TorchGeo state dict): "
+              "its embeddings join the first stage's descriptors (needs the ml extra).")  # fmt: skip
+@click.option("--backbone-layer", default=0, type=click.IntRange(0, 4), show_default=True,
+              help="ResNet layer whose features are used (0: the deepest no coarser than a tile).")  # fmt: skip
+@click.option("--backbone-bands", callback=_band_list,
+              help="Per input channel of the backbone, the band (1-based among the bands "
+              "searched) that feeds it, 0 for none, e.g. 3,2,1 [default: the first bands].")  # fmt: skip
+@click.option("--embed-dims", default=16, type=click.IntRange(min=1), show_default=True,
+              help="Principal components of the backbone's features kept per tile.")  # fmt: skip
 @json_option
 def eval_cmd(
     background: tuple[str, ...], n_sites: int, k: int, seeds: str, method: str,
     data_dir: Path | None, site_features: bool, negatives: int, hard_rounds: int,
-    clip_margin: float | None, as_json: bool,
+    clip_margin: float | None, backbone: str | None, backbone_layer: int,
+    backbone_bands: tuple[int, ...] | None, embed_dims: int, as_json: bool,
 ) -> None:  # fmt: skip
     """Plant synthetic sites into real imagery and report recall at 100x/500x/1000x area reduction."""
     from ..search.evaluate import evaluate
@@ -208,7 +248,9 @@ def eval_cmd(
         rep = evaluate(
             shared, fam, n_sites=n_sites, k=k, seeds=seed_list,
             params=SearchParams(method=method, site=site_features, negatives=negatives,  # type: ignore[arg-type]
-                                hard_rounds=hard_rounds, clip_margin=clip_margin),
+                                hard_rounds=hard_rounds, clip_margin=clip_margin,
+                                backbone=backbone, backbone_layer=backbone_layer,
+                                backbone_bands=backbone_bands, embed_dims=embed_dims),
             progress=lambda msg: err_console().print(msg),
         )  # fmt: skip
         reports.append(rep.to_dict())

@@ -367,6 +367,8 @@ def evaluate(
         top=max(p0.top, int(budget_tiles * 1.2) + k * 4 + 10), negatives=p0.negatives,
         method=p0.method, seed=p0.seed, bands=None, context=p0.context, site=p0.site,
         hard_rounds=p0.hard_rounds, clip_margin=p0.clip_margin, rerank=p0.rerank,
+        backbone=p0.backbone, backbone_layer=p0.backbone_layer, backbone_bands=p0.backbone_bands,
+        embed_dims=p0.embed_dims,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for seed in seeds:
@@ -391,7 +393,9 @@ def evaluate(
                 lon, lat = to_ll.transform(x, y)
                 examples.append((float(lon), float(lat)))
             result = run_search(
-                path, examples, params=SearchParams(**{**p.to_dict(), "seed": seed, "bands": None})
+                path,
+                examples,
+                params=SearchParams.from_dict({**p.to_dict(), "seed": seed, "bands": None}),
             )
             recall, found, recall_c, found_c = _recall(result, sites, k, factors)
             report.seeds.append(

@@ -28,7 +28,10 @@ Descriptors (``B`` bands, normalised to about 0..1 by the image's robust band ra
   dominant orthogonal pair of orientations. The per-pixel maps are then computed over the
   block grown by the context, so these are the same cell sums pooled with a wider box;
 * terrain, when a DEM is given (resampled to the image grid): mean and maximum slope, relief
-  (maximum minus minimum elevation) and elevation standard deviation.
+  (maximum minus minimum elevation) and elevation standard deviation;
+* learned embeddings, when ``FeatureConfig.embedding`` holds a prepared backbone (local
+  pretrained ResNet weights and the ``ml`` extra): :mod:`sitewatch.search.embedding` computes
+  them per block beside these (torch stays out of this module) and appends them last.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +51,9 @@ from rasterio.windows import Window
 
 from ..errors import AnalysisError
 from .tiles import TileGrid
+
+if TYPE_CHECKING:
+    from .embedding import Embedding
 
 __all__ = [
     "BandScale",
@@ -93,12 +99,19 @@ class FeatureConfig:
     edge_threshold: float = 0.08
     line_threshold: float = 0.05
     min_valid: float = MIN_VALID
+    embedding: Embedding | None = None
+    """Learned embeddings appended to the descriptors (:mod:`.embedding`), or none."""
 
     def __post_init__(self) -> None:
         if self.tile <= 0 or self.stride <= 0 or self.tile % self.stride:
             raise AnalysisError(
                 f"tile {self.tile} px must be a positive multiple of stride {self.stride} px"
             )
+
+    def names(self, n_bands: int, with_dem: bool) -> list[str]:
+        """The descriptors' names, the embedding's columns last."""
+        extra = self.embedding.names() if self.embedding is not None else []
+        return feature_names(n_bands, with_dem, self.site) + extra
 
     @property
     def cells_per_tile(self) -> int:

@@ -73,15 +73,16 @@ from numpy.typing import NDArray
 from pyproj import Transformer
 from rasterio.io import DatasetReader
 from rasterio.warp import Resampling, reproject
+from rasterio.windows import Window
 
 from ..errors import AnalysisError, ImageryError, InputError
 from .candidates import RankedCandidate, make_candidates, reorder_candidates
+from .embedding import EMBED_DIMS, Embedding, embed_block, prepare_embedding
 from .features import (
     BandScale,
     FeatureConfig,
     block_features,
     estimate_scale,
-    feature_names,
     read_block,
 )
 from .model import Method, SearchModel, fit_model
@@ -139,7 +140,12 @@ class SearchParams:
     :data:`RERANK_MAX` of them. ``block_tiles`` is the side of a block of tiles, one dask task;
     0 (the default) picks about :data:`BLOCK_PX` pixels, at least 64 tiles. ``tile`` 0 (the
     default) is about :data:`~sitewatch.search.tiles.TILE_M` (40 m) on the ground, in the
-    image's pixels (:meth:`for_image`), and ``stride`` 0 half the tile.
+    image's pixels (:meth:`for_image`), and ``stride`` 0 half the tile. ``backbone`` is the path
+    of local pretrained ResNet weights whose embeddings join the first stage's descriptors
+    (:mod:`sitewatch.search.embedding`): ``backbone_layer`` where the trunk stops (0: the deepest
+    no coarser than a tile), ``backbone_bands`` which searched band feeds each of its input
+    channels (1-based, 0 for none; default the first bands), ``embed_dims`` the principal
+    components kept.
     """
 
     tile: int = 0
@@ -155,11 +161,21 @@ class SearchParams:
     hard_rounds: int = 0
     clip_margin: float | None = None
     rerank: float = RERANK_SHARE
+    backbone: str | None = None
+    backbone_layer: int = 0
+    backbone_bands: tuple[int, ...] | None = None
+    embed_dims: int = EMBED_DIMS
 
     def __post_init__(self) -> None:
         for name in ("tile", "stride", "block_tiles"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name} must be >= 0 (0: automatic), got {getattr(self, name)}")
+        if not 0 <= self.backbone_layer <= 4:
+            raise InputError(
+                f"backbone layer must be 1 to 4 (0: automatic), got {self.backbone_layer}"
+            )
+        if self.embed_dims < 1:
+            raise InputError(f"embed dims must be at least 1, got {self.embed_dims}")
         if self.tile and not self.stride:
             object.__setattr__(self, "stride", max(self.tile // 2, 1))
         if self.block_tiles == 0 and self.stride:
@@ -186,15 +202,21 @@ class SearchParams:
             "top": self.top, "negatives": self.negatives, "method": self.method,
             "seed": self.seed, "bands": list(self.bands) if self.bands else None,
             "context": self.context, "site": self.site, "hard_rounds": self.hard_rounds,
-            "clip_margin": self.clip_margin, "rerank": self.rerank,
+            "clip_margin": self.clip_margin, "rerank": self.rerank, "backbone": self.backbone,
+            "backbone_layer": self.backbone_layer,
+            "backbone_bands": list(self.backbone_bands) if self.backbone_bands else None,
+            "embed_dims": self.embed_dims,
         }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchParams:
         """From :meth:`to_dict`."""
-        bands = data.get("bands")
+        bands, bb = data.get("bands"), data.get("backbone_bands")
         # runs saved before the second stage existed were not re-ranked
-        return cls(**{"rerank": 0.0, **data, "bands": tuple(bands) if bands else None})
+        return cls(**{
+            "rerank": 0.0, **data, "bands": tuple(bands) if bands else None,
+            "backbone_bands": tuple(bb) if bb else None,
+        })  # fmt: skip
 
 
 @dataclass
@@ -222,6 +244,8 @@ class SearchResult:
     """Seconds per step, in order: ``model`` (grid, stretch, examples, negatives, fit),
     ``first_stage`` (every tile scored), ``candidates`` (NMS), ``second_stage`` (re-ranking),
     ``finish`` (the kept candidates' descriptors); they add up to ``seconds``."""
+    embedding: Embedding | None = None
+    """The backbone whose embeddings were appended to the descriptors (``params.backbone``)."""
 
     @property
     def km2_per_s(self) -> float:
@@ -252,6 +276,7 @@ class SearchResult:
             "method": self.model.method,
             "positives": len(self.positives),
             "negatives": len(self.negatives),
+            "embedding": self.embedding.summary() if self.embedding is not None else None,
         }
 
 
@@ -297,13 +322,32 @@ def _block_features(
     dem: str | None,
 ) -> tuple[F64, NDArray[np.bool_], NDArray[np.bool_]]:
     window = grid.block_window(block, cfg.halo)
+    emb = cfg.embedding
+    read = window if emb is None else _union(window, emb.window(grid, block), emb.stride)
     with rasterio.open(image) as ds:
-        raw, valid = read_block(ds, window, bands)
+        raw_all, valid_all = read_block(ds, read, bands)
+    r0, c0 = int(window.row_off - read.row_off), int(window.col_off - read.col_off)
+    inner = (slice(r0, r0 + int(window.height)), slice(c0, c0 + int(window.width)))
+    raw, valid = raw_all[(slice(None), *inner)], valid_all[inner]
     z = _read_dem(dem, grid, window) if dem else None
     feats, ok = block_features(
         raw, valid, (block.n_rows, block.n_cols), cfg, scale, z, _pixel_m(grid)
     )
+    if emb is not None:
+        vecs = embed_block(raw_all, valid_all, read, grid, block, scale, emb)
+        vecs[~ok] = np.nan
+        feats = np.concatenate([feats, vecs], axis=-1)
     return feats, ok, valid
+
+
+def _union(a: Window, b: Window, align: int) -> Window:
+    """The smallest window holding ``a`` and ``b`` whose origin and size are multiples of
+    ``align`` (``b`` is already aligned, so the embedding's lattice is kept)."""
+    r0 = math.floor(min(a.row_off, b.row_off) / align) * align
+    c0 = math.floor(min(a.col_off, b.col_off) / align) * align
+    r1 = math.ceil(max(a.row_off + a.height, b.row_off + b.height) / align) * align
+    c1 = math.ceil(max(a.col_off + a.width, b.col_off + b.width) / align) * align
+    return Window(c0, r0, c1 - c0, r1 - r0)
 
 
 def score_block(
@@ -343,7 +387,7 @@ def compute_tile_features(
     dem: str | None,
 ) -> F64:
     """Descriptors of the given tiles (rows in the order given; NaN rows for empty tiles)."""
-    n = len(feature_names(len(bands), dem is not None, cfg.site))
+    n = len(cfg.names(len(bands), dem is not None))
     out = np.full((len(tiles), n), np.nan)
     for i, (r, c) in enumerate(tiles):
         feats, _, _ = _block_features(image, grid, Block(r, c, 1, 1), cfg, scale, bands, dem)
@@ -440,7 +484,7 @@ def _negative_features(
     rows_out = _run_tasks(
         [task(image, grid, b, cfg, scale, bands, dem, ex) for b in patches], scheduler, None
     )
-    n_feat = len(feature_names(len(bands), dem is not None, cfg.site))
+    n_feat = len(cfg.names(len(bands), dem is not None))
     return np.vstack(rows_out) if rows_out else np.zeros((0, n_feat))
 
 
@@ -455,7 +499,7 @@ def _tiles_features_blocked(
     block_tiles: int,
 ) -> F64:
     """Features of scattered tiles, grouped by the block they fall in (one read per block)."""
-    n = len(feature_names(len(bands), dem is not None, cfg.site))
+    n = len(cfg.names(len(bands), dem is not None))
     out = np.full((len(tiles), n), np.nan)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, (r, c) in enumerate(tiles):
@@ -610,12 +654,18 @@ def run_search(
         cfg = p.features
         grid = cfg.grid(ds)
         scale = estimate_scale(ds, bands)
+        if p.backbone:
+            emb = prepare_embedding(
+                p.backbone, ds, grid, bands, scale, layer=p.backbone_layer,
+                channels=p.backbone_bands, dims=p.embed_dims, seed=p.seed,
+            )  # fmt: skip
+            cfg = replace(cfg, embedding=emb)
     if dem_path:
         try:
             rasterio.open(dem_path).close()
         except rasterio.errors.RasterioIOError as exc:
             raise ImageryError(f"cannot open DEM {dem_path}: {exc}; check the path") from exc
-    names = feature_names(len(bands), dem_path is not None, cfg.site)
+    names = cfg.names(len(bands), dem_path is not None)
     pos_tiles = example_tiles(grid, examples)
     pos = _tiles_features_blocked(path, grid, pos_tiles, cfg, scale, bands, dem_path, p.block_tiles)
     neg = _negative_features(
@@ -679,6 +729,7 @@ def run_search(
         area_km2=area,
         seconds=seconds,
         timings=timings,
+        embedding=cfg.embedding,
     )
     logger.info(
         "searched %.1f km2 in %.1f s (%.1f km2/s), %d candidates",
