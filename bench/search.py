@@ -9,6 +9,7 @@ are checked to give equal features, and the peer's rate is scaled to km2/s by th
 adds to the search (stride^2 pixels).
 
     .venv/bin/python bench/search.py [--size 8192] [--threads 2] [--site-features]
+        [--backbone resnet18.pth]
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=16, help="tile stride in pixels")
     ap.add_argument("--site-features", action="store_true",
                     help="add the step and site-scale descriptors (SearchParams.site)")  # fmt: skip
+    ap.add_argument("--backbone", help="ResNet weights file: add its embeddings (the ml extra; "
+                    "only the cost matters here, so any weights of the architecture will do)")  # fmt: skip
     ap.add_argument("--data", default=os.environ.get("SITEWATCH_SHARED_DATA", "../shared/data"))
     args = ap.parse_args()
     import dask
@@ -95,7 +98,8 @@ def main() -> None:
     dask.config.set(num_workers=args.threads)
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         path = _image(Path(args.data), args.size, Path(tmp) / "bench.tif")
-        params = SearchParams(tile=args.tile, stride=args.stride, top=100, site=args.site_features)
+        params = SearchParams(tile=args.tile, stride=args.stride, top=100, site=args.site_features,
+                              backbone=args.backbone)  # fmt: skip
         with rasterio.open(path) as ds:
             to_ll = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
             ex = [
@@ -106,7 +110,7 @@ def main() -> None:
         t_search = time.perf_counter() - t0
         area = result.area_km2
         # the peer: per-tile loop on one block, and the block computation of the same tiles
-        cfg = params.features
+        cfg = params.features  # the peer has no embeddings: it checks the other descriptors
         n = args.peer_tiles
         block = Block(10, 10, n, n)
         bands = [1, 2, 3, 4]
@@ -157,6 +161,9 @@ def main() -> None:
     )  # fmt: skip
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     print(f"\nsearch run steps: {steps}")
+    if result.embedding is not None:
+        e = result.embedding
+        print(f"embeddings: {e.arch}, layer {e.layer} (stride {e.stride} px), {e.dims} columns")
     print(f"features equal (block vs per-tile): yes ({n * n} tiles, {feats.shape[-1]} features)")
     print(f"ratio block / per-tile loop (same thread, same tiles): {t_loop / t_block:.1f}x")
     print(f"ratio search run / per-tile loop (km2/s): {area / t_search / loop_km2_s:.1f}x")
