@@ -70,6 +70,20 @@ def test_bottleneck_weights_in_a_checkpoint_under_a_prefix_load(make_weights) ->
     assert "conv1.weight" in load_state(path)  # the prefix is gone
 
 
+def test_safetensors_weights_load_like_torch_ones(tmp_path) -> None:
+    safetensors = pytest.importorskip("safetensors.torch")
+    state = resnet_state(in_channels=3, blocks=(1, 1))
+    path = tmp_path / "model.safetensors"
+    safetensors.save_file({k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, path)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(load_trunk(path, 2)(x), Trunk(state, 2)(x))
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+    with pytest.raises(InputError, match="cannot read backbone weights"):
+        load_state(broken)
+
+
 def test_bad_weights_are_clear_errors(make_weights, tmp_path) -> None:
     with pytest.raises(InputError, match="not found"):
         load_state(tmp_path / "absent.pt")

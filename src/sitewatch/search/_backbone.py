@@ -4,7 +4,8 @@ The architecture is read from the weights, so the torchvision, timm and TorchGeo
 ResNet-18/34 (basic blocks) and ResNet-50/101/152 (bottlenecks) load as they are: ``conv1``,
 ``bn1``, ``layer{1..4}.{j}.conv{1,2[,3]}``, ``bn{...}``, ``downsample.{0,1}``, ``fc``, under any
 common prefix (``backbone.``, ``encoder.``, ``model.``, ``module.``), inside a checkpoint's
-``state_dict`` or ``model`` entry or not. The trunk stops after ``layer`` (1-4); later layers and
+``state_dict`` or ``model`` entry or not, from a ``torch.save`` file (read with
+``weights_only``: no code in it runs) or a ``.safetensors`` file (timm's hub format). The trunk stops after ``layer`` (1-4); later layers and
 the classifier head are ignored. Batch norm runs in inference mode (its running statistics).
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import InputError
+from ..errors import InputError, MissingExtraError
 
 __all__ = ["Trunk", "TrunkInfo", "load_state", "load_trunk"]
 
@@ -45,11 +46,18 @@ def load_state(path: str | Path) -> dict[str, Tensor]:
     if not p.is_file():
         raise InputError(f"backbone weights {p} not found; give the path of a local weights file")
     try:
-        obj: Any = torch.load(p, map_location="cpu", weights_only=True)
+        if p.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(p), device="cpu")
+        else:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except ImportError as exc:
+        raise MissingExtraError("safetensors", "ml", "reading .safetensors weights") from exc
     except Exception as exc:  # torch raises several types for a file that is not a checkpoint
         raise InputError(
-            f"cannot read backbone weights {p}: {exc}; give a PyTorch state dict (.pt/.pth) of a "
-            "ResNet, such as torchvision's or TorchGeo's"
+            f"cannot read backbone weights {p}: {exc}; give a PyTorch state dict (.pt/.pth) or "
+            ".safetensors file of a ResNet, such as torchvision's, timm's or TorchGeo's"
         ) from exc
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
