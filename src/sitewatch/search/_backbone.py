@@ -78,6 +78,12 @@ def load_state(path: str | Path) -> dict[str, Tensor]:
     }
 
 
+def _strided_conv(n_convs: int) -> int:
+    """Which convolution of a block carries its stride: the first of a basic block (two
+    convolutions), the 3x3 of a bottleneck (three; torchvision's "ResNet v1.5", as timm's)."""
+    return 1 if n_convs == 2 else 2
+
+
 class _Block(nn.Module):
     """A residual block (basic: two 3x3 convolutions; bottleneck: 1x1, 3x3, 1x1)."""
 
@@ -86,8 +92,7 @@ class _Block(nn.Module):
         self.n = len(shapes)
         for i, shape in enumerate(shapes, start=1):
             k = int(shape[-1])
-            # the strided convolution is the first of a basic block, the 3x3 of a bottleneck
-            s = stride if (self.n == 2 and i == 1) or (self.n == 3 and i == 2) else 1
+            s = stride if i == _strided_conv(self.n) else 1
             setattr(self, f"conv{i}", nn.Conv2d(int(shape[1]), int(shape[0]), k, s, k // 2,
                                                 bias=False))  # fmt: skip
             setattr(self, f"bn{i}", nn.BatchNorm2d(int(shape[0])))
@@ -138,17 +143,17 @@ class Trunk(nn.Module):
                 base = f"layer{i}.{j}."
                 shapes = [state[f"{base}conv{n}.weight"].shape for n in (1, 2, 3)
                           if f"{base}conv{n}.weight" in state]  # fmt: skip
+                if len(shapes) not in (2, 3):
+                    raise InputError(
+                        f"backbone block {base[:-1]} has {len(shapes)} convolution(s); a ResNet "
+                        "block has 2 (basic) or 3 (bottleneck)"
+                    )
                 down = f"{base}downsample.0.weight" in state
                 stride = 2 if (j == 0 and i > 1) else 1
                 mods.append(_Block(shapes, stride, down))
                 for n, shape in enumerate(shapes, start=1):
-                    s = (
-                        stride
-                        if (len(shapes) == 2 and n == 1) or (len(shapes) == 3 and n == 2)
-                        else 1
-                    )
                     rf += (int(shape[-1]) - 1) * jump
-                    jump *= s
+                    jump *= stride if n == _strided_conv(len(shapes)) else 1
             setattr(self, f"layer{i}", nn.Sequential(*mods))
         self.layers = layer
         per_layer = [len(blocks[i]) for i in sorted(blocks)]
