@@ -181,3 +181,18 @@ def test_without_torch_the_ml_extra_is_named(make_scene, make_weights, monkeypat
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(MissingExtraError, match=r"sitewatch\[ml\]"):
         run_search(path, lonlat, params=replace(PARAMS, backbone=str(weights)))
+
+
+def test_a_cluster_worker_process_loads_the_backbone_and_agrees(make_scene, make_weights) -> None:
+    distributed = pytest.importorskip("distributed")
+    path, lonlat, _ = make_scene(size=160, sites=2, seed=7)
+    p = replace(PARAMS, backbone=str(make_weights(blocks=(1, 1))), embed_dims=4, rerank=0.0)
+    local = run_search(path, lonlat[:1], params=p)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, protocol="tcp://", host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:  # fmt: skip
+        remote = run_search(path, lonlat[:1], params=p, scheduler=cluster.scheduler_address)
+    # equal here; torch may sum convolutions in another order with other thread counts
+    np.testing.assert_allclose(remote.scores, local.scores, rtol=1e-6, atol=1e-6)
+    assert [(c.row, c.col) for c in remote.candidates] == [(c.row, c.col) for c in local.candidates]
