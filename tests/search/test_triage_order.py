@@ -38,16 +38,17 @@ def test_second_stage_learns_from_accepts_and_rejects(make_scene, tmp_path) -> N
     assert run.examples == [tuple(p) for p in lonlat[:2]]
     stage = SecondStage(run)
     assert stage.scores(list(range(1, len(run.cand_tiles) + 1)), []) is None  # nothing decided
-    # decide on the best candidate that is not an example, then look at the one most like it
+    # decide on the best candidate that is not an example, then look at the five most like it
+    # (one neighbour alone can move either way by a few hundredths in a 100-tree forest)
     near = near_tiles(run.cand_tiles, stage.example_tiles, 2 * run.grid.cells_per_tile)
     k = int(np.flatnonzero(~near)[0]) + 1
     pending = [r for r in range(1, len(run.cand_tiles) + 1) if r != k]
     feats = stage.features
     dist = np.linalg.norm(feats[np.array(pending) - 1] - feats[k - 1], axis=1)
-    j = int(np.argmin(dist))
+    nearest = np.argsort(dist)[:5]
     accepted = stage.scores(pending, [{"rank": k, "state": "accepted"}])
     rejected = stage.scores(pending, [{"rank": k, "state": "rejected"}])
     assert accepted is not None and rejected is not None
     assert accepted.shape == rejected.shape == (len(pending),)
     assert np.isfinite(accepted).all() and np.isfinite(rejected).all()
-    assert accepted[j] > rejected[j]
+    assert (accepted - rejected)[nearest].mean() > 0.1

@@ -51,8 +51,26 @@ hard-negative rounds (``--hard-rounds 2``), 50; clipping z-scores to the example
 On held-out seeds 10 and 11, 15 of the 16 Landsat sites missed at 500x had their best tile
 ranked beyond 27,000th of 4.2 million by the first stage (the other, 2,574th, was put 7,150th by
 the second), while 20 of the 24 found were ranked 6th to 143rd by the second stage (the other
-four 1,211th to 2,061st, within the 2,102-candidate budget): the first stage is where Landsat's
-sites are lost.
+four 1,211th to 2,061st, within the 2,102-candidate budget). Session 7 followed the misses into
+the second stage (its 42,043 candidates): on seed 11, 8 of the 9 never reached it (best tiles
+ranked 127,000th to 800,000th) and one was put 26,908th; on seed 10, 3 of the 7 never reached it
+and 4 did but were put 7,149th to 36,459th, below where the first stage had them. So most
+Landsat misses are lost by the first stage and some by both. A wider second stage (8% of the
+area) would reach 5 of seed 11's misses, but on the development seeds it found 50 of 60 on seeds
+0-2 (51 with 4%) and 51 on seeds 3-5 (49 with 4%): 101 against 100 of 120, not adopted.
+
+Contrast to the ring at 40 m tiles (session 7; first tried with 80 m tiles, above): per band the
+tile mean minus the ring mean over the ring's standard deviation plus 0.02, the ratio of the
+tile's standard deviation to the ring's (same guard), the norm of the first and the largest
+of the second, ten more descriptors at 4 bands (equal to a per-tile computation; 227 km2/s on
+the benchmark). On the development seeds, held-out sites found at 500x: Landsat 51 / 53 / 49 on
+seeds 0-2 / 3-5 / 6-8 against 51 / 49 / 50 (153 against 150 of 180), NAIP 60 against 58 of 60
+(seeds 0-2), SpaceNet 60 of 60 either way. On held-out seeds 10-12 Landsat found 35-36 of 60
+(40 without) and NAIP 57-60 (58 without), SpaceNet 60: not adopted. The two held-out runs
+differ only in the tile variance being summed from float32 or float64 squares (a 2e-4 change
+of a flat tile's standard deviation), which moved NAIP seed 10 by three sites (20 -> 17): one
+seed's recall at 500x moves by a few sites on perturbations that small, so differences of a
+few sites in 60 between variants are within the evaluation's own noise.
 """
 
 from __future__ import annotations
