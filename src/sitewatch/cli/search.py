@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,6 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from ..config import get_settings
 from ..errors import InputError
 from .options import console, echo_json, err_console, json_option, open_catalog
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["search"]
 
@@ -57,6 +60,28 @@ def _band_list(
         ) from exc
 
 
+def _backbone_options(f: F) -> F:
+    """The learned-embedding options, shared by ``search run`` and ``search eval``."""
+    options = [
+        click.option("--backbone", type=click.Path(exists=True, dir_okay=False),
+                     help="Local weights of a pretrained ResNet (torchvision/timm/TorchGeo "
+                     "state dict or .safetensors): its embeddings join the first stage's "
+                     "descriptors (needs the ml extra)."),
+        click.option("--backbone-layer", default=0, type=click.IntRange(0, 4),
+                     show_default=True, help="ResNet layer whose features are used (0: the "
+                     "deepest no coarser than a tile)."),
+        click.option("--backbone-bands", callback=_band_list,
+                     help="Per input channel of the backbone, the band (1-based among the bands "
+                     "searched) that feeds it, 0 for none, e.g. 3,2,1 [default: the first "
+                     "bands]."),
+        click.option("--embed-dims", default=16, type=click.IntRange(min=1), show_default=True,
+                     help="Principal components of the backbone's features kept per tile."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.group()
 def search() -> None:
     """Broad-area search: rank the places of a large image that look like known sites."""
@@ -88,16 +113,7 @@ def search() -> None:
 @click.option("--method", type=click.Choice(["hybrid", "logistic", "knn"]), default="hybrid",
               show_default=True, help="Scoring model.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, help="Seed of the random negatives.")
-@click.option("--backbone", type=click.Path(exists=True, dir_okay=False),
-              help="Local weights of a pretrained ResNet (torchvision/timm/TorchGeo state dict): "
-              "its embeddings join the first stage's descriptors (needs the ml extra).")  # fmt: skip
-@click.option("--backbone-layer", default=0, type=click.IntRange(0, 4), show_default=True,
-              help="ResNet layer whose features are used (0: the deepest no coarser than a tile).")  # fmt: skip
-@click.option("--backbone-bands", callback=_band_list,
-              help="Per input channel of the backbone, the band (1-based among the bands "
-              "searched) that feeds it, 0 for none, e.g. 3,2,1 [default: the first bands].")  # fmt: skip
-@click.option("--embed-dims", default=16, type=click.IntRange(min=1), show_default=True,
-              help="Principal components of the backbone's features kept per tile.")  # fmt: skip
+@_backbone_options
 @click.option("--no-catalog", is_flag=True, help="Do not store the candidates in the catalog.")
 @json_option
 def run_cmd(
@@ -217,16 +233,7 @@ def triage_cmd(run_ref: str, limit: int | None, graphics: str, as_json: bool) ->
               help="Hard-negative refits of the logistic model.")  # fmt: skip
 @click.option("--clip-margin", type=float, default=None,
               help="Clip z-scores to the examples' range plus this margin (e.g. 0.5).")  # fmt: skip
-@click.option("--backbone", type=click.Path(exists=True, dir_okay=False),
-              help="Local weights of a pretrained ResNet (torchvision/timm/TorchGeo state dict): "
-              "its embeddings join the first stage's descriptors (needs the ml extra).")  # fmt: skip
-@click.option("--backbone-layer", default=0, type=click.IntRange(0, 4), show_default=True,
-              help="ResNet layer whose features are used (0: the deepest no coarser than a tile).")  # fmt: skip
-@click.option("--backbone-bands", callback=_band_list,
-              help="Per input channel of the backbone, the band (1-based among the bands "
-              "searched) that feeds it, 0 for none, e.g. 3,2,1 [default: the first bands].")  # fmt: skip
-@click.option("--embed-dims", default=16, type=click.IntRange(min=1), show_default=True,
-              help="Principal components of the backbone's features kept per tile.")  # fmt: skip
+@_backbone_options
 @json_option
 def eval_cmd(
     background: tuple[str, ...], n_sites: int, k: int, seeds: str, method: str,

@@ -29,8 +29,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +39,7 @@ from numpy.typing import NDArray
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from ..errors import InputError, MissingExtraError
+from ..errors import InputError
 from .features import BandScale, read_block
 from .tiles import Block, TileGrid
 
@@ -105,13 +103,9 @@ class Embedding:
 
 
 def _torch() -> Any:
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingExtraError("torch", "ml", "learned search embeddings (--backbone)") from exc
-    return torch
+    from ..analysis.models import require_torch
+
+    return require_torch("learned search embeddings (--backbone)")
 
 
 @functools.lru_cache(maxsize=4)

@@ -37,8 +37,8 @@ __all__ = [
 MODEL_METHOD = "siam_diff_unet"
 
 
-def require_torch() -> Any:
-    """The torch module, or MissingExtraError naming the ``ml`` extra.
+def require_torch(purpose: str = "the learned change model") -> Any:
+    """The torch module, or MissingExtraError naming the ``ml`` extra (and ``purpose``).
 
     Before torch's first import, OpenMP threads are told to sleep rather than spin while they
     wait (``OMP_WAIT_POLICY=PASSIVE`` unless set): on a shared machine with few cores, spinning
@@ -49,7 +49,7 @@ def require_torch() -> Any:
     try:
         return importlib.import_module("torch")
     except ImportError as exc:
-        raise MissingExtraError("torch", "ml", "the learned change model") from exc
+        raise MissingExtraError("torch", "ml", purpose) from exc
 
 
 def train_config(**kw: Any) -> TrainConfig:
