@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,21 @@ def test_recall_counts_a_tile_that_covers_the_site_and_reports_the_centre_rule()
     # budget at 8x: 3 km2 = the first three reviewed candidates; at 24x the first one
     assert found == {8: 2, 24: 1} and found_c == {8: 1, 24: 1}
     assert recall[8] == pytest.approx(2 / 3) and recall_c[8] == pytest.approx(1 / 3)
+
+
+def test_recall_interval_is_the_wilson_interval_of_the_pooled_sites() -> None:
+    from sitewatch.search.evaluate import EvalReport, SeedResult
+
+    rep = EvalReport("landsat", "", 25, 5, (100, 500), 1000.0)
+    for seed, (a, b) in enumerate([(16, 13), (14, 11), (20, 16)]):  # found at 100x, 500x of 20
+        rep.seeds.append(SeedResult(seed, {}, {100: a, 500: b}, 20, 1000.0, 10.0, 100.0))
+    ci = rep.recall_interval()
+    z = 1.959963984540054
+    for f, found in ((100, 50), (500, 40)):
+        p, n = found / 60, 60
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        assert ci[f] == pytest.approx((centre - half, centre + half), abs=1e-9)
+    assert ci[500] == pytest.approx((0.541, 0.773), abs=1e-3)  # 40 of 60: about +-0.12
+    assert rep.to_dict()["recall_ci95"]["500x"] == [round(v, 4) for v in ci[500]]
+    assert EvalReport("naip", "", 25, 5, (500,), 1.0).recall_interval() == {}

@@ -266,10 +266,13 @@ def eval_cmd(
         return
     out = console()
     for r in reports:
-        rec = ", ".join(f"{f} {v:.2f}" for f, v in r["recall"].items())
+        rec = ", ".join(
+            f"{f} {v:.2f} ({r['recall_ci95'][f][0]:.2f}-{r['recall_ci95'][f][1]:.2f})"
+            for f, v in r["recall"].items()
+        )
         rec_c = ", ".join(f"{f} {v:.2f}" for f, v in r["recall_centre"].items())
         out.print(
             f"{r['family']}: {r['area_km2']} km2, {r['n_sites']} sites, k={r['examples']}: "
-            f"recall {rec} (hit: {r['hit']}; with the site's centre in the tile: {rec_c}); "
+            f"recall (95% interval) {rec} (hit: {r['hit']}; with the site's centre in the tile: {rec_c}); "
             f"{r['km2_per_s']} km2/s"
         )
