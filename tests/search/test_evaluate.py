@@ -96,7 +96,8 @@ def test_recall_interval_is_the_wilson_interval_of_the_pooled_sites() -> None:
 
     rep = EvalReport("landsat", "", 25, 5, (100, 500), 1000.0)
     for seed, (a, b) in enumerate([(16, 13), (14, 11), (20, 16)]):  # found at 100x, 500x of 20
-        rep.seeds.append(SeedResult(seed, {}, {100: a, 500: b}, 20, 1000.0, 10.0, 100.0))
+        found = {100: a, 500: b}
+        rep.seeds.append(SeedResult(seed, {}, found, 20, 1000.0, 10.0, 100.0, {}, found))
     ci = rep.recall_interval()
     z = 1.959963984540054
     for f, found in ((100, 50), (500, 40)):
