@@ -118,6 +118,7 @@ def test_detect_records_change_event(
         ("nodata", "0 valid pixel"),
         ("tiny", "window"),
         ("disjoint_bands", "no band in common"),
+        ("output_folder_missing", "does not exist"),
     ],
 )
 def test_detect_bad_input(sw: Any, tmp_path: Path, setup: str, message: str) -> None:
@@ -137,12 +138,15 @@ def test_detect_bad_input(sw: Any, tmp_path: Path, setup: str, message: str) -> 
     elif setup == "tiny":
         b = write_tif(tmp_path / "b.tif", before[:, :5, :5])
         a = write_tif(tmp_path / "a.tif", after[:, :5, :5])
+    elif setup == "output_folder_missing":
+        a = write_tif(tmp_path / "a.tif", after)
     else:
         a = write_tif(tmp_path / "a.tif", after[:2], names=("x1", "x2"))
-    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"))
+    out = tmp_path / ("nope/o.tif" if setup == "output_folder_missing" else "o.tif")
+    r = sw("change", "detect", str(b), str(a), "-o", str(out))
     assert r.code == 2
     assert message in r.err
-    assert not (tmp_path / "o.tif").exists()
+    assert not out.exists() and not out.parent.with_name("nope").exists()
 
 
 def test_detect_folder_of_band_files(sw: Any, tmp_path: Path) -> None:

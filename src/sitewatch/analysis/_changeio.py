@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject
 
 from ..errors import ImageryError, InputError
+from ..files import atomic_path, write_text
 
 __all__ = [
     "Raster",
@@ -220,8 +219,6 @@ def write_change_cog(path: str | Path, mask: NDArray[np.bool_], magnitude: NDArr
     out = Path(path)
     data = np.stack([mask.astype(np.float32), magnitude.astype(np.float32)])
     data[:, ~valid] = np.nan
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tif", dir=out.parent or ".")
-    os.close(fd)
     profile: dict[str, Any] = {
         "driver": "COG", "width": data.shape[2], "height": data.shape[1], "count": 2,
         "dtype": "float32", "nodata": np.nan, "compress": "deflate", "predictor": 3,
@@ -229,15 +226,10 @@ def write_change_cog(path: str | Path, mask: NDArray[np.bool_], magnitude: NDArr
     }  # fmt: skip
     if raster.crs is not None:
         profile.update(crs=raster.crs, transform=raster.transform)
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data)
-            dst.set_band_description(1, "change_mask")
-            dst.set_band_description(2, "magnitude")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data)
+        dst.set_band_description(1, "change_mask")
+        dst.set_band_description(2, "magnitude")
 
 
 def write_geojson(
@@ -246,6 +238,4 @@ def write_geojson(
     """Write a FeatureCollection atomically."""
     out = Path(path)
     doc = {"type": "FeatureCollection", "properties": properties, "features": features}
-    tmp = out.with_name(f".tmp-{out.name}")
-    tmp.write_text(json.dumps(doc, default=str))
-    os.replace(tmp, out)
+    write_text(out, json.dumps(doc, default=str))

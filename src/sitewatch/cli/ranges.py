@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..files import write_text
 from .measure import parse_lonlat, read_geofile
 from .options import console, echo_json, json_option, open_catalog
 
@@ -109,11 +110,9 @@ def rings(
     rs = range_rings((lon, lat), _classes(table, classes), n=azimuths, origin_name=name)
     suffix = output.suffix.lower()
     if suffix in (".geojson", ".json"):
-        output.write_text(json.dumps(rings_to_geojson(rs)), encoding="utf-8")
+        write_text(output, json.dumps(rings_to_geojson(rs)))
     elif suffix == ".kml":
-        output.write_text(
-            rings_to_kml(rs, name=f"range rings from {name or f'{lon},{lat}'}"), encoding="utf-8"
-        )
+        write_text(output, rings_to_kml(rs, name=f"range rings from {name or f'{lon},{lat}'}"))
     else:
         raise InputError(f"unknown output format {suffix!r}; use .geojson or .kml")
     summary = {"output": str(output), "origin": [lon, lat], "classes": [r.missile.id for r in rs]}

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import get_settings
 from ..errors import InputError
+from ..files import write_text
 from .options import console, echo_json, err_console, json_option, open_catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -161,8 +162,7 @@ def run_cmd(
 
         result = run_search(image, examples, dem=dem, params=params, scheduler=scheduler,
                             progress=progress, run_id=run_id)  # fmt: skip
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(to_geojson(result.candidates, run_id=run_id)), encoding="utf-8")
+    write_text(output, json.dumps(to_geojson(result.candidates, run_id=run_id)), parents=True)
     save_run(result, folder)
     summary: dict[str, Any] = {**result.summary(), "output": str(output), "run_folder": str(folder)}
     if not no_catalog:

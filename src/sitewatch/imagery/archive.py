@@ -22,9 +22,8 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +36,7 @@ from rasterio.errors import RasterioError
 from shapely.geometry import box, mapping
 
 from ..errors import ArchiveError, ImageryError, SourceError
+from ..files import atomic_path
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
 from .scene import Scene
 from .sources.base import HrefModifier, ImagerySource, SceneReader
@@ -46,7 +46,6 @@ __all__ = [
     "ArchivedChip",
     "FetchResult",
     "Progress",
-    "atomic_path",
     "cache_scene",
     "download",
     "sha256_file",
@@ -75,23 +74,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """A temporary path beside ``dest``; on success it replaces ``dest``, on error it is removed."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, dest)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+def _atomic(dest: Path) -> contextlib.AbstractContextManager[Path]:
+    """The archive's own files: missing folders are created, temporary files end in ``.tmp``."""
+    return atomic_path(dest, ".tmp", parents=True)
 
 
 def _write_json(dest: Path, data: Any) -> None:
-    with atomic_path(dest) as tmp:
+    with _atomic(dest) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
@@ -338,7 +327,7 @@ class Archive:
             value = getattr(scene, key)
             if value is not None:
                 tags[key] = str(value)
-        with atomic_path(dest) as tmp, rasterio.open(tmp, "w", **profile) as ds:
+        with _atomic(dest) as tmp, rasterio.open(tmp, "w", **profile) as ds:
             ds.write(chip.data)
             ds.update_tags(**tags)
             for i, band in enumerate(chip.bands, start=1):
@@ -359,7 +348,7 @@ class Archive:
             "compress": "deflate",
             "blocksize": 256,
         }
-        with atomic_path(dest) as tmp, rasterio.open(tmp, "w", **profile) as ds:
+        with _atomic(dest) as tmp, rasterio.open(tmp, "w", **profile) as ds:
             ds.write(mask, 1)
             ds.set_band_description(1, "mask")
             ds.update_tags(values="0=nodata 1=clear 2=cloud")
@@ -489,7 +478,7 @@ class Archive:
         for p in self._item_paths(site_id):
             for f in sorted(p.parent.glob("*.tif")):
                 lines.append(f"{sha256_file(f)}  {f.relative_to(folder).as_posix()}")
-        with atomic_path(folder / "SHA256SUMS") as tmp:
+        with _atomic(folder / "SHA256SUMS") as tmp:
             tmp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
         self._refresh_root()
 

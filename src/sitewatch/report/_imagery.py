@@ -9,9 +9,8 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ __all__ = [
     "ImageChip",
     "Stretch",
     "as_image_chip",
-    "atomic_write",
     "percentile_stretch",
     "to_rgb",
 ]
@@ -257,26 +255,6 @@ def as_image_chip(obj: Any, *, source: str = "") -> ImageChip:
         f"cannot use a {type(obj).__name__} as an image chip; give an ImageChip, an imagery "
         "Chip, an ArchivedChip or the path of a GeoTIFF"
     )
-
-
-@contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it only when the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def png_bytes(rgb: NDArray[Any], alpha: NDArray[np.bool_] | None = None) -> bytes:

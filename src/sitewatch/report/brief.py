@@ -35,8 +35,9 @@ from ..catalog.models import (
     Source,
 )
 from ..errors import ConfigError, InputError, MissingExtraError, NotFound
+from ..files import atomic_path
 from ..geo import geodesic_area
-from ._imagery import ImageChip, as_image_chip, atomic_write
+from ._imagery import ImageChip, as_image_chip
 from .figures import (
     FEATURE_COLOURS,
     Annotation,
@@ -407,7 +408,7 @@ def html_to_pdf(html: str, path: str | Path) -> Path:
         ) from exc
     target = Path(path)
     fetcher = weasyprint.URLFetcher(allowed_protocols=["data"])
-    with atomic_write(target) as tmp:
+    with atomic_path(target, parents=True) as tmp:
         weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(tmp)
     return target
 
@@ -463,12 +464,12 @@ def write_site_brief(
     for fig in figures:
         suffix = ".gif" if fig.mime == "image/gif" else ".png"
         path = out / "figures" / f"{site_id}-{fig.name}{suffix}"
-        with atomic_write(path) as tmp:
+        with atomic_path(path, parents=True) as tmp:
             tmp.write_bytes(fig.png)
         written[f"figure_{fig.name}"] = path
     if "html" in fmts:
         path = out / f"{site_id}-brief.html"
-        with atomic_write(path) as tmp:
+        with atomic_path(path, parents=True) as tmp:
             tmp.write_text(html, encoding="utf-8")
         written["html"] = path
     if "pdf" in fmts:
@@ -626,12 +627,12 @@ def write_catalog_report(
     html = render_catalog_html(rows, title=title, map_png=map_png)
     written: dict[str, Path] = {}
     path = out / "catalog-sites.json"
-    with atomic_write(path) as tmp:
+    with atomic_path(path, parents=True) as tmp:
         tmp.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
     written["json"] = path
     if "html" in fmts:
         path = out / "catalog-report.html"
-        with atomic_write(path) as tmp:
+        with atomic_path(path, parents=True) as tmp:
             tmp.write_text(html, encoding="utf-8")
         written["html"] = path
     if "pdf" in fmts:

@@ -24,7 +24,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import GeometryError, InputError
-from ._imagery import atomic_write
+from ..files import atomic_path
 
 __all__ = [
     "LAYERS",
@@ -159,7 +159,7 @@ def write_geojson(layers: Mapping[str, Sequence[Row]], path: str | Path) -> Path
             props = {"layer": name, **row.properties}
             out.append({"type": "Feature", "geometry": mapping(row.geometry), "properties": props})
     target = Path(path)
-    with atomic_write(target) as tmp:
+    with atomic_path(target, parents=True) as tmp:
         tmp.write_text(
             json.dumps(
                 {"type": "FeatureCollection", "features": out}, ensure_ascii=False, default=str
@@ -191,7 +191,7 @@ def write_gpkg(layers: Mapping[str, Sequence[Row]], path: str | Path) -> Path:
         raise InputError(
             f"nothing to write to {target}: the site has no features, change polygons or range rings"
         )
-    with atomic_write(target) as tmp:
+    with atomic_path(target, parents=True) as tmp:
         tmp.unlink()  # let GDAL create the file
         first = True
         for name, rows in layers.items():

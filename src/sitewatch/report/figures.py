@@ -32,6 +32,7 @@ from matplotlib.patches import Rectangle
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import InputError
+from ..files import atomic_path
 from ._cartography import (
     ScaleBar,
     lonlat_of,
@@ -39,7 +40,7 @@ from ._cartography import (
     scale_bar,
     transformer_to,
 )
-from ._imagery import ImageChip, Stretch, atomic_write, percentile_stretch, to_rgb
+from ._imagery import ImageChip, Stretch, percentile_stretch, to_rgb
 
 __all__ = [
     "FEATURE_COLOURS",
@@ -589,7 +590,7 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> P
     fmt = target.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg", "pdf"):
         raise InputError(f"cannot write a figure as {target.name}: use a .png, .svg or .pdf name")
-    with atomic_write(target) as tmp:
+    with atomic_path(target, parents=True) as tmp:
         fig.savefig(
             tmp,
             format=fmt,

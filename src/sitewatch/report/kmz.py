@@ -31,8 +31,9 @@ from shapely.geometry.base import BaseGeometry
 
 from ..catalog.models import Site
 from ..errors import InputError
+from ..files import atomic_path
 from ._cartography import lonlat_of
-from ._imagery import ImageChip, atomic_write, percentile_stretch, png_bytes, to_rgb
+from ._imagery import ImageChip, percentile_stretch, png_bytes, to_rgb
 from .exports import Row, change_rows, feature_rows, ring_rows
 from .figures import FEATURE_COLOURS
 
@@ -304,7 +305,7 @@ def write_site_kmz(
         mode=mode,
         percentiles=percentiles,
     )
-    with atomic_write(target) as tmp:
+    with atomic_path(target, parents=True) as tmp:
         if target.suffix.lower() == ".kml":
             if overlays:
                 raise InputError("image overlays need a .kmz (the PNGs travel inside it)")

@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InputError, MissingExtraError
-from ._imagery import ImageChip, atomic_write, percentile_stretch, to_rgb
+from ..files import atomic_path
+from ._imagery import ImageChip, percentile_stretch, to_rgb
 
 __all__ = ["timelapse_frames", "write_timelapse"]
 
@@ -81,7 +82,7 @@ def write_timelapse(
     if not fps > 0:
         raise InputError(f"frames per second must be positive, got {fps}")
     frames = timelapse_frames(chips, percentiles=percentiles, min_size=min_size)
-    with atomic_write(target) as tmp:
+    with atomic_path(target, parents=True) as tmp:
         if fmt == ".gif":
             frames[0].save(
                 tmp,

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from shapely.geometry import Polygon, mapping
 
+from ..files import write_text
 from ..geo import to_crs
 from .spec import BAND_INFO, FeatureSpec
 from .terrain import SceneGrid
@@ -68,8 +69,7 @@ def write_cog(
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON with a fixed layout (2-space indent, trailing newline)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", parents=True)
 
 
 def _iso(when: datetime) -> str:

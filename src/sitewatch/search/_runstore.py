@@ -24,6 +24,7 @@ from rasterio.crs import CRS
 
 from ..config import get_settings
 from ..errors import InputError, NotFound
+from ..files import atomic_path, write_text
 from .candidates import to_geojson
 from .features import BandScale
 from .model import SearchModel
@@ -98,15 +99,15 @@ def save_run(result: SearchResult, folder: Path) -> Path:
         "summary": result.summary(),
         "started": result.started.isoformat(),
     }
-    (folder / "run.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    write_text(folder / "run.json", json.dumps(meta, indent=2))
     result.model.save(folder / "model.json")
-    np.savez_compressed(
-        folder / "training.npz", positives=result.positives, negatives=result.negatives
-    )
+    with atomic_path(folder / "training.npz") as tmp:
+        np.savez_compressed(tmp, positives=result.positives, negatives=result.negatives)
     tiles = np.array([(c.row, c.col) for c in result.candidates], dtype=np.int64).reshape(-1, 2)
-    np.savez_compressed(folder / "candidates.npz", tiles=tiles, features=result.candidate_features)
+    with atomic_path(folder / "candidates.npz") as tmp:
+        np.savez_compressed(tmp, tiles=tiles, features=result.candidate_features)
     gj = to_geojson(result.candidates, run_id=result.run_id)
-    (folder / "candidates.geojson").write_text(json.dumps(gj), encoding="utf-8")
+    write_text(folder / "candidates.geojson", json.dumps(gj))
     _register(result.run_id, folder)
     return folder
 
@@ -117,10 +118,9 @@ def _index_path() -> Path:
 
 def _register(run_id: str, folder: Path) -> None:
     p = _index_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
     index = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
     index[run_id] = str(folder.resolve())
-    p.write_text(json.dumps(index, indent=2), encoding="utf-8")
+    write_text(p, json.dumps(index, indent=2), parents=True)
 
 
 def find_run(ref: str) -> RunFolder:

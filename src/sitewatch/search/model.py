@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import AnalysisError, InputError
+from ..files import write_text
 
 __all__ = ["METHODS", "Method", "SearchModel", "fit_model"]
 
@@ -148,7 +149,7 @@ class SearchModel:
     def save(self, path: str | Path) -> Path:
         """Write the model as JSON."""
         p = Path(path)
-        p.write_text(json.dumps(self.to_dict()), encoding="utf-8")
+        write_text(p, json.dumps(self.to_dict()))
         return p
 
     @classmethod

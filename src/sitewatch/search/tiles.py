@@ -31,6 +31,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from ..errors import ImageryError, InputError
+from ..files import write_text
 
 __all__ = [
     "TILE_M",
@@ -329,6 +330,6 @@ def build_vrt(paths: Sequence[str | Path], out: str | Path) -> Path:
         "</VRTDataset>"
     )
     out = Path(out)
-    out.write_text(doc, encoding="utf-8")
+    write_text(out, doc)
     logger.info("mosaic of %d files written to %s (%d x %d px)", len(infos), out, width, height)
     return out

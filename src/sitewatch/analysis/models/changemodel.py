@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from torch.nn import functional as nnf
 
 from ...errors import InputError
+from ...files import atomic_path, write_text
 from ._network import SiamDiffUNet
 
 __all__ = [
@@ -397,10 +398,10 @@ class ChangeModel:
     def save(self, path: str | Path) -> Path:
         """Write the weights (``state_dict``) to ``path`` and the description to ``path.json``."""
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.cpu() for k, v in self.net.state_dict().items()}, p)
+        with atomic_path(p, parents=True) as tmp:
+            torch.save({k: v.cpu() for k, v in self.net.state_dict().items()}, tmp)
         mp = meta_path(p)
-        mp.write_text(self.meta.to_json() + "\n")
+        write_text(mp, self.meta.to_json() + "\n")
         return mp
 
     @classmethod

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +26,6 @@ __all__ = [
     "SITE_COLUMNS",
     "DuplicateIds",
     "RecordGrouper",
-    "atomic_path",
     "clean_aoi",
     "exact_wkt",
     "feature_from_props",
@@ -400,30 +395,6 @@ class DuplicateIds:
                     slot = (slot + 1) & mask
                 self._keys[slot] = key
                 self._where[slot] = pos
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it over ``path`` only if the block succeeds."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"cannot write {target}: the folder {folder} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        if tmp.exists():  # mkstemp makes 0600 files: give the usual permissions
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        for leftover in (tmp, *tmp.parent.glob(tmp.name + "-*")):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        raise
 
 
 class RecordGrouper:

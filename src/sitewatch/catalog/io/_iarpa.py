@@ -425,7 +425,7 @@ def write_iarpa(
         raise InputError(f"region_id {region_id!r} is not a SMART region id like 'KR_R001'")
     numbering = _Numbering(region_id)
     if target.suffix.lower() in (".geojson", ".json"):
-        from ._helpers import atomic_path
+        from ...files import atomic_path
 
         items = iter(records)
         first = next(items, None)

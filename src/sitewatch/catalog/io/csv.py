@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InputError, RecordProblem
+from ...files import atomic_path
 from ..models import SiteRecord
-from ._helpers import SITE_COLUMNS, DuplicateIds, atomic_path, site_from_fields, site_to_fields
+from ._helpers import SITE_COLUMNS, DuplicateIds, site_from_fields, site_to_fields
 
 __all__ = ["read_csv", "write_csv"]
 

@@ -20,11 +20,11 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from ...errors import GeometryError, InputError, RecordProblem
+from ...files import atomic_path
 from ..models import Site, SiteRecord
 from ._helpers import (
     DuplicateIds,
     RecordGrouper,
-    atomic_path,
     feature_from_props,
     feature_to_props,
     observation_from_props,

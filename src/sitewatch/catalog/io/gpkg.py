@@ -28,9 +28,10 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from ...errors import InputError, RecordProblem
+from ...files import atomic_path
 from ...geo import to_crs
 from ..models import Feature, SiteRecord
-from ._helpers import DuplicateIds, atomic_path, feature_from_props, site_from_fields
+from ._helpers import DuplicateIds, feature_from_props, site_from_fields
 
 __all__ = ["BATCH_SIZE", "read_gpkg", "write_gpkg"]
 

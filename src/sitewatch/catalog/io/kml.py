@@ -31,12 +31,12 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from ...errors import GeometryError, InputError, RecordProblem, SitewatchError, UnsafeInputError
+from ...files import atomic_path
 from ..models import Feature, Site, SiteRecord
 from ._helpers import (
     SITE_COLUMNS,
     DuplicateIds,
     RecordGrouper,
-    atomic_path,
     feature_from_props,
     feature_to_props,
     site_from_fields,

@@ -1,0 +1,76 @@
+"""Writing files so that nothing already stored is lost or half-written.
+
+Every file sitewatch writes (catalog exports, change maps, search candidates, reports, archived
+chips, models) goes through :func:`atomic_path`: the content is written to a temporary file in
+the target's own folder and moved over the target with ``os.replace`` only once it is complete,
+so a crash, a full disk or an error mid-way leaves the previous file as it was and no partial
+file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import InputError
+
+__all__ = ["atomic_path", "write_text"]
+
+
+def _folder_of(target: Path, parents: bool) -> Path:
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"cannot write {target}: it is a folder; give a file name inside it")
+    if parents:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the folder {folder} for {target}: {exc}") from exc
+    elif not folder.is_dir():
+        raise InputError(
+            f"cannot write {target}: the folder {folder} does not exist; create it first"
+        )
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str | Path, suffix: str | None = None, *, parents: bool = False
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it over ``path`` only if the block succeeds.
+
+    ``suffix`` is the temporary file's extension (by default the target's, so that drivers that
+    go by the extension pick the right format). With ``parents`` missing folders are created;
+    without, a missing folder is an :class:`~sitewatch.errors.InputError` that names it. On error
+    the temporary file, and any ``<tmp>-journal``/``-wal`` files a database left, are removed.
+    """
+    target = Path(path)
+    folder = _folder_of(target, parents)
+    ext = suffix if suffix is not None else (target.suffix or ".tmp")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=ext, dir=folder)
+    except PermissionError as exc:
+        raise InputError(f"cannot write {target}: no permission to write in {folder}") from exc
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if tmp.exists():  # mkstemp makes 0600 files: give the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        for leftover in (tmp, *tmp.parent.glob(tmp.name + "-*")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise
+
+
+def write_text(path: str | Path, text: str, *, parents: bool = False) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path, parents=parents) as tmp:
+        tmp.write_text(text, encoding="utf-8")
