@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -146,6 +147,32 @@ def test_search_run_errors_are_clear(sw, tmp_path) -> None:
     assert res.code == 2 and "inside the image" in res.err
     res = sw("search", "triage", str(tmp_path / "nope"))
     assert res.code == 2 and "no search run" in res.err
+
+
+def test_search_run_bad_settings_and_images_are_clear(sw, tmp_path) -> None:
+    image, pts = _scene(tmp_path, size=64, n=1)
+    ex = str(_examples(tmp_path, pts))
+    out = tmp_path / "c.geojson"
+
+    def run(img: Path, *extra: str) -> Any:
+        return sw(
+            "search", "run", str(img), "--examples", ex, "-o", str(out), "--no-catalog", *extra
+        )
+
+    res = run(image, "--top", "0")
+    assert res.code == 2 and "'--top'" in res.err
+    res = run(image, "--scheduler", "localhost")
+    assert res.code == 2 and "not a dask scheduler address" in res.err and "tcp://" in res.err
+    res = run(image, "--tile", "80")
+    assert res.code == 2 and "tile (80 px) is larger than the image (64 x 64 px)" in res.err
+    with rasterio.open(image) as src:
+        profile = src.profile
+    flat = tmp_path / "flat.tif"
+    with rasterio.open(flat, "w", **profile) as dst:
+        dst.write(np.full((4, 64, 64), 7, np.uint8))
+    res = run(flat)
+    assert res.code == 2 and "is constant" in res.err
+    assert not out.exists()
 
 
 def test_search_run_tiles_default_to_about_40_m(sw, tmp_path) -> None:

@@ -95,7 +95,13 @@ def search() -> None:
               help="GeoJSON of known sites (points or polygons, lon/lat).")  # fmt: skip
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Candidates GeoJSON to write; the run folder goes beside it (NAME.run/).")  # fmt: skip
-@click.option("--top", default=100, show_default=True, help="How many candidates to keep.")
+@click.option(
+    "--top",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many candidates to keep.",
+)
 @click.option(
     "--dem", type=click.Path(exists=True, dir_okay=False), help="DEM for terrain context."
 )

@@ -56,7 +56,8 @@ def load_state(path: str | Path) -> dict[str, Tensor]:
         raise MissingExtraError("safetensors", "ml", "reading .safetensors weights") from exc
     except Exception as exc:  # torch raises several types for a file that is not a checkpoint
         raise InputError(
-            f"cannot read backbone weights {p}: {exc}; give a PyTorch state dict (.pt/.pth) or "
+            f"cannot read backbone weights {p}: not a PyTorch checkpoint that loads without "
+            f"running code ({type(exc).__name__}); give a PyTorch state dict (.pt/.pth) or "
             ".safetensors file of a ResNet, such as torchvision's, timm's or TorchGeo's"
         ) from exc
     for key in ("state_dict", "model"):

@@ -167,18 +167,24 @@ def estimate_scale(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NodataShadowWarning)
         data = dataset.read(list(bands), out_shape=(len(bands), *shape), masked=True)
-    lows, highs = [], []
+    lows, highs, flat = [], [], []
     for b in range(len(bands)):
         vals = np.ma.compressed(data[b]).astype(np.float64)
         if vals.size == 0:
             raise AnalysisError(
                 f"band {bands[b]} of {dataset.name} has no valid pixels; check its nodata value"
             )
+        flat.append(vals.min() == vals.max())
         lo, hi = np.percentile(vals, [2.0, 98.0])
         if hi <= lo:
             hi = lo + 1.0
         lows.append(float(lo))
         highs.append(float(hi))
+    if all(flat):
+        raise AnalysisError(
+            f"every band searched in {dataset.name} is constant: there is nothing to tell sites "
+            "from background; check that the file is not empty or saturated (or set its nodata)"
+        )
     return BandScale(tuple(lows), tuple(highs))
 
 

@@ -555,6 +555,11 @@ def _run_tasks(tasks: list[Any], scheduler: str | None, progress: Progress | Non
         raise ImportError("dask.distributed is needed for --scheduler") from exc
     try:
         client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError) as exc:  # an address distributed cannot parse
+        raise InputError(
+            f"{scheduler!r} is not a dask scheduler address ({exc}); give tcp://host:port, as "
+            "printed by `dask scheduler`, or leave --scheduler out to use local threads"
+        ) from exc
     except OSError as exc:
         raise InputError(
             f"cannot reach the dask scheduler at {scheduler}: {exc}; start one with "
@@ -670,6 +675,11 @@ def run_search(
             raise InputError(f"{path} has {ds.count} bands; cannot use bands {bands}")
         p = p.for_image(ds)
         cfg = p.features
+        if p.tile > min(ds.width, ds.height):
+            raise InputError(
+                f"the tile ({p.tile} px) is larger than the image ({ds.width} x {ds.height} px); "
+                "give a smaller --tile or search a larger image"
+            )
         grid = cfg.grid(ds)
         scale = estimate_scale(ds, bands)
         if p.backbone:
