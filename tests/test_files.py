@@ -55,3 +55,6 @@ def test_an_unwritable_place_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="cannot create the folder"):
         write_text(tmp_path / "file" / "sub" / "a.json", "{}", parents=True)
+    if Path("/proc/self").is_dir():  # a folder no file can be created in, even by root
+        with pytest.raises(InputError, match="cannot create a file in /proc"):
+            write_text("/proc/a.json", "{}")

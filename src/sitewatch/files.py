@@ -17,7 +17,21 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["atomic_path", "write_text"]
+__all__ = ["atomic_path", "make_folder", "write_text"]
+
+
+def make_folder(folder: str | Path, purpose: str = "") -> Path:
+    """Create ``folder`` (and its parents) if missing; an InputError that says why if it cannot."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, a read-only file system
+        why = exc.strerror or str(exc)
+        raise InputError(
+            f"cannot create the folder {path}{f' for {purpose}' if purpose else ''} ({why}); "
+            "choose a folder you can write to"
+        ) from exc
+    return path
 
 
 def _folder_of(target: Path, parents: bool) -> Path:
@@ -25,10 +39,7 @@ def _folder_of(target: Path, parents: bool) -> Path:
     if target.is_dir():
         raise InputError(f"cannot write {target}: it is a folder; give a file name inside it")
     if parents:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"cannot create the folder {folder} for {target}: {exc}") from exc
+        make_folder(folder, str(target))
     elif not folder.is_dir():
         raise InputError(
             f"cannot write {target}: the folder {folder} does not exist; create it first"
@@ -52,8 +63,11 @@ def atomic_path(
     ext = suffix if suffix is not None else (target.suffix or ".tmp")
     try:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=ext, dir=folder)
-    except PermissionError as exc:
-        raise InputError(f"cannot write {target}: no permission to write in {folder}") from exc
+    except OSError as exc:  # no permission, a read-only or special file system
+        raise InputError(
+            f"cannot write {target}: cannot create a file in {folder} ({exc.strerror}); "
+            "choose a folder you can write to"
+        ) from exc
     os.close(fd)
     tmp = Path(name)
     try:

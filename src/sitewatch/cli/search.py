@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import get_settings
 from ..errors import InputError
-from ..files import write_text
+from ..files import make_folder, write_text
 from .options import console, echo_json, err_console, json_option, open_catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,7 +151,7 @@ def run_cmd(
     examples = _examples(examples_file)
     run_id = new_run_id()
     folder = output.with_suffix(".run")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "the search run")
     image = images[0] if len(images) == 1 else str(build_vrt(images, folder / "mosaic.vrt"))
     params = SearchParams(tile=tile or 0, stride=stride or 0, top=top,
                           method=method, seed=seed, backbone=backbone,  # type: ignore[arg-type]

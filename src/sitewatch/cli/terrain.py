@@ -10,6 +10,7 @@ import click
 import numpy as np
 
 from ..errors import InputError
+from ..files import atomic_path
 from .measure import parse_lonlat, read_geofile
 from .options import console, echo_json, json_option
 
@@ -23,7 +24,6 @@ def _write(
 ) -> None:
     import rasterio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.where(np.isfinite(data), data, nodata) if data.dtype.kind == "f" else data
     profile = {
         "driver": "GTiff",
@@ -43,7 +43,7 @@ def _write(
         profile.update(tiled=False)
         profile.pop("blockxsize")
         profile.pop("blockysize")
-    with rasterio.open(path, "w", **profile) as ds:
+    with atomic_path(path, parents=True) as tmp, rasterio.open(tmp, "w", **profile) as ds:
         ds.write(arr.astype(dtype), 1)
 
 

@@ -35,7 +35,7 @@ from ..catalog.models import (
     Source,
 )
 from ..errors import ConfigError, InputError, MissingExtraError, NotFound
-from ..files import atomic_path
+from ..files import atomic_path, make_folder
 from ..geo import geodesic_area
 from ._imagery import ImageChip, as_image_chip
 from .figures import (
@@ -444,8 +444,7 @@ def write_site_brief(
     ArchivedChip, GeoTIFF path).
     """
     fmts = _check_formats(formats)
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(outdir)
     data = gather_site(catalog, site_id)
     images = [as_image_chip(c) for c in chips]
     figures = site_figures(data, images, change=change, activity=activity, boundaries=boundaries)
@@ -620,8 +619,7 @@ def write_catalog_report(
 ) -> dict[str, Path]:
     """Write ``catalog-report.html``/``.pdf`` and ``catalog-sites.json`` into ``outdir``."""
     fmts = _check_formats(formats)
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(outdir)
     rows = catalog_rows(catalog)
     map_png = _catalog_map(rows, boundaries) if rows else None
     html = render_catalog_html(rows, title=title, map_png=map_png)

@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..catalog.models import Site
 from ..errors import InputError
+from ..files import make_folder
 
 __all__ = ["Product", "media_type", "write_products_collection"]
 
@@ -82,8 +83,7 @@ def write_products_collection(
     description: str = "",
 ) -> Path:
     """Write ``outdir/collection.json`` with one item per product; returns its path."""
-    root = Path(outdir).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    root = make_folder(Path(outdir).resolve())
     if not products:
         raise InputError(
             f"no products to catalogue for site {site.id!r}; make a brief or an export first"
