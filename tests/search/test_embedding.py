@@ -11,7 +11,7 @@ import rasterio
 
 from sitewatch.errors import InputError, MissingExtraError
 from sitewatch.search import embedding as emb_mod
-from sitewatch.search.run import SearchParams, _block_features, run_search
+from sitewatch.search.run import SearchParams, Source, _block_features, run_search
 from sitewatch.search.tiles import Block
 
 torch = pytest.importorskip("torch")
@@ -129,15 +129,14 @@ def test_embeddings_do_not_depend_on_how_the_aoi_is_cut(make_scene, make_weights
     cfg = replace(cfg, embedding=emb)
     rf = load_trunk(weights, 2).info.receptive_field  # 51 px: one block per layer
     assert emb.dims == 6 and emb.stride == 8 and emb.halo >= (rf - 1) // 2 + 8
-    whole, ok, _ = _block_features(
-        str(path), grid, Block(0, 0, grid.n_rows, grid.n_cols), cfg, scale, (1, 2, 3, 4), None
-    )
+    src = Source(str(path), grid, cfg, scale, (1, 2, 3, 4))
+    whole, ok, _ = _block_features(src, Block(0, 0, grid.n_rows, grid.n_cols))
     n_hand = whole.shape[-1] - 6
     pieces = np.full_like(whole, np.nan)
     for r0 in range(0, grid.n_rows, 7):  # 7 is prime to the feature stride: blocks misalign
         for c0 in range(0, grid.n_cols, 11):
             b = Block(r0, c0, min(7, grid.n_rows - r0), min(11, grid.n_cols - c0))
-            f, _, _ = _block_features(str(path), grid, b, cfg, scale, (1, 2, 3, 4), None)
+            f, _, _ = _block_features(src, b)
             pieces[r0 : r0 + b.n_rows, c0 : c0 + b.n_cols] = f
     np.testing.assert_allclose(pieces[ok], whole[ok], rtol=1e-4, atol=1e-4)
     emb_cols = whole[ok][:, n_hand:]

@@ -111,6 +111,7 @@ from .tiles import Block, TileGrid, default_tile
 __all__ = [
     "SearchParams",
     "SearchResult",
+    "Source",
     "compute_tile_features",
     "example_tiles",
     "new_run_id",
@@ -330,29 +331,40 @@ def _read_dem(dem_path: str, grid: TileGrid, window: rasterio.windows.Window) ->
     return out
 
 
-def _block_features(
-    image: str,
-    grid: TileGrid,
-    block: Block,
-    cfg: FeatureConfig,
-    scale: BandScale,
-    bands: tuple[int, ...],
-    dem: str | None,
-) -> tuple[F64, NDArray[np.bool_], NDArray[np.bool_]]:
+@dataclass(frozen=True)
+class Source:
+    """What every task of a search reads: the image (a path, which each task opens itself), its
+    tile grid, the descriptor settings, the band stretch, the bands searched and the DEM."""
+
+    image: str
+    grid: TileGrid
+    cfg: FeatureConfig
+    scale: BandScale
+    bands: tuple[int, ...]
+    dem: str | None = None
+
+    @property
+    def n_features(self) -> int:
+        """Descriptors per tile."""
+        return len(self.cfg.names(len(self.bands), self.dem is not None))
+
+
+def _block_features(src: Source, block: Block) -> tuple[F64, NDArray[np.bool_], NDArray[np.bool_]]:
+    grid, cfg = src.grid, src.cfg
     window = grid.block_window(block, cfg.halo)
     emb = cfg.embedding
     read = window if emb is None else _union(window, emb.window(grid, block), emb.stride)
-    with rasterio.open(image) as ds:
-        raw_all, valid_all = read_block(ds, read, bands)
+    with rasterio.open(src.image) as ds:
+        raw_all, valid_all = read_block(ds, read, src.bands)
     r0, c0 = int(window.row_off - read.row_off), int(window.col_off - read.col_off)
     inner = (slice(r0, r0 + int(window.height)), slice(c0, c0 + int(window.width)))
     raw, valid = raw_all[(slice(None), *inner)], valid_all[inner]
-    z = _read_dem(dem, grid, window) if dem else None
+    z = _read_dem(src.dem, grid, window) if src.dem else None
     feats, ok = block_features(
-        raw, valid, (block.n_rows, block.n_cols), cfg, scale, z, _pixel_m(grid)
+        raw, valid, (block.n_rows, block.n_cols), cfg, src.scale, z, _pixel_m(grid)
     )
     if emb is not None:
-        vecs = embed_block(raw_all, valid_all, read, grid, block, scale, emb)
+        vecs = embed_block(raw_all, valid_all, read, grid, block, src.scale, emb)
         vecs[~ok] = np.nan
         feats = np.concatenate([feats, vecs], axis=-1)
     return feats, ok, valid
@@ -369,17 +381,11 @@ def _union(a: Window, b: Window, align: int) -> Window:
 
 
 def score_block(
-    image: str,
-    grid: TileGrid,
-    block: Block,
-    cfg: FeatureConfig,
-    scale: BandScale,
-    bands: tuple[int, ...],
-    dem: str | None,
-    model: dict[str, Any],
+    src: Source, block: Block, model: dict[str, Any]
 ) -> tuple[Block, NDArray[np.float32], float]:
     """Scores of one block's tiles and the area (km2) of the valid pixels the block owns."""
-    feats, ok, valid = _block_features(image, grid, block, cfg, scale, bands, dem)
+    grid = src.grid
+    feats, ok, valid = _block_features(src, block)
     m = SearchModel.from_dict(model)
     scores = np.full(ok.shape, np.nan, dtype=np.float32)
     if ok.all():  # the usual block, away from nodata: score the array as it is, no copy
@@ -387,7 +393,7 @@ def score_block(
     elif ok.any():
         scores[ok] = m.score(feats[ok]).astype(np.float32)
     # the pixels this block owns: its tiles' first cells, plus the tail on the last row/column
-    s, k, P = grid.stride, grid.cells_per_tile, cfg.halo
+    s, k, P = grid.stride, grid.cells_per_tile, src.cfg.halo
     rows = block.n_rows * s + ((k - 1) * s if block.row0 + block.n_rows == grid.n_rows else 0)
     cols = block.n_cols * s + ((k - 1) * s if block.col0 + block.n_cols == grid.n_cols else 0)
     n_valid = int(valid[P : P + rows, P : P + cols].sum())
@@ -395,20 +401,11 @@ def score_block(
     return block, scores, area
 
 
-def compute_tile_features(
-    image: str,
-    grid: TileGrid,
-    tiles: Sequence[tuple[int, int]],
-    cfg: FeatureConfig,
-    scale: BandScale,
-    bands: tuple[int, ...],
-    dem: str | None,
-) -> F64:
+def compute_tile_features(src: Source, tiles: Sequence[tuple[int, int]]) -> F64:
     """Descriptors of the given tiles (rows in the order given; NaN rows for empty tiles)."""
-    n = len(cfg.names(len(bands), dem is not None))
-    out = np.full((len(tiles), n), np.nan)
+    out = np.full((len(tiles), src.n_features), np.nan)
     for i, (r, c) in enumerate(tiles):
-        feats, _, _ = _block_features(image, grid, Block(r, c, 1, 1), cfg, scale, bands, dem)
+        feats, _, _ = _block_features(src, Block(r, c, 1, 1))
         out[i] = feats[0, 0]
     return out
 
@@ -454,40 +451,26 @@ def _negative_patches(grid: TileGrid, n: int, seed: int, patch: int = 8) -> list
     return out
 
 
-def _negative_block(
-    image: str,
-    grid: TileGrid,
-    block: Block,
-    cfg: FeatureConfig,
-    scale: BandScale,
-    bands: tuple[int, ...],
-    dem: str | None,
-    exclude: NDArray[np.int64],
-) -> F64:
+def _negative_block(src: Source, block: Block, exclude: NDArray[np.int64]) -> F64:
     """Features of the valid tiles of one patch more than two tiles away from the examples."""
-    feats, ok, _ = _block_features(image, grid, block, cfg, scale, bands, dem)
+    feats, ok, _ = _block_features(src, block)
     rr, cc = np.nonzero(ok)
     if len(exclude):
         d = np.maximum(
             np.abs(rr[:, None] + block.row0 - exclude[None, :, 0]),
             np.abs(cc[:, None] + block.col0 - exclude[None, :, 1]),
         ).min(axis=1)
-        keep = d > 2 * grid.cells_per_tile
+        keep = d > 2 * src.grid.cells_per_tile
         rr, cc = rr[keep], cc[keep]
     out: F64 = feats[rr, cc]
     return out
 
 
 def _negative_features(
-    image: str,
-    grid: TileGrid,
+    src: Source,
     exclude: Sequence[tuple[int, int]],
     n: int,
     seed: int,
-    cfg: FeatureConfig,
-    scale: BandScale,
-    bands: tuple[int, ...],
-    dem: str | None,
     scheduler: str | None = None,
 ) -> F64:
     """Features of random background tiles more than two tiles away from the examples.
@@ -498,27 +481,15 @@ def _negative_features(
 
     ex = np.array(exclude, dtype=np.int64).reshape(-1, 2)
     task = delayed(_negative_block, pure=True)
-    patches = _negative_patches(grid, n, seed, patch=16 if n > 4096 else 8)
-    rows_out = _run_tasks(
-        [task(image, grid, b, cfg, scale, bands, dem, ex) for b in patches], scheduler, None
-    )
-    n_feat = len(cfg.names(len(bands), dem is not None))
-    return np.vstack(rows_out) if rows_out else np.zeros((0, n_feat))
+    patches = _negative_patches(src.grid, n, seed, patch=16 if n > 4096 else 8)
+    d_src = delayed(src, pure=True)
+    rows_out = _run_tasks([task(d_src, b, ex) for b in patches], scheduler, None)
+    return np.vstack(rows_out) if rows_out else np.zeros((0, src.n_features))
 
 
-def _tiles_features_blocked(
-    image: str,
-    grid: TileGrid,
-    tiles: Sequence[tuple[int, int]],
-    cfg: FeatureConfig,
-    scale: BandScale,
-    bands: tuple[int, ...],
-    dem: str | None,
-    block_tiles: int,
-) -> F64:
+def _tiles_features_blocked(src: Source, tiles: Sequence[tuple[int, int]], block_tiles: int) -> F64:
     """Features of scattered tiles, grouped by the block they fall in (one read per block)."""
-    n = len(cfg.names(len(bands), dem is not None))
-    out = np.full((len(tiles), n), np.nan)
+    out = np.full((len(tiles), src.n_features), np.nan)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, (r, c) in enumerate(tiles):
         groups.setdefault((r // block_tiles, c // block_tiles), []).append(i)
@@ -526,7 +497,7 @@ def _tiles_features_blocked(
         rs = [tiles[i][0] for i in idx]
         cs = [tiles[i][1] for i in idx]
         block = Block(min(rs), min(cs), max(rs) - min(rs) + 1, max(cs) - min(cs) + 1)
-        feats, _, _ = _block_features(image, grid, block, cfg, scale, bands, dem)
+        feats, _, _ = _block_features(src, block)
         for i in idx:
             out[i] = feats[tiles[i][0] - block.row0, tiles[i][1] - block.col0]
     return out
@@ -694,11 +665,10 @@ def run_search(
         except rasterio.errors.RasterioIOError as exc:
             raise ImageryError(f"cannot open DEM {dem_path}: {exc}; check the path") from exc
     names = cfg.names(len(bands), dem_path is not None)
+    src = Source(path, grid, cfg, scale, tuple(bands), dem_path)
     pos_tiles = example_tiles(grid, examples)
-    pos = _tiles_features_blocked(path, grid, pos_tiles, cfg, scale, bands, dem_path, p.block_tiles)
-    neg = _negative_features(
-        path, grid, pos_tiles, p.negatives, p.seed, cfg, scale, bands, dem_path, scheduler
-    )
+    pos = _tiles_features_blocked(src, pos_tiles, p.block_tiles)
+    neg = _negative_features(src, pos_tiles, p.negatives, p.seed, scheduler)
     neg = neg[~np.isnan(neg).any(axis=1)]
     if negatives is not None and len(negatives):
         neg = np.vstack([neg, negatives])
@@ -710,9 +680,8 @@ def run_search(
     task = delayed(score_block, pure=True)
     # the arguments every task shares go into the graph once: dask would otherwise walk the
     # model's arrays and the dataclasses again for every block (seconds on a large AOI)
-    shared = [delayed(a, pure=True) for a in (grid, cfg, scale, model.to_dict())]
-    d_grid, d_cfg, d_scale, d_model = shared
-    tasks = [task(path, d_grid, b, d_cfg, d_scale, bands, dem_path, d_model) for b in blocks]
+    d_src, d_model = delayed(src, pure=True), delayed(model.to_dict(), pure=True)
+    tasks = [task(d_src, b, d_model) for b in blocks]
     logger.info("scoring %d tiles in %d blocks", grid.n_rows * grid.n_cols, len(blocks))
     results = _run_tasks(tasks, scheduler, progress)
     scores = np.full(grid.shape, np.nan, dtype=np.float32)
@@ -732,9 +701,7 @@ def run_search(
         cands = _rerank(path, grid, scale, bands, cands, n_rerank, pos_tiles, scores, p, scheduler)
     marks["second_stage"] = time.perf_counter()
     cands = cands[: p.top]
-    cand_feats = compute_tile_features(
-        path, grid, [(c.row, c.col) for c in cands], cfg, scale, bands, dem_path
-    )
+    cand_feats = compute_tile_features(src, [(c.row, c.col) for c in cands])
     seconds = time.perf_counter() - t0
     marks["finish"] = t0 + seconds
     ends = list(marks.values())
