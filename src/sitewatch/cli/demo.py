@@ -23,6 +23,7 @@ import click
 from ..catalog.models import Site, SiteRecord, Source
 from ..catalog.store import Catalog
 from ..errors import SitewatchError
+from ..files import write_text
 from ..types import FEATURE_KINDS
 from .options import console, echo_json, err_console, json_option
 
@@ -498,8 +499,7 @@ def step_ranges(run: DemoRun) -> None:
     table = load_missile_table()
     rings = range_rings((site.lon, site.lat), table, origin_name=site.name)
     path = run.out / "report" / "range-rings.kml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(rings_to_kml(rings), encoding="utf-8")
+    write_text(path, rings_to_kml(rings), parents=True)
     run.files["range_rings_kml"] = path
     run.lines.append(f"ranges: {len(rings)} range rings around the base in {path.name}")
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from shapely.geometry import Polygon, mapping
 
-from ..files import write_text
+from ..files import atomic_path, write_text
 from ..geo import to_crs
 from .spec import BAND_INFO, FeatureSpec
 from .terrain import SceneGrid
@@ -44,7 +44,6 @@ def write_cog(
     import rasterio
 
     arr = data[None] if data.ndim == 2 else data
-    path.parent.mkdir(parents=True, exist_ok=True)
     profile: dict[str, Any] = {
         "driver": "COG",
         "width": grid.width,
@@ -60,7 +59,7 @@ def write_cog(
     }
     if nodata is not None:
         profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as dst:
+    with atomic_path(path, parents=True) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(arr)
         if descriptions:
             for i, d in enumerate(descriptions, start=1):

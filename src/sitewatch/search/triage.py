@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from rasterio.io import MemoryFile
 
 from ..catalog.models import Candidate, Site
+from ..files import atomic_path
 from ..types import CandidateState
 from .features import read_block
 from .model import fit_model
@@ -307,7 +308,8 @@ def triage(
         row, col = (int(v) for v in run.cand_tiles[rank - 1])
         png = chip_png(run, row, col)
         png_path = chips / f"{cand.id}.png"
-        png_path.write_bytes(png)
+        with atomic_path(png_path) as tmp:
+            tmp.write_bytes(png)
         write(
             f"\ncandidate {cand.id}  rank {rank}  score {cand.score:.3f} "
             f"(retrained on your decisions: first stage {score_now:.3f}{refit})  "
