@@ -76,6 +76,15 @@ def test_block_size_follows_the_stride_and_does_not_change_the_scores(make_scene
         SearchParams(block_tiles=-1)
     with pytest.raises(InputError, match="stride"):
         SearchParams(tile=8, stride=-2)
+    for bad, word in (
+        ({"top": 0}, "top"),
+        ({"negatives": 10}, "negatives"),
+        ({"hard_rounds": -1}, "hard rounds"),
+        ({"clip_margin": -0.5}, "clip margin"),
+        ({"rerank": 1.5}, "rerank"),
+    ):
+        with pytest.raises(InputError, match=word):
+            SearchParams(**bad)  # type: ignore[arg-type]
     assert SearchParams(tile=16).stride == 8  # half the tile unless given
     # no tile given: about 40 m in the image's pixels, resolved when the image is opened
     unset = SearchParams()

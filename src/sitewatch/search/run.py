@@ -195,6 +195,22 @@ class SearchParams:
             )
         if self.embed_dims < 1:
             raise InputError(f"embed dims must be at least 1, got {self.embed_dims}")
+        if self.top < 1:
+            raise InputError(f"top must be at least 1 candidate, got {self.top}")
+        if self.negatives < 100:
+            raise InputError(
+                f"negatives must be at least 100 random background tiles, got {self.negatives}: "
+                "the model learns the background from them (default 3000)"
+            )
+        if self.hard_rounds < 0:
+            raise InputError(f"hard rounds must be >= 0, got {self.hard_rounds}")
+        if self.clip_margin is not None and self.clip_margin < 0:
+            raise InputError(
+                f"clip margin must be >= 0 robust deviations, got {self.clip_margin}; leave it "
+                "out not to clip to the examples' range"
+            )
+        if not 0.0 <= self.rerank < 1.0:
+            raise InputError(f"rerank must be a share of the area in [0, 1), got {self.rerank}")
         if self.tile and not self.stride:
             object.__setattr__(self, "stride", max(self.tile // 2, 1))
         if self.block_tiles == 0 and self.stride:
