@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sitewatch.errors import InputError
-from sitewatch.files import atomic_path, write_text
+from sitewatch.files import atomic_path, check_writable, write_text
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporaries(tmp_path: Path) -> None:
@@ -58,3 +58,13 @@ def test_an_unwritable_place_is_an_input_error(tmp_path: Path) -> None:
     if Path("/proc/self").is_dir():  # a folder no file can be created in, even by root
         with pytest.raises(InputError, match="cannot create a file in /proc"):
             write_text("/proc/a.json", "{}")
+
+
+def test_check_writable_tries_the_folder_and_leaves_nothing(tmp_path: Path) -> None:
+    assert check_writable(tmp_path / "a.tif") == tmp_path / "a.tif"
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match="does not exist"):
+        check_writable(tmp_path / "nope" / "a.tif")
+    if Path("/proc/self").is_dir():
+        with pytest.raises(InputError, match="cannot create a file in /proc"):
+            check_writable("/proc/a.tif")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["atomic_path", "make_folder", "write_text"]
+__all__ = ["atomic_path", "check_writable", "make_folder", "write_text"]
 
 
 def make_folder(folder: str | Path, purpose: str = "") -> Path:
@@ -47,6 +47,28 @@ def _folder_of(target: Path, parents: bool) -> Path:
     return folder
 
 
+def _temp_file(target: Path, folder: Path, ext: str) -> Path:
+    """A new empty file beside ``target``, or an InputError that says why none can be made."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=ext, dir=folder)
+    except OSError as exc:  # no permission, a read-only or special file system
+        raise InputError(
+            f"cannot write {target}: cannot create a file in {folder} ({exc.strerror}); "
+            "choose a folder you can write to"
+        ) from exc
+    os.close(fd)
+    return Path(name)
+
+
+def check_writable(path: str | Path) -> Path:
+    """``path`` as a Path, after checking that a file can be written there (its folder exists
+    and takes a new file; it is not a folder), so a command refuses a bad output before the work.
+    """
+    target = Path(path)
+    _temp_file(target, _folder_of(target, parents=False), ".tmp").unlink()
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(
     path: str | Path, suffix: str | None = None, *, parents: bool = False
@@ -61,15 +83,7 @@ def atomic_path(
     target = Path(path)
     folder = _folder_of(target, parents)
     ext = suffix if suffix is not None else (target.suffix or ".tmp")
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=ext, dir=folder)
-    except OSError as exc:  # no permission, a read-only or special file system
-        raise InputError(
-            f"cannot write {target}: cannot create a file in {folder} ({exc.strerror}); "
-            "choose a folder you can write to"
-        ) from exc
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _temp_file(target, folder, ext)
     try:
         yield tmp
         if tmp.exists():  # mkstemp makes 0600 files: give the usual permissions

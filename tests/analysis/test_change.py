@@ -249,3 +249,20 @@ def test_closed_form_chi_square_survival_matches_scipy() -> None:
     x = np.linspace(0.0, 200.0, 2001)
     for df in (1, 2, 3, 4, 6, 13):
         np.testing.assert_allclose(chi2_sf(x, df), stats.chi2.sf(x, df), rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"threshold": "fixed", "fixed_value": float("nan")}, "finite"),
+        ({"mad_k": -1.0}, "mad k"),
+        ({"mad_k": float("inf")}, "mad k"),
+        ({"chi2_alpha": 2.0}, "p-value"),
+        ({"method": "irmad", "chi2_alpha": 0.0}, "p-value"),
+        ({"min_area_m2": -5.0}, "min_area_m2"),
+        ({"irmad_max_iter": 0}, "irmad_max_iter"),
+    ],
+)
+def test_config_refuses_settings_that_mean_nothing(settings: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        ChangeConfig(**settings)

@@ -281,3 +281,16 @@ def test_detect_measures_and_corrects_misregistration(sw: Any, tmp_path: Path) -
         scores[bool(flag)] = 2 * tp / (mask.sum() + truth.sum())
     # edges of the shifted texture no longer show as change
     assert scores[True] > 0.85 and scores[True] > scores[False] + 0.05, scores
+
+
+def test_detect_checks_both_outputs_before_the_work(sw: Any, tmp_path: Path) -> None:
+    before, after, _ = make_pair()
+    b, a = write_tif(tmp_path / "b.tif", before), write_tif(tmp_path / "a.tif", after)
+    out = tmp_path / "o.tif"
+    bad = tmp_path / "nope" / "o.geojson"
+    r = sw("change", "detect", str(b), str(a), "-o", str(out), "--geojson", str(bad))
+    assert r.code == 2 and "nope does not exist" in r.err
+    assert not out.exists()  # no map without its polygons
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
+    r = sw("change", "detect", str(b), str(a), "-o", str(out), "--bands", ",")
+    assert r.code == 2 and "names no band" in r.err

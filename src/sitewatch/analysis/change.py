@@ -124,6 +124,19 @@ class ChangeConfig:
             )
         if self.smooth_sigma < 0 or self.opening_radius < 0 or self.min_area_m2 < 0:
             raise InputError("smooth_sigma, opening_radius and min_area_m2 must be >= 0")
+        if self.fixed_value is not None and not math.isfinite(self.fixed_value):
+            raise InputError(f"a fixed threshold must be a finite number, got {self.fixed_value}")
+        if not (math.isfinite(self.mad_k) and self.mad_k > 0):
+            raise InputError(
+                f"mad k must be above 0 robust standard deviations, got {self.mad_k} "
+                "(the default 5 is the evaluated best)"
+            )
+        if not 0.0 < self.chi2_alpha < 1.0:
+            raise InputError(
+                f"the chi2 alpha is a p-value between 0 and 1 (exclusive), got {self.chi2_alpha}"
+            )
+        if self.pca_block < 1 or self.pca_components < 1 or self.irmad_max_iter < 1:
+            raise InputError("pca_block, pca_components and irmad_max_iter must be at least 1")
 
     @property
     def normalisation_method(self) -> str:

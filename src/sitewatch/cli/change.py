@@ -115,11 +115,18 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     that site's chips; their no-data and cloud pixels are left out)."""
     from ..analysis._changeio import align_pair, pixel_area_m2, write_change_cog, write_geojson
     from ..analysis.change import change_polygons, detect_change
+    from ..files import check_writable
 
     config = _config(kw, min_area)
     model = _load_model(kw)
     t0, t1 = _parse_date(before_date, "--before-date"), _parse_date(after_date, "--after-date")
     wanted = tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None
+    if bands is not None and not wanted:
+        raise InputError(
+            f"--bands {bands!r} names no band; give names like B04,B08 or leave it out"
+        )
+    gj = Path(geojson) if geojson else Path(output).with_suffix(".geojson")
+    check_writable(output), check_writable(gj)  # before the work, not after it
     raw0, d0 = _image(before, site_id, wanted)
     raw1, d1 = _image(after, site_id, wanted)
     t0, t1 = t0 or d0, t1 or d1
@@ -151,7 +158,6 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
         )  # fmt: skip
     write_change_cog(output, result.mask, result.magnitude, result.valid, img0)
     feats = change_polygons(result.mask, img0.transform, img0.crs)
-    gj = Path(geojson) if geojson else Path(output).with_suffix(".geojson")
     summary = result.summary()
     summary.update(output=str(output), geojson=str(gj), polygons=len(feats),
                    area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1),
