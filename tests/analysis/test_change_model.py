@@ -266,6 +266,8 @@ def test_device_names_are_checked_and_models_move_between_devices(
         resolve_device("cuda")
     with pytest.raises(InputError, match="device must be a name"):
         train_config(device="", steps=1)
+    with pytest.raises(InputError, match="threads must be at least 1"):
+        train_config(threads=0, steps=1)  # torch itself would raise a bare RuntimeError
     with pytest.raises(InputError, match="sees no CUDA GPU"):  # refused with the settings
         train_config(device="cuda", steps=1)
     model = ChangeModel(ModelMeta(bands=BANDS, widths=(8, 16))).to("cpu")

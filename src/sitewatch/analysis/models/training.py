@@ -143,6 +143,8 @@ class TrainConfig:
             raise InputError("crop must be >= 16 px, batch >= 1, change_fraction in [0, 1]")
         if not 0 <= self.hard_fraction <= 1 - self.change_fraction:
             raise InputError("hard_fraction must be in [0, 1 - change_fraction]")
+        if self.threads < 1:
+            raise InputError(f"threads must be at least 1, got {self.threads}")
         if not isinstance(self.device, str) or not self.device:
             raise InputError("device must be a name such as cpu, cuda or cuda:0")
         resolve_device(self.device)  # an absent GPU is refused before any data is read
