@@ -71,6 +71,13 @@ differ only in the tile variance being summed from float32 or float64 squares (a
 of a flat tile's standard deviation), which moved NAIP seed 10 by three sites (20 -> 17): one
 seed's recall at 500x moves by a few sites on perturbations that small, so differences of a
 few sites in 60 between variants are within the evaluation's own noise.
+
+Session 8, development seeds 0-8, Landsat held-out sites found at 500x of 180 (149 with the
+defaults in the same code): candidates picked on the first-stage score plus its neighbourhood
+mean (scores as -log(1 - rank share), mean over 5 x 5 or 9 x 9 cells, weight 1, so that a
+site's several features add up where clutter is a lone tile), 145 and 145; a wider
+non-maximum suppression (2 or 3 cells instead of 1, fewer neighbouring duplicates in the
+budget), 148 and 149: not adopted.
 """
 
 from __future__ import annotations
