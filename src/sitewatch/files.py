@@ -5,6 +5,12 @@ chips, models) goes through :func:`atomic_path`: the content is written to a tem
 the target's own folder and moved over the target with ``os.replace`` only once it is complete,
 so a crash, a full disk or an error mid-way leaves the previous file as it was and no partial
 file under the final name.
+
+Missing folders: a writer of one exchange file (a catalog export, a change map, range rings)
+refuses a folder that does not exist, since a typo is likelier than intent; a writer of a
+product made of several files (a brief with its figures, a search run folder, the archive)
+creates its folders (``parents=True``). Either way a folder that cannot be made or written is
+an :class:`~sitewatch.errors.InputError` that names it, never a traceback.
 """
 
 from __future__ import annotations

@@ -126,7 +126,8 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             f"--bands {bands!r} names no band; give names like B04,B08 or leave it out"
         )
     gj = Path(geojson) if geojson else Path(output).with_suffix(".geojson")
-    check_writable(output), check_writable(gj)  # before the work, not after it
+    for out in (Path(output), gj):  # before the work, not after it
+        check_writable(out)
     raw0, d0 = _image(before, site_id, wanted)
     raw1, d1 = _image(after, site_id, wanted)
     t0, t1 = t0 or d0, t1 or d1
