@@ -586,10 +586,7 @@ def rerank_block(
 
 
 def _rerank(
-    path: str,
-    grid: TileGrid,
-    scale: BandScale,
-    bands: tuple[int, ...],
+    src: Source,
     cands: list[RankedCandidate],
     n: int,
     pos_tiles: Sequence[tuple[int, int]],
@@ -599,6 +596,8 @@ def _rerank(
 ) -> list[RankedCandidate]:
     """Re-rank the best ``n`` candidates with the second stage (:mod:`.rerank`)."""
     from dask.delayed import delayed
+
+    path, grid, scale, bands = src.image, src.grid, src.scale, src.bands
 
     top = cands[:n]
     if not top:
@@ -721,7 +720,7 @@ def run_search(
     cands = make_candidates(scores, grid, top=max(p.top, n_rerank))
     marks["candidates"] = time.perf_counter()
     if n_rerank:
-        cands = _rerank(path, grid, scale, bands, cands, n_rerank, pos_tiles, scores, p, scheduler)
+        cands = _rerank(src, cands, n_rerank, pos_tiles, scores, p, scheduler)
     marks["second_stage"] = time.perf_counter()
     cands = cands[: p.top]
     cand_feats = compute_tile_features(src, [(c.row, c.col) for c in cands])
