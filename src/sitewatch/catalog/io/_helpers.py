@@ -47,11 +47,7 @@ log = logging.getLogger(__name__)
 LIST_SEP = ";"
 """Separator of list values (aliases, tags, source ids) in flat formats."""
 
-SITE_COLUMNS: tuple[str, ...] = (
-    "id",
-    "name",
-    "lat",
-    "lon",
+SITE_ATTRIBUTES: tuple[str, ...] = (
     "aliases",
     "country",
     "category",
@@ -62,8 +58,9 @@ SITE_COLUMNS: tuple[str, ...] = (
     "tags",
     "notes",
     "source_ids",
-    "aoi_wkt",
 )
+"""A site's descriptive fields, in the order every exchange format writes them."""
+SITE_COLUMNS: tuple[str, ...] = ("id", "name", "lat", "lon", *SITE_ATTRIBUTES, "aoi_wkt")
 """The flat columns of a site, in the order the writers use."""
 
 _TEXT_FIELDS = ("country", "declaration_ref")

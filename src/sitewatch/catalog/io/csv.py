@@ -11,7 +11,7 @@ from typing import Any
 from ...errors import InputError, RecordProblem
 from ...files import atomic_path
 from ..models import SiteRecord
-from ._helpers import SITE_COLUMNS, DuplicateIds, site_from_fields, site_to_fields
+from ._helpers import SITE_ATTRIBUTES, SITE_COLUMNS, DuplicateIds, site_from_fields, site_to_fields
 
 __all__ = ["read_csv", "write_csv"]
 
@@ -24,18 +24,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("id", "site_id"),
     "aoi_wkt": ("aoi_wkt", "aoi", "wkt"),
 }
-_KNOWN = (
-    "aliases",
-    "country",
-    "category",
-    "status",
-    "declared",
-    "declaration_ref",
-    "confidence",
-    "tags",
-    "notes",
-    "source_ids",
-)
+_KNOWN = SITE_ATTRIBUTES
 _DELIMITERS = (",", ";", "\t", "|")
 _OPTION_COLUMNS = {"lat_col": "lat", "lon_col": "lon", "name_col": "name", "id_col": "id"}
 

@@ -23,6 +23,7 @@ from ...errors import GeometryError, InputError, RecordProblem
 from ...files import atomic_path
 from ..models import Site, SiteRecord
 from ._helpers import (
+    SITE_ATTRIBUTES,
     DuplicateIds,
     RecordGrouper,
     feature_from_props,
@@ -45,22 +46,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SITE_KEYS = (
-    "id",
-    "name",
-    "lon",
-    "lat",
-    "aliases",
-    "country",
-    "category",
-    "status",
-    "declared",
-    "declaration_ref",
-    "confidence",
-    "tags",
-    "notes",
-    "source_ids",
-)
+_SITE_KEYS = ("id", "name", "lon", "lat", *SITE_ATTRIBUTES)
 _NAME_KEYS = ("name", "title", "site_name", "label")
 _IARPA_TYPES = frozenset({"site", "observation", "region", "site_summary"})
 

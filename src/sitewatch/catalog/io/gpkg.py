@@ -31,7 +31,7 @@ from ...errors import InputError, RecordProblem
 from ...files import atomic_path
 from ...geo import to_crs
 from ..models import Feature, SiteRecord
-from ._helpers import DuplicateIds, feature_from_props, site_from_fields
+from ._helpers import SITE_ATTRIBUTES, DuplicateIds, feature_from_props, site_from_fields
 
 __all__ = ["BATCH_SIZE", "read_gpkg", "write_gpkg"]
 
@@ -40,22 +40,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 5000
 """Records per read/write batch: memory stays bounded whatever the file size."""
 
-_SITE_FIELDS = (
-    "id",
-    "name",
-    "aliases",
-    "country",
-    "category",
-    "status",
-    "declared",
-    "declaration_ref",
-    "confidence",
-    "tags",
-    "notes",
-    "source_ids",
-    "lon",
-    "lat",
-)
+_SITE_FIELDS = ("id", "name", *SITE_ATTRIBUTES, "lon", "lat")
 _NAME_COLUMNS = ("name", "title", "label", "site_name")
 _ID_COLUMNS = ("id", "site_id")
 
