@@ -62,6 +62,11 @@ def test_add_list_show_edit_delete(sw: Runner) -> None:
     assert r.code == 0
     r = sw("sites", "show", "sakkanmol")
     assert r.code == 2 and "no site with id 'sakkanmol'" in r.err
+    # the history keeps a deleted site; an id never stored is an error, not an empty table
+    r = sw("sites", "history", "sakkanmol", "--json")
+    assert [h["action"] for h in r.json()] == ["create", "update", "delete"]
+    r = sw("sites", "history", "sakkanmo")
+    assert r.code == 2 and "no history for 'sakkanmo'" in r.err
 
 
 def test_bad_input_messages(sw: Runner) -> None:

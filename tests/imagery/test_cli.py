@@ -130,5 +130,10 @@ def test_fetch_and_ls(sw: Run, shared_data: Path, naip_site: str) -> None:
         "red,nir",
     )
     assert r.code == 0 and "0 chip(s) stored, 2 already there" in r.out
+    r = sw("sites", "add", "other-site", "--name", "Other", "--lat", "47.1", "--lon", "-99.1")
+    assert r.code == 0, r.err
     r = sw("imagery", "ls", "other-site")
     assert r.code == 0 and "no chips of other-site" in r.err
+    # a site the catalog does not know is named as such, not sent to `imagery fetch`
+    r = sw("imagery", "ls", "no-such-site")
+    assert r.code == 2 and "no site with id 'no-such-site'" in r.err and "fetch" not in r.err

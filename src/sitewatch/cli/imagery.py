@@ -318,6 +318,8 @@ def ls_cmd(site_id: str, as_json: bool) -> None:
         )
         return
     if not chips:
+        with open_catalog() as cat:
+            cat.get_site(site_id)  # an unknown site: say so, rather than suggest a fetch
         err_console().print(
             f"no chips of {site_id} in {archive.root}; run `sitewatch imagery fetch {site_id}`"
         )

@@ -12,7 +12,7 @@ import shapely
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..catalog.models import Declaration, DeclaredSite, Site, SiteRecord, slugify
-from ..errors import InputError, RecordProblem
+from ..errors import InputError, NotFound, RecordProblem
 from ..types import SITE_CATEGORIES, SITE_STATUSES, BBox
 from ._sites_view import history_table, site_json, sites_table
 from .options import console, echo_json, err_console, json_option, open_catalog
@@ -359,6 +359,11 @@ def history(site_id: str | None, limit: int, as_json: bool) -> None:
     """Who changed what and when (for one site, or the whole catalog)."""
     with open_catalog() as cat:
         entries = cat.history(entity_id=site_id, limit=limit)
+    if site_id is not None and not entries:
+        raise NotFound(
+            f"no history for {site_id!r}: no site or record with that id was ever stored; "
+            "`sitewatch sites list` shows the ids, `sitewatch sites history` the whole catalog's"
+        )
     if as_json:
         echo_json([dataclasses.asdict(e) for e in entries])
     else:
