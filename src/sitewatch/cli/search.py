@@ -282,3 +282,11 @@ def eval_cmd(
             f"recall (95% interval) {rec} (hit: {r['hit']}; with the site's centre in the tile: {rec_c}); "
             f"{r['km2_per_s']} km2/s"
         )
+        parts = "; ".join(
+            f"{b['brightness'][0]:.0f}-{b['brightness'][1]:.0f}: "
+            + ", ".join(f"{f} {v:.2f}" for f, v in b["recall"].items())
+            for b in r["recall_by_background"]
+        )
+        out.print(
+            f"  recall by the brightness of the sites' ground (8-bit, quarters of the sites): {parts}"
+        )
