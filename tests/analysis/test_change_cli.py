@@ -180,6 +180,30 @@ def test_eval_oscd_one_city(sw: Any, shared_data: Path) -> None:
     assert pooled["f1"] > 0.1  # far above chance for a 0.7 % change class
     r = sw("change", "eval-oscd", str(shared_data / "oscd"), "--cities", "atlantis")
     assert r.code == 2 and "no city 'atlantis'" in r.err
+    r = sw("change", "eval-oscd", str(shared_data / "oscd"), "--cities", " , ")
+    assert r.code == 2 and "no city in ' , '" in r.err  # not silently every city
+
+
+def test_oscd_folder_with_an_incomplete_city_names_what_it_lacks(
+    sw: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sitewatch.analysis.changeeval import oscd_cities
+
+    two = tmp_path / "two"  # one complete city beside an incomplete one: a warning
+    for city in ("lyon", "paris"):
+        (two / city / "imgs_1").mkdir(parents=True)
+        (two / city / "imgs_2").mkdir()
+    (two / "lyon" / "cm").mkdir()
+    (two / "lyon" / "cm" / "lyon-cm.tif").write_bytes(b"")
+    with caplog.at_level("WARNING"):  # before the CLI, which replaces the root handlers
+        assert oscd_cities(two) == ["lyon"]
+    assert "paris lacks cm/paris-cm.tif" in caplog.text
+    one = tmp_path / "one"  # no complete city: the error names what each lacks
+    (one / "paris" / "imgs_1").mkdir(parents=True)
+    (one / "notes").mkdir()  # an unrelated folder is not a city
+    r = sw("change", "eval-oscd", str(one))
+    assert r.code == 2 and "incomplete: paris lacks imgs_2, cm/paris-cm.tif" in r.err
+    assert "notes" not in r.err
 
 
 def test_eval_pairs(sw: Any, shared_data: Path) -> None:

@@ -124,15 +124,29 @@ def oscd_cities(root: str | Path) -> list[str]:
     base = Path(root)
     if not base.is_dir():
         raise InputError(f"{root}: not a folder; give the OSCD root (it holds one folder per city)")
-    cities = sorted(
-        d.name
-        for d in base.iterdir()
-        if (d / "imgs_1").is_dir()
-        and (d / "imgs_2").is_dir()
-        and (d / "cm" / f"{d.name}-cm.tif").is_file()
-    )
+    cities, partial = [], []
+    for d in sorted(p for p in base.iterdir() if p.is_dir()):
+        parts = {
+            "imgs_1": d / "imgs_1",
+            "imgs_2": d / "imgs_2",
+            "cm": d / "cm" / f"{d.name}-cm.tif",
+        }
+        missing = [
+            str(path.relative_to(d))
+            for name, path in parts.items()
+            if not (path.is_file() if name == "cm" else path.is_dir())
+        ]
+        if not missing:
+            cities.append(d.name)
+        elif len(missing) < len(parts):  # a city folder with a part missing: say which
+            partial.append(f"{d.name} lacks {', '.join(missing)}")
+    if partial and cities:
+        logger.warning("%s: skipped incomplete OSCD cities: %s", root, "; ".join(partial))
     if not cities:
-        raise InputError(f"{root}: no OSCD city folders (<city>/imgs_1, imgs_2, cm/<city>-cm.tif)")
+        raise InputError(
+            f"{root}: no OSCD city folders (<city>/imgs_1, imgs_2, cm/<city>-cm.tif)"
+            + (f"; incomplete: {'; '.join(partial)}" if partial else "")
+        )
     return cities
 
 

@@ -337,7 +337,7 @@ def eval_oscd(root: str, cities: str | None, as_json: bool, **kw: Any) -> None:
     from ..analysis.changeeval import evaluate, iter_oscd
 
     config = _config(kw)
-    names = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
+    names = _city_names(cities)
     model = _load_model(kw)
     res = evaluate(iter_oscd(root, names), _detector(config, model))
     title = _describe(res, config, model, kw.get("model"))
@@ -412,10 +412,23 @@ def _train_config(kw: dict[str, Any]) -> Any:
                         batch=kw["batch"], calibrate=kw["calibrate"], **optional)  # fmt: skip
 
 
+def _city_names(cities: str | None) -> list[str] | None:
+    """The cities of ``--cities a,b`` (None: all labelled ones); an empty list is refused."""
+    if cities is None:
+        return None
+    names = [c.strip() for c in cities.split(",") if c.strip()]
+    if not names:
+        raise click.BadParameter(
+            f"no city in {cities!r}; give names like paris,mumbai or leave --cities out for all",
+            param_hint="--cities",
+        )
+    return names
+
+
 def _load_cities(root: str, cities: str | None) -> list[Any]:
     from ..analysis.changeeval import iter_oscd
 
-    names = [c.strip() for c in cities.split(",") if c.strip()] if cities else None
+    names = _city_names(cities)
     err_console().print("loading OSCD cities", highlight=False)
     return list(iter_oscd(root, names))
 
