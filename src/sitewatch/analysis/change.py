@@ -122,8 +122,14 @@ class ChangeConfig:
                 f"threshold 'chi2' is the IR-MAD no-change p-value; method {self.method!r} has "
                 "no chi-square statistic: use --method irmad or another threshold"
             )
-        if self.smooth_sigma < 0 or self.opening_radius < 0 or self.min_area_m2 < 0:
-            raise InputError("smooth_sigma, opening_radius and min_area_m2 must be >= 0")
+        for name, flag in (
+            ("smooth_sigma", "--smooth"),
+            ("opening_radius", "--opening"),
+            ("min_area_m2", "--min-area"),
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"{name} ({flag}) must be a number >= 0 (0: off), got {value}")
         if self.fixed_value is not None and not math.isfinite(self.fixed_value):
             raise InputError(f"a fixed threshold must be a finite number, got {self.fixed_value}")
         if not (math.isfinite(self.mad_k) and self.mad_k > 0):

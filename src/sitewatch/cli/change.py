@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import InputError
-from .options import console, echo_json, err_console, json_option, open_catalog
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["change"]
 
@@ -30,15 +30,15 @@ def _method_options(func: F) -> F:
                      help="Change method."),
         click.option("--threshold", type=click.Choice(THRESHOLDS), default=None,
                      help="Threshold (default: mad; chi2 for irmad; kmeans for pca_kmeans)."),
-        click.option("--value", "fixed_value", type=float, default=None, help="Value of a fixed threshold."),
-        click.option("--k", "mad_k", type=float, default=5.0, show_default=True,
+        click.option("--value", "fixed_value", type=Finite(), default=None, help="Value of a fixed threshold."),
+        click.option("--k", "mad_k", type=Finite(), default=5.0, show_default=True,
                      help="mad threshold: robust standard deviations above the median."),
-        click.option("--alpha", "chi2_alpha", type=float, default=0.01, show_default=True,
+        click.option("--alpha", "chi2_alpha", type=Finite(), default=0.01, show_default=True,
                      help="chi2 threshold: no-change p-value below which a pixel is changed."),
         click.option("--normalise", "normalisation", type=click.Choice(NORMALISATIONS), default=None,
                      help="Relative radiometric normalisation (default: zscore for cva, irmad, "
                      "pca_kmeans; invariant-pixel regression for log_ratio and the indices)."),
-        click.option("--smooth", "smooth_sigma", type=float, default=1.0, show_default=True,
+        click.option("--smooth", "smooth_sigma", type=Finite(), default=1.0, show_default=True,
                      help="Gaussian smoothing sigma in pixels (0: none)."),
         click.option("--opening", "opening_radius", type=int, default=0, show_default=True,
                      help="Morphological opening radius in pixels."),
@@ -95,7 +95,7 @@ def change() -> None:
 @click.option(
     "--bands", default=None, help="Comma-separated bands to use (default: all common bands)."
 )
-@click.option("--min-area", "min_area", type=float, default=0.0, show_default=True,
+@click.option("--min-area", "min_area", type=Finite(), default=0.0, show_default=True,
               help="Minimum mapping unit in m².")  # fmt: skip
 @click.option(
     "--site", "site_id", default=None, help="Record a change event for this catalog site."
@@ -370,9 +370,9 @@ def eval_pairs(root: str, as_json: bool, **kw: Any) -> None:
 
 def _train_options(func: F) -> F:
     opts = [
-        click.option("--minutes", type=float, default=15.0, show_default=True,
+        click.option("--minutes", type=Finite(min=0, min_open=True), default=15.0, show_default=True,
                      help="Wall-clock cap on training (per fold for cv-oscd); stops cleanly."),
-        click.option("--epochs", type=float, default=None,
+        click.option("--epochs", type=Finite(min=0, min_open=True), default=None,
                      help="Stop after this many epochs (crops covering the training pixels once) "
                      "if that comes before --minutes."),
         click.option("--steps", type=int, default=600, show_default=True,
@@ -391,10 +391,10 @@ def _train_options(func: F) -> F:
         click.option("--prior", type=click.Choice(["none", "cva"]), default=None,
                      help="Pair channel for the network: the unsupervised CVA magnitude on the "
                      "image-wide scale, or none (default: the model's default)."),
-        click.option("--jitter", type=float, default=None,
+        click.option("--jitter", type=Finite(min=0), default=None,
                      help="Radiometric augmentation: SD of the random gain and offset given to "
                      "each crop's normalised bands per date (default: the model's default)."),
-        click.option("--hard-fraction", type=float, default=None,
+        click.option("--hard-fraction", type=Finite(0, 1), default=None,
                      help="Share of training crops centred on hard negatives (unchanged pixels "
                      "above the CVA threshold; default: the model's default)."),
     ]  # fmt: skip

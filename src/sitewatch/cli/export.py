@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ._report_inputs import archive_chips, imagery_options, range_rings
-from .options import console, echo_json, err_console, json_option, open_catalog
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["export"]
 
@@ -20,7 +20,7 @@ def export() -> None:
 _RING = click.option(
     "--ring",
     "rings_km",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Finite(min=0, min_open=True),
     multiple=True,
     help="Add a geodesic range ring of this radius in km around the site (repeat).",
 )

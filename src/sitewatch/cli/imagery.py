@@ -10,7 +10,8 @@ import click
 
 from ..config import get_settings
 from ..errors import InputError
-from .options import console, echo_json, err_console, json_option, open_catalog
+from ..geo import check_lonlat
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -28,7 +29,12 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
         raise InputError(f"--bbox {text!r}: give four numbers W,S,E,N") from None
     if len(parts) != 4:
         raise InputError(f"--bbox {text!r}: give four numbers W,S,E,N, got {len(parts)}")
-    return (parts[0], parts[1], parts[2], parts[3])
+    w, s, e, n = parts
+    check_lonlat(w, s, what=f"--bbox {text!r} (W,S corner)")
+    check_lonlat(e, n, what=f"--bbox {text!r} (E,N corner)")
+    if s >= n:
+        raise InputError(f"--bbox {text!r}: south {s} must be below north {n} (order W,S,E,N)")
+    return (w, s, e, n)
 
 
 def _where(
@@ -108,11 +114,11 @@ _common = [
         is_flag=True,
         help="Let STAC URLs reach private/loopback addresses (a server on your own network).",
     ),
-    click.option("--max-cloud", type=float, help="Largest scene cloud cover, percent."),
+    click.option("--max-cloud", type=Finite(0, 100), help="Largest scene cloud cover, percent."),
     click.option("--sensor", help="Only scenes whose sensor contains this text."),
     click.option(
         "--size",
-        type=float,
+        type=Finite(min=0, min_open=True),
         default=1000.0,
         show_default=True,
         help="AOI side (m) around a site point.",
@@ -162,7 +168,7 @@ def sources_cmd(as_json: bool) -> None:
 @imagery.command("search")
 @_site_arg
 @_with_common
-@click.option("--limit", type=int, help="At most this many scenes per source.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many scenes per source.")
 @json_option
 @click.pass_context
 def search_cmd(
@@ -222,7 +228,11 @@ def search_cmd(
 @click.argument("site_id", metavar="SITE")
 @_with_common
 @click.option(
-    "--resolution", type=float, default=10.0, show_default=True, help="Chip pixel size (m)."
+    "--resolution",
+    type=Finite(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Chip pixel size (m).",
 )
 @click.option("--bands", help="Comma-separated common band names (default: all of each scene).")
 @click.option(

@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, InputError
 from ..types import MeasurementKind
-from .options import console, echo_json, json_option, open_catalog
+from .options import Finite, console, echo_json, json_option, open_catalog
 
 __all__ = ["measure", "parse_lonlat", "read_geofile"]
 
@@ -300,8 +300,15 @@ def measure() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="GeoJSON (or any vector file) of footprint polygons, in any CRS.",
 )
-@click.option("--sun-azimuth", type=float, help="Sun azimuth, degrees clockwise from true north.")
-@click.option("--sun-elevation", type=float, help="Sun elevation, degrees above the horizon.")
+@click.option(
+    "--sun-azimuth", type=Finite(), help="Sun azimuth, degrees clockwise from true north."
+)
+@click.option(
+    "--sun-elevation",
+    type=Finite(-90, 90),
+    help="Sun elevation, degrees above the horizon (at or below 0: every row null, "
+    "reason sun_below_horizon).",
+)
 @click.option(
     "--datetime", "when", help="UTC acquisition time (ISO 8601): sun computed per footprint."
 )
@@ -317,26 +324,28 @@ def measure() -> None:
 )
 @click.option("--band", type=int, help="Band to use (default: mean of the first three).")
 @click.option(
-    "--off-nadir", type=float, help="View off-nadir angle, degrees (default: from the STAC item)."
+    "--off-nadir",
+    type=Finite(0, 90, max_open=True),
+    help="View off-nadir angle, degrees (default: from the STAC item).",
 )
-@click.option("--view-azimuth", type=float, help="STAC view:azimuth, degrees.")
+@click.option("--view-azimuth", type=Finite(), help="STAC view:azimuth, degrees.")
 @click.option(
     "--max-height",
-    type=float,
+    type=Finite(min=0, min_open=True),
     default=150.0,
     show_default=True,
     help="Longest shadow searched, as a height (m).",
 )
 @click.option(
     "--elevation-sigma",
-    type=float,
+    type=Finite(min=0),
     default=0.1,
     show_default=True,
     help="Sun elevation error (deg).",
 )
 @click.option(
     "--dem-sigma",
-    type=float,
+    type=Finite(min=0),
     default=1.0,
     show_default=True,
     help="DEM error of a height difference (m).",
@@ -528,12 +537,12 @@ def heights(
 @measure.command("shadow")
 @click.option("--base", required=True, help="Base of the object, LON,LAT.")
 @click.option("--tip", required=True, help="Tip of its shadow, LON,LAT.")
-@click.option("--sun-azimuth", type=float, required=True)
-@click.option("--sun-elevation", type=float, required=True)
+@click.option("--sun-azimuth", type=Finite(), required=True)
+@click.option("--sun-elevation", type=Finite(0, 90, min_open=True, max_open=True), required=True)
 @click.option(
-    "--position-sigma", type=float, default=0.5, show_default=True, help="Point error (m)."
+    "--position-sigma", type=Finite(min=0), default=0.5, show_default=True, help="Point error (m)."
 )
-@click.option("--elevation-sigma", type=float, default=0.1, show_default=True)
+@click.option("--elevation-sigma", type=Finite(min=0), default=0.1, show_default=True)
 @json_option
 def shadow(
     base: str,
@@ -586,7 +595,11 @@ def _site_opts(func: Any) -> Any:
 @measure.command("distance")
 @click.argument("points", nargs=-1, required=True)
 @click.option(
-    "--position-sigma", type=float, default=0.0, show_default=True, help="Error of each point (m)."
+    "--position-sigma",
+    type=Finite(min=0),
+    default=0.0,
+    show_default=True,
+    help="Error of each point (m).",
 )
 @_site_opts
 @json_option
@@ -615,7 +628,11 @@ def distance(
     help="GeoJSON/vector file (first polygon) or WKT, lon/lat.",
 )
 @click.option(
-    "--position-sigma", type=float, default=0.0, show_default=True, help="Error of each vertex (m)."
+    "--position-sigma",
+    type=Finite(min=0),
+    default=0.0,
+    show_default=True,
+    help="Error of each vertex (m).",
 )
 @_site_opts
 @json_option
@@ -635,21 +652,25 @@ def area(
 @click.option(
     "--polygon", "polygon", required=True, help="Footprint: GeoJSON/vector file or WKT, lon/lat."
 )
-@click.option("--height", type=float, help="Berm/spoil height (m): prismoid on the footprint.")
-@click.option("--height-sigma", type=float, default=0.0, show_default=True)
-@click.option("--crest-width", type=float, default=0.0, show_default=True, help="Crest width (m).")
+@click.option(
+    "--height", type=Finite(min=0), help="Berm/spoil height (m): prismoid on the footprint."
+)
+@click.option("--height-sigma", type=Finite(min=0), default=0.0, show_default=True)
+@click.option(
+    "--crest-width", type=Finite(min=0), default=0.0, show_default=True, help="Crest width (m)."
+)
 @click.option("--dem-before", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dem-after", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--dem-sigma",
-    type=float,
+    type=Finite(min=0),
     default=1.0,
     show_default=True,
     help="Vertical error of each DEM (m).",
 )
 @click.option(
     "--correlation-length",
-    type=float,
+    type=Finite(min=0, min_open=True),
     help="DEM error correlation length (m); default: fully correlated.",
 )
 @_site_opts
@@ -711,10 +732,17 @@ def volume(
 
 
 @measure.command("tunnel")
-@click.option("--spoil-volume", type=float, required=True, help="Spoil heap volume (m3).")
-@click.option("--spoil-sigma", type=float, default=0.0, show_default=True)
-@click.option("--width", type=float, required=True, help="Tunnel width (m).")
-@click.option("--height", type=float, required=True, help="Tunnel height (m).")
+@click.option(
+    "--spoil-volume",
+    type=Finite(min=0, min_open=True),
+    required=True,
+    help="Spoil heap volume (m3).",
+)
+@click.option("--spoil-sigma", type=Finite(min=0), default=0.0, show_default=True)
+@click.option("--width", type=Finite(min=0, min_open=True), required=True, help="Tunnel width (m).")
+@click.option(
+    "--height", type=Finite(min=0, min_open=True), required=True, help="Tunnel height (m)."
+)
 @click.option(
     "--shape",
     type=click.Choice(["horseshoe", "rectangle", "circle"]),
@@ -723,7 +751,7 @@ def volume(
 )
 @click.option(
     "--bulking",
-    type=float,
+    type=Finite(min=1),
     default=None,
     help="Loose/in-place volume ratio (default 1.6, hard rock).",
 )

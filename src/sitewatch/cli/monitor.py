@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import get_settings
 from ..errors import InputError
-from .options import console, echo_json, err_console, json_option, open_catalog
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["monitor"]
 
@@ -51,7 +51,7 @@ def monitor() -> None:
 )
 @click.option(
     "--resolution",
-    type=click.FloatRange(min=0.05),
+    type=Finite(min=0.05),
     default=10.0,
     show_default=True,
     help="Chip pixel size (m).",
@@ -59,7 +59,7 @@ def monitor() -> None:
 @click.option(
     "--size",
     "size_m",
-    type=click.FloatRange(min=10),
+    type=Finite(min=10),
     default=2000.0,
     show_default=True,
     help="Chip size (m) for sites without an AOI.",
@@ -67,7 +67,7 @@ def monitor() -> None:
 @click.option(
     "--ring",
     "ring_m",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=60.0,
     show_default=True,
     help="Surroundings (m) cut with each site; activity is judged against them.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CliState",
+    "Finite",
     "console",
     "echo_json",
     "err_console",
@@ -28,6 +30,25 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Finite(click.FloatRange):
+    """A float option, optionally bounded, that refuses ``nan`` and ``inf``.
+
+    click's ``FLOAT`` and ``FloatRange`` take both (``nan`` compares false with any bound), which
+    would reach a computation or the catalog as a silent wrong number.
+    """
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number; give a plain number", param, ctx)
+        return rv
+
+    def _describe_range(self) -> str:
+        return "" if self.min is None and self.max is None else super()._describe_range()
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import console, echo_json, err_console, json_option
+from .options import Finite, console, echo_json, err_console, json_option
 
 __all__ = ["scenario"]
 
@@ -43,8 +43,14 @@ def _bands(value: str) -> tuple[str, ...]:
     default=None,
     help="A real DEM (GeoTIFF, SRTM .hgt) instead of the generated mountain valley.",
 )
-@click.option("--center", nargs=2, type=float, default=None, help="Scene centre: LON LAT.")
-@click.option("--gsd", type=float, default=0.5, show_default=True, help="Pixel size (m).")
+@click.option("--center", nargs=2, type=Finite(), default=None, help="Scene centre: LON LAT.")
+@click.option(
+    "--gsd",
+    type=Finite(min=0, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Pixel size (m).",
+)
 @click.option(
     "--size", nargs=2, type=int, default=(1024, 1024), show_default=True, help="WIDTH HEIGHT (px)."
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from ..catalog.models import Declaration, DeclaredSite, Site, SiteRecord, slugif
 from ..errors import InputError, NotFound, RecordProblem
 from ..types import SITE_CATEGORIES, SITE_STATUSES, BBox
 from ._sites_view import history_table, site_json, sites_table
-from .options import console, echo_json, err_console, json_option, open_catalog
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["sites"]
 
@@ -27,9 +28,9 @@ def _floats(text: str, n: int, what: str, example: str) -> tuple[float, ...]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != n:
+    if len(values) != n or not all(math.isfinite(v) for v in values):
         raise click.BadParameter(
-            f"{what} needs {n} comma-separated numbers, e.g. {example}; got {text!r}"
+            f"{what} needs {n} comma-separated finite numbers, e.g. {example}; got {text!r}"
         )
     return values
 
@@ -95,8 +96,8 @@ def sites() -> None:
 @sites.command("add")
 @click.argument("site_id", required=False)
 @click.option("--name", required=True)
-@click.option("--lat", type=float, required=True)
-@click.option("--lon", type=float, required=True)
+@click.option("--lat", type=Finite(), required=True)
+@click.option("--lon", type=Finite(), required=True)
 @click.option("--aoi", "aoi_wkt", help="Area of interest as WKT polygon in lon/lat.")
 @click.option("--category", type=click.Choice(SITE_CATEGORIES), default="other")
 @click.option("--status", type=click.Choice(SITE_STATUSES), default="suspected")
@@ -104,7 +105,7 @@ def sites() -> None:
 @click.option("--country")
 @click.option("--alias", "aliases", multiple=True)
 @click.option("--tag", "tags", multiple=True)
-@click.option("--confidence", type=click.FloatRange(0, 1))
+@click.option("--confidence", type=Finite(0, 1))
 @click.option("--notes", default="")
 @json_option
 def add(site_id: str | None, aoi_wkt: str | None, as_json: bool, **kw: Any) -> None:
@@ -190,13 +191,13 @@ def show(site_id: str, as_json: bool) -> None:
 @sites.command("edit")
 @click.argument("site_id")
 @click.option("--name")
-@click.option("--lat", type=float)
-@click.option("--lon", type=float)
+@click.option("--lat", type=Finite())
+@click.option("--lon", type=Finite())
 @click.option("--category", type=click.Choice(SITE_CATEGORIES))
 @click.option("--status", type=click.Choice(SITE_STATUSES))
 @click.option("--declared/--undeclared", default=None)
 @click.option("--country")
-@click.option("--confidence", type=click.FloatRange(0, 1))
+@click.option("--confidence", type=Finite(0, 1))
 @click.option("--notes")
 @click.option("--add-tag", multiple=True)
 @click.option("--remove-tag", multiple=True)
@@ -376,7 +377,7 @@ def history(site_id: str | None, limit: int, as_json: bool) -> None:
 @click.option("--party", default="declaration", show_default=True, help="Who declared the list.")
 @click.option(
     "--radius-km",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=2.0,
     show_default=True,
     help="A declared point this close to a site matches it.",

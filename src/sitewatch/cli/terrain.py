@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import InputError
 from ..files import atomic_path
 from .measure import parse_lonlat, read_geofile
-from .options import console, echo_json, json_option
+from .options import Finite, console, echo_json, json_option
 
 __all__ = ["terrain"]
 
@@ -64,10 +64,14 @@ def terrain() -> None:
     help="Comma-separated products.",
 )
 @click.option(
-    "--azimuth", type=float, default=315.0, show_default=True, help="Hillshade light azimuth."
+    "--azimuth", type=Finite(), default=315.0, show_default=True, help="Hillshade light azimuth."
 )
 @click.option(
-    "--altitude", type=float, default=45.0, show_default=True, help="Hillshade light altitude."
+    "--altitude",
+    type=Finite(0, 90),
+    default=45.0,
+    show_default=True,
+    help="Hillshade light altitude.",
 )
 @click.option(
     "--window", type=int, default=3, show_default=True, help="Relief window (odd pixels)."
@@ -110,16 +114,20 @@ def derive_cmd(
 @click.argument("dem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--observer", required=True, help="LON,LAT of the observer.")
 @click.option(
-    "--height", type=float, default=1.7, show_default=True, help="Observer height above ground (m)."
+    "--height",
+    type=Finite(min=0),
+    default=1.7,
+    show_default=True,
+    help="Observer height above ground (m).",
 )
 @click.option(
     "--target-height",
-    type=float,
+    type=Finite(min=0),
     default=0.0,
     show_default=True,
     help="Target height above ground (m).",
 )
-@click.option("--max-distance", type=float, help="Maximum distance (km).")
+@click.option("--max-distance", type=Finite(min=0, min_open=True), help="Maximum distance (km).")
 @click.option("--no-curvature", is_flag=True, help="Ignore earth curvature and refraction.")
 @click.option(
     "-o",
@@ -181,36 +189,38 @@ def viewshed_cmd(
     help="Points/lines/polygons (GeoJSON or any vector file).",
 )
 @click.option(
-    "--threat-azimuth", type=float, help="Direction the threat lies in (deg from true north)."
+    "--threat-azimuth", type=Finite(), help="Direction the threat lies in (deg from true north)."
 )
 @click.option(
-    "--threat-elevation", type=float, help="Lowest elevation angle of incoming fire/sight (deg)."
+    "--threat-elevation",
+    type=Finite(-90, 90),
+    help="Lowest elevation angle of incoming fire/sight (deg).",
 )
 @click.option("--threat-point", help="LON,LAT of a threat position (viewshed from it).")
 @click.option(
     "--threat-height",
-    type=float,
+    type=Finite(min=0),
     default=2.0,
     show_default=True,
     help="Height of the threat point above ground (m).",
 )
 @click.option(
     "--target-height",
-    type=float,
+    type=Finite(min=0),
     default=0.0,
     show_default=True,
     help="Height of the features above ground (m).",
 )
 @click.option(
     "--max-distance",
-    type=float,
+    type=Finite(min=0, min_open=True),
     default=30.0,
     show_default=True,
     help="Horizon search distance (km).",
 )
 @click.option(
     "--dem-sigma",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=None,
     help="Vertical error of the DEM (m, one sigma): adds horizon_sigma_deg to a threat "
     "direction's result (SRTM: about 6; a lidar DEM: 0.1-0.5).",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import InputError
-from .options import console, echo_json, err_console, json_option, open_catalog
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 if TYPE_CHECKING:
     from ..web.users import UserStore
@@ -87,7 +87,9 @@ def remove(username: str, yes: bool) -> None:
 @users.command("token")
 @click.argument("username", required=False)
 @click.option("--name", default="cli", show_default=True, help="A label for the token.")
-@click.option("--days", type=float, default=None, help="Expire after this many days.")
+@click.option(
+    "--days", type=Finite(min=0, min_open=True), default=None, help="Expire after this many days."
+)
 @click.option("--list", "list_", is_flag=True, help="List tokens (of USERNAME when given).")
 @click.option("--revoke", metavar="ID", default=None, help="Delete the token with this id.")
 @json_option
