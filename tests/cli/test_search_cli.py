@@ -172,7 +172,17 @@ def test_search_run_bad_settings_and_images_are_clear(sw, tmp_path) -> None:
         dst.write(np.full((4, 64, 64), 7, np.uint8))
     res = run(flat)
     assert res.code == 2 and "is constant" in res.err
+    cut = tmp_path / "cut.tif"  # a download cut short: the header reads, the pixels do not
+    cut.write_bytes(image.read_bytes()[:600])
+    res = run(cut)
+    assert res.code == 2 and "cannot read or write a raster" in res.err, res.err
+    assert "cut.tif" in res.err and "previous exception" not in res.err
     assert not out.exists()
+    for bad, said in (([1, 2], "a JSON list"), ({"type": "FeatureCollection"}, "list of features")):
+        listed = tmp_path / "bad.geojson"
+        listed.write_text(json.dumps(bad))
+        res = sw("search", "run", str(image), "--examples", str(listed), "-o", str(out))
+        assert res.code == 2 and said in res.err
 
 
 def test_search_run_tiles_default_to_about_40_m(sw, tmp_path) -> None:

@@ -103,9 +103,28 @@ def main(argv: list[str] | None = None) -> Any:
         err_console().print(
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
-        if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
+        if _verbose(argv):
             raise
         sys.exit(2)
     except KeyboardInterrupt:
         err_console().print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        # A raster GDAL cannot read (truncated, corrupt) found past a command's own checks: one
+        # clear line, not a traceback; anything else is a bug and keeps its traceback.
+        if not type(exc).__module__.startswith("rasterio") or _verbose(argv):
+            raise
+        cause = exc.__cause__ or exc.__context__  # GDAL's own words ("See previous exception")
+        detail = str(cause) if cause is not None and "previous exception" in str(exc) else str(exc)
+        err_console().print(
+            f"[bold red]error:[/] cannot read or write a raster: {escape(detail)}; the file "
+            "may be truncated, corrupt or not a raster (check it with gdalinfo; -v shows where)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
+
+
+def _verbose(argv: list[str] | None) -> bool:
+    args = argv or sys.argv
+    return "-v" in args or "--verbose" in args

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from ..config import get_settings
 from ..errors import InputError
 from ..files import make_folder, write_text
-from .options import console, echo_json, err_console, json_option, open_catalog
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,8 +28,16 @@ def _examples(path: Path) -> list[tuple[float, float]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read examples {path}: {exc}; give a GeoJSON file") from exc
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{path}: not a GeoJSON object (a JSON {type(data).__name__}); give a "
+            "FeatureCollection of points or polygons of known sites"
+        )
     if data.get("type") == "FeatureCollection":
-        geoms = [f.get("geometry") for f in data.get("features", [])]
+        features = data.get("features")
+        if not isinstance(features, list):
+            raise InputError(f"{path}: a FeatureCollection needs a list of features")
+        geoms = [f.get("geometry") if isinstance(f, dict) else None for f in features]
     elif data.get("type") == "Feature":
         geoms = [data.get("geometry")]
     else:
@@ -237,7 +245,7 @@ def triage_cmd(run_ref: str, limit: int | None, graphics: str, as_json: bool) ->
 @click.option("--negatives", default=3000, show_default=True, help="Random background tiles.")
 @click.option("--hard-rounds", default=0, show_default=True,
               help="Hard-negative refits of the logistic model.")  # fmt: skip
-@click.option("--clip-margin", type=float, default=None,
+@click.option("--clip-margin", type=Finite(), default=None,
               help="Clip z-scores to the examples' range plus this margin (e.g. 0.5).")  # fmt: skip
 @_backbone_options
 @json_option
