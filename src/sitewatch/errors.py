@@ -30,6 +30,7 @@ __all__ = [
     "SitewatchError",
     "SourceError",
     "UnsafeInputError",
+    "gdal_text",
 ]
 
 
@@ -141,3 +142,17 @@ class AnalysisError(SitewatchError, ValueError):
 
 class AuthError(SitewatchError, PermissionError):
     """Authentication failed or the user lacks the role for an action."""
+
+
+def gdal_text(exc: BaseException) -> str:
+    """What went wrong in ``exc`` from rasterio, in GDAL's own words.
+
+    rasterio raises a read failure as "Read failed. See previous exception for details." with
+    GDAL's message (the file, band and block that failed) only on the chained exception; a
+    message for a user quotes that one.
+    """
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and "previous exception" in text and str(cause):
+        return str(cause)
+    return text

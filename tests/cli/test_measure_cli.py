@@ -275,3 +275,20 @@ def test_read_geofile_gpkg_and_legacy_crs(shared_data: Path, tmp_path: Path) -> 
     g2, p2, crs2 = read_geofile(gpkg)
     assert crs2.to_epsg() == 32616 and len(g2) == 43
     assert g2[5].equals_exact(geoms[5], 1e-6) and p2[5]["osm_id"] == props[5]["osm_id"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "said"),
+    [([1, 2], "got a JSON list/value"), ({"type": "FeatureCollection", "features": [3]},
+     "'features' must be a list"), ({"type": "Topology"}, "got 'Topology'")],
+)  # fmt: skip
+def test_read_geofile_refuses_json_that_is_not_features(
+    tmp_path: Path, doc: object, said: str
+) -> None:
+    from sitewatch.cli.measure import read_geofile
+    from sitewatch.errors import InputError
+
+    path = tmp_path / "f.geojson"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=said):
+        read_geofile(path)

@@ -99,3 +99,12 @@ def test_defilade_direction_and_point(sw: Runner, dem: Path, tmp_path: Path) -> 
     r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-point", "-71.4,44.3",
            "--threat-azimuth", "10")  # fmt: skip
     assert r.code == 2 and "either" in r.err
+
+
+def test_a_dem_cut_short_is_named_with_gdal_words(sw: Runner, dem: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(dem.read_bytes()[:4000])
+    r = sw("terrain", "viewshed", str(cut), "--observer", WASHINGTON, "-o", str(tmp_path / "v.tif"))
+    assert r.code == 2 and "cannot read DEM" in r.err and "cut.tif" in r.err
+    assert "previous exception" not in r.err  # rasterio's placeholder, replaced by GDAL's text
+    assert not (tmp_path / "v.tif").exists()

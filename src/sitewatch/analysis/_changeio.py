@@ -21,7 +21,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject
 
-from ..errors import ImageryError, InputError
+from ..errors import ImageryError, InputError, gdal_text
 from ..files import atomic_path, write_text
 
 __all__ = [
@@ -88,7 +88,7 @@ def read_image(path: str | Path, *, bands: tuple[str, ...] | None = None) -> Ras
                 data = ds.read()
                 raster = Raster(data, _names(ds), ds.crs, ds.transform, ds.nodata)
         except rasterio.errors.RasterioIOError as exc:
-            raise ImageryError(f"{p}: not a readable raster ({exc})") from exc
+            raise ImageryError(f"{p}: not a readable raster ({gdal_text(exc)})") from exc
         return _pick(raster, bands, p)
     raise InputError(
         f"{path}: no such file or folder. Give a multi-band GeoTIFF or a folder of per-band files "

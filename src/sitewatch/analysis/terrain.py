@@ -28,7 +28,7 @@ from pyproj import CRS
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import AnalysisError, ImageryError, InputError
+from ..errors import AnalysisError, ImageryError, InputError, gdal_text
 from ..geo import GEOD, check_lonlat, local_utm_crs, to_crs
 from ._viewshed import REFRACTION_K, horizon_tangents, radial_viewshed
 
@@ -146,7 +146,7 @@ def read_dem(path: str | Path, *, band: int = 1) -> Dem:
             arr = np.ma.filled(data, np.nan)
             transform, crs = ds.transform, CRS.from_user_input(ds.crs)
     except RasterioIOError as exc:
-        raise ImageryError(f"cannot read DEM {p}: {exc}") from exc
+        raise ImageryError(f"cannot read DEM {p}: {gdal_text(exc)}") from exc
     arr[arr <= -32767] = np.nan  # SRTM voids when no nodata is declared
     if not np.isfinite(arr).any():
         raise ImageryError(f"DEM {p} has no valid elevation")

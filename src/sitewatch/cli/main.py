@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 
 from .. import __version__
-from ..errors import SitewatchError
+from ..errors import SitewatchError, gdal_text
 from .options import CliState, err_console
 
 __all__ = ["cli", "main"]
@@ -114,10 +114,8 @@ def main(argv: list[str] | None = None) -> Any:
         # clear line, not a traceback; anything else is a bug and keeps its traceback.
         if not type(exc).__module__.startswith("rasterio") or _verbose(argv):
             raise
-        cause = exc.__cause__ or exc.__context__  # GDAL's own words ("See previous exception")
-        detail = str(cause) if cause is not None and "previous exception" in str(exc) else str(exc)
         err_console().print(
-            f"[bold red]error:[/] cannot read or write a raster: {escape(detail)}; the file "
+            f"[bold red]error:[/] cannot read or write a raster: {escape(gdal_text(exc))}; the file "
             "may be truncated, corrupt or not a raster (check it with gdalinfo; -v shows where)",
             highlight=False,
             soft_wrap=True,

@@ -17,7 +17,7 @@ from pyproj import CRS
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import ImageryError, InputError
+from ..errors import ImageryError, InputError, gdal_text
 from ..types import MeasurementKind
 from .options import Finite, console, echo_json, json_option, open_catalog
 
@@ -60,13 +60,18 @@ def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict
             doc = json.loads(p.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{p}: not valid GeoJSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise InputError(f"{p}: expected a GeoJSON FeatureCollection, got a JSON list/value")
         if doc.get("type") == "Feature":
             doc = {"type": "FeatureCollection", "features": [doc]}
         if doc.get("type") != "FeatureCollection":
             raise InputError(f"{p}: expected a GeoJSON FeatureCollection, got {doc.get('type')!r}")
+        features = doc.get("features") or []
+        if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+            raise InputError(f"{p}: 'features' must be a list of GeoJSON Feature objects")
         geoms: list[BaseGeometry | None] = []
         props: list[dict[str, Any]] = []
-        for f in doc.get("features") or []:
+        for f in features:
             g = f.get("geometry")
             try:
                 geom = shape(g) if g else None
@@ -203,7 +208,7 @@ def _read_brightness(path: Path, band: int | None) -> tuple[np.ndarray, Any, CRS
     try:
         ds = rasterio.open(path)
     except RasterioIOError as exc:
-        raise ImageryError(f"cannot open image {path}: {exc}") from exc
+        raise ImageryError(f"cannot open image {path}: {gdal_text(exc)}") from exc
     with ds:
         if ds.crs is None:
             raise ImageryError(

@@ -35,7 +35,7 @@ import requests
 from rasterio.errors import RasterioError
 from shapely.geometry import box, mapping
 
-from ..errors import ArchiveError, ImageryError, SourceError
+from ..errors import ArchiveError, ImageryError, SourceError, gdal_text
 from ..files import atomic_path
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
 from .scene import Scene
@@ -296,7 +296,7 @@ class Archive:
             self._write_mask(mask_tif, chip)
         except (RasterioError, OSError) as exc:
             raise ArchiveError(
-                f"cannot write the chip {tif}: {exc}; check free space and permissions"
+                f"cannot write the chip {tif}: {gdal_text(exc)}; check free space and permissions"
             ) from exc
         item = self._item(site_id, item_id, chip, tif, mask_tif, source)
         _write_json(folder / f"{item_id}.json", item)

@@ -25,7 +25,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from shapely.geometry.base import BaseGeometry
 
-from ..errors import ImageryError, InputError
+from ..errors import ImageryError, InputError, gdal_text
 from ..geo import local_utm_crs, to_crs
 from ..types import BBox
 from .scene import Scene, bbox_intersects
@@ -288,7 +288,7 @@ def _read_group(
                 valid = vrt.read(vrt.count) > 0
     except RasterioError as exc:
         raise ImageryError(
-            f"cannot read {href} (scene {scene.id!r}): {exc}. The file may be corrupt or "
+            f"cannot read {href} (scene {scene.id!r}): {gdal_text(exc)}. The file may be corrupt or "
             "truncated; re-download it (an archive fetch re-checks checksums)"
         ) from exc
     return data, valid, nodata

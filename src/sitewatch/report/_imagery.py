@@ -22,7 +22,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
-from ..errors import ImageryError, InputError
+from ..errors import ImageryError, InputError, gdal_text
 
 __all__ = [
     "ImageChip",
@@ -202,7 +202,7 @@ def _read_tif(path: Path, **meta: Any) -> ImageChip:
             crs = ds.crs.to_string() if ds.crs else None
             transform = ds.transform
     except (RasterioError, OSError) as exc:
-        raise ImageryError(f"cannot read the image {path}: {exc}") from exc
+        raise ImageryError(f"cannot read the image {path}: {gdal_text(exc)}") from exc
     if crs is None:
         raise ImageryError(f"{path} has no CRS; reports need georeferenced chips")
     mask_path = path.with_name(path.stem + "_mask.tif")

@@ -12,7 +12,7 @@ from affine import Affine
 from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS, Transformer
 
-from ..errors import InputError
+from ..errors import InputError, gdal_text
 from ..geo import local_utm_crs
 
 __all__ = ["SceneGrid", "fractal_noise", "generated_dem", "load_dem", "scene_grid"]
@@ -188,7 +188,7 @@ def load_dem(path: Path, grid: SceneGrid) -> F64:
     try:
         src = rasterio.open(p)
     except rasterio.errors.RasterioIOError as exc:
-        raise InputError(f"cannot read DEM {p}: {exc}") from exc
+        raise InputError(f"cannot read DEM {p}: {gdal_text(exc)}") from exc
     with src:
         if src.crs is None:
             raise InputError(f"DEM {p} has no CRS; georeference it (gdal_edit.py -a_srs)")

@@ -100,7 +100,7 @@ from rasterio.io import DatasetReader
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 
-from ..errors import AnalysisError, ImageryError, InputError
+from ..errors import AnalysisError, ImageryError, InputError, gdal_text
 from .candidates import RankedCandidate, make_candidates, reorder_candidates
 from .embedding import EMBED_DIMS, Embedding, embed_block, prepare_embedding
 from .features import (
@@ -661,7 +661,7 @@ def run_search(
     try:
         ds = rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
-        raise ImageryError(f"cannot open image {path}: {exc}; check the path") from exc
+        raise ImageryError(f"cannot open image {path}: {gdal_text(exc)}; check the path") from exc
     with ds:
         bands = p.bands or tuple(range(1, min(ds.count, 4) + 1))
         if max(bands) > ds.count:
@@ -685,7 +685,9 @@ def run_search(
         try:
             rasterio.open(dem_path).close()
         except rasterio.errors.RasterioIOError as exc:
-            raise ImageryError(f"cannot open DEM {dem_path}: {exc}; check the path") from exc
+            raise ImageryError(
+                f"cannot open DEM {dem_path}: {gdal_text(exc)}; check the path"
+            ) from exc
     names = cfg.names(len(bands), dem_path is not None)
     src = Source(path, grid, cfg, scale, tuple(bands), dem_path)
     pos_tiles = example_tiles(grid, examples)

@@ -30,7 +30,7 @@ from rasterio.errors import NodataShadowWarning
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from ..errors import ImageryError, InputError
+from ..errors import ImageryError, InputError, gdal_text
 from ..files import write_text
 
 __all__ = [
@@ -281,7 +281,7 @@ def build_vrt(paths: Sequence[str | Path], out: str | Path) -> Path:
                 infos.append((Path(p).resolve(), ds.crs, ds.transform, ds.width, ds.height,
                               ds.count, ds.dtypes[0], ds.nodata))  # fmt: skip
         except rasterio.errors.RasterioIOError as exc:
-            raise ImageryError(f"cannot open {p}: {exc}; check the path") from exc
+            raise ImageryError(f"cannot open {p}: {gdal_text(exc)}; check the path") from exc
     _, crs0, t0, _, _, count0, dtype0, nodata0 = infos[0]
     for path, crs, t, _, _, count, dtype, _ in infos[1:]:
         if crs != crs0 or not np.allclose((t.a, t.e), (t0.a, t0.e)) or t.b or t.d:

@@ -19,7 +19,7 @@ import rasterio
 from rasterio.errors import RasterioError
 from shapely.geometry.base import BaseGeometry
 
-from ...errors import ImageryError, InputError, NoScenesFound
+from ...errors import ImageryError, InputError, NoScenesFound, gdal_text
 from ...types import BBox
 from ..scene import Scene, normalize_bbox
 
@@ -183,7 +183,7 @@ def open_raster(href: str, **kwargs: Any) -> Any:
         ds = rasterio.open(href, **kwargs)
     except RasterioError as exc:
         raise ImageryError(
-            f"cannot open {href}: {exc}. The file may be corrupt, truncated or not a raster; "
+            f"cannot open {href}: {gdal_text(exc)}. The file may be corrupt, truncated or not a raster; "
             "re-download it or remove it from the source folder"
         ) from exc
     if ds.crs is None and not ds.gcps[0]:
