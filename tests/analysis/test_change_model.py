@@ -228,6 +228,10 @@ def test_step_limit_and_weight_average() -> None:
         train_config(steps=3, ema=1.0)
     with pytest.raises(InputError, match="needs a limit"):
         train_config(minutes=None, steps=None)
+    for bad, said in (({"crop": 8}, "crop must be at least 16 px, got 8"),
+                      ({"batch": 0}, "batch must be at least 1 crop, got 0")):  # fmt: skip
+        with pytest.raises(InputError, match=said):
+            train_config(steps=3, **bad)
 
 
 def test_training_is_reproducible_from_its_seed() -> None:

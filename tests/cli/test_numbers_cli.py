@@ -64,7 +64,10 @@ def test_finite_type() -> None:
         (("imagery", "search", "--bbox", "1,1,2,3", "--limit", "0"), "x>=1"),
         (("change", "detect", "a", "b", "-o", "c.tif", "--min-area", "nan"), "'nan' is not a finite"),
         (("change", "train-oscd", "d", "-o", "m.pt", "--hard-fraction", "2"), "0<=x<=1"),
+        (("change", "train-oscd", "d", "-o", "m.pt", "--crop", "5"), "x>=16"),
+        (("change", "cv-oscd", "d", "--folds", "1"), "x>=2"),
         (("scenario", "make", "out", "--gsd", "0"), "x>0"),
+        (("scenario", "make", "out", "--span-days", "-5"), "span_days must be >= 0"),
         (("users", "token", "x", "--days", "-1"), "x>0"),
     ],
 )  # fmt: skip

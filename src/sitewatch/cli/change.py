@@ -375,16 +375,16 @@ def _train_options(func: F) -> F:
         click.option("--epochs", type=Finite(min=0, min_open=True), default=None,
                      help="Stop after this many epochs (crops covering the training pixels once) "
                      "if that comes before --minutes."),
-        click.option("--steps", type=int, default=600, show_default=True,
+        click.option("--steps", type=click.IntRange(min=0), default=600, show_default=True,
                      help="Optimiser steps (stops earlier if --minutes runs out first; "
                      "0: no step limit)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
-        click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for torch."),
+        click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="CPU threads for torch."),
         click.option("--device", default="cpu", show_default=True,
                      help="Train (and, for cv-oscd, predict) on cpu, cuda or cuda:N; the saved "
                      "weights are CPU weights either way."),
-        click.option("--crop", type=int, default=96, show_default=True, help="Training crop size in pixels."),
-        click.option("--batch", type=int, default=12, show_default=True, help="Crops per step."),
+        click.option("--crop", type=click.IntRange(min=16), default=96, show_default=True, help="Training crop size in pixels."),
+        click.option("--batch", type=click.IntRange(min=1), default=12, show_default=True, help="Crops per step."),
         click.option("--calibrate", is_flag=True,
                      help="Threshold at the best pooled F1 on the training cities instead of 0.5 "
                      "(biased high: the model has seen those labels)."),
@@ -475,7 +475,7 @@ def train_oscd(root: str, output: str, cities: str | None, as_json: bool, **kw: 
 
 @change.command("cv-oscd")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
-@click.option("--folds", type=int, default=5, show_default=True,
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Folds: fold i tests on the sorted cities i, i+folds, ... and trains on the rest.")  # fmt: skip
 @click.option("--cities", default=None, help="Comma-separated cities (default: all labelled ones).")
 @_train_options

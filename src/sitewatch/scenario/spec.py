@@ -143,6 +143,10 @@ class ScenarioSpec:
             raise InputError(f"scene size {w}x{h} px is out of range 16..20000; check --size")
         if self.sites < 0:
             raise InputError(f"sites must be >= 0, got {self.sites}")
+        if self.span_days < 0:
+            raise InputError(
+                f"span_days must be >= 0 (days from first to last date), got {self.span_days}"
+            )
         unknown = [b for b in self.bands if b not in BAND_INFO]
         if unknown or not self.bands:
             raise InputError(

@@ -139,8 +139,12 @@ class TrainConfig:
             raise InputError("jitter must be in [0, 1)")
         if not 0 <= self.ema < 1:
             raise InputError("ema must be in [0, 1)")
-        if self.crop < 16 or self.batch < 1 or not 0 <= self.change_fraction <= 1:
-            raise InputError("crop must be >= 16 px, batch >= 1, change_fraction in [0, 1]")
+        if self.crop < 16:
+            raise InputError(f"crop must be at least 16 px, got {self.crop}")
+        if self.batch < 1:
+            raise InputError(f"batch must be at least 1 crop, got {self.batch}")
+        if not 0 <= self.change_fraction <= 1:
+            raise InputError(f"change_fraction must be in [0, 1], got {self.change_fraction}")
         if not 0 <= self.hard_fraction <= 1 - self.change_fraction:
             raise InputError("hard_fraction must be in [0, 1 - change_fraction]")
         if self.threads < 1:
