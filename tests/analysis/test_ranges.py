@@ -108,6 +108,9 @@ def test_rings_geojson_and_kml() -> None:
         for triple in (coords.text or "").split():
             x, y, _ = map(float, triple.split(","))
             assert -180 <= x <= 180 and -90 <= y <= 90
+    for n in (7, 36_001):  # an octagon at least; a vertex count that would not hang the writer
+        with pytest.raises(InputError, match=f"8 to 36000 azimuths .*got {n}"):
+            range_rings(PYONGYANG, table, n=n)
 
 
 def test_targets_within_range() -> None:

@@ -34,6 +34,8 @@ from ..errors import ImportFormatError, InputError, RecordProblem
 from ..geo import GEOD, check_lonlat
 
 __all__ = [
+    "MAX_AZIMUTHS",
+    "MIN_AZIMUTHS",
     "MissileClass",
     "RangeRing",
     "TargetReach",
@@ -46,6 +48,8 @@ __all__ = [
     "select_classes",
     "targets_in_range",
 ]
+
+MIN_AZIMUTHS, MAX_AZIMUTHS = 8, 36_000  # vertices per ring: an octagon .. 0.01 degree steps
 
 logger = logging.getLogger(__name__)
 
@@ -249,8 +253,11 @@ def range_rings(
     origin_name: str = "",
 ) -> list[RangeRing]:
     """One :class:`RangeRing` per class around ``origin`` (lon, lat)."""
-    if n < 8:
-        raise InputError(f"a ring needs at least 8 azimuths, got {n}")
+    if not MIN_AZIMUTHS <= n <= MAX_AZIMUTHS:
+        raise InputError(
+            f"a ring needs {MIN_AZIMUTHS} to {MAX_AZIMUTHS} azimuths (vertices), got {n}; "
+            "360 (one a degree) is plenty for a map"
+        )
     return [
         RangeRing(
             m,

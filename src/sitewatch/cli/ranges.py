@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ..analysis.ranges import MAX_AZIMUTHS, MIN_AZIMUTHS
 from ..errors import InputError
 from ..files import write_text
 from .measure import parse_lonlat, read_geofile
@@ -91,7 +92,13 @@ def range_group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Your own missile table (CSV; default: the shipped one or SITEWATCH_MISSILE_TABLE).",
 )
-@click.option("--azimuths", type=int, default=360, show_default=True, help="Vertices per ring.")
+@click.option(
+    "--azimuths",
+    type=click.IntRange(MIN_AZIMUTHS, MAX_AZIMUTHS),
+    default=360,
+    show_default=True,
+    help="Vertices per ring.",
+)
 @click.option(
     "-o",
     "--output",

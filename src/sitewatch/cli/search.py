@@ -199,7 +199,9 @@ def run_cmd(
 
 @search.command("triage")
 @click.argument("run_ref", metavar="RUN")
-@click.option("--limit", type=int, default=None, help="Stop after this many decisions.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Stop after this many decisions."
+)
 @click.option("--graphics", type=click.Choice(["auto", "kitty", "iterm", "sixel", "file"]),
               default="auto", show_default=True, help="How to show chips.")  # fmt: skip
 @json_option
