@@ -434,3 +434,17 @@ def test_site_brief_report(client: Any, web_env: Any) -> None:
     r = client.get(f"/api/reports/{job}/download", headers=h)
     assert r.headers["content-type"].startswith("text/html")
     assert "Alpha Base" in r.text and "data:image/png;base64" in r.text
+
+
+def test_nan_and_infinity_in_a_request_are_refused(client: Any, web_env: Any) -> None:
+    """Python's JSON reader takes NaN/Infinity; no stored number or tool input may be one."""
+    h = {**web_env.auth("analyst"), "content-type": "application/json"}
+    before = client.get("/api/measurements?site_id=alpha-base", headers=h).json()
+    for value in ("NaN", "Infinity", "-Infinity"):
+        body = f'{{"kind": "length", "value": {value}, "unit": "m", "feature_id": "f-portal"}}'
+        r = client.post("/api/sites/alpha-base/measurements", content=body, headers=h)
+        assert r.status_code == 422, (value, r.text)
+    assert client.get("/api/measurements?site_id=alpha-base", headers=h).json() == before
+    body = '{"site_id": "alpha-base", "base": [NaN, 40.2], "tip": [126.5, 40.2]}'
+    r = client.post("/api/tools/shadow-height", content=body, headers=h)
+    assert r.status_code == 422, r.text

@@ -8,8 +8,12 @@ Bodies are ``{"detail": message, "error": class name}``.
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..errors import (
@@ -65,6 +69,24 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=code)
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as text: strict JSON has no literal for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 body, which would fail to encode when the rejected input was NaN (500)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else [str(exc)]
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(errors))}, status_code=422)
+
+
 def add_exception_handlers(app: FastAPI) -> None:
-    """Register the table's handler for every sitewatch exception."""
+    """Register the table's handler for every sitewatch exception, and the 422 of bad bodies."""
     app.add_exception_handler(SitewatchError, _handle)
+    app.add_exception_handler(RequestValidationError, _invalid)

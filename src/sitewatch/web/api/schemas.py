@@ -63,7 +63,8 @@ class _Out(BaseModel):
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Python's JSON reader takes NaN and Infinity; no field of a request means either
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ErrorOut(_Out):
