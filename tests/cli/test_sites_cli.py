@@ -76,6 +76,24 @@ def test_bad_input_messages(sw: Runner) -> None:
     assert r.code == 2 and "W,S,E,N" in r.err
     r = sw("sites", "add", "x", "--name", "X", "--lat", "1", "--lon", "1", "--aoi", "POLYGON((")
     assert r.code == 2 and "not valid WKT" in r.err
+    r = sw("sites", "add", "--name", "  ", "--lat", "1", "--lon", "1")
+    assert r.code == 2 and "a site needs a name that is not blank" in r.err
+
+
+def test_a_name_without_latin_letters_gets_the_id_an_import_would_give(
+    sw: Runner, tmp_path: Path
+) -> None:
+    r = sw("sites", "add", "--name", "삭간몰", "--lat", "38.58", "--lon", "126.11", "--json")
+    assert r.code == 0, r.err
+    site_id = r.json()["id"]
+    assert site_id.startswith("site-") and len(site_id) == 15
+    csv = tmp_path / "bases.csv"
+    csv.write_text("name,lat,lon\n삭간몰,38.58,126.11\n", encoding="utf-8")
+    r = sw("sites", "import", str(csv))  # the same site again, not a second one
+    assert r.code == 2 and f"site id '{site_id}' is already in the catalog" in r.err
+    assert sw("sites", "import", str(csv), "--on-duplicate", "skip").code == 0
+    r = sw("sites", "list", "--json")
+    assert [s["id"] for s in r.json()] == [site_id]
 
 
 def test_import_reported_bases_and_export(sw: Runner, shared_data: Path, tmp_path: Path) -> None:

@@ -448,3 +448,14 @@ def test_nan_and_infinity_in_a_request_are_refused(client: Any, web_env: Any) ->
     body = '{"site_id": "alpha-base", "base": [NaN, 40.2], "tip": [126.5, 40.2]}'
     r = client.post("/api/tools/shadow-height", content=body, headers=h)
     assert r.status_code == 422, r.text
+
+
+def test_a_site_named_without_latin_letters_gets_the_import_id(client: Any, web_env: Any) -> None:
+    from sitewatch.catalog.models import site_id_for
+
+    h = web_env.auth("analyst")
+    r = client.post("/api/sites", json={"name": "신포", "lon": 128.2, "lat": 40.0}, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == site_id_for("신포") and r.json()["id"].startswith("site-")
+    r = client.post("/api/sites", json={"name": " ", "lon": 128.2, "lat": 40.0}, headers=h)
+    assert r.status_code == 400 and "not blank" in r.json()["detail"]

@@ -7,6 +7,7 @@ updates a stored record has had (0 = not stored yet) and drives optimistic concu
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import unicodedata
@@ -51,6 +52,7 @@ __all__ = [
     "Source",
     "check_choice",
     "new_id",
+    "site_id_for",
     "slugify",
     "utcnow",
 ]
@@ -73,6 +75,16 @@ def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return slug[:128]
+
+
+def site_id_for(name: str) -> str:
+    """The id a site called ``name`` gets when none is given: the slug of the name, or, for a
+    name with no Latin letters or digits (``삭간몰``), ``site-`` and a hash of the name, so the
+    same name gets the same id whether typed in, imported or created in the web app."""
+    if not name.strip():
+        raise InputError("a site needs a name that is not blank")
+    digest = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+    return slugify(name) or f"site-{digest[:10]}"
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> None:

@@ -12,7 +12,7 @@ import click
 import shapely
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ..catalog.models import Declaration, DeclaredSite, Site, SiteRecord, slugify
+from ..catalog.models import Declaration, DeclaredSite, Site, SiteRecord, site_id_for, slugify
 from ..errors import InputError, NotFound, RecordProblem
 from ..types import SITE_CATEGORIES, SITE_STATUSES, BBox
 from ._sites_view import history_table, site_json, sites_table
@@ -112,7 +112,7 @@ def add(site_id: str | None, aoi_wkt: str | None, as_json: bool, **kw: Any) -> N
     """Add a site (SITE_ID defaults to a slug of --name)."""
     aoi = _wkt(aoi_wkt) if aoi_wkt else None
     site = Site(
-        id=site_id or slugify(kw["name"]),
+        id=site_id or site_id_for(kw["name"]),
         aoi=aoi,
         **{**kw, "aliases": tuple(kw["aliases"]), "tags": tuple(kw["tags"])},
     )

@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ...errors import GeometryError, InputError, RecordProblem
 from ...geo import valid_geometry
-from ..models import Feature, Observation, Site, SiteRecord, slugify
+from ..models import Feature, Observation, Site, SiteRecord, site_id_for
 
 __all__ = [
     "LIST_SEP",
@@ -172,7 +172,7 @@ def site_from_fields(
     if name is None:
         raise InputError(f"{what} has no name; give a name (or title) column/value")
     # a name without any ASCII letter or digit ("신포") gets a stable id made from its hash
-    site_id = _text(fields, "id") or slugify(name) or f"site-{stable_id(name)[:10]}"
+    site_id = _text(fields, "id") or site_id_for(name)
     label = f"{what} {site_id!r}"
     if aoi is None and (wkt_text := _text(fields, "aoi_wkt")) is not None:
         try:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ...catalog.models import Site, slugify
+from ...catalog.models import Site, site_id_for
 from ...errors import InputError
 from ...types import BBox
 from ..deps import Analyst, Ctx, Viewer
@@ -76,9 +76,7 @@ async def list_sites(
 @router.post("", response_model=SiteOut, status_code=201, summary="Create a site")
 def create_site(body: SiteIn, ctx: Ctx, who: Analyst) -> Response:
     """Store a new site (analyst)."""
-    site_id = body.id or slugify(body.name)
-    if not site_id:
-        raise InputError(f"cannot make an id from the name {body.name!r}; give an id")
+    site_id = body.id or site_id_for(body.name)
     site = Site(
         id=site_id,
         name=body.name,
