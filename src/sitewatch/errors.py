@@ -149,10 +149,10 @@ def gdal_text(exc: BaseException) -> str:
 
     rasterio raises a read failure as "Read failed. See previous exception for details." with
     GDAL's message (the file, band and block that failed) only on the chained exception; a
-    message for a user quotes that one.
+    message for a user quotes that one. A closing full stop is dropped, since the message goes on.
     """
     text = str(exc)
     cause = exc.__cause__ or exc.__context__
     if cause is not None and "previous exception" in text and str(cause):
-        return str(cause)
-    return text
+        text = str(cause)
+    return text.rstrip(". ")
