@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -479,3 +480,23 @@ def test_bad_urls() -> None:
         Catalog("mysql://x/y")
     with pytest.raises(ConfigError, match="in-memory"):
         Catalog("sqlite://")
+    with pytest.raises(ConfigError, match=r"'bogus' is not a database URL.*SITEWATCH_DATABASE_URL"):
+        Catalog("bogus")
+
+
+def test_a_catalog_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
+    from sitewatch.errors import ConfigError
+
+    junk = tmp_path / "notes.db"
+    junk.write_text("not a database")
+    with pytest.raises(ConfigError, match="file is not a database; is it a SQLite file"):
+        Catalog(f"sqlite:///{junk}")
+    assert junk.read_text() == "not a database"  # left as it was
+    blocker = tmp_path / "home"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"home of the SQLite catalog \(a file is in the way\)"):
+        Catalog(f"sqlite:///{blocker}/catalog.db")
+    with pytest.raises(
+        ConfigError, match=r"postgresql://u:\*\*\*@127\.0\.0\.1:9/x: .*server running"
+    ):
+        Catalog("postgresql://u:secret@127.0.0.1:9/x")  # the password is never printed

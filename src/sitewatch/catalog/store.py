@@ -90,14 +90,31 @@ class ImportReport:
     problems: list[RecordProblem] = field(default_factory=list)
 
 
+_URL_HELP = (
+    "use sqlite:///path/to/catalog.db or postgresql://user:password@host:port/dbname "
+    "(set by --db or SITEWATCH_DATABASE_URL; the default is catalog.db in SITEWATCH_HOME)"
+)
+
+
 def _engine_for(url: str) -> Engine:
-    sa_url = sa.engine.make_url(url)
+    try:
+        sa_url = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"catalog URL {url!r} is not a database URL; {_URL_HELP}") from None
     backend = sa_url.get_backend_name()
     if backend == "sqlite":
         db = sa_url.database
         if not db or db == ":memory:":
             raise ConfigError("an in-memory SQLite catalog is not supported; give a file path")
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(db).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            raise ConfigError(
+                f"cannot make the folder {folder} of the SQLite catalog ({why}); "
+                f"point SITEWATCH_HOME or --db at a folder you can write"
+            ) from exc
         engine = sa.create_engine(sa_url, connect_args={"timeout": 60})
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
@@ -111,9 +128,21 @@ def _engine_for(url: str) -> Engine:
             sa_url = sa_url.set(drivername="postgresql+psycopg")
         return sa.create_engine(sa_url, pool_pre_ping=True)
     raise ConfigError(
-        f"unsupported catalog URL {sa_url.render_as_string(hide_password=True)!r}; "
-        "use sqlite:///path/to/catalog.db or postgresql://user:password@host:port/dbname"
+        f"unsupported catalog URL {sa_url.render_as_string(hide_password=True)!r}; {_URL_HELP}"
     )
+
+
+def _open_failure(safe_url: str, exc: sa.exc.DatabaseError) -> str:
+    """Why the catalog at ``safe_url`` could not be opened, and what to do about it."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    if safe_url.startswith("sqlite"):
+        hint = (
+            "is it a SQLite file (a catalog.db written by sitewatch)? Give another path with --db, "
+            "or move the file away to start a new catalog"
+        )
+    else:
+        hint = "is the server running, and are the host, port, database and password right?"
+    return f"cannot open the catalog {safe_url}: {reason}; {hint}"
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -144,8 +173,12 @@ class Catalog:
         self.actor = actor or settings.user
         self._engine = _engine_for(self.url)
         self._local = threading.local()
-        with self._write() as conn:
-            self.backend: Backend = ensure_schema(conn)
+        try:
+            with self._write() as conn:
+                self.backend: Backend = ensure_schema(conn)
+        except sa.exc.DatabaseError as exc:
+            self._engine.dispose()
+            raise ConfigError(_open_failure(self.safe_url, exc)) from exc
         log.debug("opened catalog %s on %s", self.safe_url, self.backend.label)
 
     # -- plumbing ----------------------------------------------------------------------------
