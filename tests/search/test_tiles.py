@@ -91,6 +91,10 @@ def test_build_vrt_refuses_mixed_grids(tmp_path, make_scene) -> None:
     b, _, _ = make_scene(size=32, sites=0, gsd=20.0, name="b.tif")
     with pytest.raises(ImageryError, match="reproject"):
         build_vrt([a, b], tmp_path / "m.vrt")
+    same = tmp_path / "." / "a.tif"  # the same file under another spelling
+    with pytest.raises(InputError, match="given twice"):
+        build_vrt([a, same], tmp_path / "m.vrt")
+    assert not (tmp_path / "m.vrt").exists()
 
 
 @pytest.mark.parametrize(

@@ -282,6 +282,11 @@ def build_vrt(paths: Sequence[str | Path], out: str | Path) -> Path:
                               ds.count, ds.dtypes[0], ds.nodata))  # fmt: skip
         except rasterio.errors.RasterioIOError as exc:
             raise ImageryError(f"cannot open {p}: {gdal_text(exc)}; check the path") from exc
+    seen: set[Path] = set()
+    for info in infos:
+        if info[0] in seen:  # a shell glob and a name typed again: area counted twice
+            raise InputError(f"{info[0]} is given twice for the mosaic; give each file once")
+        seen.add(info[0])
     _, crs0, t0, _, _, count0, dtype0, nodata0 = infos[0]
     for path, crs, t, _, _, count, dtype, _ in infos[1:]:
         if crs != crs0 or not np.allclose((t.a, t.e), (t0.a, t0.e)) or t.b or t.d:
