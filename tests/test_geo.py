@@ -80,3 +80,21 @@ def test_lonlat_checks_and_geometry_repair() -> None:
         valid_geometry(bowtie)
     fixed = valid_geometry(bowtie, repair=True)
     assert fixed.is_valid and fixed.area == pytest.approx(0.5)
+
+
+def test_parse_bbox_is_the_one_bbox_parser() -> None:
+    from sitewatch.errors import CoordinateError
+    from sitewatch.geo import parse_bbox
+
+    assert parse_bbox("125,38,127.5,40") == (125.0, 38.0, 127.5, 40.0)
+    assert parse_bbox("179,-10,-179,10") == (179.0, -10.0, -179.0, 10.0)  # antimeridian
+    for bad, said in (
+        ("1,2,3", "four comma-separated finite numbers"),
+        ("nan,1,2,3", "four comma-separated finite numbers"),
+        ("a,b,c,d", "four comma-separated finite numbers"),
+        ("1,3,2,1", "south 3.0 must be below north 1.0"),
+        ("1,95,2,96", "latitude 95.0 is outside -90..90"),
+        ("200,1,201,2", "longitude 200.0 is outside -180..180"),
+    ):
+        with pytest.raises(CoordinateError, match=said):
+            parse_bbox(bad, "--bbox")

@@ -22,6 +22,7 @@ __all__ = [
     "geodesic_distance",
     "geodesic_length",
     "local_utm_crs",
+    "parse_bbox",
     "radius_bboxes",
     "split_bbox",
     "to_crs",
@@ -56,6 +57,26 @@ def check_lonlat(lon: float, lat: float, *, what: str = "point") -> None:
         else f"longitude {lon} is outside -180..180"
     )
     raise CoordinateError(f"{what}: {problem}{hint}")
+
+
+def parse_bbox(text: str, what: str = "bbox") -> BBox:
+    """``"W,S,E,N"`` in degrees as a :data:`BBox` (W > E crosses the antimeridian), validated
+    (the one parser of the CLI's ``--bbox`` options and the web API's ``bbox`` parameter)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise CoordinateError(
+            f"{what} {text!r}: give four comma-separated finite numbers W,S,E,N in degrees, "
+            "e.g. 125.0,38.0,127.0,40.0"
+        )
+    w, s, e, n = values
+    check_lonlat(w, s, what=f"{what} {text!r} (W,S corner)")
+    check_lonlat(e, n, what=f"{what} {text!r} (E,N corner)")
+    if s >= n:
+        raise CoordinateError(f"{what} {text!r}: south {s} must be below north {n} (order W,S,E,N)")
+    return (w, s, e, n)
 
 
 def local_utm_crs(lon: float, lat: float) -> CRS:

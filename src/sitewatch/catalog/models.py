@@ -54,6 +54,7 @@ __all__ = [
     "new_id",
     "site_id_for",
     "slugify",
+    "stable_id",
     "utcnow",
 ]
 
@@ -83,8 +84,13 @@ def site_id_for(name: str) -> str:
     same name gets the same id whether typed in, imported or created in the web app."""
     if not name.strip():
         raise InputError("a site needs a name that is not blank")
-    digest = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
-    return slugify(name) or f"site-{digest[:10]}"
+    return slugify(name) or f"site-{stable_id(name)[:10]}"
+
+
+def stable_id(*parts: str) -> str:
+    """A 16-hex-digit id derived from ``parts`` (same input, same id: imports are repeatable)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8)
+    return digest.hexdigest()
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> None:

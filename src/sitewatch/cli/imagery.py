@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..config import get_settings
-from ..errors import InputError
-from ..geo import check_lonlat
+from ..geo import parse_bbox
 from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 if TYPE_CHECKING:
@@ -22,21 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["imagery"]
 
 
-def _bbox(text: str) -> tuple[float, float, float, float]:
-    try:
-        parts = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise InputError(f"--bbox {text!r}: give four numbers W,S,E,N") from None
-    if len(parts) != 4:
-        raise InputError(f"--bbox {text!r}: give four numbers W,S,E,N, got {len(parts)}")
-    w, s, e, n = parts
-    check_lonlat(w, s, what=f"--bbox {text!r} (W,S corner)")
-    check_lonlat(e, n, what=f"--bbox {text!r} (E,N corner)")
-    if s >= n:
-        raise InputError(f"--bbox {text!r}: south {s} must be below north {n} (order W,S,E,N)")
-    return (w, s, e, n)
-
-
 def _where(
     ctx: click.Context, site_id: str | None, bbox: str | None, size: float
 ) -> tuple[BaseGeometry, tuple[float, float], bool]:
@@ -46,7 +30,7 @@ def _where(
     from ..geo import geodesic_buffer
 
     if bbox:
-        w, s, e, n = _bbox(bbox)
+        w, s, e, n = parse_bbox(bbox, "--bbox")
         geom = box(w, s, e if e >= w else e + 360.0, n)
         c = geom.centroid
         return geom, (((c.x + 180.0) % 360.0) - 180.0, c.y), True

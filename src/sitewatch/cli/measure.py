@@ -47,10 +47,17 @@ def _geojson_crs(doc: dict[str, Any]) -> CRS:
     return CRS.from_user_input(name) if name else CRS.from_epsg(4326)
 
 
+_GEOMETRY_TYPES = frozenset(
+    ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
+     "GeometryCollection")
+)  # fmt: skip
+
+
 def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict[str, Any]], CRS]:
     """Geometries (None where missing), properties (with ``id``) and CRS of a vector file.
 
-    GeoJSON is read directly (a legacy ``crs`` member is honoured); other formats via pyogrio.
+    GeoJSON is read directly (a legacy ``crs`` member is honoured; a lone Feature or geometry
+    counts as a collection of one); other formats via pyogrio.
     """
     p = Path(path)
     if not p.exists():
@@ -62,13 +69,15 @@ def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict
             raise InputError(f"{p}: not valid GeoJSON: {exc}") from exc
         if not isinstance(doc, dict):
             raise InputError(f"{p}: expected a GeoJSON FeatureCollection, got a JSON list/value")
+        if doc.get("type") in _GEOMETRY_TYPES:
+            doc = {"type": "Feature", "properties": {}, "geometry": doc}
         if doc.get("type") == "Feature":
             doc = {"type": "FeatureCollection", "features": [doc]}
         if doc.get("type") != "FeatureCollection":
             raise InputError(f"{p}: expected a GeoJSON FeatureCollection, got {doc.get('type')!r}")
-        features = doc.get("features") or []
+        features = doc.get("features")  # a collection without the member is not one
         if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
-            raise InputError(f"{p}: 'features' must be a list of GeoJSON Feature objects")
+            raise InputError(f"{p}: 'features' must be a list of features (GeoJSON objects)")
         geoms: list[BaseGeometry | None] = []
         props: list[dict[str, Any]] = []
         for f in features:

@@ -22,34 +22,16 @@ __all__ = ["search"]
 
 
 def _examples(path: Path) -> list[tuple[float, float]]:
-    import shapely.geometry
+    """The lon/lat centre of each example site in a vector file (GeoJSON, GeoPackage, KML...)."""
+    from ..geo import to_crs
+    from .measure import read_geofile
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read examples {path}: {exc}; give a GeoJSON file") from exc
-    if not isinstance(data, dict):
-        raise InputError(
-            f"{path}: not a GeoJSON object (a JSON {type(data).__name__}); give a "
-            "FeatureCollection of points or polygons of known sites"
-        )
-    if data.get("type") == "FeatureCollection":
-        features = data.get("features")
-        if not isinstance(features, list):
-            raise InputError(f"{path}: a FeatureCollection needs a list of features")
-        geoms = [f.get("geometry") if isinstance(f, dict) else None for f in features]
-    elif data.get("type") == "Feature":
-        geoms = [data.get("geometry")]
-    else:
-        geoms = [data]
+    geoms, _, crs = read_geofile(path)
     out = []
     for i, g in enumerate(geoms):
-        if not g:
-            raise InputError(f"{path}: feature {i} has no geometry")
-        try:
-            c = shapely.geometry.shape(g).centroid
-        except (ValueError, AttributeError, TypeError) as exc:
-            raise InputError(f"{path}: feature {i} has a bad geometry: {exc}") from exc
+        if g is None or g.is_empty:
+            raise InputError(f"{path}: feature {i} has no geometry (or a bad one)")
+        c = (g if crs.equals("EPSG:4326") else to_crs(g, crs, "EPSG:4326")).centroid
         out.append((float(c.x), float(c.y)))
     if not out:
         raise InputError(f"{path} holds no example: give points or polygons of known sites")

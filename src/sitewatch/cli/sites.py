@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..catalog.models import Declaration, DeclaredSite, Site, SiteRecord, site_id_for, slugify
 from ..errors import InputError, NotFound, RecordProblem
+from ..geo import parse_bbox
 from ..types import SITE_CATEGORIES, SITE_STATUSES, BBox
 from ._sites_view import history_table, site_json, sites_table
 from .options import Finite, console, echo_json, err_console, json_option, open_catalog
@@ -36,10 +37,7 @@ def _floats(text: str, n: int, what: str, example: str) -> tuple[float, ...]:
 
 
 def _bbox(_ctx: click.Context, _p: click.Parameter, value: str | None) -> BBox | None:
-    if value is None:
-        return None
-    w, s, e, n = _floats(value, 4, "--bbox", "125.0,38.0,127.0,40.0 (W,S,E,N)")
-    return (w, s, e, n)
+    return None if value is None else parse_bbox(value, "--bbox")
 
 
 def _near(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -19,7 +18,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ...errors import GeometryError, InputError, RecordProblem
 from ...geo import valid_geometry
-from ..models import Feature, Observation, Site, SiteRecord, site_id_for
+from ..models import Feature, Observation, Site, SiteRecord, site_id_for, stable_id
 
 __all__ = [
     "LIST_SEP",
@@ -315,12 +314,6 @@ def feature_from_props(
         first_seen=_date(props.get("first_seen"), f"{what} first_seen"),
         last_seen=_date(props.get("last_seen"), f"{what} last_seen"),
     )
-
-
-def stable_id(*parts: str) -> str:
-    """A 16-hex-digit id derived from ``parts`` (same input, same id: imports are repeatable)."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8)
-    return digest.hexdigest()
 
 
 def record_id(record: SiteRecord | RecordProblem) -> str | None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from ...catalog.models import Site, site_id_for
-from ...errors import InputError
+from ...geo import parse_bbox as geo_bbox
 from ...types import BBox
 from ..deps import Analyst, Ctx, Viewer
 from ._convert import cached_json, dumps, geometry, json_response
@@ -24,19 +24,7 @@ BBOX_PATTERN = rf"^{_NUM},{_NUM},{_NUM},{_NUM}$"
 
 def parse_bbox(text: str | None) -> BBox | None:
     """``west,south,east,north`` in degrees, or None."""
-    if not text:
-        return None
-    parts = text.split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 4 or not all(-180.0 <= v <= 180.0 for v in values):
-        raise InputError(f"bbox {text!r} must be four numbers west,south,east,north in degrees")
-    w, s, e, n = values
-    if not (-90.0 <= s <= n <= 90.0):
-        raise InputError(f"bbox {text!r}: south must be <= north, both within -90..90")
-    return (w, s, e, n)
+    return geo_bbox(text, "bbox") if text else None
 
 
 @router.get("", response_model=list[SiteOut], summary="List sites")
