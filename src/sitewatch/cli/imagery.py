@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..config import get_settings
-from ..geo import parse_bbox
 from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 if TYPE_CHECKING:
@@ -27,7 +26,7 @@ def _where(
     """The lon/lat AOI, its centre, and whether it is a real AOI (not a square around a point)."""
     from shapely.geometry import box
 
-    from ..geo import geodesic_buffer
+    from ..geo import geodesic_buffer, parse_bbox
 
     if bbox:
         w, s, e, n = parse_bbox(bbox, "--bbox")
