@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -143,6 +145,10 @@ def test_identical_images_report_no_change_or_error() -> None:
     before, _, _ = make_pair()
     with pytest.raises(AnalysisError, match="constant or identical"):
         detect_change(before, before.copy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not k-means' "one of the clusters is empty"
+        with pytest.raises(AnalysisError, match="constant or identical"):
+            detect_change(before, before.copy(), config=ChangeConfig(method="pca_kmeans"))
 
 
 def test_image_smaller_than_window() -> None:

@@ -562,6 +562,11 @@ def pca_kmeans(
     sample = feats[:, ::sample_step, ::sample_step][:, valid[::sample_step, ::sample_step]].T
     if len(sample) < 2:
         raise AnalysisError("pca_kmeans: fewer than two valid pixels to cluster")
+    if not np.ptp(sample, axis=0).any():  # k-means would split one point into an empty cluster
+        raise AnalysisError(
+            "pca_kmeans: the difference is the same at every valid pixel: the images are "
+            "constant or identical, there is nothing to cluster"
+        )
     centres, labels = kmeans2(sample.astype(np.float64), 2, minit="++", seed=seed)
     sub = d[::sample_step, ::sample_step][valid[::sample_step, ::sample_step]]
     means = [sub[labels == i].mean() if np.any(labels == i) else -np.inf for i in (0, 1)]
