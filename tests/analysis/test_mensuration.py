@@ -35,7 +35,7 @@ from sitewatch.analysis.mensuration import (
     tunnel_length,
     volume_from_dems,
 )
-from sitewatch.errors import InputError
+from sitewatch.errors import GeometryError, InputError
 from sitewatch.geo import GEOD
 
 X0, Y0, GSD, SIZE = 500_000.0, 4_000_000.0, 0.5, 400
@@ -244,6 +244,9 @@ def test_path_length_and_area() -> None:
     a = geodesic_polygon_area(sq, position_sigma_m=2.0)
     assert a.value == pytest.approx(1e6, rel=2e-3)
     assert a.uncertainty == pytest.approx(2.0 * 1000.0 * math.sqrt(2.0), rel=0.01)
+    bowtie = Polygon([corners[0], corners[2], corners[1], corners[3]])  # edges cross: lobes cancel
+    with pytest.raises(GeometryError, match=r"Self-intersection.*area is ambiguous"):
+        geodesic_polygon_area(bowtie)
 
 
 def test_berm_volume_matches_numerical_integration() -> None:

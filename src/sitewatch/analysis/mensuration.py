@@ -880,6 +880,11 @@ def geodesic_polygon_area(polygon: BaseGeometry, *, position_sigma_m: float = 0.
     """
     if polygon.geom_type not in ("Polygon", "MultiPolygon") or polygon.is_empty:
         raise GeometryError(f"an area needs a polygon, got {polygon.geom_type}")
+    if not polygon.is_valid:  # a ring that crosses itself: its lobes' areas cancel out
+        raise GeometryError(
+            f"the polygon is invalid ({shapely.is_valid_reason(polygon)}), so its area is "
+            "ambiguous; give at least three distinct vertices in order around the outline"
+        )
     area = geodesic_area(polygon)
     perim = float(GEOD.geometry_length(polygon))
     var = 0.0
