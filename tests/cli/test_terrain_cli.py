@@ -78,6 +78,11 @@ def test_defilade_direction_and_point(sw: Runner, dem: Path, tmp_path: Path) -> 
     assert rows[2]["masked"] is None and rows[2]["reason"] == "outside_dem"
     assert "horizon_sigma_deg" not in rows[0]
     r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-azimuth", "270",
+           "--threat-elevation", "10")  # fmt: skip
+    lines = r.out.splitlines()
+    assert lines[0].startswith("0 summit: exposed") and lines[1].startswith("1 notch: masked")
+    assert lines[2] == "2 : no answer: the feature lies outside the DEM; give a DEM that covers it"
+    r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-azimuth", "270",
            "--threat-elevation", "10", "--dem-sigma", "6", "--json")  # fmt: skip
     assert r.code == 0, r.err
     summit, notch = (x["horizon_sigma_deg"] for x in r.json()[:2])

@@ -294,8 +294,18 @@ def defilade_cmd(
         echo_json(rows)
         return
     for r in rows:
-        state = "?" if r["masked"] is None else ("masked" if r["masked"] else "exposed")
+        head = f"{r['index']} {r['id'] or ''}:"
+        if r["masked"] is None:  # say why there is no answer rather than print None
+            why = _NO_ANSWER.get(r.get("reason") or "", r.get("reason") or "no answer")
+            console().print(f"{head} no answer: {why}")
+            continue
+        state = "masked" if r["masked"] else "exposed"
         console().print(
-            f"{r['index']} {r['id'] or ''}: {state} "
-            f"(masked fraction {r['masked_fraction']}, horizon {r['horizon_deg']})"
+            f"{head} {state} (masked fraction {r['masked_fraction']}, horizon {r['horizon_deg']})"
         )
+
+
+_NO_ANSWER = {
+    "outside_dem": "the feature lies outside the DEM; give a DEM that covers it",
+    "no_geometry": "the feature has no geometry",
+}
