@@ -114,6 +114,19 @@ def test_unknown_site_is_a_clear_error(sw, populated: str, tmp_path: Path) -> No
     assert res.code == 2 and "sites list" in res.err
 
 
+def test_export_features_of_a_bare_site_says_what_it_wrote(
+    sw, populated: str, tmp_path: Path
+) -> None:
+    with Catalog() as cat:
+        cat.add_site(Site("bare", "Bare", LON + 0.1, LAT))
+    res = sw("export", "features", "bare", "-o", str(tmp_path / "bare.geojson"))
+    assert res.code == 0, res.err
+    assert "an empty collection (the site has no features" in res.out
+    res = sw("export", "features", "bare", "-o", str(tmp_path / "bare.gpkg"))
+    assert res.code == 2 and "nothing to write" in res.err
+    assert not (tmp_path / "bare.gpkg").exists()
+
+
 def test_export_kmz_and_features(sw, populated: str, tmp_path: Path) -> None:
     _archive_chips(populated, n=1)
     kmz = tmp_path / "site.kmz"

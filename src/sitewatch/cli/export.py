@@ -124,4 +124,8 @@ def features_cmd(site_id: str, path: Path, rings_km: tuple[float, ...], as_json:
     if as_json:
         echo_json({"site": site_id, "path": str(path), "layers": counts})
         return
-    console().print(f"wrote {path}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    console().print(
+        f"wrote {path}: "
+        + (summary or "an empty collection (the site has no features, change polygons or rings)")
+    )
