@@ -113,6 +113,11 @@ def test_import_reported_bases_and_export(sw: Runner, shared_data: Path, tmp_pat
         r = sw("sites", "export", "--format", fmt, "-o", str(out))
         assert r.code == 0, r.err
         assert out.stat().st_size > 0
+    r = sw("sites", "export", "-o", str(tmp_path / "y.geojson"))  # format from the extension
+    assert r.code == 0 and "(geojson)" in r.out
+    assert (tmp_path / "y.geojson").read_bytes() == (tmp_path / "x.geojson").read_bytes()
+    r = sw("sites", "export", "-o", str(tmp_path / "y.dat"))
+    assert r.code == 2 and "cannot tell the format of y.dat" in r.err
     ogrinfo = shutil.which("ogrinfo")
     if ogrinfo is None:
         if IN_CI:

@@ -328,12 +328,20 @@ def import_(
 
 
 @sites.command("export")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Exchange format (default: from the extension of --output, as for import).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @_filters
-def export(fmt: str, output: Path, **kw: Any) -> None:
+def export(fmt: str | None, output: Path, **kw: Any) -> None:
     """Export sites (with their features and observations) to a file, atomically."""
-    from ..catalog.io import write_sites
+    from ..catalog.io import detect_format, write_sites
+
+    fmt = fmt or detect_format(output)
 
     with open_catalog() as cat:
         found = _query(cat, kw)
