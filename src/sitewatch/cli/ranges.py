@@ -12,7 +12,7 @@ import click
 from ..analysis.ranges import MAX_AZIMUTHS, MIN_AZIMUTHS
 from ..errors import InputError
 from ..files import write_text
-from .measure import parse_lonlat, read_geofile
+from ._geoinputs import parse_lonlat, read_geofile
 from .options import console, echo_json, json_option, open_catalog
 
 __all__ = ["range_group"]

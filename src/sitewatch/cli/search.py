@@ -24,7 +24,7 @@ __all__ = ["search"]
 def _examples(path: Path) -> list[tuple[float, float]]:
     """The lon/lat centre of each example site in a vector file (GeoJSON, GeoPackage, KML...)."""
     from ..geo import to_crs
-    from .measure import read_geofile
+    from ._geoinputs import read_geofile
 
     geoms, _, crs = read_geofile(path)
     out = []

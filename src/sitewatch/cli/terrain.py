@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import atomic_path
-from .measure import parse_lonlat, read_geofile
+from ._geoinputs import parse_lonlat, read_geofile
 from .options import Finite, console, echo_json, json_option
 
 __all__ = ["terrain"]

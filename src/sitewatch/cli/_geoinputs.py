@@ -1,0 +1,104 @@
+"""Geometry inputs of the CLI: a ``LON,LAT`` point, and the features of a vector file.
+
+One reader for every command that takes features (footprints, defilade targets, range targets,
+search examples), so each accepts the same files and refuses a bad one with the same message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import shapely
+from pyproj import CRS
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from ..errors import InputError
+
+__all__ = ["parse_lonlat", "read_geofile"]
+
+
+def parse_lonlat(text: str, what: str = "point") -> tuple[float, float]:
+    """``"LON,LAT"`` as floats, validated."""
+    from ..geo import check_lonlat
+
+    try:
+        lon_s, lat_s = text.split(",")
+        lon, lat = float(lon_s), float(lat_s)
+    except ValueError:
+        raise InputError(f"{what}: expected LON,LAT (e.g. 125.75,39.03), got {text!r}") from None
+    check_lonlat(lon, lat, what=what)
+    return lon, lat
+
+
+def _geojson_crs(doc: dict[str, Any]) -> CRS:
+    name = ((doc.get("crs") or {}).get("properties") or {}).get("name")
+    return CRS.from_user_input(name) if name else CRS.from_epsg(4326)
+
+
+_GEOMETRY_TYPES = frozenset(
+    ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
+     "GeometryCollection")
+)  # fmt: skip
+
+
+def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict[str, Any]], CRS]:
+    """Geometries (None where missing), properties (with ``id``) and CRS of a vector file.
+
+    GeoJSON is read directly (a legacy ``crs`` member is honoured; a lone Feature or geometry
+    counts as a collection of one); other formats via pyogrio.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p} does not exist")
+    if p.suffix.lower() in (".geojson", ".json"):
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{p}: not valid GeoJSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise InputError(f"{p}: expected a GeoJSON FeatureCollection, got a JSON list/value")
+        if doc.get("type") in _GEOMETRY_TYPES:
+            doc = {"type": "Feature", "properties": {}, "geometry": doc}
+        if doc.get("type") == "Feature":
+            doc = {"type": "FeatureCollection", "features": [doc]}
+        if doc.get("type") != "FeatureCollection":
+            raise InputError(f"{p}: expected a GeoJSON FeatureCollection, got {doc.get('type')!r}")
+        features = doc.get("features")  # a collection without the member is not one
+        if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+            raise InputError(f"{p}: 'features' must be a list of features (GeoJSON objects)")
+        geoms: list[BaseGeometry | None] = []
+        props: list[dict[str, Any]] = []
+        for f in features:
+            g = f.get("geometry")
+            try:
+                geom = shape(g) if g else None
+            except (ValueError, TypeError, AttributeError, shapely.errors.GEOSException):
+                geom = None
+            if geom is not None and not geom.is_valid:
+                geom = shapely.make_valid(geom)
+            geoms.append(geom)
+            pr = dict(f.get("properties") or {})
+            if f.get("id") is not None and "id" not in pr:
+                pr["id"] = f["id"]
+            props.append(pr)
+        return geoms, props, _geojson_crs(doc)
+    from pyogrio.raw import read as ogr_read
+
+    try:
+        meta, _, wkb, fields = ogr_read(p)
+    except Exception as exc:  # pyogrio raises its own DataSourceError family
+        raise InputError(f"cannot read {p}: {exc}") from exc
+    names = list(meta["fields"])
+    geoms = [shapely.from_wkb(w) if w is not None else None for w in wkb]
+    props = [
+        {
+            n: (col[i].item() if hasattr(col[i], "item") else col[i])
+            for n, col in zip(names, fields, strict=True)
+        }
+        for i in range(len(geoms))
+    ]
+    crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else CRS.from_epsg(4326)
+    return geoms, props, crs
