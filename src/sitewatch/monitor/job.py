@@ -26,6 +26,7 @@ from shapely.ops import unary_union
 
 from ..catalog.models import Alert, ChangeEvent, Observation, Site
 from ..catalog.store import Catalog
+from ..cluster import LOCAL_SCHEDULERS, connect
 from ..errors import NoScenesFound, SitewatchError
 from ..geo import geodesic_buffer, local_utm_crs, to_crs
 from ..imagery.archive import Archive
@@ -360,10 +361,8 @@ def run_monitor(
     on_done: Callable[[SiteReport], None] | None = None,
 ) -> list[SiteReport]:
     """Monitor sites in parallel: dask threads locally, or a dask.distributed cluster."""
-    if scheduler:
-        from distributed import Client
-
-        with Client(scheduler, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+    if scheduler and scheduler not in LOCAL_SCHEDULERS:
+        with connect(scheduler, set_as_default=False) as client:
             futures = [
                 client.submit(monitor_site, catalog_url, s, opts, pure=False) for s in site_ids
             ]

@@ -100,6 +100,7 @@ from rasterio.io import DatasetReader
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 
+from ..cluster import LOCAL_SCHEDULERS, connect
 from ..errors import AnalysisError, ImageryError, InputError, gdal_text
 from .candidates import RankedCandidate, make_candidates, reorder_candidates
 from .embedding import EMBED_DIMS, Embedding, embed_block, prepare_embedding
@@ -530,7 +531,7 @@ def _run_tasks(tasks: list[Any], scheduler: str | None, progress: Progress | Non
     from dask.base import compute
 
     total = len(tasks)
-    if scheduler is None or scheduler in ("threads", "sync", "synchronous", "processes"):
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
         from dask.callbacks import Callback
 
         done = [0]
@@ -543,22 +544,9 @@ def _run_tasks(tasks: list[Any], scheduler: str | None, progress: Progress | Non
 
         with Callback(posttask=_post):  # type: ignore[no-untyped-call]
             return list(compute(*tasks, scheduler=scheduler or "threads"))  # type: ignore[no-untyped-call]
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:  # pragma: no cover - distributed is a core dependency
-        raise ImportError("dask.distributed is needed for --scheduler") from exc
-    try:
-        client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
-    except (ValueError, TypeError) as exc:  # an address distributed cannot parse
-        raise InputError(
-            f"{scheduler!r} is not a dask scheduler address ({exc}); give tcp://host:port, as "
-            "printed by `dask scheduler`, or leave --scheduler out to use local threads"
-        ) from exc
-    except OSError as exc:
-        raise InputError(
-            f"cannot reach the dask scheduler at {scheduler}: {exc}; start one with "
-            "`dask scheduler` (and `dask worker ADDRESS`) or leave --scheduler out to use local threads"
-        ) from exc
+    from distributed import as_completed
+
+    client = connect(scheduler)
     try:
         futures = client.compute(tasks)  # type: ignore[no-untyped-call]
         for i, _ in enumerate(as_completed(futures), start=1):  # type: ignore[no-untyped-call]
