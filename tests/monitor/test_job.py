@@ -166,3 +166,39 @@ def test_cli_run_and_alerts(
     assert r.code == 0 and r.json()["alerts"] == 0
     assert sw("monitor", "run").code == 2
     assert json.loads(out.read_text().splitlines()[0])["site_name"] == "Base"
+
+
+def test_a_scene_that_cannot_be_read_is_skipped_and_reported(
+    tmp_path: Path, series_dir: Path, sw: Callable[..., Any], kit: Any, monkeypatch: Any
+) -> None:
+    """One unreadable scene (say an asset gone from the server) does not stop the site; it is
+    reported, left out of the time series, and tried again on the next run."""
+    import sitewatch.imagery.archive as archive_mod
+    from sitewatch.errors import ImageryError
+
+    real = archive_mod.read_chip
+    broken = {f"site_{kit.DATES[4]:%Y%m%d}"}
+
+    def flaky(reader: Any, *a: Any, **kw: Any) -> Any:
+        if any(b in reader.scene.id for b in broken):
+            raise ImageryError("HTTP 404 for the red band")
+        return real(reader, *a, **kw)
+
+    monkeypatch.setattr(archive_mod, "read_chip", flaky)
+    LON, LAT = kit.LON, kit.LAT
+    assert (
+        sw("sites", "add", "base", "--name", "Base", "--lat", str(LAT), "--lon", str(LON)).code == 0
+    )
+    args = ("monitor", "run", "--site", "base", "--source", str(series_dir), "--size", "1500")
+    r = sw(*args, "--json")
+    assert r.code == 0, r.err
+    site = r.json()["sites"][0]
+    assert site["error"] is None
+    assert (site["scenes"], site["new_scenes"], site["observations"]) == (6, 5, 5)
+    assert len(site["skipped"]) == 1 and "HTTP 404 for the red band" in site["skipped"][0]
+    r = sw(*args)  # still broken: named again in the text report, nothing else is new
+    assert r.code == 0 and "0 new scene(s)" in r.out and "1 scene(s) skipped" in r.out
+    assert "skipped scene" in r.err and "HTTP 404 for the red band" in r.err
+    broken.clear()  # the server mends it: the next run picks it up
+    r = sw(*args)
+    assert r.code == 0 and "1 new scene(s)" in r.out and "skipped" not in r.out + r.err

@@ -155,12 +155,17 @@ def run(
     else:
         out = console()
         for r in reports:
+            for why in r.skipped:
+                err_console().print(
+                    f"[yellow]{r.site_id}: skipped scene[/] {why}", markup=True, highlight=False
+                )
             status = (
                 f"[red]failed: {r.error}[/]"
                 if r.error
                 else (
                     f"{r.new_scenes} new scene(s), {r.change_events} change event(s), "
                     f"{len(r.alerts)} alert(s), phase {r.phase or 'n/a'}"
+                    + (f", {len(r.skipped)} scene(s) skipped" if r.skipped else "")
                 )
             )
             out.print(f"{r.site_id}: {status}")

@@ -75,6 +75,7 @@ class SiteReport:
     observations: int = 0
     change_events: int = 0
     alerts: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     phase: str | None = None
     onset: str | None = None
     error: str | None = None
@@ -156,7 +157,14 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
         for s in sources:
             s.close()
     report.scenes = len(pairs)
-    Archive(opts.archive).fetch(site_id, pairs, grid, opts.bands)
+    # A scene that cannot be read (an asset gone from the server, a damaged file) or that misses
+    # the chip is left out and reported, so that one bad scene does not stop the site's monitoring.
+    fetched = Archive(opts.archive).fetch(site_id, pairs, grid, opts.bands)
+    report.skipped = [f"{scene}: {reason}" for scene, reason in fetched.failed]
+    bad = {scene for scene, _ in fetched.failed}
+    pairs = [(src, scene) for src, scene in pairs if scene.id not in bad]
+    if not pairs:
+        return
     cube = build_cube(pairs, grid, list(opts.bands) if opts.bands else None, dtype="float32")
     if cube.sizes["time"] < 2:
         return
