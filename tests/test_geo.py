@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import rasterio.crs
 from shapely.geometry import Point, Polygon, box
 
 from sitewatch.errors import CoordinateError, GeometryError
@@ -13,6 +15,7 @@ from sitewatch.geo import (
     geodesic_buffer,
     geodesic_distance,
     local_utm_crs,
+    map_scale,
     radius_bboxes,
     split_bbox,
     to_crs,
@@ -98,3 +101,62 @@ def test_parse_bbox_is_the_one_bbox_parser() -> None:
     ):
         with pytest.raises(CoordinateError, match=said):
             parse_bbox(bad, "--bbox")
+
+
+def _merc(lon: float, lat: float) -> tuple[float, float]:
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform(lon, lat)
+    return float(x), float(y)
+
+
+def test_map_scale_flags_web_mercator_and_passes_utm() -> None:
+    import math
+
+    from pyproj import CRS
+
+    m = map_scale("EPSG:3857", *_merc(125.75, 39.03))
+    assert m.parallel == pytest.approx(1 / math.cos(math.radians(39.03)), rel=1e-3)
+    assert m.distorted and m.area_factor == pytest.approx(m.parallel * m.meridional)
+    utm = map_scale(local_utm_crs(125.75, 39.03), 350_000.0, 4_320_000.0)
+    assert 0.999 < utm.parallel < 1.001 and not utm.distorted and utm.area_factor == 1.0
+    assert map_scale("EPSG:4326", 125.75, 39.03) == (1.0, 1.0, 1.0)
+    sinusoidal = CRS.from_proj4("+proj=sinu +R=6371007.181 +units=m")  # MODIS: equal-area
+    s = map_scale(sinusoidal, *_sinu(sinusoidal, 125.75, 60.0))
+    assert s.distorted and s.area_factor == 1.0  # lengths off, areas true
+
+
+def _sinu(crs: object, lon: float, lat: float) -> tuple[float, float]:
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    return float(x), float(y)
+
+
+def test_pixel_areas_on_web_mercator_are_ground_areas() -> None:
+    """A 10 x 10 m (grid) Web Mercator pixel at 39 N covers ~36 m2 of ground, not 100."""
+    from affine import Affine
+
+    from sitewatch.analysis._changeio import Raster, pixel_area_m2
+    from sitewatch.search.tiles import TileGrid
+
+    x, y = _merc(125.75, 39.03)
+    t = Affine(10.0, 0, x, 0, -10.0, y)
+    ll = to_crs(box(x, y - 10.0, x + 10.0, y), "EPSG:3857", "EPSG:4326")
+    truth = geodesic_area(ll)
+    assert truth == pytest.approx(100 / 1.657, rel=0.01)
+    r = Raster(np.zeros((1, 20, 20), np.float32), ("b",), rasterio.crs.CRS.from_epsg(3857), t)
+    assert pixel_area_m2(r) == pytest.approx(truth, rel=0.01)
+    grid = TileGrid(
+        width=20, height=20, transform=t, crs=rasterio.crs.CRS.from_epsg(3857), tile=4, stride=2
+    )
+    assert grid.pixel_area_m2() == pytest.approx(truth, rel=0.01)
+    utm = TileGrid(
+        20,
+        20,
+        Affine(10.0, 0, 350_000, 0, -10.0, 4_320_000),
+        rasterio.crs.CRS.from_epsg(32652),
+        4,
+        2,
+    )
+    assert utm.pixel_area_m2() == 100.0  # true-scale grids are used as they are

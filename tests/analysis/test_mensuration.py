@@ -36,7 +36,7 @@ from sitewatch.analysis.mensuration import (
     volume_from_dems,
 )
 from sitewatch.errors import GeometryError, InputError
-from sitewatch.geo import GEOD
+from sitewatch.geo import GEOD, map_scale, to_crs
 
 X0, Y0, GSD, SIZE = 500_000.0, 4_000_000.0, 0.5, 400
 
@@ -288,6 +288,25 @@ def test_volume_from_two_dems() -> None:
     assert whole.cut_m3 == pytest.approx(800.0) and whole.net_m3 == pytest.approx(8800.0)
     with pytest.raises(InputError):
         volume_from_dems(before, after[:50], t, fp, crs="EPSG:32652")
+
+
+def test_volumes_on_a_web_mercator_grid_are_ground_volumes() -> None:
+    """EPSG:3857 lengths are 1.29x ground lengths at 39 N: footprint sizes and cell areas are
+    taken on the ground, as for the same berm and heap on a UTM grid."""
+    utm = box(350_000, 4_320_000, 350_060, 4_320_014)
+    merc = to_crs(utm, "EPSG:32652", "EPSG:3857")
+    q_utm = berm_volume(utm, 5.0, crest_width_m=3.0, crs="EPSG:32652")
+    q_merc = berm_volume(merc, 5.0, crest_width_m=3.0, crs="EPSG:3857")
+    assert q_merc.value == pytest.approx(q_utm.value, rel=0.01)
+    x, y = merc.bounds[0], merc.bounds[3]
+    t = Affine(2.0, 0, x, 0, -2.0, y)
+    before = np.full((50, 50), 50.0)
+    after = before.copy()
+    after[10:30, 10:30] += 3.0  # 400 cells of 4 grid-m2, 3 m high
+    dv = volume_from_dems(before, after, t, box(x, y - 100, x + 100, y), crs="EPSG:3857")
+    areal = map_scale("EPSG:3857", x + 50, y - 50).areal
+    assert areal == pytest.approx(1.657, abs=0.01)
+    assert dv.fill_m3 == pytest.approx(400 * 4.0 * 3.0 / areal, rel=1e-6)
 
 
 def test_tunnel_length_from_spoil() -> None:

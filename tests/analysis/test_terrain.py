@@ -106,6 +106,34 @@ def test_slope_and_aspect_of_a_plane_on_a_geographic_grid(lat0: float) -> None:
     assert np.allclose(tpi(dem)[2:-2, 2:-2], 0.0, atol=1e-6)
 
 
+def test_slope_of_a_plane_on_a_web_mercator_grid(caplog: pytest.LogCaptureFixture) -> None:
+    """EPSG:3857 metres are 2x ground metres at 60 N: slope must come out as on the ground, and
+    line-of-sight work must run on a true-scale (UTM) grid."""
+    from pyproj import Transformer
+
+    x0, y0 = Transformer.from_crs(4326, 3857, always_xy=True).transform(10.0, 60.0)
+    n, res = 60, 60.0
+    t = Affine(res, 0, x0, 0, -res, y0 + n * res / 2)
+    rows, cols = np.mgrid[0:n, 0:n]
+    x = t.c + (cols + 0.5) * res
+    y = t.f - (rows + 0.5) * res
+    lon, lat = Transformer.from_crs(3857, 4326, always_xy=True).transform(x, y)
+    _, _, north = GEOD.inv(
+        np.full(lat.shape, 10.0), np.full(lat.shape, 60.0), np.full(lat.shape, 10.0), lat
+    )
+    north = np.sign(lat - 60.0) * north
+    _, _, east = GEOD.inv(np.full(lon.shape, 10.0), lat, lon, lat)
+    z = 0.1 * north + 0.05 * east
+    dem = Dem(z, t, CRS.from_epsg(3857))
+    assert dem.distorted
+    s = slope(dem)[2:-2, 2:-2]
+    assert np.allclose(s, math.degrees(math.atan(math.hypot(0.1, 0.05))), atol=0.1)
+    with caplog.at_level(logging.WARNING):
+        metric = dem.to_metric()
+    assert metric.crs.to_epsg() == 32632 and "off true scale" in caplog.text
+    assert not metric.distorted and 25.0 < abs(metric.transform.a) < 35.0  # ~30 m on the ground
+
+
 def test_relief_tri_on_small_grid() -> None:
     z = np.arange(25, dtype=float).reshape(5, 5)
     dem = Dem(z, Affine(10, 0, 0, 0, -10, 50), CRS.from_epsg(32633))

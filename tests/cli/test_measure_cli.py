@@ -19,6 +19,7 @@ from shapely import affinity
 from shapely.geometry import box, mapping
 
 from sitewatch.analysis.sun import sun_position
+from sitewatch.errors import InputError
 from sitewatch.geo import to_crs
 
 Runner = Callable[..., Any]
@@ -108,6 +109,36 @@ def test_heights_with_sun_flags(sw: Runner, tmp_path: Path) -> None:
     assert r.code == 2 and "no sun angles" in r.err
     r = sw("measure", "heights", str(img), "--footprints", str(fp), "--sun-azimuth", "160")
     assert r.code == 2 and "both" in r.err
+
+
+def test_heights_on_a_web_mercator_image_are_ground_heights(sw: Runner, tmp_path: Path) -> None:
+    """An XYZ basemap export is in EPSG:3857, whose metres are 1.29 ground metres at 39 N: the
+    image is warped to UTM first, so shadows (and heights) are not 29% too long."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    from sitewatch.analysis.mensuration import height_from_shadow
+
+    img, fp = _scene(tmp_path, 160.0, 40.0)
+    merc = tmp_path / "pan-3857.tif"
+    with rasterio.open(img) as src:
+        t, w, h = calculate_default_transform(
+            src.crs, "EPSG:3857", src.width, src.height, *src.bounds, resolution=0.5 * 1.29
+        )
+        profile = {**src.profile, "crs": "EPSG:3857", "transform": t, "width": w, "height": h}
+        with rasterio.open(merc, "w", **profile) as dst:
+            reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.bilinear)
+    r = sw("measure", "heights", str(merc), "--footprints", str(fp), "--sun-azimuth", "160",
+           "--sun-elevation", "40", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    said = " ".join(r.err.split())  # rich wraps log lines
+    assert "stretches lengths 1.287x" in said and "warping it to EPSG:32652" in said
+    _check(r.json())
+    with rasterio.open(merc) as ds:  # the Python API refuses the distorted grid outright
+        band = ds.read(1).astype(float)
+        fp3857 = to_crs(box(X0 + 40, Y0 + 95, X0 + 52, Y0 + 107), f"EPSG:{EPSG}", "EPSG:3857")
+        with pytest.raises(InputError, match="not metres"):
+            height_from_shadow(band, ds.transform, fp3857, sun_azimuth=160, sun_elevation=40,
+                               crs=ds.crs)  # fmt: skip
 
 
 def test_heights_with_sun_from_stac_item_and_tags(sw: Runner, tmp_path: Path) -> None:

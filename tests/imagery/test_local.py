@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,6 +105,15 @@ def test_search_filters(tmp_path: Path, make_raster: RasterFactory) -> None:
     assert src.search(aoi, limit=1)[0].datetime.month == 1
     assert src.search((100.0, 0.0, 101.0, 1.0)) == []
     assert src.search(aoi, sensor="sentinel") == []
+
+
+def test_gsd_of_a_web_mercator_image_is_on_the_ground(
+    tmp_path: Path, make_raster: RasterFactory
+) -> None:
+    """A 10 m (grid) EPSG:3857 basemap export at 45 N has pixels ~7.1 m across on the ground."""
+    make_raster("basemap_20200101.tif", crs="EPSG:3857", res=10.0)
+    (scene,) = LocalSource(tmp_path).scenes()
+    assert scene.gsd == pytest.approx(10.0 * math.cos(math.radians(45.0)), rel=0.01)
 
 
 # --- real data -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from shapely.geometry import Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import AnalysisError, InputError
-from ..geo import aeqd_crs, geodesic_area, to_crs
+from ..geo import aeqd_crs, geodesic_area, map_scale, to_crs
 from ._quantity import Quantity, _round
 
 __all__ = [
@@ -86,8 +86,10 @@ def berm_volume(
     """
     c = CRS.from_user_input(crs)
     geom = footprint
-    if not c.is_projected:
-        cen = footprint.centroid
+    cen = footprint.centroid
+    if not c.is_projected or map_scale(c, cen.x, cen.y).distorted:
+        if c.is_projected:
+            cen = to_crs(cen, c, "EPSG:4326")
         geom = to_crs(footprint, c, aeqd_crs(cen.x, cen.y))
     rect = geom.minimum_rotated_rectangle
     xy = np.asarray(rect.exterior.coords)
@@ -221,7 +223,9 @@ def _rasterize_centres(
 def _pixel_areas(transform: Affine, shape: tuple[int, ...], crs: CRS) -> NDArray[np.float64]:
     rows, cols = shape[0], shape[1]
     if crs.is_projected:
-        return np.full((rows, cols), abs(transform.a * transform.e - transform.b * transform.d))
+        area = abs(transform.a * transform.e - transform.b * transform.d)
+        area /= map_scale(crs, *(transform @ (cols / 2.0, rows / 2.0))).area_factor
+        return np.full((rows, cols), area)
     areas = np.empty(rows)
     for r in range(rows):
         x0, y0 = transform @ (0, r)

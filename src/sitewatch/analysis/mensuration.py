@@ -43,7 +43,7 @@ from shapely.geometry import LineString, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import AnalysisError, GeometryError, InputError
-from ..geo import GEOD, aeqd_crs, check_lonlat, geodesic_area, to_crs
+from ..geo import GEOD, aeqd_crs, check_lonlat, geodesic_area, map_scale, to_crs
 from ._quantity import Quantity, _round
 from ._shadow import (
     _bounds,
@@ -173,6 +173,20 @@ def _null(index: int, ident: str | None, reason: str, method: str, **inputs: Any
 
 
 # --- angles ------------------------------------------------------------------------------------
+
+
+def _check_true_scale(crs: CRS | str | None, x: float, y: float) -> None:
+    """Refuse a grid whose lengths are not metres on the ground (Web Mercator): a shadow measured
+    on it would give a height off by the projection's scale (29% at 39 N)."""
+    if crs is None:
+        return
+    scale = map_scale(crs, x, y)
+    if scale.distorted:
+        raise InputError(
+            f"the image grid ({CRS.from_user_input(crs).to_string()}) stretches lengths "
+            f"{scale.parallel:.3f}x here, so shadow lengths on it are not metres: warp the image "
+            "to its UTM zone first (gdalwarp -t_srs EPSG:326NN), as `sitewatch measure` does"
+        )
 
 
 def grid_azimuth(crs: CRS | str | None, x: float, y: float, true_azimuth: float) -> float:
@@ -333,6 +347,7 @@ def height_from_shadow(
     if why is not None:
         return _null(index, ident, why, method, **ident_inputs)
     cx, cy = footprint.centroid.x, footprint.centroid.y
+    _check_true_scale(crs, cx, cy)
     az = grid_azimuth(crs, cx, cy, sun_azimuth)
     d = _shadow_direction(az)
     win = _shadow_window(
@@ -544,6 +559,7 @@ def height_from_ridge_shadow(
     if why is not None:
         return _null(index, ident, why, method, **inputs)
     cx, cy, axis, length, width = _ridge_axis(footprint)
+    _check_true_scale(crs, cx, cy)
     az = grid_azimuth(crs, cx, cy, sun_azimuth)
     d = _shadow_direction(az)
     along = abs(d[0] * axis[0] + d[1] * axis[1])

@@ -29,7 +29,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import AnalysisError, ImageryError, InputError, gdal_text
-from ..geo import GEOD, check_lonlat, local_utm_crs, to_crs
+from ..geo import GEOD, check_lonlat, local_utm_crs, map_scale, meridian_scales, to_crs
 from ._viewshed import REFRACTION_K, horizon_tangents, radial_viewshed
 
 __all__ = [
@@ -78,6 +78,15 @@ class Dem:
         return not self.crs.is_projected
 
     @property
+    def distorted(self) -> bool:
+        """A projected grid whose scale at the centre is off true by more than
+        :data:`~sitewatch.geo.SCALE_TOLERANCE` (Web Mercator, for one)."""
+        if self.is_geographic:
+            return False
+        rows, cols = self.shape
+        return map_scale(self.crs, *(self.transform @ (cols / 2.0, rows / 2.0))).distorted
+
+    @property
     def bounds(self) -> tuple[float, float, float, float]:
         rows, cols = self.shape
         xs, ys = zip(*[self.transform @ (c, r) for c, r in ((0, 0), (cols, rows))], strict=True)
@@ -85,9 +94,15 @@ class Dem:
 
     def cell_sizes(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """East-west and north-south pixel sizes in metres, one per row (geodesic if geographic)."""
-        rows, _ = self.shape
+        rows, cols = self.shape
         if not self.is_geographic:
-            return (np.full(rows, abs(self.transform.a)), np.full(rows, abs(self.transform.e)))
+            dx, dy = np.full(rows, abs(self.transform.a)), np.full(rows, abs(self.transform.e))
+            if not self.distorted:
+                return dx, dy
+            xc = self.transform.c + 0.5 * cols * self.transform.a
+            yc = self.transform.f + (np.arange(rows) + 0.5) * self.transform.e
+            k, h = meridian_scales(self.crs, xc, yc)
+            return dx / k, dy / h
         x0 = self.transform.c + 0.5 * self.transform.a
         lats = self.transform.f + (np.arange(rows) + 0.5) * self.transform.e
         lats = np.clip(lats, -89.999, 89.999)
@@ -110,13 +125,24 @@ class Dem:
     def to_metric(self, crs: CRS | None = None, resolution: float | None = None) -> Dem:
         """This DEM on a metric grid: unchanged if already projected, else reprojected (bilinear)
         to ``crs`` (default: the local UTM zone of its centre) at ``resolution`` metres (default:
-        the smaller geodesic pixel size)."""
+        the smaller geodesic pixel size). A projected DEM whose scale is off true (Web Mercator)
+        is reprojected too, with a warning: distances on its grid are not metres on the ground."""
         if not self.is_geographic and crs is None:
-            return self
+            if not self.distorted:
+                return self
+            logger.warning(
+                "DEM %s is in %s, whose lengths are off true scale here: reprojecting it to the "
+                "local UTM zone for line-of-sight work",
+                self.source or "(array)",
+                self.crs.to_string(),
+            )
         from rasterio.warp import calculate_default_transform
 
         w, s, e, n = self.bounds
-        dst_crs = crs or local_utm_crs((w + e) / 2.0, (s + n) / 2.0)
+        centre = Point((w + e) / 2.0, (s + n) / 2.0)
+        if not self.is_geographic:
+            centre = to_crs(centre, self.crs, "EPSG:4326")
+        dst_crs = crs or local_utm_crs(centre.x, centre.y)
         if resolution is None:
             dx, dy = self.cell_sizes()
             resolution = float(min(np.median(dx), np.median(dy)))

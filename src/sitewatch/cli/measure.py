@@ -128,7 +128,7 @@ def _read_brightness(path: Path, band: int | None) -> tuple[np.ndarray, Any, CRS
     from rasterio.errors import RasterioIOError
     from rasterio.vrt import WarpedVRT
 
-    from ..geo import local_utm_crs
+    from ..geo import local_utm_crs, map_scale
 
     try:
         ds = rasterio.open(path)
@@ -142,14 +142,19 @@ def _read_brightness(path: Path, band: int | None) -> tuple[np.ndarray, Any, CRS
         tags = dict(ds.tags())
         src: Any = ds
         vrt = None
-        if not CRS.from_user_input(ds.crs).is_projected:
+        crs = CRS.from_user_input(ds.crs)
+        centre = ds.xy(ds.height / 2, ds.width / 2)
+        scale = map_scale(crs, *centre)
+        if not crs.is_projected or scale.distorted:
             lon, lat = ds.lnglat()
             dst = local_utm_crs(lon, lat)
-            logger.warning(
-                "image %s is in geographic coordinates: warping it to %s",
-                path.name,
-                dst.to_string(),
+            why = (
+                "geographic coordinates"
+                if not crs.is_projected
+                else f"{crs.to_string()}, which stretches lengths {scale.parallel:.3f}x "
+                f"(east) and {scale.meridional:.3f}x (north) here"
             )
+            logger.warning("image %s is in %s: warping it to %s", path.name, why, dst.to_string())
             vrt = WarpedVRT(ds, crs=dst, resampling=rasterio.enums.Resampling.bilinear)
             src = vrt
         try:

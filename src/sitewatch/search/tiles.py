@@ -32,6 +32,7 @@ from rasterio.windows import Window
 
 from ..errors import ImageryError, InputError, gdal_text
 from ..files import write_text
+from ..geo import map_scale
 
 __all__ = [
     "TILE_M",
@@ -194,14 +195,19 @@ class TileGrid:
         return Window(col0, row0, w, h)
 
     def pixel_area_m2(self, row: float | None = None) -> float:
-        """Ground area of one pixel in m2 (geodesic at pixel row ``row`` for geographic CRSs)."""
+        """Ground area of one pixel in m2 at pixel row ``row`` (default: the middle row):
+        geodesic for geographic CRSs, corrected for the projection's scale where it is off true
+        (Web Mercator; see :data:`sitewatch.geo.SCALE_TOLERANCE`)."""
         a, e = self.transform.a, self.transform.e
+        r = self.height / 2.0 if row is None else row
         if self.crs is None or not self.crs.is_geographic:
             factor = 1.0
             if self.crs is not None and self.crs.linear_units_factor:
                 factor = float(self.crs.linear_units_factor[1])
-            return abs(a * e) * factor * factor
-        r = self.height / 2.0 if row is None else row
+            area = abs(a * e) * factor * factor
+            if self.crs is not None:
+                area /= map_scale(self.crs, *(self.transform * (self.width / 2.0, r))).area_factor
+            return area
         _, lat = self.transform * (self.width / 2.0, r)
         m_per_deg = 111_320.0
         return abs(a * e) * m_per_deg * m_per_deg * math.cos(math.radians(lat))

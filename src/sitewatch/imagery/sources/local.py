@@ -308,7 +308,7 @@ class LocalSource(ImagerySource):
             count = ds.count
             crs = ds.crs.to_string()
             lonlat = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
-            gsd = _gsd_m(ds.crs, ds.transform, lonlat)
+            gsd = _gsd_m(ds.crs, ds.transform, lonlat, ds.xy(ds.height / 2, ds.width / 2))
         matched = self._match(path)
         pattern, m = matched if matched else (None, None)
         groups = {k: v for k, v in (m.groupdict() if m else {}).items() if v}
@@ -495,11 +495,15 @@ def _read_item(path: Path) -> pystac.Item | None:
     return item
 
 
-def _gsd_m(crs: Any, transform: Any, lonlat: Sequence[float]) -> float:
-    """Pixel size in metres (geodesic at the centre for geographic CRSs)."""
+def _gsd_m(crs: Any, transform: Any, lonlat: Sequence[float], centre: tuple[float, float]) -> float:
+    """Pixel size in metres on the ground at the image centre (geodesic for geographic CRSs,
+    corrected for the projection's scale where it is off true, as in Web Mercator)."""
     if not crs.is_geographic:
+        from ...geo import map_scale
+
         factor = float(crs.linear_units_factor[1]) if crs.linear_units_factor else 1.0
-        return float(min(abs(transform.a), abs(transform.e))) * factor
+        scale = map_scale(crs, *centre).area_factor ** 0.5
+        return float(min(abs(transform.a), abs(transform.e)) * factor / scale)
     lon = (lonlat[0] + lonlat[2]) / 2.0
     lat = (lonlat[1] + lonlat[3]) / 2.0
     _, _, dx = _GEOD.inv(lon, lat, lon + abs(transform.a), lat)
