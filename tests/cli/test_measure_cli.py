@@ -185,6 +185,8 @@ def test_heights_with_datetime_and_dem_in_other_crs(sw: Runner, tmp_path: Path) 
     assert "different CRSs" in r.err
     r = sw("measure", "heights", str(img), "--footprints", str(fp), "--datetime", "yesterday")
     assert r.code == 2 and "ISO 8601" in r.err
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--datetime", "2024-03-20")
+    assert r.code == 2 and "a date without a time" in r.err  # not silently midnight UTC
 
 
 def test_heights_stored_on_catalog_site(sw: Runner, tmp_path: Path) -> None:

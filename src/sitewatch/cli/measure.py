@@ -337,6 +337,12 @@ def heights(
             raise InputError(
                 f"--datetime: not an ISO 8601 time: {when!r} (e.g. 2021-03-04T02:15:00Z)"
             ) from None
+        if len(when.strip()) <= 10:  # a date alone would silently mean midnight UTC
+            raise InputError(
+                f"--datetime {when!r} is a date without a time: the sun moves 15 degrees an "
+                "hour, so give the acquisition time in UTC (e.g. 2021-03-04T02:15:00Z, from the "
+                "scene metadata) or the sun angles with --sun-azimuth/--sun-elevation"
+            )
         stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
         per_feature_sun = []
         for g in geoms:
