@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,6 +85,46 @@ def test_chip_matches_a_direct_warp(
         assert corner.sum() > 100  # the generated nodata corner is in the chip ...
         assert not ok[corner].any()  # ... and masked
         assert (chip.data[:, ~ok] == nodata).all()
+
+
+def test_sentinel2_dn_offsets_make_both_baselines_agree(
+    tmp_path: Path, make_raster: RasterFactory
+) -> None:
+    """The same ground before and after processing baseline 04.00 (+1000 DN) gives one chip."""
+    from sitewatch.imagery import Archive
+    from sitewatch.imagery.scene import DN_OFFSETS
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(300, 3000, size=(4, 64, 64)).astype("uint16")
+    data[:, :4, :4] = 500  # dark water: 500 - 1000 would be negative reflectance
+    old = make_raster("old.tif", data=data, size=64)
+    shifted = data + 1000
+    shifted[:, :4, :4] = 800  # the new baseline encodes reflectance -0.02 as 800
+    new = make_raster("new.tif", data=shifted, size=64)
+    grid = ChipGrid.around(*DEFAULT_CENTRE, 400, 10.0)
+    offsets = dict.fromkeys(BANDS, -1000.0)
+    with SceneReader(_scene(old.path)) as r:
+        before = read_chip(r, grid, resampling="nearest", cloud_mask="none")
+    with SceneReader(_scene(new.path, properties={DN_OFFSETS: offsets})) as r:
+        after = read_chip(r, grid, resampling="nearest", cloud_mask="none")
+    ok = before.valid & after.valid
+    assert ok.sum() > 1000 and after.data.dtype == np.uint16
+    dark = after.data[0] == 1  # clipped at 1, not 0: still a valid (dark) pixel
+    np.testing.assert_array_equal(before.data[:, ok & ~dark], after.data[:, ok & ~dark])
+    with SceneReader(_scene(new.path)) as r:  # without the offsets: 1000 DN brighter everywhere
+        raw = read_chip(r, grid, resampling="nearest", cloud_mask="none")
+    assert (raw.data[:, ok & ~dark].astype(int) - before.data[:, ok & ~dark] == 1000).all()
+    # the archive keeps harmonised DN, says so, and does not shift them again when read back
+    archive = Archive(tmp_path / "archive")
+    s2 = dataclasses.replace(after.scene, sensor="sentinel-2b")
+    stored = archive.add_chip("s", dataclasses.replace(after, scene=s2), source="test")
+    item = json.loads(stored.path.with_suffix(".json").read_text())
+    assert item["properties"]["sitewatch:dn_offsets_applied"] == offsets
+    with rasterio.open(stored.path) as ds:
+        np.testing.assert_array_equal(ds.read()[:, ok], after.data[:, ok])
+    again = LocalSource(archive.root).scenes()
+    assert [sc.sensor for sc in again] == ["sentinel-2b"]
+    assert not any(DN_OFFSETS in sc.properties for sc in again)
 
 
 def test_partial_and_outside_coverage(make_raster: RasterFactory) -> None:

@@ -101,3 +101,64 @@ def test_bbox_intersects_across_antimeridian() -> None:
     assert normalize_bbox((179.5, 0, 180.5, 1)) == (179.5, 0, -179.5, 1)
     with pytest.raises(InputError):
         normalize_bbox((0, 5, 1, 4))
+
+
+def _s2_item(props: dict[str, object], raster: dict[str, object] | None = None) -> object:
+    import pystac
+
+    def asset(key: str, common: str) -> dict[str, object]:
+        a: dict[str, object] = {
+            "href": f"https://example.org/{key}.tif",
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "eo:bands": [{"name": key, "common_name": common}],
+        }
+        if raster is not None:
+            a["raster:bands"] = [raster]
+        return a
+
+    return pystac.Item.from_dict(
+        {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": "S2B_52SDH_20220301_0_L2A",
+            "collection": "sentinel-2-l2a",
+            "geometry": {"type": "Point", "coordinates": [125.75, 39.03]},
+            "bbox": [125.7, 39.0, 125.8, 39.1],
+            "properties": {"datetime": "2022-03-01T02:15:00Z", "platform": "sentinel-2b", **props},
+            "links": [],
+            "assets": {"red": asset("B04", "red"), "scl": asset("SCL", "scl")},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("props", "raster", "expected"),
+    [
+        ({"s2:processing_baseline": "04.00"}, None, -1000.0),  # Planetary Computer
+        ({"s2:processing_baseline": "03.01"}, None, None),  # before 25 January 2022
+        ({}, {"scale": 0.0001, "offset": -0.1}, -1000.0),  # Copernicus Data Space, E84 C1
+        ({}, {"scale": 0.0001, "offset": 0}, None),
+        ({"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": True},
+         {"scale": 0.0001, "offset": -0.1}, None),  # provider already harmonised the DN
+    ],
+)  # fmt: skip
+def test_sentinel2_dn_offsets_from_the_item(
+    props: dict[str, object], raster: dict[str, object] | None, expected: float | None
+) -> None:
+    from sitewatch.imagery.scene import DN_OFFSETS
+
+    scene = scene_from_item(_s2_item(props, raster))  # type: ignore[arg-type]
+    offsets = scene.properties.get(DN_OFFSETS)
+    if expected is None:
+        assert offsets is None
+    else:
+        assert offsets == {"red": pytest.approx(expected)}  # never the SCL class layer
+
+
+def test_landsat_offsets_are_left_alone() -> None:
+    """Landsat collection 2 has one scale and offset across its archive: nothing to harmonise."""
+    from sitewatch.imagery.scene import DN_OFFSETS
+
+    item = _s2_item({"platform": "landsat-8"}, {"scale": 2.75e-05, "offset": -0.2})
+    item.collection_id = "landsat-c2-l2"  # type: ignore[attr-defined]
+    assert DN_OFFSETS not in scene_from_item(item).properties  # type: ignore[arg-type]

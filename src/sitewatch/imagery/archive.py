@@ -38,7 +38,7 @@ from shapely.geometry import box, mapping
 from ..errors import ArchiveError, ImageryError, SourceError, gdal_text
 from ..files import atomic_path
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
-from .scene import Scene
+from .scene import DN_OFFSETS, Scene
 from .sources.base import HrefModifier, ImagerySource, SceneReader
 
 __all__ = [
@@ -374,6 +374,8 @@ class Archive:
             "sitewatch:coverage": round(chip.coverage, 6),
             "sitewatch:scene_gsd": scene.gsd,
         }
+        if scene.properties.get(DN_OFFSETS):  # provenance: the chip's DN are harmonised
+            props["sitewatch:dn_offsets_applied"] = dict(scene.properties[DN_OFFSETS])
         epsg = rasterio.crs.CRS.from_user_input(grid.crs).to_epsg()
         if epsg:
             props["proj:epsg"] = epsg

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,7 +28,7 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import ImageryError, InputError, gdal_text
 from ..geo import local_utm_crs, to_crs
 from ..types import BBox
-from .scene import Scene, bbox_intersects
+from .scene import DN_OFFSETS, Scene, bbox_intersects
 
 if TYPE_CHECKING:
     from .sources.base import ImagerySource, SceneReader
@@ -368,6 +368,29 @@ def _mask_from_qa(
     return cloud, valid
 
 
+def harmonise_dn(
+    stack: NDArray[Any], bands: Sequence[str], offsets: Mapping[str, Any], valid: NDArray[np.bool_]
+) -> None:
+    """Add each band's DN offset (:data:`~.scene.DN_OFFSETS`) to its valid pixels, in place.
+
+    Integer data stay integers: rounded and clipped to the type, and at 1 from below for unsigned
+    types, so that a dark pixel does not turn into the no-data value 0.
+    """
+    integer = np.issubdtype(stack.dtype, np.integer)
+    lo, hi = (0.0, 0.0)
+    if integer:
+        info = np.iinfo(stack.dtype)
+        lo, hi = (1.0 if info.min == 0 else float(info.min)), float(info.max)
+    for i, b in enumerate(bands):
+        off = float(offsets.get(b) or 0.0)
+        if not off:
+            continue
+        layer = stack[i].astype(np.float64) + off
+        if integer:
+            layer = np.clip(np.rint(layer), lo, hi)
+        stack[i] = np.where(valid, layer, stack[i]).astype(stack.dtype)
+
+
 def read_chip(
     reader: SceneReader,
     grid: ChipGrid,
@@ -415,6 +438,9 @@ def read_chip(
     stack = np.empty((len(wanted), *grid.shape), dtype=dtype)
     for i, b in enumerate(wanted):
         stack[i] = parts[b]
+    offsets = scene.properties.get(DN_OFFSETS)
+    if offsets:
+        harmonise_dn(stack, wanted, offsets, valid)
     cloud: NDArray[np.bool_] | None = None
     method = cloud_mask
     if method == "auto":

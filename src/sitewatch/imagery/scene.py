@@ -25,7 +25,14 @@ from ..errors import ImageryError, InputError, SitewatchError
 from ..types import BBox
 from ._bands import COMMON_BANDS, MASK_BANDS, common_name
 
-__all__ = ["Scene", "bbox_intersects", "normalize_bbox", "scene_from_item"]
+__all__ = [
+    "DN_OFFSETS",
+    "S2_BOA_ADD_OFFSET",
+    "Scene",
+    "bbox_intersects",
+    "normalize_bbox",
+    "scene_from_item",
+]
 
 
 def _frozen(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -312,6 +319,8 @@ def _scene_from_item(item: pystac.Item) -> Scene:
     index: dict[str, int] = {}
     crs: str | None = _item_crs(props)
     checksums: dict[str, str] = {}
+    offsets: dict[str, float] = {}
+    sentinel2 = _is_sentinel2(sensor, item.collection_id)
     for key, asset in item.assets.items():
         if not _is_image(asset):
             continue
@@ -320,6 +329,10 @@ def _scene_from_item(item: pystac.Item) -> Scene:
                 continue
             assets[name] = asset.get_absolute_href() or asset.href
             index[name] = i
+            if sentinel2 and name not in MASK_BANDS:
+                off = _dn_offset(asset, i, props)
+                if off:
+                    offsets[name] = off
             checksum = asset.extra_fields.get("file:checksum")
             if isinstance(checksum, str):
                 checksums[assets[name]] = checksum
@@ -351,9 +364,57 @@ def _scene_from_item(item: pystac.Item) -> Scene:
         view_azimuth=_float(props.get("view:azimuth")),
         cloud_cover=_float(props.get("eo:cloud_cover")),
         band_index=index,
-        properties={**props, "collection": item.collection_id, "file:checksums": checksums},
+        properties={
+            **props,
+            "collection": item.collection_id,
+            "file:checksums": checksums,
+            **({DN_OFFSETS: offsets} if offsets else {}),
+        },
         geometry=geom if geom is not None and geom.bounds[2] - geom.bounds[0] < 180 else None,
     )
+
+
+DN_OFFSETS = "sitewatch:dn_offsets"
+"""Scene property: per band, what to add to the stored digital numbers so that every scene of a
+sensor shares one scale (see :func:`_dn_offset`); applied by :func:`~.chips.read_chip`."""
+
+S2_BOA_ADD_OFFSET = -1000.0
+"""Sentinel-2 processing baseline 04.00 (from 25 January 2022) adds 1000 to every L1C/L2A
+reflectance DN; ESA's BOA_ADD_OFFSET / RADIO_ADD_OFFSET takes it back off."""
+
+
+def _is_sentinel2(sensor: str, collection: str | None) -> bool:
+    return "sentinel-2" in sensor.lower() or "sentinel-2" in (collection or "").lower()
+
+
+def _dn_offset(asset: pystac.Asset, index: int, props: Mapping[str, Any]) -> float:
+    """What to add to a Sentinel-2 band's DN so that scenes before and after processing baseline
+    04.00 agree (in the older DN scale, reflectance = DN / 10000). In order: 0 when the provider
+    says it already took the offset off (Earth Search's ``earthsearch:boa_offset_applied``);
+    ``offset / scale`` of the asset's ``raster:bands`` where it gives them (-0.1 / 0.0001 from
+    Copernicus Data Space and Earth Search's collection 1); -1000 for baseline 04.00 or later
+    (``s2:processing_baseline``, as Planetary Computer gives it); else 0. Without this a series
+    across 25 January 2022 brightens by 0.1 reflectance on one date: a change not on the ground.
+    """
+    if any(
+        props.get(k) is True
+        for k in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
+    ):
+        return 0.0
+    raster = asset.extra_fields.get("raster:bands")
+    if (
+        isinstance(raster, list)
+        and 0 < index <= len(raster)
+        and isinstance(raster[index - 1], Mapping)
+    ):
+        band = raster[index - 1]
+        offset, scale = _float(band.get("offset")), _float(band.get("scale"))
+        if offset is not None and scale:
+            return offset / scale
+    baseline = _float(
+        props.get("s2:processing_baseline") or props.get("sentinel:processing_baseline")
+    )
+    return S2_BOA_ADD_OFFSET if baseline is not None and baseline >= 4.0 else 0.0
 
 
 def _item_crs(fields: Mapping[str, Any]) -> str | None:
