@@ -116,6 +116,26 @@ def test_gsd_of_a_web_mercator_image_is_on_the_ground(
     assert scene.gsd == pytest.approx(10.0 * math.cos(math.radians(45.0)), rel=0.01)
 
 
+def test_sentinel2_safe_product_baseline_sets_dn_offsets(
+    tmp_path: Path, make_raster: RasterFactory
+) -> None:
+    """Band files inside a .SAFE product of baseline 04.00 or later carry the -1000 DN offset
+    (see read_chip); older products do not."""
+    from sitewatch.imagery.scene import DN_OFFSETS
+
+    for product, day in (("N0400", "20220301"), ("N0301", "20210301")):
+        safe = f"S2B_MSIL2A_{day}T021549_{product}_R003_T33TWL_{day}T045003.SAFE"
+        folder = tmp_path / safe / "GRANULE" / "L2A_T33TWL" / "IMG_DATA" / "R10m"
+        folder.mkdir(parents=True)
+        for band in ("B04", "B08", "SCL"):
+            make_raster(f"T33TWL_{day}T021549_{band}_10m.tif", count=1, folder=folder)
+    new, old = sorted(LocalSource(tmp_path).scenes(), key=lambda sc: sc.datetime, reverse=True)
+    assert new.properties["s2:processing_baseline"] == "04.00"
+    assert new.properties[DN_OFFSETS] == {"red": -1000.0, "nir": -1000.0}  # not the SCL classes
+    assert old.properties["s2:processing_baseline"] == "03.01"
+    assert DN_OFFSETS not in old.properties
+
+
 # --- real data -------------------------------------------------------------------------------------
 
 

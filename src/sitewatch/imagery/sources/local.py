@@ -34,8 +34,8 @@ from shapely.geometry.base import BaseGeometry
 
 from ...errors import ConfigError, ImageryError, InputError
 from ...types import BBox
-from .._bands import SENSOR_BAND_ORDER, common_name
-from ..scene import Scene, scene_from_item
+from .._bands import MASK_BANDS, SENSOR_BAND_ORDER, common_name
+from ..scene import DN_OFFSETS, S2_BOA_ADD_OFFSET, Scene, scene_from_item
 from .base import ImagerySource, SearchQuery, open_raster
 
 __all__ = ["BUILTIN_PATTERNS", "LocalSource", "NamePattern"]
@@ -420,6 +420,13 @@ class LocalSource(ImagerySource):
             extra = {k: v for i in members for k, v in i.extra.items()}
             props = {k: v for k, v in extra.items() if k not in _TAG_FLOATS}
             props["files"] = len(members)
+            baseline = _safe_baseline(first.path) if "sentinel-2" in first.sensor else None
+            if baseline is not None:
+                props["s2:processing_baseline"] = f"{baseline:05.2f}"
+                if baseline >= 4.0:
+                    props[DN_OFFSETS] = {
+                        b: S2_BOA_ADD_OFFSET for b in assets if b not in MASK_BANDS
+                    }
             scenes.append(
                 Scene(
                     id=scene_id,
@@ -439,6 +446,18 @@ class LocalSource(ImagerySource):
                 )
             )
         return scenes
+
+
+_SAFE_BASELINE = re.compile(r"^S2[ABCD]_MSIL(?:1C|2A)_\d{8}T\d{6}_N(\d{2})(\d{2})_", re.IGNORECASE)
+
+
+def _safe_baseline(path: Path) -> float | None:
+    """The processing baseline of a file inside a Sentinel-2 ``.SAFE`` product (``N0400`` in
+    the product name: 4.0), or None outside one."""
+    for part in path.parts:
+        if m := _SAFE_BASELINE.match(part):
+            return int(m[1]) + int(m[2]) / 100.0
+    return None
 
 
 def _scene_key(path: Path, m: re.Match[str]) -> str:
