@@ -127,6 +127,48 @@ def test_sentinel2_dn_offsets_make_both_baselines_agree(
     assert not any(DN_OFFSETS in sc.properties for sc in again)
 
 
+def test_sensors_mix_in_reflectance_and_landsat_clouds_are_not_everywhere(
+    make_raster: RasterFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same vegetated ground as Sentinel-2 DN (x 10000) and as Landsat collection 2 level-2
+    DN ((r + 0.2) / 2.75e-5): one float cube holds one reflectance for both dates; and the
+    Landsat DN, read as if x 10000, would make the bare ground a bright white cloud."""
+    from sitewatch.imagery import stack_chips
+    from sitewatch.imagery.scene import LANDSAT_C2_L2_REFLECTANCE, REFLECTANCE, S2_REFLECTANCE
+
+    refl = np.array([0.12, 0.15, 0.18, 0.22])[:, None, None] * np.ones((4, 64, 64))  # bare soil
+    refl[:, 20:30, 20:30] = np.array([0.03, 0.06, 0.04, 0.35])[:, None, None]  # a field
+    s2 = make_raster("s2.tif", data=np.rint(refl * 1e4).astype("uint16"), size=64)
+    ls = make_raster("ls.tif", data=np.rint((refl + 0.2) / 2.75e-5).astype("uint16"), size=64)
+    grid = ChipGrid.around(*DEFAULT_CENTRE, 400, 10.0)
+    chips = []
+    for path, decl, day in ((s2.path, S2_REFLECTANCE, 1), (ls.path, LANDSAT_C2_L2_REFLECTANCE, 2)):
+        scene = dataclasses.replace(
+            _scene(path, properties={REFLECTANCE: decl}),
+            datetime=datetime(2020, 1, day, tzinfo=UTC),
+        )
+        with SceneReader(scene) as r:
+            chips.append(read_chip(r, grid, resampling="nearest"))
+    assert chips[1].cloud_fraction == 0.0
+    assert (cloud_score(chips[1].data, chips[1].bands) | ~chips[1].valid).mean() > 0.9
+    cube = stack_chips(chips, dtype="float32")
+    assert cube.attrs["units"] == "reflectance"
+    a, b = cube.values[0], cube.values[1]
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert ok.sum() > 1000
+    np.testing.assert_allclose(a[ok], b[ok], atol=1e-4)
+    assert np.nanmax(a[3]) == pytest.approx(0.35, abs=1e-4)
+    undeclared = dataclasses.replace(
+        chips[1], scene=dataclasses.replace(chips[1].scene, properties={})
+    )
+    with caplog.at_level("WARNING"):
+        raw = stack_chips([chips[0], undeclared], dtype="float32")
+    assert (
+        raw.attrs["units"] == "dn"
+        and "mixes scenes whose reflectance scale is known" in caplog.text
+    )
+
+
 def test_partial_and_outside_coverage(make_raster: RasterFactory) -> None:
     r = make_raster(size=64)
     scene = _scene(r.path)

@@ -136,6 +136,19 @@ def test_sentinel2_safe_product_baseline_sets_dn_offsets(
     assert DN_OFFSETS not in old.properties
 
 
+def test_landsat_level2_band_files_declare_their_reflectance_scale(
+    tmp_path: Path, make_raster: RasterFactory
+) -> None:
+    from sitewatch.imagery.scene import reflectance_of
+
+    for band in ("SR_B4", "SR_B5", "QA_PIXEL"):
+        make_raster(f"LC08_L2SP_116033_20230501_20230509_02_T1_{band}.tif", count=1)
+    make_raster("LC08_L1TP_116033_20230601_20230609_02_T1_B4.tif", count=1)  # level 1: no
+    l2, l1 = sorted(LocalSource(tmp_path).scenes(), key=lambda sc: sc.datetime)
+    assert l2.sensor == "landsat-8" and reflectance_of(l2) == (2.75e-05, -0.2)
+    assert reflectance_of(l1) is None
+
+
 # --- real data -------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,13 @@ import pytest
 
 from sitewatch.errors import ImageryError, InputError
 from sitewatch.imagery._bands import common_name
-from sitewatch.imagery.scene import Scene, bbox_intersects, normalize_bbox, scene_from_item
+from sitewatch.imagery.scene import (
+    Scene,
+    bbox_intersects,
+    normalize_bbox,
+    reflectance_of,
+    scene_from_item,
+)
 
 
 @pytest.mark.parametrize(
@@ -161,4 +167,14 @@ def test_landsat_offsets_are_left_alone() -> None:
 
     item = _s2_item({"platform": "landsat-8"}, {"scale": 2.75e-05, "offset": -0.2})
     item.collection_id = "landsat-c2-l2"  # type: ignore[attr-defined]
-    assert DN_OFFSETS not in scene_from_item(item).properties  # type: ignore[arg-type]
+    scene = scene_from_item(item)  # type: ignore[arg-type]
+    assert DN_OFFSETS not in scene.properties
+    assert reflectance_of(scene) == (2.75e-05, -0.2)  # what reflectance the DN are, though
+
+
+def test_reflectance_scale_of_sentinel2_and_of_undeclared_items() -> None:
+    s2 = scene_from_item(_s2_item({"s2:processing_baseline": "04.00"}))  # type: ignore[arg-type]
+    assert reflectance_of(s2) == (1e-4, 0.0)  # after the -1000 DN harmonisation
+    other = _s2_item({"platform": "naip"})
+    other.collection_id = "naip"  # type: ignore[attr-defined]
+    assert reflectance_of(scene_from_item(other)) is None  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ from shapely.geometry import box, mapping
 from ..errors import ArchiveError, ImageryError, SourceError, gdal_text
 from ..files import atomic_path
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
-from .scene import DN_OFFSETS, Scene
+from .scene import DN_OFFSETS, REFLECTANCE, Scene
 from .sources.base import HrefModifier, ImagerySource, SceneReader
 
 __all__ = [
@@ -376,6 +376,8 @@ class Archive:
         }
         if scene.properties.get(DN_OFFSETS):  # provenance: the chip's DN are harmonised
             props["sitewatch:dn_offsets_applied"] = dict(scene.properties[DN_OFFSETS])
+        if scene.properties.get(REFLECTANCE):
+            props[REFLECTANCE] = dict(scene.properties[REFLECTANCE])
         epsg = rasterio.crs.CRS.from_user_input(grid.crs).to_epsg()
         if epsg:
             props["proj:epsg"] = epsg

@@ -28,7 +28,7 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import ImageryError, InputError, gdal_text
 from ..geo import local_utm_crs, to_crs
 from ..types import BBox
-from .scene import DN_OFFSETS, Scene, bbox_intersects
+from .scene import DN_OFFSETS, Scene, bbox_intersects, reflectance_of
 
 if TYPE_CHECKING:
     from .sources.base import ImagerySource, SceneReader
@@ -299,13 +299,15 @@ def cloud_score(
     bands: Sequence[str],
     *,
     scale: float | None = None,
+    offset: float = 0.0,
     brightness: float | None = None,
     whiteness: float = 0.7,
     max_ndvi: float = 0.2,
 ) -> NDArray[np.bool_] | None:
     """A simple cloud mask from visible bands: bright, white (flat spectrum), not vegetated.
 
-    Reflectance is ``data * scale`` (default: 1/10000 for 16-bit data, 1/255 for 8-bit). A pixel is
+    Reflectance is ``data * scale + offset`` (default scale: 1/10000 for 16-bit data, 1/255 for
+    8-bit; Landsat collection 2 level 2 declares 2.75e-5 and -0.2). A pixel is
     cloud when its mean visible reflectance exceeds ``brightness`` (default 0.3; 0.7 for 8-bit
     display-stretched data), its whiteness (the Fmask ``sum |b - mean| / mean`` over blue, green,
     red) is below ``whiteness`` and, when a ``nir`` band is present, its NDVI is below ``max_ndvi``.
@@ -320,13 +322,13 @@ def cloud_score(
     if brightness is None:
         brightness = 0.7 if eight_bit else 0.3
     order = list(bands)
-    vis = np.stack([data[order.index(n)] for n in names]).astype(np.float32) * scale
+    vis = np.stack([data[order.index(n)] for n in names]).astype(np.float32) * scale + offset
     mean = vis.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         white = np.abs(vis - mean).sum(axis=0) / mean
         mask: NDArray[np.bool_] = (mean > brightness) & (white < whiteness)
         if "nir" in order:
-            nir = data[order.index("nir")].astype(np.float32) * scale
+            nir = data[order.index("nir")].astype(np.float32) * scale + offset
             red = vis[2]
             ndvi = (nir - red) / (nir + red)
             mask &= ~(ndvi >= max_ndvi)
@@ -457,8 +459,13 @@ def read_chip(
         cloud, qa_valid = _mask_from_qa(reader, grid, method)
         valid &= qa_valid
     elif method == "score":
-        scale = scene.properties.get("reflectance_scale")
-        cloud = cloud_score(stack, wanted, scale=float(scale) if scale else None)
+        declared = reflectance_of(scene)
+        cloud = cloud_score(
+            stack,
+            wanted,
+            scale=declared[0] if declared else None,
+            offset=declared[1] if declared else 0.0,
+        )
         if cloud is not None:
             cloud = drop_small_clouds(cloud, grid.resolution)
     if cloud is not None:

@@ -3,7 +3,9 @@
 Every date is cut to the same :class:`~sitewatch.imagery.chips.ChipGrid`, so the cube is aligned
 pixel for pixel. Per-date metadata travels as coordinates along ``time`` (scene id, sensor, sun and
 view angles, cloud cover, GSD) and the masks as ``valid`` and ``cloud`` coordinates (time, y, x).
-The CRS and affine transform are in ``attrs``. Small cubes are read at once on a thread pool; large
+The CRS and affine transform are in ``attrs``; ``attrs["units"]`` is ``reflectance`` when the cube
+is float and every scene declares its reflectance scale (:data:`~.scene.REFLECTANCE`: Sentinel-2,
+Landsat collection 2 level 2), so that sensors mix, else ``dn``. Small cubes are read at once on a thread pool; large
 ones (or ``lazy=True``) are dask arrays with one task per date.
 """
 
@@ -21,7 +23,7 @@ from numpy.typing import NDArray
 
 from ..errors import ImageryError, InputError
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
-from .scene import Scene
+from .scene import Scene, reflectance_of
 from .sources.base import ImagerySource, SceneReader
 
 __all__ = ["LAZY_BYTES", "build_cube", "stack_chips"]
@@ -107,16 +109,41 @@ def stack_chips(chips: Sequence[Chip], *, dtype: str | np.dtype[Any] | None = No
     data = np.empty((len(chips), len(first.bands), *first.data.shape[1:]), dtype=out_dtype)
     valid = np.empty((len(chips), *first.data.shape[1:]), dtype=bool)
     cloud = np.zeros_like(valid)
+    scales = _reflectance([c.scene for c in chips]) if out_dtype.kind == "f" else None
     for i, c in enumerate(chips):
-        data[i] = c.data
+        if scales is not None:
+            data[i] = c.data.astype(np.float64) * scales[i][0] + scales[i][1]
+        else:
+            data[i] = c.data
         valid[i] = c.valid
         if c.cloud is not None:
             cloud[i] = c.cloud
         if out_dtype.kind == "f":
             data[i][:, ~c.valid] = np.nan
-    return _assemble(
+    cube = _assemble(
         data, valid, cloud, [c.scene for c in chips], first.bands, first.grid, first.nodata, ""
     )
+    cube.attrs["units"] = "reflectance" if scales is not None else "dn"
+    return cube
+
+
+def _reflectance(scenes: Sequence[Scene]) -> list[tuple[float, float]] | None:
+    """Each scene's (scale, offset) to reflectance when every one declares it, else None (and a
+    warning when only some do: their digital numbers are on different scales)."""
+    found = [reflectance_of(s) for s in scenes]
+    if all(f is not None for f in found):
+        return [f for f in found if f is not None]
+    if len({f for f in found}) > 1:
+        known = sorted({s.sensor for s, f in zip(scenes, found, strict=True) if f is not None})
+        unknown = sorted({s.sensor for s, f in zip(scenes, found, strict=True) if f is None})
+        log.warning(
+            "the cube mixes scenes whose reflectance scale is known (%s) with scenes where it is "
+            "not (%s): their digital numbers are compared as they are; keep one sensor per "
+            "series, or use sources that declare raster:bands scale and offset",
+            ", ".join(known),
+            ", ".join(unknown),
+        )
+    return None
 
 
 def _assemble(
@@ -262,11 +289,18 @@ def _lazy_cube(
     with _open(src0, sc0) as reader:
         nodata = reader.dataset(bands[0]).nodata
 
+    scales = _reflectance([p[1] for p in pairs]) if out_dtype.kind == "f" else None
+    to_refl = dict(zip((p[1].id for p in pairs), scales, strict=True)) if scales else {}
+
     def load(src: ImagerySource | None, sc: Scene) -> NDArray[Any]:
         with _open(src, sc) as r:
             chip = read_chip(r, grid, bands, resampling=resampling, cloud_mask=cloud_mask)
         out = np.empty((nb + 2, *grid.shape), dtype=out_dtype)
-        out[:nb] = chip.data
+        if sc.id in to_refl:
+            gain, offset = to_refl[sc.id]
+            out[:nb] = chip.data.astype(np.float64) * gain + offset
+        else:
+            out[:nb] = chip.data
         if out_dtype.kind == "f":
             out[:nb, ~chip.valid] = np.nan
         out[nb] = chip.valid
@@ -281,4 +315,6 @@ def _lazy_cube(
     data = full[:, :nb]
     valid = full[:, nb].astype(bool)
     cloud = full[:, nb + 1].astype(bool)
-    return _assemble(data, valid, cloud, [p[1] for p in pairs], bands, grid, nodata, resampling)
+    cube = _assemble(data, valid, cloud, [p[1] for p in pairs], bands, grid, nodata, resampling)
+    cube.attrs["units"] = "reflectance" if scales is not None else "dn"
+    return cube

@@ -27,10 +27,12 @@ from ._bands import COMMON_BANDS, MASK_BANDS, common_name
 
 __all__ = [
     "DN_OFFSETS",
+    "REFLECTANCE",
     "S2_BOA_ADD_OFFSET",
     "Scene",
     "bbox_intersects",
     "normalize_bbox",
+    "reflectance_of",
     "scene_from_item",
 ]
 
@@ -321,6 +323,7 @@ def _scene_from_item(item: pystac.Item) -> Scene:
     checksums: dict[str, str] = {}
     offsets: dict[str, float] = {}
     sentinel2 = _is_sentinel2(sensor, item.collection_id)
+    declared: dict[str, float] | None = S2_REFLECTANCE if sentinel2 else None
     for key, asset in item.assets.items():
         if not _is_image(asset):
             continue
@@ -333,6 +336,8 @@ def _scene_from_item(item: pystac.Item) -> Scene:
                 off = _dn_offset(asset, i, props)
                 if off:
                     offsets[name] = off
+            elif declared is None and name == "red":
+                declared = _raster_scale(asset, i)
             checksum = asset.extra_fields.get("file:checksum")
             if isinstance(checksum, str):
                 checksums[assets[name]] = checksum
@@ -369,6 +374,7 @@ def _scene_from_item(item: pystac.Item) -> Scene:
             "collection": item.collection_id,
             "file:checksums": checksums,
             **({DN_OFFSETS: offsets} if offsets else {}),
+            **({REFLECTANCE: props.get(REFLECTANCE) or declared} if declared else {}),
         },
         geometry=geom if geom is not None and geom.bounds[2] - geom.bounds[0] < 180 else None,
     )
@@ -381,6 +387,44 @@ sensor shares one scale (see :func:`_dn_offset`); applied by :func:`~.chips.read
 S2_BOA_ADD_OFFSET = -1000.0
 """Sentinel-2 processing baseline 04.00 (from 25 January 2022) adds 1000 to every L1C/L2A
 reflectance DN; ESA's BOA_ADD_OFFSET / RADIO_ADD_OFFSET takes it back off."""
+
+
+REFLECTANCE = "sitewatch:reflectance"
+"""Scene property: ``{"scale": s, "offset": o}`` with reflectance = DN * s + o for the spectral
+bands of the chips cut from it (after :data:`DN_OFFSETS`), where the provider or the product
+declares it: Sentinel-2 L1C/L2A 1/10000; Landsat collection 2 level 2 2.75e-5 and -0.2 (from the
+item's ``raster:bands`` or the product name). Absent: the scale is unknown (NAIP, a user's own
+GeoTIFF), and the data stay digital numbers."""
+
+S2_REFLECTANCE = {"scale": 1e-4, "offset": 0.0}
+LANDSAT_C2_L2_REFLECTANCE = {"scale": 2.75e-5, "offset": -0.2}
+
+
+def reflectance_of(scene: Scene) -> tuple[float, float] | None:
+    """(scale, offset) that turn the scene's chip DN into reflectance, or None if undeclared."""
+    r = scene.properties.get(REFLECTANCE)
+    if not isinstance(r, Mapping):
+        return None
+    scale, offset = _float(r.get("scale")), _float(r.get("offset"))
+    if scale is None or not scale > 0 or not math.isfinite(scale):
+        return None
+    return scale, (offset if offset is not None and math.isfinite(offset) else 0.0)
+
+
+def _raster_scale(asset: pystac.Asset, index: int) -> dict[str, float] | None:
+    raster = asset.extra_fields.get("raster:bands")
+    if (
+        isinstance(raster, list)
+        and 0 < index <= len(raster)
+        and isinstance(raster[index - 1], Mapping)
+    ):
+        scale, offset = (
+            _float(raster[index - 1].get("scale")),
+            _float(raster[index - 1].get("offset")),
+        )
+        if scale is not None and scale > 0 and (scale != 1.0 or offset):
+            return {"scale": scale, "offset": offset or 0.0}
+    return None
 
 
 def _is_sentinel2(sensor: str, collection: str | None) -> bool:

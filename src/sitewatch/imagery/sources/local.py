@@ -35,7 +35,15 @@ from shapely.geometry.base import BaseGeometry
 from ...errors import ConfigError, ImageryError, InputError
 from ...types import BBox
 from .._bands import MASK_BANDS, SENSOR_BAND_ORDER, common_name
-from ..scene import DN_OFFSETS, S2_BOA_ADD_OFFSET, Scene, scene_from_item
+from ..scene import (
+    DN_OFFSETS,
+    LANDSAT_C2_L2_REFLECTANCE,
+    REFLECTANCE,
+    S2_BOA_ADD_OFFSET,
+    S2_REFLECTANCE,
+    Scene,
+    scene_from_item,
+)
 from .base import ImagerySource, SearchQuery, open_raster
 
 __all__ = ["BUILTIN_PATTERNS", "LocalSource", "NamePattern"]
@@ -420,6 +428,12 @@ class LocalSource(ImagerySource):
             extra = {k: v for i in members for k, v in i.extra.items()}
             props = {k: v for k, v in extra.items() if k not in _TAG_FLOATS}
             props["files"] = len(members)
+            if "sentinel-2" in first.sensor:
+                props[REFLECTANCE] = dict(S2_REFLECTANCE)
+            elif first.sensor.startswith("landsat") and any(
+                _LANDSAT_L2.search(i.path.name) for i in members
+            ):
+                props[REFLECTANCE] = dict(LANDSAT_C2_L2_REFLECTANCE)
             baseline = _safe_baseline(first.path) if "sentinel-2" in first.sensor else None
             if baseline is not None:
                 props["s2:processing_baseline"] = f"{baseline:05.2f}"
@@ -447,6 +461,9 @@ class LocalSource(ImagerySource):
             )
         return scenes
 
+
+_LANDSAT_L2 = re.compile(r"^L[COTEM]0\d_L2S[PR]_.*_SR_B\d+", re.IGNORECASE)
+"""Landsat collection 2 level-2 surface reflectance band files (USGS names)."""
 
 _SAFE_BASELINE = re.compile(r"^S2[ABCD]_MSIL(?:1C|2A)_\d{8}T\d{6}_N(\d{2})(\d{2})_", re.IGNORECASE)
 
