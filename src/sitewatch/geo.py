@@ -171,21 +171,31 @@ def _proj(wkt: str) -> Proj:
     return Proj(CRS.from_wkt(wkt))
 
 
+def _factors(crs: CRS | str, xs: Any, ys: Any) -> Any:
+    """(parallel, meridional, areal) scale factors of projected ``crs`` at map points, a (3, n)
+    array; 1 where the projection has no answer (outside its domain)."""
+    import numpy as np
+
+    wkt = CRS.from_user_input(crs).to_wkt()
+    lon, lat = _transformer(wkt, "EPSG:4326").transform(
+        np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    )
+    f = _proj(wkt).get_factors(lon, lat)
+    out = np.array([f.parallel_scale, f.meridional_scale, f.areal_scale], dtype=np.float64)
+    out = out.reshape(3, -1)
+    bad = ~(np.isfinite(out) & (out > 0)).all(axis=0)
+    out[:, bad] = 1.0
+    return out
+
+
 def map_scale(crs: CRS | str, x: float, y: float) -> MapScale:
     """Scale factors of ``crs`` at map point ``(x, y)`` (true scale for a geographic CRS, whose
     cell sizes are computed geodesically wherever they are used)."""
     c = CRS.from_user_input(crs)
     if not c.is_projected:
         return _TRUE_SCALE
-    wkt = c.to_wkt()
-    lon, lat = _transformer(wkt, "EPSG:4326").transform(x, y)
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        return _TRUE_SCALE
-    f = _proj(wkt).get_factors(lon, lat)
-    scales = (float(f.parallel_scale), float(f.meridional_scale), float(f.areal_scale))
-    if not all(math.isfinite(v) and v > 0 for v in scales):
-        return _TRUE_SCALE
-    return MapScale(scales)
+    k, h, a = _factors(c, [x], [y])[:, 0]
+    return MapScale((float(k), float(h), float(a)))
 
 
 def meridian_scales(crs: CRS | str, x: float, ys: Sequence[float] | Any) -> tuple[Any, Any]:
@@ -193,15 +203,9 @@ def meridian_scales(crs: CRS | str, x: float, ys: Sequence[float] | Any) -> tupl
     (one per row of a grid), as two NumPy arrays."""
     import numpy as np
 
-    wkt = CRS.from_user_input(crs).to_wkt()
     y = np.asarray(ys, dtype=np.float64)
-    lon, lat = _transformer(wkt, "EPSG:4326").transform(np.full_like(y, x), y)
-    f = _proj(wkt).get_factors(lon, lat)
-    k = np.asarray(f.parallel_scale, dtype=np.float64)
-    h = np.asarray(f.meridional_scale, dtype=np.float64)
-    bad = ~(np.isfinite(k) & np.isfinite(h) & (k > 0) & (h > 0))
-    k[bad], h[bad] = 1.0, 1.0
-    return k, h
+    f = _factors(crs, np.full_like(y, x), y)
+    return f[0], f[1]
 
 
 def _apply(t: Transformer, xy: object) -> object:

@@ -411,19 +411,22 @@ def reflectance_of(scene: Scene) -> tuple[float, float] | None:
     return scale, (offset if offset is not None and math.isfinite(offset) else 0.0)
 
 
-def _raster_scale(asset: pystac.Asset, index: int) -> dict[str, float] | None:
+def _raster_band(asset: pystac.Asset, index: int) -> tuple[float | None, float | None]:
+    """(scale, offset) of band ``index`` (1-based) in the asset's ``raster:bands``, each None
+    when not given."""
     raster = asset.extra_fields.get("raster:bands")
-    if (
-        isinstance(raster, list)
-        and 0 < index <= len(raster)
-        and isinstance(raster[index - 1], Mapping)
-    ):
-        scale, offset = (
-            _float(raster[index - 1].get("scale")),
-            _float(raster[index - 1].get("offset")),
-        )
-        if scale is not None and scale > 0 and (scale != 1.0 or offset):
-            return {"scale": scale, "offset": offset or 0.0}
+    if not (isinstance(raster, list) and 0 < index <= len(raster)):
+        return None, None
+    band = raster[index - 1]
+    if not isinstance(band, Mapping):
+        return None, None
+    return _float(band.get("scale")), _float(band.get("offset"))
+
+
+def _raster_scale(asset: pystac.Asset, index: int) -> dict[str, float] | None:
+    scale, offset = _raster_band(asset, index)
+    if scale is not None and scale > 0 and (scale != 1.0 or offset):
+        return {"scale": scale, "offset": offset or 0.0}
     return None
 
 
@@ -445,16 +448,9 @@ def _dn_offset(asset: pystac.Asset, index: int, props: Mapping[str, Any]) -> flo
         for k in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
     ):
         return 0.0
-    raster = asset.extra_fields.get("raster:bands")
-    if (
-        isinstance(raster, list)
-        and 0 < index <= len(raster)
-        and isinstance(raster[index - 1], Mapping)
-    ):
-        band = raster[index - 1]
-        offset, scale = _float(band.get("offset")), _float(band.get("scale"))
-        if offset is not None and scale:
-            return offset / scale
+    scale, offset = _raster_band(asset, index)
+    if offset is not None and scale:
+        return offset / scale
     baseline = _float(
         props.get("s2:processing_baseline") or props.get("sentinel:processing_baseline")
     )
