@@ -149,6 +149,24 @@ def test_landsat_level2_band_files_declare_their_reflectance_scale(
     assert reflectance_of(l1) is None
 
 
+def test_gdal_scale_and_offset_tags_declare_the_reflectance_scale(
+    tmp_path: Path, make_raster: RasterFactory
+) -> None:
+    """A GeoTIFF exported with scale/offset metadata (Earth Engine, gdal_translate -a_scale)."""
+    import rasterio
+
+    from sitewatch.imagery.scene import reflectance_of
+
+    tagged = make_raster("export_20230501.tif", cog=False)
+    with rasterio.open(tagged.path, "r+") as ds:
+        ds.scales = (2.75e-05,) * ds.count
+        ds.offsets = (-0.2,) * ds.count
+    make_raster("plain_20230601.tif")
+    tagged_scene, plain = LocalSource(tmp_path).scenes()
+    assert reflectance_of(tagged_scene) == pytest.approx((2.75e-05, -0.2))
+    assert reflectance_of(plain) is None  # 1 and 0 are no declaration
+
+
 # --- real data -------------------------------------------------------------------------------------
 
 

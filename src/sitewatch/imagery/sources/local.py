@@ -178,6 +178,7 @@ class _FileInfo:
     gsd: float
     extra: dict[str, Any] = field(default_factory=dict)
     per_band: bool = False
+    declared: dict[str, float] | None = None
 
 
 class LocalSource(ImagerySource):
@@ -317,6 +318,7 @@ class LocalSource(ImagerySource):
             crs = ds.crs.to_string()
             lonlat = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
             gsd = _gsd_m(ds.crs, ds.transform, lonlat, ds.xy(ds.height / 2, ds.width / 2))
+            declared = _gdal_scale(ds.scales, ds.offsets)
         matched = self._match(path)
         pattern, m = matched if matched else (None, None)
         groups = {k: v for k, v in (m.groupdict() if m else {}).items() if v}
@@ -369,6 +371,7 @@ class LocalSource(ImagerySource):
             gsd=gsd,
             extra=extra,
             per_band=band_id is not None,
+            declared=declared,
         )
 
     def _band_names(
@@ -434,6 +437,8 @@ class LocalSource(ImagerySource):
                 _LANDSAT_L2.search(i.path.name) for i in members
             ):
                 props[REFLECTANCE] = dict(LANDSAT_C2_L2_REFLECTANCE)
+            elif declared := next((i.declared for i in members if i.declared), None):
+                props[REFLECTANCE] = dict(declared)  # the files' own GDAL scale/offset
             baseline = _safe_baseline(first.path) if "sentinel-2" in first.sensor else None
             if baseline is not None:
                 props["s2:processing_baseline"] = f"{baseline:05.2f}"
@@ -460,6 +465,20 @@ class LocalSource(ImagerySource):
                 )
             )
         return scenes
+
+
+def _gdal_scale(
+    scales: Sequence[float | None], offsets: Sequence[float | None]
+) -> dict[str, float] | None:
+    """The reflectance scale a file declares in its GDAL metadata (one for every band, as Google
+    Earth Engine and GDAL's ``-a_scale``/``-a_offset`` write it), or None for the default 1, 0."""
+    pairs = {(float(sc or 1.0), float(of or 0.0)) for sc, of in zip(scales, offsets, strict=False)}
+    if len(pairs) != 1:
+        return None
+    ((scale, offset),) = pairs
+    if (scale == 1.0 and offset == 0.0) or not scale > 0:
+        return None
+    return {"scale": scale, "offset": offset}
 
 
 _LANDSAT_L2 = re.compile(r"^L[COTEM]0\d_L2S[PR]_.*_SR_B\d+", re.IGNORECASE)
