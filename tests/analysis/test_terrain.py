@@ -134,6 +134,49 @@ def test_slope_of_a_plane_on_a_web_mercator_grid(caplog: pytest.LogCaptureFixtur
     assert not metric.distorted and 25.0 < abs(metric.transform.a) < 35.0  # ~30 m on the ground
 
 
+def test_dem_in_feet_and_scaled_integers_reads_in_metres(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """County LiDAR in State Plane US feet: a 10% slope with elevations in metres stays 5.71 deg
+    (not 1.74 deg from feet taken as metres); elevations declared in feet come out in metres;
+    int16 with a GDAL scale is unscaled."""
+    ft = 1200 / 3937
+    rows = np.mgrid[0:40, 0:40][0]
+    cell_ft = 10.0
+    z_m = 300.0 + 0.1 * (39 - rows) * cell_ft * ft  # rises 0.1 m per metre northward
+    t = Affine(cell_ft, 0, 980_000.0, 0, -cell_ft, 200_000.0)
+
+    def write(name: str, z: np.ndarray, unit: str | None) -> Path:
+        path = tmp_path / name
+        with rasterio.open(path, "w", driver="GTiff", height=40, width=40, count=1,
+                           dtype="float32", crs="EPSG:2263", transform=t) as ds:  # fmt: skip
+            ds.write(z.astype("float32"), 1)
+            if unit:
+                ds.set_band_unit(1, unit)
+        return path
+
+    dem = read_dem(write("dem_m.tif", z_m, None))
+    assert np.allclose(slope(dem)[2:-2, 2:-2], math.degrees(math.atan(0.1)), atol=0.05)
+    with caplog.at_level(logging.WARNING):
+        metric = dem.to_metric()
+    assert "units are not metres" in caplog.text
+    assert metric.crs.to_epsg() == 32618 and 2.5 < abs(metric.transform.a) < 3.5  # ~3.05 m
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        in_feet = read_dem(write("dem_ft.tif", z_m / ft, "US survey foot"))
+    assert "converting them to metres" in caplog.text
+    np.testing.assert_allclose(in_feet.data, dem.data, rtol=1e-6)
+    scaled = tmp_path / "dem_dm.tif"
+    with rasterio.open(scaled, "w", driver="GTiff", height=40, width=40, count=1, dtype="int16",
+                       crs="EPSG:32652", transform=Affine(30, 0, 350_000, 0, -30, 4_320_000),
+                       nodata=-32768) as ds:  # fmt: skip
+        ds.write(np.full((40, 40), 1234, dtype="int16"), 1)  # decimetres
+        ds.scales = (0.1,)
+    assert np.nanmean(read_dem(scaled).data) == pytest.approx(123.4)
+    with pytest.raises(ImageryError, match=r"bands 1\.\.1, not 2"):
+        read_dem(scaled, band=2)
+
+
 def test_relief_tri_on_small_grid() -> None:
     z = np.arange(25, dtype=float).reshape(5, 5)
     dem = Dem(z, Affine(10, 0, 0, 0, -10, 50), CRS.from_epsg(32633))

@@ -87,6 +87,13 @@ class Dem:
         return map_scale(self.crs, *(self.transform @ (cols / 2.0, rows / 2.0))).distorted
 
     @property
+    def unit_m(self) -> float:
+        """Metres per horizontal unit of a projected grid (0.3048... for US survey feet)."""
+        if self.is_geographic or not self.crs.axis_info:
+            return 1.0
+        return float(self.crs.axis_info[0].unit_conversion_factor or 1.0)
+
+    @property
     def bounds(self) -> tuple[float, float, float, float]:
         rows, cols = self.shape
         xs, ys = zip(*[self.transform @ (c, r) for c, r in ((0, 0), (cols, rows))], strict=True)
@@ -96,7 +103,9 @@ class Dem:
         """East-west and north-south pixel sizes in metres, one per row (geodesic if geographic)."""
         rows, cols = self.shape
         if not self.is_geographic:
-            dx, dy = np.full(rows, abs(self.transform.a)), np.full(rows, abs(self.transform.e))
+            unit = self.unit_m
+            dx = np.full(rows, abs(self.transform.a) * unit)
+            dy = np.full(rows, abs(self.transform.e) * unit)
             if not self.distorted:
                 return dx, dy
             xc = self.transform.c + 0.5 * cols * self.transform.a
@@ -128,13 +137,14 @@ class Dem:
         the smaller geodesic pixel size). A projected DEM whose scale is off true (Web Mercator)
         is reprojected too, with a warning: distances on its grid are not metres on the ground."""
         if not self.is_geographic and crs is None:
-            if not self.distorted:
+            if self.unit_m == 1.0 and not self.distorted:
                 return self
             logger.warning(
-                "DEM %s is in %s, whose lengths are off true scale here: reprojecting it to the "
-                "local UTM zone for line-of-sight work",
+                "DEM %s is in %s, whose %s: reprojecting it to the local UTM zone for "
+                "line-of-sight work",
                 self.source or "(array)",
                 self.crs.to_string(),
+                "lengths are off true scale here" if self.distorted else "units are not metres",
             )
         from rasterio.warp import calculate_default_transform
 
@@ -154,6 +164,16 @@ class Dem:
         return Dem(out, dst_t, CRS.from_user_input(dst_crs), self.source)
 
 
+_FEET = {
+    "ft": 0.3048, "foot": 0.3048, "feet": 0.3048, "international foot": 0.3048,
+    "us survey foot": 1200 / 3937, "ftus": 1200 / 3937, "us-ft": 1200 / 3937,
+    "foot_us": 1200 / 3937,
+}  # fmt: skip
+"""Vertical units a DEM band may declare (GDAL unit type), as metres per unit."""
+
+_METRES = {"m", "metre", "metres", "meter", "meters"}
+
+
 def read_dem(path: str | Path, *, band: int = 1) -> Dem:
     """Read a DEM: GeoTIFF, Copernicus DEM GeoTIFF, SRTM ``.hgt`` or anything GDAL opens."""
     import rasterio
@@ -168,12 +188,29 @@ def read_dem(path: str | Path, *, band: int = 1) -> Dem:
                 raise ImageryError(
                     f"DEM {p} has no CRS; give a georeferenced GeoTIFF or an SRTM .hgt named like N44W072.hgt"
                 )
+            if not 1 <= band <= ds.count:
+                raise ImageryError(f"DEM {p} has bands 1..{ds.count}, not {band}")
             data = ds.read(band, masked=True).astype(np.float64)
             arr = np.ma.filled(data, np.nan)
             transform, crs = ds.transform, CRS.from_user_input(ds.crs)
+            scale, offset = ds.scales[band - 1] or 1.0, ds.offsets[band - 1] or 0.0
+            unit = (ds.units[band - 1] or "").strip()
     except RasterioIOError as exc:
         raise ImageryError(f"cannot read DEM {p}: {gdal_text(exc)}") from exc
     arr[arr <= -32767] = np.nan  # SRTM voids when no nodata is declared
+    if (scale, offset) != (1.0, 0.0):  # stored as scaled integers (GDAL scale/offset)
+        arr = arr * scale + offset
+    feet = _FEET.get(unit.lower())
+    if feet is not None:
+        logger.warning("DEM %s gives elevations in %s: converting them to metres", p.name, unit)
+        arr = arr * feet
+    elif unit and unit.lower() not in _METRES:
+        logger.warning(
+            "DEM %s declares the unit %r for its elevations: taken as metres; convert it "
+            "(gdal_calc.py) if they are not",
+            p.name,
+            unit,
+        )
     if not np.isfinite(arr).any():
         raise ImageryError(f"DEM {p} has no valid elevation")
     return Dem(arr, transform, crs, str(p))
