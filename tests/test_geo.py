@@ -120,7 +120,10 @@ def test_map_scale_flags_web_mercator_and_passes_utm() -> None:
     assert m.distorted and m.area_factor == pytest.approx(m.parallel * m.meridional)
     utm = map_scale(local_utm_crs(125.75, 39.03), 350_000.0, 4_320_000.0)
     assert 0.999 < utm.parallel < 1.001 and not utm.distorted and utm.area_factor == 1.0
-    assert map_scale("EPSG:4326", 125.75, 39.03) == (1.0, 1.0, 1.0)
+    assert map_scale("EPSG:4326", 125.75, 39.03) == (1.0, 1.0, 1.0, 1.0)
+    feet = map_scale("EPSG:2263", 980_000.0, 200_000.0)  # New York State Plane, US survey feet
+    assert feet.parallel == pytest.approx(3.2808, rel=1e-3) and feet.distorted
+    assert not feet.off_true_scale and feet.area_factor == pytest.approx(10.764, rel=1e-3)
     sinusoidal = CRS.from_proj4("+proj=sinu +R=6371007.181 +units=m")  # MODIS: equal-area
     s = map_scale(sinusoidal, *_sinu(sinusoidal, 125.75, 60.0))
     assert s.distorted and s.area_factor == 1.0  # lengths off, areas true
@@ -160,3 +163,6 @@ def test_pixel_areas_on_web_mercator_are_ground_areas() -> None:
         2,
     )
     assert utm.pixel_area_m2() == 100.0  # true-scale grids are used as they are
+    ft = Affine(10.0, 0, 980_000.0, 0, -10.0, 200_000.0)  # 10 x 10 US survey feet
+    feet = TileGrid(20, 20, ft, rasterio.crs.CRS.from_epsg(2263), 4, 2)
+    assert feet.pixel_area_m2() == pytest.approx(100 * (1200 / 3937) ** 2, rel=1e-3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import shapely
 from pyproj import CRS, Geod, Proj, Transformer
@@ -131,39 +131,40 @@ SCALE_TOLERANCE = 0.01
 """How far a projected CRS's scale may stray from true before distances and areas measured on its
 grid are corrected: UTM and national grids stay within 0.1% over their zones, less than anything
 here resolves, so they are used as they are (and results on them are exactly reproducible); Web
-Mercator (EPSG:3857, the CRS of XYZ basemap exports) stretches lengths 1.29x at 39 N."""
+Mercator (EPSG:3857, the CRS of XYZ basemap exports) stretches lengths 1.29x at 39 N, and a grid
+in US survey feet has 3.28 units to the metre."""
 
 
-class MapScale(tuple[float, float, float]):
-    """Scale factors of a CRS at a point: map units (metres) per ground metre along the parallel
-    and the meridian, and per square metre of area (see :func:`map_scale`)."""
+class MapScale(NamedTuple):
+    """Scale factors of a CRS at a point: grid units per ground metre along the parallel and the
+    meridian, and square units per square metre (see :func:`map_scale`). They hold both the
+    projection's distortion and the unit (3.2808 for US survey feet on a true-scale grid);
+    ``unit_m`` is the metres in one grid unit."""
 
-    __slots__ = ()
-
-    @property
-    def parallel(self) -> float:
-        return self[0]
-
-    @property
-    def meridional(self) -> float:
-        return self[1]
-
-    @property
-    def areal(self) -> float:
-        return self[2]
+    parallel: float
+    meridional: float
+    areal: float
+    unit_m: float = 1.0
 
     @property
     def distorted(self) -> bool:
-        """True when lengths on the grid are off by more than :data:`SCALE_TOLERANCE`."""
-        return max(abs(self[0] - 1.0), abs(self[1] - 1.0)) > SCALE_TOLERANCE
+        """True when grid lengths are not ground metres within :data:`SCALE_TOLERANCE` (an
+        off-scale projection, or a unit other than the metre)."""
+        return max(abs(self.parallel - 1.0), abs(self.meridional - 1.0)) > SCALE_TOLERANCE
+
+    @property
+    def off_true_scale(self) -> bool:
+        """True when the projection itself distorts lengths beyond the tolerance, whatever the unit."""
+        k, h = self.parallel * self.unit_m, self.meridional * self.unit_m
+        return max(abs(k - 1.0), abs(h - 1.0)) > SCALE_TOLERANCE
 
     @property
     def area_factor(self) -> float:
-        """What to divide a grid area by for the ground area: 1 within the tolerance."""
-        return self[2] if abs(self[2] - 1.0) > SCALE_TOLERANCE else 1.0
+        """What to divide a grid area by for the ground area in m2: 1 within the tolerance."""
+        return self.areal if abs(self.areal - 1.0) > SCALE_TOLERANCE else 1.0
 
 
-_TRUE_SCALE = MapScale((1.0, 1.0, 1.0))
+_TRUE_SCALE = MapScale(1.0, 1.0, 1.0)
 
 
 @lru_cache(maxsize=64)
@@ -172,11 +173,14 @@ def _proj(wkt: str) -> Proj:
 
 
 def _factors(crs: CRS | str, xs: Any, ys: Any) -> Any:
-    """(parallel, meridional, areal) scale factors of projected ``crs`` at map points, a (3, n)
-    array; 1 where the projection has no answer (outside its domain)."""
+    """(parallel, meridional, areal) grid units per ground metre (and square units per square
+    metre) of projected ``crs`` at map points, a (3, n) array; where the projection has no
+    answer (outside its domain), only the unit."""
     import numpy as np
 
-    wkt = CRS.from_user_input(crs).to_wkt()
+    c = CRS.from_user_input(crs)
+    unit = _unit_m(c)
+    wkt = c.to_wkt()
     lon, lat = _transformer(wkt, "EPSG:4326").transform(
         np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
     )
@@ -185,22 +189,28 @@ def _factors(crs: CRS | str, xs: Any, ys: Any) -> Any:
     out = out.reshape(3, -1)
     bad = ~(np.isfinite(out) & (out > 0)).all(axis=0)
     out[:, bad] = 1.0
+    out /= np.array([unit, unit, unit * unit])[:, None]
     return out
 
 
 def map_scale(crs: CRS | str, x: float, y: float) -> MapScale:
-    """Scale factors of ``crs`` at map point ``(x, y)`` (true scale for a geographic CRS, whose
-    cell sizes are computed geodesically wherever they are used)."""
+    """Grid units per ground metre of ``crs`` at map point ``(x, y)`` (see :class:`MapScale`;
+    true scale for a geographic CRS, whose cell sizes are computed geodesically wherever they are
+    used)."""
     c = CRS.from_user_input(crs)
     if not c.is_projected:
         return _TRUE_SCALE
     k, h, a = _factors(c, [x], [y])[:, 0]
-    return MapScale((float(k), float(h), float(a)))
+    return MapScale(float(k), float(h), float(a), _unit_m(c))
+
+
+def _unit_m(c: CRS) -> float:
+    return float(c.axis_info[0].unit_conversion_factor or 1.0) if c.axis_info else 1.0
 
 
 def meridian_scales(crs: CRS | str, x: float, ys: Sequence[float] | Any) -> tuple[Any, Any]:
-    """Parallel and meridional scale factors of projected ``crs`` at ``(x, y)`` for each ``y``
-    (one per row of a grid), as two NumPy arrays."""
+    """Grid units per ground metre of projected ``crs`` along the parallel and the meridian at
+    ``(x, y)`` for each ``y`` (one per row of a grid), as two NumPy arrays."""
     import numpy as np
 
     y = np.asarray(ys, dtype=np.float64)

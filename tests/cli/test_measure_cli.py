@@ -131,7 +131,7 @@ def test_heights_on_a_web_mercator_image_are_ground_heights(sw: Runner, tmp_path
            "--sun-elevation", "40", "--json")  # fmt: skip
     assert r.code == 0, r.err
     said = " ".join(r.err.split())  # rich wraps log lines
-    assert "stretches lengths 1.287x" in said and "warping it to EPSG:32652" in said
+    assert "1.287 grid units to the ground metre" in said and "warping it to EPSG:32652" in said
     _check(r.json())
     with rasterio.open(merc) as ds:  # the Python API refuses the distorted grid outright
         band = ds.read(1).astype(float)

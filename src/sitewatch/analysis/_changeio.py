@@ -206,20 +206,19 @@ def pixel_area_m2(raster: Raster) -> float | None:
         h, w = raster.shape
         x, y = t * (w / 2, h / 2)
         return geodesic_area(box(x, y, x + abs(t.a), y + abs(t.e)))
-    factor = raster.crs.linear_units_factor[1] if raster.crs.linear_units_factor else 1.0
     from ..geo import map_scale
 
     h, w = raster.shape
     scale = map_scale(raster.crs, *(t * (w / 2, h / 2)))
-    if scale.area_factor != 1.0:
+    if scale.off_true_scale:
         logger.warning(
             "%s is off true scale here (a grid area is %.2fx the ground area): the pixel area "
             "for the minimum mapping unit is taken at the image centre; reproject to UTM for "
             "exact pixel areas across a large image (polygon areas are geodesic either way)",
             raster.crs.to_string(),
-            scale.area_factor,
+            scale.areal * scale.unit_m**2,
         )
-    return float(abs(t.a * t.e - t.b * t.d) * factor * factor / scale.area_factor)
+    return float(abs(t.a * t.e - t.b * t.d) / scale.area_factor)
 
 
 def write_change_cog(path: str | Path, mask: NDArray[np.bool_], magnitude: NDArray[np.float32], valid: NDArray[np.bool_], raster: Raster) -> None:  # fmt: skip

@@ -176,15 +176,15 @@ def _null(index: int, ident: str | None, reason: str, method: str, **inputs: Any
 
 
 def _check_true_scale(crs: CRS | str | None, x: float, y: float) -> None:
-    """Refuse a grid whose lengths are not metres on the ground (Web Mercator): a shadow measured
-    on it would give a height off by the projection's scale (29% at 39 N)."""
+    """Refuse a grid whose lengths are not metres on the ground (Web Mercator, feet): a shadow
+    measured on it would give a height off by the projection's scale (29% at 39 N) or the unit."""
     if crs is None:
         return
     scale = map_scale(crs, x, y)
     if scale.distorted:
         raise InputError(
-            f"the image grid ({CRS.from_user_input(crs).to_string()}) stretches lengths "
-            f"{scale.parallel:.3f}x here, so shadow lengths on it are not metres: warp the image "
+            f"the image grid ({CRS.from_user_input(crs).to_string()}) has {scale.parallel:.3f} "
+            "units to the ground metre here, so shadow lengths on it are not metres: warp the image "
             "to its UTM zone first (gdalwarp -t_srs EPSG:326NN), as `sitewatch measure` does"
         )
 

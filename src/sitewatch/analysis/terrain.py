@@ -29,7 +29,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import AnalysisError, ImageryError, InputError, gdal_text
-from ..geo import GEOD, check_lonlat, local_utm_crs, map_scale, meridian_scales, to_crs
+from ..geo import GEOD, MapScale, check_lonlat, local_utm_crs, map_scale, meridian_scales, to_crs
 from ._viewshed import REFRACTION_K, horizon_tangents, radial_viewshed
 
 __all__ = [
@@ -79,19 +79,14 @@ class Dem:
 
     @property
     def distorted(self) -> bool:
-        """A projected grid whose scale at the centre is off true by more than
-        :data:`~sitewatch.geo.SCALE_TOLERANCE` (Web Mercator, for one)."""
-        if self.is_geographic:
-            return False
-        rows, cols = self.shape
-        return map_scale(self.crs, *(self.transform @ (cols / 2.0, rows / 2.0))).distorted
+        """A projected grid whose units at the centre are not ground metres within
+        :data:`~sitewatch.geo.SCALE_TOLERANCE` (Web Mercator, a grid in feet)."""
+        return not self.is_geographic and self._scale.distorted
 
     @property
-    def unit_m(self) -> float:
-        """Metres per horizontal unit of a projected grid (0.3048... for US survey feet)."""
-        if self.is_geographic or not self.crs.axis_info:
-            return 1.0
-        return float(self.crs.axis_info[0].unit_conversion_factor or 1.0)
+    def _scale(self) -> MapScale:
+        rows, cols = self.shape
+        return map_scale(self.crs, *(self.transform @ (cols / 2.0, rows / 2.0)))
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -103,9 +98,7 @@ class Dem:
         """East-west and north-south pixel sizes in metres, one per row (geodesic if geographic)."""
         rows, cols = self.shape
         if not self.is_geographic:
-            unit = self.unit_m
-            dx = np.full(rows, abs(self.transform.a) * unit)
-            dy = np.full(rows, abs(self.transform.e) * unit)
+            dx, dy = np.full(rows, abs(self.transform.a)), np.full(rows, abs(self.transform.e))
             if not self.distorted:
                 return dx, dy
             xc = self.transform.c + 0.5 * cols * self.transform.a
@@ -137,14 +130,16 @@ class Dem:
         the smaller geodesic pixel size). A projected DEM whose scale is off true (Web Mercator)
         is reprojected too, with a warning: distances on its grid are not metres on the ground."""
         if not self.is_geographic and crs is None:
-            if self.unit_m == 1.0 and not self.distorted:
+            if not self.distorted:
                 return self
             logger.warning(
                 "DEM %s is in %s, whose %s: reprojecting it to the local UTM zone for "
                 "line-of-sight work",
                 self.source or "(array)",
                 self.crs.to_string(),
-                "lengths are off true scale here" if self.distorted else "units are not metres",
+                "units are not metres"
+                if self._scale.unit_m != 1.0
+                else "lengths are off true scale here",
             )
         from rasterio.warp import calculate_default_transform
 

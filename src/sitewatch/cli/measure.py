@@ -151,8 +151,8 @@ def _read_brightness(path: Path, band: int | None) -> tuple[np.ndarray, Any, CRS
             why = (
                 "geographic coordinates"
                 if not crs.is_projected
-                else f"{crs.to_string()}, which stretches lengths {scale.parallel:.3f}x "
-                f"(east) and {scale.meridional:.3f}x (north) here"
+                else f"{crs.to_string()}, with {scale.parallel:.3f} grid units to the ground "
+                f"metre east and {scale.meridional:.3f} north here"
             )
             logger.warning("image %s is in %s: warping it to %s", path.name, why, dst.to_string())
             vrt = WarpedVRT(ds, crs=dst, resampling=rasterio.enums.Resampling.bilinear)

@@ -201,11 +201,8 @@ class TileGrid:
         a, e = self.transform.a, self.transform.e
         r = self.height / 2.0 if row is None else row
         if self.crs is None or not self.crs.is_geographic:
-            factor = 1.0
-            if self.crs is not None and self.crs.linear_units_factor:
-                factor = float(self.crs.linear_units_factor[1])
-            area = abs(a * e) * factor * factor
-            if self.crs is not None:
+            area = abs(a * e)
+            if self.crs is not None:  # the projection's scale and the grid unit (feet)
                 area /= map_scale(self.crs, *(self.transform * (self.width / 2.0, r))).area_factor
             return area
         _, lat = self.transform * (self.width / 2.0, r)

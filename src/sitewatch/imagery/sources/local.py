@@ -556,9 +556,8 @@ def _gsd_m(crs: Any, transform: Any, lonlat: Sequence[float], centre: tuple[floa
     if not crs.is_geographic:
         from ...geo import map_scale
 
-        factor = float(crs.linear_units_factor[1]) if crs.linear_units_factor else 1.0
-        scale = map_scale(crs, *centre).area_factor ** 0.5
-        return float(min(abs(transform.a), abs(transform.e)) * factor / scale)
+        scale = map_scale(crs, *centre).area_factor ** 0.5  # projection and unit (feet)
+        return float(min(abs(transform.a), abs(transform.e)) / scale)
     lon = (lonlat[0] + lonlat[2]) / 2.0
     lat = (lonlat[1] + lonlat[3]) / 2.0
     _, _, dx = _GEOD.inv(lon, lat, lon + abs(transform.a), lat)
