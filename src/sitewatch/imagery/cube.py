@@ -5,8 +5,8 @@ pixel for pixel. Per-date metadata travels as coordinates along ``time`` (scene 
 view angles, cloud cover, GSD) and the masks as ``valid`` and ``cloud`` coordinates (time, y, x).
 The CRS and affine transform are in ``attrs``; ``attrs["units"]`` is ``reflectance`` when the cube
 is float and every scene declares its reflectance scale (:data:`~.scene.REFLECTANCE`: Sentinel-2,
-Landsat collection 2 level 2), so that sensors mix, else ``dn``. Small cubes are read at once on a thread pool; large
-ones (or ``lazy=True``) are dask arrays with one task per date.
+Landsat collection 2 level 2), so that sensors mix, else ``dn``. Small cubes are read at once on a
+thread pool; large ones (or ``lazy=True``) are dask arrays with one task per date.
 """
 
 from __future__ import annotations
@@ -111,10 +111,7 @@ def stack_chips(chips: Sequence[Chip], *, dtype: str | np.dtype[Any] | None = No
     cloud = np.zeros_like(valid)
     scales = _reflectance([c.scene for c in chips]) if out_dtype.kind == "f" else None
     for i, c in enumerate(chips):
-        if scales is not None:
-            data[i] = c.data.astype(np.float64) * scales[i][0] + scales[i][1]
-        else:
-            data[i] = c.data
+        data[i] = _scaled(c.data, scales[i] if scales is not None else None)
         valid[i] = c.valid
         if c.cloud is not None:
             cloud[i] = c.cloud
@@ -125,6 +122,13 @@ def stack_chips(chips: Sequence[Chip], *, dtype: str | np.dtype[Any] | None = No
     )
     cube.attrs["units"] = "reflectance" if scales is not None else "dn"
     return cube
+
+
+def _scaled(data: NDArray[Any], scale: tuple[float, float] | None) -> NDArray[Any]:
+    """DN as they are, or ``DN * gain + offset`` (reflectance) in float64."""
+    if scale is None:
+        return data
+    return data.astype(np.float64) * scale[0] + scale[1]
 
 
 def _reflectance(scenes: Sequence[Scene]) -> list[tuple[float, float]] | None:
@@ -296,11 +300,7 @@ def _lazy_cube(
         with _open(src, sc) as r:
             chip = read_chip(r, grid, bands, resampling=resampling, cloud_mask=cloud_mask)
         out = np.empty((nb + 2, *grid.shape), dtype=out_dtype)
-        if sc.id in to_refl:
-            gain, offset = to_refl[sc.id]
-            out[:nb] = chip.data.astype(np.float64) * gain + offset
-        else:
-            out[:nb] = chip.data
+        out[:nb] = _scaled(chip.data, to_refl.get(sc.id))
         if out_dtype.kind == "f":
             out[:nb, ~chip.valid] = np.nan
         out[nb] = chip.valid
