@@ -202,3 +202,35 @@ def test_a_scene_that_cannot_be_read_is_skipped_and_reported(
     broken.clear()  # the server mends it: the next run picks it up
     r = sw(*args)
     assert r.code == 0 and "1 new scene(s)" in r.out and "skipped" not in r.out + r.err
+
+
+def test_the_series_is_built_from_the_archive_not_read_again(
+    tmp_path: Path, series_dir: Path, monkeypatch: Any
+) -> None:
+    """Each new scene is read from the source once (into the archive); the cube comes from the
+    archived chips. A site whose extent changed since is read again from the source."""
+    import sitewatch.imagery.archive as archive_mod
+    import sitewatch.imagery.cube as cube_mod
+
+    reads = {"archive": 0, "cube": 0}
+
+    def counting(where: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def read(*a: Any, **kw: Any) -> Any:
+            reads[where] += 1
+            return real(*a, **kw)
+
+        return read
+
+    monkeypatch.setattr(archive_mod, "read_chip", counting("archive", archive_mod.read_chip))
+    monkeypatch.setattr(cube_mod, "read_chip", counting("cube", cube_mod.read_chip))
+    url = _catalog(tmp_path)
+    opts = MonitorOptions(archive=tmp_path / "a", sources=(str(series_dir),), size_m=1500.0)
+    first = monitor_site(url, "base", opts)
+    assert first.error is None and first.observations == 6 and first.change_events == 5
+    assert reads == {"archive": 6, "cube": 0}
+    again = monitor_site(url, "base", opts)
+    assert again.error is None and again.observations == 0
+    assert reads == {"archive": 6, "cube": 0}  # nothing new: nothing read from the source
+    wider = MonitorOptions(archive=tmp_path / "a", sources=(str(series_dir),), size_m=1200.0)
+    other = monitor_site(url, "base", wider)
+    assert other.error is None and reads["cube"] == 6  # archived chips on the old grid

@@ -543,6 +543,45 @@ class Archive:
                 "(a '..' or absolute href, or a symlink); delete it and fetch the chip again"
             )
 
+    def load_chip(self, site_id: str, scene: Scene, grid: ChipGrid) -> Chip | None:
+        """The stored chip of ``scene`` on ``grid`` (pixels, masks and the given scene), or None
+        when it is not stored or was cut on another grid (the site's extent changed since)."""
+        item_id = self.item_id(scene, grid)
+        folder = self.site_dir(site_id) / item_id
+        tif, mask_tif = folder / f"{item_id}.tif", folder / f"{item_id}_mask.tif"
+        if not (tif.is_file() and mask_tif.is_file()):
+            return None
+        try:
+            with rasterio.open(tif) as ds:
+                same = (
+                    ds.crs is not None
+                    and rasterio.crs.CRS.from_user_input(grid.crs) == ds.crs
+                    and ds.transform.almost_equals(grid.transform)
+                    and (ds.width, ds.height) == (grid.width, grid.height)
+                )
+                if not same:
+                    return None
+                data = ds.read()
+                bands = tuple(d or f"b{i}" for i, d in enumerate(ds.descriptions, start=1))
+                nodata = ds.nodata
+            with rasterio.open(mask_tif) as ds:
+                mask = ds.read(1)
+        except RasterioError as exc:
+            raise ArchiveError(
+                f"cannot read the archived chip {tif}: {gdal_text(exc)}; delete its folder and "
+                "fetch again"
+            ) from exc
+        return Chip(
+            data=data,
+            bands=bands,
+            crs=grid.crs,
+            transform=grid.transform,
+            valid=mask > 0,
+            scene=scene,
+            cloud=mask == 2,
+            nodata=nodata,
+        )
+
     def chips(self, site_id: str) -> list[ArchivedChip]:
         """The chips of a site, oldest first."""
         chips = [self._archived(site_id, p) for p in self._item_paths(site_id)]

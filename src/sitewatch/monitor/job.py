@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,11 @@ from shapely.ops import unary_union
 from ..catalog.models import Alert, ChangeEvent, Observation, Site
 from ..catalog.store import Catalog
 from ..cluster import LOCAL_SCHEDULERS, connect
-from ..errors import NoScenesFound, SitewatchError
+from ..errors import ImageryError, NoScenesFound, SitewatchError
 from ..geo import geodesic_buffer, local_utm_crs, to_crs
 from ..imagery.archive import Archive
 from ..imagery.chips import ChipGrid
-from ..imagery.cube import build_cube
+from ..imagery.cube import build_cube, stack_chips
 from ..imagery.sources.base import ImagerySource, find_scenes
 from ..imagery.sources.config import load_source_config, open_source, source_from_config
 from .config import Rules
@@ -127,6 +127,32 @@ def _aoi_mask(aoi: Any, grid: ChipGrid) -> np.ndarray:
     return inside
 
 
+def _site_cube(
+    archive: Archive,
+    site_id: str,
+    pairs: Sequence[tuple[ImagerySource, Any]],
+    grid: ChipGrid,
+    bands: Sequence[str] | None,
+) -> Any:
+    """The site's time series from the chips just archived (the source is read once per new
+    scene); from the source again only when an archived chip lies on another grid."""
+    chips = [archive.load_chip(site_id, scene, grid) for _, scene in pairs]
+    if any(c is None for c in chips):
+        log.info("site %s: archived chips on another grid; reading the scenes again", site_id)
+        return build_cube(pairs, grid, list(bands) if bands else None, dtype="float32")
+    kept = sorted((c for c in chips if c is not None), key=lambda c: c.scene.datetime)
+    names = list(bands) if bands else [b for b in kept[0].bands if all(b in c.bands for c in kept)]
+    if not names or any(b not in c.bands for c in kept for b in names):
+        raise ImageryError(
+            f"the scenes of site {site_id} share no band (or lack {', '.join(names)}); "
+            "pass --bands that every scene has"
+        )
+    subset = [
+        replace(c, data=c.data[[c.bands.index(b) for b in names]], bands=tuple(names)) for c in kept
+    ]
+    return stack_chips(subset, dtype="float32")
+
+
 def monitor_site(catalog_url: str, site_id: str, opts: MonitorOptions) -> SiteReport:
     """Monitor one site; never raises for a site-level problem (see ``SiteReport.error``)."""
     t0 = time.perf_counter()
@@ -159,13 +185,14 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
     report.scenes = len(pairs)
     # A scene that cannot be read (an asset gone from the server, a damaged file) or that misses
     # the chip is left out and reported, so that one bad scene does not stop the site's monitoring.
-    fetched = Archive(opts.archive).fetch(site_id, pairs, grid, opts.bands)
+    archive = Archive(opts.archive)
+    fetched = archive.fetch(site_id, pairs, grid, opts.bands)
     report.skipped = [f"{scene}: {reason}" for scene, reason in fetched.failed]
     bad = {scene for scene, _ in fetched.failed}
     pairs = [(src, scene) for src, scene in pairs if scene.id not in bad]
     if not pairs:
         return
-    cube = build_cube(pairs, grid, list(opts.bands) if opts.bands else None, dtype="float32")
+    cube = _site_cube(archive, site_id, pairs, grid, opts.bands)
     if cube.sizes["time"] < 2:
         return
     mask = _aoi_mask(aoi, grid)
