@@ -288,7 +288,7 @@ def test_heights_on_a_scenario_scene(sw: Runner, tmp_path: Path) -> None:
 def test_read_geofile_gpkg_and_legacy_crs(shared_data: Path, tmp_path: Path) -> None:
     from pyogrio.raw import read, write
 
-    from sitewatch.cli.measure import read_geofile
+    from sitewatch.cli._geoinputs import read_geofile
 
     src = shared_data / "spacenet" / "geotiff_labels.geojson"
     geoms, props, crs = read_geofile(src)  # GeoJSON with a legacy "crs" member
@@ -318,7 +318,7 @@ def test_read_geofile_gpkg_and_legacy_crs(shared_data: Path, tmp_path: Path) -> 
 def test_read_geofile_refuses_json_that_is_not_features(
     tmp_path: Path, doc: object, said: str
 ) -> None:
-    from sitewatch.cli.measure import read_geofile
+    from sitewatch.cli._geoinputs import read_geofile
     from sitewatch.errors import InputError
 
     path = tmp_path / "f.geojson"

@@ -21,7 +21,7 @@ from ..types import MeasurementKind
 from ._geoinputs import parse_lonlat, read_geofile
 from .options import Finite, console, echo_json, json_option, open_catalog
 
-__all__ = ["measure", "parse_lonlat", "read_geofile"]  # the readers live in ._geoinputs
+__all__ = ["measure"]
 
 logger = logging.getLogger(__name__)
 

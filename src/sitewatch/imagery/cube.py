@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -79,14 +80,22 @@ def _attrs(grid: ChipGrid, nodata: float | None, resampling: str) -> dict[str, A
     }
 
 
-def stack_chips(chips: Sequence[Chip], *, dtype: str | np.dtype[Any] | None = None) -> xr.DataArray:
+def stack_chips(
+    chips: Sequence[Chip],
+    *,
+    dtype: str | np.dtype[Any] | None = None,
+    bands: Sequence[str] | None = None,
+) -> xr.DataArray:
     """Stack chips of one grid into a (time, band, y, x) cube, oldest first.
 
     With a float ``dtype`` invalid pixels become NaN; otherwise they keep the fill value
-    (``attrs["nodata"]``).
+    (``attrs["nodata"]``). ``bands`` picks those bands of every chip (chips cut with different
+    band sets); without it the chips must share one band list.
     """
     if not chips:
         raise InputError("no chips to stack")
+    if bands is not None:
+        chips = [_pick(c, bands) for c in chips]
     chips = sorted(chips, key=lambda c: (c.scene.datetime, c.scene.id))
     first = chips[0]
     for c in chips[1:]:
@@ -122,6 +131,18 @@ def stack_chips(chips: Sequence[Chip], *, dtype: str | np.dtype[Any] | None = No
     )
     cube.attrs["units"] = "reflectance" if scales is not None else "dn"
     return cube
+
+
+def _pick(chip: Chip, bands: Sequence[str]) -> Chip:
+    missing = [b for b in bands if b not in chip.bands]
+    if missing or not bands:
+        raise ImageryError(
+            f"chip of {chip.scene.id!r} has bands {', '.join(chip.bands)}, not "
+            f"{', '.join(missing) or 'none asked for'}; choose bands every scene has"
+        )
+    if tuple(bands) == chip.bands:
+        return chip
+    return replace(chip, data=chip.data[[chip.bands.index(b) for b in bands]], bands=tuple(bands))
 
 
 def _scaled(data: NDArray[Any], scale: tuple[float, float] | None) -> NDArray[Any]:

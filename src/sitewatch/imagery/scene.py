@@ -30,7 +30,9 @@ __all__ = [
     "REFLECTANCE",
     "S2_BOA_ADD_OFFSET",
     "Scene",
+    "baseline_offset",
     "bbox_intersects",
+    "is_sentinel2",
     "normalize_bbox",
     "reflectance_of",
     "scene_from_item",
@@ -322,7 +324,7 @@ def _scene_from_item(item: pystac.Item) -> Scene:
     crs: str | None = _item_crs(props)
     checksums: dict[str, str] = {}
     offsets: dict[str, float] = {}
-    sentinel2 = _is_sentinel2(sensor, item.collection_id)
+    sentinel2 = is_sentinel2(sensor, item.collection_id)
     declared: dict[str, float] | None = S2_REFLECTANCE if sentinel2 else None
     for key, asset in item.assets.items():
         if not _is_image(asset):
@@ -430,8 +432,28 @@ def _raster_scale(asset: pystac.Asset, index: int) -> dict[str, float] | None:
     return None
 
 
-def _is_sentinel2(sensor: str, collection: str | None) -> bool:
+def is_sentinel2(sensor: str, collection: str | None = None) -> bool:
+    """Whether a scene of this sensor (platform) or collection is Sentinel-2."""
     return "sentinel-2" in sensor.lower() or "sentinel-2" in (collection or "").lower()
+
+
+def _boa_applied(props: Mapping[str, Any]) -> bool:
+    return any(
+        props.get(k) is True
+        for k in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
+    )
+
+
+def baseline_offset(props: Mapping[str, Any]) -> float:
+    """The DN offset of a Sentinel-2 scene from its properties alone: -1000 for processing
+    baseline 04.00 or later (``s2:processing_baseline``), unless the provider says it already
+    took the offset off (``earthsearch:boa_offset_applied``); else 0."""
+    if _boa_applied(props):
+        return 0.0
+    baseline = _float(
+        props.get("s2:processing_baseline") or props.get("sentinel:processing_baseline")
+    )
+    return S2_BOA_ADD_OFFSET if baseline is not None and baseline >= 4.0 else 0.0
 
 
 def _dn_offset(asset: pystac.Asset, index: int, props: Mapping[str, Any]) -> float:
@@ -443,18 +465,12 @@ def _dn_offset(asset: pystac.Asset, index: int, props: Mapping[str, Any]) -> flo
     (``s2:processing_baseline``, as Planetary Computer gives it); else 0. Without this a series
     across 25 January 2022 brightens by 0.1 reflectance on one date: a change not on the ground.
     """
-    if any(
-        props.get(k) is True
-        for k in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
-    ):
+    if _boa_applied(props):
         return 0.0
     scale, offset = _raster_band(asset, index)
     if offset is not None and scale:
         return offset / scale
-    baseline = _float(
-        props.get("s2:processing_baseline") or props.get("sentinel:processing_baseline")
-    )
-    return S2_BOA_ADD_OFFSET if baseline is not None and baseline >= 4.0 else 0.0
+    return baseline_offset(props)
 
 
 def _item_crs(fields: Mapping[str, Any]) -> str | None:

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from shapely.ops import unary_union
 from ..catalog.models import Alert, ChangeEvent, Observation, Site
 from ..catalog.store import Catalog
 from ..cluster import LOCAL_SCHEDULERS, connect
-from ..errors import ImageryError, NoScenesFound, SitewatchError
+from ..errors import NoScenesFound, SitewatchError
 from ..geo import geodesic_buffer, local_utm_crs, to_crs
 from ..imagery.archive import Archive
 from ..imagery.chips import ChipGrid
@@ -141,16 +141,8 @@ def _site_cube(
         log.info("site %s: archived chips on another grid; reading the scenes again", site_id)
         return build_cube(pairs, grid, list(bands) if bands else None, dtype="float32")
     kept = sorted((c for c in chips if c is not None), key=lambda c: c.scene.datetime)
-    names = list(bands) if bands else [b for b in kept[0].bands if all(b in c.bands for c in kept)]
-    if not names or any(b not in c.bands for c in kept for b in names):
-        raise ImageryError(
-            f"the scenes of site {site_id} share no band (or lack {', '.join(names)}); "
-            "pass --bands that every scene has"
-        )
-    subset = [
-        replace(c, data=c.data[[c.bands.index(b) for b in names]], bands=tuple(names)) for c in kept
-    ]
-    return stack_chips(subset, dtype="float32")
+    common = [b for b in kept[0].bands if all(b in c.bands for c in kept)]
+    return stack_chips(kept, dtype="float32", bands=list(bands) if bands else common)
 
 
 def monitor_site(catalog_url: str, site_id: str, opts: MonitorOptions) -> SiteReport:

@@ -39,9 +39,10 @@ from ..scene import (
     DN_OFFSETS,
     LANDSAT_C2_L2_REFLECTANCE,
     REFLECTANCE,
-    S2_BOA_ADD_OFFSET,
     S2_REFLECTANCE,
     Scene,
+    baseline_offset,
+    is_sentinel2,
     scene_from_item,
 )
 from .base import ImagerySource, SearchQuery, open_raster
@@ -431,21 +432,19 @@ class LocalSource(ImagerySource):
             extra = {k: v for i in members for k, v in i.extra.items()}
             props = {k: v for k, v in extra.items() if k not in _TAG_FLOATS}
             props["files"] = len(members)
-            if "sentinel-2" in first.sensor:
+            if is_sentinel2(first.sensor):
                 props[REFLECTANCE] = dict(S2_REFLECTANCE)
+                baseline = _safe_baseline(first.path)
+                if baseline is not None:
+                    props["s2:processing_baseline"] = f"{baseline:05.2f}"
+                if offset := baseline_offset(props):
+                    props[DN_OFFSETS] = {b: offset for b in assets if b not in MASK_BANDS}
             elif first.sensor.startswith("landsat") and any(
                 _LANDSAT_L2.search(i.path.name) for i in members
             ):
                 props[REFLECTANCE] = dict(LANDSAT_C2_L2_REFLECTANCE)
             elif declared := next((i.declared for i in members if i.declared), None):
                 props[REFLECTANCE] = dict(declared)  # the files' own GDAL scale/offset
-            baseline = _safe_baseline(first.path) if "sentinel-2" in first.sensor else None
-            if baseline is not None:
-                props["s2:processing_baseline"] = f"{baseline:05.2f}"
-                if baseline >= 4.0:
-                    props[DN_OFFSETS] = {
-                        b: S2_BOA_ADD_OFFSET for b in assets if b not in MASK_BANDS
-                    }
             scenes.append(
                 Scene(
                     id=scene_id,
