@@ -29,6 +29,7 @@ __all__ = [
     "map_scale",
     "meridian_scales",
     "parse_bbox",
+    "pixel_area_m2",
     "radius_bboxes",
     "split_bbox",
     "to_crs",
@@ -216,6 +217,22 @@ def meridian_scales(crs: CRS | str, x: float, ys: Sequence[float] | Any) -> tupl
     y = np.asarray(ys, dtype=np.float64)
     f = _factors(crs, np.full_like(y, x), y)
     return f[0], f[1]
+
+
+def pixel_area_m2(crs: CRS | str | Any | None, transform: Any, col: float, row: float) -> float:
+    """Ground area (m2) of the grid cell whose top-left corner is pixel ``(col, row)``: geodesic
+    on a geographic CRS, the grid area over :func:`map_scale`'s areal factor on a projected one
+    (UTM as it is; Web Mercator and feet corrected), the grid area as it is without a CRS."""
+    t = transform
+    grid = abs(t.a * t.e - t.b * t.d)
+    if crs is None:
+        return float(grid)
+    c = CRS.from_user_input(crs)
+    if c.is_projected:
+        return float(grid / map_scale(c, *(t * (col + 0.5, row + 0.5))).area_factor)
+    x0, y0 = t * (col, row)
+    x1, y1 = t * (col + 1, row + 1)
+    return geodesic_area(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
 
 
 def _apply(t: Transformer, xy: object) -> object:

@@ -194,31 +194,25 @@ def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
 
 
 def pixel_area_m2(raster: Raster) -> float | None:
-    """Area of one pixel in m² (geodesic at the image centre for geographic CRSs), None if unknown."""
+    """Ground area of one pixel in m² at the image centre (see :func:`sitewatch.geo.pixel_area_m2`),
+    None without a CRS."""
     if raster.crs is None:
         return None
-    t = raster.transform
-    if raster.crs.is_geographic:
-        from shapely.geometry import box
-
-        from ..geo import geodesic_area
-
-        h, w = raster.shape
-        x, y = t * (w / 2, h / 2)
-        return geodesic_area(box(x, y, x + abs(t.a), y + abs(t.e)))
     from ..geo import map_scale
+    from ..geo import pixel_area_m2 as ground_area
 
     h, w = raster.shape
-    scale = map_scale(raster.crs, *(t * (w / 2, h / 2)))
-    if scale.off_true_scale:
+    if (
+        raster.crs.is_projected
+        and map_scale(raster.crs, *(raster.transform * (w / 2, h / 2))).off_true_scale
+    ):
         logger.warning(
-            "%s is off true scale here (a grid area is %.2fx the ground area): the pixel area "
-            "for the minimum mapping unit is taken at the image centre; reproject to UTM for "
-            "exact pixel areas across a large image (polygon areas are geodesic either way)",
+            "%s is off true scale here: the pixel area for the minimum mapping unit is taken at "
+            "the image centre; reproject to UTM for exact pixel areas across a large image "
+            "(polygon areas are geodesic either way)",
             raster.crs.to_string(),
-            scale.areal * scale.unit_m**2,
         )
-    return float(abs(t.a * t.e - t.b * t.d) / scale.area_factor)
+    return ground_area(raster.crs, raster.transform, w / 2, h / 2)
 
 
 def write_change_cog(path: str | Path, mask: NDArray[np.bool_], magnitude: NDArray[np.float32], valid: NDArray[np.bool_], raster: Raster) -> None:  # fmt: skip

@@ -11,11 +11,11 @@ import numpy as np
 from affine import Affine
 from numpy.typing import NDArray
 from pyproj import CRS
-from shapely.geometry import Polygon, box
+from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import AnalysisError, InputError
-from ..geo import aeqd_crs, geodesic_area, map_scale, to_crs
+from ..geo import aeqd_crs, map_scale, pixel_area_m2, to_crs
 from ._quantity import Quantity, _round
 
 __all__ = [
@@ -222,15 +222,9 @@ def _rasterize_centres(
 
 def _pixel_areas(transform: Affine, shape: tuple[int, ...], crs: CRS) -> NDArray[np.float64]:
     rows, cols = shape[0], shape[1]
-    if crs.is_projected:
-        area = abs(transform.a * transform.e - transform.b * transform.d)
-        area /= map_scale(crs, *(transform @ (cols / 2.0, rows / 2.0))).area_factor
-        return np.full((rows, cols), area)
-    areas = np.empty(rows)
-    for r in range(rows):
-        x0, y0 = transform @ (0, r)
-        x1, y1 = transform @ (1, r + 1)
-        areas[r] = geodesic_area(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    if crs.is_projected:  # one area for the grid (at its centre)
+        return np.full((rows, cols), pixel_area_m2(crs, transform, cols / 2.0, rows / 2.0))
+    areas = np.array([pixel_area_m2(crs, transform, 0, r) for r in range(rows)])
     return np.repeat(areas[:, None], cols, axis=1)
 
 

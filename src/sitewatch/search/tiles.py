@@ -32,7 +32,7 @@ from rasterio.windows import Window
 
 from ..errors import ImageryError, InputError, gdal_text
 from ..files import write_text
-from ..geo import map_scale
+from ..geo import pixel_area_m2
 
 __all__ = [
     "TILE_M",
@@ -195,19 +195,10 @@ class TileGrid:
         return Window(col0, row0, w, h)
 
     def pixel_area_m2(self, row: float | None = None) -> float:
-        """Ground area of one pixel in m2 at pixel row ``row`` (default: the middle row):
-        geodesic for geographic CRSs, corrected for the projection's scale where it is off true
-        (Web Mercator; see :data:`sitewatch.geo.SCALE_TOLERANCE`)."""
-        a, e = self.transform.a, self.transform.e
+        """Ground area of one pixel in m2 at pixel row ``row`` (default: the middle row), as
+        :func:`sitewatch.geo.pixel_area_m2` gives it."""
         r = self.height / 2.0 if row is None else row
-        if self.crs is None or not self.crs.is_geographic:
-            area = abs(a * e)
-            if self.crs is not None:  # the projection's scale and the grid unit (feet)
-                area /= map_scale(self.crs, *(self.transform * (self.width / 2.0, r))).area_factor
-            return area
-        _, lat = self.transform * (self.width / 2.0, r)
-        m_per_deg = 111_320.0
-        return abs(a * e) * m_per_deg * m_per_deg * math.cos(math.radians(lat))
+        return pixel_area_m2(self.crs, self.transform, self.width / 2.0, r)
 
 
 TILE_M = 40.0
