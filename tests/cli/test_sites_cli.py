@@ -166,3 +166,37 @@ def test_diff_declaration(sw: Runner, tmp_path: Path) -> None:
     assert [s["id"] for s in data["undeclared_sites"]] == ["hidden"]
     assert [e["name"] for e in data["declared_not_in_catalog"]] == ["Elsewhere"]
     assert {m["site"] for m in data["matched"]} == {"sakkanmol", "sino-ri"}
+
+
+def test_list_in_a_pipe_keeps_long_ids_whole(sw: Runner) -> None:
+    """Written to a pipe or a file (no terminal), a table is as wide as its rows: a long id is
+    printed whole, not cut to the 80 columns a console assumes without a terminal."""
+    site_id = "north-hwanghae-sakkanmol-missile-operating-base-east-valley"
+    r = sw("sites", "add", site_id, "--name", "Sakkanmol east valley portal group",
+           "--lat", "38.5847", "--lon", "126.1079", "--tag", "ugf", "--tag", "berm")  # fmt: skip
+    assert r.code == 0, r.err
+    r = sw("sites", "list")
+    assert r.code == 0, r.err
+    row = next(line for line in r.out.splitlines() if site_id in line)
+    assert "Sakkanmol east valley portal group" in row and "…" not in r.out
+
+
+def test_table_folds_cells_on_a_narrow_terminal() -> None:
+    """On a terminal too narrow for the table, cells fold onto more lines instead of ending in
+    an ellipsis, so that an id can still be read (and copied) whole; numbers are not broken."""
+    import io
+
+    from rich.console import Console
+
+    from sitewatch.cli.options import table
+
+    scene = "S2B_MSIL2A_20220301T021329_N0400_R060_T52SDH_20220301T045411"
+    t = table("date", "scene", "cloud", right=("cloud",), whole=("date",))
+    t.add_row("2022-03-01", scene, "12.5")
+    buf = io.StringIO()
+    Console(file=buf, width=48, force_terminal=False, color_system=None).print(t)
+    lines = buf.getvalue().splitlines()
+    assert "…" not in buf.getvalue() and max(len(line) for line in lines) <= 48
+    cells = [line.split("│") for line in lines if line.startswith("│")]
+    assert "".join(c[2].strip() for c in cells) == scene
+    assert "2022-03-01" in cells[0][1] and "12.5" in cells[0][3]

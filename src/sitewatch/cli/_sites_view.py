@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..catalog._codec import jsonable
 from ..catalog.models import HistoryEntry, Site
+from .options import table as make_table
 
 __all__ = ["history_table", "site_json", "sites_table"]
 
@@ -21,9 +22,18 @@ def site_json(site: Site) -> dict[str, Any]:
 
 def sites_table(sites: Sequence[Site]) -> Table:
     """A rich table of sites."""
-    table = Table(show_lines=False, header_style="bold")
-    for col in ("id", "name", "lat", "lon", "category", "status", "declared", "tags"):
-        table.add_column(col, justify="right" if col in ("lat", "lon") else "left")
+    table = make_table(
+        "id",
+        "name",
+        "lat",
+        "lon",
+        "category",
+        "status",
+        "declared",
+        "tags",
+        right=("lat", "lon"),
+        whole=("status", "declared"),
+    )
     for s in sites:
         table.add_row(
             s.id,
@@ -40,9 +50,17 @@ def sites_table(sites: Sequence[Site]) -> Table:
 
 def history_table(entries: Sequence[HistoryEntry]) -> Table:
     """A rich table of history entries with the fields that changed."""
-    table = Table(header_style="bold")
-    for col in ("#", "when (UTC)", "who", "what", "id", "action", "changed"):
-        table.add_column(col)
+    table = make_table(
+        "#",
+        "when (UTC)",
+        "who",
+        "what",
+        "id",
+        "action",
+        "changed",
+        right=("#",),
+        whole=("when (UTC)",),
+    )
     for h in entries:
         table.add_row(
             str(h.seq),

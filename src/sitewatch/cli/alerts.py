@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from ..catalog._codec import jsonable
 from ..types import ALERT_STATES
 from .options import console, echo_json, json_option, open_catalog
+from .options import table as make_table
 
 __all__ = ["alerts"]
 
@@ -30,9 +30,7 @@ def list_(state: tuple[str, ...], show_all: bool, site_id: str | None, as_json: 
     if as_json:
         echo_json(jsonable(found))
         return
-    table = Table(header_style="bold")
-    for col in ("id", "when (UTC)", "site", "severity", "rule", "state", "message"):
-        table.add_column(col)
+    table = make_table("id", "when (UTC)", "site", "severity", "rule", "state", "message")
     for a in found:
         when = a.created_at.strftime("%Y-%m-%d %H:%M") if a.created_at else ""
         table.add_row(a.id, when, a.site_id, a.severity, a.rule, a.state, a.message)

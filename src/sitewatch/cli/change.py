@@ -12,6 +12,7 @@ import click
 
 from ..errors import InputError
 from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import table as make_table
 
 __all__ = ["change"]
 
@@ -287,11 +288,8 @@ def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, A
 
 
 def _print_eval(res: dict[str, Any], title: str) -> None:
-    from rich.table import Table
-
-    table = Table(title=title)
-    for col in ("item", "precision", "recall", "F1", "IoU", "kappa"):
-        table.add_column(col)
+    cols = ("precision", "recall", "F1", "IoU", "kappa")
+    table = make_table("item", *cols, right=cols, title=title)
     rows = [*res["per_item"].items(), ("pooled", res["pooled"])]
     for name, s in rows:
         table.add_row(name, *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "iou", "kappa")))

@@ -10,6 +10,7 @@ import click
 
 from ..config import get_settings
 from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import table as make_table
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -134,9 +135,7 @@ def sources_cmd(as_json: bool) -> None:
     if as_json:
         echo_json({"config": str(path), "sources": rows})
         return
-    from rich.table import Table
-
-    table = Table("name", "type", "where", "collections")
+    table = make_table("name", "type", "where", "collections")
     for r in rows:
         table.add_row(
             r["name"],
@@ -190,9 +189,9 @@ def search_cmd(
             }
         )
         return
-    from rich.table import Table
-
-    table = Table("date", "scene", "sensor", "bands", "gsd", "cloud", "source")
+    table = make_table(
+        "date", "scene", "sensor", "bands", "gsd", "cloud", "source", right=("gsd", "cloud")
+    )
     for src, sc in found:
         table.add_row(
             sc.datetime.strftime("%Y-%m-%d %H:%M"),
@@ -317,9 +316,10 @@ def ls_cmd(site_id: str, as_json: bool) -> None:
             f"no chips of {site_id} in {archive.root}; run `sitewatch imagery fetch {site_id}`"
         )
         return
-    from rich.table import Table
-
-    table = Table("date", "item", "sensor", "bands", "res", "coverage", "cloud")
+    table = make_table(
+        "date", "item", "sensor", "bands", "res", "coverage", "cloud",
+        right=("res", "coverage", "cloud"),
+    )  # fmt: skip
     for c in chips:
         table.add_row(
             c.datetime.strftime("%Y-%m-%d"),

@@ -20,6 +20,7 @@ from ..errors import ImageryError, InputError, gdal_text
 from ..types import MeasurementKind
 from ._geoinputs import parse_lonlat, read_geofile
 from .options import Finite, console, echo_json, json_option, open_catalog
+from .options import table as make_table
 
 __all__ = ["measure"]
 
@@ -459,9 +460,10 @@ def heights(
     if as_json:
         echo_json(rows)
         return
-    from rich.table import Table
-
-    table = Table("#", "id", "height (m)", "+/- (m)", "shadow (m)", "method / reason")
+    table = make_table(
+        "#", "id", "height (m)", "+/- (m)", "shadow (m)", "method / reason",
+        right=("#", "height (m)", "+/- (m)", "shadow (m)"),
+    )  # fmt: skip
     for r in rows:
         h = r["height_m"]
         table.add_row(

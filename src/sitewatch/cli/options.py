@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from ..config import get_settings
 
@@ -27,6 +29,7 @@ __all__ = [
     "json_option",
     "open_catalog",
     "state",
+    "table",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,10 +62,39 @@ class CliState:
     verbosity: int = 0
 
 
+PIPE_WIDTH = 4096
+"""Line width of tables written to a file or a pipe (no terminal, no ``COLUMNS``): wide enough
+that no row is cut, so that ``sitewatch sites list > sites.txt`` keeps every id whole."""
+
+
 @cache
 def console() -> Console:
-    """The console for normal output (stdout)."""
-    return Console(highlight=False, soft_wrap=True)
+    """The console for normal output (stdout); as wide as the terminal, or unlimited in a pipe."""
+    out = Console(highlight=False, soft_wrap=True)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = PIPE_WIDTH
+    return out
+
+
+def table(
+    *columns: str,
+    right: tuple[str, ...] = (),
+    whole: tuple[str, ...] = (),
+    title: str | None = None,
+) -> Table:
+    """A table whose cells fold onto more lines instead of being cut with an ellipsis: on a
+    narrow terminal a scene id or a site id stays whole, ready to be copied into the next
+    command. ``right`` names the right-aligned (numeric) columns, which like the ``whole`` ones
+    (short words, dates) are not folded while others can give way."""
+    out = Table(header_style="bold", title=title)
+    for col in columns:
+        out.add_column(
+            col,
+            justify="right" if col in right else "left",
+            overflow="fold",
+            no_wrap=col in right or col in whole,
+        )
+    return out
 
 
 @cache
