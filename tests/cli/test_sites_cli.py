@@ -200,3 +200,51 @@ def test_table_folds_cells_on_a_narrow_terminal() -> None:
     cells = [line.split("│") for line in lines if line.startswith("│")]
     assert "".join(c[2].strip() for c in cells) == scene
     assert "2022-03-01" in cells[0][1] and "12.5" in cells[0][3]
+
+
+def test_import_sets_category_status_country_and_tags_on_every_site(
+    sw: Runner, tmp_path: Path
+) -> None:
+    """A published list (name, lat, lon, a free-text role) is filed in the catalog's terms in one
+    command; the batch tag is added to the tags a file gives, in CSV and GeoJSON alike."""
+    import json
+
+    csv_path = tmp_path / "reported.csv"
+    csv_path.write_text(
+        "name,lat,lon,reported_role,tags\n"
+        "Sakkanmol,38.5847,126.1079,SRBM base,ugf\n"
+        "Kal-gol,38.6823,126.7226,SRBM/MRBM base,\n",
+        encoding="utf-8",
+    )
+    r = sw("sites", "import", str(csv_path), "--category", "missile_operating_base",
+           "--status", "confirmed", "--country", " KP ", "--undeclared", "--tag", "reported-2018",
+           "--tag", "ugf")  # fmt: skip
+    assert r.code == 0, r.err
+    got = {s["id"]: s for s in sw("sites", "list", "--tag", "reported-2018", "--json").json()}
+    assert set(got) == {"sakkanmol", "kal-gol"}
+    for s in got.values():
+        assert (s["category"], s["status"], s["country"], s["declared"]) == (
+            "missile_operating_base", "confirmed", "KP", False,
+        )  # fmt: skip
+    assert got["sakkanmol"]["tags"] == got["kal-gol"]["tags"] == ["reported-2018", "ugf"]
+    assert "reported_role: SRBM base" in got["sakkanmol"]["notes"]
+
+    gj = tmp_path / "more.geojson"
+    gj.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [125.355, 39.644]},
+        "properties": {"name": "Sino-ri", "category": "storage", "declared": True},
+    }]}), encoding="utf-8")  # fmt: skip
+    r = sw("sites", "import", str(gj), "--category", "missile_operating_base", "--tag", "batch-2")
+    assert r.code == 0, r.err
+    s = sw("sites", "show", "sino-ri", "--json").json()
+    assert (s["category"], s["declared"], s["tags"]) == (
+        "missile_operating_base",
+        True,
+        ["batch-2"],
+    )
+    # bad values are refused before anything is stored
+    r = sw("sites", "import", str(gj), "--tag", " ", "--on-duplicate", "update")
+    assert r.code == 2 and "--tag is empty" in r.err
+    r = sw("sites", "import", str(gj), "--status", "rumoured")
+    assert r.code == 2 and "rumoured" in r.err
+    assert sw("sites", "show", "sino-ri", "--json").json()["version"] == 1

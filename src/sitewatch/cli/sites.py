@@ -257,6 +257,22 @@ def _with_progress(
             yield item
 
 
+def _overridden(
+    records: Iterable[SiteRecord | RecordProblem], over: dict[str, Any], tags: Sequence[str]
+) -> Iterator[SiteRecord | RecordProblem]:
+    """The records with the fields of ``over`` set on each site and ``tags`` added to its own."""
+    extra = tuple(tags)
+    if not over and not extra:
+        yield from records
+        return
+    for rec in records:
+        if isinstance(rec, SiteRecord):
+            site = rec.site
+            merged = site.tags + tuple(t for t in extra if t not in site.tags)
+            rec = dataclasses.replace(rec, site=dataclasses.replace(site, **over, tags=merged))
+        yield rec
+
+
 def _reader_options(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
@@ -284,6 +300,19 @@ def _reader_options(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--name-col")
 @click.option("--id-col")
 @click.option("--delimiter")
+@click.option(
+    "--category",
+    type=click.Choice(SITE_CATEGORIES),
+    help="Category of every imported site (overrides the file's).",
+)
+@click.option("--status", type=click.Choice(SITE_STATUSES), help="Status of every imported site.")
+@click.option("--country", help="Country of every imported site (e.g. KP).")
+@click.option(
+    "--declared/--undeclared", default=None, help="Mark every imported site declared or not."
+)
+@click.option(
+    "--tag", "tags", multiple=True, help="Add this tag to every imported site (repeatable)."
+)
 @json_option
 def import_(
     path: Path,
@@ -291,14 +320,35 @@ def import_(
     skip_invalid: bool,
     on_duplicate: str,
     repair_geometry: bool,
+    category: str | None,
+    status: str | None,
+    country: str | None,
+    declared: bool | None,
+    tags: tuple[str, ...],
     as_json: bool,
     **kw: Any,
 ) -> None:
-    """Import sites from CSV, GeoJSON, IARPA site models, KML/KMZ or GeoPackage (all or nothing)."""
+    """Import sites from CSV, GeoJSON, IARPA site models, KML/KMZ or GeoPackage (all or nothing).
+
+    A published list rarely says what its places are in the catalog's terms: --category,
+    --status, --country and --declared/--undeclared set them on every imported site, and --tag
+    adds tags (e.g. the list's name), so that the batch can be found again with ``sites list``.
+    """
     from ..catalog.io import detect_format, read_sites
 
     fmt = fmt or detect_format(path)
-    records = read_sites(path, fmt, repair=repair_geometry, **_reader_options(kw))
+    over = {"category": category, "status": status, "declared": declared}
+    over = {k: v for k, v in over.items() if v is not None}
+    if country is not None:
+        if not country.strip():
+            raise InputError("--country is empty; give a country name or code, e.g. KP")
+        over["country"] = country.strip()
+    tags = tuple(t.strip() for t in tags)
+    if any(not t for t in tags):
+        raise InputError("--tag is empty; give a tag, e.g. --tag reported-2018")
+    records = _overridden(
+        read_sites(path, fmt, repair=repair_geometry, **_reader_options(kw)), over, tags
+    )
     with open_catalog() as cat:
         report = cat.import_records(
             _with_progress(records, f"importing {path.name}"),
