@@ -55,6 +55,34 @@ def test_fetch_store_and_reread(shared_data: Path, tmp_path: Path) -> None:
     assert len(sums) == 6
 
 
+def test_fetch_cuts_again_when_the_grid_or_the_bands_changed(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A chip kept under the same id is cut again when the site's extent changed (it was kept
+    on the old grid) or when a band is asked for that it lacks (the bands it had are kept)."""
+    src = LocalSource(shared_data / "naip-timeseries")
+    found = find_scenes([src], (-99.16, 47.015, -99.15, 47.025), "2018-01-01", "2020-12-31")
+    archive = Archive(tmp_path / "archive")
+    small = ChipGrid.around(*NAIP_CENTRE, 300.0, 5.0)
+    first = archive.fetch("farm", found, small, ["red"])
+    assert len(first.stored) == 3 and not first.recut
+    more = archive.fetch("farm", found, small, ["red", "nir"])
+    assert len(more.stored) == 3 and set(more.recut) == {c.item_id for c in first.stored}
+    assert {c.bands for c in archive.chips("farm")} == {("red", "nir")}
+    same = archive.fetch("farm", found, small, ["nir"])
+    assert not same.stored and len(same.existing) == 3
+    wide = ChipGrid.around(*NAIP_CENTRE, 500.0, 5.0)
+    moved = archive.fetch("farm", found, wide, ["red"])
+    assert len(moved.recut) == 3 and not moved.existing
+    for chip in archive.chips("farm"):
+        assert chip.bands == ("red", "nir")
+        with rasterio.open(chip.path) as ds:
+            assert (ds.width, ds.height) == (wide.width, wide.height)
+            assert ds.transform.almost_equals(wide.transform)
+    assert archive.verify("farm") == []
+    assert not archive.fetch("farm", found, wide, ["red"]).stored
+
+
 def test_failed_write_leaves_nothing(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -208,7 +208,8 @@ def test_the_series_is_built_from_the_archive_not_read_again(
     tmp_path: Path, series_dir: Path, monkeypatch: Any
 ) -> None:
     """Each new scene is read from the source once (into the archive); the cube comes from the
-    archived chips. A site whose extent changed since is read again from the source."""
+    archived chips. When the site's extent changed, each archived chip is cut again once on the
+    new grid (it used to be kept on the old one, and the series read from the source every run)."""
     import sitewatch.imagery.archive as archive_mod
     import sitewatch.imagery.cube as cube_mod
 
@@ -231,6 +232,23 @@ def test_the_series_is_built_from_the_archive_not_read_again(
     again = monitor_site(url, "base", opts)
     assert again.error is None and again.observations == 0
     assert reads == {"archive": 6, "cube": 0}  # nothing new: nothing read from the source
+    before = _chip_shapes(tmp_path / "a")
     wider = MonitorOptions(archive=tmp_path / "a", sources=(str(series_dir),), size_m=1200.0)
     other = monitor_site(url, "base", wider)
-    assert other.error is None and reads["cube"] == 6  # archived chips on the old grid
+    # the archived chips lie on the old grid: each is cut again once, then read from the archive
+    assert other.error is None and reads == {"archive": 12, "cube": 0}
+    after = _chip_shapes(tmp_path / "a")
+    assert len(before) == len(after) == 1 and after != before
+    assert monitor_site(url, "base", wider).error is None and reads["archive"] == 12
+
+
+def _chip_shapes(root: Path) -> set[tuple[int, int]]:
+    import rasterio
+
+    from sitewatch.imagery.archive import Archive
+
+    shapes = set()
+    for chip in Archive(root).chips("base"):
+        with rasterio.open(chip.path) as ds:
+            shapes.add((ds.height, ds.width))
+    return shapes

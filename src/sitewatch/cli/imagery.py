@@ -282,13 +282,19 @@ def fetch_cmd(
                 "stored": [c.to_dict() for c in result.stored],
                 "existing": [c.to_dict() for c in result.existing],
                 "failed": [{"scene": s, "reason": r} for s, r in result.failed],
+                "recut": list(result.recut),
             }
         )
     else:
         for sid, reason in result.failed:
             err_console().print(f"[yellow]skipped[/] {sid}: {reason}", markup=True, highlight=False)
+        recut = (
+            f" ({len(result.recut)} cut again: the site's extent or the bands changed)"
+            if result.recut
+            else ""
+        )
         console().print(
-            f"{len(result.stored)} chip(s) stored, {len(result.existing)} already there, "
+            f"{len(result.stored)} chip(s) stored{recut}, {len(result.existing)} already there, "
             f"{len(result.failed)} failed, in {archive.site_dir(site_id)}"
         )
     if not result.stored and not result.existing:

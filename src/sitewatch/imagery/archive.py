@@ -257,11 +257,14 @@ class ArchivedChip:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """What a fetch stored, skipped (already there) and failed on."""
+    """What a fetch stored, skipped (already there) and failed on; ``recut`` names the stored
+    chips that replaced one cut on another grid (the site's extent changed) or without a band
+    now asked for."""
 
     stored: tuple[ArchivedChip, ...]
     existing: tuple[ArchivedChip, ...]
     failed: tuple[tuple[str, str], ...]
+    recut: tuple[str, ...] = ()
 
 
 class Archive:
@@ -553,13 +556,7 @@ class Archive:
             return None
         try:
             with rasterio.open(tif) as ds:
-                same = (
-                    ds.crs is not None
-                    and rasterio.crs.CRS.from_user_input(grid.crs) == ds.crs
-                    and ds.transform.almost_equals(grid.transform)
-                    and (ds.width, ds.height) == (grid.width, grid.height)
-                )
-                if not same:
+                if not _on_grid(ds, grid):
                     return None
                 data = ds.read()
                 bands = tuple(d or f"b{i}" for i, d in enumerate(ds.descriptions, start=1))
@@ -633,27 +630,52 @@ class Archive:
         stored: list[ArchivedChip] = []
         existing: list[ArchivedChip] = []
         failed: list[tuple[str, str]] = []
+        recut: list[str] = []
         total = len(scenes)
         for n, (source, scene) in enumerate(scenes, start=1):
             item_id = self.item_id(scene, grid)
-            if not overwrite and self.has(site_id, item_id):
-                existing.append(
-                    self._archived(site_id, self.site_dir(site_id) / item_id / f"{item_id}.json")
-                )
-            else:
-                try:
-                    with source.open(scene) as reader:
-                        chip = self._read(reader, grid, bands, resampling, cloud_mask)
-                    if chip.coverage <= min_coverage:
-                        failed.append((scene.id, f"covers only {chip.coverage:.1%} of the chip"))
-                    else:
-                        stored.append(self.add_chip(site_id, chip, source=source.name))
-                except (ImageryError, SourceError) as exc:
-                    log.warning("scene %s: %s", scene.id, exc)
-                    failed.append((scene.id, str(exc)))
+            old = self._stored(site_id, item_id) if not overwrite else None
+            want = list(bands) if bands else None
+            if old is not None:
+                missing = [b for b in bands or () if b in scene.assets and b not in old.bands]
+                if not missing and self._chip_on_grid(old, grid):
+                    existing.append(old)
+                    if progress is not None:
+                        progress(n, total)
+                    continue
+                # cut again on the site's present grid, keeping the bands it had
+                log.info("scene %s: the archived chip is on another grid or lacks %s; cutting it "
+                         "again", scene.id, ", ".join(missing) or "no band")  # fmt: skip
+                want = [*old.bands, *missing] if bands else None
+            try:
+                with source.open(scene) as reader:
+                    chip = self._read(reader, grid, want, resampling, cloud_mask)
+                if chip.coverage <= min_coverage:
+                    failed.append((scene.id, f"covers only {chip.coverage:.1%} of the chip"))
+                else:
+                    stored.append(self.add_chip(site_id, chip, source=source.name))
+                    if old is not None:
+                        recut.append(item_id)
+            except (ImageryError, SourceError) as exc:
+                log.warning("scene %s: %s", scene.id, exc)
+                failed.append((scene.id, str(exc)))
             if progress is not None:
                 progress(n, total)
-        return FetchResult(tuple(stored), tuple(existing), tuple(failed))
+        return FetchResult(tuple(stored), tuple(existing), tuple(failed), tuple(recut))
+
+    def _stored(self, site_id: str, item_id: str) -> ArchivedChip | None:
+        """The stored chip of that id when it is intact, else None."""
+        if not self.has(site_id, item_id):
+            return None
+        return self._archived(site_id, self.site_dir(site_id) / item_id / f"{item_id}.json")
+
+    @staticmethod
+    def _chip_on_grid(chip: ArchivedChip, grid: ChipGrid) -> bool:
+        try:
+            with rasterio.open(chip.path) as ds:
+                return _on_grid(ds, grid)
+        except RasterioError:
+            return False
 
     @staticmethod
     def _read(
@@ -670,3 +692,13 @@ class Archive:
                 f"(it has {', '.join(reader.scene.bands)})"
             )
         return read_chip(reader, grid, wanted, resampling=resampling, cloud_mask=cloud_mask)
+
+
+def _on_grid(ds: Any, grid: ChipGrid) -> bool:
+    """Whether an open raster lies exactly on ``grid`` (CRS, transform and size)."""
+    return bool(
+        ds.crs is not None
+        and rasterio.crs.CRS.from_user_input(grid.crs) == ds.crs
+        and ds.transform.almost_equals(grid.transform)
+        and (ds.width, ds.height) == (grid.width, grid.height)
+    )
