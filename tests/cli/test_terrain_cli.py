@@ -113,3 +113,30 @@ def test_a_dem_cut_short_is_named_with_gdal_words(sw: Runner, dem: Path, tmp_pat
     assert r.code == 2 and "cannot read DEM" in r.err and "cut.tif" in r.err
     assert "previous exception" not in r.err  # rasterio's placeholder, replaced by GDAL's text
     assert not (tmp_path / "v.tif").exists()
+
+
+def test_observer_and_threat_point_can_be_catalog_sites(
+    sw: Runner, dem: Path, tmp_path: Path
+) -> None:
+    """--observer and --threat-point take a catalog site id as range --from does: the viewshed
+    from the site is the one from its coordinates; an unknown id says so."""
+    lon, lat = WASHINGTON.split(",")
+    r = sw("sites", "add", "summit-radar", "--name", "Summit radar", "--lat", lat, "--lon", lon)
+    assert r.code == 0, r.err
+    by_site = sw("terrain", "viewshed", str(dem), "--observer", "summit-radar", "-o",
+                 str(tmp_path / "a.tif"), "--json")  # fmt: skip
+    by_point = sw("terrain", "viewshed", str(dem), "--observer", WASHINGTON, "-o",
+                  str(tmp_path / "b.tif"), "--json")  # fmt: skip
+    assert by_site.code == 0 and by_point.code == 0, by_site.err
+    assert by_site.json()["visible_area_km2"] == by_point.json()["visible_area_km2"] > 0
+    fp = tmp_path / "f.geojson"
+    fp.write_text(json.dumps({"type": "Feature", "properties": {"id": "notch"},
+                              "geometry": {"type": "Point", "coordinates": [-71.253, 44.257]}}))  # fmt: skip
+    r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-point",
+           "summit-radar", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.json()[0]["id"] == "notch" and r.json()[0]["masked"] in (True, False)
+    r = sw(
+        "terrain", "viewshed", str(dem), "--observer", "no-such-site", "-o", str(tmp_path / "c.tif")
+    )
+    assert r.code != 0 and "no-such-site" in r.err

@@ -17,7 +17,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import InputError
 
-__all__ = ["parse_lonlat", "read_geofile"]
+__all__ = ["parse_lonlat", "point_or_site", "read_geofile"]
 
 
 def parse_lonlat(text: str, what: str = "point") -> tuple[float, float]:
@@ -31,6 +31,18 @@ def parse_lonlat(text: str, what: str = "point") -> tuple[float, float]:
         raise InputError(f"{what}: expected LON,LAT (e.g. 125.75,39.03), got {text!r}") from None
     check_lonlat(lon, lat, what=what)
     return lon, lat
+
+
+def point_or_site(text: str, what: str) -> tuple[tuple[float, float], str]:
+    """``"LON,LAT"``, or the id of a catalog site (its point): the point and the site's name
+    ("" for coordinates)."""
+    if "," in text:
+        return parse_lonlat(text, what), ""
+    from .options import open_catalog
+
+    with open_catalog() as cat:
+        site = cat.get_site(text.strip())
+    return (site.lon, site.lat), site.name
 
 
 def _geojson_crs(doc: dict[str, Any]) -> CRS:

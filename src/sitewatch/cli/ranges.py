@@ -12,19 +12,10 @@ import click
 from ..analysis.ranges import MAX_AZIMUTHS, MIN_AZIMUTHS
 from ..errors import InputError
 from ..files import write_text
-from ._geoinputs import parse_lonlat, read_geofile
-from .options import console, echo_json, json_option, open_catalog
+from ._geoinputs import point_or_site, read_geofile
+from .options import console, echo_json, json_option
 
 __all__ = ["range_group"]
-
-
-def _origin(text: str) -> tuple[tuple[float, float], str]:
-    """LON,LAT or a catalog site id."""
-    if "," in text:
-        return parse_lonlat(text, "--from"), ""
-    with open_catalog() as cat:
-        site = cat.get_site(text)
-    return (site.lon, site.lat), site.name
 
 
 def _table(path: Path | None) -> Path | None:
@@ -113,7 +104,7 @@ def rings(
     """Write range rings around a launch point as GeoJSON or KML."""
     from ..analysis.ranges import range_rings, rings_to_geojson, rings_to_kml
 
-    (lon, lat), name = _origin(origin)
+    (lon, lat), name = point_or_site(origin, "--from")
     rs = range_rings((lon, lat), _classes(table, classes), n=azimuths, origin_name=name)
     suffix = output.suffix.lower()
     if suffix in (".geojson", ".json"):
@@ -147,7 +138,7 @@ def targets(
     """Distance, bearing and the classes in range for each target."""
     from ..analysis.ranges import targets_in_range
 
-    (lon, lat), _ = _origin(origin)
+    (lon, lat), _ = point_or_site(origin, "--from")
     res = targets_in_range((lon, lat), _targets(targets_file), _classes(table, classes))
     rows = [r.to_dict() for r in res]
     if as_json:

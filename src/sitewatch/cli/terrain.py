@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import atomic_path
-from ._geoinputs import parse_lonlat, read_geofile
+from ._geoinputs import point_or_site, read_geofile
 from .options import Finite, console, echo_json, json_option
 
 __all__ = ["terrain"]
@@ -112,7 +112,7 @@ def derive_cmd(
 
 @terrain.command("viewshed")
 @click.argument("dem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--observer", required=True, help="LON,LAT of the observer.")
+@click.option("--observer", required=True, help="LON,LAT of the observer, or a catalog site id.")
 @click.option(
     "--height",
     type=Finite(min=0),
@@ -151,7 +151,7 @@ def viewshed_cmd(
     from ..analysis.terrain import read_dem, viewshed, visible_area_m2
 
     d = read_dem(dem)
-    obs = parse_lonlat(observer, "--observer")
+    obs, _ = point_or_site(observer, "--observer")
     vis, metric = viewshed(
         d,
         obs,
@@ -196,7 +196,10 @@ def viewshed_cmd(
     type=Finite(-90, 90),
     help="Lowest elevation angle of incoming fire/sight (deg).",
 )
-@click.option("--threat-point", help="LON,LAT of a threat position (viewshed from it).")
+@click.option(
+    "--threat-point",
+    help="LON,LAT of a threat position, or a catalog site id (viewshed from it).",
+)
 @click.option(
     "--threat-height",
     type=Finite(min=0),
@@ -257,7 +260,7 @@ def defilade_cmd(
         res = defilade_from_point(
             d,
             [g for _, g in usable],
-            threat=parse_lonlat(threat_point, "--threat-point"),
+            threat=point_or_site(threat_point, "--threat-point")[0],
             threat_height=threat_height,
             ids=[ids[i] for i, _ in usable],
             target_height=target_height,
