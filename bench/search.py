@@ -9,7 +9,7 @@ are checked to give equal features, and the peer's rate is scaled to km2/s by th
 adds to the search (stride^2 pixels).
 
     .venv/bin/python bench/search.py [--size 8192] [--threads 2] [--site-features]
-        [--backbone resnet18.pth]
+        [--backbone resnet18.pth] [--no-spectral]
 """
 
 from __future__ import annotations
@@ -91,6 +91,11 @@ def main() -> None:
                     help="add the step and site-scale descriptors (SearchParams.site)")  # fmt: skip
     ap.add_argument("--backbone", help="ResNet weights file: add its embeddings (the ml extra; "
                     "only the cost matters here, so any weights of the architecture will do)")  # fmt: skip
+    ap.add_argument(
+        "--no-spectral",
+        action="store_true",
+        help="leave out the examples' spectral match (search/spectral.py)",
+    )
     ap.add_argument("--data", default=os.environ.get("SITEWATCH_SHARED_DATA", "../shared/data"))
     args = ap.parse_args()
     import dask
@@ -99,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         path = _image(Path(args.data), args.size, Path(tmp) / "bench.tif")
         params = SearchParams(tile=args.tile, stride=args.stride, top=100, site=args.site_features,
-                              backbone=args.backbone)  # fmt: skip
+                              backbone=args.backbone, spectral=not args.no_spectral)  # fmt: skip
         with rasterio.open(path) as ds:
             to_ll = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
             ex = [
@@ -164,6 +169,8 @@ def main() -> None:
     if result.embedding is not None:
         e = result.embedding
         print(f"embeddings: {e.arch}, layer {e.layer} (stride {e.stride} px), {e.dims} columns")
+    if result.spectral is not None:
+        print(f"spectral match: {result.spectral.summary()}")
     print(f"features equal (block vs per-tile): yes ({n * n} tiles, {feats.shape[-1]} features)")
     print(f"ratio block / per-tile loop (same thread, same tiles): {t_loop / t_block:.1f}x")
     print(f"ratio search run / per-tile loop (km2/s): {area / t_search / loop_km2_s:.1f}x")

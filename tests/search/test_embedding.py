@@ -152,7 +152,7 @@ def test_search_with_a_backbone_appends_embeddings(make_scene, make_weights) -> 
     p = replace(PARAMS, backbone=str(weights), embed_dims=8)
     first = run_search(path, lonlat[:2], params=p)
     names = first.model.feature_names
-    assert names[-8:] == tuple(f"emb_{i}" for i in range(8))
+    assert names[-9:] == (*(f"emb_{i}" for i in range(8)), "spectral_match")
     assert first.candidate_features.shape[1] == len(names)
     summary = first.summary()["embedding"]
     assert summary["layer"] == 2 and summary["dims"] == 8 and summary["channels"] == [1, 2, 3, 4]

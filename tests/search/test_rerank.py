@@ -166,7 +166,9 @@ def test_read_windows_in_one_read_equal_tile_by_tile(
 
 def test_search_reranks_its_best_candidates(make_scene) -> None:
     path, lonlat, _ = make_scene(size=256, sites=4, seed=7)
-    params = SearchParams(tile=16, stride=8, block_tiles=16, top=12, negatives=600, rerank=0.2)
+    params = SearchParams(
+        tile=16, stride=8, block_tiles=16, top=12, negatives=600, rerank=0.2, spectral=False
+    )  # the second stage alone (test_spectral.py fuses the spectral match after it)
     result = run_search(path, lonlat[:1], params=params)
     n_rerank = int(np.ceil(result.area_km2 * 0.2 / (0.16 * 0.16)))  # 52 > top
     assert len(result.candidates) == 12 and all(

@@ -51,6 +51,14 @@ def _band_list(
         ) from exc
 
 
+def _spectral_option(f: F) -> F:
+    return click.option(
+        "--spectral/--no-spectral", default=True, show_default=True,
+        help="Learn the examples' materials pixel by pixel and fuse the candidates' order by "
+        "that match with the search's (finds sites on bright, busy ground).",
+    )(f)  # fmt: skip
+
+
 def _backbone_options(f: F) -> F:
     """The learned-embedding options, shared by ``search run`` and ``search eval``."""
     options = [
@@ -111,6 +119,7 @@ def search() -> None:
               show_default=True, help="Scoring model.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, help="Seed of the random negatives.")
 @_backbone_options
+@_spectral_option
 @click.option("--no-catalog", is_flag=True, help="Do not store the candidates in the catalog.")
 @json_option
 def run_cmd(
@@ -128,6 +137,7 @@ def run_cmd(
     backbone_layer: int,
     backbone_bands: tuple[int, ...] | None,
     embed_dims: int,
+    spectral: bool,
     no_catalog: bool,
     as_json: bool,
 ) -> None:
@@ -146,7 +156,7 @@ def run_cmd(
     params = SearchParams(tile=tile or 0, stride=stride or 0, top=top,
                           method=method, seed=seed, backbone=backbone,  # type: ignore[arg-type]
                           backbone_layer=backbone_layer, backbone_bands=backbone_bands,
-                          embed_dims=embed_dims)  # fmt: skip
+                          embed_dims=embed_dims, spectral=spectral)  # fmt: skip
     with Progress(
         TextColumn("searching"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
         TimeElapsedColumn(), console=err_console(), transient=True,
@@ -232,12 +242,13 @@ def triage_cmd(run_ref: str, limit: int | None, graphics: str, as_json: bool) ->
 @click.option("--clip-margin", type=Finite(), default=None,
               help="Clip z-scores to the examples' range plus this margin (e.g. 0.5).")  # fmt: skip
 @_backbone_options
+@_spectral_option
 @json_option
 def eval_cmd(
     background: tuple[str, ...], n_sites: int, k: int, seeds: str, method: str,
     data_dir: Path | None, site_features: bool, negatives: int, hard_rounds: int,
     clip_margin: float | None, backbone: str | None, backbone_layer: int,
-    backbone_bands: tuple[int, ...] | None, embed_dims: int, as_json: bool,
+    backbone_bands: tuple[int, ...] | None, embed_dims: int, spectral: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Plant synthetic sites into real imagery and report recall at 100x/500x/1000x area reduction."""
     from ..search.evaluate import evaluate
@@ -255,7 +266,8 @@ def eval_cmd(
             params=SearchParams(method=method, site=site_features, negatives=negatives,  # type: ignore[arg-type]
                                 hard_rounds=hard_rounds, clip_margin=clip_margin,
                                 backbone=backbone, backbone_layer=backbone_layer,
-                                backbone_bands=backbone_bands, embed_dims=embed_dims),
+                                backbone_bands=backbone_bands, embed_dims=embed_dims,
+                                spectral=spectral),
             progress=lambda msg: err_console().print(msg),
         )  # fmt: skip
         reports.append(rep.to_dict())

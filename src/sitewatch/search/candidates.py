@@ -131,11 +131,13 @@ def reorder_candidates(
     grid: TileGrid,
     scores: list[float] | None = None,
     cluster_distance_m: float | None = None,
+    keep_stage1: bool = False,
 ) -> list[RankedCandidate]:
     """The same candidates in a new order, ranks and clusters renamed.
 
-    The first ``len(scores)`` take ``scores`` (the second stage's) as their ``score`` and keep
-    the first stage's as ``stage1_score``.
+    The first ``len(scores)`` take ``scores`` (the second stage's, or the fused one) as their
+    ``score`` and keep the first stage's as ``stage1_score`` (with ``keep_stage1``, the
+    ``stage1_score`` they already have: candidates re-ranked twice).
     """
     from dataclasses import replace
 
@@ -150,7 +152,7 @@ def reorder_candidates(
             rank=i + 1,
             cluster=first[int(labels[i])],
             score=float(rs[i]) if i < len(rs) else c.score,
-            stage1_score=c.score if i < len(rs) else c.stage1_score,
+            stage1_score=c.score if i < len(rs) and not keep_stage1 else c.stage1_score,
         )
         for i, c in enumerate(ordered)
     ]

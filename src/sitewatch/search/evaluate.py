@@ -435,7 +435,7 @@ def evaluate(
         method=p0.method, seed=p0.seed, bands=None, context=p0.context, site=p0.site,
         hard_rounds=p0.hard_rounds, clip_margin=p0.clip_margin, rerank=p0.rerank,
         backbone=p0.backbone, backbone_layer=p0.backbone_layer, backbone_bands=p0.backbone_bands,
-        embed_dims=p0.embed_dims,
+        embed_dims=p0.embed_dims, spectral=p0.spectral,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for seed in seeds:

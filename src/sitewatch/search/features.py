@@ -31,7 +31,9 @@ Descriptors (``B`` bands, normalised to about 0..1 by the image's robust band ra
   (maximum minus minimum elevation) and elevation standard deviation;
 * learned embeddings, when ``FeatureConfig.embedding`` holds a prepared backbone (local
   pretrained ResNet weights and the ``ml`` extra): :mod:`sitewatch.search.embedding` computes
-  them per block beside these (torch stays out of this module) and appends them last.
+  them per block beside these (torch stays out of this module) and appends them;
+* the spectral match, when ``FeatureConfig.spectral`` holds the examples' per-pixel model
+  (:mod:`sitewatch.search.spectral`, on by default): the tile's mean score, appended last.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from .tiles import TileGrid
 
 if TYPE_CHECKING:
     from .embedding import Embedding
+    from .spectral import SpectralMatch
 
 __all__ = [
     "BandScale",
@@ -101,6 +104,9 @@ class FeatureConfig:
     min_valid: float = MIN_VALID
     embedding: Embedding | None = None
     """Learned embeddings appended to the descriptors (:mod:`.embedding`), or none."""
+    spectral: SpectralMatch | None = None
+    """The examples' per-pixel spectral model (:mod:`.spectral`), whose tile score is appended
+    after the embeddings, or none."""
 
     def __post_init__(self) -> None:
         if self.tile <= 0 or self.stride <= 0 or self.tile % self.stride:
@@ -109,8 +115,9 @@ class FeatureConfig:
             )
 
     def names(self, n_bands: int, with_dem: bool) -> list[str]:
-        """The descriptors' names, the embedding's columns last."""
+        """The descriptors' names, the embedding's and the spectral match's columns last."""
         extra = self.embedding.names() if self.embedding is not None else []
+        extra += self.spectral.names() if self.spectral is not None else []
         return feature_names(n_bands, with_dem, self.site) + extra
 
     @property

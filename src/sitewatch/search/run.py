@@ -114,6 +114,7 @@ from .features import (
 from .model import Method, SearchModel, fit_model
 from .rerank import cross_fitted_scores, near_tiles, positive_descriptors, read_windows
 from .rerank import window_descriptors as _window_descriptors
+from .spectral import SpectralMatch, fuse_ranks, prepare_spectral
 from .tiles import Block, TileGrid, default_tile
 
 __all__ = [
@@ -172,7 +173,8 @@ class SearchParams:
     (:mod:`sitewatch.search.embedding`): ``backbone_layer`` where the trunk stops (0: the deepest
     no coarser than a tile), ``backbone_bands`` which searched band feeds each of its input
     channels (1-based, 0 for none; default the first bands), ``embed_dims`` the principal
-    components kept.
+    components kept. ``spectral`` adds the examples' per-pixel spectral match
+    (:mod:`sitewatch.search.spectral`) to the first stage's descriptors.
     """
 
     tile: int = 0
@@ -192,6 +194,7 @@ class SearchParams:
     backbone_layer: int = 0
     backbone_bands: tuple[int, ...] | None = None
     embed_dims: int = EMBED_DIMS
+    spectral: bool = True
 
     def __post_init__(self) -> None:
         for name in ("tile", "stride", "block_tiles"):
@@ -248,16 +251,17 @@ class SearchParams:
             "clip_margin": self.clip_margin, "rerank": self.rerank, "backbone": self.backbone,
             "backbone_layer": self.backbone_layer,
             "backbone_bands": list(self.backbone_bands) if self.backbone_bands else None,
-            "embed_dims": self.embed_dims,
+            "embed_dims": self.embed_dims, "spectral": self.spectral,
         }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchParams:
         """From :meth:`to_dict`."""
         bands, bb = data.get("bands"), data.get("backbone_bands")
-        # runs saved before the second stage existed were not re-ranked
+        # runs saved before the second stage (the spectral match) existed were not re-ranked
+        # (had no spectral match)
         return cls(**{
-            "rerank": 0.0, **data, "bands": tuple(bands) if bands else None,
+            "rerank": 0.0, "spectral": False, **data, "bands": tuple(bands) if bands else None,
             "backbone_bands": tuple(bb) if bb else None,
         })  # fmt: skip
 
@@ -289,6 +293,8 @@ class SearchResult:
     ``finish`` (the kept candidates' descriptors); they add up to ``seconds``."""
     embedding: Embedding | None = None
     """The backbone whose embeddings were appended to the descriptors (``params.backbone``)."""
+    spectral: SpectralMatch | None = None
+    """The examples' per-pixel spectral model whose tile score was appended (``params.spectral``)."""
 
     @property
     def km2_per_s(self) -> float:
@@ -320,6 +326,7 @@ class SearchResult:
             "positives": len(self.positives),
             "negatives": len(self.negatives),
             "embedding": self.embedding.summary() if self.embedding is not None else None,
+            "spectral": self.spectral.summary() if self.spectral is not None else None,
         }
 
 
@@ -391,6 +398,13 @@ def _block_features(src: Source, block: Block) -> tuple[F64, NDArray[np.bool_], 
         vecs = embed_block(raw_all, valid_all, read, grid, block, src.scale, emb)
         vecs[~ok] = np.nan
         feats = np.concatenate([feats, vecs], axis=-1)
+    if cfg.spectral is not None:
+        shape = (block.n_rows, block.n_cols)
+        match = cfg.spectral.tile_means(
+            raw, valid, shape, grid.stride, grid.cells_per_tile, cfg.halo
+        )
+        match[~ok] = np.nan
+        feats = np.concatenate([feats, match[..., None]], axis=-1)
     return feats, ok, valid
 
 
@@ -406,8 +420,9 @@ def _union(a: Window, b: Window, align: int) -> Window:
 
 def score_block(
     src: Source, block: Block, model: dict[str, Any]
-) -> tuple[Block, NDArray[np.float32], float]:
-    """Scores of one block's tiles and the area (km2) of the valid pixels the block owns."""
+) -> tuple[Block, NDArray[np.float32], float, NDArray[np.float32] | None]:
+    """Scores of one block's tiles, the area (km2) of the valid pixels the block owns and the
+    tiles' spectral match (None without one)."""
     grid = src.grid
     feats, ok, valid = _block_features(src, block)
     m = SearchModel.from_dict(model)
@@ -422,7 +437,8 @@ def score_block(
     cols = block.n_cols * s + ((k - 1) * s if block.col0 + block.n_cols == grid.n_cols else 0)
     n_valid = int(valid[P : P + rows, P : P + cols].sum())
     area = n_valid * grid.pixel_area_m2((block.row0 + block.n_rows / 2) * s) / 1e6
-    return block, scores, area
+    match = feats[..., -1].astype(np.float32) if src.cfg.spectral is not None else None
+    return block, scores, area, match
 
 
 def compute_tile_features(src: Source, tiles: Sequence[tuple[int, int]]) -> F64:
@@ -458,6 +474,21 @@ def example_tiles(grid: TileGrid, examples: Sequence[tuple[float, float]]) -> li
             f"(first: {examples[0] if examples else None}); give examples within the searched area"
         )
     return sorted(set(tiles))
+
+
+def example_pixels(
+    grid: TileGrid, examples: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """The (row, col) pixel positions of the example points (lon, lat) inside the image."""
+    if grid.crs is None:
+        raise ImageryError("the image has no CRS, so the example coordinates cannot be placed")
+    to_img = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
+    out = []
+    for lon, lat in examples:
+        col, row = ~grid.transform * to_img.transform(lon, lat)
+        if 0 <= row < grid.height and 0 <= col < grid.width:
+            out.append((float(row), float(col)))
+    return out
 
 
 def _negative_patches(grid: TileGrid, n: int, seed: int, patch: int = 8) -> list[Block]:
@@ -676,9 +707,15 @@ def run_search(
             raise ImageryError(
                 f"cannot open DEM {dem_path}: {gdal_text(exc)}; check the path"
             ) from exc
+    pos_tiles = example_tiles(grid, examples)
+    if p.spectral:
+        with rasterio.open(path) as ds:
+            spec = prepare_spectral(
+                ds, bands, example_pixels(grid, examples), grid.tile, seed=p.seed
+            )
+        cfg = replace(cfg, spectral=spec)
     names = cfg.names(len(bands), dem_path is not None)
     src = Source(path, grid, cfg, scale, tuple(bands), dem_path)
-    pos_tiles = example_tiles(grid, examples)
     pos = _tiles_features_blocked(src, pos_tiles, p.block_tiles)
     neg = _negative_features(src, pos_tiles, p.negatives, p.seed, scheduler)
     neg = neg[~np.isnan(neg).any(axis=1)]
@@ -697,9 +734,15 @@ def run_search(
     logger.info("scoring %d tiles in %d blocks", grid.n_rows * grid.n_cols, len(blocks))
     results = _run_tasks(tasks, scheduler, progress)
     scores = np.full(grid.shape, np.nan, dtype=np.float32)
+    match = np.full(grid.shape, np.nan, dtype=np.float32) if cfg.spectral is not None else None
     area = 0.0
-    for block, sc, a in results:
-        scores[block.row0 : block.row0 + block.n_rows, block.col0 : block.col0 + block.n_cols] = sc
+    for block, sc, a, m in results:
+        where = np.s_[
+            block.row0 : block.row0 + block.n_rows, block.col0 : block.col0 + block.n_cols
+        ]
+        scores[where] = sc
+        if match is not None and m is not None:
+            match[where] = m
         area += a
     if not np.isfinite(scores).any():
         raise AnalysisError(f"{path} has no valid pixels to search; check its nodata value")
@@ -711,6 +754,13 @@ def run_search(
     marks["candidates"] = time.perf_counter()
     if n_rerank:
         cands = _rerank(src, cands, n_rerank, pos_tiles, scores, p, scheduler)
+    if match is not None:
+        # the spectral match ranks the same candidates on its own: the two orders are fused
+        n_fused = max(n_rerank, p.top)
+        order, fused = fuse_ranks([float(match[c.row, c.col]) for c in cands[:n_fused]])
+        cands = reorder_candidates(
+            [cands[i] for i in order] + cands[n_fused:], grid, fused, keep_stage1=n_rerank > 0
+        )
     marks["second_stage"] = time.perf_counter()
     cands = cands[: p.top]
     cand_feats = compute_tile_features(src, [(c.row, c.col) for c in cands])
@@ -737,6 +787,7 @@ def run_search(
         seconds=seconds,
         timings=timings,
         embedding=cfg.embedding,
+        spectral=cfg.spectral,
     )
     logger.info(
         "searched %.1f km2 in %.1f s (%.1f km2/s), %d candidates",

@@ -1,0 +1,150 @@
+"""The examples' per-pixel spectral match (search/spectral.py) and its fusion into a search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from pyproj import Transformer
+
+from sitewatch.errors import AnalysisError
+from sitewatch.search.run import SearchParams, run_search
+from sitewatch.search.spectral import RRF_K, SpectralMatch, fuse_ranks, prepare_spectral
+
+GROUND = {"vegetation": (60.0, 150.0, 40.0, 50.0), "sand": (175.0, 165.0, 170.0, 175.0)}
+ROOF = (205.0, 115.0, 150.0, 150.0)  # as bright as the sand, another spectral shape
+
+
+def _scene(tmp_path: Path, size: int = 256, seed: int = 0) -> tuple[Path, list[tuple[int, int]]]:
+    """Left half vegetation, right half sand with strong 1-px texture (a town at 30 m); 8 roofs
+    of 6 x 6 px, four on each ground, with the ground's texture on them too."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((4, size, size))
+    for b in range(4):
+        img[b, :, : size // 2] = GROUND["vegetation"][b]
+        img[b, :, size // 2 :] = GROUND["sand"][b]
+    bright = rng.normal(0.0, 30.0, (size, size))  # brightness texture shared by the bands
+    img += bright[None] + rng.normal(0.0, 6.0, img.shape)
+    sites = [(40, 40), (120, 60), (200, 30), (70, 100), (50, 170), (130, 200), (210, 160),
+             (90, 230)]  # fmt: skip
+    sites = [(r, c) for r, c in sites if r + 3 <= size and c + 3 <= size]
+    for r, c in sites:
+        for b in range(4):
+            patch = bright[r - 3 : r + 3, c - 3 : c + 3] + rng.normal(0.0, 6.0, (6, 6))
+            img[b, r - 3 : r + 3, c - 3 : c + 3] = ROOF[b] + patch
+    path = tmp_path / "roofs.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=size, height=size, count=4, dtype="uint8",
+        crs="EPSG:32652", transform=Affine(10.0, 0, 300_000.0, 0, -10.0, 4_300_000.0), nodata=0,
+    ) as dst:  # fmt: skip
+        dst.write(np.clip(np.rint(img), 1, 255).astype(np.uint8))
+    return path, sites
+
+
+def test_the_match_learns_the_examples_material_not_their_ground(tmp_path: Path) -> None:
+    path, sites = _scene(tmp_path)
+    examples = [(r + 0.5, c + 0.5) for r, c in (sites[0], sites[4], sites[5])]  # 2 on sand
+    with rasterio.open(path) as ds:
+        model = prepare_spectral(ds, (1, 2, 3, 4), examples, tile=4, seed=0)
+        raw = ds.read()
+    assert model.n_bands == 4 and model.levels == 32 and model.lut.size == 32**4
+    score = model.pixel_scores(raw)
+    roof = np.zeros(score.shape, dtype=bool)
+    for r, c in sites:
+        roof[r - 3 : r + 3, c - 3 : c + 3] = True
+    held_out = np.zeros_like(roof)
+    for r, c in (sites[1], sites[2], sites[3], sites[6], sites[7]):
+        held_out[r - 2 : r + 2, c - 2 : c + 2] = True  # their cores
+    sand = ~roof
+    sand[:, : raw.shape[2] // 2] = False
+    # the roofs not given as examples score high, on either ground; the sand the examples
+    # stand on (and the vegetation) almost never does
+    core = np.percentile(score[held_out], 10)
+    assert core > 2.0
+    assert np.percentile(score[sand], 99) < 0.5 * core
+    assert np.percentile(score[~roof], 99) < 0.5 * core
+    assert model.summary()["matching_bins"] > 0
+
+
+def test_tile_means_are_the_mean_pixel_score_of_each_tile(tmp_path: Path) -> None:
+    path, _ = _scene(tmp_path, size=96)
+    with rasterio.open(path) as ds:
+        model = prepare_spectral(ds, (1, 2, 3, 4), [(40.5, 40.5)], tile=4)
+        raw = ds.read()
+    valid = np.ones(raw.shape[1:], dtype=bool)
+    valid[:10, :] = False
+    stride, k, halo, shape = 2, 2, 3, (20, 25)
+    got = model.tile_means(raw[:, : 2 * halo + 42, : 2 * halo + 52], valid[: 2 * halo + 42, : 2 * halo + 52],
+                           shape, stride, k, halo)  # fmt: skip
+    score = np.where(valid, model.pixel_scores(raw), 0.0)
+    want = np.array([
+        [score[halo + i * 2 : halo + i * 2 + 4, halo + j * 2 : halo + j * 2 + 4].mean()
+         for j in range(shape[1])]
+        for i in range(shape[0])
+    ])  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(AnalysisError, match="fitted on 4 bands, got 3"):
+        model.pixel_scores(raw[:3])
+
+
+def test_fuse_ranks_is_reciprocal_rank_fusion() -> None:
+    # the search's order is 0, 1, 2, 3, 4; the match ranks 3 first, then 4, then 0, 1, 2 (NaN)
+    order, fused = fuse_ranks([0.2, 0.1, float("nan"), 0.9, 0.5])
+    assert order[:2] == [0, 3] or order[:2] == [3, 0]
+    want = {
+        0: 1 / RRF_K + 1 / (RRF_K + 2), 1: 1 / (RRF_K + 1) + 1 / (RRF_K + 3),
+        2: 1 / (RRF_K + 2) + 1 / (RRF_K + 4), 3: 1 / (RRF_K + 3) + 1 / RRF_K,
+        4: 1 / (RRF_K + 4) + 1 / (RRF_K + 1),
+    }  # fmt: skip
+    assert order == sorted(want, key=lambda i: (-want[i], i))
+    np.testing.assert_allclose(fused, [want[i] for i in order])
+    assert fuse_ranks([]) == ([], [])
+
+
+def test_a_search_with_the_match_finds_roofs_on_sand(tmp_path: Path) -> None:
+    path, sites = _scene(tmp_path)
+    with rasterio.open(path) as ds:
+        to_ll = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
+        lonlat = [to_ll.transform(*(ds.transform * (c + 0.5, r + 0.5))) for r, c in sites]
+    params = SearchParams(tile=4, stride=2, top=40, negatives=300)
+    examples = [lonlat[0], lonlat[4], lonlat[5]]
+    result = run_search(path, examples, params=params)
+    assert result.model.feature_names[-1] == "spectral_match"
+    assert result.summary()["spectral"]["bins"] == 32**4
+    held = [sites[i] for i in (1, 2, 3, 6, 7)]
+
+    def found(res: object, n: int) -> set[int]:
+        cands = res.candidates[:n]  # type: ignore[attr-defined]
+        return {
+            i for i, (r, c) in enumerate(held) for cand in cands
+            if cand.row * 2 <= r < cand.row * 2 + 4 and cand.col * 2 <= c < cand.col * 2 + 4
+        }  # fmt: skip
+
+    assert found(result, 10) == set(range(5))  # the descriptors alone: 4 of 5 (roof 2 at rank > 10)
+    assert all(c.stage1_score is not None for c in result.candidates)
+    assert [c.rank for c in result.candidates] == list(range(1, 41))
+    # runs saved before the match existed load without it
+    old = {k: v for k, v in params.to_dict().items() if k != "spectral"}
+    assert SearchParams.from_dict(old).spectral is False
+    plain = run_search(path, examples, params=SearchParams.from_dict(old))
+    assert plain.spectral is None and "spectral_match" not in plain.model.feature_names
+
+
+def test_too_few_example_pixels_is_refused(tmp_path: Path) -> None:
+    path, _ = _scene(tmp_path, size=64)
+    with rasterio.open(path) as ds, pytest.raises(AnalysisError, match="at least one example"):
+        prepare_spectral(ds, (1, 2, 3, 4), [], tile=4)
+    with rasterio.open(path) as ds, pytest.raises(AnalysisError, match="too few valid pixels"):
+        prepare_spectral(ds, (1, 2, 3, 4), [(-500.0, -500.0)], tile=4)
+
+
+def test_levels_keep_the_table_small() -> None:
+    from sitewatch.search.spectral import LUT_MAX, _levels
+
+    assert [_levels(n) for n in (1, 3, 4, 5, 6, 13)] == [32, 32, 32, 16, 10, 2]
+    assert all(_levels(n) ** n <= LUT_MAX for n in range(1, 14))
+    one = SpectralMatch(2, (0.0,), (10.0,), np.array([0.0, 3.0], np.float32))
+    np.testing.assert_array_equal(one.pixel_scores(np.array([[[0, 4, 6, 99]]])), [[0, 0, 3, 3]])
