@@ -34,6 +34,25 @@ two ranks) changed the held-out sites found at 500x, of 60, by -4 to 0 on NAIP s
 with the second stage's order), 0 to +3 on NAIP 10-12 (52), -1 to +1 on Landsat 0-2 (41) and
 0 to +2 on Landsat 10-12 (30): not adopted. On NAIP the second stage pushes a few sites that the
 first ranks in its top 20 below rank 1,500, but fusion lets in as much background as it saves.
+
+The spectral match (:mod:`.spectral`, session 12) is what closed most of the Landsat gap: the
+misses were sites on bright, busy ground (town, bare soil, sand bars) whose texture is as strong
+as the planted site's (background standard deviation 44 DN under the missed sites, 26 under the
+found ones, for the same 37-42 DN of planted change), while their materials still differ. On
+its own its order finds 157-167 of the 180 held-out Landsat sites of development seeds 0-8 at
+500x (the descriptors and second stage: 149); fused with the search's order by reciprocal rank
+(the default): 159 of 180 on seeds 0-8 and 48 of 60 on held-out seeds 10-12 (40 before),
+NAIP 57 of 60 on 10-12 (58 before, within the evaluation's noise) and SpaceNet 60 of 60.
+Tried on development seeds 0-2 (of 60): with the model quantised on the search's robust band
+stretch (a first version, which folds the brightest pixels into one bin), the match as a
+first-stage descriptor only 52, the sum of the two ranks 53, the better of the two 54,
+reciprocal rank fusion 54; on the model's own band range (adopted) the match's order alone 52,
+the better of the two ranks 55, reciprocal rank fusion 55. In a standalone prototype on seeds
+0-8 (of 180): pooling pixel scores over 6 or 8 px instead of the 4 px tile 114 and 64 against
+134, the mean of capped log-odds instead of their positive part 112, and without the ring of
+ground around each example as negatives one example on sand taught the model "sand" (seed 7:
+0 of 20; 148 of 180 with the ring, 167 with the ring and the refit on the best 40% of the
+example pixels).
 """
 
 from __future__ import annotations
