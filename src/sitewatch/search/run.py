@@ -174,7 +174,8 @@ class SearchParams:
     no coarser than a tile), ``backbone_bands`` which searched band feeds each of its input
     channels (1-based, 0 for none; default the first bands), ``embed_dims`` the principal
     components kept. ``spectral`` adds the examples' per-pixel spectral match
-    (:mod:`sitewatch.search.spectral`) to the first stage's descriptors.
+    (:mod:`sitewatch.search.spectral`) to the first stage's descriptors and fuses the
+    candidates' order by it with the search's final order (reciprocal rank fusion).
     """
 
     tile: int = 0
@@ -258,8 +259,8 @@ class SearchParams:
     def from_dict(cls, data: dict[str, Any]) -> SearchParams:
         """From :meth:`to_dict`."""
         bands, bb = data.get("bands"), data.get("backbone_bands")
-        # runs saved before the second stage (the spectral match) existed were not re-ranked
-        # (had no spectral match)
+        # runs saved before the second stage existed were not re-ranked, and those saved
+        # before the spectral match existed had none
         return cls(**{
             "rerank": 0.0, "spectral": False, **data, "bands": tuple(bands) if bands else None,
             "backbone_bands": tuple(bb) if bb else None,
