@@ -148,3 +148,23 @@ def test_levels_keep_the_table_small() -> None:
     assert all(_levels(n) ** n <= LUT_MAX for n in range(1, 14))
     one = SpectralMatch(2, (0.0,), (10.0,), np.array([0.0, 3.0], np.float32))
     np.testing.assert_array_equal(one.pixel_scores(np.array([[[0, 4, 6, 99]]])), [[0, 0, 3, 3]])
+
+
+def test_a_float_image_with_nan_and_no_nodata(tmp_path: Path) -> None:
+    """NaN pixels of a float image that declares no nodata are left out of the fit and score 0."""
+    path, sites = _scene(tmp_path, size=128)
+    with rasterio.open(path) as src:
+        data = src.read().astype(np.float32) / 255.0
+        profile = src.profile | {"dtype": "float32", "nodata": None}
+    data[:, 60:70, :] = np.nan
+    data[2, 5, 5] = np.inf
+    fpath = tmp_path / "float.tif"
+    with rasterio.open(fpath, "w", **profile) as dst:
+        dst.write(data)
+    with rasterio.open(fpath) as ds:
+        model = prepare_spectral(ds, (1, 2, 3, 4), [(40.5, 40.5), (50.5, 120.5)], tile=4)
+    assert all(np.isfinite(model.low)) and all(np.isfinite(model.high))
+    score = model.pixel_scores(data)
+    assert np.isfinite(score).all()
+    r, c = sites[1]
+    assert score[r - 2 : r + 2, c - 2 : c + 2].mean() > score[60:70].mean()

@@ -115,7 +115,7 @@ class SpectralMatch:
             raise AnalysisError(
                 f"the spectral model was fitted on {self.n_bands} bands, got {raw.shape[0]}"
             )
-        norm = self.normalise(raw)
+        norm = np.nan_to_num(self.normalise(raw), nan=0.0, posinf=1.0, neginf=0.0)
         L = self.levels
         idx = np.zeros(norm.shape[1:], dtype=np.int64)
         for b in range(self.n_bands):
@@ -190,6 +190,13 @@ def _background(ds: DatasetReader, bands: Sequence[int]) -> F32:
     return pix
 
 
+def _finite(pixels: F32) -> F32:
+    """The pixels (n, bands) whose every band is a number (a float image may hold NaN where it
+    declares no nodata)."""
+    out: F32 = pixels[np.isfinite(pixels).all(axis=1)]
+    return out
+
+
 def _fit(pos: F32, neg: F32, neg_w: F64, seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -221,8 +228,9 @@ def prepare_spectral(
         pix, square, round_ = _window_pixels(ds, row, col, ring_out, bands)
         pos_l.append(pix[square <= radius])
         ring_l.append(pix[(round_ >= ring_in) & (round_ <= ring_out)])
-    pos, ring = np.vstack(pos_l), np.vstack(ring_l)
-    bg = _background(ds, bands)
+    pos, ring, bg = (
+        _finite(a) for a in (np.vstack(pos_l), np.vstack(ring_l), _background(ds, bands))
+    )
     if len(pos) < 10 or len(bg) < 100:
         raise AnalysisError(
             f"too few valid pixels for the spectral model ({len(pos)} at the examples, "
