@@ -146,7 +146,10 @@ def test_levels_keep_the_table_small() -> None:
 
     assert [_levels(n) for n in (1, 3, 4, 5, 6, 13)] == [32, 32, 32, 16, 10, 2]
     assert all(_levels(n) ** n <= LUT_MAX for n in range(1, 14))
-    one = SpectralMatch(2, (0.0,), (10.0,), np.array([0.0, 3.0], np.float32))
+    one = SpectralMatch((0.0,), (10.0,), np.array([0.0, 3.0], np.float32))
+    assert one.levels == 2
+    with pytest.raises(AnalysisError, match="does not fit 2 bands"):
+        SpectralMatch((0.0, 0.0), (1.0, 1.0), np.zeros(8, np.float32))
     np.testing.assert_array_equal(one.pixel_scores(np.array([[[0, 4, 6, 99]]])), [[0, 0, 3, 3]])
 
 

@@ -454,15 +454,21 @@ def compute_tile_features(src: Source, tiles: Sequence[tuple[int, int]]) -> F64:
 # --- the job ---------------------------------------------------------------------------------------
 
 
-def example_tiles(grid: TileGrid, examples: Sequence[tuple[float, float]]) -> list[tuple[int, int]]:
-    """The tiles (row, col) holding each example point (lon, lat), sorted and unique."""
+def _in_image_crs(
+    grid: TileGrid, examples: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """The example points (lon, lat) in the image's CRS (x, y)."""
     if grid.crs is None:
         raise ImageryError("the image has no CRS, so the example coordinates cannot be placed")
     to_img = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
+    return [to_img.transform(lon, lat) for lon, lat in examples]
+
+
+def example_tiles(grid: TileGrid, examples: Sequence[tuple[float, float]]) -> list[tuple[int, int]]:
+    """The tiles (row, col) holding each example point (lon, lat), sorted and unique."""
     tiles: list[tuple[int, int]] = []
     outside = []
-    for lon, lat in examples:
-        x, y = to_img.transform(lon, lat)
+    for (lon, lat), (x, y) in zip(examples, _in_image_crs(grid, examples), strict=True):
         found = grid.tiles_containing(x, y)
         if not found:
             outside.append((lon, lat))
@@ -481,12 +487,9 @@ def example_pixels(
     grid: TileGrid, examples: Sequence[tuple[float, float]]
 ) -> list[tuple[float, float]]:
     """The (row, col) pixel positions of the example points (lon, lat) inside the image."""
-    if grid.crs is None:
-        raise ImageryError("the image has no CRS, so the example coordinates cannot be placed")
-    to_img = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
     out = []
-    for lon, lat in examples:
-        col, row = ~grid.transform * to_img.transform(lon, lat)
+    for x, y in _in_image_crs(grid, examples):
+        col, row = ~grid.transform * (x, y)
         if 0 <= row < grid.height and 0 <= col < grid.width:
             out.append((float(row), float(col)))
     return out

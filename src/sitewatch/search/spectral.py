@@ -70,6 +70,16 @@ def _levels(n_bands: int) -> int:
     return max(2, min(MAX_LEVELS, per_band))
 
 
+def _normalise(raw: NDArray[np.generic], low: Sequence[float], high: Sequence[float]) -> F32:
+    """Band values (bands, ...) scaled to 0..1 between ``low`` and ``high`` per band."""
+    shape = (-1,) + (1,) * (raw.ndim - 1)
+    lo = np.asarray(low, dtype=np.float32).reshape(shape)
+    span = np.asarray(high, dtype=np.float32).reshape(shape) - lo
+    span = np.where(span > 0, span, np.float32(1.0)).astype(np.float32)
+    out: F32 = ((raw.astype(np.float32) - lo) / span).astype(np.float32, copy=False)
+    return out
+
+
 def _design(x: F32) -> F32:
     """Classifier inputs of pixels (n, bands) in normalised units: the bands and their shares."""
     pos = np.maximum(x, 0.0) + _SHARE_EPS
@@ -86,24 +96,29 @@ class SpectralMatch:
     them): the search's robust band stretch would fold the brightest pixels, where roofs and
     concrete often lie, into one bin."""
 
-    levels: int
     low: tuple[float, ...]
     high: tuple[float, ...]
     lut: F32
+
+    def __post_init__(self) -> None:
+        if len(self.low) != len(self.high) or self.levels**self.n_bands != self.lut.size:
+            raise AnalysisError(
+                f"a spectral table of {self.lut.size} bins does not fit {len(self.low)} bands"
+            )
 
     @property
     def n_bands(self) -> int:
         """Bands the model was fitted on."""
         return len(self.low)
 
+    @property
+    def levels(self) -> int:
+        """Quantisation levels per band."""
+        return round(math.pow(self.lut.size, 1.0 / self.n_bands))
+
     def normalise(self, raw: NDArray[np.generic]) -> F32:
         """Band values (bands, ...) scaled to 0..1 over the model's range."""
-        shape = (-1,) + (1,) * (raw.ndim - 1)
-        lo = np.asarray(self.low, dtype=np.float32).reshape(shape)
-        span = np.asarray(self.high, dtype=np.float32).reshape(shape) - lo
-        span = np.where(span > 0, span, np.float32(1.0)).astype(np.float32)
-        out: F32 = ((raw.astype(np.float32) - lo) / span).astype(np.float32, copy=False)
-        return out
+        return _normalise(raw, self.low, self.high)
 
     def names(self) -> list[str]:
         """The descriptor it adds."""
@@ -239,8 +254,7 @@ def prepare_spectral(
     every = np.vstack([pos, ring, bg])
     low = tuple(float(v) for v in np.quantile(every, RANGE_SHARE, axis=0))
     high = tuple(float(v) for v in np.quantile(every, 1.0 - RANGE_SHARE, axis=0))
-    unit = SpectralMatch(MAX_LEVELS, low, high, np.zeros(0, np.float32))
-    pos, ring, bg = (unit.normalise(a.T).T.astype(np.float32) for a in (pos, ring, bg))
+    pos, ring, bg = (_normalise(a.T, low, high).T for a in (pos, ring, bg))
     neg = np.vstack([bg, ring])
     neg_w = np.r_[np.ones(len(bg)), np.full(len(ring), RING_WEIGHT)]
     clf = _fit(pos, neg, neg_w, seed)
@@ -254,7 +268,7 @@ def prepare_spectral(
     prob = clf.predict_proba(_design(bins.reshape(-1, n_bands)))[:, 1]
     prob = np.clip(prob, 1e-9, 1.0 - 1e-9)
     lut = np.clip(np.log(prob / (1.0 - prob)), 0.0, LOGIT_CAP).astype(np.float32)
-    model = SpectralMatch(L, low, high, lut)
+    model = SpectralMatch(low, high, lut)
     logger.info("spectral model: %s", model.summary())
     return model
 
