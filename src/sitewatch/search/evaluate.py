@@ -52,7 +52,9 @@ the better of the two ranks 55, reciprocal rank fusion 55. In a standalone proto
 134, the mean of capped log-odds instead of their positive part 112, and without the ring of
 ground around each example as negatives one example on sand taught the model "sand" (seed 7:
 0 of 20; 148 of 180 with the ring, 167 with the ring and the refit on the best 40% of the
-example pixels).
+example pixels). Not adopted either, on seeds 0-8 with the fusion (159 of 180): the match's
+rank weighted twice in the fusion 160, the match as a descriptor of the second stage's forests
+too 161 (within the evaluation's noise).
 """
 
 from __future__ import annotations
