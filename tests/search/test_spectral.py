@@ -39,6 +39,7 @@ def _scene(tmp_path: Path, size: int = 256, seed: int = 0) -> tuple[Path, list[t
     with rasterio.open(
         path, "w", driver="GTiff", width=size, height=size, count=4, dtype="uint8",
         crs="EPSG:32652", transform=Affine(10.0, 0, 300_000.0, 0, -10.0, 4_300_000.0), nodata=0,
+        photometric="MINISBLACK",  # 4 uint8 bands are not RGB + alpha
     ) as dst:  # fmt: skip
         dst.write(np.clip(np.rint(img), 1, 255).astype(np.uint8))
     return path, sites
