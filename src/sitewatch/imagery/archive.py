@@ -605,11 +605,7 @@ class Archive:
 
     def has(self, site_id: str, item_id: str) -> bool:
         """Whether a chip is stored and intact (its checksum matches)."""
-        path = self.site_dir(site_id) / item_id / f"{item_id}.json"
-        if not path.is_file():
-            return False
-        chip = self._archived(site_id, path)
-        return chip.path.is_file() and sha256_file(chip.path) == chip.sha256
+        return self._stored(site_id, item_id) is not None
 
     # --- fetching ---------------------------------------------------------------------------
 
@@ -664,10 +660,12 @@ class Archive:
         return FetchResult(tuple(stored), tuple(existing), tuple(failed), tuple(recut))
 
     def _stored(self, site_id: str, item_id: str) -> ArchivedChip | None:
-        """The stored chip of that id when it is intact, else None."""
-        if not self.has(site_id, item_id):
+        """The stored chip of that id when it is intact (its checksum matches), else None."""
+        path = self.site_dir(site_id) / item_id / f"{item_id}.json"
+        if not path.is_file():
             return None
-        return self._archived(site_id, self.site_dir(site_id) / item_id / f"{item_id}.json")
+        chip = self._archived(site_id, path)
+        return chip if chip.path.is_file() and sha256_file(chip.path) == chip.sha256 else None
 
     @staticmethod
     def _chip_on_grid(chip: ArchivedChip, grid: ChipGrid) -> bool:
