@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -171,3 +173,29 @@ def test_steps_and_site_scale_descriptors(make_scene) -> None:
     for a, b in [("site_edge_density", "edge_density"), ("site_b1_std", "b1_std"),
                  ("site_bright_fraction", "bright_fraction")]:  # fmt: skip
         np.testing.assert_allclose(flat[..., names.index(a)], flat[..., names.index(b)])
+
+
+def test_mask_reads_of_an_rgba_image_with_nodata_are_quiet_in_threads(tmp_path: Path) -> None:
+    """4 uint8 bands written as RGBA with a nodata value make rasterio warn on every mask read;
+    block tasks on several threads read masks at once, and the warning must not leak from one
+    thread's suppression into another's read (the test suite turns warnings into errors)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from affine import Affine
+    from rasterio.windows import Window
+
+    data = np.full((4, 64, 64), 7, dtype=np.uint8)
+    data[:, :, :8] = 0
+    path = tmp_path / "rgba.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8",
+                       crs="EPSG:32652", transform=Affine(10, 0, 0, 0, -10, 0), nodata=0) as dst:  # fmt: skip
+        dst.write(data)
+
+    def read(i: int) -> int:
+        with rasterio.open(path) as ds:
+            _, valid = read_block(ds, Window(i % 16, 0, 32, 32), [1, 2, 3, 4])
+        return int(valid.sum())
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(read, range(400)))
+    assert got == [32 * 32 - max(0, 8 - i % 16) * 32 for i in range(400)]

@@ -40,19 +40,17 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from rasterio.errors import NodataShadowWarning
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from ..errors import AnalysisError
-from .tiles import TileGrid
+from .tiles import TileGrid, shadow_quiet
 
 if TYPE_CHECKING:
     from .embedding import Embedding
@@ -171,9 +169,9 @@ def estimate_scale(
     """The 2nd and 98th percentiles of each band, from a decimated read of the whole raster."""
     f = max(1.0, math.sqrt(dataset.width * dataset.height / max_pixels))
     shape = (max(1, int(dataset.height / f)), max(1, int(dataset.width / f)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NodataShadowWarning)
-        data = dataset.read(list(bands), out_shape=(len(bands), *shape), masked=True)
+    data = shadow_quiet(
+        dataset, lambda: dataset.read(list(bands), out_shape=(len(bands), *shape), masked=True)
+    )
     lows, highs, flat = [], [], []
     for b in range(len(bands)):
         vals = np.ma.compressed(data[b]).astype(np.float64)
@@ -217,9 +215,7 @@ def read_block(
     r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
     ih, iw = int(inner.height), int(inner.width)
     raw[:, r0 : r0 + ih, c0 : c0 + iw] = dataset.read(list(bands), window=inner)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NodataShadowWarning)
-        mask = dataset.dataset_mask(window=inner) > 0
+    mask = shadow_quiet(dataset, lambda: dataset.dataset_mask(window=inner)) > 0
     valid[r0 : r0 + ih, c0 : c0 + iw] = mask
     return raw, valid
 

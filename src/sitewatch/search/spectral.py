@@ -28,19 +28,18 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from rasterio.errors import NodataShadowWarning
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from ..errors import AnalysisError
 from .features import read_block
+from .tiles import shadow_quiet
 
 __all__ = ["SpectralMatch", "prepare_spectral"]
 
@@ -183,10 +182,9 @@ def _window_pixels(
     r0, c0 = math.floor(row) - radius, math.floor(col) - radius
     n = 2 * radius + 1
     raw, valid = read_block(ds, Window(c0, r0, n, n), bands)
-    norm = raw.astype(np.float32)
     rr, cc = np.mgrid[r0 : r0 + n, c0 : c0 + n]
     dr, dc = np.abs(rr + 0.5 - row), np.abs(cc + 0.5 - col)
-    pix: F32 = norm[:, valid].T
+    pix: F32 = raw[:, valid].T.astype(np.float32)
     return pix, np.maximum(dr, dc)[valid], np.hypot(dr, dc)[valid]
 
 
@@ -198,9 +196,10 @@ def _background(ds: DatasetReader, bands: Sequence[int]) -> F32:
     step = max(1.0, math.sqrt(ds.width * ds.height / BACKGROUND_PIXELS))
     h, w = max(1, round(ds.height / step)), max(1, round(ds.width / step))
     raw = ds.read(list(bands), out_shape=(len(bands), h, w), resampling=Resampling.nearest)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NodataShadowWarning)
-        valid = ds.dataset_mask(out_shape=(h, w), resampling=Resampling.nearest) > 0
+    mask = shadow_quiet(
+        ds, lambda: ds.dataset_mask(out_shape=(h, w), resampling=Resampling.nearest)
+    )
+    valid = mask > 0
     pix: F32 = raw[:, valid].T.astype(np.float32)
     return pix
 

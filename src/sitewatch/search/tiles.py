@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -26,6 +28,7 @@ import rasterio
 from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
+from rasterio.enums import ColorInterp
 from rasterio.errors import NodataShadowWarning
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
@@ -33,6 +36,24 @@ from rasterio.windows import Window
 from ..errors import ImageryError, InputError, gdal_text
 from ..files import write_text
 from ..geo import pixel_area_m2
+
+_T = TypeVar("_T")
+_QUIET = threading.Lock()
+
+
+def shadow_quiet(dataset: DatasetReader, read: Callable[[], _T]) -> _T:
+    """``read()`` (a mask or masked read of ``dataset``) without rasterio's NodataShadowWarning,
+    which a dataset whose nodata value shadows an alpha band (4 uint8 bands written as RGBA)
+    raises on every mask read: its masks come from the nodata value, as wanted.
+    ``warnings.catch_warnings`` changes process-wide state and is not thread-safe (one block
+    task leaving it restores the filters under another), so only such datasets take it, one
+    thread at a time; others read without it."""
+    if dataset.nodata is None or ColorInterp.alpha not in dataset.colorinterp:
+        return read()
+    with _QUIET, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        return read()
+
 
 __all__ = [
     "TILE_M",
@@ -229,9 +250,7 @@ def valid_mask(dataset: DatasetReader, window: Window) -> NDArray[np.bool_]:
     )
     if inner is None:
         return out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NodataShadowWarning)
-        mask = dataset.dataset_mask(window=inner) > 0
+    mask = shadow_quiet(dataset, lambda: dataset.dataset_mask(window=inner)) > 0
     r0 = int(inner.row_off - window.row_off)
     c0 = int(inner.col_off - window.col_off)
     out[r0 : r0 + mask.shape[0], c0 : c0 + mask.shape[1]] = mask
