@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,13 @@ from rasterio.crs import CRS
 from shapely.geometry import shape
 
 from sitewatch.errors import AnalysisError, InputError
-from sitewatch.search.candidates import make_candidates, non_max_suppression, to_geojson
+from sitewatch.search.candidates import (
+    make_candidates,
+    non_max_suppression,
+    overlapping,
+    suppress_overlaps,
+    to_geojson,
+)
 from sitewatch.search.model import CLIP_MARGIN, SearchModel, fit_model
 from sitewatch.search.tiles import TileGrid
 
@@ -103,6 +110,25 @@ def test_candidates_are_lonlat_polygons_with_rank_score_and_cluster() -> None:
     props = gj["features"][0]["properties"]
     assert props["rank"] == 1 and props["score"] == 5 and props["run_id"] == "r1"
     assert shape(gj["features"][0]["geometry"]).equals_exact(c0.polygon, 1e-9)
+
+
+def test_suppress_overlaps_keeps_the_first_of_overlapping_candidates() -> None:
+    grid = TileGrid(
+        400, 400, Affine(10, 0, 300_000, 0, -10, 4_300_000), CRS.from_epsg(32652), 16, 8
+    )  # 16 px tiles, stride 8: a tile overlaps those one row or column away
+    scores = np.zeros(grid.shape, dtype=np.float32)
+    for r, c, v in [(10, 10, 5), (20, 20, 4), (10, 13, 3), (30, 5, 2)]:
+        scores[r, c] = v
+    cands = make_candidates(scores, grid, top=4)
+    moved = [replace(cands[1], row=11, col=11), replace(cands[0], row=21, col=19)]
+    # in this order: (10,10), (11,11) overlaps it, (20,20), (21,19) overlaps it, (10,13), (30,5)
+    ordered = [cands[0], moved[0], cands[1], moved[1], cands[2], cands[3]]
+    assert suppress_overlaps(ordered, grid) == [0, 2, 4, 5]
+    # the later one of an overlapping pair wins when it comes first
+    assert suppress_overlaps([moved[0], cands[0], cands[1]], grid) == [0, 2]
+    near = overlapping(grid, [(10, 10), (0, 0)])
+    assert near[9:12, 9:12].all() and near[0:2, 0:2].all()
+    assert near.sum() == 9 + 4 and not near[10, 12] and not near[12, 10]
 
 
 def test_model_does_not_reward_values_beyond_the_examples(tmp_path) -> None:

@@ -9,10 +9,14 @@ import pytest
 import rasterio
 from affine import Affine
 from pyproj import Transformer
+from rasterio.crs import CRS
 
 from sitewatch.errors import AnalysisError
-from sitewatch.search.run import SearchParams, run_search
+from sitewatch.search import run as search_run
+from sitewatch.search.candidates import make_candidates
+from sitewatch.search.run import SearchParams, _with_match_peaks, run_search
 from sitewatch.search.spectral import RRF_K, SpectralMatch, fuse_ranks, prepare_spectral
+from sitewatch.search.tiles import TileGrid
 
 GROUND = {"vegetation": (60.0, 150.0, 40.0, 50.0), "sand": (175.0, 165.0, 170.0, 175.0)}
 ROOF = (205.0, 115.0, 150.0, 150.0)  # as bright as the sand, another spectral shape
@@ -127,11 +131,36 @@ def test_a_search_with_the_match_finds_roofs_on_sand(tmp_path: Path) -> None:
     assert found(result, 10) == set(range(5))  # the descriptors alone: 4 of 5 (roof 2 at rank > 10)
     assert all(c.stage1_score is not None for c in result.candidates)
     assert [c.rank for c in result.candidates] == list(range(1, 41))
+    # the match's own peaks joined the pool as other positions: still no two candidates overlap
+    rc = [(c.row, c.col) for c in result.candidates]
+    assert all(max(abs(a - c), abs(b - d)) > 1 for i, (a, b) in enumerate(rc) for c, d in rc[:i])
     # runs saved before the match existed load without it
     old = {k: v for k, v in params.to_dict().items() if k != "spectral"}
     assert SearchParams.from_dict(old).spectral is False
     plain = run_search(path, examples, params=SearchParams.from_dict(old))
     assert plain.spectral is None and "spectral_match" not in plain.model.feature_names
+
+
+def test_the_match_offers_other_positions_of_the_pools_places(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(search_run, "MATCH_PEAKS", 3.0)  # the match's best 6 peaks for 2
+    grid = TileGrid(
+        400, 400, Affine(10, 0, 300_000, 0, -10, 4_300_000), CRS.from_epsg(32652), 16, 8
+    )
+    scores = np.zeros(grid.shape, dtype=np.float32)
+    scores[10, 10], scores[20, 20], scores[30, 30] = 5, 4, 3
+    cands = make_candidates(scores, grid, top=3)
+    match = np.zeros(grid.shape, dtype=np.float32)
+    match[11, 9] = 9  # overlaps the first candidate: another position of that place
+    match[20, 20] = 8  # the second candidate itself: nothing new
+    match[40, 40] = 7  # overlaps no candidate: not offered
+    scores[11, 9] = 1.5
+    got, n_pool = _with_match_peaks(cands[:2], 2, match, scores, grid)
+    assert n_pool == 3 and [(c.row, c.col) for c in got] == [(10, 10), (20, 20), (11, 9)]
+    assert got[2].score == 1.5  # ranked by the first stage's score at its tile
+    got, n_pool = _with_match_peaks(cands, 2, match, scores, grid)
+    assert n_pool == 3 and [(c.row, c.col) for c in got][3:] == [(30, 30)]  # the rest stay last
 
 
 def test_too_few_example_pixels_is_refused(tmp_path: Path) -> None:

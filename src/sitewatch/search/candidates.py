@@ -27,7 +27,9 @@ __all__ = [
     "RankedCandidate",
     "make_candidates",
     "non_max_suppression",
+    "overlapping",
     "reorder_candidates",
+    "suppress_overlaps",
     "to_geojson",
 ]
 
@@ -92,7 +94,7 @@ def non_max_suppression(
         out.append((r, c, float(flat[idx])))
         if len(out) >= top:
             break
-        taken[max(r - radius, 0) : r + radius + 1, max(c - radius, 0) : c + radius + 1] = True
+        _claim(taken, r, c, radius)
     return out
 
 
@@ -124,6 +126,33 @@ def _cluster_labels(
     else:
         labels = _clusters(centres, dist if dist is not None else 1.5 * grid.tile * px)
     return labels
+
+
+def _claim(taken: NDArray[np.bool_], row: int, col: int, radius: int) -> None:
+    taken[max(row - radius, 0) : row + radius + 1, max(col - radius, 0) : col + radius + 1] = True
+
+
+def overlapping(grid: TileGrid, tiles: list[tuple[int, int]]) -> NDArray[np.bool_]:
+    """The grid's tiles (a boolean grid) whose footprint overlaps one of ``tiles``."""
+    radius = grid.cells_per_tile - 1
+    taken = np.zeros(grid.shape, dtype=bool)
+    for r, c in tiles:
+        _claim(taken, r, c, radius)
+    return taken
+
+
+def suppress_overlaps(ordered: list[RankedCandidate], grid: TileGrid) -> list[int]:
+    """Indices of the candidates kept, in their order: every one whose tile overlaps a tile
+    kept before it is dropped (greedy non-maximum suppression of an ordered list)."""
+    radius = grid.cells_per_tile - 1
+    taken = np.zeros(grid.shape, dtype=bool)
+    out = []
+    for i, c in enumerate(ordered):
+        if taken[c.row, c.col]:
+            continue
+        out.append(i)
+        _claim(taken, c.row, c.col, radius)
+    return out
 
 
 def reorder_candidates(
