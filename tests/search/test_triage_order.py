@@ -7,6 +7,7 @@ import numpy as np
 from sitewatch.search._runstore import find_run, save_run
 from sitewatch.search.rerank import near_tiles
 from sitewatch.search.run import SearchParams, run_search
+from sitewatch.search.spectral import fuse_ranks
 from sitewatch.search.triage import SecondStage, _review_order
 
 
@@ -28,6 +29,23 @@ def test_after_decisions_the_retrained_models_move_candidates() -> None:
     second = np.array([0.0, 0.1, 0.2, 0.3, 0.9])
     first = np.array([0.0, 0.1, 0.2, 0.3, 0.8])
     assert _review_order(run_scores, first, second, decided=True).tolist()[0] == 4
+
+
+def test_after_decisions_the_spectral_match_is_fused_as_in_the_run() -> None:
+    run_scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    first = np.array([0.6, 0.5, 0.4, 0.3, 0.2, 0.1])  # agrees with the run: order 0..5
+    match = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.9])  # ranks 5 first, then 4, 3, ...
+    plain = _review_order(run_scores, first, None, decided=True)
+    assert plain.tolist() == [0, 1, 2, 3, 4, 5]
+    fused = _review_order(run_scores, first, None, decided=True, match=match)
+    # reciprocal rank fusion of 0..5 with 5, 4, 3, 2, 1, 0: the two ends tie and keep their
+    # order, the middle follows
+    want, _ = fuse_ranks([float(match[i]) for i in plain])
+    assert fused.tolist() == want == [0, 5, 1, 4, 2, 3]
+    # before any decision the run's stored (already fused) order is kept as it is
+    assert _review_order(run_scores, first, None, decided=False, match=match).tolist() == [
+        0, 1, 2, 3, 4, 5,
+    ]  # fmt: skip
 
 
 def test_second_stage_learns_from_accepts_and_rejects(make_scene, tmp_path) -> None:

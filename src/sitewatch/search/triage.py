@@ -32,6 +32,7 @@ from ..types import CandidateState
 from .features import read_block
 from .model import fit_model
 from .rerank import FOLDS, cross_fitted_scores, near_tiles
+from .spectral import fuse_ranks
 
 if TYPE_CHECKING:
     from ..catalog.store import Catalog
@@ -257,11 +258,14 @@ def _review_order(
     second: NDArray[np.float64] | None,
     *,
     decided: bool,
+    match: NDArray[np.float64] | None = None,
 ) -> NDArray[np.intp]:
-    """Best first: the run's own ranking (its second stage) until the analyst has decided
-    something; then the mean of the percentile ranks under the first-stage model and the second
-    stage, both refitted on the decisions (the active-learning signal; the run's own second-stage
-    score while the refitted one has nothing to learn from), ties kept in run order."""
+    """Best first: the run's own ranking (its second stage, fused with the spectral match) until
+    the analyst has decided something; then the mean of the percentile ranks under the
+    first-stage model and the second stage, both refitted on the decisions (the active-learning
+    signal; the run's own second-stage score while the refitted one has nothing to learn from),
+    ties kept in run order, and fused with the candidates' spectral ``match`` by reciprocal rank
+    as the run fused them (:func:`.spectral.fuse_ranks`) when the run has one."""
     from scipy.stats import rankdata
 
     stored = np.nan_to_num(np.asarray(run_scores, dtype=np.float64), nan=-np.inf)
@@ -270,7 +274,12 @@ def _review_order(
     fresh = np.nan_to_num(np.asarray(first, dtype=np.float64), nan=-np.inf)
     late = stored if second is None else np.nan_to_num(second, nan=-np.inf)
     key = rankdata(late) + rankdata(fresh)
-    return np.argsort(-key, kind="stable")
+    order = np.argsort(-key, kind="stable")
+    if match is None:
+        return order
+    fused, _ = fuse_ranks([float(match[i]) for i in order])
+    out: NDArray[np.intp] = order[np.asarray(fused, dtype=np.intp)]
+    return out
 
 
 def triage(
@@ -293,12 +302,16 @@ def triage(
     decided = any(d["state"] in ("accepted", "rejected") for d in run.decisions())
     second_stage: SecondStage | None = None
     while pending and (limit is None or n_done < limit):
-        scores = model.score(run.cand_features[np.array(pending) - 1])
+        feats = run.cand_features[np.array(pending) - 1]
+        scores = model.score(feats)
         second = None
         if decided:
             second_stage = second_stage or SecondStage(run)
             second = second_stage.scores(pending, run.decisions())
-        order = _review_order([cands[r].score for r in pending], scores, second, decided=decided)
+        match = feats[:, -1] if model.feature_names[-1:] == ("spectral_match",) else None
+        order = _review_order(
+            [cands[r].score for r in pending], scores, second, decided=decided, match=match
+        )
         pending = [pending[i] for i in order]
         rank = pending[0]
         cand = cands[rank]
