@@ -137,3 +137,29 @@ def test_fetch_and_ls(sw: Run, shared_data: Path, naip_site: str) -> None:
     # a site the catalog does not know is named as such, not sent to `imagery fetch`
     r = sw("imagery", "ls", "no-such-site")
     assert r.code == 2 and "no site with id 'no-such-site'" in r.err and "fetch" not in r.err
+
+
+def test_fetch_exits_1_when_a_scene_cannot_be_read(
+    sw: Run, shared_data: Path, naip_site: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    names = ["m_4709963_se_14_1_20190904.tif", "m_4709963_se_14_1_20200831.tif"]
+    for name in names:
+        (folder / name).write_bytes((shared_data / "naip-timeseries" / name).read_bytes())
+    damaged = folder / names[1]
+    blob = damaged.read_bytes()
+    # its header and tile index read, its compressed pixels do not
+    damaged.write_bytes(blob[:4096] + bytes(len(blob) - 8192) + blob[-4096:])
+    args = ["imagery", "fetch", naip_site, "--source", str(folder), "--size", "400"]
+    r = sw(*args, "--resolution", "5", "--json")  # full resolution: the damaged tiles
+    assert r.code == 1, r.err
+    data = r.json()
+    assert len(data["stored"]) == 1 and data["empty"] == []
+    assert len(data["failed"]) == 1 and "2020" in data["failed"][0]["scene"]
+    r = sw(*args, "--resolution", "5")
+    assert r.code == 1 and "1 already there" in r.out and "1 failed" in r.out
+    assert "failed" in r.err
+    damaged.write_bytes(blob)  # repaired: the next run stores it and succeeds
+    r = sw(*args, "--resolution", "5")
+    assert r.code == 0 and "1 chip(s) stored, 1 already there" in r.out

@@ -243,7 +243,12 @@ def fetch_cmd(
     overwrite: bool,
     as_json: bool,
 ) -> None:
-    """Cut every scene of SITE to one UTM grid and store the chips (COG + STAC) in the archive."""
+    """Cut every scene of SITE to one UTM grid and store the chips (COG + STAC) in the archive.
+
+    Exit codes: 0 every scene stored or already there (scenes without data over the site are
+    listed and left out); 1 some scene could not be read (listed; the others are stored, and
+    running again fetches only what is missing) or no chip at all; 2 bad input.
+    """
     from ..imagery.archive import Archive
     from ..imagery.sources.base import find_scenes
 
@@ -282,12 +287,15 @@ def fetch_cmd(
                 "stored": [c.to_dict() for c in result.stored],
                 "existing": [c.to_dict() for c in result.existing],
                 "failed": [{"scene": s, "reason": r} for s, r in result.failed],
+                "empty": [{"scene": s, "reason": r} for s, r in result.empty],
                 "recut": list(result.recut),
             }
         )
     else:
-        for sid, reason in result.failed:
+        for sid, reason in result.empty:
             err_console().print(f"[yellow]skipped[/] {sid}: {reason}", markup=True, highlight=False)
+        for sid, reason in result.failed:
+            err_console().print(f"[red]failed[/] {sid}: {reason}", markup=True, highlight=False)
         recut = (
             f" ({len(result.recut)} cut again: the site's extent or the bands changed)"
             if result.recut
@@ -295,9 +303,10 @@ def fetch_cmd(
         )
         console().print(
             f"{len(result.stored)} chip(s) stored{recut}, {len(result.existing)} already there, "
-            f"{len(result.failed)} failed, in {archive.site_dir(site_id)}"
+            f"{len(result.empty)} without data over the site, {len(result.failed)} failed, "
+            f"in {archive.site_dir(site_id)}"
         )
-    if not result.stored and not result.existing:
+    if result.failed or not (result.stored or result.existing):
         ctx.exit(1)
 
 

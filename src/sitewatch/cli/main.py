@@ -90,7 +90,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int, database_url: str | None) 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI, turning sitewatch errors into one clear line and exit code 2."""
     try:
-        return cli.main(args=argv, prog_name="sitewatch", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="sitewatch", standalone_mode=False)
+        if isinstance(rv, int) and not isinstance(rv, bool) and rv:
+            sys.exit(rv)  # ``ctx.exit(code)`` returns the code when click is not standalone
+        return rv
     except click.exceptions.Abort:
         err_console().print("aborted")
         sys.exit(130)

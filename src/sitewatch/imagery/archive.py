@@ -257,14 +257,22 @@ class ArchivedChip:
 
 @dataclass(frozen=True)
 class FetchResult:
-    """What a fetch stored, skipped (already there) and failed on; ``recut`` names the stored
-    chips that replaced one cut on another grid (the site's extent changed) or without a band
-    now asked for."""
+    """What a fetch stored, found already there, and left out: ``failed`` the scenes that could
+    not be read (scene id, reason: an asset gone from the server, a damaged file), ``empty`` those
+    read without data over the chip (their footprint touches the site's box but their pixels do
+    not, or no more than ``min_coverage``); ``recut`` names the stored chips that replaced one cut
+    on another grid (the site's extent changed) or without a band now asked for."""
 
     stored: tuple[ArchivedChip, ...]
     existing: tuple[ArchivedChip, ...]
     failed: tuple[tuple[str, str], ...]
     recut: tuple[str, ...] = ()
+    empty: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def left_out(self) -> tuple[tuple[str, str], ...]:
+        """Every scene left out, unreadable or empty (scene id, reason)."""
+        return self.failed + self.empty
 
 
 class Archive:
@@ -626,6 +634,7 @@ class Archive:
         stored: list[ArchivedChip] = []
         existing: list[ArchivedChip] = []
         failed: list[tuple[str, str]] = []
+        empty: list[tuple[str, str]] = []
         recut: list[str] = []
         total = len(scenes)
         for n, (source, scene) in enumerate(scenes, start=1):
@@ -647,7 +656,7 @@ class Archive:
                 with source.open(scene) as reader:
                     chip = self._read(reader, grid, want, resampling, cloud_mask)
                 if chip.coverage <= min_coverage:
-                    failed.append((scene.id, f"covers only {chip.coverage:.1%} of the chip"))
+                    empty.append((scene.id, f"covers only {chip.coverage:.1%} of the chip"))
                 else:
                     stored.append(self.add_chip(site_id, chip, source=source.name))
                     if old is not None:
@@ -657,7 +666,9 @@ class Archive:
                 failed.append((scene.id, str(exc)))
             if progress is not None:
                 progress(n, total)
-        return FetchResult(tuple(stored), tuple(existing), tuple(failed), tuple(recut))
+        return FetchResult(
+            tuple(stored), tuple(existing), tuple(failed), tuple(recut), tuple(empty)
+        )
 
     def _stored(self, site_id: str, item_id: str) -> ArchivedChip | None:
         """The stored chip of that id when it is intact (its checksum matches), else None."""

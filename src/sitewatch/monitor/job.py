@@ -179,8 +179,8 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
     # the chip is left out and reported, so that one bad scene does not stop the site's monitoring.
     archive = Archive(opts.archive)
     fetched = archive.fetch(site_id, pairs, grid, opts.bands)
-    report.skipped = [f"{scene}: {reason}" for scene, reason in fetched.failed]
-    bad = {scene for scene, _ in fetched.failed}
+    report.skipped = [f"{scene}: {reason}" for scene, reason in fetched.left_out]
+    bad = {scene for scene, _ in fetched.left_out}
     pairs = [(src, scene) for src, scene in pairs if scene.id not in bad]
     if not pairs:
         return
