@@ -161,6 +161,9 @@ def test_the_match_offers_other_positions_of_the_pools_places(
     assert got[2].score == 1.5  # ranked by the first stage's score at its tile
     got, n_pool = _with_match_peaks(cands, 2, match, scores, grid)
     assert n_pool == 3 and [(c.row, c.col) for c in got][3:] == [(30, 30)]  # the rest stay last
+    # under the second stage's cap the pool's last candidate makes room, and stays a candidate
+    got, n_pool = _with_match_peaks(cands, 2, match, scores, grid, limit=2)
+    assert n_pool == 2 and [(c.row, c.col) for c in got] == [(10, 10), (11, 9), (20, 20), (30, 30)]
 
 
 def test_too_few_example_pixels_is_refused(tmp_path: Path) -> None:

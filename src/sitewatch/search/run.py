@@ -673,13 +673,16 @@ def _rerank(
 
 def _with_match_peaks(
     cands: list[RankedCandidate], n_pool: int, match: NDArray[np.float32],
-    scores: NDArray[np.float32], grid: TileGrid,
+    scores: NDArray[np.float32], grid: TileGrid, limit: int | None = None,
 ) -> tuple[list[RankedCandidate], int]:  # fmt: skip
     """The candidate pool (the first ``n_pool`` of ``cands``) with the spectral match's own best
     tiles that overlap a pool tile without being one: other positions of the same places,
     which the fusion and :func:`.candidates.suppress_overlaps` choose between. Returns the
-    candidates (the pool, the new positions, the rest) and the new pool size."""
-    peaks = make_candidates(match, grid, top=math.ceil(n_pool * MATCH_PEAKS))
+    candidates (the pool, the new positions, the rest) and the new pool size, at most ``limit``
+    (the second stage's cap): the pool's last candidates make room for the new positions."""
+    # tiles without a single matching pixel (most of an image: the match is zero) are no peak
+    tiny = float(np.finfo(np.float32).tiny)
+    peaks = make_candidates(match, grid, top=math.ceil(n_pool * MATCH_PEAKS), min_score=tiny)
     pool = cands[:n_pool]
     near = overlapping(grid, [(c.row, c.col) for c in pool])
     have = {(c.row, c.col) for c in pool}
@@ -688,7 +691,11 @@ def _with_match_peaks(
         for c in peaks
         if near[c.row, c.col] and (c.row, c.col) not in have and np.isfinite(scores[c.row, c.col])
     ]
-    return pool + extra + cands[n_pool:], n_pool + len(extra)
+    keep = n_pool
+    if limit is not None:
+        extra = extra[:limit]
+        keep = max(0, min(n_pool, limit - len(extra)))
+    return pool[:keep] + extra + pool[keep:] + cands[n_pool:], keep + len(extra)
 
 
 def run_search(
@@ -790,7 +797,8 @@ def run_search(
     cands = make_candidates(scores, grid, top=max(p.top, n_rerank))
     n_fused = max(n_rerank, p.top)
     if match is not None:
-        cands, n_fused = _with_match_peaks(cands, n_fused, match, scores, grid)
+        limit = max(RERANK_MAX, p.top) if n_rerank else None
+        cands, n_fused = _with_match_peaks(cands, n_fused, match, scores, grid, limit)
         n_rerank = n_fused if n_rerank else 0
     marks["candidates"] = time.perf_counter()
     if n_rerank:
