@@ -794,8 +794,9 @@ def run_search(
     tile_km2 = grid.pixel_area_m2() * grid.tile * grid.tile / 1e6
     n_share = min(math.ceil(area * p.rerank / tile_km2), RERANK_MAX)
     n_rerank = max(n_share, p.top) if p.rerank > 0 else 0
-    cands = make_candidates(scores, grid, top=max(p.top, n_rerank))
     n_fused = max(n_rerank, p.top)
+    # with the match, up to ``top`` more: the new positions may displace pool candidates
+    cands = make_candidates(scores, grid, top=n_fused + (p.top if match is not None else 0))
     if match is not None:
         limit = max(RERANK_MAX, p.top) if n_rerank else None
         cands, n_fused = _with_match_peaks(cands, n_fused, match, scores, grid, limit)
