@@ -136,6 +136,49 @@ def test_sentinel2_safe_product_baseline_sets_dn_offsets(
     assert DN_OFFSETS not in old.properties
 
 
+def test_sentinel2_cogs_of_unknown_baseline_across_2022_are_flagged(
+    tmp_path: Path, make_raster: RasterFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Earth Search-named band files without their STAC item: nothing tells the baseline; a
+    series across 25 January 2022 is warned about, and a file's GDAL offset/scale is used."""
+    import rasterio
+
+    from sitewatch.imagery.scene import DN_OFFSETS, reflectance_of
+    from sitewatch.imagery.sources.local import S2_BASELINE_UNKNOWN
+
+    for day in ("20210601", "20220601"):
+        folder = tmp_path / f"S2B_33TWL_{day}_0_L2A"
+        folder.mkdir()
+        for band in ("B04", "B08"):
+            make_raster(f"{band}.tif", count=1, folder=folder)
+    with caplog.at_level("WARNING", logger="sitewatch.imagery.sources.local"):
+        old, new = LocalSource(tmp_path).scenes()
+    assert old.sensor == new.sensor == "sentinel-2b"
+    assert old.properties[S2_BASELINE_UNKNOWN] and new.properties[S2_BASELINE_UNKNOWN]
+    assert DN_OFFSETS not in new.properties
+    assert "1 Sentinel-2 scene(s) before and 1 after 25 January 2022" in caplog.text
+    assert "gdal_edit.py" in caplog.text
+    # the analyst declares the offset in the 2022 files, as Copernicus' own scale says it
+    for band in ("B04", "B08"):
+        path = tmp_path / "S2B_33TWL_20220601_0_L2A" / f"{band}.tif"
+        with rasterio.open(path, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as ds:
+            ds.scales, ds.offsets = (0.0001,), (-0.1,)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sitewatch.imagery.sources.local"):
+        old, new = LocalSource(tmp_path).scenes()
+    assert new.properties[DN_OFFSETS] == {"red": -1000.0, "nir": -1000.0}
+    assert S2_BASELINE_UNKNOWN not in new.properties and reflectance_of(new) == (1e-4, 0.0)
+    assert "25 January 2022" not in caplog.text  # only one side is unknown now
+    # files that declare no offset stay as they are; declaring offset 0 makes them known
+    assert DN_OFFSETS not in old.properties and old.properties[S2_BASELINE_UNKNOWN]
+    for band in ("B04", "B08"):
+        path = tmp_path / "S2B_33TWL_20210601_0_L2A" / f"{band}.tif"
+        with rasterio.open(path, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as ds:
+            ds.scales, ds.offsets = (0.0001,), (0.0,)
+    old, _ = LocalSource(tmp_path).scenes()
+    assert DN_OFFSETS not in old.properties and S2_BASELINE_UNKNOWN not in old.properties
+
+
 def test_landsat_level2_band_files_declare_their_reflectance_scale(
     tmp_path: Path, make_raster: RasterFactory
 ) -> None:

@@ -13,6 +13,11 @@ in this order, from:
 4. ``dates.txt`` beside ``imgs_N`` folders (the OSCD layout: ``date_N: YYYYMMDD``) overrides the date.
 
 Files that cannot be used (corrupt, no CRS, no date) are skipped and listed in :attr:`LocalSource.skipped`.
+
+Sentinel-2 band files are put on the DN scale of processing baselines before 04.00 (from 25
+January 2022 ESA adds 1000 to every DN) when their baseline is known: from a sidecar STAC item,
+the ``.SAFE`` product name, or the files' own GDAL offset and scale (-0.1 and 0.0001 for 04.00 and
+later). A folder whose scenes of unknown baseline lie on both sides of that date is warned about.
 """
 
 from __future__ import annotations
@@ -297,6 +302,7 @@ class LocalSource(ImagerySource):
                 self.skipped.append((path, reason))
         scenes.extend(self._group(infos))
         scenes.sort(key=lambda s: (s.datetime, s.id))
+        _warn_unknown_baselines(self.path, scenes)
         log.info("%s: %d scene(s), %d file(s) skipped", self.path, len(scenes), len(self.skipped))
         return scenes
 
@@ -437,7 +443,17 @@ class LocalSource(ImagerySource):
                 baseline = _safe_baseline(first.path)
                 if baseline is not None:
                     props["s2:processing_baseline"] = f"{baseline:05.2f}"
-                if offset := baseline_offset(props):
+                offset = baseline_offset(props)
+                declared = next((i.declared for i in members if i.declared), None)
+                if baseline is None and declared:
+                    # no product name, but the files say how their DN become reflectance (GDAL
+                    # offset -0.1, scale 0.0001 for baseline 04.00; offset 0 before): the DN
+                    # offset is their ratio
+                    offset = declared["offset"] / declared["scale"]
+                    props["sitewatch:dn_offset_from"] = "GDAL offset/scale of the files"
+                elif baseline is None:
+                    props[S2_BASELINE_UNKNOWN] = True
+                if offset:
                     props[DN_OFFSETS] = {b: offset for b in assets if b not in MASK_BANDS}
             elif first.sensor.startswith("landsat") and any(
                 _LANDSAT_L2.search(i.path.name) for i in members
@@ -484,6 +500,32 @@ _LANDSAT_L2 = re.compile(r"^L[COTEM]0\d_L2S[PR]_.*_SR_B\d+", re.IGNORECASE)
 """Landsat collection 2 level-2 surface reflectance band files (USGS names)."""
 
 _SAFE_BASELINE = re.compile(r"^S2[ABCD]_MSIL(?:1C|2A)_\d{8}T\d{6}_N(\d{2})(\d{2})_", re.IGNORECASE)
+
+
+S2_BASELINE_UNKNOWN = "sitewatch:s2_baseline_unknown"
+"""Set on a local Sentinel-2 scene whose processing baseline nothing tells (no ``.SAFE`` product
+name, no sidecar STAC item, no GDAL offset in the files)."""
+S2_BASELINE_04 = datetime(2022, 1, 25, tzinfo=UTC)
+"""Processing baseline 04.00 (DN + 1000) was introduced on 25 January 2022."""
+
+
+def _warn_unknown_baselines(folder: Path, scenes: Sequence[Scene]) -> None:
+    """Warn when Sentinel-2 files of unknown processing baseline lie on both sides of 25 January
+    2022: ESA's products from then on add 1000 to every DN (and reprocessed older ones may too),
+    so such a series may brighten by 0.1 reflectance on one date, a change not on the ground."""
+    unknown = [sc for sc in scenes if sc.properties.get(S2_BASELINE_UNKNOWN)]
+    before = sum(sc.datetime < S2_BASELINE_04 for sc in unknown)
+    after = len(unknown) - before
+    if before and after:
+        log.warning(
+            "%s: %d Sentinel-2 scene(s) before and %d after 25 January 2022 whose processing "
+            "baseline is unknown; from baseline 04.00 on the DN carry +1000, which would show as "
+            "change on that date. Keep each scene's STAC item JSON beside its band files, keep "
+            "the .SAFE product folder names, or declare the offset in the files of baseline "
+            "04.00 or later (gdal_edit.py -scale 0.0001 -offset -0.1 "
+            "-oo IGNORE_COG_LAYOUT_BREAK=YES FILE)",
+            folder, before, after,
+        )  # fmt: skip
 
 
 def _safe_baseline(path: Path) -> float | None:
