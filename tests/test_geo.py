@@ -141,6 +141,7 @@ def test_pixel_areas_on_web_mercator_are_ground_areas() -> None:
     from affine import Affine
 
     from sitewatch.analysis._changeio import Raster, pixel_area_m2
+    from sitewatch.geo import pixel_area_m2 as geo_pixel_area
     from sitewatch.search.tiles import TileGrid
 
     x, y = _merc(125.75, 39.03)
@@ -149,7 +150,26 @@ def test_pixel_areas_on_web_mercator_are_ground_areas() -> None:
     truth = geodesic_area(ll)
     assert truth == pytest.approx(100 / 1.657, rel=0.01)
     r = Raster(np.zeros((1, 20, 20), np.float32), ("b",), rasterio.crs.CRS.from_epsg(3857), t)
-    assert pixel_area_m2(r) == pytest.approx(truth, rel=0.01)
+    per_row = pixel_area_m2(r)
+    assert isinstance(per_row, np.ndarray) and per_row.shape == (20,)
+    assert per_row[0] == pytest.approx(truth, rel=0.01)
+    # a Web Mercator export 300 km (grid) tall: the pixels' ground area grows by ~6% from top
+    # to bottom, each row's (interpolated between sampled rows) within 0.01% of its own
+    tall = Raster(
+        np.zeros((1, 3000, 4), np.float32), ("b",), rasterio.crs.CRS.from_epsg(3857),
+        Affine(10.0, 0, x, 0, -100.0, y),
+    )  # fmt: skip
+    areas = pixel_area_m2(tall)
+    assert isinstance(areas, np.ndarray) and np.all(np.diff(areas) > 0)  # larger southwards
+    assert 1.05 < areas[-1] / areas[0] < 1.07
+    for row in (0, 1234, 2999):
+        want = geo_pixel_area(rasterio.crs.CRS.from_epsg(3857), tall.transform, 2.0, row)
+        assert areas[row] == pytest.approx(want, rel=1e-4)
+    utm_r = Raster(
+        np.zeros((1, 20, 20), np.float32), ("b",), rasterio.crs.CRS.from_epsg(32652),
+        Affine(10.0, 0, 350_000, 0, -10.0, 4_320_000),
+    )  # fmt: skip
+    assert pixel_area_m2(utm_r) == 100.0  # one value on a true-scale grid
     grid = TileGrid(
         width=20, height=20, transform=t, crs=rasterio.crs.CRS.from_epsg(3857), tile=4, stride=2
     )

@@ -200,6 +200,24 @@ def test_clean_mask_opening_and_minimum_mapping_unit() -> None:
         clean_mask(mask, min_area_m2=100.0)
 
 
+def test_minimum_mapping_unit_with_pixel_areas_per_row() -> None:
+    """On a grid whose pixels shrink northwards (Web Mercator, geographic), two patches of the
+    same pixel count are not the same area: a patch's area is the sum of its pixels' areas."""
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[2:6, 5:9] = True  # 16 px in the north, 50 m2 each: 800 m2
+    mask[32:36, 5:9] = True  # 16 px in the south, 100 m2 each: 1,600 m2
+    rows = np.linspace(50.0, 100.0, 40)
+    rows[:10], rows[30:] = 50.0, 100.0
+    kept = clean_mask(mask, min_area_m2=1_000.0, pixel_area_m2=rows)
+    assert kept[33, 6] and not kept[3, 6] and kept.sum() == 16
+    # one value at the centre row (75 m2 a pixel: 1,200 m2 each) would have kept both
+    assert clean_mask(mask, min_area_m2=1_000.0, pixel_area_m2=75.0).sum() == 32
+    with pytest.raises(AnalysisError, match="one value for each of the mask's 40 rows"):
+        clean_mask(mask, min_area_m2=1_000.0, pixel_area_m2=rows[:20])
+    with pytest.raises(AnalysisError, match="pixel area"):
+        clean_mask(mask, min_area_m2=1_000.0, pixel_area_m2=np.zeros(40))
+
+
 def test_min_area_through_detect() -> None:
     before, after, _ = make_pair(seed=7)
     res = detect_change(

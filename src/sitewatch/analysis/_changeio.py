@@ -193,26 +193,27 @@ def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
     return before, Raster(out, bands, before.crs, before.transform, None)
 
 
-def pixel_area_m2(raster: Raster) -> float | None:
-    """Ground area of one pixel in m² at the image centre (see :func:`sitewatch.geo.pixel_area_m2`),
-    None without a CRS."""
+ROW_SAMPLES = 129
+"""Rows at which a per-row pixel area is computed (interpolated between them)."""
+
+
+def pixel_area_m2(raster: Raster) -> float | NDArray[np.float64] | None:
+    """Ground area of one pixel in m² (see :func:`sitewatch.geo.pixel_area_m2`): one value for a
+    grid on true scale (UTM), one per row where it changes with latitude (a geographic grid, Web
+    Mercator or another grid off true scale, taken at the centre column); None without a CRS."""
     if raster.crs is None:
         return None
     from ..geo import map_scale
     from ..geo import pixel_area_m2 as ground_area
 
     h, w = raster.shape
-    if (
-        raster.crs.is_projected
-        and map_scale(raster.crs, *(raster.transform * (w / 2, h / 2))).off_true_scale
-    ):
-        logger.warning(
-            "%s is off true scale here: the pixel area for the minimum mapping unit is taken at "
-            "the image centre; reproject to UTM for exact pixel areas across a large image "
-            "(polygon areas are geodesic either way)",
-            raster.crs.to_string(),
-        )
-    return ground_area(raster.crs, raster.transform, w / 2, h / 2)
+    centre = raster.transform * (w / 2, h / 2)
+    if raster.crs.is_projected and not map_scale(raster.crs, *centre).off_true_scale:
+        return ground_area(raster.crs, raster.transform, w / 2, h / 2)
+    rows = np.unique(np.linspace(0, h - 1, min(h, ROW_SAMPLES)).round())
+    areas = [ground_area(raster.crs, raster.transform, w / 2, float(r)) for r in rows]
+    out: NDArray[np.float64] = np.interp(np.arange(h, dtype=np.float64), rows, areas)
+    return out
 
 
 def write_change_cog(path: str | Path, mask: NDArray[np.bool_], magnitude: NDArray[np.float32], valid: NDArray[np.bool_], raster: Raster) -> None:  # fmt: skip

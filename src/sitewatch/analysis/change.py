@@ -55,6 +55,7 @@ __all__ = [
     "THRESHOLDS",
     "ChangeConfig",
     "ChangeResult",
+    "PixelArea",
     "change_polygons",
     "clean_mask",
     "common_bands",
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+PixelArea = float | NDArray[np.float64]
+"""Ground area of a pixel (m²): one for every pixel, or one per row."""
 
 METHODS: tuple[str, ...] = ("cva", "irmad", "pca_kmeans", "log_ratio", "ndvi", "ndbi", "bsi")
 THRESHOLDS: tuple[str, ...] = ("mad", "otsu", "kmeans", "chi2", "fixed")
@@ -326,15 +330,15 @@ def detect_change(
     config: ChangeConfig | None = None,
     nodata_before: float | None = None,
     nodata_after: float | None = None,
-    pixel_area_m2: float | None = None,
+    pixel_area_m2: PixelArea | None = None,
     chunks: int | None = None,
 ) -> ChangeResult:
     """Detect change between ``before`` and ``after`` ((band, y, x) arrays on one grid).
 
     ``bands`` names the bands (needed by the index methods; default ``b1, b2, ...``). Pixels that
     are NaN or equal to the image's nodata value in any band of either image are not analysed.
-    ``pixel_area_m2`` is needed for ``config.min_area_m2``. Dask inputs, or ``chunks=N``, run the
-    chunked path, whose output is the same as the in-memory one.
+    ``pixel_area_m2`` (one value, or one per row) is needed for ``config.min_area_m2``. Dask
+    inputs, or ``chunks=N``, run the chunked path, whose output is the same as the in-memory one.
     """
     config = config or ChangeConfig()
     band_names = (
@@ -620,11 +624,13 @@ def clean_mask(
     *,
     opening_radius: int = 0,
     min_area_m2: float = 0.0,
-    pixel_area_m2: float | None = None,
+    pixel_area_m2: PixelArea | None = None,
 ) -> NDArray[np.bool_]:
     """Morphological opening (disk of ``opening_radius`` px), then drop patches under ``min_area_m2``.
 
-    Patches are 8-connected. ``pixel_area_m2`` converts the minimum mapping unit to pixels.
+    Patches are 8-connected. ``pixel_area_m2`` converts the minimum mapping unit to pixels: one
+    area for every pixel, or one per row (a grid whose pixel area changes with latitude: a
+    patch's area is then the sum of its pixels' areas).
     """
     out = np.asarray(mask, dtype=bool)
     if opening_radius > 0:
@@ -632,16 +638,25 @@ def clean_mask(
 
         out = ndi.binary_opening(out, structure=disk(opening_radius))  # type: ignore[no-untyped-call]
     if min_area_m2 > 0:
-        if pixel_area_m2 is None or not pixel_area_m2 > 0:
+        area = None if pixel_area_m2 is None else np.asarray(pixel_area_m2, dtype=np.float64)
+        if area is None or not (area.size and bool(np.all(area > 0))):
             raise AnalysisError(
                 f"a minimum mapping unit of {min_area_m2} m² needs the pixel area: the image has "
                 "no usable georeferencing; give a georeferenced image or drop --min-area"
             )
-        min_pixels = math.ceil(min_area_m2 / pixel_area_m2)
+        if area.ndim and area.shape != (out.shape[0],):
+            raise AnalysisError(
+                f"pixel areas per row need one value for each of the mask's {out.shape[0]} rows, "
+                f"got {area.shape}"
+            )
         labels, n = ndi.label(out, structure=np.ones((3, 3), dtype=bool))
         if n:
-            sizes = np.bincount(labels.ravel())
-            keep = sizes >= min_pixels
+            if area.ndim:
+                weights = np.broadcast_to(area[:, None], out.shape).ravel()
+                keep = np.bincount(labels.ravel(), weights=weights) >= min_area_m2
+            else:
+                min_pixels = math.ceil(min_area_m2 / float(area))
+                keep = np.bincount(labels.ravel()) >= min_pixels
             keep[0] = False
             out = keep[labels]
     return out

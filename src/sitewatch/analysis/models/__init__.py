@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from ...errors import MissingExtraError
 
 if TYPE_CHECKING:
-    from ..change import ChangeResult
+    from ..change import ChangeResult, PixelArea
     from ..changeeval import LabelledPair
     from .changemodel import ChangeModel
     from .training import TrainConfig
@@ -103,7 +103,7 @@ def detect_with_model(
     bands: Sequence[str],
     opening_radius: int = 0,
     min_area_m2: float = 0.0,
-    pixel_area_m2: float | None = None,
+    pixel_area_m2: PixelArea | None = None,
 ) -> ChangeResult:
     """A :class:`~sitewatch.analysis.change.ChangeResult` from the model: the magnitude is the
     change probability, the mask is probability >= the model's threshold, then cleaned."""
