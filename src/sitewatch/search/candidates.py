@@ -25,6 +25,7 @@ from .tiles import TileGrid
 
 __all__ = [
     "RankedCandidate",
+    "candidates_at",
     "make_candidates",
     "non_max_suppression",
     "overlapping",
@@ -198,6 +199,13 @@ def make_candidates(
     """Ranked candidates from the tile scores of ``grid`` (NMS, then clusters)."""
     radius = grid.cells_per_tile - 1
     peaks = non_max_suppression(scores, top, radius, min_score)
+    return candidates_at(peaks, grid, cluster_distance_m)
+
+
+def candidates_at(
+    peaks: list[tuple[int, int, float]], grid: TileGrid, cluster_distance_m: float | None = None
+) -> list[RankedCandidate]:
+    """Ranked candidates (rank, footprint, cluster) of the tiles ``(row, col, score)``, in order."""
     if not peaks:
         return []
     labels = _cluster_labels([(r, c) for r, c, _ in peaks], grid, cluster_distance_m)

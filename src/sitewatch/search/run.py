@@ -104,7 +104,9 @@ from ..cluster import LOCAL_SCHEDULERS, connect
 from ..errors import AnalysisError, ImageryError, InputError, gdal_text
 from .candidates import (
     RankedCandidate,
+    candidates_at,
     make_candidates,
+    non_max_suppression,
     overlapping,
     reorder_candidates,
     suppress_overlaps,
@@ -682,15 +684,20 @@ def _with_match_peaks(
     (the second stage's cap): the pool's last candidates make room for the new positions."""
     # tiles without a single matching pixel (most of an image: the match is zero) are no peak
     tiny = float(np.finfo(np.float32).tiny)
-    peaks = make_candidates(match, grid, top=math.ceil(n_pool * MATCH_PEAKS), min_score=tiny)
+    top = math.ceil(n_pool * MATCH_PEAKS)
+    peaks = non_max_suppression(match, top, grid.cells_per_tile - 1, min_score=tiny)
     pool = cands[:n_pool]
     near = overlapping(grid, [(c.row, c.col) for c in pool])
     have = {(c.row, c.col) for c in pool}
-    extra = [
-        replace(c, score=float(scores[c.row, c.col]))
-        for c in peaks
-        if near[c.row, c.col] and (c.row, c.col) not in have and np.isfinite(scores[c.row, c.col])
-    ]
+    # a new position is ranked by the first stage's score at its tile, like the pool
+    extra = candidates_at(
+        [
+            (r, c, float(scores[r, c]))
+            for r, c, _ in peaks
+            if near[r, c] and (r, c) not in have and np.isfinite(scores[r, c])
+        ],
+        grid,
+    )
     keep = n_pool
     if limit is not None:
         extra = extra[:limit]
