@@ -181,9 +181,59 @@ def test_levels_keep_the_table_small() -> None:
     assert all(_levels(n) ** n <= LUT_MAX for n in range(1, 14))
     one = SpectralMatch((0.0,), (10.0,), np.array([0.0, 3.0], np.float32))
     assert one.levels == 2
-    with pytest.raises(AnalysisError, match="does not fit 2 bands"):
+    with pytest.raises(AnalysisError, match="does not fit 2 dimensions"):
         SpectralMatch((0.0, 0.0), (1.0, 1.0), np.zeros(8, np.float32))
     np.testing.assert_array_equal(one.pixel_scores(np.array([[[0, 4, 6, 99]]])), [[0, 0, 3, 3]])
+
+
+def test_more_than_four_bands_are_projected_before_the_table(tmp_path: Path) -> None:
+    """Eight bands, the roofs told from the sand by bands 5-8 alone (bands 1-4 are the sand's):
+    the table is built on four projected dimensions of 32 levels, not 8 bands of 5 levels."""
+    rng = np.random.default_rng(3)
+    size = 256
+    veg = (60, 150, 40, 50, 70, 90, 110, 60)
+    sand = (175, 165, 170, 175, 170, 172, 168, 174)
+    roof = (175, 165, 170, 175, 120, 215, 135, 205)
+    img = np.empty((8, size, size))
+    for b in range(8):
+        img[b, :, : size // 2], img[b, :, size // 2 :] = veg[b], sand[b]
+    bright = rng.normal(0.0, 20.0, (size, size))
+    img += bright[None] + rng.normal(0.0, 5.0, img.shape)
+    sites = [(40, 40), (120, 60), (200, 30), (50, 170), (130, 200), (210, 160), (90, 230)]
+    for r, c in sites:
+        for b in range(8):
+            img[b, r - 3 : r + 3, c - 3 : c + 3] = (
+                roof[b] + bright[r - 3 : r + 3, c - 3 : c + 3] + rng.normal(0.0, 5.0, (6, 6))
+            )
+    raw = np.clip(np.rint(img), 1, 255).astype(np.uint8)
+    path = tmp_path / "eight.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=size, height=size, count=8, dtype="uint8",
+        crs="EPSG:32652", transform=Affine(10.0, 0, 300_000.0, 0, -10.0, 4_300_000.0), nodata=0,
+        photometric="MINISBLACK",
+    ) as dst:  # fmt: skip
+        dst.write(raw)
+    examples = [(r + 0.5, c + 0.5) for r, c in (sites[0], sites[3], sites[4])]  # 2 on sand
+    with rasterio.open(path) as ds:
+        model = prepare_spectral(ds, tuple(range(1, 9)), examples, tile=4, seed=0)
+    assert model.n_bands == 8 and model.levels == 32 and model.lut.size == 32**4
+    assert model.summary()["dims"] == 4 and model.summary()["projected"] is True
+    score = model.pixel_scores(raw)
+    held_out = np.zeros(score.shape, dtype=bool)
+    roof_px = np.zeros(score.shape, dtype=bool)
+    for i, (r, c) in enumerate(sites):
+        roof_px[r - 3 : r + 3, c - 3 : c + 3] = True
+        if i in (1, 2, 5, 6):
+            held_out[r - 2 : r + 2, c - 2 : c + 2] = True
+    sand_px = ~roof_px
+    sand_px[:, : size // 2] = False
+    core = np.percentile(score[held_out], 10)
+    assert core > 2.0
+    assert np.percentile(score[sand_px], 99) < 0.5 * core
+    with pytest.raises(AnalysisError, match="fitted on 8 bands, got 4"):
+        model.pixel_scores(raw[:4])
+    with pytest.raises(AnalysisError, match="projection does not fit"):
+        SpectralMatch(model.low, model.high, model.lut, model.weights, None)
 
 
 def test_a_float_image_with_nan_and_no_nodata(tmp_path: Path) -> None:

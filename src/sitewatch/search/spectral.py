@@ -15,7 +15,8 @@ learns it from the examples, per pixel, as a few-shot classifier:
   pixel's sum, refitted once on the :data:`KEEP_SHARE` of example pixels it finds most
   site-like (multiple-instance learning: most pixels of an example window are ground).
 
-The classifier is then tabulated over the quantised band space (at most :data:`LUT_MAX`
+The classifier is then tabulated over the quantised band space (more than :data:`MAX_DIMS`
+bands are first projected to that many dimensions; at most :data:`LUT_MAX`
 entries), so that scoring an image is a table lookup per pixel, not a model evaluation: the
 search's speed is kept. A tile's descriptor is the mean over its pixels of the classifier's
 positive log-odds (capped at :data:`LOGIT_CAP`): pixels that look like the examples' materials
@@ -60,6 +61,9 @@ LUT_MAX = 1 << 20
 RANGE_SHARE = 1e-4
 """The model's band range leaves out this share of its pixels at each end (sensor glints)."""
 MAX_LEVELS = 32
+MAX_DIMS = 4
+"""More bands than this are projected to this many dimensions before the table (32 levels
+each): tabulated band by band, 13 Sentinel-2 bands would get 2 levels each."""
 _SHARE_EPS = 0.05
 
 
@@ -90,34 +94,50 @@ def _design(x: F32) -> F32:
 @dataclass(frozen=True)
 class SpectralMatch:
     """The tabulated per-pixel model: ``lut[q]`` is the capped positive log-odds of the bin ``q``
-    of the quantised bands (``levels`` per band between ``low`` and ``high``, row-major over the
-    bands). The range is the model's own, that of the pixels it was fitted on (nearly all of
-    them): the search's robust band stretch would fold the brightest pixels, where roofs and
-    concrete often lie, into one bin."""
+    of the quantised dimensions (``levels`` per dimension between ``low`` and ``high``,
+    row-major). The dimensions are the bands, or for more than :data:`MAX_DIMS` bands their
+    projection ``weights.T @ bands + bias`` (see :func:`_projection`). The range is the model's
+    own, that of the pixels it was fitted on (nearly all of them): the search's robust band
+    stretch would fold the brightest pixels, where roofs and concrete often lie, into one bin."""
 
     low: tuple[float, ...]
     high: tuple[float, ...]
     lut: F32
+    weights: F32 | None = None
+    """(bands, dims) of the projection, or None when the dimensions are the bands."""
+    bias: F32 | None = None
 
     def __post_init__(self) -> None:
-        if len(self.low) != len(self.high) or self.levels**self.n_bands != self.lut.size:
+        dims = len(self.low)
+        if len(self.high) != dims or self.levels**dims != self.lut.size:
             raise AnalysisError(
-                f"a spectral table of {self.lut.size} bins does not fit {len(self.low)} bands"
+                f"a spectral table of {self.lut.size} bins does not fit {dims} dimensions"
             )
+        if self.weights is not None and (
+            self.weights.ndim != 2
+            or self.weights.shape[1] != dims
+            or self.bias is None
+            or self.bias.shape != (dims,)
+        ):
+            raise AnalysisError(f"a spectral projection does not fit {dims} dimensions")
 
     @property
     def n_bands(self) -> int:
         """Bands the model was fitted on."""
-        return len(self.low)
+        return int(self.weights.shape[0]) if self.weights is not None else len(self.low)
 
     @property
     def levels(self) -> int:
-        """Quantisation levels per band."""
-        return round(math.pow(self.lut.size, 1.0 / self.n_bands))
+        """Quantisation levels per dimension."""
+        return round(math.pow(self.lut.size, 1.0 / len(self.low)))
 
     def normalise(self, raw: NDArray[np.generic]) -> F32:
-        """Band values (bands, ...) scaled to 0..1 over the model's range."""
-        return _normalise(raw, self.low, self.high)
+        """Band values (bands, ...) as the model's dimensions scaled to 0..1 over its range."""
+        if self.weights is None or self.bias is None:
+            return _normalise(raw, self.low, self.high)
+        flat = raw.reshape(raw.shape[0], -1).astype(np.float32)
+        proj = (self.weights.T @ flat + self.bias[:, None]).reshape((-1, *raw.shape[1:]))
+        return _normalise(proj, self.low, self.high)
 
     def names(self) -> list[str]:
         """The descriptor it adds."""
@@ -132,7 +152,7 @@ class SpectralMatch:
         norm = np.nan_to_num(self.normalise(raw), nan=0.0, posinf=1.0, neginf=0.0)
         L = self.levels
         idx = np.zeros(norm.shape[1:], dtype=np.int64)
-        for b in range(self.n_bands):
+        for b in range(norm.shape[0]):
             q = np.clip(norm[b] * L, 0, L - 1).astype(np.int64)
             idx *= L
             idx += q
@@ -168,6 +188,8 @@ class SpectralMatch:
         """What the run reports about the model."""
         return {
             "bands": self.n_bands,
+            "dims": len(self.low),
+            "projected": self.weights is not None,
             "levels": self.levels,
             "matching_bins": int((self.lut > 0.0).sum()),
             "bins": int(self.lut.size),
@@ -211,6 +233,23 @@ def _finite(pixels: F32) -> F32:
     return out
 
 
+def _projection(pos: NDArray[np.floating], neg: NDArray[np.floating], dims: int) -> F32:
+    """(bands, dims) orthonormal directions for normalised pixels (n, bands): the direction that
+    best separates the example pixels from the ground (Fisher's discriminant, ridge-regularised),
+    then the main directions of variance of all pixels orthogonal to it (principal components)."""
+    every = np.vstack([pos, neg]).astype(np.float64)
+    n_bands = every.shape[1]
+    within = np.cov(pos, rowvar=False) + np.cov(neg, rowvar=False)
+    within += np.eye(n_bands) * (1e-3 * np.trace(within) / n_bands + 1e-9)
+    fisher = np.linalg.solve(within, pos.mean(axis=0) - neg.mean(axis=0))
+    fisher /= np.linalg.norm(fisher) or 1.0
+    rest = every - every.mean(axis=0)
+    rest -= np.outer(rest @ fisher, fisher)
+    _, _, vt = np.linalg.svd(rest, full_matrices=False)
+    out: F32 = np.column_stack([fisher, vt[: dims - 1].T]).astype(np.float32)
+    return out
+
+
 def _fit(pos: F32, neg: F32, neg_w: F64, seed: int) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -250,6 +289,16 @@ def prepare_spectral(
             f"too few valid pixels for the spectral model ({len(pos)} at the examples, "
             f"{len(bg)} in the background); check the examples and the image's nodata"
         )
+    weights = bias = None
+    if pos.shape[1] > MAX_DIMS:
+        # on the bands scaled by their range, then folded into one affine map of the raw bands
+        b_low = np.quantile(np.vstack([pos, ring, bg]), RANGE_SHARE, axis=0)
+        b_high = np.quantile(np.vstack([pos, ring, bg]), 1.0 - RANGE_SHARE, axis=0)
+        span = np.where(b_high > b_low, b_high - b_low, 1.0)
+        unit = _projection((pos - b_low) / span, (np.vstack([bg, ring]) - b_low) / span, MAX_DIMS)
+        weights = (unit / span[:, None]).astype(np.float32)
+        bias = (-(b_low / span) @ unit).astype(np.float32)
+        pos, ring, bg = ((a @ weights + bias).astype(np.float32) for a in (pos, ring, bg))
     every = np.vstack([pos, ring, bg])
     low = tuple(float(v) for v in np.quantile(every, RANGE_SHARE, axis=0))
     high = tuple(float(v) for v in np.quantile(every, 1.0 - RANGE_SHARE, axis=0))
@@ -260,14 +309,14 @@ def prepare_spectral(
     p = clf.predict_proba(_design(pos))[:, 1]
     keep = p >= np.quantile(p, 1.0 - KEEP_SHARE)
     clf = _fit(pos[keep], neg, neg_w, seed)
-    n_bands = pos.shape[1]
-    L = _levels(n_bands)
+    dims = pos.shape[1]
+    L = _levels(dims)
     centres = ((np.arange(L) + 0.5) / L).astype(np.float32)
-    bins = np.stack(np.meshgrid(*([centres] * n_bands), indexing="ij"), axis=-1)
-    prob = clf.predict_proba(_design(bins.reshape(-1, n_bands)))[:, 1]
+    bins = np.stack(np.meshgrid(*([centres] * dims), indexing="ij"), axis=-1)
+    prob = clf.predict_proba(_design(bins.reshape(-1, dims)))[:, 1]
     prob = np.clip(prob, 1e-9, 1.0 - 1e-9)
     lut = np.clip(np.log(prob / (1.0 - prob)), 0.0, LOGIT_CAP).astype(np.float32)
-    model = SpectralMatch(low, high, lut)
+    model = SpectralMatch(low, high, lut, weights, bias)
     logger.info("spectral model: %s", model.summary())
     return model
 
