@@ -292,8 +292,8 @@ def prepare_spectral(
     weights = bias = None
     if pos.shape[1] > MAX_DIMS:
         # on the bands scaled by their range, then folded into one affine map of the raw bands
-        b_low = np.quantile(np.vstack([pos, ring, bg]), RANGE_SHARE, axis=0)
-        b_high = np.quantile(np.vstack([pos, ring, bg]), 1.0 - RANGE_SHARE, axis=0)
+        pixels = np.vstack([pos, ring, bg])
+        b_low, b_high = np.quantile(pixels, [RANGE_SHARE, 1.0 - RANGE_SHARE], axis=0)
         span = np.where(b_high > b_low, b_high - b_low, 1.0)
         unit = _projection((pos - b_low) / span, (np.vstack([bg, ring]) - b_low) / span, MAX_DIMS)
         weights = (unit / span[:, None]).astype(np.float32)
