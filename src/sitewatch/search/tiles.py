@@ -37,24 +37,6 @@ from ..errors import ImageryError, InputError, gdal_text
 from ..files import write_text
 from ..geo import pixel_area_m2
 
-_T = TypeVar("_T")
-_QUIET = threading.Lock()
-
-
-def shadow_quiet(dataset: DatasetReader, read: Callable[[], _T]) -> _T:
-    """``read()`` (a mask or masked read of ``dataset``) without rasterio's NodataShadowWarning,
-    which a dataset whose nodata value shadows an alpha band (4 uint8 bands written as RGBA)
-    raises on every mask read: its masks come from the nodata value, as wanted.
-    ``warnings.catch_warnings`` changes process-wide state and is not thread-safe (one block
-    task leaving it restores the filters under another), so only such datasets take it, one
-    thread at a time; others read without it."""
-    if dataset.nodata is None or ColorInterp.alpha not in dataset.colorinterp:
-        return read()
-    with _QUIET, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NodataShadowWarning)
-        return read()
-
-
 __all__ = [
     "TILE_M",
     "Block",
@@ -64,6 +46,7 @@ __all__ = [
     "default_tile",
     "iter_blocks",
     "iter_tiles",
+    "shadow_quiet",
     "valid_mask",
 ]
 
@@ -237,6 +220,24 @@ def default_tile(dataset: DatasetReader, metres: float = TILE_M) -> int:
 def iter_blocks(grid: TileGrid, block_tiles: int) -> Iterator[Block]:
     """Blocks of the grid, lazily."""
     yield from grid.blocks(block_tiles)
+
+
+_T = TypeVar("_T")
+_QUIET = threading.Lock()
+
+
+def shadow_quiet(dataset: DatasetReader, read: Callable[[], _T]) -> _T:
+    """``read()`` (a mask or masked read of ``dataset``) without rasterio's NodataShadowWarning,
+    which a dataset whose nodata value shadows an alpha band (4 uint8 bands written as RGBA)
+    raises on every mask read: its masks come from the nodata value, as wanted.
+    ``warnings.catch_warnings`` changes process-wide state and is not thread-safe (one block
+    task leaving it restores the filters under another), so only such datasets take it, one
+    thread at a time; others read without it."""
+    if dataset.nodata is None or ColorInterp.alpha not in dataset.colorinterp:
+        return read()
+    with _QUIET, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        return read()
 
 
 def valid_mask(dataset: DatasetReader, window: Window) -> NDArray[np.bool_]:
