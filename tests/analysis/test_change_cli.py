@@ -184,6 +184,36 @@ def test_eval_oscd_one_city(sw: Any, shared_data: Path) -> None:
     assert r.code == 2 and "no city in ' , '" in r.err  # not silently every city
 
 
+def test_eval_oscd_coregisters_each_city_unless_told_not_to(sw: Any, tmp_path: Path) -> None:
+    """The OSCD per-band files are not registered (the labels were drawn on registered pairs):
+    the loader moves AFTER onto BEFORE, reports the shift per city, and scores better for it."""
+    from scipy import ndimage
+
+    before, after, truth = make_pair(128)
+    moved = ndimage.shift(after.astype(np.float64), (0, 1.5, -1.0), order=1, mode="nearest")
+    city = tmp_path / "oscd" / "lyon"
+    for folder, img in (("imgs_1", before), ("imgs_2", np.rint(moved).astype(np.uint16))):
+        (city / folder).mkdir(parents=True)
+        for i, band in enumerate(BANDS):
+            write_tif(city / folder / f"T31_{band}.tif", img[i : i + 1], names=(band,))
+    (city / "cm").mkdir()
+    write_tif(city / "cm" / "lyon-cm.tif", (1 + truth).astype(np.uint8)[None], names=("cm",))
+    f1 = {}
+    for flag in ("--coregister", "--no-coregister"):
+        r = sw("change", "eval-oscd", str(tmp_path / "oscd"), flag, "--json")
+        assert r.code == 0, r.err
+        item = json.loads(r.out)["per_item"]["lyon"]
+        f1[flag] = item["f1"]
+        if flag == "--coregister":
+            reg = item["coregistration"]
+            assert reg["corrected"] and reg["band"] == "B08"
+            assert reg["dy_px"] == pytest.approx(-1.5, abs=0.2)
+            assert reg["dx_px"] == pytest.approx(1.0, abs=0.2)
+        else:
+            assert "coregistration" not in item
+    assert f1["--coregister"] > 0.85 and f1["--coregister"] > f1["--no-coregister"] + 0.05, f1
+
+
 def test_oscd_folder_with_an_incomplete_city_names_what_it_lacks(
     sw: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -305,6 +335,35 @@ def test_detect_measures_and_corrects_misregistration(sw: Any, tmp_path: Path) -
         scores[bool(flag)] = 2 * tp / (mask.sum() + truth.sum())
     # edges of the shifted texture no longer show as change
     assert scores[True] > 0.85 and scores[True] > scores[False] + 0.05, scores
+
+
+def test_coregistration_leaves_implausible_shifts_alone(caplog: pytest.LogCaptureFixture) -> None:
+    """A shift beyond what co-registration corrects, or one that does not make the images more
+    alike (phase correlation locked onto a changed scene), is reported and not applied."""
+    from scipy import ndimage
+
+    from sitewatch.analysis._changeio import Raster, coregister_pair
+    from sitewatch.imagery.coregister import register_stack
+
+    before, after, _ = make_pair(128)
+    t = from_origin(*ORIGIN, 10.0, 10.0)
+    b = Raster(before.astype(np.float32), BANDS, rasterio.CRS.from_epsg(32652), t, None)
+    far = ndimage.shift(after.astype(np.float32), (0, 5.0, 4.0), order=1, mode="nearest")
+    with caplog.at_level("WARNING"):
+        out, rep = coregister_pair(b, Raster(far, BANDS, b.crs, t, None))
+    assert rep["dy_px"] == pytest.approx(-5.0, abs=0.2) and rep["dx_px"] == pytest.approx(
+        -4.0, abs=0.2
+    )
+    assert rep["rejected"] and not rep["corrected"] and np.array_equal(out.data, far)
+    assert "beyond the 3 px" in caplog.text and "beyond the 3 px" in rep["reason"]
+    # a wholly different scene: whatever shift is measured does not make AFTER more like BEFORE
+    other = np.random.default_rng(3).normal(1000, 100, before.shape).astype(np.float32)
+    moved, rep = register_stack(b.data, other, BANDS, max_shift_px=1e9)
+    assert moved is None and rep["rejected"] and rep["correlation_after"] < 0.2
+    # within reach, it is applied (and raises the correlation)
+    near = ndimage.shift(after.astype(np.float32), (0, 1.0, -0.5), order=1, mode="nearest")
+    out, rep = coregister_pair(b, Raster(near, BANDS, b.crs, t, None))
+    assert rep["corrected"] and rep["correlation_after"] > rep["correlation_before"]
 
 
 def test_detect_checks_both_outputs_before_the_work(sw: Any, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Images are multi-band rasters or folders of single-band files (``*_B02.tif`` ...); bands at a coarser
 resolution (Sentinel-2 B11/B12 at 20 m) are resampled onto the grid of the finest band. AFTER is
-reprojected onto BEFORE's grid when the grids differ, with a warning.
+reprojected onto BEFORE's grid when the grids differ, with a warning, and can then be moved onto
+BEFORE by the sub-pixel shift that phase correlation measures (:func:`coregister_pair`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = [
     "Raster",
     "align_pair",
     "band_name_of",
+    "coregister_pair",
+    "nan_nodata",
     "pixel_area_m2",
     "read_image",
     "write_change_cog",
@@ -191,6 +194,62 @@ def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
             "AFTER does not overlap BEFORE at all once reprojected: check the two images"
         )
     return before, Raster(out, bands, before.crs, before.transform, None)
+
+
+MISREGISTERED_PX = 0.5
+"""A measured shift longer than this (pixels) is warned of when it is not corrected."""
+
+
+def nan_nodata(data: NDArray[Any], nodata: float | None) -> NDArray[np.float32]:
+    """``data`` as float32 with NaN where it equals ``nodata``."""
+    out = np.asarray(data, dtype=np.float32)
+    if nodata is not None:
+        out = np.where(data == nodata, np.float32(np.nan), out)
+    return out
+
+
+def coregister_pair(
+    before: Raster, after: Raster, *, correct: bool = True
+) -> tuple[Raster, dict[str, Any]]:
+    """Measure how far AFTER (on BEFORE's grid) is off BEFORE and, with ``correct``, move it by
+    that sub-pixel shift when the shift is plausible
+    (:func:`~sitewatch.imagery.coregister.register_stack`: phase correlation of the NIR band,
+    at most 3 px, and the images more alike once moved; bilinear, pixels shifted in from
+    outside become NaN).
+
+    Returns AFTER (moved or not) and the JSON-ready report of ``register_stack`` plus
+    ``corrected``. An uncorrected shift over :data:`MISREGISTERED_PX` is warned of, as edges
+    then show as change; a shift that cannot be measured, or is rejected, is warned of and left
+    alone.
+    """
+    from ..errors import AnalysisError
+    from ..imagery.coregister import register_stack
+
+    try:
+        moved, report = register_stack(
+            before.data, after.data, before.bands, nodata=(before.nodata, after.nodata)
+        )
+    except AnalysisError as exc:
+        logger.warning("co-registration not measured: %s", exc)
+        return after, {"measured": False, "reason": str(exc), "corrected": False}
+    dy, dx, size = report["dy_px"], report["dx_px"], report["magnitude_px"]
+    report["corrected"] = False
+    if moved is None:
+        logger.warning(
+            "AFTER measures %.2f px down and %.2f right of BEFORE, left as it is: %s",
+            dy, dx, report["reason"],
+        )  # fmt: skip
+    elif correct:
+        after = replace(after, data=moved, nodata=None)
+        report["corrected"] = True
+        logger.info("moved AFTER by %.2f px (%.2f down, %.2f right) onto BEFORE", size, dy, dx)
+    elif size > MISREGISTERED_PX:
+        logger.warning(
+            "AFTER is misregistered by %.2f px (%.2f down, %.2f right) against BEFORE: edges will "
+            "show as change; co-register the pair (--coregister) to correct it",
+            size, dy, dx,
+        )  # fmt: skip
+    return after, report
 
 
 ROW_SAMPLES = 129

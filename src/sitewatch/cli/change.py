@@ -114,7 +114,14 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     """Detect change between BEFORE and AFTER: multi-band files, folders of per-band files, or
     the item or scene ids of chips in the archive (``sitewatch imagery ls SITE``; with --site,
     that site's chips; their no-data and cloud pixels are left out)."""
-    from ..analysis._changeio import align_pair, pixel_area_m2, write_change_cog, write_geojson
+    from ..analysis._changeio import (
+        align_pair,
+        coregister_pair,
+        nan_nodata,
+        pixel_area_m2,
+        write_change_cog,
+        write_geojson,
+    )
     from ..analysis.change import change_polygons, detect_change
     from ..files import check_writable
 
@@ -141,13 +148,13 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
         with open_catalog() as cat:
             cat.get_site(site_id)
     img0, img1 = align_pair(raw0, raw1)
-    img1, registration = _coregistration(img0, img1, coregister)
+    img1, registration = coregister_pair(img0, img1, correct=coregister)
     h, w = img0.shape
     if model is not None:
         from ..analysis.models import detect_with_model
 
         result = detect_with_model(
-            model, _nan_nodata(img0.data, img0.nodata), _nan_nodata(img1.data, img1.nodata),
+            model, nan_nodata(img0.data, img0.nodata), nan_nodata(img1.data, img1.nodata),
             bands=img0.bands,
             opening_radius=config.opening_radius, min_area_m2=min_area,
             pixel_area_m2=pixel_area_m2(img0) if min_area > 0 else None,
@@ -220,51 +227,6 @@ def _image(ref: str, site_id: str | None, bands: tuple[str, ...] | None) -> tupl
     return replace(raster, data=data, nodata=None), chip.datetime
 
 
-_MISREGISTERED_PX = 0.5
-
-
-def _coregistration(img0: Any, img1: Any, correct: bool) -> tuple[Any, dict[str, Any]]:
-    """Measure how far AFTER is off BEFORE (:func:`~sitewatch.imagery.coregister.stack_shift`);
-    warn past half a pixel; with ``correct``, move AFTER by it."""
-    import math
-    from dataclasses import replace
-
-    from ..errors import AnalysisError
-    from ..imagery.coregister import shift_layers, stack_shift
-
-    try:
-        dy, dx, band = stack_shift(
-            img0.data, img1.data, img0.bands, nodata=(img0.nodata, img1.nodata)
-        )
-    except AnalysisError as exc:
-        logger.warning("co-registration not measured: %s", exc)
-        return img1, {"measured": False, "reason": str(exc), "corrected": False}
-    size = math.hypot(dx, dy)
-    report = {"measured": True, "band": band, "dy_px": round(dy, 3), "dx_px": round(dx, 3),
-              "magnitude_px": round(size, 3), "corrected": correct}  # fmt: skip
-    if correct:
-        img1 = replace(
-            img1, data=shift_layers(_nan_nodata(img1.data, img1.nodata), dy, dx), nodata=None
-        )
-    elif size > _MISREGISTERED_PX:
-        logger.warning(
-            "AFTER is misregistered by %.2f px (%.2f down, %.2f right) against BEFORE: edges will "
-            "show as change; add --coregister to correct it",
-            size, dy, dx,
-        )  # fmt: skip
-    return img1, report
-
-
-def _nan_nodata(data: Any, nodata: float | None) -> Any:
-    """``data`` as float32 with NaN where it equals ``nodata``."""
-    import numpy as np
-
-    out = np.asarray(data, dtype=np.float32)
-    if nodata is not None:
-        out = np.where(data == nodata, np.float32(np.nan), out)
-    return out
-
-
 def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, Any]], summary: dict[str, Any]) -> str:  # fmt: skip
     import numpy as np
     from shapely.geometry import shape
@@ -325,19 +287,35 @@ def _describe(res: dict[str, Any], config: Any, model: Any, path: str | None) ->
     return f"model {path}"
 
 
+def _coregister_option(default: bool) -> Callable[[F], F]:
+    """``--coregister/--no-coregister``: move each pair's second image onto its first."""
+    why = (
+        "on by default: the OSCD labels were drawn on registered pairs, and its per-band files "
+        "are up to 1.4 px apart"
+        if default
+        else "these benchmarks come registered"
+    )
+    return click.option(
+        "--coregister/--no-coregister", default=default, show_default=True,
+        help=f"Move each second image onto the first by the sub-pixel shift phase correlation "
+             f"measures ({why}).",
+    )  # fmt: skip
+
+
 @change.command("eval-oscd")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 @click.option("--cities", default=None, help="Comma-separated cities (default: all labelled ones).")
+@_coregister_option(True)
 @_method_options
 @json_option
-def eval_oscd(root: str, cities: str | None, as_json: bool, **kw: Any) -> None:
+def eval_oscd(root: str, cities: str | None, coregister: bool, as_json: bool, **kw: Any) -> None:
     """Score a method on the OSCD cities under ROOT: per city and pooled P, R, F1, IoU, kappa."""
     from ..analysis.changeeval import evaluate, iter_oscd
 
     config = _config(kw)
     names = _city_names(cities)
     model = _load_model(kw)
-    res = evaluate(iter_oscd(root, names), _detector(config, model))
+    res = evaluate(iter_oscd(root, names, coregister=coregister), _detector(config, model))
     title = _describe(res, config, model, kw.get("model"))
     if as_json:
         echo_json(res)
@@ -347,15 +325,16 @@ def eval_oscd(root: str, cities: str | None, as_json: bool, **kw: Any) -> None:
 
 @change.command("eval-pairs")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
+@_coregister_option(False)
 @_method_options
 @json_option
-def eval_pairs(root: str, as_json: bool, **kw: Any) -> None:
+def eval_pairs(root: str, coregister: bool, as_json: bool, **kw: Any) -> None:
     """Score a method on labelled A/B/label pairs (LEVIR-CD, SZTAKI layouts) under ROOT."""
     from ..analysis.changeeval import evaluate, iter_pairs
 
     config = _config(kw)
     model = _load_model(kw)
-    res = evaluate(iter_pairs(root), _detector(config, model))
+    res = evaluate(iter_pairs(root, coregister=coregister), _detector(config, model))
     title = _describe(res, config, model, kw.get("model"))
     if as_json:
         echo_json(res)
@@ -423,12 +402,12 @@ def _city_names(cities: str | None) -> list[str] | None:
     return names
 
 
-def _load_cities(root: str, cities: str | None) -> list[Any]:
+def _load_cities(root: str, cities: str | None, coregister: bool) -> list[Any]:
     from ..analysis.changeeval import iter_oscd
 
     names = _city_names(cities)
     err_console().print("loading OSCD cities", highlight=False)
-    return list(iter_oscd(root, names))
+    return list(iter_oscd(root, names, coregister=coregister))
 
 
 def _bar(enabled: bool) -> Any:
@@ -445,14 +424,15 @@ def _bar(enabled: bool) -> Any:
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
               help="Weights file to write (its description goes to OUTPUT.json).")  # fmt: skip
 @click.option("--cities", default=None, help="Comma-separated cities (default: all labelled ones).")
+@_coregister_option(True)
 @_train_options
 @json_option
-def train_oscd(root: str, output: str, cities: str | None, as_json: bool, **kw: Any) -> None:
+def train_oscd(root: str, output: str, cities: str | None, coregister: bool, as_json: bool, **kw: Any) -> None:  # fmt: skip
     """Train the learned change model (Siamese U-Net, CPU) on the OSCD cities under ROOT."""
     from ..analysis.models import train_change_model
 
     config = _train_config(kw)
-    pairs = _load_cities(root, cities)
+    pairs = _load_cities(root, cities, coregister)
     with _bar(True) as bar:
         task = bar.add_task("training", total=1.0, msg="")
         model = train_change_model(
@@ -476,14 +456,15 @@ def train_oscd(root: str, output: str, cities: str | None, as_json: bool, **kw: 
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Folds: fold i tests on the sorted cities i, i+folds, ... and trains on the rest.")  # fmt: skip
 @click.option("--cities", default=None, help="Comma-separated cities (default: all labelled ones).")
+@_coregister_option(True)
 @_train_options
 @json_option
-def cv_oscd(root: str, folds: int, cities: str | None, as_json: bool, **kw: Any) -> None:
+def cv_oscd(root: str, folds: int, cities: str | None, coregister: bool, as_json: bool, **kw: Any) -> None:  # fmt: skip
     """Leave-cities-out cross-validation of the learned model on OSCD: per city and pooled scores."""
     from ..analysis.models import cross_validate
 
     config = _train_config(kw)
-    pairs = _load_cities(root, cities)
+    pairs = _load_cities(root, cities, coregister)
     with _bar(True) as bar:
         tasks: dict[int, Any] = {}
 

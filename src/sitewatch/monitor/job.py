@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -318,21 +317,28 @@ def _registered(
     before: np.ndarray, after: np.ndarray, bands: Sequence[str]
 ) -> tuple[np.ndarray, float | None]:
     """AFTER, moved onto BEFORE when phase correlation finds it over :data:`MISREGISTERED_PX`
-    off (chips of different scenes carry their own geolocation errors), and the shift in pixels
-    (None when too little of the chips is clear to measure it)."""
+    off (chips of different scenes carry their own geolocation errors) and the shift is plausible
+    (:func:`~sitewatch.imagery.coregister.register_stack`: a site being built over can pull the
+    measurement onto the change itself), and the measured shift in pixels (None when too little
+    of the chips is clear to measure it)."""
     from ..errors import AnalysisError
-    from ..imagery.coregister import shift_layers, stack_shift
+    from ..imagery.coregister import register_stack
 
     try:
-        dy, dx, _ = stack_shift(before, after, bands)
+        moved, report = register_stack(before, after, bands)
     except AnalysisError as exc:
         log.info("co-registration not measured: %s", exc)
         return after, None
-    size = math.hypot(dy, dx)
+    size = float(report["magnitude_px"])
     if size <= MISREGISTERED_PX:
-        return after, round(size, 3)
-    log.info("moving a chip by %.2f px (%.2f down, %.2f right) onto its predecessor", size, dy, dx)
-    return shift_layers(after, dy, dx), round(size, 3)
+        return after, size
+    if moved is None:
+        log.warning("a chip measures %.2f px off its predecessor, left as it is: %s", size,
+                    report["reason"])  # fmt: skip
+        return after, size
+    log.info("moving a chip by %.2f px (%.2f down, %.2f right) onto its predecessor", size,
+             report["dy_px"], report["dx_px"])  # fmt: skip
+    return moved, size
 
 
 def _alert(
