@@ -360,6 +360,8 @@ def test_coregistration_leaves_implausible_shifts_alone(caplog: pytest.LogCaptur
     other = np.random.default_rng(3).normal(1000, 100, before.shape).astype(np.float32)
     moved, rep = register_stack(b.data, other, BANDS, max_shift_px=1e9)
     assert moved is None and rep["rejected"] and rep["correlation_after"] < 0.2
+    same, rep = register_stack(b.data, b.data, BANDS)  # nothing to move: not a rejection
+    assert same is not None and not rep["rejected"] and rep["magnitude_px"] == 0
     # within reach, it is applied (and raises the correlation)
     near = ndimage.shift(after.astype(np.float32), (0, 1.0, -0.5), order=1, mode="nearest")
     out, rep = coregister_pair(b, Raster(near, BANDS, b.crs, t, None))

@@ -475,6 +475,8 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     assert r.code == 0, r.err
     res = json.loads(r.out)
     assert set(res["per_item"]) == {"alpha", "beta"}
+    moved = [k for k, v in sorted(res["per_item"].items()) if v["coregistration"]["corrected"]]
+    assert out["training"]["coregistered"] == moved  # the same measurement in training
     assert res["model"]["bands"] == list(BANDS)
     pooled = res["pooled"]
     assert pooled["tp"] + pooled["fp"] + pooled["fn"] + pooled["tn"] == 2 * 48 * 48

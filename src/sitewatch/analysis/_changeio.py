@@ -235,7 +235,8 @@ def coregister_pair(
     dy, dx, size = report["dy_px"], report["dx_px"], report["magnitude_px"]
     report["corrected"] = False
     if moved is None:
-        logger.warning(
+        logger.log(
+            logging.WARNING if size > MISREGISTERED_PX else logging.INFO,
             "AFTER measures %.2f px down and %.2f right of BEFORE, left as it is: %s",
             dy, dx, report["reason"],
         )  # fmt: skip

@@ -160,7 +160,7 @@ def load_oscd_city(root: str | Path, city: str, *, coregister: bool = True) -> L
     correlation measures: the labels were drawn on pairs the dataset's authors registered (its
     ``imgs_*_rect`` folders), while the per-band files of ``imgs_1``/``imgs_2`` are the tiles as
     downloaded, up to 1.4 px apart (abudhabi). Moving AFTER raised the unsupervised method's
-    pooled F1 on the 10 labelled cities from 0.326 to 0.340 (abudhabi 0.26 -> 0.31).
+    pooled F1 on the 10 labelled cities from 0.326 to 0.339 (abudhabi 0.26 -> 0.31).
     """
     base = Path(root) / city
     if not base.is_dir():

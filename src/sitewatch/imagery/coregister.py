@@ -221,6 +221,8 @@ def register_stack(
             "both images' georeferencing, or the scene changed too much to measure it",
         )
         return None, report
+    if size == 0:
+        return mov, report
     r0 = _correlation(ref, mov[k])
     moved = shift_layers(mov, dy, dx)
     r1 = _correlation(ref, moved[k])

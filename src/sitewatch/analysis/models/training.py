@@ -395,6 +395,7 @@ def train_change_model(
     train_info: dict[str, Any] = {
         **asdict(config),
         "pairs": [p.name for p in pairs],
+        "coregistered": [p.name for p in pairs if (p.registration or {}).get("corrected")],
         "steps": step,
         "epochs_done": round(step / steps_per_epoch, 2),
         "seconds": round(elapsed, 1),
