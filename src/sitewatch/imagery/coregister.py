@@ -184,6 +184,7 @@ def register_stack(
     nodata: tuple[float | None, float | None] = (None, None),
     max_shift_px: float = MAX_SHIFT_PX,
     min_correlation: float = MIN_CORRELATION,
+    min_shift_px: float = 0.0,
 ) -> tuple[NDArray[np.float32] | None, dict[str, Any]]:
     """Measure the shift of (band, y, x) ``moving`` against ``reference`` on one grid
     (:func:`stack_shift`) and move it (:func:`shift_layers`) if the shift is plausible.
@@ -191,7 +192,8 @@ def register_stack(
     A shift is accepted when it is at most ``max_shift_px`` long and makes the images more alike:
     the measured band's correlation rises, to at least ``min_correlation``. Where most of a scene
     changed, phase correlation can lock onto the change and return tens of pixels; moving the
-    image by that would be a silent wrong answer.
+    image by that would be a silent wrong answer. A shift of at most ``min_shift_px`` is not worth
+    moving: ``moving`` comes back unmoved (as float32), not rejected.
 
     Returns the moved stack (float32; NaN where ``nodata`` was or where pixels came in from
     outside), or None when the shift is rejected, and a JSON-ready report: ``measured``,
@@ -221,7 +223,7 @@ def register_stack(
             "both images' georeferencing, or the scene changed too much to measure it",
         )
         return None, report
-    if size == 0:
+    if size <= min_shift_px:
         return mov, report
     r0 = _correlation(ref, mov[k])
     moved = shift_layers(mov, dy, dx)

@@ -325,7 +325,7 @@ def _registered(
     from ..imagery.coregister import register_stack
 
     try:
-        moved, report = register_stack(before, after, bands)
+        moved, report = register_stack(before, after, bands, min_shift_px=MISREGISTERED_PX)
     except AnalysisError as exc:
         log.info("co-registration not measured: %s", exc)
         return after, None

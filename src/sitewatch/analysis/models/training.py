@@ -14,6 +14,11 @@ cities swing widely with the initialisation, bordeaux 0.07 to 0.30; with seeded 
 the run is reproducible: 0.325, folds 0.22 / 0.47 / 0.38 / 0.51 / 0.08), none of these beat the
 defaults beyond that spread, so they stay options, off:
 
+* the OSCD pairs co-registered on loading (session 15, now the default of ``iter_oscd``): the
+  defaults scored pooled F1 0.364 (folds 0.35 / 0.44 / 0.38 / 0.46 / 0.10) and, seed 10, 0.351,
+  against 0.325 for the seeded run without; inside the spread of the seeds. Four levels
+  (``widths=(16, 32, 64, 128)``, the original FC-Siam-diff depth): 0.358 without co-registration,
+  0.336 and 0.337 (seeds 0 and 10) with it.
 * a seed ensemble (``bench/change_sweep.py``, the cities stored at 2-DN steps, 1 thread): three
   seeds scored pooled F1 0.361 / 0.329 / 0.343 alone, and the mean of their probabilities 0.351
   (two of them 0.360), inside the spread of the seeds themselves. The seeds' spread (0.03
