@@ -361,7 +361,15 @@ def test_coregistration_leaves_implausible_shifts_alone(caplog: pytest.LogCaptur
     moved, rep = register_stack(b.data, other, BANDS, max_shift_px=1e9)
     assert moved is None and rep["rejected"] and rep["correlation_after"] < 0.2
     same, rep = register_stack(b.data, b.data, BANDS)  # nothing to move: not a rejection
-    assert same is not None and not rep["rejected"] and rep["magnitude_px"] == 0
+    assert same is None and not rep["rejected"] and rep["magnitude_px"] == 0
+    # measuring only (apply=False) checks the shift but moves nothing
+    near = ndimage.shift(after.astype(np.float32), (0, 1.0, -0.5), order=1, mode="nearest")
+    none, rep = register_stack(b.data, near, BANDS, apply=False)
+    assert (
+        none is None
+        and not rep["rejected"]
+        and rep["correlation_after"] > rep["correlation_before"]
+    )
     # within reach, it is applied (and raises the correlation)
     near = ndimage.shift(after.astype(np.float32), (0, 1.0, -0.5), order=1, mode="nearest")
     out, rep = coregister_pair(b, Raster(near, BANDS, b.crs, t, None))

@@ -217,30 +217,31 @@ def coregister_pair(
     at most 3 px, and the images more alike once moved; bilinear, pixels shifted in from
     outside become NaN).
 
-    Returns AFTER (moved or not) and the JSON-ready report of ``register_stack`` plus
-    ``corrected``. An uncorrected shift over :data:`MISREGISTERED_PX` is warned of, as edges
-    then show as change; a shift that cannot be measured, or is rejected, is warned of and left
-    alone.
+    Without ``correct`` only the measured band's central window is copied and moved. Returns
+    AFTER (moved or not) and the JSON-ready report of ``register_stack`` plus ``corrected``. An
+    uncorrected shift over :data:`MISREGISTERED_PX` is warned of, as edges then show as change;
+    a shift that cannot be measured, or is rejected, is warned of and left alone.
     """
     from ..errors import AnalysisError
     from ..imagery.coregister import register_stack
 
     try:
         moved, report = register_stack(
-            before.data, after.data, before.bands, nodata=(before.nodata, after.nodata)
-        )
+            before.data, after.data, before.bands, nodata=(before.nodata, after.nodata),
+            apply=correct,
+        )  # fmt: skip
     except AnalysisError as exc:
         logger.warning("co-registration not measured: %s", exc)
         return after, {"measured": False, "reason": str(exc), "corrected": False}
     dy, dx, size = report["dy_px"], report["dx_px"], report["magnitude_px"]
     report["corrected"] = False
-    if moved is None:
+    if report["rejected"]:
         logger.log(
             logging.WARNING if size > MISREGISTERED_PX else logging.INFO,
             "AFTER measures %.2f px down and %.2f right of BEFORE, left as it is: %s",
             dy, dx, report["reason"],
         )  # fmt: skip
-    elif correct:
+    elif moved is not None:
         after = replace(after, data=moved, nodata=None)
         report["corrected"] = True
         logger.info("moved AFTER by %.2f px (%.2f down, %.2f right) onto BEFORE", size, dy, dx)

@@ -138,6 +138,28 @@ def layer_shift(
     return float(shift[0]), float(shift[1]), float(error)
 
 
+def _measured_layers(
+    reference: NDArray[Any],
+    moving: NDArray[Any],
+    bands: Sequence[str],
+    nodata: tuple[float | None, float | None],
+    window: int,
+) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]:
+    """The band registration is measured on (NIR, the sharpest over land; else the first) and its
+    central ``window`` pixels in both images, float64 with NaN for no data."""
+    k = next((i for i, b in enumerate(bands) if common_name(b) in ("nir", "nir08")), 0)
+    h, w = reference.shape[1:]
+    rows = slice(max(0, (h - window) // 2), (h + window) // 2)
+    cols = slice(max(0, (w - window) // 2), (w + window) // 2)
+    layers = []
+    for image, missing in zip((reference, moving), nodata, strict=True):
+        layer = np.array(image[k, rows, cols], dtype=np.float64)
+        if missing is not None:
+            layer[layer == missing] = np.nan
+        layers.append(layer)
+    return k, layers[0], layers[1]
+
+
 def stack_shift(
     reference: NDArray[Any],
     moving: NDArray[Any],
@@ -150,17 +172,8 @@ def stack_shift(
     """(dy, dx, band) of two (band, y, x) images on one grid: :func:`layer_shift` on the NIR band
     (the sharpest over land; else the first) over the central ``window`` pixels. NaN, and each
     image's ``nodata`` value, mark pixels without data."""
-    k = next((i for i, b in enumerate(bands) if common_name(b) in ("nir", "nir08")), 0)
-    h, w = reference.shape[1:]
-    rows = slice(max(0, (h - window) // 2), (h + window) // 2)
-    cols = slice(max(0, (w - window) // 2), (w + window) // 2)
-    layers = []
-    for image, missing in zip((reference, moving), nodata, strict=True):
-        layer = np.asarray(image[k, rows, cols], dtype=np.float64)
-        if missing is not None:
-            layer[layer == missing] = np.nan
-        layers.append(layer)
-    dy, dx, _ = layer_shift(layers[0], layers[1], upsample=upsample)
+    k, ref, mov = _measured_layers(reference, moving, bands, nodata, window)
+    dy, dx, _ = layer_shift(ref, mov, upsample=upsample)
     return dy, dx, bands[k]
 
 
@@ -185,34 +198,32 @@ def register_stack(
     max_shift_px: float = MAX_SHIFT_PX,
     min_correlation: float = MIN_CORRELATION,
     min_shift_px: float = 0.0,
+    apply: bool = True,
+    window: int = 2048,
 ) -> tuple[NDArray[np.float32] | None, dict[str, Any]]:
-    """Measure the shift of (band, y, x) ``moving`` against ``reference`` on one grid
-    (:func:`stack_shift`) and move it (:func:`shift_layers`) if the shift is plausible.
+    """Measure the shift of (band, y, x) ``moving`` against ``reference`` on one grid (as
+    :func:`stack_shift` does) and, with ``apply``, move it (:func:`shift_layers`) if the shift is
+    plausible.
 
     A shift is accepted when it is at most ``max_shift_px`` long and makes the images more alike:
-    the measured band's correlation rises, to at least ``min_correlation``. Where most of a scene
-    changed, phase correlation can lock onto the change and return tens of pixels; moving the
-    image by that would be a silent wrong answer. A shift of at most ``min_shift_px`` is not worth
-    moving: ``moving`` comes back unmoved (as float32), not rejected.
+    the measured band's correlation over the measured window rises, to at least
+    ``min_correlation``. Where most of a scene changed, phase correlation can lock onto the
+    change and return tens of pixels; moving the image by that would be a silent wrong answer.
+    Only the measured window is moved to check it: the whole stack is moved once, and only when
+    the shift is accepted and ``apply`` asks for it (a Sentinel-2 tile is 1.9 GB a copy).
 
     Returns the moved stack (float32; NaN where ``nodata`` was or where pixels came in from
-    outside), or None when the shift is rejected, and a JSON-ready report: ``measured``,
-    ``band``, ``dy_px``/``dx_px`` (rows down, columns right), ``magnitude_px``,
+    outside), or None when the shift is rejected, is at most ``min_shift_px`` (not worth moving;
+    not a rejection) or ``apply`` is off, and a JSON-ready report: ``measured``, ``band``,
+    ``dy_px``/``dx_px`` (rows down, columns right), ``magnitude_px``,
     ``correlation_before``/``correlation_after`` (unmoved, moved), ``rejected`` and, when
     rejected, ``reason``. Raises :class:`AnalysisError` when the shift cannot be measured.
     """
-    dy, dx, band = stack_shift(reference, moving, bands, nodata=nodata)
-    k = list(bands).index(band)
-
-    def floats(a: NDArray[Any], missing: float | None) -> NDArray[np.float32]:
-        out = np.asarray(a, dtype=np.float32)
-        return np.where(a == missing, np.float32(np.nan), out) if missing is not None else out
-
-    ref = floats(reference[k], nodata[0])
-    mov = floats(moving, nodata[1])
+    k, ref, mov = _measured_layers(reference, moving, bands, nodata, window)
+    dy, dx, _ = layer_shift(ref, mov)
     size = math.hypot(dx, dy)
     report: dict[str, Any] = {
-        "measured": True, "band": band, "dy_px": round(dy, 3), "dx_px": round(dx, 3),
+        "measured": True, "band": bands[k], "dy_px": round(dy, 3), "dx_px": round(dx, 3),
         "magnitude_px": round(size, 3), "correlation_before": None, "correlation_after": None,
         "rejected": False,
     }  # fmt: skip
@@ -224,10 +235,9 @@ def register_stack(
         )
         return None, report
     if size <= min_shift_px:
-        return mov, report
-    r0 = _correlation(ref, mov[k])
-    moved = shift_layers(mov, dy, dx)
-    r1 = _correlation(ref, moved[k])
+        return None, report
+    r0 = _correlation(ref, mov)
+    r1 = _correlation(ref, shift_layers(mov[None], dy, dx)[0])
     report.update(correlation_before=round(r0, 4), correlation_after=round(r1, 4))
     if not (r1 > r0 and r1 >= min_correlation):  # NaN too
         report.update(
@@ -237,7 +247,7 @@ def register_stack(
             "much to measure its registration",
         )
         return None, report
-    return moved, report
+    return (shift_layers(moving, dy, dx, nodata=nodata[1]) if apply else None), report
 
 
 def estimate_shift(
@@ -258,14 +268,18 @@ def estimate_shift(
     return Shift(dy=dy, dx=dx, pixel_size=float(abs(reference.transform.a)), error=error, band=used)
 
 
-def shift_layers(data: NDArray[Any], dy: float, dx: float) -> NDArray[np.float32]:
+def shift_layers(
+    data: NDArray[Any], dy: float, dx: float, *, nodata: float | None = None
+) -> NDArray[np.float32]:
     """(band, y, x) ``data`` moved by (dy, dx) pixels on its grid, bilinear, band by band (memory
-    of one band at a time); pixels shifted in from outside, and NaN neighbours, become NaN."""
+    of one band at a time); pixels shifted in from outside, and neighbours of NaN or ``nodata``
+    pixels, become NaN."""
     out = np.empty(data.shape, dtype=np.float32)
     for i in range(data.shape[0]):
-        out[i] = ndimage.shift(
-            np.asarray(data[i], dtype=np.float32), (dy, dx), order=1, mode="constant", cval=np.nan
-        )
+        band = np.asarray(data[i], dtype=np.float32)
+        if nodata is not None:
+            band = np.where(data[i] == nodata, np.float32(np.nan), band)
+        out[i] = ndimage.shift(band, (dy, dx), order=1, mode="constant", cval=np.nan)
     return out
 
 
