@@ -79,7 +79,7 @@ def test_training_steps_reduce_loss_and_find_the_square() -> None:
     before, after, truth = synthetic_pair()
     pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
     config = train_config(
-        epochs=40, minutes=1.0, crop=64, batch=2, lr=5e-3, widths=(8, 16, 32), seed=1, threads=1
+        epochs=150, minutes=1.0, crop=64, batch=2, lr=5e-3, widths=(8, 16, 32), seed=1, threads=1
     )
     # loss of the untrained network versus the trained one on the same fixed batch
     cities = _prepare([pair], BANDS, "per_image_zscore", 6.0)
@@ -232,6 +232,54 @@ def test_step_limit_and_weight_average() -> None:
                       ({"batch": 0}, "batch must be at least 1 crop, got 0")):  # fmt: skip
         with pytest.raises(InputError, match=said):
             train_config(steps=3, **bad)
+
+
+def test_training_starts_at_the_changed_share_of_its_crops() -> None:
+    import math
+
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_change_model, train_config
+    from sitewatch.analysis.models._network import SiamDiffUNet
+
+    net = SiamDiffUNet(4, (8, 16))
+    for share, want in ((0.04, 0.04), (0.0, 1e-3), (0.9, 0.5)):  # clipped to [0.001, 0.5]
+        net.start_at_prior(share)
+        assert float(net.head.bias.detach()) == pytest.approx(math.log(want / (1 - want)), rel=1e-6)
+    # crops as large as the image: the share is the label's own, 18 x 18 of 64 x 64 pixels
+    before, after, truth = synthetic_pair()
+    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
+    kw: dict[str, Any] = dict(minutes=None, steps=1, crop=64, batch=1, widths=(8, 16), threads=1)
+    info = train_change_model([pair], train_config(**kw)).meta.training
+    assert info["initial_change_share"] == pytest.approx(324 / 4096, abs=1e-4)
+    off = train_change_model([pair], train_config(start_at_prior=False, **kw)).meta.training
+    assert off["initial_change_share"] is None
+    assert 0.0 <= info["training_crop_recall"] <= 1.0
+
+
+def test_a_network_that_cannot_vote_for_change_is_reported(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_change_model, train_config
+    from sitewatch.analysis.models._network import SiamDiffUNet
+
+    before, after, truth = synthetic_pair(size=32, square=(8, 8, 12))
+    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
+    kw: dict[str, Any] = dict(minutes=None, crop=32, batch=2, widths=(8, 16), threads=1)
+    model = train_change_model([pair], train_config(steps=100, lr=5e-3, **kw))
+    assert model.meta.training["training_crop_recall"] > 0.5
+    assert not any("training failed" in r.message for r in caplog.records)
+
+    # a network whose output bias outweighs any feature (what dead change-voting channels do)
+    def dead(self: Any, share: float) -> None:
+        with torch.no_grad():
+            self.head.bias.fill_(-1e3)
+
+    monkeypatch.setattr(SiamDiffUNet, "start_at_prior", dead)
+    model = train_change_model([pair], train_config(steps=1, lr=1e-9, **kw))
+    assert model.meta.training["training_crop_recall"] == 0.0
+    assert any("training failed" in r.message and "another seed" in r.message
+               for r in caplog.records)  # fmt: skip
 
 
 def test_training_is_reproducible_from_its_seed() -> None:

@@ -7,10 +7,19 @@ BatchNorm) keeps training and inference identical for any batch or tile size. Op
 "pair" channels (a property of the two dates together, such as an unsupervised change magnitude)
 join the last, full-resolution decoder block beside the difference of the first skip features.
 
+The output layer's bias can start at the log-odds of the share of changed pixels
+(:meth:`SiamDiffUNet.start_at_prior`, as RetinaNet does for rare classes). Starting at 0 (a
+probability of 0.5 everywhere), the first steps lower every logit fast, and the cheapest way to
+do that is to drive the last block's channels that vote for change below zero, where the ReLU
+stops their gradient for good: in the OSCD cross-validation such a network ended with 11 of its
+16 last-block channels dead and could no longer reach a probability of 0.48 anywhere.
+
 This module imports torch at import time; import it only through the package's lazy functions.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +81,15 @@ class SiamDiffUNet(nn.Module):
             extra = pair_channels if len(self.decoder) == len(widths) - 2 else 0
             self.decoder.append(_Block(2 * w_skip + extra, w_skip))
         self.head = nn.Conv2d(widths[0], 1, 1)
+
+    def start_at_prior(self, share: float) -> None:
+        """Set the output bias so that the untrained network predicts ``share`` (the expected
+        share of changed pixels, clipped to [0.001, 0.5]) everywhere."""
+        p = min(max(float(share), 1e-3), 0.5)
+        bias = self.head.bias
+        assert bias is not None
+        with torch.no_grad():
+            bias.fill_(math.log(p / (1.0 - p)))
 
     @property
     def multiple(self) -> int:
