@@ -21,7 +21,7 @@ defaults beyond that spread, so they stay options, off:
   probability above 0.48 anywhere and F1 0 on beirut and paris; started at the prior, 0.54 and
   0.13. The trained model's recall on its own training crops is recorded
   (``training_crop_recall``), and 0 is warned of. Not adopted (seed 0): the decoder fed the mean
-  of both dates' features beside their difference 0.344, LeakyReLU 0.335, dropout 0.3 with
+  of both dates' features beside their difference 0.344, LeakyReLU 0.336, dropout 0.3 with
   weight decay 0.01 0.317, a 1 px band along label edges left out of the loss 0.314. Started at
   the prior, ``change_fraction`` 0.2 scored 0.380 / 0.370 (seeds 0 / 10) and 0.3 scored 0.374
   (seed 0), against 0.353 / 0.380 for 0.5: inside the spread, so 0.5 stays.
