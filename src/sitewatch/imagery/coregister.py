@@ -31,7 +31,6 @@ __all__ = [
     "layer_shift",
     "register_stack",
     "shift_layers",
-    "stack_shift",
 ]
 
 MAX_SHIFT_PX = 3.0
@@ -160,23 +159,6 @@ def _measured_layers(
     return k, layers[0], layers[1]
 
 
-def stack_shift(
-    reference: NDArray[Any],
-    moving: NDArray[Any],
-    bands: Sequence[str],
-    *,
-    nodata: tuple[float | None, float | None] = (None, None),
-    window: int = 2048,
-    upsample: int = 20,
-) -> tuple[float, float, str]:
-    """(dy, dx, band) of two (band, y, x) images on one grid: :func:`layer_shift` on the NIR band
-    (the sharpest over land; else the first) over the central ``window`` pixels. NaN, and each
-    image's ``nodata`` value, mark pixels without data."""
-    k, ref, mov = _measured_layers(reference, moving, bands, nodata, window)
-    dy, dx, _ = layer_shift(ref, mov, upsample=upsample)
-    return dy, dx, bands[k]
-
-
 def _correlation(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
     """Pearson correlation of two layers over the pixels finite in both (NaN if undefined)."""
     ok = np.isfinite(a) & np.isfinite(b)
@@ -201,9 +183,10 @@ def register_stack(
     apply: bool = True,
     window: int = 2048,
 ) -> tuple[NDArray[np.float32] | None, dict[str, Any]]:
-    """Measure the shift of (band, y, x) ``moving`` against ``reference`` on one grid (as
-    :func:`stack_shift` does) and, with ``apply``, move it (:func:`shift_layers`) if the shift is
-    plausible.
+    """Measure the shift of (band, y, x) ``moving`` against ``reference`` on one grid
+    (:func:`layer_shift` on the NIR band, the sharpest over land, else the first, over the
+    central ``window`` pixels; NaN, and each image's ``nodata`` value, mark pixels without data)
+    and, with ``apply``, move it (:func:`shift_layers`) if the shift is plausible.
 
     A shift is accepted when it is at most ``max_shift_px`` long and makes the images more alike:
     the measured band's correlation over the measured window rises, to at least

@@ -322,7 +322,8 @@ def _crop_recall(
     net: torch.nn.Module,
     cities: list[_City],
     crop: int,
-    config: TrainConfig,
+    batch: int,
+    seed: int,
     threshold: float,
     device: torch.device,
     batches: int = 2,
@@ -331,11 +332,11 @@ def _crop_recall(
     marks as changed (one pass, no test-time augmentation); None without changed pixels."""
     if not any(c.changed.size for c in cities):
         return None
-    sampler = _Sampler(cities, crop, 1.0, config.seed + 2)
+    sampler = _Sampler(cities, crop, 1.0, seed)
     hit = changed = 0.0
     with torch.no_grad():
         for _ in range(batches):
-            a, b, lab, val, pair = (t.to(device) for t in sampler.batch(config.batch))
+            a, b, lab, val, pair = (t.to(device) for t in sampler.batch(batch))
             prob = torch.sigmoid(net(a, b, pair if pair.shape[1] else None))
             on = lab * val
             hit += float(((prob >= threshold) * on).sum())
@@ -456,7 +457,9 @@ def train_change_model(
         net.eval()
     elapsed = time.monotonic() - t0
     logger.info("trained %d steps in %.0f s, final loss %.3f", step, elapsed, ema)
-    crop_recall = _crop_recall(net, cities, crop, config, meta.threshold, device)
+    crop_recall = _crop_recall(
+        net, cities, crop, config.batch, config.seed + 2, meta.threshold, device
+    )
     if crop_recall == 0.0:
         logger.warning(
             "the trained model marks none of the changed pixels of its own training crops as "
