@@ -360,8 +360,8 @@ def _train_options(func: F) -> F:
         click.option("--device", default="cpu", show_default=True,
                      help="Train (and, for cv-oscd, predict) on cpu, cuda or cuda:N; the saved "
                      "weights are CPU weights either way."),
-        click.option("--crop", type=click.IntRange(min=16), default=96, show_default=True, help="Training crop size in pixels."),
-        click.option("--batch", type=click.IntRange(min=1), default=12, show_default=True, help="Crops per step."),
+        click.option("--crop", type=click.IntRange(min=16), default=192, show_default=True, help="Training crop size in pixels."),
+        click.option("--batch", type=click.IntRange(min=1), default=3, show_default=True, help="Crops per step."),
         click.option("--calibrate", is_flag=True,
                      help="Threshold at the best pooled F1 on the training cities instead of 0.5 "
                      "(biased high: the model has seen those labels)."),

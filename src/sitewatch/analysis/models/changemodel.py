@@ -60,7 +60,7 @@ class ModelMeta:
     """What the weights need to be used: bands, normalisation, architecture, threshold."""
 
     bands: tuple[str, ...]
-    widths: tuple[int, ...] = (16, 32, 64)
+    widths: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.1
     normalisation: str = "per_image_zscore"
     clip: float = 6.0
