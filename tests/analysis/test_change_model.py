@@ -542,3 +542,18 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     r = sw("change", "detect", str(root / "alpha" / "imgs_1"), str(root / "alpha" / "imgs_2"),
            "-o", str(tmp_path / "d.tif"), "--model", str(tmp_path / "none.pt"))  # fmt: skip
     assert r.code == 2 and "no such model file" in r.err
+
+
+def test_cli_training_defaults_are_the_libraries() -> None:
+    """The CLI cannot import torch to read TrainConfig's defaults, so it repeats them: a change
+    of one without the other would train the CLI's models on other settings than the
+    cross-validation figures were measured with."""
+    from sitewatch.analysis.models import train_config
+    from sitewatch.cli.change import cv_oscd, train_oscd
+
+    lib = train_config()
+    for command in (train_oscd, cv_oscd):
+        cli = {p.name: p.default for p in command.params}
+        assert cli["crop"] == lib.crop and cli["batch"] == lib.batch
+        assert (cli["steps"], cli["minutes"], cli["seed"]) == (lib.steps, lib.minutes, lib.seed)
+        assert (cli["threads"], cli["device"]) == (lib.threads, lib.device)
