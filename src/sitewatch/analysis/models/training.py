@@ -20,10 +20,11 @@ defaults beyond that spread, so they stay options, off:
   (P 0.28 / 0.30 / 0.27) for 96 px crops with three levels: +0.03 on average, never lower, and
   higher precision in every run (seed 20: 101,000 false-positive pixels against 150,000). Each
   alone was not enough: 192 px crops with three levels 0.380 (seed 0), four levels on 96 px
-  crops 0.336 / 0.337 (seeds 0 / 10). Larger still did not help: 256 px crops (batch 2) with four levels 0.403 / 0.365 (seeds
-  0 / 10), with five levels (up to 256 channels) 0.360 (seed 0). Fold 4 (bercy and saclay_e)
-  rose from 0.09-0.12 to 0.14-0.16 (0.20-0.25 with 256 px crops). On top of them (seed 0, against
-  0.404): radiometric jitter 0.1 scored 0.383, 1,200 steps 0.370.
+  crops 0.336 / 0.337 (seeds 0 / 10). Larger still did not help: 256 px crops (batch 2) with
+  four levels 0.403 / 0.365 (seeds 0 / 10), with five levels (up to 256 channels) 0.360 (seed
+  0). Fold 4 (bercy and saclay_e) rose from 0.09-0.12 to 0.14-0.16 (0.20-0.25 with 256 px
+  crops). On top of them (seed 0, against 0.404): radiometric jitter 0.1 scored 0.383, 1,200
+  steps 0.370.
 * the output bias started at the log-odds of the training crops' changed share (session 16,
   now the default, ``start_at_prior``): pooled F1 0.353 (seed 0) and 0.380 (seed 10), inside
   the spread, but no run dies any more: started at 0, fold 3 with ``change_fraction=0.2`` (and
@@ -108,8 +109,8 @@ class TrainConfig:
     """A fixed number of optimiser steps (reproducible, unlike a wall-clock budget): about 3
     minutes on one core of the 2-core reference machine (3.3 steps/s with 192 px crops, batches
     of 3 and four levels, whatever the number of cities); ``minutes`` stays as a cap for busy
-    machines. In the OSCD cross-validation 1,200 steps scored no better (pooled F1 0.346 against
-    0.377, with the 96 px crops of the time)."""
+    machines. In the OSCD cross-validation 1,200 steps scored no better: pooled F1 0.346 against
+    0.377 with 96 px crops and three levels, 0.370 against 0.404 with the defaults (seed 0)."""
     crop: int = 192
     """Crop side in pixels (clipped to the smallest training image). 192 px with four levels
     (the defaults since session 17) scored pooled F1 0.389 on average over three seeds in the
