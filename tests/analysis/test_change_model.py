@@ -190,6 +190,51 @@ def test_log_reflectance_inputs_keep_absolute_brightness() -> None:
     assert model.net.in_channels == 2 * len(BANDS)
 
 
+def test_index_inputs_are_the_spectral_indices_the_bands_allow() -> None:
+    from sitewatch.analysis.models.changemodel import (
+        INDEX_SCALE,
+        ChangeModel,
+        ModelMeta,
+        index_channels,
+        model_inputs,
+    )
+
+    rng = np.random.default_rng(3)
+    six = ("B02", "B03", "B04", "B08", "B11", "B12")
+    image = rng.uniform(200.0, 4000.0, (6, 16, 16)).astype(np.float32)
+    blue, green, red, nir, swir1, _ = image.astype(np.float64)
+    x = model_inputs(image, "zscore_indices", 6.0, six)
+    assert x.shape == (10, 16, 16)
+    np.testing.assert_array_equal(x[:6], model_inputs(image, "per_image_zscore", 6.0))
+    expected = [
+        (nir - red) / (nir + red),
+        (swir1 - nir) / (swir1 + nir),
+        (green - swir1) / (green + swir1),
+        (swir1 + red - nir - blue) / (swir1 + red + nir + blue),
+    ]
+    for channel, index in zip(x[6:], expected, strict=True):
+        np.testing.assert_allclose(channel, INDEX_SCALE * index, atol=1e-5)
+    # ratios of bands: a gain common to one date's bands cancels, and reflectance fractions give
+    # the same inputs as digital numbers
+    np.testing.assert_allclose(model_inputs(1.7 * image, "zscore_indices", 6.0, six), x, atol=1e-5)
+    np.testing.assert_allclose(model_inputs(image / 1e4, "zscore_indices", 6.0, six), x, atol=1e-4)
+    # bands are matched by role; without swir1 only the NDVI is left; no data and zero sums give 0
+    assert index_channels(("blue", "green", "red", "nir")) == ("ndvi",)
+    assert index_channels(("b1", "b2")) == ()
+    holes = image[:4].copy()
+    holes[:, 0, 0] = np.nan
+    holes[2:, 1, 1] = 0.0
+    four = model_inputs(holes, "zscore_indices", 6.0, ("blue", "green", "red", "nir"))
+    assert four.shape == (5, 16, 16) and np.isfinite(four).all()
+    assert four[4, 0, 0] == 0.0 and four[4, 1, 1] == 0.0
+    with pytest.raises(InputError, match="need the names of the 6 bands"):
+        model_inputs(image, "zscore_indices", 6.0)
+    model = ChangeModel(ModelMeta(bands=six, widths=(8, 16), normalisation="zscore_indices"))
+    assert model.net.in_channels == 10
+    assert model.prepare(image[::-1], six[::-1]).shape == (10, 16, 16)
+    np.testing.assert_array_equal(model.prepare(image[::-1], six[::-1]), x)
+
+
 def test_tta_output_is_equivariant_to_flips_and_rotations() -> None:
     from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
 

@@ -86,6 +86,7 @@ _INDEX_ROLES: dict[str, tuple[str, ...]] = {
     "ndvi": ("red", "nir"),
     "ndbi": ("nir", "swir1"),
     "bsi": ("blue", "red", "nir", "swir1"),
+    "mndwi": ("green", "swir1"),  # an input of the learned model, not a change method
 }
 _DEFAULT_THRESHOLD = {"irmad": "chi2", "pca_kmeans": "kmeans"}
 _DEFAULT_CHUNK = 1024
@@ -494,6 +495,9 @@ def _index(x: Any, pos: list[int], method: str) -> Any:
     elif method == "ndvi":
         red, nir = (x[i] for i in pos)
         num, den = nir - red, nir + red
+    elif method == "mndwi":
+        green, swir = (x[i] for i in pos)
+        num, den = green - swir, green + swir
     else:  # ndbi
         nir, swir = (x[i] for i in pos)
         num, den = swir - nir, swir + nir

@@ -24,10 +24,13 @@ from ._network import SiamDiffUNet
 
 __all__ = [
     "FORMAT",
+    "INDEX_SCALE",
+    "INPUT_INDICES",
     "NORMALISATIONS",
     "PRIORS",
     "ChangeModel",
     "ModelMeta",
+    "index_channels",
     "input_channels",
     "meta_path",
     "model_inputs",
@@ -44,11 +47,25 @@ READS = (1, 2, 3)
 """Version 1 descriptions (no ``tta``) are read as ``tta=False``, versions 1-2 (no ``prior``) as
 ``prior="none"``."""
 
-NORMALISATIONS = ("per_image_zscore", "zscore_log")
+NORMALISATIONS = ("per_image_zscore", "zscore_log", "zscore_indices")
 """Network inputs: ``per_image_zscore``, the bands z-scored per image; ``zscore_log``, those plus
 each band's log reflectance on a fixed scale, which keeps the absolute brightness (built-up versus
-vegetation versus water) that the per-image z-score removes. In the OSCD cross-validation
-``zscore_log`` fitted the training cities better but scored lower on the unseen ones."""
+vegetation versus water) that the per-image z-score removes; ``zscore_indices``, the z-scores plus
+the normalised-difference indices of :data:`INPUT_INDICES` that the bands allow (see
+:func:`index_channels`). In the OSCD cross-validation ``zscore_log`` fitted the training cities
+better but scored lower on the unseen ones; ``zscore_indices`` scored higher (see
+:mod:`.training`)."""
+
+INPUT_INDICES = ("ndvi", "ndbi", "mndwi", "bsi")
+"""The spectral indices of ``zscore_indices`` inputs, in channel order: vegetation, built-up,
+water and bare soil, the land covers whose swaps make up most real change and most seasonal
+false alarms. Each is a ratio of bands, so a gain common to the bands of one date (sun,
+atmosphere, calibration) cancels in it, and it keeps the absolute land cover that the per-image
+z-score hides."""
+
+INDEX_SCALE = 3.0
+"""The indices (-1 to 1) are multiplied by this, so that the spread between land covers is about
+that of the z-scores."""
 
 PRIORS = ("none", "cva")
 """Pair channels given to the network besides the two images: ``none``; ``cva``, the unsupervised
@@ -150,23 +167,59 @@ def _log_reflectance(image: NDArray[Any], clip: float) -> NDArray[np.float32]:
     return np.where(ok, np.clip(lg, -clip, clip), np.float32(0.0)).astype(np.float32)
 
 
-def input_channels(n_bands: int, normalisation: str) -> int:
-    """The network's input channels for ``n_bands`` bands under ``normalisation``."""
+def index_channels(bands: Sequence[str]) -> tuple[str, ...]:
+    """The :data:`INPUT_INDICES` that bands named ``bands`` allow (matched by name or role, as
+    the change methods match them: B04 or red, B08 or nir, B11 or swir1...)."""
+    from ..change import _INDEX_ROLES, _role_of
+
+    roles = {_role_of(b) for b in bands}
+    return tuple(n for n in INPUT_INDICES if roles.issuperset(_INDEX_ROLES[n]))
+
+
+def input_channels(n_bands: int, normalisation: str, bands: Sequence[str] = ()) -> int:
+    """The network's input channels for ``n_bands`` bands (named ``bands``, which
+    ``zscore_indices`` needs) under ``normalisation``."""
     if normalisation == "per_image_zscore":
         return n_bands
     if normalisation == "zscore_log":
         return 2 * n_bands
+    if normalisation == "zscore_indices":
+        if len(bands) != n_bands:
+            raise InputError(
+                f"the zscore_indices inputs need the names of the {n_bands} bands "
+                f"(got {len(bands)})"
+            )
+        return n_bands + len(index_channels(bands))
     raise InputError(
         f"unknown input normalisation {normalisation!r} (known: {', '.join(NORMALISATIONS)})"
     )
 
 
-def model_inputs(image: NDArray[Any], normalisation: str, clip: float) -> NDArray[np.float32]:
-    """The network's input channels of one (band, y, x) image; see :data:`NORMALISATIONS`."""
-    input_channels(image.shape[0], normalisation)  # validates the name
+def _indices(image: NDArray[Any], bands: Sequence[str]) -> NDArray[np.float32]:
+    """The :func:`index_channels` of ``image`` times :data:`INDEX_SCALE`; 0 where undefined."""
+    from ..change import _index, _index_positions
+
+    x = np.asarray(image, dtype=np.float32)
+    names = tuple(bands)
+    out = np.zeros((len(index_channels(names)), *x.shape[1:]), dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        for i, name in enumerate(index_channels(names)):
+            v = np.clip(_index(x, _index_positions(names, name), name), -1.0, 1.0)
+            out[i] = np.nan_to_num(v, nan=0.0) * np.float32(INDEX_SCALE)
+    return out
+
+
+def model_inputs(
+    image: NDArray[Any], normalisation: str, clip: float, bands: Sequence[str] = ()
+) -> NDArray[np.float32]:
+    """The network's input channels of one (band, y, x) image, whose bands are named ``bands``
+    (needed by ``zscore_indices``); see :data:`NORMALISATIONS`."""
+    input_channels(image.shape[0], normalisation, bands)  # validates the name and the bands
     z = normalise_image(image, clip)
     if normalisation == "per_image_zscore":
         return z
+    if normalisation == "zscore_indices":
+        return np.concatenate([z, _indices(image, bands)], axis=0)
     return np.concatenate([z, _log_reflectance(image, clip)], axis=0)
 
 
@@ -274,7 +327,7 @@ class ChangeModel:
 
     def __init__(self, meta: ModelMeta, net: SiamDiffUNet | None = None) -> None:
         self.meta = meta
-        channels = input_channels(len(meta.bands), meta.normalisation)
+        channels = input_channels(len(meta.bands), meta.normalisation, meta.bands)
         if meta.prior not in PRIORS:
             raise InputError(f"unknown prior {meta.prior!r} (known: {', '.join(PRIORS)})")
         pair = 0 if meta.prior == "none" else 1
@@ -309,7 +362,10 @@ class ChangeModel:
         if len(bands) != image.shape[0]:
             raise InputError(f"{len(bands)} band names for {image.shape[0]} bands")
         return model_inputs(
-            image[_band_index(bands, self.meta.bands)], self.meta.normalisation, self.meta.clip
+            image[_band_index(bands, self.meta.bands)],
+            self.meta.normalisation,
+            self.meta.clip,
+            self.meta.bands,
         )
 
     def logits(

@@ -82,10 +82,12 @@ from torch.nn import functional as nnf
 from ...errors import InputError
 from ..changeeval import LabelledPair, Scores
 from .changemodel import (
+    INPUT_INDICES,
     NORMALISATIONS,
     PRIORS,
     ChangeModel,
     ModelMeta,
+    index_channels,
     model_inputs,
     pair_prior,
     resolve_device,
@@ -235,8 +237,8 @@ def _prepare(
         if not valid.any():
             raise InputError(f"{p.name}: no pixel has data in both images")
         label = p.label & valid
-        a = model_inputs(before, normalisation, clip)
-        b = model_inputs(after, normalisation, clip)
+        a = model_inputs(before, normalisation, clip, bands)
+        b = model_inputs(after, normalisation, clip, bands)
         valid = np.asarray(valid, dtype=bool)
         pair = pair_prior(a, b, valid, prior, len(bands))
         hard_idx = np.zeros(0, dtype=np.intp)
@@ -390,6 +392,12 @@ def train_change_model(
         tta=config.tta,
         prior=config.prior,
     )
+    if meta.normalisation == "zscore_indices" and not index_channels(bands):
+        logger.warning(
+            "bands %s allow none of the input indices %s (they need red, nir, green and swir1 "
+            "bands): the network sees the z-scores alone",
+            ",".join(bands), ",".join(INPUT_INDICES),
+        )  # fmt: skip
     cities = _prepare(
         pairs, bands, meta.normalisation, meta.clip, meta.prior, hard=config.hard_fraction > 0
     )
