@@ -82,13 +82,15 @@ def test_training_steps_reduce_loss_and_find_the_square() -> None:
         epochs=150, minutes=1.0, crop=64, batch=2, lr=5e-3, widths=(8, 16, 32), seed=1, threads=1
     )
     # loss of the untrained network versus the trained one on the same fixed batch
-    cities = _prepare([pair], BANDS, "per_image_zscore", 6.0)
+    cities = _prepare([pair], BANDS, config.normalisation, 6.0)
     torch.manual_seed(0)
     a, b, lab, val, _ = _Sampler(cities, 64, 0.5, seed=3).batch(4)
     from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
 
     torch.manual_seed(config.seed)
-    untrained = ChangeModel(ModelMeta(bands=BANDS, widths=(8, 16, 32)))
+    untrained = ChangeModel(
+        ModelMeta(bands=BANDS, widths=(8, 16, 32), normalisation=config.normalisation)
+    )
     untrained.net.eval()
     with torch.no_grad():
         loss0 = float(_loss(untrained.net(a, b), lab, val))

@@ -79,7 +79,7 @@ class ModelMeta:
     bands: tuple[str, ...]
     widths: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.1
-    normalisation: str = "per_image_zscore"
+    normalisation: str = "zscore_indices"
     clip: float = 6.0
     threshold: float = 0.5
     tile: int = 256
