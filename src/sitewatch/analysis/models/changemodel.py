@@ -201,9 +201,10 @@ def _indices(image: NDArray[Any], bands: Sequence[str]) -> NDArray[np.float32]:
 
     x = np.asarray(image, dtype=np.float32)
     names = tuple(bands)
-    out = np.zeros((len(index_channels(names)), *x.shape[1:]), dtype=np.float32)
+    indices = index_channels(names)
+    out = np.zeros((len(indices), *x.shape[1:]), dtype=np.float32)
     with np.errstate(invalid="ignore"):
-        for i, name in enumerate(index_channels(names)):
+        for i, name in enumerate(indices):
             v = np.clip(_index(x, _index_positions(names, name), name), -1.0, 1.0)
             out[i] = np.nan_to_num(v, nan=0.0) * np.float32(INDEX_SCALE)
     return out
