@@ -25,7 +25,8 @@ defaults beyond that spread, so they stay options, off:
   bare soil better than the z-scores, but not a harvest from a building site. Not adopted (seed
   0): the decoder fed the signed difference of the features (AFTER minus BEFORE, the dates never
   swapped), so that it could tell the direction of a change: fold 0 scored abudhabi 0.24 and
-  bordeaux 0.05 against 0.40 and 0.07.
+  bordeaux 0.05 against 0.40 and 0.07. With the indices, 256 px crops (batch 2) scored 0.393 /
+  0.386 (seeds 0 / 10) against 0.442 / 0.386 with 192 px.
 * 192 px crops in batches of 3 (the same pixels a step as 12 of 96 px) with four levels
   (``widths=(16, 32, 64, 128)``; session 17, now the default): pooled F1 0.404 / 0.380 / 0.383
   (seeds 0 / 10 / 20; P 0.35 / 0.33 / 0.33, R 0.47 / 0.45 / 0.45) against 0.353 / 0.380 / 0.345
