@@ -84,7 +84,8 @@ def _chi2(x: F32, y: F32, fit: tuple[F64, F64, F64, F64, F64]) -> F64:
     mx, my, A, B, sigma = fit
     n = x.shape[0]
     mad = A.T @ (x.reshape(n, -1) - mx[:, None]) - B.T @ (y.reshape(n, -1) - my[:, None])
-    return ((mad / sigma[:, None]) ** 2).sum(axis=0).reshape(x.shape[1:])
+    chi2: F64 = ((mad / sigma[:, None]) ** 2).sum(axis=0).reshape(x.shape[1:])
+    return chi2
 
 
 def _invariant_gains(
@@ -147,7 +148,8 @@ def _pca_kmeans(d: F32, block: int = 4, components: int = 3) -> F32:
     change = int(np.argmax([sub[labels == i].mean() for i in (0, 1)]))
     c = centres.astype(np.float32)
     dist = [np.sqrt(((feats - c[i][:, None, None]) ** 2).sum(axis=0)) for i in (change, 1 - change)]
-    return (dist[1] - dist[0]).astype(np.float32)
+    score: F32 = (dist[1] - dist[0]).astype(np.float32)
+    return score
 
 
 PEER_METHODS = ("cva", "irmad", "pca_kmeans", "log_ratio", "ndvi", "ndbi", "bsi")
@@ -176,8 +178,10 @@ def peer_magnitude(
     if method == "log_ratio":
         eps = np.float32(1e-6)
         lr = np.log(np.maximum(b_dn, eps)) - np.log(np.maximum(a_dn, eps))
-        return np.sqrt((lr**2).sum(axis=0) / len(bands))
-    return np.abs(_index(b_dn, method, bands) - _index(a_dn, method, bands))
+        rms: F32 = np.sqrt((lr**2).sum(axis=0) / len(bands))
+        return rms
+    index_diff: F32 = np.abs(_index(b_dn, method, bands) - _index(a_dn, method, bands))
+    return index_diff
 
 
 def exact_mad_threshold(magnitude: F32, k: float = 5.0) -> float:

@@ -15,7 +15,10 @@ import csv
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -28,6 +31,8 @@ from sitewatch.catalog.store import Catalog
 from sitewatch.geo import GEOD, radius_bboxes
 
 W, S, E, N = 124.0, 37.5, 131.0, 43.0  # about North Korea
+Box = tuple[float, float, float, float]  # west, south, east, north
+Circle = tuple[float, float, float]  # lon, lat, radius in metres
 
 
 def write_csv(path: Path, n: int, rng: np.random.Generator) -> None:
@@ -46,7 +51,7 @@ def feature_arrays(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return rng.uniform(W, E, n), rng.uniform(S, N, n)
 
 
-def features(site_ids: list[str], lons: np.ndarray, lats: np.ndarray) -> object:
+def features(site_ids: list[str], lons: np.ndarray, lats: np.ndarray) -> Iterator[Feature]:
     from shapely.geometry import Point
 
     for i, (x, y) in enumerate(zip(lons, lats, strict=True)):
@@ -55,9 +60,7 @@ def features(site_ids: list[str], lons: np.ndarray, lats: np.ndarray) -> object:
         )
 
 
-def query_boxes(
-    rng: np.random.Generator, n: int, size: float = 0.05
-) -> list[tuple[float, float, float, float]]:
+def query_boxes(rng: np.random.Generator, n: int, size: float = 0.05) -> list[Box]:
     xs = rng.uniform(W, E - size, n)
     ys = rng.uniform(S, N - size, n)
     return [(x, y, x + size, y + size) for x, y in zip(xs, ys, strict=True)]
@@ -70,31 +73,31 @@ def bench_backend(
     n_sites: int,
     lons: np.ndarray,
     lats: np.ndarray,
-    boxes: list,
-    circles: list,
-) -> tuple[list[object], list[object]]:
+    boxes: list[Box],
+    circles: list[Circle],
+) -> tuple[list[Any], list[Any]]:
     """Wall-clock figures, and the same measured in this process's CPU time (SQLite runs in
     process, so its CPU time is what it costs on an idle machine; PostgreSQL's server time is not
     in it)."""
     cat = Catalog(url, actor="bench")
     t_imp, c_imp, report = timed_cpu(
-        lambda: cat.import_records(read_sites(csv_path, "csv"), path=str(csv_path))
+        partial(cat.import_records, read_sites(csv_path, "csv"), path=str(csv_path))
     )
     assert report.added == n_sites, report
     site_ids = [f"s{i}" for i in range(min(n_sites, 1000))]
-    t_feat, c_feat, count = timed_cpu(lambda: cat.add_features(features(site_ids, lons, lats)))
+    t_feat, c_feat, count = timed_cpu(partial(cat.add_features, features(site_ids, lons, lats)))
     if cat.backend.dialect == "postgresql":
         with cat._engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE features")
     lat_bbox, cpu_bbox, hits = [], [], 0
     for b in boxes:
-        t, c, res = timed_cpu(lambda b=b: cat.query_features(bbox=b))
+        t, c, res = timed_cpu(partial(cat.query_features, bbox=b))
         lat_bbox.append(t * 1000)
         cpu_bbox.append(c * 1000)
         hits += len(res)
     lat_rad, cpu_rad = [], []
-    for c in circles:
-        t, cc, _ = timed_cpu(lambda c=c: cat.query_features(near=c))
+    for circle in circles:
+        t, cc, _ = timed_cpu(partial(cat.query_features, near=circle))
         lat_rad.append(t * 1000)
         cpu_rad.append(cc * 1000)
     cat.close()
@@ -122,8 +125,13 @@ def bench_backend(
 
 
 def bench_geopandas(
-    csv_path: Path, n_sites: int, lons: np.ndarray, lats: np.ndarray, boxes: list, circles: list
-) -> list[object]:
+    csv_path: Path,
+    n_sites: int,
+    lons: np.ndarray,
+    lats: np.ndarray,
+    boxes: list[Box],
+    circles: list[Circle],
+) -> list[Any]:
     import geopandas as gpd
     import pandas as pd
     from shapely.geometry import box
@@ -144,7 +152,11 @@ def bench_geopandas(
     gdf.sindex  # build the index outside the timed queries  # noqa: B018
     lat_bbox, hits = [], 0
     for b in boxes:
-        t, res = timed(lambda b=b: gdf.iloc[gdf.sindex.query(box(*b), predicate="intersects")])
+
+        def hit(b: Box = b) -> Any:
+            return gdf.iloc[gdf.sindex.query(box(*b), predicate="intersects")]
+
+        t, res = timed(hit)
         lat_bbox.append(t * 1000)
         hits += len(res)
     lat_rad = []
@@ -190,7 +202,7 @@ def main() -> None:
     wall, cpu = bench_backend(
         "SQLite", f"sqlite:///{tmp / 'bench.db'}", csv_path, args.sites, lons, lats, boxes, circles
     )
-    rows = [wall, cpu]
+    rows: list[list[Any]] = [wall, cpu]
     if args.pg_url and not args.no_postgres:
         admin = sa.create_engine(
             sa.engine.make_url(args.pg_url).set(drivername="postgresql+psycopg"),

@@ -52,21 +52,21 @@ SESSION4: dict[str, Any] = {
 }
 
 # name: (TrainConfig changes, bands or None for all); each is run with the seeds in JOBS
+_CHANGES: dict[str, tuple[dict[str, Any], tuple[str, ...] | None]] = {
+    "base": ({}, None),
+    "long": ({"steps": 3000}, None),
+    "wide": ({"steps": 3000, "widths": (32, 64, 128)}, None),
+    "jit": ({"steps": 3000, "jitter": 0.1}, None),
+    "rgbn": ({}, ("B02", "B03", "B04", "B08")),
+    "reg": ({"steps": 3000, "dropout": 0.3, "weight_decay": 1e-2}, None),
+    "cf25": ({"steps": 3000, "change_fraction": 0.25}, None),
+    "deep": ({"steps": 3000, "widths": (16, 32, 64, 128)}, None),
+    "big": ({"steps": 3000, "crop": 128, "batch": 24}, None),
+    "lr5": ({"steps": 3000, "lr": 5e-4}, None),
+    "xl": ({"steps": 6000, "widths": (32, 64, 128), "jitter": 0.1}, None),
+}
 CONFIGS: dict[str, tuple[dict[str, Any], tuple[str, ...] | None]] = {
-    name: ({**SESSION4, **changes}, bands)
-    for name, (changes, bands) in {
-        "base": ({}, None),
-        "long": ({"steps": 3000}, None),
-        "wide": ({"steps": 3000, "widths": (32, 64, 128)}, None),
-        "jit": ({"steps": 3000, "jitter": 0.1}, None),
-        "rgbn": ({}, ("B02", "B03", "B04", "B08")),
-        "reg": ({"steps": 3000, "dropout": 0.3, "weight_decay": 1e-2}, None),
-        "cf25": ({"steps": 3000, "change_fraction": 0.25}, None),
-        "deep": ({"steps": 3000, "widths": (16, 32, 64, 128)}, None),
-        "big": ({"steps": 3000, "crop": 128, "batch": 24}, None),
-        "lr5": ({"steps": 3000, "lr": 5e-4}, None),
-        "xl": ({"steps": 6000, "widths": (32, 64, 128), "jitter": 0.1}, None),
-    }.items()
+    name: ({**SESSION4, **changes}, bands) for name, (changes, bands) in _CHANGES.items()
 }
 JOBS: list[tuple[str, int]] = [
     ("base", 0), ("long", 0), ("wide", 0), ("xl", 0), ("base", 1), ("jit", 0), ("base", 2),

@@ -100,14 +100,14 @@ def scenario_eval(seeds: int, workdir: Path) -> dict[str, Any]:
     print_table("Scenario scenes, 0.5 m GSD, sun elevation 30-60 deg",
                 ["seed", "sun el", "feature", "profile", "true h (m)", "measured (m)", "+/- (m)", "null reason"],
                 rows)  # fmt: skip
-    summary = {
+    summary: dict[str, Any] = {
         k: {"n": len(v), "total": total[k], "median_abs_error_m": round(statistics.median(v), 3) if v else None,
             "p90_abs_error_m": round(float(np.percentile(v, 90)), 3) if v else None,
             "within_2_sigma": round(float(np.mean(within[k])), 3) if v else None}
         for k, v in errors.items()
     }  # fmt: skip
-    summary["nulls"] = nulls  # type: ignore[assignment]
-    summary["measure_seconds"] = round(t_measure, 2)  # type: ignore[assignment]
+    summary["nulls"] = nulls
+    summary["measure_seconds"] = round(t_measure, 2)
     return summary
 
 

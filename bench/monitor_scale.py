@@ -163,14 +163,14 @@ def run(n_sites: int, workers: int, scenes: int, peer_sites: int, rerun: int) ->
             )
 
         with (
-            distributed.LocalCluster(
+            distributed.LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
                 host="127.0.0.1",
             ) as cluster,
-            distributed.Client(cluster) as client,
+            distributed.Client(cluster) as client,  # type: ignore[no-untyped-call]
         ):
             t0 = time.perf_counter()
             reports = run_monitor(url, ids, opts, scheduler=cluster.scheduler_address)
