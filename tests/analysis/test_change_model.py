@@ -256,6 +256,13 @@ def test_tta_output_is_equivariant_to_flips_and_rotations() -> None:
         assert np.abs(prob(plain, t) - t(base_plain[None])[0]).max() > 1e-4
 
 
+def test_the_cli_offers_the_models_normalisations() -> None:
+    from sitewatch.analysis.models.changemodel import NORMALISATIONS
+    from sitewatch.cli.change import _NORMALISATIONS
+
+    assert _NORMALISATIONS == NORMALISATIONS  # the CLI keeps a copy to stay free of torch
+
+
 def test_step_limit_and_weight_average() -> None:
     from sitewatch.analysis.changeeval import LabelledPair
     from sitewatch.analysis.models import train_change_model, train_config
@@ -276,7 +283,14 @@ def test_step_limit_and_weight_average() -> None:
     with pytest.raises(InputError, match="needs a limit"):
         train_config(minutes=None, steps=None)
     for bad, said in (({"crop": 8}, "crop must be at least 16 px, got 8"),
-                      ({"batch": 0}, "batch must be at least 1 crop, got 0")):  # fmt: skip
+                      ({"batch": 0}, "batch must be at least 1 crop, got 0"),
+                      ({"lr": 0.0}, "lr must be > 0, got 0.0"),
+                      ({"lr": float("nan")}, "lr must be > 0"),
+                      ({"weight_decay": -1e-4}, "weight_decay must be >= 0"),
+                      ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+                      ({"widths": (16,)}, "widths must be two or more"),
+                      ({"widths": (16, 0)}, "widths must be two or more"),
+                      ({"normalisation": "minmax"}, "known: per_image_zscore")):  # fmt: skip
         with pytest.raises(InputError, match=said):
             train_config(steps=3, **bad)
 
@@ -556,11 +570,17 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     model = tmp_path / "model.pt"
     r = sw("change", "train-oscd", str(root), "-o", str(model), "--minutes", "0.05",
            "--steps", "4", "--calibrate", "--crop", "32", "--batch", "2", "--threads", "1",
-           "--prior", "cva", "--hard-fraction", "0.25", "--jitter", "0.05", "--json")  # fmt: skip
+           "--prior", "cva", "--hard-fraction", "0.25", "--jitter", "0.05", "--normalisation",
+           "per_image_zscore", "--widths", "8,16,32", "--lr", "0.001", "--weight-decay", "0",
+           "--dropout", "0", "--change-fraction", "0.4", "--ema", "0.9", "--json")  # fmt: skip
     assert r.code == 0, r.err
     out = json.loads(r.out)
     assert out["training"]["prior"] == "cva" and out["training"]["hard_fraction"] == 0.25
     assert out["training"]["jitter"] == 0.05
+    assert out["training"]["normalisation"] == "per_image_zscore"
+    assert out["training"]["widths"] == [8, 16, 32] and out["training"]["lr"] == 0.001
+    assert out["training"]["weight_decay"] == 0 and out["training"]["dropout"] == 0
+    assert out["training"]["change_fraction"] == 0.4 and out["training"]["ema"] == 0.9
     assert out["bands"] == list(BANDS) and out["training"]["pairs"] == ["alpha", "beta"]
     assert 1 <= out["training"]["steps"] <= 4 and out["training"]["seconds"] < 30
     assert "threshold_f1_on_training_pairs" in out["training"]  # --calibrate

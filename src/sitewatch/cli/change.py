@@ -345,6 +345,26 @@ def eval_pairs(root: str, coregister: bool, as_json: bool, **kw: Any) -> None:
 # --- learned model ------------------------------------------------------------------------------
 
 
+# the learned model's input normalisations (``changemodel.NORMALISATIONS``, which imports torch)
+_NORMALISATIONS = ("per_image_zscore", "zscore_log", "zscore_indices")
+
+
+def _parse_widths(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        widths = tuple(int(w) for w in value.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) < 2 or min(widths) < 1:
+        raise click.BadParameter(
+            f"{value!r} is not a list of channel counts; give two or more positive integers "
+            "separated by commas, such as 16,32,64,128",
+            ctx=ctx, param=param,
+        )  # fmt: skip
+    return widths
+
+
 def _train_options(func: F) -> F:
     opts = [
         click.option("--minutes", type=Finite(min=0, min_open=True), default=15.0, show_default=True,
@@ -374,6 +394,25 @@ def _train_options(func: F) -> F:
         click.option("--hard-fraction", type=Finite(0, 1), default=None,
                      help="Share of training crops centred on hard negatives (unchanged pixels "
                      "above the CVA threshold; default: the model's default)."),
+        click.option("--normalisation", type=click.Choice(_NORMALISATIONS), default=None,
+                     help="Network inputs: per-image z-scores of the bands, their logs, or the "
+                     "z-scores with NDVI, NDBI, MNDWI and bare-soil index (default: the model's "
+                     "default, zscore_indices)."),
+        click.option("--widths", default=None, callback=_parse_widths,
+                     help="Channels per encoder level, comma-separated, the last the bottleneck "
+                     "(default: the model's default, 16,32,64,128)."),
+        click.option("--lr", type=Finite(min=0, min_open=True), default=None,
+                     help="Peak learning rate of AdamW (default: the model's default, 0.002)."),
+        click.option("--weight-decay", type=Finite(min=0), default=None,
+                     help="AdamW weight decay (default: the model's default, 0.0001)."),
+        click.option("--dropout", type=Finite(0, 1, max_open=True), default=None,
+                     help="Dropout before the bottleneck (default: the model's default, 0.1)."),
+        click.option("--change-fraction", type=Finite(0, 1), default=None,
+                     help="Share of training crops centred on a changed pixel (default: the "
+                     "model's default, 0.5)."),
+        click.option("--ema", type=Finite(0, 1, max_open=True), default=None,
+                     help="Decay of the moving average of the weights that becomes the model, "
+                     "0: off (default: the model's default, 0.99)."),
     ]  # fmt: skip
     for opt in reversed(opts):
         func = opt(func)
@@ -383,7 +422,9 @@ def _train_options(func: F) -> F:
 def _train_config(kw: dict[str, Any]) -> Any:
     from ..analysis.models import train_config
 
-    optional = {k: kw[k] for k in ("prior", "jitter", "hard_fraction") if kw[k] is not None}
+    names = ("prior", "jitter", "hard_fraction", "normalisation", "widths", "lr", "weight_decay",
+             "dropout", "change_fraction", "ema")  # fmt: skip
+    optional = {k: kw[k] for k in names if kw[k] is not None}
     return train_config(epochs=kw["epochs"], minutes=kw["minutes"], steps=kw["steps"] or None,
                         seed=kw["seed"], threads=kw["threads"], device=kw["device"], crop=kw["crop"],
                         batch=kw["batch"], calibrate=kw["calibrate"], **optional)  # fmt: skip

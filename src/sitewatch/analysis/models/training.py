@@ -194,6 +194,17 @@ class TrainConfig:
             raise InputError("jitter must be in [0, 1)")
         if not 0 <= self.ema < 1:
             raise InputError("ema must be in [0, 1)")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"lr must be > 0, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise InputError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.dropout < 1:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if len(self.widths) < 2 or any(int(w) != w or w < 1 for w in self.widths):
+            raise InputError(
+                f"widths must be two or more positive channel counts (one per level, the last "
+                f"the bottleneck), such as 16,32,64,128; got {self.widths}"
+            )
         if self.crop < 16:
             raise InputError(f"crop must be at least 16 px, got {self.crop}")
         if self.batch < 1:
