@@ -256,11 +256,21 @@ def test_tta_output_is_equivariant_to_flips_and_rotations() -> None:
         assert np.abs(prob(plain, t) - t(base_plain[None])[0]).max() > 1e-4
 
 
-def test_the_cli_offers_the_models_normalisations() -> None:
+def test_the_cli_offers_the_models_normalisations_and_says_its_defaults() -> None:
+    import click
+
     from sitewatch.analysis.models.changemodel import NORMALISATIONS
-    from sitewatch.cli.change import _NORMALISATIONS
+    from sitewatch.analysis.models.training import TrainConfig
+    from sitewatch.cli.change import _NORMALISATIONS, train_oscd
 
     assert _NORMALISATIONS == NORMALISATIONS  # the CLI keeps a copy to stay free of torch
+    helps = {p.name: p.help or "" for p in train_oscd.params if isinstance(p, click.Option)}
+    d = TrainConfig()
+    said = {"normalisation": d.normalisation, "widths": ",".join(map(str, d.widths)),
+            "lr": d.lr, "weight_decay": d.weight_decay, "dropout": d.dropout,
+            "change_fraction": d.change_fraction, "ema": d.ema}  # fmt: skip
+    for name, value in said.items():
+        assert f"the model's default, {value})" in helps[name], name
 
 
 def test_step_limit_and_weight_average() -> None:
