@@ -395,9 +395,9 @@ def _train_options(func: F) -> F:
                      help="Share of training crops centred on hard negatives (unchanged pixels "
                      "above the CVA threshold; default: the model's default)."),
         click.option("--normalisation", type=click.Choice(_NORMALISATIONS), default=None,
-                     help="Network inputs: per-image z-scores of the bands, their logs, or the "
-                     "z-scores with NDVI, NDBI, MNDWI and bare-soil index (default: the model's "
-                     "default, zscore_indices)."),
+                     help="Network inputs: the bands z-scored per image, alone, with each band's log "
+                     "reflectance, or with NDVI, NDBI, MNDWI and bare-soil index (default: the "
+                     "model's default, zscore_indices)."),
         click.option("--widths", default=None, callback=_parse_widths,
                      help="Channels per encoder level, comma-separated, the last the bottleneck "
                      "(default: the model's default, 16,32,64,128)."),
