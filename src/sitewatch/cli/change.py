@@ -345,10 +345,6 @@ def eval_pairs(root: str, coregister: bool, as_json: bool, **kw: Any) -> None:
 # --- learned model ------------------------------------------------------------------------------
 
 
-# the learned model's input normalisations (``changemodel.NORMALISATIONS``, which imports torch)
-_NORMALISATIONS = ("per_image_zscore", "zscore_log", "zscore_indices")
-
-
 def _parse_widths(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     if value is None:
         return None
@@ -366,6 +362,8 @@ def _parse_widths(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def _train_options(func: F) -> F:
+    from ..analysis.models import NORMALISATIONS, PRIORS  # no torch: that is imported on use
+
     opts = [
         click.option("--minutes", type=Finite(min=0, min_open=True), default=15.0, show_default=True,
                      help="Wall-clock cap on training (per fold for cv-oscd); stops cleanly."),
@@ -385,7 +383,7 @@ def _train_options(func: F) -> F:
         click.option("--calibrate", is_flag=True,
                      help="Threshold at the best pooled F1 on the training cities instead of 0.5 "
                      "(biased high: the model has seen those labels)."),
-        click.option("--prior", type=click.Choice(["none", "cva"]), default=None,
+        click.option("--prior", type=click.Choice(PRIORS), default=None,
                      help="Pair channel for the network: the unsupervised CVA magnitude on the "
                      "image-wide scale, or none (default: the model's default)."),
         click.option("--jitter", type=Finite(min=0), default=None,
@@ -394,7 +392,7 @@ def _train_options(func: F) -> F:
         click.option("--hard-fraction", type=Finite(0, 1), default=None,
                      help="Share of training crops centred on hard negatives (unchanged pixels "
                      "above the CVA threshold; default: the model's default)."),
-        click.option("--normalisation", type=click.Choice(_NORMALISATIONS), default=None,
+        click.option("--normalisation", type=click.Choice(NORMALISATIONS), default=None,
                      help="Network inputs: the bands z-scored per image, alone, with each band's log "
                      "reflectance, or with NDVI, NDBI, MNDWI and bare-soil index (default: the "
                      "model's default, zscore_indices)."),

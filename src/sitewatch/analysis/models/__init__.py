@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .training import TrainConfig
 
 __all__ = [
+    "NORMALISATIONS",
+    "PRIORS",
     "cross_validate",
     "detect_with_model",
     "load_model",
@@ -35,6 +37,19 @@ __all__ = [
 ]
 
 MODEL_METHOD = "siam_diff_unet"
+
+NORMALISATIONS = ("per_image_zscore", "zscore_log", "zscore_indices")
+"""Network inputs: ``per_image_zscore``, the bands z-scored per image; ``zscore_log``, those plus
+each band's log reflectance on a fixed scale, which keeps the absolute brightness (built-up versus
+vegetation versus water) that the per-image z-score removes; ``zscore_indices``, the z-scores plus
+the normalised-difference indices of :data:`.changemodel.INPUT_INDICES` that the bands allow (see
+:func:`.changemodel.index_channels`). In the OSCD cross-validation ``zscore_log`` fitted the
+training cities better but scored lower on the unseen ones; ``zscore_indices`` scored higher (see
+:mod:`.training`)."""
+
+PRIORS = ("none", "cva")
+"""Pair channels given to the network besides the two images: ``none``; ``cva``, the unsupervised
+change magnitude of the pair (see :func:`.changemodel.pair_prior`)."""
 
 
 def require_torch(purpose: str = "the learned change model") -> Any:

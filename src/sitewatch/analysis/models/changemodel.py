@@ -20,6 +20,7 @@ from torch.nn import functional as nnf
 
 from ...errors import InputError
 from ...files import atomic_path, write_text
+from . import NORMALISATIONS, PRIORS
 from ._network import SiamDiffUNet
 
 __all__ = [
@@ -47,15 +48,6 @@ READS = (1, 2, 3)
 """Version 1 descriptions (no ``tta``) are read as ``tta=False``, versions 1-2 (no ``prior``) as
 ``prior="none"``."""
 
-NORMALISATIONS = ("per_image_zscore", "zscore_log", "zscore_indices")
-"""Network inputs: ``per_image_zscore``, the bands z-scored per image; ``zscore_log``, those plus
-each band's log reflectance on a fixed scale, which keeps the absolute brightness (built-up versus
-vegetation versus water) that the per-image z-score removes; ``zscore_indices``, the z-scores plus
-the normalised-difference indices of :data:`INPUT_INDICES` that the bands allow (see
-:func:`index_channels`). In the OSCD cross-validation ``zscore_log`` fitted the training cities
-better but scored lower on the unseen ones; ``zscore_indices`` scored higher (see
-:mod:`.training`)."""
-
 INPUT_INDICES = ("ndvi", "ndbi", "mndwi", "bsi")
 """The spectral indices of ``zscore_indices`` inputs, in channel order: vegetation, built-up,
 water and bare soil, the land covers whose swaps make up most real change and most seasonal
@@ -66,10 +58,6 @@ z-score hides."""
 INDEX_SCALE = 3.0
 """The indices (-1 to 1) are multiplied by this, so that the spread between land covers is about
 that of the z-scores."""
-
-PRIORS = ("none", "cva")
-"""Pair channels given to the network besides the two images: ``none``; ``cva``, the unsupervised
-change magnitude of the pair (see :func:`pair_prior`)."""
 
 
 @dataclass(frozen=True)
