@@ -320,21 +320,50 @@ def test_detect_measures_and_corrects_misregistration(sw: Any, tmp_path: Path) -
     b = write_tif(tmp_path / "b.tif", before)
     a = write_tif(tmp_path / "a.tif", np.rint(moved).astype(np.uint16))
     scores = {}
-    for flag in ((), ("--coregister",)):
-        out = tmp_path / f"o{len(flag)}.tif"
+    # co-registration is on by default, as in eval-oscd, train-oscd and the monitor
+    for flag in ((), ("--coregister",), ("--no-coregister",)):
+        corrected = flag != ("--no-coregister",)
+        out = tmp_path / f"o{len(scores)}.tif"
         r = sw("change", "detect", str(b), str(a), "-o", str(out), "--json", *flag)
         assert r.code == 0, r.err
         reg = json.loads(r.out)["coregistration"]
-        assert reg["measured"] and reg["band"] == "B08" and reg["corrected"] == bool(flag)
+        assert reg["measured"] and reg["band"] == "B08" and reg["corrected"] == corrected
         assert reg["dy_px"] == pytest.approx(-1.5, abs=0.2)
         assert reg["dx_px"] == pytest.approx(1.0, abs=0.2)
-        assert ("misregistered by 1." in r.err) != bool(flag)
+        assert ("misregistered by 1." in r.err) != corrected
         with rasterio.open(out) as ds:
             mask = ds.read(1) == 1
         tp = (mask & truth).sum()
-        scores[bool(flag)] = 2 * tp / (mask.sum() + truth.sum())
+        scores[flag] = 2 * tp / (mask.sum() + truth.sum())
+    assert scores[()] == scores[("--coregister",)]
+    scores = {c: scores[f] for c, f in ((True, ()), (False, ("--no-coregister",)))}
     # edges of the shifted texture no longer show as change
     assert scores[True] > 0.85 and scores[True] > scores[False] + 0.05, scores
+
+
+def test_detect_leaves_tile_sized_pairs_uncorrected_unless_told(
+    sw: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scipy import ndimage
+
+    import sitewatch.cli.change as cli_change
+
+    before, after, _ = make_pair(128)
+    moved = ndimage.shift(after.astype(np.float64), (0, 1.5, -1.0), order=1, mode="nearest")
+    b = write_tif(tmp_path / "b.tif", before)
+    a = write_tif(tmp_path / "a.tif", np.rint(moved).astype(np.uint16))
+    # a 128 x 128 pair stands in for a tile: above the limit the moved copy of AFTER is not made
+    monkeypatch.setattr(cli_change, "_CHUNK_ABOVE_PX", 128 * 128 - 1)
+    for flag, corrected in (((), False), (("--coregister",), True)):
+        r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--json", *flag)
+        assert r.code == 0, r.err
+        reg = json.loads(r.out)["coregistration"]
+        assert reg["measured"] and reg["corrected"] == corrected
+        assert reg["dy_px"] == pytest.approx(-1.5, abs=0.3)
+        assert ("misregistered by 1." in r.err and "--coregister" in r.err) != corrected
+    monkeypatch.setattr(cli_change, "_CHUNK_ABOVE_PX", 128 * 128)  # at the limit: on by default
+    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--json")
+    assert r.code == 0 and json.loads(r.out)["coregistration"]["corrected"], r.err
 
 
 def test_coregistration_leaves_implausible_shifts_alone(caplog: pytest.LogCaptureFixture) -> None:
