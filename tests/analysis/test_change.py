@@ -12,6 +12,7 @@ from sitewatch.analysis import _threshold as th
 from sitewatch.analysis.change import (
     METHODS,
     ChangeConfig,
+    change_polygons,
     clean_mask,
     common_bands,
     detect_change,
@@ -290,3 +291,35 @@ def test_closed_form_chi_square_survival_matches_scipy() -> None:
 def test_config_refuses_settings_that_mean_nothing(settings: dict, message: str) -> None:
     with pytest.raises(InputError, match=message):
         ChangeConfig(**settings)
+
+
+def test_change_polygons_carry_each_patch_pixels_and_magnitude() -> None:
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    mask = np.zeros((40, 40), bool)
+    mask[5:25, 5:25] = True
+    mask[10:20, 10:20] = False  # a ring, whose hole holds a second patch
+    mask[13:17, 13:17] = True
+    mask[30:33, 30:33] = True  # a third patch, its magnitude partly without data
+    magnitude = np.arange(1600, dtype=np.float32).reshape(40, 40) / 100
+    magnitude[30, 30:33] = np.nan
+    t, crs = from_origin(500_000, 4_200_000, 10, 10), CRS.from_epsg(32652)
+    feats = change_polygons(mask, t, crs, magnitude)
+    props = {f["properties"]["pixels"]: f["properties"] for f in feats}
+    assert sorted(props) == [9, 16, 300]  # the ring's hole is not counted as its pixels
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    for n, lab in ((300, labels[5, 5]), (16, labels[15, 15])):
+        values = magnitude[labels == lab]
+        assert props[n]["magnitude_mean"] == pytest.approx(values.mean(), abs=1e-4)
+        assert props[n]["magnitude_max"] == pytest.approx(values.max(), abs=1e-4)
+    # no-data magnitudes are left out of the mean, not counted as zero
+    assert props[9]["magnitude_mean"] == pytest.approx(np.nanmean(magnitude[30:33, 30:33]), 1e-4)
+    magnitude[30:33, 30:33] = np.nan
+    props = {
+        f["properties"]["pixels"]: f["properties"] for f in change_polygons(mask, t, crs, magnitude)
+    }
+    assert props[9]["magnitude_mean"] is None and props[9]["magnitude_max"] is None
+    assert "pixels" not in change_polygons(mask, t, crs)[0]["properties"]  # without a magnitude
+    with pytest.raises(ValueError, match="differ in shape"):
+        change_polygons(mask, t, crs, magnitude[:-1])

@@ -53,7 +53,8 @@ def test_detect_writes_cog_and_polygons(
         assert ds.count == 2 and ds.crs.to_epsg() == 32652
         assert ds.descriptions == ("change_mask", "magnitude")
         mask = ds.read(1) == 1
-        assert ds.read(2).dtype == np.float32
+        magnitude = ds.read(2)
+        assert magnitude.dtype == np.float32
     assert (mask & truth).sum() / truth.sum() > 0.8
     gj = json.loads(out.with_suffix(".geojson").read_text())
     areas = sorted(f["properties"]["area_m2"] for f in gj["features"])
@@ -64,6 +65,22 @@ def test_detect_writes_cog_and_polygons(
     assert summary["polygons"] == 2
     lon, lat = gj["features"][0]["geometry"]["coordinates"][0][0]
     assert 125 < lon < 130 and 37 < lat < 38.5  # lon/lat, not UTM metres
+    # each polygon carries its patch's pixels and magnitude, as the COG's bands give them
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    patches = sorted(
+        (int((labels == i).sum()), float(magnitude[labels == i].mean()),
+         float(magnitude[labels == i].max())) for i in range(1, n + 1)
+    )  # fmt: skip
+    props = sorted(
+        (f["properties"]["pixels"], f["properties"]["magnitude_mean"],
+         f["properties"]["magnitude_max"]) for f in gj["features"]
+    )  # fmt: skip
+    assert [p[0] for p in props] == [p[0] for p in patches]
+    flat = [v for p in patches for v in p[1:]]
+    assert [v for p in props for v in p[1:]] == pytest.approx(flat, abs=1e-4)
+    assert props[0][1] > summary["threshold"]  # cva: every changed pixel is above it
 
 
 def test_detect_reprojects_after_and_uses_common_bands(sw: Any, tmp_path: Path) -> None:

@@ -591,10 +591,18 @@ def pca_kmeans(
 
 
 def change_polygons(
-    mask: NDArray[np.bool_], transform: Affine, crs: CRS | None
+    mask: NDArray[np.bool_],
+    transform: Affine,
+    crs: CRS | None,
+    magnitude: NDArray[np.floating[Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """GeoJSON features (lon/lat) of the change patches of ``mask``, largest first, each with its
-    geodesic area in m² and a 1-based ``id``. A mask without a CRS (a plain picture) has none."""
+    geodesic area in m² and a 1-based ``id``. A mask without a CRS (a plain picture) has none.
+
+    With ``magnitude`` (the change map's magnitude on the mask's grid, NaN where not valid) each
+    patch also carries its ``pixels`` and the mean and maximum magnitude over them
+    (``magnitude_mean``, ``magnitude_max``), by which an analyst can rank patches of one map by
+    strength as well as size."""
     from rasterio.features import shapes
     from shapely.geometry import mapping, shape
 
@@ -603,24 +611,61 @@ def change_polygons(
     feats: list[dict[str, Any]] = []
     if crs is None:
         return feats
+    if magnitude is not None and magnitude.shape != mask.shape:
+        raise ValueError(f"magnitude {magnitude.shape} and mask {mask.shape} differ in shape")
     m = mask.astype(np.uint8)
     for geom, value in shapes(m, mask=m.astype(bool), transform=transform, connectivity=8):
         if value != 1:
             continue
         poly = shape(geom)
+        props: dict[str, Any] = {}
+        if magnitude is not None:
+            props.update(_patch_magnitude(poly, mask, magnitude, transform))
         if not crs.is_geographic or crs.to_epsg() != 4326:
             poly = to_crs(poly, crs.to_wkt(), "EPSG:4326")
         feats.append(
             {
                 "type": "Feature",
                 "geometry": mapping(poly),
-                "properties": {"area_m2": round(geodesic_area(poly), 1)},
+                "properties": {"area_m2": round(geodesic_area(poly), 1), **props},
             }
         )
     feats.sort(key=lambda f: -float(f["properties"]["area_m2"]))
     for i, f in enumerate(feats):
         f["properties"]["id"] = i + 1
     return feats
+
+
+def _patch_magnitude(
+    poly: Any, mask: NDArray[np.bool_], magnitude: NDArray[np.floating[Any]], transform: Affine
+) -> dict[str, Any]:
+    """Pixel count and mean / maximum magnitude of the mask pixels inside ``poly`` (grid CRS):
+    the patch's pixels, found by rasterising it in its own bounding window."""
+    from affine import Affine
+    from rasterio.features import geometry_mask
+
+    x0, y0, x1, y1 = poly.bounds
+    corners = [~transform * xy for xy in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))]
+    cols, rows = [c for c, _ in corners], [r for _, r in corners]
+    r0, c0 = max(math.floor(min(rows)) - 1, 0), max(math.floor(min(cols)) - 1, 0)
+    r1 = min(math.ceil(max(rows)) + 1, mask.shape[0])
+    c1 = min(math.ceil(max(cols)) + 1, mask.shape[1])
+    inside = geometry_mask(
+        [poly], out_shape=(r1 - r0, c1 - c0), transform=transform * Affine.translation(c0, r0),
+        invert=True,
+    )  # fmt: skip
+    patch = inside & mask[r0:r1, c0:c1]
+    values = magnitude[r0:r1, c0:c1][patch]
+    values = values[np.isfinite(values)]
+    out: dict[str, Any] = {
+        "pixels": int(patch.sum()),
+        "magnitude_mean": None,
+        "magnitude_max": None,
+    }
+    if values.size:
+        out["magnitude_mean"] = round(float(values.mean()), 4)
+        out["magnitude_max"] = round(float(values.max()), 4)
+    return out
 
 
 def clean_mask(

@@ -92,7 +92,8 @@ def change() -> None:
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
               help="Output COG (band 1 change mask, band 2 magnitude).")  # fmt: skip
 @click.option("--geojson", "geojson", type=click.Path(dir_okay=False), default=None,
-              help="Change polygons (default: OUTPUT with .geojson).")  # fmt: skip
+              help="Change polygons, largest first, each with its area in m², pixels and mean "
+                   "and maximum magnitude (default: OUTPUT with .geojson).")  # fmt: skip
 @click.option(
     "--bands", default=None, help="Comma-separated bands to use (default: all common bands)."
 )
@@ -178,7 +179,7 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             chunks=1024 if h * w > _CHUNK_ABOVE_PX else None,
         )  # fmt: skip
     write_change_cog(output, result.mask, result.magnitude, result.valid, img0)
-    feats = change_polygons(result.mask, img0.transform, img0.crs)
+    feats = change_polygons(result.mask, img0.transform, img0.crs, result.magnitude)
     summary = result.summary()
     summary.update(output=str(output), geojson=str(gj), polygons=len(feats),
                    area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1),
