@@ -613,14 +613,17 @@ def change_polygons(
         return feats
     if magnitude is not None and magnitude.shape != mask.shape:
         raise ValueError(f"magnitude {magnitude.shape} and mask {mask.shape} differ in shape")
-    m = mask.astype(np.uint8)
-    for geom, value in shapes(m, mask=m.astype(bool), transform=transform, connectivity=8):
-        if value != 1:
+    # with a magnitude, one label per patch (8-connected, as the polygons are) keys its statistics
+    stats: dict[int, dict[str, Any]] = {}
+    if magnitude is None:
+        src: NDArray[Any] = mask.astype(np.uint8)
+    else:
+        src, stats = _patch_magnitudes(mask, magnitude)
+    for geom, value in shapes(src, mask=mask, transform=transform, connectivity=8):
+        if value == 0:
             continue
         poly = shape(geom)
-        props: dict[str, Any] = {}
-        if magnitude is not None:
-            props.update(_patch_magnitude(poly, mask, magnitude, transform))
+        props = stats.get(int(value), {})
         if not crs.is_geographic or crs.to_epsg() != 4326:
             poly = to_crs(poly, crs.to_wkt(), "EPSG:4326")
         feats.append(
@@ -636,36 +639,33 @@ def change_polygons(
     return feats
 
 
-def _patch_magnitude(
-    poly: Any, mask: NDArray[np.bool_], magnitude: NDArray[np.floating[Any]], transform: Affine
-) -> dict[str, Any]:
-    """Pixel count and mean / maximum magnitude of the mask pixels inside ``poly`` (grid CRS):
-    the patch's pixels, found by rasterising it in its own bounding window."""
-    from affine import Affine
-    from rasterio.features import geometry_mask
+def _patch_magnitudes(
+    mask: NDArray[np.bool_], magnitude: NDArray[np.floating[Any]]
+) -> tuple[NDArray[np.int32], dict[int, dict[str, Any]]]:
+    """The 8-connected patches of ``mask`` labelled 1..n, and each label's pixel count and mean /
+    maximum magnitude over its pixels with a finite magnitude (None where it has none)."""
+    from scipy import ndimage
 
-    x0, y0, x1, y1 = poly.bounds
-    corners = [~transform * xy for xy in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))]
-    cols, rows = [c for c, _ in corners], [r for _, r in corners]
-    r0, c0 = max(math.floor(min(rows)) - 1, 0), max(math.floor(min(cols)) - 1, 0)
-    r1 = min(math.ceil(max(rows)) + 1, mask.shape[0])
-    c1 = min(math.ceil(max(cols)) + 1, mask.shape[1])
-    inside = geometry_mask(
-        [poly], out_shape=(r1 - r0, c1 - c0), transform=transform * Affine.translation(c0, r0),
-        invert=True,
-    )  # fmt: skip
-    patch = inside & mask[r0:r1, c0:c1]
-    values = magnitude[r0:r1, c0:c1][patch]
-    values = values[np.isfinite(values)]
-    out: dict[str, Any] = {
-        "pixels": int(patch.sum()),
-        "magnitude_mean": None,
-        "magnitude_max": None,
-    }
-    if values.size:
-        out["magnitude_mean"] = round(float(values.mean()), 4)
-        out["magnitude_max"] = round(float(values.max()), 4)
-    return out
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool), output=np.int32)
+    index = np.arange(1, n + 1)
+    pixels = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    finite = mask & np.isfinite(magnitude)
+    lab = labels[finite]
+    vals = magnitude[finite].astype(np.float64)
+    counted = np.bincount(lab, minlength=n + 1)[1:]
+    sums = np.bincount(lab, weights=vals, minlength=n + 1)[1:]
+    highest = np.full(n + 1, -np.inf)
+    if vals.size:
+        highest[1:] = ndimage.maximum(np.where(finite, magnitude, -np.inf), labels, index)
+    stats: dict[int, dict[str, Any]] = {}
+    for i in range(n):
+        some = bool(counted[i])
+        stats[i + 1] = {
+            "pixels": int(pixels[i]),
+            "magnitude_mean": round(float(sums[i] / counted[i]), 4) if some else None,
+            "magnitude_max": round(float(highest[i + 1]), 4) if some else None,
+        }
+    return labels, stats
 
 
 def clean_mask(
