@@ -52,6 +52,7 @@ def test_detect_writes_cog_and_polygons(
     with rasterio.open(out) as ds:
         assert ds.count == 2 and ds.crs.to_epsg() == 32652
         assert ds.descriptions == ("change_mask", "magnitude")
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and np.isnan(ds.nodata)
         mask = ds.read(1) == 1
         magnitude = ds.read(2)
         assert magnitude.dtype == np.float32
@@ -65,6 +66,10 @@ def test_detect_writes_cog_and_polygons(
     assert summary["polygons"] == 2
     lon, lat = gj["features"][0]["geometry"]["coordinates"][0][0]
     assert 125 < lon < 130 and 37 < lat < 38.5  # lon/lat, not UTM metres
+    # the COG's scratch file and temporary names are gone
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "after.tif", "before.tif", "change.geojson", "change.tif",
+    ]  # fmt: skip
     # each polygon carries its patch's pixels and magnitude, as the COG's bands give them
     from scipy import ndimage
 
@@ -184,6 +189,42 @@ def test_detect_folder_of_band_files(sw: Any, tmp_path: Path) -> None:
            "--method", "ndbi", "--json")  # fmt: skip
     assert r.code == 0, r.err
     assert json.loads(r.out)["bands"] == sorted(BANDS)
+
+
+def test_folder_of_same_grid_integer_bands_is_read_as_stored(tmp_path: Path) -> None:
+    from sitewatch.analysis._changeio import read_image
+    from sitewatch.analysis.change import detect_change
+
+    before, after, _ = make_pair()
+    before[:, :5, :5] = 0  # no data in the corner
+    stack = write_tif(tmp_path / "stack.tif", before)
+    with rasterio.open(stack, "r+") as ds:
+        ds.nodata = 0
+    (tmp_path / "t0").mkdir()
+    for i, band in enumerate(BANDS[:4]):  # the 10 m bands: one grid, one integer type
+        write_tif(tmp_path / "t0" / f"T52_{band}.tif", before[i : i + 1], names=(band,))
+        with rasterio.open(tmp_path / "t0" / f"T52_{band}.tif", "r+") as ds:
+            ds.nodata = 0
+    folder = read_image(tmp_path / "t0")
+    # uint16 as stored (half the memory of float32) with its no-data value, not NaN
+    assert folder.data.dtype == np.uint16 and folder.nodata == 0
+    np.testing.assert_array_equal(folder.data, before[:4])
+    assert folder.bands == tuple(sorted(BANDS[:4]))
+    # the same bands from a multi-band file: the same pixels and the same change map
+    whole = read_image(stack, bands=folder.bands)
+    np.testing.assert_array_equal(whole.data, folder.data)
+    after4 = after[[BANDS.index(b) for b in folder.bands]]
+    a = detect_change(folder.data, after4, bands=folder.bands, nodata_before=folder.nodata)
+    b = detect_change(whole.data, after4, bands=whole.bands, nodata_before=whole.nodata)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert not a.valid[:5, :5].any() and a.valid[5:, 5:].all()
+    # all of a file's bands in its order: its pixels, not a copy
+    every = read_image(stack)
+    assert read_image(stack, bands=every.bands).data.shape == every.data.shape
+    from sitewatch.analysis._changeio import _pick
+
+    assert _pick(every, every.bands, stack).data is every.data
+    assert _pick(every, every.bands[::-1], stack).data is not every.data
 
 
 def test_eval_oscd_one_city(sw: Any, shared_data: Path) -> None:
@@ -432,3 +473,22 @@ def test_detect_checks_both_outputs_before_the_work(sw: Any, tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
     r = sw("change", "detect", str(b), str(a), "-o", str(out), "--bands", ",")
     assert r.code == 2 and "names no band" in r.err
+
+
+def test_change_cog_failing_midway_leaves_the_old_file_and_no_scratch(tmp_path: Path) -> None:
+    from rasterio.crs import CRS
+
+    from sitewatch.analysis import _changeio
+
+    out = tmp_path / "c.tif"
+    out.write_bytes(b"the previous map")
+    mask = np.zeros((300, 40), bool)
+    magnitude = np.zeros((300, 40), np.float32)
+    valid = np.ones((200, 40), bool)  # shorter than the map: the second block of rows fails
+    t = from_origin(*ORIGIN, 10, 10)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_changeio, "WRITE_ROWS", 128)
+        with pytest.raises(IndexError):
+            _changeio.write_change_cog(out, mask, magnitude, valid, CRS.from_epsg(32652), t)
+    assert out.read_bytes() == b"the previous map"
+    assert [f.name for f in tmp_path.iterdir()] == ["c.tif"]

@@ -178,8 +178,10 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             nodata_after=img1.nodata, pixel_area_m2=pixel_area_m2(img0),
             chunks=1024 if h * w > _CHUNK_ABOVE_PX else None,
         )  # fmt: skip
-    write_change_cog(output, result.mask, result.magnitude, result.valid, img0)
-    feats = change_polygons(result.mask, img0.transform, img0.crs, result.magnitude)
+    crs, transform = img0.crs, img0.transform
+    del raw0, raw1, img0, img1  # free the images' pixels (1.9 GB for a tile pair) before writing
+    write_change_cog(output, result.mask, result.magnitude, result.valid, crs, transform)
+    feats = change_polygons(result.mask, transform, crs, result.magnitude)
     summary = result.summary()
     summary.update(output=str(output), geojson=str(gj), polygons=len(feats),
                    area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1),
