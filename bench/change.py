@@ -4,6 +4,7 @@ straightforward NumPy implementation of the same method on the same pair, and pe
     .venv/bin/python bench/change.py             # 4096 x 4096, 5 bands, uint16
     .venv/bin/python bench/change.py --size 2048
     .venv/bin/python bench/change.py --full [--method irmad]   # a 10980 x 10980 x 4 tile pair
+    .venv/bin/python bench/change.py --cli [--workdir DIR]     # the same through the CLI
 
 The NumPy peers (``bench/_change_peers.py``) write each method out on whole arrays (z-scores,
 IR-MAD from ``np.cov`` and ``eigh``, invariant pixels and major-axis regression, Celik's
@@ -11,7 +12,10 @@ neighbourhood PCA and k-means, log ratios, index differences). The run asserts t
 magnitude equals the library's, that the library's threshold applied to it gives the library's
 mask exactly, and that the chunked path gives the in-memory mask. The ``--full`` run builds the
 tile pair lazily (dask random blocks) so that only the method's own memory is measured; its peak
-RSS must stay under 4 GB.
+RSS must stay under 4 GB. The ``--cli`` run writes such a pair as two GeoTIFFs (2 GB of disk)
+and runs ``sitewatch change detect`` on them, reading, writing the COG and the polygons included;
+its peer is a process that only reads the two files with rasterio (the floor of any tool that
+holds both images in memory), and its peak RSS must stay under 4 GB too.
 """
 
 from __future__ import annotations
@@ -123,13 +127,104 @@ def run(size: int, full: bool, full_method: str = "cva") -> None:
     assert peak_rss_mb() < 4096, "over the 4 GB budget"
 
 
+_CHILD_PEAK = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+"""Runs a command as its only child and prints that child's peak RSS (KiB)."""
+
+_READ_BOTH = (
+    "import sys, rasterio\n"
+    "keep = []\n"
+    "for f in sys.argv[1:]:\n"
+    "    with rasterio.open(f) as ds: keep.append(ds.read())\n"
+)
+
+
+def _child_peak(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of ``cmd`` run alone in a child process."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD_PEAK, *cmd], check=True, capture_output=True, text=True
+    )
+    return time.perf_counter() - t0, int(out.stdout.split()[-1]) / 1024.0
+
+
+def _write_tile_pair(folder: Path, n: int = 10980) -> tuple[Path, Path]:
+    """A 4-band uint16 tile pair with a changed block every 700 px, written a strip at a time."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    profile: dict[str, object] = {
+        "driver": "GTiff", "width": n, "height": n, "count": 4, "dtype": "uint16",
+        "crs": "EPSG:32652", "transform": from_origin(500_000, 4_200_000, 10, 10),
+        "tiled": True, "blockxsize": 512, "blockysize": 512,
+    }  # fmt: skip
+    paths = folder / "before.tif", folder / "after.tif"
+    rng = np.random.default_rng(0)
+    strip = 1098
+    with rasterio.open(paths[0], "w", **profile) as b, rasterio.open(paths[1], "w", **profile) as a:
+        for i, name in enumerate(BANDS[:4]):
+            b.set_band_description(i + 1, name)
+            a.set_band_description(i + 1, name)
+        for r in range(0, n, strip):
+            rows = min(strip, n - r)
+            base = rng.normal(1500, 150, (4, rows, n)).astype(np.float32)
+            later = base + rng.normal(0, 40, base.shape).astype(np.float32)
+            for c in range(0, n - 200, 700):
+                later[:, 300 % rows : 300 % rows + 40, c : c + 50] += 900
+            window = Window(0, r, n, rows)
+            b.write(np.clip(base, 0, 65535).astype(np.uint16), window=window)
+            a.write(np.clip(later, 0, 65535).astype(np.uint16), window=window)
+    return paths
+
+
+def run_cli(workdir: Path | None) -> None:
+    """``sitewatch change detect`` on a written tile pair against reading the pair alone."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sw-tile-", dir=workdir))
+    try:
+        t0 = time.perf_counter()
+        before, after = _write_tile_pair(folder)
+        print(f"wrote the tile pair in {time.perf_counter() - t0:.0f} s ({folder})")
+        t_read, peak_read = _child_peak([sys.executable, "-c", _READ_BOTH, str(before), str(after)])
+        cli = str(Path(sys.executable).with_name("sitewatch"))
+        out = folder / "change.tif"
+        t_cli, peak_cli = _child_peak([cli, "-q", "change", "detect", str(before), str(after),
+                                       "-o", str(out), "--json"])  # fmt: skip
+        n = 10980 * 10980 / 1e6
+        print_table(
+            "sitewatch change detect on a 10980 x 10980 x 4 uint16 tile pair (cva, chunked)",
+            ["run", "s", "Mpx/s", "peak RSS MB", "x the read-only peer"],
+            [
+                ["rasterio: read both files (peer)", t_read, n / t_read, peak_read, 1.0],
+                ["sitewatch change detect", t_cli, n / t_cli, peak_cli, peak_cli / peak_read],
+            ],
+        )
+        assert peak_cli < 4096, f"change detect peaked at {peak_cli:.0f} MB: over the 4 GB budget"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--full", action="store_true", help="a 10980 x 10980 tile pair, chunked")
     p.add_argument("--method", default="cva", choices=METHODS[:5], help="method of the --full run")
+    p.add_argument(
+        "--cli", action="store_true", help="the tile pair through sitewatch change detect"
+    )
+    p.add_argument("--workdir", type=Path, default=None, help="where --cli writes its 2 GB pair")
     args = p.parse_args()
-    run(args.size, args.full, args.method)
+    if args.cli:
+        run_cli(args.workdir)
+    else:
+        run(args.size, args.full, args.method)
 
 
 if __name__ == "__main__":
