@@ -535,11 +535,11 @@ def _materialise(x: Any) -> Any:
     out = np.empty(x.shape, dtype=x.dtype)
     if x.ndim < 2:
         da.store(x, out, lock=False)
-        return out.astype(np.float32) if out.dtype == np.float64 else out
-    r0 = 0
-    for rows in x.chunks[-2]:
-        da.store(x[..., r0 : r0 + rows, :], out[..., r0 : r0 + rows, :], lock=False)
-        r0 += rows
+    else:
+        r0 = 0
+        for rows in x.chunks[-2]:
+            da.store(x[..., r0 : r0 + rows, :], out[..., r0 : r0 + rows, :], lock=False)
+            r0 += rows
     return out.astype(np.float32) if out.dtype == np.float64 else out
 
 
