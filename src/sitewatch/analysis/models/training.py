@@ -37,7 +37,9 @@ defaults beyond that spread, so they stay options, off:
   four levels 0.403 / 0.365 (seeds 0 / 10), with five levels (up to 256 channels) 0.360 (seed
   0). Fold 4 (bercy and saclay_e) rose from 0.09-0.12 to 0.14-0.16 (0.20-0.25 with 256 px
   crops). On top of them (seed 0, against 0.404): radiometric jitter 0.1 scored 0.383, 1,200
-  steps 0.370.
+  steps 0.370. Narrower, with the indices (``widths=(8, 16, 32, 64)``, session 20): 0.435 /
+  0.402 (seeds 0 / 10) against 0.442 / 0.386, but seed 0's fold 4 ended with a dead network (F1
+  0 on bercy and saclay_e, whose false positives then left the pool): not adopted.
 * the output bias started at the log-odds of the training crops' changed share (session 16,
   now the default, ``start_at_prior``): pooled F1 0.353 (seed 0) and 0.380 (seed 10), inside
   the spread, but no run dies any more: started at 0, fold 3 with ``change_fraction=0.2`` (and
