@@ -270,7 +270,7 @@ def test_the_cli_offers_the_models_normalisations_and_says_its_defaults() -> Non
     d = TrainConfig()
     said = {"normalisation": d.normalisation, "widths": ",".join(map(str, d.widths)),
             "lr": d.lr, "weight_decay": d.weight_decay, "dropout": d.dropout,
-            "change_fraction": d.change_fraction, "ema": d.ema}  # fmt: skip
+            "change_fraction": d.change_fraction, "ema": d.ema, "retries": d.retries}  # fmt: skip
     for name, value in said.items():
         assert f"the model's default, {value})" in helps[name], name
 
@@ -349,10 +349,53 @@ def test_a_network_that_cannot_vote_for_change_is_reported(
             self.head.bias.fill_(-1e3)
 
     monkeypatch.setattr(SiamDiffUNet, "start_at_prior", dead)
-    model = train_change_model([pair], train_config(steps=1, lr=1e-9, **kw))
+    model = train_change_model([pair], train_config(steps=1, lr=1e-9, retries=0, **kw))
     assert model.meta.training["training_crop_recall"] == 0.0
+    assert "dead_seeds" not in model.meta.training
     assert any("training failed" in r.message and "another seed" in r.message
                for r in caplog.records)  # fmt: skip
+    # with retries, each dead network is trained again from the seed plus 1000
+    caplog.clear()
+    model = train_change_model([pair], train_config(steps=1, lr=1e-9, seed=3, retries=2, **kw))
+    info = model.meta.training
+    assert info["dead_seeds"] == [3, 1003] and info["seed"] == 2003
+    assert info["training_crop_recall"] == 0.0
+    said = [r.message for r in caplog.records]
+    assert sum("training again from seed" in m for m in said) == 2
+    assert any("from seeds 3, 1003, 2003" in m and "training failed" in m for m in said)
+    with pytest.raises(InputError, match="retries must be 0 or more"):
+        train_config(steps=1, retries=-1)
+
+
+def test_a_dead_network_is_trained_again_from_another_seed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_change_model, train_config
+    from sitewatch.analysis.models._network import SiamDiffUNet
+
+    before, after, truth = synthetic_pair(size=32, square=(8, 8, 12))
+    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
+    kw: dict[str, Any] = dict(minutes=None, crop=32, batch=2, widths=(8, 16), threads=1)
+    alive = SiamDiffUNet.start_at_prior
+    tries: list[int] = []
+
+    def dies_first(self: Any, share: float) -> None:  # only the first network dies
+        tries.append(1)
+        if len(tries) == 1:
+            with torch.no_grad():
+                self.head.bias.fill_(-1e3)
+        else:
+            alive(self, share)
+
+    monkeypatch.setattr(SiamDiffUNet, "start_at_prior", dies_first)
+    model = train_change_model([pair], train_config(steps=100, lr=5e-3, **kw))
+    info = model.meta.training
+    assert len(tries) == 2 and info["dead_seeds"] == [0] and info["seed"] == 1000
+    assert info["training_crop_recall"] > 0.5  # the second network learnt the change
+    said = [r.message for r in caplog.records]
+    assert any("seed 0 marks none" in m and "training again from seed 1000" in m for m in said)
+    assert not any("training failed" in m for m in said)
 
 
 def test_training_is_reproducible_from_its_seed() -> None:
@@ -584,7 +627,7 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
            "--steps", "4", "--calibrate", "--crop", "32", "--batch", "2", "--threads", "1",
            "--prior", "cva", "--hard-fraction", "0.25", "--jitter", "0.05", "--normalisation",
            "per_image_zscore", "--widths", "8,16,32", "--lr", "0.001", "--weight-decay", "0",
-           "--dropout", "0", "--change-fraction", "0.4", "--ema", "0.9", "--json")  # fmt: skip
+           "--dropout", "0", "--change-fraction", "0.4", "--ema", "0.9", "--retries", "0", "--json")  # fmt: skip
     assert r.code == 0, r.err
     out = json.loads(r.out)
     assert out["training"]["prior"] == "cva" and out["training"]["hard_fraction"] == 0.25
@@ -593,6 +636,7 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     assert out["training"]["widths"] == [8, 16, 32] and out["training"]["lr"] == 0.001
     assert out["training"]["weight_decay"] == 0 and out["training"]["dropout"] == 0
     assert out["training"]["change_fraction"] == 0.4 and out["training"]["ema"] == 0.9
+    assert out["training"]["retries"] == 0
     assert out["bands"] == list(BANDS) and out["training"]["pairs"] == ["alpha", "beta"]
     assert 1 <= out["training"]["steps"] <= 4 and out["training"]["seconds"] < 30
     assert "threshold_f1_on_training_pairs" in out["training"]  # --calibrate

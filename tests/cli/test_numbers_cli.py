@@ -73,6 +73,7 @@ def test_finite_type() -> None:
         (("change", "cv-oscd", "d", "--widths", "16,0"), "two or more positive integers"),
         (("change", "cv-oscd", "d", "--normalisation", "minmax"), "zscore_indices"),
         (("change", "cv-oscd", "d", "--folds", "1"), "x>=2"),
+        (("change", "cv-oscd", "d", "--retries", "-1"), "x>=0"),
         (("range", "rings", "--from", "126,39", "--azimuths", "100000000", "-o", "r.geojson"),
          "8<=x<=36000"),
         (("search", "triage", "run", "--limit", "0"), "x>=1"),

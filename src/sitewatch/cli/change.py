@@ -426,6 +426,10 @@ def _train_options(func: F) -> F:
         click.option("--ema", type=Finite(0, 1, max_open=True), default=None,
                      help="Decay of the moving average of the weights that becomes the model, "
                      "0: off (default: the model's default, 0.99)."),
+        click.option("--retries", type=click.IntRange(min=0), default=None,
+                     help="Times a network that marks none of its training crops' changed pixels "
+                     "(a dead one) is trained again from another seed, each with the whole "
+                     "--minutes (default: the model's default, 1)."),
     ]  # fmt: skip
     for opt in reversed(opts):
         func = opt(func)
@@ -436,7 +440,7 @@ def _train_config(kw: dict[str, Any]) -> Any:
     from ..analysis.models import train_config
 
     names = ("prior", "jitter", "hard_fraction", "normalisation", "widths", "lr", "weight_decay",
-             "dropout", "change_fraction", "ema")  # fmt: skip
+             "dropout", "change_fraction", "ema", "retries")  # fmt: skip
     optional = {k: kw[k] for k in names if kw[k] is not None}
     return train_config(epochs=kw["epochs"], minutes=kw["minutes"], steps=kw["steps"] or None,
                         seed=kw["seed"], threads=kw["threads"], device=kw["device"], crop=kw["crop"],
