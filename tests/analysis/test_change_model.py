@@ -329,16 +329,23 @@ def test_training_starts_at_the_changed_share_of_its_crops() -> None:
     assert 0.0 <= info["training_crop_recall"] <= 1.0
 
 
-def test_a_network_that_cannot_vote_for_change_is_reported(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def _small_square_pair() -> tuple[Any, dict[str, Any]]:
+    """A 32 px pair with a 12 px changed square, and training settings that learn it in 100
+    steps: for the tests of dead networks."""
     from sitewatch.analysis.changeeval import LabelledPair
-    from sitewatch.analysis.models import train_change_model, train_config
-    from sitewatch.analysis.models._network import SiamDiffUNet
 
     before, after, truth = synthetic_pair(size=32, square=(8, 8, 12))
     pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
-    kw: dict[str, Any] = dict(minutes=None, crop=32, batch=2, widths=(8, 16), threads=1)
+    return pair, dict(minutes=None, crop=32, batch=2, widths=(8, 16), threads=1)
+
+
+def test_a_network_that_cannot_vote_for_change_is_reported(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sitewatch.analysis.models import train_change_model, train_config
+    from sitewatch.analysis.models._network import SiamDiffUNet
+
+    pair, kw = _small_square_pair()
     model = train_change_model([pair], train_config(steps=100, lr=5e-3, **kw))
     assert model.meta.training["training_crop_recall"] > 0.5
     assert not any("training failed" in r.message for r in caplog.records)
@@ -370,13 +377,10 @@ def test_a_network_that_cannot_vote_for_change_is_reported(
 def test_a_dead_network_is_trained_again_from_another_seed(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sitewatch.analysis.changeeval import LabelledPair
     from sitewatch.analysis.models import train_change_model, train_config
     from sitewatch.analysis.models._network import SiamDiffUNet
 
-    before, after, truth = synthetic_pair(size=32, square=(8, 8, 12))
-    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
-    kw: dict[str, Any] = dict(minutes=None, crop=32, batch=2, widths=(8, 16), threads=1)
+    pair, kw = _small_square_pair()
     alive = SiamDiffUNet.start_at_prior
     tries: list[int] = []
 
