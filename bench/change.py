@@ -175,7 +175,7 @@ def _write_tile_pair(folder: Path, n: int = 10980) -> tuple[Path, Path]:
             base = rng.normal(1500, 150, (4, rows, n)).astype(np.float32)
             later = base + rng.normal(0, 40, base.shape).astype(np.float32)
             for c in range(0, n - 200, 700):
-                later[:, 300 % rows : 300 % rows + 40, c : c + 50] += 900
+                later[:, 300:340, c : c + 50] += 900  # 40 x 50 px in each strip
             window = Window(0, r, n, rows)
             b.write(np.clip(base, 0, 65535).astype(np.uint16), window=window)
             a.write(np.clip(later, 0, 65535).astype(np.uint16), window=window)

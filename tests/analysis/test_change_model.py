@@ -392,10 +392,21 @@ def test_a_dead_network_is_trained_again_from_another_seed(
         else:
             alive(self, share)
 
+    from sitewatch.analysis.models import training
+
+    prepared: list[int] = []
+    prepare = training._prepare
+
+    def counted(*a: Any, **k: Any) -> Any:
+        prepared.append(1)
+        return prepare(*a, **k)
+
     monkeypatch.setattr(SiamDiffUNet, "start_at_prior", dies_first)
+    monkeypatch.setattr(training, "_prepare", counted)
     model = train_change_model([pair], train_config(steps=100, lr=5e-3, **kw))
     info = model.meta.training
     assert len(tries) == 2 and info["dead_seeds"] == [0] and info["seed"] == 1000
+    assert len(prepared) == 1  # the retry reuses the prepared inputs
     assert info["training_crop_recall"] > 0.5  # the second network learnt the change
     said = [r.message for r in caplog.records]
     assert any("seed 0 marks none" in m and "training again from seed 1000" in m for m in said)

@@ -430,9 +430,29 @@ def train_change_model(
     :attr:`TrainConfig.retries` times; the training record lists the seeds that died
     (``dead_seeds``)."""
     config = config or TrainConfig()
+    if not pairs:
+        raise InputError("no labelled pairs to train on")
+    bands = _common_bands(pairs)
+    meta = ModelMeta(
+        bands=bands,
+        widths=config.widths,
+        dropout=config.dropout,
+        normalisation=config.normalisation,
+        tta=config.tta,
+        prior=config.prior,
+    )
+    if meta.normalisation == "zscore_indices" and not index_channels(bands):
+        logger.warning(
+            "bands %s allow none of the input indices %s (they need red, nir, green and swir1 "
+            "bands): the network sees the z-scores alone",
+            ",".join(bands), ",".join(INPUT_INDICES),
+        )  # fmt: skip
+    cities = _prepare(
+        pairs, bands, meta.normalisation, meta.clip, meta.prior, hard=config.hard_fraction > 0
+    )
     dead: list[int] = []
-    while True:
-        model = _train_once(pairs, config, progress)
+    while True:  # a retry reuses the prepared inputs: only the network starts again
+        model = _train_once(pairs, cities, meta, config, progress)
         if model.meta.training.get("training_crop_recall") != 0.0:
             break
         if len(dead) == config.retries:
@@ -456,28 +476,13 @@ def train_change_model(
 
 
 def _train_once(
-    pairs: Sequence[LabelledPair], config: TrainConfig, progress: Progress | None
+    pairs: Sequence[LabelledPair],
+    cities: list[_City],
+    meta: ModelMeta,
+    config: TrainConfig,
+    progress: Progress | None,
 ) -> ChangeModel:
-    if not pairs:
-        raise InputError("no labelled pairs to train on")
-    bands = _common_bands(pairs)
-    meta = ModelMeta(
-        bands=bands,
-        widths=config.widths,
-        dropout=config.dropout,
-        normalisation=config.normalisation,
-        tta=config.tta,
-        prior=config.prior,
-    )
-    if meta.normalisation == "zscore_indices" and not index_channels(bands):
-        logger.warning(
-            "bands %s allow none of the input indices %s (they need red, nir, green and swir1 "
-            "bands): the network sees the z-scores alone",
-            ",".join(bands), ",".join(INPUT_INDICES),
-        )  # fmt: skip
-    cities = _prepare(
-        pairs, bands, meta.normalisation, meta.clip, meta.prior, hard=config.hard_fraction > 0
-    )
+    bands = meta.bands
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # before the network is built: its initial weights too
     model = ChangeModel(meta).to(device)
