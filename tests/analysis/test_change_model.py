@@ -695,3 +695,79 @@ def test_cli_training_defaults_are_the_libraries() -> None:
         assert cli["crop"] == lib.crop and cli["batch"] == lib.batch
         assert (cli["steps"], cli["minutes"], cli["seed"]) == (lib.steps, lib.minutes, lib.seed)
         assert (cli["threads"], cli["device"]) == (lib.threads, lib.device)
+
+
+def _whole_image_probability(model: Any, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """The model's probability the plain way: whole prepared images, then the tiles."""
+    from sitewatch.analysis.models.changemodel import pair_prior
+
+    valid = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
+    a, b = model.prepare(before, BANDS), model.prepare(after, BANDS)
+    pair = pair_prior(a, b, valid, model.meta.prior, len(BANDS))
+    logit = model.logits(a, b, pair)
+    prob = (1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60)))).astype(np.float32)
+    prob[~valid] = np.nan
+    return prob
+
+
+@pytest.mark.parametrize("prior", ["none", "cva"])
+def test_inference_reads_stored_integers_window_by_window(prior: str) -> None:
+    """Images as stored (uint16 with a no-data value) give what their float copies with NaN
+    give, and both what whole prepared images give; nothing but the window is converted."""
+    from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
+
+    torch.manual_seed(0)
+    meta = ModelMeta(bands=BANDS, widths=(8, 16, 32), tile=32, overlap=8, prior=prior)
+    model = ChangeModel(meta)
+    before, after, _ = synthetic_pair(size=70)
+    b16, a16 = (np.clip(np.round(x), 1, 60000).astype(np.uint16) for x in (before, after))
+    b16[:, 5:9, 10:30] = 0  # no data in BEFORE
+    a16[2, 40:44, :] = 0  # and in one band of AFTER
+    bf = np.where(b16 == 0, np.nan, b16).astype(np.float32)
+    af = np.where(a16 == 0, np.nan, a16).astype(np.float32)
+    stored = model.probability(b16, a16, BANDS, nodata_before=0, nodata_after=0)
+    floats = model.probability(bf, af, BANDS)
+    np.testing.assert_array_equal(np.isnan(stored), np.isnan(floats))
+    assert np.isnan(stored[5:9, 10:30]).all() and np.isnan(stored[40:44]).all()
+    assert np.isfinite(stored).sum() == 70 * 70 - 4 * 20 - 4 * 70
+    np.testing.assert_allclose(stored, floats, atol=1e-6)
+    np.testing.assert_allclose(stored, _whole_image_probability(model, bf, af), atol=1e-5)
+    # progress reaches 1 once, after the last of the 9 tiles (32 px, 24 px apart, over 70 px)
+    seen: list[float] = []
+    model.probability(b16, a16, BANDS, nodata_before=0, nodata_after=0, progress=seen.append)
+    assert len(seen) == 9 and seen[-1] == 1.0 and seen == sorted(seen)
+    with pytest.raises(InputError, match="no pixel with data in both"):
+        model.probability(np.zeros_like(b16), a16, BANDS, nodata_before=0)
+
+
+def test_image_statistics_in_blocks_match_the_whole_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large image's statistics, and its CVA distances, gathered in blocks of a few rows are
+    the whole image's: the blocks' moments merge exactly, the smoothing's halo covers its
+    kernel."""
+    from sitewatch.analysis.models import changemodel as cm
+
+    before, after, _ = synthetic_pair(size=64)
+    before[1, :3] = np.nan
+    after[:, 60:] = np.nan
+    whole = cm.input_scale(before)
+    ok = np.isfinite(before[1])
+    assert whole.mean[1] == float(before[1][ok].astype(np.float64).mean())
+    assert whole.sd[1] == float(before[1][ok].astype(np.float64).std())
+    valid = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
+    za = cm.normalise_image(before, 6.0)
+    zb = cm.normalise_image(after, 6.0)
+    dist_whole = cm._cva_prior(lambda rows: (za[:, rows], zb[:, rows]), valid)
+    monkeypatch.setattr(cm, "BLOCK_PX", 64 * 5)  # blocks of 5 rows: 13 of them
+    assert cm._block_rows(64) == 5
+    blocks = cm.input_scale(before)
+    np.testing.assert_allclose(blocks.mean, whole.mean, rtol=1e-12)  # type: ignore[arg-type]
+    np.testing.assert_allclose(blocks.sd, whole.sd, rtol=1e-12)
+    dist_blocks = cm._cva_prior(lambda rows: (za[:, rows], zb[:, rows]), valid)
+    np.testing.assert_array_equal(dist_blocks.dist, dist_whole.dist)
+    # the scale of a large image comes from a regular sample: close to all pixels'
+    assert abs(dist_blocks.median - dist_whole.median) < 0.05 * dist_whole.spread
+    # a band without data has no mean and normalises to 0
+    empty = before.copy()
+    empty[2] = np.nan
+    assert cm.input_scale(empty).mean[2] is None
+    assert not cm.normalise_image(empty, 6.0)[2].any()

@@ -123,7 +123,6 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     from ..analysis._changeio import (
         align_pair,
         coregister_pair,
-        nan_nodata,
         pixel_area_m2,
         write_change_cog,
         write_geojson,
@@ -166,12 +165,14 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     if model is not None:
         from ..analysis.models import detect_with_model
 
-        result = detect_with_model(
-            model, nan_nodata(img0.data, img0.nodata), nan_nodata(img1.data, img1.nodata),
-            bands=img0.bands,
-            opening_radius=config.opening_radius, min_area_m2=min_area,
-            pixel_area_m2=pixel_area_m2(img0) if min_area > 0 else None,
-        )  # fmt: skip
+        with _bar(True) as bar:  # the images as stored: the model reads them window by window
+            task = bar.add_task("model", total=1.0, msg="")
+            result = detect_with_model(
+                model, img0.data, img1.data, bands=img0.bands, nodata_before=img0.nodata,
+                nodata_after=img1.nodata, opening_radius=config.opening_radius,
+                min_area_m2=min_area, pixel_area_m2=pixel_area_m2(img0) if min_area > 0 else None,
+                progress=lambda f: bar.update(task, completed=f),
+            )  # fmt: skip
     else:
         result = detect_change(
             img0.data, img1.data, bands=img0.bands, config=config, nodata_before=img0.nodata,

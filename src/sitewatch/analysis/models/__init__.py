@@ -119,14 +119,24 @@ def detect_with_model(
     opening_radius: int = 0,
     min_area_m2: float = 0.0,
     pixel_area_m2: PixelArea | None = None,
+    nodata_before: float | None = None,
+    nodata_after: float | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> ChangeResult:
     """A :class:`~sitewatch.analysis.change.ChangeResult` from the model: the magnitude is the
-    change probability, the mask is probability >= the model's threshold, then cleaned."""
+    change probability, the mask is probability >= the model's threshold, then cleaned.
+
+    The images may be given as stored, with their no-data values; they are read window by
+    window (see :meth:`~.changemodel.ChangeModel.probability`), and ``progress`` gets the share
+    of the model's tiles done."""
     from ..change import ChangeConfig, ChangeResult, clean_mask
 
-    prob = model.probability(np.asarray(before), np.asarray(after), bands)
+    prob = model.probability(
+        np.asarray(before), np.asarray(after), bands, nodata_before=nodata_before,
+        nodata_after=nodata_after, progress=progress,
+    )  # fmt: skip
     valid = np.isfinite(prob)
-    mask = np.nan_to_num(prob, nan=0.0) >= model.meta.threshold
+    mask = prob >= model.meta.threshold  # NaN (no data) is never change
     mask = clean_mask(
         mask, opening_radius=opening_radius, min_area_m2=min_area_m2, pixel_area_m2=pixel_area_m2
     )

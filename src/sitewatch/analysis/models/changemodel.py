@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,11 @@ __all__ = [
     "NORMALISATIONS",
     "PRIORS",
     "ChangeModel",
+    "InputScale",
     "ModelMeta",
     "index_channels",
     "input_channels",
+    "input_scale",
     "meta_path",
     "model_inputs",
     "normalise_image",
@@ -121,34 +124,136 @@ def meta_path(model_path: str | Path) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def normalise_image(image: NDArray[Any], clip: float = 6.0) -> NDArray[np.float32]:
+BLOCK_PX = 4_000_000
+"""Pixels of one band that a block holds while a whole image is summarised (its statistics, its
+valid pixels, the CVA pair channel): a Sentinel-2 tile (10980 px wide) goes by in blocks of 364
+rows, and an image of up to this many pixels is one block, whose statistics are then exactly
+NumPy's ``mean`` and ``std``."""
+
+
+def _block_rows(width: int) -> int:
+    return max(1, BLOCK_PX // max(int(width), 1))
+
+
+def _sample_step(h: int, w: int) -> int:
+    """A stride that leaves at most about :data:`BLOCK_PX` pixels (1: every pixel)."""
+    return max(1, math.ceil(math.sqrt(h * w / BLOCK_PX)))
+
+
+def _window(
+    image: NDArray[Any],
+    idx: Sequence[int] | None,
+    rows: slice,
+    cols: slice = slice(None),
+    nodata: float | None = None,
+) -> NDArray[np.float32]:
+    """Bands ``idx`` (all with None) of ``image`` over ``rows`` and ``cols`` as float32, NaN where
+    they equal ``nodata``. Only the window is copied, whatever the image's type."""
+    raw = image[:, rows, cols] if idx is None else image[list(idx), rows, cols]
+    out = np.asarray(raw, dtype=np.float32)
+    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+        out = np.where(raw == nodata, np.float32(np.nan), out)
+    return out
+
+
+@dataclass(frozen=True)
+class InputScale:
+    """What the network inputs of one image take from the whole image, so that they can be made
+    window by window: each band's mean and standard deviation over its pixels with data (None for
+    a band without any), and whether the values are reflectance fractions rather than digital
+    numbers (for ``zscore_log``)."""
+
+    mean: tuple[float | None, ...]
+    sd: tuple[float, ...]
+    fractions: bool = False
+
+
+def input_scale(
+    image: NDArray[Any],
+    idx: Sequence[int] | None = None,
+    nodata: float | None = None,
+    *,
+    fractions: bool = False,
+) -> InputScale:
+    """The :class:`InputScale` of bands ``idx`` of a (band, y, x) ``image`` whose no-data value is
+    ``nodata`` (NaN always counts as no data), gathered in blocks of rows, so that a whole tile
+    is never copied (population statistics, per-block results merged exactly as Chan et al.).
+
+    With ``fractions``, the values are also checked for reflectance fractions: the 99th
+    percentile of all bands at most 2 (every pixel of an image up to :data:`BLOCK_PX` pixels, a
+    regular sample of a larger one)."""
+    nb = image.shape[0] if idx is None else len(idx)
+    h, w = image.shape[1:]
+    n = np.zeros(nb, dtype=np.int64)
+    mean = np.zeros(nb, dtype=np.float64)
+    m2 = np.zeros(nb, dtype=np.float64)
+    step = _block_rows(w)
+    for y0 in range(0, h, step):
+        block = _window(image, idx, slice(y0, y0 + step), nodata=nodata)
+        for i in range(nb):
+            band = block[i]
+            vals = band[np.isfinite(band)].astype(np.float64)
+            if not vals.size:
+                continue
+            mb = float(vals.mean())
+            m2b = float(((vals - mb) ** 2).sum())
+            if n[i] == 0:
+                n[i], mean[i], m2[i] = vals.size, mb, m2b
+            else:
+                total = n[i] + vals.size
+                delta = mb - mean[i]
+                m2[i] += m2b + delta * delta * n[i] * vals.size / total
+                mean[i] += delta * vals.size / total
+                n[i] = total
+    sds = [float(np.sqrt(m2[i] / n[i])) if n[i] else 0.0 for i in range(nb)]
+    is_fraction = False
+    if fractions:
+        s = _sample_step(h, w)
+        sample = _window(image, idx, slice(None, None, s), slice(None, None, s), nodata)
+        ok = np.isfinite(sample)
+        is_fraction = bool(ok.any() and float(np.percentile(sample[ok], 99)) <= 2.0)
+    return InputScale(
+        mean=tuple(float(mean[i]) if n[i] else None for i in range(nb)),
+        sd=tuple(sd if sd > 0 else 1.0 for sd in sds),
+        fractions=is_fraction,
+    )
+
+
+def normalise_image(
+    image: NDArray[Any], clip: float = 6.0, scale: InputScale | None = None
+) -> NDArray[np.float32]:
     """Per-image, per-band z-score over the finite pixels, clipped to +-``clip``; NaN becomes 0.
+    ``scale`` gives the whole image's statistics when ``image`` is a window of it.
 
     Normalising each image on its own absorbs most of the radiometric difference between dates.
     """
     x = np.asarray(image, dtype=np.float32)
+    s = input_scale(x) if scale is None else scale
     out = np.zeros_like(x)
     for i in range(x.shape[0]):
-        band = x[i]
-        ok = np.isfinite(band)
-        if not ok.any():
+        m = s.mean[i]
+        if m is None:
             continue
-        vals = band[ok].astype(np.float64)
-        sd = float(vals.std())
-        z = (band - float(vals.mean())) / (sd if sd > 0 else 1.0)
-        out[i] = np.where(ok, np.clip(z, -clip, clip), 0.0)
+        band = x[i]
+        z = (band - m) / s.sd[i]
+        out[i] = np.where(np.isfinite(band), np.clip(z, -clip, clip), 0.0)
     return out
 
 
-def _log_reflectance(image: NDArray[Any], clip: float) -> NDArray[np.float32]:
+def _log_reflectance(
+    image: NDArray[Any], clip: float, fractions: bool | None = None
+) -> NDArray[np.float32]:
     """``ln(reflectance / 0.1)`` per band, clipped to +-``clip``; NaN becomes 0.
 
     Values are read as Sentinel-2 digital numbers (reflectance x 10000, as in L1C/L2A products);
-    an image whose 99th percentile is at most 2 is taken to hold reflectance fractions instead.
+    an image whose 99th percentile is at most 2 is taken to hold reflectance fractions instead
+    (``fractions``, when ``image`` is a window of it).
     """
     x = np.asarray(image, dtype=np.float32)
     ok = np.isfinite(x)
-    if ok.any() and float(np.percentile(x[ok], 99)) <= 2.0:
+    if fractions is None:
+        fractions = bool(ok.any() and float(np.percentile(x[ok], 99)) <= 2.0)
+    if fractions:
         x = x * np.float32(10000.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         lg = np.log(np.maximum(x, np.float32(1.0)) / np.float32(1000.0))
@@ -199,17 +304,78 @@ def _indices(image: NDArray[Any], bands: Sequence[str]) -> NDArray[np.float32]:
 
 
 def model_inputs(
-    image: NDArray[Any], normalisation: str, clip: float, bands: Sequence[str] = ()
+    image: NDArray[Any],
+    normalisation: str,
+    clip: float,
+    bands: Sequence[str] = (),
+    scale: InputScale | None = None,
 ) -> NDArray[np.float32]:
     """The network's input channels of one (band, y, x) image, whose bands are named ``bands``
-    (needed by ``zscore_indices``); see :data:`NORMALISATIONS`."""
+    (needed by ``zscore_indices``); see :data:`NORMALISATIONS`. ``scale`` gives the whole
+    image's :func:`input_scale` when ``image`` is a window of it (every channel is then exactly
+    what the whole image's inputs hold over that window)."""
     input_channels(image.shape[0], normalisation, bands)  # validates the name and the bands
-    z = normalise_image(image, clip)
+    if scale is None:
+        scale = input_scale(np.asarray(image), fractions=normalisation == "zscore_log")
+    z = normalise_image(image, clip, scale)
     if normalisation == "per_image_zscore":
         return z
     if normalisation == "zscore_indices":
         return np.concatenate([z, _indices(image, bands)], axis=0)
-    return np.concatenate([z, _log_reflectance(image, clip)], axis=0)
+    return np.concatenate([z, _log_reflectance(image, clip, scale.fractions)], axis=0)
+
+
+CVA_SIGMA = 1.0
+"""Gaussian smoothing (px) of the CVA pair channel; its kernel reaches ``4 * sigma`` px."""
+
+
+@dataclass
+class _CvaPrior:
+    """The ``cva`` pair channel of a whole image, kept as its distance image and scale, so that
+    its windows can be cut one at a time."""
+
+    dist: NDArray[np.float32]
+    valid: NDArray[np.bool_]
+    median: float
+    spread: float  # 5 x 1.4826 MAD (1 for a constant image)
+
+    def window(self, rows: slice, cols: slice) -> NDArray[np.float32]:
+        d = self.dist[rows, cols]
+        z = np.clip((d - np.float32(self.median)) / np.float32(self.spread), -1.0, 4.0)
+        return np.where(self.valid[rows, cols], z, np.float32(0.0)).astype(np.float32)[None]
+
+
+def _cva_prior(
+    zscores: Callable[[slice], tuple[NDArray[np.float32], NDArray[np.float32]]],
+    valid: NDArray[np.bool_],
+) -> _CvaPrior:
+    """The ``cva`` channel from ``zscores(rows)``, the z-scored bands of both dates over
+    ``rows`` (full width), smoothed in blocks of rows with a halo as deep as the kernel, so that
+    every value is the whole image's; the median and MAD come from every valid pixel of an
+    image up to :data:`BLOCK_PX` pixels and from a regular sample of a larger one."""
+    from scipy import ndimage as ndi
+
+    h, w = valid.shape
+    halo = int(4.0 * CVA_SIGMA + 0.5)
+    step = _block_rows(w)
+    dist = np.zeros((h, w), dtype=np.float32)
+    for y0 in range(0, h, step):
+        y1 = min(h, y0 + step)
+        ya, yb = max(0, y0 - halo), min(h, y1 + halo)
+        za, zb = zscores(slice(ya, yb))
+        sq = np.zeros((yb - ya, w), dtype=np.float64)
+        for i in range(za.shape[0]):
+            d = ndi.gaussian_filter(zb[i].astype(np.float64) - za[i], CVA_SIGMA, mode="nearest")
+            sq += d * d
+        dist[y0:y1] = np.sqrt(sq[y0 - ya : y1 - ya])
+    med, spread = 0.0, 5.0
+    s = _sample_step(h, w)
+    vals = dist[::s, ::s][valid[::s, ::s]]
+    if vals.size:
+        med = float(np.median(vals))
+        mad = 1.4826 * float(np.median(np.abs(vals - np.float32(med))))
+        spread = 5.0 * (mad if mad > 0 else 1.0)
+    return _CvaPrior(dist, valid, med, spread)
 
 
 def pair_prior(
@@ -232,21 +398,8 @@ def pair_prior(
         return None
     if prior != "cva":
         raise InputError(f"unknown prior {prior!r} (known: {', '.join(PRIORS)})")
-    from scipy import ndimage as ndi
-
-    sq = np.zeros(a.shape[1:], dtype=np.float64)
-    for i in range(n_bands):
-        d = ndi.gaussian_filter(b[i].astype(np.float64) - a[i], 1.0, mode="nearest")
-        sq += d * d
-    dist = np.sqrt(sq)
-    out = np.zeros(a.shape[1:], dtype=np.float32)
-    if valid.any():
-        vals = dist[valid]
-        med = float(np.median(vals))
-        mad = 1.4826 * float(np.median(np.abs(vals - med)))
-        z = (dist - med) / (5.0 * (mad if mad > 0 else 1.0))
-        out = np.where(valid, np.clip(z, -1.0, 4.0), 0.0).astype(np.float32)
-    return out[None]
+    cva = _cva_prior(lambda rows: (a[:n_bands, rows], b[:n_bands, rows]), np.asarray(valid, bool))
+    return cva.window(slice(None), slice(None))
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -291,6 +444,10 @@ def _band_index(have: Sequence[str], want: Sequence[str]) -> list[int]:
             "or use an unsupervised --method"
         )
     return idx
+
+
+_Tile = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32] | None]
+"""One tile's inputs: BEFORE, AFTER and the pair channels (None without a prior)."""
 
 
 def _taper(n: int, margin: int) -> NDArray[np.float32]:
@@ -365,44 +522,61 @@ class ChangeModel:
     ) -> NDArray[np.float32]:
         """Per-pixel change logits of two prepared images (and their pair channels, see
         :func:`pair_prior`), tile by tile with blended overlaps."""
-        _, h, w = a.shape
-        tile, m = self.meta.tile, self.net.multiple
-        overlap = min(self.meta.overlap, tile // 2)
-        th, tw = min(tile, h), min(tile, w)
+
+        def tile(rows: slice, cols: slice) -> _Tile:
+            return a[:, rows, cols], b[:, rows, cols], None if pair is None else pair[:, rows, cols]
+
+        return self._tiled(a.shape[1], a.shape[2], tile)
+
+    def _tiled(
+        self,
+        h: int,
+        w: int,
+        tile: Callable[[slice, slice], _Tile],
+        progress: Callable[[float], None] | None = None,
+    ) -> NDArray[np.float32]:
+        """Logits of an ``h`` x ``w`` image whose inputs ``tile(rows, cols)`` gives window by
+        window. The tiles overlap by ``meta.overlap`` px and are blended with weights that ramp
+        up over half of it; as every tile gets the same separable weights, their sum is the
+        product of one column and one row, so the only full-size array is the result."""
+        size, m = self.meta.tile, self.net.multiple
+        overlap = min(self.meta.overlap, size // 2)
+        th, tw = min(size, h), min(size, w)
+        ys, xs = _starts(h, th, th - overlap), _starts(w, tw, tw - overlap)
+        ty = _taper(th, overlap // 2 if h > th else 0)
+        tx = _taper(tw, overlap // 2 if w > tw else 0)
+        wt = np.outer(ty, tx)
+        wy, wx = np.zeros(h, dtype=np.float32), np.zeros(w, dtype=np.float32)
+        for y0 in ys:
+            wy[y0 : y0 + th] += ty
+        for x0 in xs:
+            wx[x0 : x0 + tw] += tx
         acc = np.zeros((h, w), dtype=np.float32)
-        wsum = np.zeros((h, w), dtype=np.float32)
         self.net.eval()
         dev = self.device
+        done, total = 0, len(ys) * len(xs)
+
+        def tensor(x: NDArray[np.float32]) -> torch.Tensor:
+            t = torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32)).to(dev)
+            py, px = -th % m, -tw % m
+            if py or px:  # pad to a multiple of the network's stride
+                t = nnf.pad(t, (0, px, 0, py), mode="replicate")
+            return t
+
         with torch.inference_mode():
-            for y0 in _starts(h, th, th - overlap):
-                for x0 in _starts(w, tw, tw - overlap):
-                    ta = torch.from_numpy(
-                        np.ascontiguousarray(a[None, :, y0 : y0 + th, x0 : x0 + tw])
-                    ).to(dev)
-                    tb = torch.from_numpy(
-                        np.ascontiguousarray(b[None, :, y0 : y0 + th, x0 : x0 + tw])
-                    ).to(dev)
-                    tp = (
-                        None
-                        if pair is None
-                        else torch.from_numpy(
-                            np.ascontiguousarray(pair[None, :, y0 : y0 + th, x0 : x0 + tw])
-                        ).to(dev)
-                    )
-                    py, px = -th % m, -tw % m
-                    if py or px:  # pad to a multiple of the network's stride
-                        ta = nnf.pad(ta, (0, px, 0, py), mode="replicate")
-                        tb = nnf.pad(tb, (0, px, 0, py), mode="replicate")
-                        if tp is not None:
-                            tp = nnf.pad(tp, (0, px, 0, py), mode="replicate")
-                    out = self._forward(ta, tb, tp)[0, 0, :th, :tw].cpu().numpy()
-                    wt = np.outer(
-                        _taper(th, overlap // 2 if h > th else 0),
-                        _taper(tw, overlap // 2 if w > tw else 0),
-                    )
-                    acc[y0 : y0 + th, x0 : x0 + tw] += out * wt
-                    wsum[y0 : y0 + th, x0 : x0 + tw] += wt
-        return acc / wsum
+            for y0 in ys:
+                for x0 in xs:
+                    rows, cols = slice(y0, y0 + th), slice(x0, x0 + tw)
+                    xa, xb, xp = tile(rows, cols)
+                    tp = None if xp is None else tensor(xp)
+                    out = self._forward(tensor(xa), tensor(xb), tp)[0, 0, :th, :tw].cpu().numpy()
+                    acc[rows, cols] += out * wt
+                    done += 1
+                    if progress is not None:
+                        progress(done / total)
+        acc /= wy[:, None]
+        acc /= wx[None, :]
+        return acc
 
     def _forward(
         self, a: torch.Tensor, b: torch.Tensor, pair: torch.Tensor | None = None
@@ -423,18 +597,74 @@ class ChangeModel:
         return acc / 8.0
 
     def probability(
-        self, before: NDArray[Any], after: NDArray[Any], bands: Sequence[str]
+        self,
+        before: NDArray[Any],
+        after: NDArray[Any],
+        bands: Sequence[str],
+        *,
+        nodata_before: float | None = None,
+        nodata_after: float | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> NDArray[np.float32]:
-        """Change probability per pixel (NaN where either image has no data)."""
+        """Change probability per pixel (NaN where a band of either image has no data).
+
+        The images may be of any numeric type, as stored, with their no-data values (NaN always
+        counts as no data). They are read window by window: the inputs of each tile are made from
+        the whole images' statistics (:func:`input_scale`) when the tile is reached, so that
+        besides the images themselves only the result, the valid pixels and (with a ``cva``
+        prior) one distance image are held: about 0.7 GB for a Sentinel-2 tile. ``progress``
+        gets the share of tiles done."""
+        if before.ndim != 3:
+            raise InputError(f"expected (band, y, x) images, got shape {before.shape}")
         if before.shape != after.shape:
             raise InputError(f"BEFORE {before.shape} and AFTER {after.shape} differ in shape")
-        valid = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
+        if len(bands) != before.shape[0]:
+            raise InputError(f"{len(bands)} band names for {before.shape[0]} bands")
+        idx = _band_index(bands, self.meta.bands)
+        _, h, w = before.shape
+        valid = np.zeros((h, w), dtype=bool)
+        step = _block_rows(w)
+        for y0 in range(0, h, step):
+            rows = slice(y0, y0 + step)
+            valid[rows] = np.isfinite(_window(before, None, rows, nodata=nodata_before)).all(
+                axis=0
+            ) & np.isfinite(_window(after, None, rows, nodata=nodata_after)).all(axis=0)
         if not valid.any():
             raise InputError("the two images have no pixel with data in both: nothing to compare")
-        a, b = self.prepare(before, bands), self.prepare(after, bands)
-        pair = pair_prior(a, b, valid, self.meta.prior, len(self.meta.bands))
-        logit = self.logits(a, b, pair)
-        prob = (1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60)))).astype(np.float32)
+        log = self.meta.normalisation == "zscore_log"
+        sa = input_scale(before, idx, nodata_before, fractions=log)
+        sb = input_scale(after, idx, nodata_after, fractions=log)
+
+        def inputs(rows: slice, cols: slice) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+            xa = _window(before, idx, rows, cols, nodata_before)
+            xb = _window(after, idx, rows, cols, nodata_after)
+            norm, clip, names = self.meta.normalisation, self.meta.clip, self.meta.bands
+            return model_inputs(xa, norm, clip, names, sa), model_inputs(xb, norm, clip, names, sb)
+
+        cva: _CvaPrior | None = None
+        if self.meta.prior == "cva":
+            n = len(self.meta.bands)
+
+            def zscores(rows: slice) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+                xa = _window(before, idx, rows, nodata=nodata_before)
+                xb = _window(after, idx, rows, nodata=nodata_after)
+                clip = self.meta.clip
+                return normalise_image(xa, clip, sa)[:n], normalise_image(xb, clip, sb)[:n]
+
+            cva = _cva_prior(zscores, valid)
+        elif self.meta.prior != "none":
+            raise InputError(f"unknown prior {self.meta.prior!r} (known: {', '.join(PRIORS)})")
+
+        def tile(rows: slice, cols: slice) -> _Tile:
+            xa, xb = inputs(rows, cols)
+            return xa, xb, None if cva is None else cva.window(rows, cols)
+
+        prob = self._tiled(h, w, tile, progress)
+        np.clip(prob, -60, 60, out=prob)  # the logistic, in place
+        np.negative(prob, out=prob)
+        np.exp(prob, out=prob)
+        prob += np.float32(1.0)
+        np.reciprocal(prob, out=prob)
         prob[~valid] = np.nan
         return prob
 
