@@ -663,7 +663,7 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     assert set(res["per_item"]) == {"alpha", "beta"}
     moved = [k for k, v in sorted(res["per_item"].items()) if v["coregistration"]["corrected"]]
     assert out["training"]["coregistered"] == moved  # the same measurement in training
-    assert res["model"]["bands"] == list(BANDS)
+    assert res["model"]["bands"] == list(BANDS) and res["model"]["tta"] is True
     pooled = res["pooled"]
     assert pooled["tp"] + pooled["fp"] + pooled["fn"] + pooled["tn"] == 2 * 48 * 48
 
@@ -676,6 +676,18 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "c.tif") as ds:
         prob = ds.read(2)
         assert ds.count == 2 and np.nanmin(prob) >= 0 and np.nanmax(prob) <= 1
+    assert summary["config"]["tta"] is True  # train-oscd's models average 8 transforms
+    # --no-tta: one pass a tile (8x faster), other probabilities
+    r = sw("change", "detect", str(root / "alpha" / "imgs_1"), str(root / "alpha" / "imgs_2"),
+           "-o", str(tmp_path / "e.tif"), "--model", str(model), "--no-tta", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["config"]["tta"] is False
+    with rasterio.open(tmp_path / "e.tif") as ds:
+        single = ds.read(2)
+    assert np.nanmax(np.abs(single - prob)) > 1e-4
+    r = sw("change", "detect", str(root / "alpha" / "imgs_1"), str(root / "alpha" / "imgs_2"),
+           "-o", str(tmp_path / "f.tif"), "--no-tta")  # fmt: skip
+    assert r.code == 2 and "give --model too" in r.err
 
     r = sw("change", "detect", str(root / "alpha" / "imgs_1"), str(root / "alpha" / "imgs_2"),
            "-o", str(tmp_path / "d.tif"), "--model", str(tmp_path / "none.pt"))  # fmt: skip

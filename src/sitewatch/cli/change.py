@@ -46,6 +46,10 @@ def _method_options(func: F) -> F:
         click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
                      help="A learned model file from train-oscd (needs the [ml] extra and the model's bands); "
                      "replaces --method and its threshold."),
+        click.option("--tta/--no-tta", "tta", default=None,
+                     help="With --model: average each tile over its 8 flips and rotations, 8x the "
+                     "network's time (default: as the model says; on for train-oscd models). "
+                     "--no-tta for a first look at a whole tile."),
     ]  # fmt: skip
     for opt in reversed(opts):
         func = opt(func)
@@ -65,10 +69,17 @@ def _config(kw: dict[str, Any], min_area_m2: float = 0.0) -> Any:
 def _load_model(kw: dict[str, Any]) -> Any:
     """The learned model named by --model, or None."""
     if not kw.get("model"):
+        if kw.get("tta") is not None:
+            raise InputError("--tta/--no-tta set the learned model's inference: give --model too")
         return None
+    from dataclasses import replace
+
     from ..analysis.models import load_model
 
-    return load_model(kw["model"])
+    model = load_model(kw["model"])
+    if kw.get("tta") is not None:
+        model.meta = replace(model.meta, tta=kw["tta"])
+    return model
 
 
 def _parse_date(text: str | None, what: str) -> datetime | None:
@@ -299,7 +310,7 @@ def _describe(res: dict[str, Any], config: Any, model: Any, path: str | None) ->
         res["config"] = config.as_dict()
         return f"{config.method}/{config.threshold_method}"
     res["model"] = {"path": path, "bands": list(model.meta.bands), "threshold": model.meta.threshold,
-                    "training": model.meta.training}  # fmt: skip
+                    "tta": model.meta.tta, "training": model.meta.training}  # fmt: skip
     return f"model {path}"
 
 

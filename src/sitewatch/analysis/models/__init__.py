@@ -159,6 +159,7 @@ def detect_with_model(
                 "min_area_m2": min_area_m2,
                 "trained_on": model.meta.training.get("pairs"),
                 "training_steps": model.meta.training.get("steps"),
+                "tta": model.meta.tta,
             }
         },
     )
