@@ -611,9 +611,10 @@ class ChangeModel:
         The images may be of any numeric type, as stored, with their no-data values (NaN always
         counts as no data). They are read window by window: the inputs of each tile are made from
         the whole images' statistics (:func:`input_scale`) when the tile is reached, so that
-        besides the images themselves only the result, the valid pixels and (with a ``cva``
-        prior) one distance image are held: about 0.7 GB for a Sentinel-2 tile. ``progress``
-        gets the share of tiles done."""
+        besides the images themselves only the result and the valid pixels are held (0.6 GB
+        for a Sentinel-2 tile), and with a ``cva`` prior one distance image (0.5 GB more): the
+        CLI ran a tile pair in 3.0 GB, 1.06x what reading both files takes (``bench/change.py
+        --cli --model``). ``progress`` gets the share of tiles done."""
         if before.ndim != 3:
             raise InputError(f"expected (band, y, x) images, got shape {before.shape}")
         if before.shape != after.shape:
