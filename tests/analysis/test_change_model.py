@@ -370,6 +370,16 @@ def test_a_network_that_cannot_vote_for_change_is_reported(
     said = [r.message for r in caplog.records]
     assert sum("training again from seed" in m for m in said) == 2
     assert any("from seeds 3, 1003, 2003" in m and "training failed" in m for m in said)
+    # the tries share the wall-clock budget: a retry gets what is left of it, none when nothing is
+    caplog.clear()
+    kw["minutes"] = 5.0
+    info = train_change_model([pair], train_config(steps=1, lr=1e-9, retries=1, **kw)).meta.training
+    assert info["dead_seeds"] == [0] and 4.0 < info["minutes"] < 5.0
+    caplog.clear()
+    kw["minutes"] = 1e-9
+    info = train_change_model([pair], train_config(steps=1, lr=1e-9, retries=2, **kw)).meta.training
+    assert "dead_seeds" not in info and info["seed"] == 0
+    assert any("no time was left" in r.message for r in caplog.records)
     with pytest.raises(InputError, match="retries must be 0 or more"):
         train_config(steps=1, retries=-1)
 

@@ -179,8 +179,8 @@ class TrainConfig:
     """Test-time augmentation in the trained model (see :attr:`ModelMeta.tta`)."""
     retries: int = 1
     """Times a dead network (none of its training crops' changed pixels marked as change) is
-    trained again, from the seed plus :data:`RETRY_SEED_STEP` each time; each try has the whole
-    ``minutes`` budget. In the OSCD cross-validation no network of the defaults has died since
+    trained again, from the seed plus :data:`RETRY_SEED_STEP` each time; the tries share the
+    ``minutes`` budget (a retry gets what is left, none when nothing is). In the OSCD cross-validation no network of the defaults has died since
     :attr:`start_at_prior` (session 16); one of the ten folds with ``widths=(8, 16, 32, 64)`` did
     (session 20)."""
     calibrate: bool = False
@@ -451,20 +451,26 @@ def train_change_model(
         pairs, bands, meta.normalisation, meta.clip, meta.prior, hard=config.hard_fraction > 0
     )
     dead: list[int] = []
+    started = time.monotonic()
     while True:  # a retry reuses the prepared inputs: only the network starts again
         model = _train_once(pairs, cities, meta, config, progress)
         if model.meta.training.get("training_crop_recall") != 0.0:
             break
-        if len(dead) == config.retries:
+        budget = config.minutes
+        left = None if budget is None else budget - (time.monotonic() - started) / 60.0
+        if len(dead) == config.retries or (left is not None and left <= 0):
             logger.warning(
                 "the trained model marks none of the changed pixels of its own training crops as "
-                "change: training failed (a network that can only vote against change%s); train "
-                "again with another seed",
+                "change: training failed (a network that can only vote against change%s%s); "
+                "train again with another seed",
                 f", from seeds {', '.join(map(str, [*dead, config.seed]))}" if dead else "",
+                "; no time was left of the minutes for another try"
+                if len(dead) < config.retries else "",
             )  # fmt: skip
             break
         dead.append(config.seed)
-        config = replace(config, seed=config.seed + RETRY_SEED_STEP)
+        # the tries share the wall-clock budget: train-oscd keeps to its minutes
+        config = replace(config, seed=config.seed + RETRY_SEED_STEP, minutes=left)
         logger.warning(
             "the network trained from seed %d marks none of the changed pixels of its own "
             "training crops as change (it can only vote against change): training again from "
