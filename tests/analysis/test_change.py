@@ -323,3 +323,48 @@ def test_change_polygons_carry_each_patch_pixels_and_magnitude() -> None:
     assert "pixels" not in change_polygons(mask, t, crs)[0]["properties"]  # without a magnitude
     with pytest.raises(ValueError, match="differ in shape"):
         change_polygons(mask, t, crs, magnitude[:-1])
+
+
+def test_change_polygons_carry_each_patch_spectral_indices_before_and_after() -> None:
+    """Cleared and built-on ground shows as NDVI falling and NDBI rising over the patch; the
+    means are over the patch's pixels with data on both dates, computed from the changed pixels'
+    values alone."""
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from sitewatch.analysis.change import ChangedPixels, _index, _index_positions
+
+    before, after, truth = make_pair()
+    after[:, 21, 31] = 0  # one changed pixel without data in AFTER
+    t, crs = from_origin(500_000, 4_200_000, 10, 10), CRS.from_epsg(32652)
+    changed = ChangedPixels.of(truth, before, after, BANDS, nodata_after=0)
+    assert changed.before.shape == (6, int(truth.sum())) and changed.indices() == (
+        "ndvi",
+        "ndbi",
+        "mndwi",
+        "bsi",
+    )
+    assert np.isnan(changed.after).sum() == 6 and not np.isnan(changed.before).any()
+    feats = change_polygons(truth, t, crs, changed=changed)
+    props = {f["properties"]["pixels"]: f["properties"] for f in feats}
+    assert sorted(props) == [150, 252]
+    big = props[252]
+    assert big["ndvi_before"] > 0.3 and big["ndvi_after"] < 0.15  # vegetation cleared
+    assert big["ndbi_after"] > big["ndbi_before"] + 0.2 and big["bsi_after"] > big["bsi_before"]
+    # the exact means, over the 251 pixels with data on both dates
+    ok = truth.copy()
+    ok[21, 31] = False
+    ok[60:70, 60:75] = False
+    for name in ("ndvi", "mndwi"):
+        pos = _index_positions(BANDS, name)
+        for when, image in (("before", before), ("after", after)):
+            want = _index(image[:, ok].astype(np.float64), pos, name).mean()
+            assert big[f"{name}_{when}"] == pytest.approx(want, abs=5e-4)
+    # four bands without SWIR allow NDVI alone
+    four = ChangedPixels.of(truth, before[:4], after[:4], BANDS[:4])
+    p4 = change_polygons(truth, t, crs, changed=four)[0]["properties"]
+    assert "ndvi_after" in p4 and "ndbi_after" not in p4 and "magnitude_mean" not in p4
+    other = truth.copy()
+    other[0, 0] = True  # values gathered on another mask
+    with pytest.raises(ValueError, match="changed pixels"):
+        change_polygons(truth, t, crs, changed=ChangedPixels.of(other, before, after, BANDS))

@@ -86,6 +86,11 @@ def test_detect_writes_cog_and_polygons(
     flat = [v for p in patches for v in p[1:]]
     assert [v for p in props for v in p[1:]] == pytest.approx(flat, abs=1e-4)
     assert props[0][1] > summary["threshold"]  # cva: every changed pixel is above it
+    # and its spectral indices before and after: vegetation cleared, ground built on
+    for f in gj["features"]:
+        p = f["properties"]
+        assert p["ndvi_before"] > 0.3 and p["ndvi_after"] < 0.15
+        assert p["ndbi_after"] > p["ndbi_before"] + 0.2
 
 
 def test_detect_reprojects_after_and_uses_common_bands(sw: Any, tmp_path: Path) -> None:

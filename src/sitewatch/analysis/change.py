@@ -617,11 +617,57 @@ def pca_kmeans(
 # --- post-processing --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ChangedPixels:
+    """Both dates' band values at the changed pixels of a mask, in row-major order (that of
+    ``image[:, mask]``), NaN where a date has no data: what the spectral summary of each change
+    patch needs (see :func:`change_polygons`) without keeping the whole images."""
+
+    bands: tuple[str, ...]
+    before: NDArray[np.float32]  # (band, changed pixel)
+    after: NDArray[np.float32]
+
+    @classmethod
+    def of(
+        cls,
+        mask: NDArray[np.bool_],
+        before: NDArray[Any],
+        after: NDArray[Any],
+        bands: Sequence[str],
+        nodata_before: float | None = None,
+        nodata_after: float | None = None,
+    ) -> ChangedPixels:
+        """Gather them from (band, y, x) images as stored, with their no-data values."""
+
+        def pick(image: NDArray[Any], nodata: float | None) -> NDArray[np.float32]:
+            raw = np.asarray(image)[:, mask]
+            out = raw.astype(np.float32)
+            if nodata is not None:
+                out[raw == nodata] = np.nan
+            return out
+
+        if before.shape[0] != len(bands) or after.shape[0] != len(bands):
+            raise ValueError(f"{len(bands)} band names for {before.shape[0]} / {after.shape[0]}")
+        return cls(tuple(bands), pick(before, nodata_before), pick(after, nodata_after))
+
+    def indices(self) -> tuple[str, ...]:
+        """The :data:`PATCH_INDICES` that the bands allow (by name or role: B04 or red...)."""
+        roles = {_role_of(b) for b in self.bands}
+        return tuple(n for n in PATCH_INDICES if roles.issuperset(_INDEX_ROLES[n]))
+
+
+PATCH_INDICES = ("ndvi", "ndbi", "mndwi", "bsi")
+"""The spectral indices whose patch means before and after a change polygon carries: vegetation,
+built-up, water and bare soil; a cleared and built-on patch shows as NDVI falling and NDBI / BSI
+rising."""
+
+
 def change_polygons(
     mask: NDArray[np.bool_],
     transform: Affine,
     crs: CRS | None,
     magnitude: NDArray[np.floating[Any]] | None = None,
+    changed: ChangedPixels | None = None,
 ) -> list[dict[str, Any]]:
     """GeoJSON features (lon/lat) of the change patches of ``mask``, largest first, each with its
     geodesic area in m² and a 1-based ``id``. A mask without a CRS (a plain picture) has none.
@@ -629,7 +675,10 @@ def change_polygons(
     With ``magnitude`` (the change map's magnitude on the mask's grid, NaN where not valid) each
     patch also carries its ``pixels`` and the mean and maximum magnitude over them
     (``magnitude_mean``, ``magnitude_max``), by which an analyst can rank patches of one map by
-    strength as well as size."""
+    strength as well as size. With ``changed`` (both dates' bands at the mask's pixels) it
+    carries the mean of each spectral index the bands allow over its pixels with data on both
+    dates, before and after (``ndvi_before``, ``ndvi_after``, ... of :data:`PATCH_INDICES`), which
+    tell what kind of change it is: vegetation cleared, ground built on, water come or gone."""
     from rasterio.features import shapes
     from shapely.geometry import mapping, shape
 
@@ -640,12 +689,18 @@ def change_polygons(
         return feats
     if magnitude is not None and magnitude.shape != mask.shape:
         raise ValueError(f"magnitude {magnitude.shape} and mask {mask.shape} differ in shape")
-    # with a magnitude, one label per patch (8-connected, as the polygons are) keys its statistics
+    n_changed = int(np.count_nonzero(mask))
+    if changed is not None and changed.before.shape[1:] != (n_changed,):
+        raise ValueError(
+            f"the changed pixels' values {changed.before.shape} are not those of the mask's "
+            f"{n_changed} changed pixels"
+        )
+    # with a magnitude or values, one label per patch (8-connected, as the polygons are) keys them
     stats: dict[int, dict[str, Any]] = {}
-    if magnitude is None:
+    if magnitude is None and changed is None:
         src: NDArray[Any] = mask.astype(np.uint8)
     else:
-        src, stats = _patch_magnitudes(mask, magnitude)
+        src, stats = _patch_statistics(mask, magnitude, changed)
     for geom, value in shapes(src, mask=mask, transform=transform, connectivity=8):
         if value == 0:
             continue
@@ -666,32 +721,56 @@ def change_polygons(
     return feats
 
 
-def _patch_magnitudes(
-    mask: NDArray[np.bool_], magnitude: NDArray[np.floating[Any]]
+def _patch_means(
+    lab: NDArray[Any], vals: NDArray[Any], n: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Per label 1..n: the mean of the finite ``vals`` (NaN where none) and how many there were."""
+    finite = np.isfinite(vals)
+    counted = np.bincount(lab[finite], minlength=n + 1)[1:]
+    sums = np.bincount(lab[finite], weights=vals[finite], minlength=n + 1)[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counted, counted
+
+
+def _patch_statistics(
+    mask: NDArray[np.bool_],
+    magnitude: NDArray[np.floating[Any]] | None,
+    changed: ChangedPixels | None,
 ) -> tuple[NDArray[np.int32], dict[int, dict[str, Any]]]:
-    """The 8-connected patches of ``mask`` labelled 1..n, and each label's pixel count and mean /
-    maximum magnitude over its pixels with a finite magnitude (None where it has none)."""
+    """The 8-connected patches of ``mask`` labelled 1..n, and each label's pixel count, mean /
+    maximum magnitude over its pixels with a finite magnitude (None where it has none) and the
+    means of the spectral indices before and after."""
     from scipy import ndimage
 
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool), output=np.int32)
     # only the changed pixels are gathered: whole-grid temporaries would cost 8 bytes a pixel
     lab = labels[mask]
-    vals = magnitude[mask].astype(np.float64)
-    pixels = np.bincount(lab, minlength=n + 1)[1:]
-    finite = np.isfinite(vals)
-    lab, vals = lab[finite], vals[finite]
-    counted = np.bincount(lab, minlength=n + 1)[1:]
-    sums = np.bincount(lab, weights=vals, minlength=n + 1)[1:]
-    highest = np.full(n + 1, -np.inf)
-    np.maximum.at(highest, lab, vals)
-    stats: dict[int, dict[str, Any]] = {}
-    for i in range(n):
-        some = bool(counted[i])
-        stats[i + 1] = {
-            "pixels": int(pixels[i]),
-            "magnitude_mean": round(float(sums[i] / counted[i]), 4) if some else None,
-            "magnitude_max": round(float(highest[i + 1]), 4) if some else None,
-        }
+    stats: dict[int, dict[str, Any]] = {
+        i + 1: {"pixels": int(c)} for i, c in enumerate(np.bincount(lab, minlength=n + 1)[1:])
+    }
+    if magnitude is not None:
+        vals = magnitude[mask].astype(np.float64)
+        means, counted = _patch_means(lab, vals, n)
+        finite = np.isfinite(vals)
+        highest = np.full(n + 1, -np.inf)
+        np.maximum.at(highest, lab[finite], vals[finite])
+        for i in range(n):
+            some = bool(counted[i])
+            stats[i + 1]["magnitude_mean"] = round(float(means[i]), 4) if some else None
+            stats[i + 1]["magnitude_max"] = round(float(highest[i + 1]), 4) if some else None
+    if changed is not None:
+        for name in changed.indices():
+            pos = _index_positions(changed.bands, name)
+            with np.errstate(invalid="ignore"):
+                vb = _index(changed.before.astype(np.float64), pos, name)
+                va = _index(changed.after.astype(np.float64), pos, name)
+            both = np.where(np.isfinite(vb) & np.isfinite(va), 1.0, np.nan)
+            for when, v in (("before", vb), ("after", va)):
+                means, counted = _patch_means(lab, v * both, n)
+                for i in range(n):
+                    stats[i + 1][f"{name}_{when}"] = (
+                        round(float(means[i]), 3) if counted[i] else None
+                    )
     return labels, stats
 
 

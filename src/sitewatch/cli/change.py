@@ -138,7 +138,7 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
         write_change_cog,
         write_geojson,
     )
-    from ..analysis.change import change_polygons, detect_change
+    from ..analysis.change import ChangedPixels, change_polygons, detect_change
     from ..files import check_writable
 
     config = _config(kw, min_area)
@@ -191,9 +191,13 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             chunks=1024 if h * w > _CHUNK_ABOVE_PX else None,
         )  # fmt: skip
     crs, transform = img0.crs, img0.transform
+    # both dates' bands at the changed pixels only, for each polygon's spectral indices
+    changed = ChangedPixels.of(
+        result.mask, img0.data, img1.data, img0.bands, img0.nodata, img1.nodata
+    )
     del raw0, raw1, img0, img1  # free the images' pixels (1.9 GB for a tile pair) before writing
     write_change_cog(output, result.mask, result.magnitude, result.valid, crs, transform)
-    feats = change_polygons(result.mask, transform, crs, result.magnitude)
+    feats = change_polygons(result.mask, transform, crs, result.magnitude, changed)
     summary = result.summary()
     summary.update(output=str(output), geojson=str(gj), polygons=len(feats),
                    area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1),
