@@ -497,3 +497,40 @@ def test_change_cog_failing_midway_leaves_the_old_file_and_no_scratch(tmp_path: 
             _changeio.write_change_cog(out, mask, magnitude, valid, CRS.from_epsg(32652), t)
     assert out.read_bytes() == b"the previous map"
     assert [f.name for f in tmp_path.iterdir()] == ["c.tif"]
+
+
+def test_chunked_methods_report_the_tasks_of_each_pass() -> None:
+    """The chunked path's progress: every dask computation is a pass whose tasks done reach its
+    total; IR-MAD's iterations make more passes than CVA."""
+    from sitewatch.analysis.change import ChangeConfig, detect_change
+    from sitewatch.cli.change import _DaskTasks
+
+    class Bar:
+        def __init__(self) -> None:
+            self.updates: list[dict[str, Any]] = []
+
+        def update(self, task: Any, **kw: Any) -> None:
+            self.updates.append(kw)
+
+    before, after, truth = make_pair(128)
+    passes = {}
+    for method in ("cva", "irmad"):
+        bar = Bar()
+        with _DaskTasks(bar, 0) as tasks:
+            res = detect_change(before, after, bands=BANDS, config=ChangeConfig(method=method),
+                                chunks=64)  # fmt: skip
+        assert (res.mask & truth).sum() > 0.8 * truth.sum()
+        totals = [u["total"] for u in bar.updates if "total" in u]
+        assert len(totals) == tasks.passes >= 2 and min(totals) >= 1
+        # no pass counts more tasks done than it has; the last ends with all of them done
+        total = 0
+        for u in bar.updates:
+            total = u.get("total", total)
+            assert u["completed"] <= total
+        assert tasks.done == tasks.total
+        passes[method] = tasks.passes
+    assert passes["irmad"] > passes["cva"]
+    # outside the context, dask computations no longer report
+    before_count = len(bar.updates)
+    detect_change(before, after, bands=BANDS, chunks=64)
+    assert len(bar.updates) == before_count

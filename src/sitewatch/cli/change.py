@@ -185,11 +185,13 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
                 progress=lambda f: bar.update(task, completed=f),
             )  # fmt: skip
     else:
-        result = detect_change(
-            img0.data, img1.data, bands=img0.bands, config=config, nodata_before=img0.nodata,
-            nodata_after=img1.nodata, pixel_area_m2=pixel_area_m2(img0),
-            chunks=1024 if h * w > _CHUNK_ABOVE_PX else None,
-        )  # fmt: skip
+        chunked = h * w > _CHUNK_ABOVE_PX
+        with _bar(chunked) as bar, _DaskTasks(bar, bar.add_task(config.method, total=None, msg="")):
+            result = detect_change(
+                img0.data, img1.data, bands=img0.bands, config=config, nodata_before=img0.nodata,
+                nodata_after=img1.nodata, pixel_area_m2=pixel_area_m2(img0),
+                chunks=1024 if chunked else None,
+            )  # fmt: skip
     crs, transform = img0.crs, img0.transform
     # both dates' bands at the changed pixels only, for each polygon's spectral indices
     changed = ChangedPixels.of(
@@ -482,6 +484,35 @@ def _load_cities(root: str, cities: str | None, coregister: bool) -> list[Any]:
     names = _city_names(cities)
     err_console().print("loading OSCD cities", highlight=False)
     return list(iter_oscd(root, names, coregister=coregister))
+
+
+class _DaskTasks:
+    """Progress of the chunked (dask) change methods on a rich bar: the tasks done of each
+    computation ("pass"), as a method computes its statistics, its blocks row by row and, for
+    IR-MAD, every iteration in turn. A context manager (a dask local-scheduler callback)."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        from dask.callbacks import Callback
+
+        self.bar, self.task, self.passes, self.done, self.total = bar, task, 0, 0, 0
+        self.callback = Callback(start_state=self._start, posttask=self._post)  # type: ignore[no-untyped-call]
+
+    def _start(self, dsk: Any, state: dict[str, Any]) -> None:
+        self.passes += 1
+        self.done = 0
+        self.total = max(1, sum(len(state[k]) for k in ("ready", "waiting", "running")))
+        self.bar.update(self.task, completed=0, total=self.total, msg=f"pass {self.passes}")
+
+    def _post(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        self.done += 1
+        self.bar.update(self.task, completed=self.done, msg=f"pass {self.passes}")
+
+    def __enter__(self) -> _DaskTasks:
+        self.callback.__enter__()  # type: ignore[no-untyped-call]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.callback.__exit__(*exc)  # type: ignore[no-untyped-call]
 
 
 def _bar(enabled: bool) -> Any:
