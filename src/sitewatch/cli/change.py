@@ -103,8 +103,9 @@ def change() -> None:
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
               help="Output COG (band 1 change mask, band 2 magnitude).")  # fmt: skip
 @click.option("--geojson", "geojson", type=click.Path(dir_okay=False), default=None,
-              help="Change polygons, largest first, each with its area in m², pixels and mean "
-                   "and maximum magnitude (default: OUTPUT with .geojson).")  # fmt: skip
+              help="Change polygons, largest first, each with its area in m², pixels, mean "
+                   "and maximum magnitude, and the mean NDVI, NDBI, MNDWI and bare-soil index "
+                   "before and after that the bands allow (default: OUTPUT with .geojson).")  # fmt: skip
 @click.option(
     "--bands", default=None, help="Comma-separated bands to use (default: all common bands)."
 )
