@@ -182,9 +182,9 @@ class TrainConfig:
     retries: int = 1
     """Times a dead network (none of its training crops' changed pixels marked as change) is
     trained again, from the seed plus :data:`RETRY_SEED_STEP` each time; the tries share the
-    ``minutes`` budget (a retry gets what is left, none when nothing is). In the OSCD cross-validation no network of the defaults has died since
-    :attr:`start_at_prior` (session 16); one of the ten folds with ``widths=(8, 16, 32, 64)`` did
-    (session 20)."""
+    ``minutes`` budget (a retry gets what is left, none when nothing is). In the OSCD
+    cross-validation no network of the defaults has died since :attr:`start_at_prior` (session
+    16); one of the ten folds with ``widths=(8, 16, 32, 64)`` did (session 20)."""
     calibrate: bool = False
     """Set the model's threshold to the one with the best pooled F1 on the training pairs
     (single-pass probabilities, even with ``tta``); otherwise 0.5. Off by default: the network
