@@ -360,6 +360,12 @@ def test_change_polygons_carry_each_patch_spectral_indices_before_and_after() ->
         for when, image in (("before", before), ("after", after)):
             want = _index(image[:, ok].astype(np.float64), pos, name).mean()
             assert big[f"{name}_{when}"] == pytest.approx(want, abs=5e-4)
+    # over all the changed pixels with data on both dates, as a change event records them
+    everywhere = truth.copy()
+    everywhere[21, 31] = False
+    pos = _index_positions(BANDS, "ndbi")
+    want = _index(after[:, everywhere].astype(np.float64), pos, "ndbi").mean()
+    assert changed.index_means()["ndbi_after"] == pytest.approx(want, abs=5e-4)
     # four bands without SWIR allow NDVI alone
     four = ChangedPixels.of(truth, before[:4], after[:4], BANDS[:4])
     p4 = change_polygons(truth, t, crs, changed=four)[0]["properties"]

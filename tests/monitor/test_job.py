@@ -49,6 +49,9 @@ def test_monitor_site_records_and_is_idempotent(tmp_path: Path, series_dir: Path
             160_000, rel=0.15
         )
         assert big[1].after == DATES[BUILD_AT] and big[1].area_m2 == pytest.approx(24_000, rel=0.35)
+        # the event says what kind of change: vegetation (NDVI 0.75) cleared to soil (0.08)
+        ndvi = big[0].details["indices"]
+        assert ndvi["ndvi_before"] > 0.6 and ndvi["ndvi_after"] < 0.2 and "ndbi_before" not in ndvi
         rules = sorted(a.rule for a in cat.list_alerts())
         assert rules.count("changed_area") == 2
         assert rules.count("phase_transition") == 3

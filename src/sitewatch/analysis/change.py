@@ -655,6 +655,26 @@ class ChangedPixels:
         roles = {_role_of(b) for b in self.bands}
         return tuple(n for n in PATCH_INDICES if roles.issuperset(_INDEX_ROLES[n]))
 
+    def index_values(self, name: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Index ``name`` at each changed pixel before and after, NaN unless both dates have
+        data there."""
+        pos = _index_positions(self.bands, name)
+        with np.errstate(invalid="ignore"):
+            vb = _index(self.before.astype(np.float64), pos, name)
+            va = _index(self.after.astype(np.float64), pos, name)
+        both = np.where(np.isfinite(vb) & np.isfinite(va), 1.0, np.nan)
+        return vb * both, va * both
+
+    def index_means(self) -> dict[str, float | None]:
+        """The mean of each index the bands allow over all the changed pixels with data on both
+        dates, before and after (``ndvi_before``, ``ndvi_after``...; None without any)."""
+        out: dict[str, float | None] = {}
+        for name in self.indices():
+            for when, v in zip(("before", "after"), self.index_values(name), strict=True):
+                ok = np.isfinite(v)
+                out[f"{name}_{when}"] = round(float(v[ok].mean()), 3) if ok.any() else None
+        return out
+
 
 PATCH_INDICES = ("ndvi", "ndbi", "mndwi", "bsi")
 """The spectral indices whose patch means before and after a change polygon carries: vegetation,
@@ -760,13 +780,8 @@ def _patch_statistics(
             stats[i + 1]["magnitude_max"] = round(float(highest[i + 1]), 4) if some else None
     if changed is not None:
         for name in changed.indices():
-            pos = _index_positions(changed.bands, name)
-            with np.errstate(invalid="ignore"):
-                vb = _index(changed.before.astype(np.float64), pos, name)
-                va = _index(changed.after.astype(np.float64), pos, name)
-            both = np.where(np.isfinite(vb) & np.isfinite(va), 1.0, np.nan)
-            for when, v in (("before", vb), ("after", va)):
-                means, counted = _patch_means(lab, v * both, n)
+            for when, v in zip(("before", "after"), changed.index_values(name), strict=True):
+                means, counted = _patch_means(lab, v, n)
                 for i in range(n):
                     stats[i + 1][f"{name}_{when}"] = (
                         round(float(means[i]), 3) if counted[i] else None

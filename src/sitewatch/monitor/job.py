@@ -160,7 +160,7 @@ def monitor_site(catalog_url: str, site_id: str, opts: MonitorOptions) -> SiteRe
 
 def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteReport) -> None:
     from ..analysis.activity import activity_from_cube, not_phenology
-    from ..analysis.change import ChangeConfig, change_polygons, detect_change
+    from ..analysis.change import ChangeConfig, ChangedPixels, change_polygons, detect_change
 
     site = cat.get_site(site_id)
     grid, aoi = _site_grid(site, opts)
@@ -253,7 +253,8 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                 )
                 change = res.mask & mask & not_phenology(cube.values[prev_clear], after_px, bands)
                 area = float(change.sum()) * pixel_area
-                polys = change_polygons(change, grid.transform, grid_crs)
+                changed = ChangedPixels.of(change, cube.values[prev_clear], after_px, bands)
+                polys = change_polygons(change, grid.transform, grid_crs, changed=changed)
                 geom = unary_union([shape(p["geometry"]) for p in polys]) if polys else None
                 cat.add_change_event(
                     ChangeEvent(
@@ -271,6 +272,8 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                             "patches": len(polys),
                             "threshold": res.threshold,
                             "shift_px": shift_px,
+                            # what kind of change: vegetation cleared, ground built on...
+                            "indices": changed.index_means(),
                         },
                     )
                 )
