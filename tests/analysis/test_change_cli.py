@@ -123,6 +123,9 @@ def test_detect_records_change_event(
     assert len(events) == 1
     assert events[0].method == "cva" and events[0].area_m2 > 30_000
     assert events[0].geometry is not None and events[0].id == json.loads(r.out)["change_event"]
+    # with what kind of change it is: vegetation cleared to bright soil
+    ndvi = (events[0].details["indices"]["ndvi_before"], events[0].details["indices"]["ndvi_after"])
+    assert ndvi[0] > 0.3 and ndvi[1] < 0.15
     r = sw(
         "--db",
         url,

@@ -204,7 +204,7 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     summary = result.summary()
     summary.update(output=str(output), geojson=str(gj), polygons=len(feats),
                    area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1),
-                   coregistration=registration)  # fmt: skip
+                   coregistration=registration, indices=changed.index_means())  # fmt: skip
     write_geojson(gj, feats, {k: v for k, v in summary.items() if k not in ("config",)})
     if site_id:
         summary["change_event"] = _record(site_id, t0, t1, result, feats, summary)
@@ -272,7 +272,7 @@ def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, A
     mag = float(np.nanmean(result.magnitude[result.mask])) if result.mask.any() else None
     details = {
         k: summary[k]
-        for k in ("threshold_method", "threshold", "bands", "changed_pixels", "output")
+        for k in ("threshold_method", "threshold", "bands", "changed_pixels", "output", "indices")
     }
     with open_catalog() as cat:
         cat.get_site(site_id)
