@@ -53,6 +53,7 @@ def test_html_brief_is_self_contained_and_complete(site_catalog, make_chip, tmp_
     assert "12.34 ± 0.80 m" in html  # the measurement with its uncertainty
     assert "Portal A" in html and "Headquarters" in html
     assert "active construction" in html and "change detected" in html
+    assert "NDVI 0.62 \u2192 0.11" in html and "NDBI" not in html  # what kind of change
     assert "Analyst Group, Hidden Bases Report (2019)" in html
     assert "Test Imaging Co." in html
     with Image.open(files["figure_overview"]) as im:

@@ -313,6 +313,19 @@ def _feature_rows(features: Sequence[Feature]) -> list[dict[str, str]]:
     return rows
 
 
+def _index_shifts(indices: Any) -> str:
+    """``NDVI 0.75 -> 0.08, NDBI -0.16 -> 0.20`` from a change event's ``indices`` details (the
+    changed pixels' means before and after), or "" without them."""
+    if not isinstance(indices, dict):
+        return ""
+    parts = []
+    for name in ("ndvi", "ndbi", "mndwi", "bsi"):
+        b, a = indices.get(f"{name}_before"), indices.get(f"{name}_after")
+        if isinstance(b, int | float) and isinstance(a, int | float):
+            parts.append(f"{name.upper()} {b:.2f} \u2192 {a:.2f}")
+    return ", ".join(parts)
+
+
 def _history(data: SiteData) -> list[dict[str, str]]:
     rows: list[tuple[datetime, dict[str, str]]] = []
     for o in data.observations:
@@ -327,6 +340,8 @@ def _history(data: SiteData) -> list[dict[str, str]]:
         details = f"{c.area_m2:,.0f} m² changed since {c.before.date().isoformat()} ({c.method})"
         if c.magnitude is not None:
             details += f", magnitude {c.magnitude:.3g}"
+        if shifts := _index_shifts((c.details or {}).get("indices")):
+            details += f"; {shifts}"
         rows.append(
             (
                 c.after,
