@@ -88,6 +88,20 @@ _INDEX_ROLES: dict[str, tuple[str, ...]] = {
     "bsi": ("blue", "red", "nir", "swir1"),
     "mndwi": ("green", "swir1"),  # an input of the learned model, not a change method
 }
+SPECTRAL_INDICES = ("ndvi", "ndbi", "mndwi", "bsi")
+"""The spectral indices that describe a change beyond the change methods: vegetation, built-up,
+water and bare soil. Each change polygon carries their patch means before and after (a cleared,
+built-on patch shows NDVI falling and NDBI / BSI rising), and the learned model takes them as
+inputs."""
+
+
+def indices_for(bands: Sequence[str]) -> tuple[str, ...]:
+    """The :data:`SPECTRAL_INDICES` that bands named ``bands`` allow (matched by name or role, as
+    the change methods match them: B04 or red, B08 or nir, B11 or swir1...)."""
+    roles = {_role_of(b) for b in bands}
+    return tuple(n for n in SPECTRAL_INDICES if roles.issuperset(_INDEX_ROLES[n]))
+
+
 _DEFAULT_THRESHOLD = {"irmad": "chi2", "pca_kmeans": "kmeans"}
 _DEFAULT_CHUNK = 1024
 
@@ -639,21 +653,19 @@ class ChangedPixels:
     ) -> ChangedPixels:
         """Gather them from (band, y, x) images as stored, with their no-data values."""
 
-        def pick(image: NDArray[Any], nodata: float | None) -> NDArray[np.float32]:
-            raw = np.asarray(image)[:, mask]
-            out = raw.astype(np.float32)
-            if nodata is not None:
-                out[raw == nodata] = np.nan
-            return out
+        from ._changeio import nan_nodata
 
         if before.shape[0] != len(bands) or after.shape[0] != len(bands):
             raise ValueError(f"{len(bands)} band names for {before.shape[0]} / {after.shape[0]}")
-        return cls(tuple(bands), pick(before, nodata_before), pick(after, nodata_after))
+        return cls(
+            tuple(bands),
+            nan_nodata(np.asarray(before)[:, mask], nodata_before),
+            nan_nodata(np.asarray(after)[:, mask], nodata_after),
+        )
 
     def indices(self) -> tuple[str, ...]:
-        """The :data:`PATCH_INDICES` that the bands allow (by name or role: B04 or red...)."""
-        roles = {_role_of(b) for b in self.bands}
-        return tuple(n for n in PATCH_INDICES if roles.issuperset(_INDEX_ROLES[n]))
+        """The :data:`SPECTRAL_INDICES` that the bands allow (see :func:`indices_for`)."""
+        return indices_for(self.bands)
 
     def index_values(self, name: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Index ``name`` at each changed pixel before and after, NaN unless both dates have
@@ -676,12 +688,6 @@ class ChangedPixels:
         return out
 
 
-PATCH_INDICES = ("ndvi", "ndbi", "mndwi", "bsi")
-"""The spectral indices whose patch means before and after a change polygon carries: vegetation,
-built-up, water and bare soil; a cleared and built-on patch shows as NDVI falling and NDBI / BSI
-rising."""
-
-
 def change_polygons(
     mask: NDArray[np.bool_],
     transform: Affine,
@@ -697,7 +703,7 @@ def change_polygons(
     (``magnitude_mean``, ``magnitude_max``), by which an analyst can rank patches of one map by
     strength as well as size. With ``changed`` (both dates' bands at the mask's pixels) it
     carries the mean of each spectral index the bands allow over its pixels with data on both
-    dates, before and after (``ndvi_before``, ``ndvi_after``, ... of :data:`PATCH_INDICES`), which
+    dates, before and after (``ndvi_before``, ``ndvi_after``, ... of :data:`SPECTRAL_INDICES`), which
     tell what kind of change it is: vegetation cleared, ground built on, water come or gone."""
     from rasterio.features import shapes
     from shapely.geometry import mapping, shape

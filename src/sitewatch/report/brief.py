@@ -318,10 +318,10 @@ def _index_shifts(indices: Any) -> str:
     changed pixels' means before and after), or "" without them."""
     if not isinstance(indices, dict):
         return ""
-    from ..analysis.change import PATCH_INDICES
+    from ..analysis.change import SPECTRAL_INDICES
 
     parts = []
-    for name in PATCH_INDICES:
+    for name in SPECTRAL_INDICES:
         b, a = indices.get(f"{name}_before"), indices.get(f"{name}_after")
         if isinstance(b, int | float) and isinstance(a, int | float):
             parts.append(f"{name.upper()} {b:.2f} \u2192 {a:.2f}")

@@ -21,6 +21,8 @@ from torch.nn import functional as nnf
 
 from ...errors import InputError
 from ...files import atomic_path, write_text
+from .._changeio import nan_nodata
+from ..change import SPECTRAL_INDICES, indices_for
 from . import NORMALISATIONS, PRIORS
 from ._network import SiamDiffUNet
 
@@ -51,8 +53,9 @@ READS = (1, 2, 3)
 """Version 1 descriptions (no ``tta``) are read as ``tta=False``, versions 1-2 (no ``prior``) as
 ``prior="none"``."""
 
-INPUT_INDICES = ("ndvi", "ndbi", "mndwi", "bsi")
-"""The spectral indices of ``zscore_indices`` inputs, in channel order: vegetation, built-up,
+INPUT_INDICES = SPECTRAL_INDICES
+"""The spectral indices of ``zscore_indices`` inputs, in channel order (those of
+:data:`~sitewatch.analysis.change.SPECTRAL_INDICES`): vegetation, built-up,
 water and bare soil, the land covers whose swaps make up most real change and most seasonal
 false alarms. Each is a ratio of bands, so a gain common to the bands of one date (sun,
 atmosphere, calibration) cancels in it, and it keeps the absolute land cover that the per-image
@@ -149,11 +152,7 @@ def _window(
 ) -> NDArray[np.float32]:
     """Bands ``idx`` (all with None) of ``image`` over ``rows`` and ``cols`` as float32, NaN where
     they equal ``nodata``. Only the window is copied, whatever the image's type."""
-    raw = image[:, rows, cols] if idx is None else image[list(idx), rows, cols]
-    out = np.asarray(raw, dtype=np.float32)
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
-        out = np.where(raw == nodata, np.float32(np.nan), out)
-    return out
+    return nan_nodata(image[:, rows, cols] if idx is None else image[list(idx), rows, cols], nodata)
 
 
 @dataclass(frozen=True)
@@ -261,12 +260,9 @@ def _log_reflectance(
 
 
 def index_channels(bands: Sequence[str]) -> tuple[str, ...]:
-    """The :data:`INPUT_INDICES` that bands named ``bands`` allow (matched by name or role, as
-    the change methods match them: B04 or red, B08 or nir, B11 or swir1...)."""
-    from ..change import _INDEX_ROLES, _role_of
-
-    roles = {_role_of(b) for b in bands}
-    return tuple(n for n in INPUT_INDICES if roles.issuperset(_INDEX_ROLES[n]))
+    """The :data:`INPUT_INDICES` that bands named ``bands`` allow (see
+    :func:`~sitewatch.analysis.change.indices_for`)."""
+    return indices_for(bands)
 
 
 def input_channels(n_bands: int, normalisation: str, bands: Sequence[str] = ()) -> int:
