@@ -130,7 +130,8 @@ class TrainConfig:
     machines. In the OSCD cross-validation 1,200 steps scored no better: pooled F1 0.346 against
     0.377 with 96 px crops and three levels, 0.370 against 0.404 with the defaults (seed 0), and
     with the index inputs 1,000 steps scored 0.418 / 0.393 against 0.442 / 0.386 (seeds 0 / 10;
-    9-10 minutes a fold on one busy core)."""
+    9-10 minutes a fold on one busy core); fewer did no better either: 400 steps 0.386 / 0.396
+    (session 22)."""
     crop: int = 192
     """Crop side in pixels (clipped to the smallest training image). 192 px with four levels
     (the defaults since session 17) scored pooled F1 0.389 on average over three seeds in the
