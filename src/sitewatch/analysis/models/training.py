@@ -148,8 +148,8 @@ class TrainConfig:
     :func:`~.changemodel.pair_prior`), such as fields between seasons; the rest are uniform. 0.25
     did not help in the OSCD cross-validation (fold 0: F1 0.26 against 0.27), nor with the index
     inputs (session 22): pooled F1 0.399 / 0.427 (seeds 0 / 10) against 0.442 / 0.386, the same
-    mean; saclay_e's harvested fields still gave 20,000 / 19,500 false-positive pixels (20,000 /
-    27,500 without dropout)."""
+    mean; saclay_e's harvested fields still gave 20,000 / 19,500 false-positive pixels (27,000 a
+    run on average over six seeds with the defaults)."""
     widths: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.1
     """Dropout before the bottleneck. Off (0) scored pooled F1 0.414 / 0.387 in the OSCD
