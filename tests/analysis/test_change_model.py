@@ -193,11 +193,11 @@ def test_log_reflectance_inputs_keep_absolute_brightness() -> None:
 
 
 def test_index_inputs_are_the_spectral_indices_the_bands_allow() -> None:
+    from sitewatch.analysis.change import indices_for
     from sitewatch.analysis.models.changemodel import (
         INDEX_SCALE,
         ChangeModel,
         ModelMeta,
-        index_channels,
         model_inputs,
     )
 
@@ -221,8 +221,8 @@ def test_index_inputs_are_the_spectral_indices_the_bands_allow() -> None:
     np.testing.assert_allclose(model_inputs(1.7 * image, "zscore_indices", 6.0, six), x, atol=1e-5)
     np.testing.assert_allclose(model_inputs(image / 1e4, "zscore_indices", 6.0, six), x, atol=1e-4)
     # bands are matched by role; without swir1 only the NDVI is left; no data and zero sums give 0
-    assert index_channels(("blue", "green", "red", "nir")) == ("ndvi",)
-    assert index_channels(("b1", "b2")) == ()
+    assert indices_for(("blue", "green", "red", "nir")) == ("ndvi",)
+    assert indices_for(("b1", "b2")) == ()
     holes = image[:4].copy()
     holes[:, 0, 0] = np.nan
     holes[2:, 1, 1] = 0.0

@@ -42,10 +42,10 @@ NORMALISATIONS = ("per_image_zscore", "zscore_log", "zscore_indices")
 """Network inputs: ``per_image_zscore``, the bands z-scored per image; ``zscore_log``, those plus
 each band's log reflectance on a fixed scale, which keeps the absolute brightness (built-up versus
 vegetation versus water) that the per-image z-score removes; ``zscore_indices``, the z-scores plus
-the normalised-difference indices of :data:`.changemodel.INPUT_INDICES` that the bands allow (see
-:func:`.changemodel.index_channels`). In the OSCD cross-validation ``zscore_log`` fitted the
-training cities better but scored lower on the unseen ones; ``zscore_indices`` scored higher (see
-:mod:`.training`)."""
+the normalised-difference indices of :data:`~sitewatch.analysis.change.SPECTRAL_INDICES` that the
+bands allow (see :func:`~sitewatch.analysis.change.indices_for`). In the OSCD cross-validation
+``zscore_log`` fitted the training cities better but scored lower on the unseen ones;
+``zscore_indices`` scored higher (see :mod:`.training`)."""
 
 PRIORS = ("none", "cva")
 """Pair channels given to the network besides the two images: ``none``; ``cva``, the unsupervised

@@ -22,20 +22,18 @@ from torch.nn import functional as nnf
 from ...errors import InputError
 from ...files import atomic_path, write_text
 from .._changeio import nan_nodata
-from ..change import SPECTRAL_INDICES, indices_for
+from ..change import indices_for
 from . import NORMALISATIONS, PRIORS
 from ._network import SiamDiffUNet
 
 __all__ = [
     "FORMAT",
     "INDEX_SCALE",
-    "INPUT_INDICES",
     "NORMALISATIONS",
     "PRIORS",
     "ChangeModel",
     "InputScale",
     "ModelMeta",
-    "index_channels",
     "input_channels",
     "input_scale",
     "meta_path",
@@ -52,14 +50,6 @@ VERSION = 3
 READS = (1, 2, 3)
 """Version 1 descriptions (no ``tta``) are read as ``tta=False``, versions 1-2 (no ``prior``) as
 ``prior="none"``."""
-
-INPUT_INDICES = SPECTRAL_INDICES
-"""The spectral indices of ``zscore_indices`` inputs, in channel order (those of
-:data:`~sitewatch.analysis.change.SPECTRAL_INDICES`): vegetation, built-up,
-water and bare soil, the land covers whose swaps make up most real change and most seasonal
-false alarms. Each is a ratio of bands, so a gain common to the bands of one date (sun,
-atmosphere, calibration) cancels in it, and it keeps the absolute land cover that the per-image
-z-score hides."""
 
 INDEX_SCALE = 3.0
 """The indices (-1 to 1) are multiplied by this, so that the spread between land covers is about
@@ -259,12 +249,6 @@ def _log_reflectance(
     return np.where(ok, np.clip(lg, -clip, clip), np.float32(0.0)).astype(np.float32)
 
 
-def index_channels(bands: Sequence[str]) -> tuple[str, ...]:
-    """The :data:`INPUT_INDICES` that bands named ``bands`` allow (see
-    :func:`~sitewatch.analysis.change.indices_for`)."""
-    return indices_for(bands)
-
-
 def input_channels(n_bands: int, normalisation: str, bands: Sequence[str] = ()) -> int:
     """The network's input channels for ``n_bands`` bands (named ``bands``, which
     ``zscore_indices`` needs) under ``normalisation``."""
@@ -278,19 +262,26 @@ def input_channels(n_bands: int, normalisation: str, bands: Sequence[str] = ()) 
                 f"the zscore_indices inputs need the names of the {n_bands} bands "
                 f"(got {len(bands)})"
             )
-        return n_bands + len(index_channels(bands))
+        return n_bands + len(indices_for(bands))
     raise InputError(
         f"unknown input normalisation {normalisation!r} (known: {', '.join(NORMALISATIONS)})"
     )
 
 
 def _indices(image: NDArray[Any], bands: Sequence[str]) -> NDArray[np.float32]:
-    """The :func:`index_channels` of ``image`` times :data:`INDEX_SCALE`; 0 where undefined."""
+    """The spectral indices that ``bands`` allow (:func:`~sitewatch.analysis.change.indices_for`,
+    in the order of :data:`~sitewatch.analysis.change.SPECTRAL_INDICES`) of ``image``, times
+    :data:`INDEX_SCALE`; 0 where undefined.
+
+    Vegetation, built-up, water and bare soil are the land covers whose swaps make up most real
+    change and most seasonal false alarms. Each index is a ratio of bands, so a gain common to the
+    bands of one date (sun, atmosphere, calibration) cancels in it, and it keeps the absolute land
+    cover that the per-image z-score hides."""
     from ..change import _index, _index_positions
 
     x = np.asarray(image, dtype=np.float32)
     names = tuple(bands)
-    indices = index_channels(names)
+    indices = indices_for(names)
     out = np.zeros((len(indices), *x.shape[1:]), dtype=np.float32)
     with np.errstate(invalid="ignore"):
         for i, name in enumerate(indices):

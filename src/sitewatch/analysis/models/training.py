@@ -96,14 +96,13 @@ from torch import Tensor
 from torch.nn import functional as nnf
 
 from ...errors import InputError
+from ..change import SPECTRAL_INDICES, indices_for
 from ..changeeval import LabelledPair, Scores
 from .changemodel import (
-    INPUT_INDICES,
     NORMALISATIONS,
     PRIORS,
     ChangeModel,
     ModelMeta,
-    index_channels,
     model_inputs,
     pair_prior,
     resolve_device,
@@ -451,11 +450,11 @@ def train_change_model(
         tta=config.tta,
         prior=config.prior,
     )
-    if meta.normalisation == "zscore_indices" and not index_channels(bands):
+    if meta.normalisation == "zscore_indices" and not indices_for(bands):
         logger.warning(
             "bands %s allow none of the input indices %s (they need red, nir, green and swir1 "
             "bands): the network sees the z-scores alone",
-            ",".join(bands), ",".join(INPUT_INDICES),
+            ",".join(bands), ",".join(SPECTRAL_INDICES),
         )  # fmt: skip
     cities = _prepare(
         pairs, bands, meta.normalisation, meta.clip, meta.prior, hard=config.hard_fraction > 0
