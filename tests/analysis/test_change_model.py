@@ -607,6 +607,39 @@ def test_jitter_gives_each_date_its_own_band_gains_and_offsets() -> None:
             assert 0.5 < slope < 1.5 and abs(offset) < 0.5
 
 
+def test_equal_city_weighting_draws_as_many_crops_from_a_small_city() -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_config
+    from sitewatch.analysis.models.training import _prepare, _Sampler
+
+    small_before, small_after, small_truth = synthetic_pair(size=32, seed=1, square=(8, 8, 8))
+    big_before, big_after, big_truth = synthetic_pair(size=96, seed=2)
+    pairs = [
+        LabelledPair("small", _raster(small_before), _raster(small_after), small_truth),
+        LabelledPair("big", _raster(big_before), _raster(big_after), big_truth),
+    ]
+    cities = _prepare(pairs, BANDS, "per_image_zscore", 6.0)
+    by_area = _Sampler(cities, 16, 0.5, seed=0)
+    np.testing.assert_allclose(by_area.weights, [0.1, 0.9])  # 32^2 against 96^2 pixels
+    equal = _Sampler(cities, 16, 0.5, seed=0, city_weighting="equal")
+    np.testing.assert_allclose(equal.weights, [0.5, 0.5])
+    with pytest.raises(InputError, match=r"city weighting 'even'.*area, equal"):
+        train_config(steps=3, city_weighting="even")
+
+
+def test_the_dice_term_can_be_left_out_of_the_loss() -> None:
+    from sitewatch.analysis.models.training import _loss
+
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]])
+    label = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    valid = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])  # the last pixel does not count
+    p = 1 / (1 + np.exp(-np.array([2.0, -1.0, 0.5])))  # the valid pixels' probabilities
+    bce = -(np.log(p[0]) + np.log(1 - p[1]) + np.log(1 - p[2])) / 3
+    assert float(_loss(logits, label, valid, dice=False)) == pytest.approx(bce, rel=1e-5)
+    dice = 1 - (2 * p[0] + 1) / (p.sum() + 1 + 1)
+    assert float(_loss(logits, label, valid)) == pytest.approx(bce + dice, rel=1e-5)
+
+
 def test_missing_torch_raises_missing_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

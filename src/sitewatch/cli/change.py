@@ -396,7 +396,11 @@ def _parse_widths(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def _train_options(func: F) -> F:
-    from ..analysis.models import NORMALISATIONS, PRIORS  # no torch: that is imported on use
+    from ..analysis.models import (  # no torch: that is imported on use
+        CITY_WEIGHTINGS,
+        NORMALISATIONS,
+        PRIORS,
+    )
 
     opts = [
         click.option("--minutes", type=Finite(min=0, min_open=True), default=15.0, show_default=True,
@@ -445,6 +449,12 @@ def _train_options(func: F) -> F:
         click.option("--ema", type=Finite(0, 1, max_open=True), default=None,
                      help="Decay of the moving average of the weights that becomes the model, "
                      "0: off (default: the model's default, 0.99)."),
+        click.option("--city-weighting", type=click.Choice(CITY_WEIGHTINGS), default=None,
+                     help="Training crops per city in proportion to its area, or equal for every "
+                     "city (default: the model's default, area)."),
+        click.option("--dice/--no-dice", default=None,
+                     help="Add the soft Dice loss to the cross-entropy (default: the model's "
+                     "default, on)."),
         click.option("--retries", type=click.IntRange(min=0), default=None,
                      help="Times a network that marks none of its training crops' changed pixels "
                      "(a dead one) is trained again from another seed, each with the whole "
@@ -459,7 +469,7 @@ def _train_config(kw: dict[str, Any]) -> Any:
     from ..analysis.models import train_config
 
     names = ("prior", "jitter", "hard_fraction", "normalisation", "widths", "lr", "weight_decay",
-             "dropout", "change_fraction", "ema", "retries")  # fmt: skip
+             "dropout", "change_fraction", "ema", "retries", "city_weighting", "dice")  # fmt: skip
     optional = {k: kw[k] for k in names if kw[k] is not None}
     return train_config(epochs=kw["epochs"], minutes=kw["minutes"], steps=kw["steps"] or None,
                         seed=kw["seed"], threads=kw["threads"], device=kw["device"], crop=kw["crop"],

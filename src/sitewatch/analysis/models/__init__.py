@@ -51,6 +51,10 @@ PRIORS = ("none", "cva")
 """Pair channels given to the network besides the two images: ``none``; ``cva``, the unsupervised
 change magnitude of the pair (see :func:`.changemodel.pair_prior`)."""
 
+CITY_WEIGHTINGS = ("area", "equal")
+"""How training crops share the cities: ``area``, in proportion to their valid pixels, or
+``equal`` (see :attr:`.training.TrainConfig.city_weighting`)."""
+
 
 def require_torch(purpose: str = "the learned change model") -> Any:
     """The torch module, or MissingExtraError naming the ``ml`` extra (and ``purpose``).

@@ -87,6 +87,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,7 @@ from torch.nn import functional as nnf
 from ...errors import InputError
 from ..change import SPECTRAL_INDICES, indices_for
 from ..changeeval import LabelledPair, Scores
+from . import CITY_WEIGHTINGS
 from .changemodel import (
     NORMALISATIONS,
     PRIORS,
@@ -149,6 +151,13 @@ class TrainConfig:
     inputs (session 22): pooled F1 0.399 / 0.427 (seeds 0 / 10) against 0.442 / 0.386, the same
     mean; saclay_e's harvested fields still gave 20,000 / 19,500 false-positive pixels (27,000 a
     run on average over six seeds with the defaults)."""
+    city_weighting: str = "area"
+    """How crops share the training cities: ``area``, in proportion to each city's valid pixels,
+    or ``equal``, the same number of crops from each city, so that a small city's kinds of
+    change and of land weigh as much as a large one's."""
+    dice: bool = True
+    """Add the soft Dice loss of the changed pixels to the binary cross-entropy; off, the
+    cross-entropy alone (probabilities less pushed to 0 and 1)."""
     widths: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.1
     """Dropout before the bottleneck. Off (0) scored pooled F1 0.414 / 0.387 in the OSCD
@@ -233,6 +242,11 @@ class TrainConfig:
             raise InputError(f"change_fraction must be in [0, 1], got {self.change_fraction}")
         if not 0 <= self.hard_fraction <= 1 - self.change_fraction:
             raise InputError("hard_fraction must be in [0, 1 - change_fraction]")
+        if self.city_weighting not in CITY_WEIGHTINGS:
+            raise InputError(
+                f"unknown city weighting {self.city_weighting!r} "
+                f"(known: {', '.join(CITY_WEIGHTINGS)})"
+            )
         if self.threads < 1:
             raise InputError(f"threads must be at least 1, got {self.threads}")
         if self.retries < 0:
@@ -320,6 +334,7 @@ class _Sampler:
         seed: int,
         jitter: float = 0.0,
         hard_fraction: float = 0.0,
+        city_weighting: str = "area",
     ) -> None:
         self.cities = cities
         self.crop = crop
@@ -328,6 +343,8 @@ class _Sampler:
         self.jitter = jitter
         self.rng = np.random.default_rng(seed)
         sizes = np.array([c.valid.sum() for c in cities], dtype=np.float64)
+        if city_weighting == "equal":
+            sizes = (sizes > 0).astype(np.float64)
         self.weights = sizes / sizes.sum()
 
     def _one(self) -> tuple[NDArray[np.float32], ...]:
@@ -412,14 +429,15 @@ def _crop_recall(
     return hit / changed if changed else None
 
 
-def _loss(logits: Tensor, label: Tensor, valid: Tensor) -> Tensor:
+def _loss(logits: Tensor, label: Tensor, valid: Tensor, dice: bool = True) -> Tensor:
     n_valid = valid.sum().clamp(min=1.0)
     bce = (
         nnf.binary_cross_entropy_with_logits(logits, label, reduction="none") * valid
     ).sum() / n_valid
+    if not dice:
+        return bce
     p = torch.sigmoid(logits) * valid
-    dice = 1.0 - (2.0 * (p * label).sum() + 1.0) / (p.sum() + label.sum() + 1.0)
-    return bce + dice
+    return bce + 1.0 - (2.0 * (p * label).sum() + 1.0) / (p.sum() + label.sum() + 1.0)
 
 
 RETRY_SEED_STEP = 1000
@@ -520,15 +538,19 @@ def _train_once(
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
-    sampler = _Sampler(
-        cities, crop, config.change_fraction, config.seed, config.jitter, config.hard_fraction
+    sampler_for = partial(
+        _Sampler,
+        cities,
+        crop,
+        config.change_fraction,
+        hard_fraction=config.hard_fraction,
+        city_weighting=config.city_weighting,
     )
+    sampler = sampler_for(config.seed, config.jitter)
     share = None
     if config.start_at_prior:
         share = _changed_share(
-            _Sampler(
-                cities, crop, config.change_fraction, config.seed + 1, 0.0, config.hard_fraction
-            ),
+            sampler_for(config.seed + 1),
             config.batch,
         )
         net.start_at_prior(share)
@@ -556,7 +578,7 @@ def _train_once(
             for group in opt.param_groups:
                 group["lr"] = lr
             a, b, lab, val, pair = (t.to(device) for t in sampler.batch(config.batch))
-            loss = _loss(net(a, b, pair if pair.shape[1] else None), lab, val)
+            loss = _loss(net(a, b, pair if pair.shape[1] else None), lab, val, config.dice)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
