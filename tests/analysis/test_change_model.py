@@ -627,6 +627,28 @@ def test_equal_city_weighting_draws_as_many_crops_from_a_small_city() -> None:
         train_config(steps=3, city_weighting="even")
 
 
+def test_zoom_cuts_larger_and_smaller_windows_resampled_to_the_crop() -> None:
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_config
+    from sitewatch.analysis.models.training import _prepare, _Sampler
+
+    before, after, truth = synthetic_pair(size=96, square=(40, 40, 12))  # 144 changed pixels
+    cities = _prepare([LabelledPair("s", _raster(before), _raster(after), truth)], BANDS,
+                      "per_image_zscore", 6.0)  # fmt: skip
+    plain = _Sampler(cities, 32, 1.0, seed=0).batch(24)
+    assert {int(n) for n in plain[2].sum(dim=(1, 2, 3))} <= set(range(145))
+    a, b, lab, val, pair = _Sampler(cities, 32, 1.0, seed=0, zoom=1.0).batch(24)
+    assert a.shape == b.shape == (24, len(BANDS), 32, 32) and lab.shape == (24, 1, 32, 32)
+    assert pair.shape == (24, 0, 32, 32) and bool((val == 1).all())
+    assert set(torch.unique(lab).tolist()) <= {0.0, 1.0}  # labels stay labels
+    counts = lab.sum(dim=(1, 2, 3))
+    # a window twice the crop shrinks the square to a quarter of its pixels, half the crop
+    # enlarges it four times (up to the crop's edge)
+    assert float(counts.max()) > 200 and 0 < float(counts.min()) < 100
+    with pytest.raises(InputError, match="zoom"):
+        train_config(steps=3, zoom=1.5)
+
+
 def test_the_dice_term_can_be_left_out_of_the_loss() -> None:
     from sitewatch.analysis.models.training import _loss
 

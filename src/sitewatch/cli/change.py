@@ -452,6 +452,9 @@ def _train_options(func: F) -> F:
         click.option("--city-weighting", type=click.Choice(CITY_WEIGHTINGS), default=None,
                      help="Training crops per city in proportion to its area, or equal for every "
                      "city (default: the model's default, area)."),
+        click.option("--zoom", type=Finite(0, 1), default=None,
+                     help="Scale augmentation: crops cut from windows up to 1 + ZOOM times larger "
+                     "or smaller, resampled (default: the model's default, 0: off)."),
         click.option("--dice/--no-dice", default=None,
                      help="Add the soft Dice loss to the cross-entropy (default: the model's "
                      "default, on)."),
@@ -469,7 +472,7 @@ def _train_config(kw: dict[str, Any]) -> Any:
     from ..analysis.models import train_config
 
     names = ("prior", "jitter", "hard_fraction", "normalisation", "widths", "lr", "weight_decay",
-             "dropout", "change_fraction", "ema", "retries", "city_weighting", "dice")  # fmt: skip
+             "dropout", "change_fraction", "ema", "retries", "city_weighting", "dice", "zoom")  # fmt: skip
     optional = {k: kw[k] for k in names if kw[k] is not None}
     return train_config(epochs=kw["epochs"], minutes=kw["minutes"], steps=kw["steps"] or None,
                         seed=kw["seed"], threads=kw["threads"], device=kw["device"], crop=kw["crop"],

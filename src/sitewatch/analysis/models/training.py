@@ -155,6 +155,11 @@ class TrainConfig:
     """How crops share the training cities: ``area``, in proportion to each city's valid pixels,
     or ``equal``, the same number of crops from each city, so that a small city's kinds of
     change and of land weigh as much as a large one's."""
+    zoom: float = 0.0
+    """Scale augmentation: each crop is cut from a window whose side is the crop's times a
+    factor drawn log-uniformly between ``1 / (1 + zoom)`` and ``1 + zoom``, and resampled to the
+    crop (bilinear; labels nearest), so that buildings and plots of other sizes than the training
+    cities' are seen; 0: off."""
     dice: bool = True
     """Add the soft Dice loss of the changed pixels to the binary cross-entropy; off, the
     cross-entropy alone (probabilities less pushed to 0 and 1)."""
@@ -221,6 +226,8 @@ class TrainConfig:
             raise InputError(f"unknown prior {self.prior!r} (known: {', '.join(PRIORS)})")
         if not 0 <= self.jitter < 1:
             raise InputError("jitter must be in [0, 1)")
+        if not (math.isfinite(self.zoom) and 0 <= self.zoom <= 1):
+            raise InputError(f"zoom must be in [0, 1], got {self.zoom}")
         if not 0 <= self.ema < 1:
             raise InputError("ema must be in [0, 1)")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -323,6 +330,19 @@ def _prepare(
     return cities
 
 
+def _resample(arr: NDArray[np.float32], side: int, order: int) -> NDArray[np.float32]:
+    """(C, k, k) ``arr`` resampled to (C, side, side): bilinear (order 1) or nearest (0)."""
+    from scipy import ndimage
+
+    if arr.shape[0] == 0:
+        return np.zeros((0, side, side), dtype=np.float32)
+    f = side / arr.shape[1]
+    out: NDArray[np.float32] = ndimage.zoom(
+        arr, (1, f, f), order=order, grid_mode=True, mode="nearest"
+    ).astype(np.float32)
+    return out
+
+
 class _Sampler:
     """Random augmented crops: (a, b, label, valid, pair) tensors of shape (N, C, crop, crop)."""
 
@@ -335,8 +355,10 @@ class _Sampler:
         jitter: float = 0.0,
         hard_fraction: float = 0.0,
         city_weighting: str = "area",
+        zoom: float = 0.0,
     ) -> None:
         self.cities = cities
+        self.zoom = zoom
         self.crop = crop
         self.change_fraction = change_fraction
         self.hard_fraction = hard_fraction
@@ -348,9 +370,13 @@ class _Sampler:
         self.weights = sizes / sizes.sum()
 
     def _one(self) -> tuple[NDArray[np.float32], ...]:
-        rng, k = self.rng, self.crop
+        rng, out_k = self.rng, self.crop
         city = self.cities[int(rng.choice(len(self.cities), p=self.weights))]
         h, w = city.label.shape
+        k = out_k
+        if self.zoom > 0:  # cut a larger or smaller window, resampled to the crop size below
+            span = math.log1p(self.zoom)
+            k = int(np.clip(round(out_k * math.exp(rng.uniform(-span, span))), 8, min(h, w)))
         centre = None
         if city.changed.size and rng.random() < self.change_fraction:
             centre = city.changed
@@ -373,6 +399,9 @@ class _Sampler:
             city.valid[None, y0 : y0 + k, x0 : x0 + k],
         )
         pair = city.pair[win]
+        if k != out_k:
+            a, b, pair = (_resample(x, out_k, 1) for x in (a, b, pair))
+            lab, val = (_resample(x, out_k, 0) for x in (lab, val))
         if self.jitter > 0:
             gain = 1 + self.jitter * rng.standard_normal((2, a.shape[0], 1, 1))
             offset = self.jitter * rng.standard_normal((2, a.shape[0], 1, 1))
@@ -545,6 +574,7 @@ def _train_once(
         config.change_fraction,
         hard_fraction=config.hard_fraction,
         city_weighting=config.city_weighting,
+        zoom=config.zoom,
     )
     sampler = sampler_for(config.seed, config.jitter)
     share = None
