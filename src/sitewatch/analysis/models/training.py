@@ -368,11 +368,11 @@ class _Sampler:
         zoom: float = 0.0,
     ) -> None:
         self.cities = cities
-        self.zoom = zoom
         self.crop = crop
         self.change_fraction = change_fraction
         self.hard_fraction = hard_fraction
         self.jitter = jitter
+        self.zoom = zoom
         self.rng = np.random.default_rng(seed)
         sizes = np.array([c.valid.sum() for c in cities], dtype=np.float64)
         if city_weighting == "equal":
