@@ -6,6 +6,7 @@ straightforward NumPy implementation of the same method on the same pair, and pe
     .venv/bin/python bench/change.py --full [--method irmad]   # a 10980 x 10980 x 4 tile pair
     .venv/bin/python bench/change.py --cli [--workdir DIR]     # the same through the CLI
     .venv/bin/python bench/change.py --cli --model             # ... with a learned model
+    .venv/bin/python bench/change.py --model-tiles --size 2048 # the model's tiled inference
 
 The NumPy peers (``bench/_change_peers.py``) write each method out on whole arrays (z-scores,
 IR-MAD from ``np.cov`` and ``eigh``, invariant pixels and major-axis regression, Celik's
@@ -31,6 +32,7 @@ import time
 import tracemalloc
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -235,6 +237,57 @@ def run_cli(workdir: Path | None, with_model: bool = False) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _peer_logits(model: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The peer: the same tiles and blending as ``ChangeModel.logits``, written plainly, the
+    network's weights and activations in PyTorch's default (N, C, H, W) layout."""
+    import torch
+
+    from sitewatch.analysis.models.changemodel import _starts, _taper
+
+    size, overlap = model.meta.tile, model.meta.overlap
+    h, w = a.shape[1:]
+    acc = np.zeros((h, w), dtype=np.float32)
+    weight = np.zeros((h, w), dtype=np.float32)
+    taper = np.outer(_taper(size, overlap // 2), _taper(size, overlap // 2))
+    model.net.eval()
+    with torch.inference_mode():
+        for y0 in _starts(h, size, size - overlap):
+            for x0 in _starts(w, size, size - overlap):
+                win = np.s_[y0 : y0 + size, x0 : x0 + size]
+                ta = torch.from_numpy(np.ascontiguousarray(a[(slice(None), *win)][None]))
+                tb = torch.from_numpy(np.ascontiguousarray(b[(slice(None), *win)][None]))
+                acc[win] += model.net(ta, tb)[0, 0].numpy() * taper
+                weight[win] += taper
+    return acc / weight
+
+
+def run_model_tiles(size: int, threads: int) -> None:
+    """``ChangeModel.logits`` (channels-last weights) against the plain NCHW loop, no TTA."""
+    import torch
+
+    from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
+
+    torch.set_num_threads(threads)
+    before, after = make_pair(size)
+    rows = []
+    for tile in (256, 384, 512):
+        torch.manual_seed(0)
+        model = ChangeModel(ModelMeta(bands=BANDS[:4], tile=tile, overlap=64))
+        a, b = (model.prepare(x[:4], BANDS[:4]) for x in (before, after))
+        t_lib, got = timed(partial(model.logits, a, b))
+        t_peer, ref = timed(partial(_peer_logits, model, a, b))
+        diff = float(np.abs(got - ref).max())
+        assert diff < 1e-3, f"tile {tile}: logits differ from the peer's by {diff}"
+        mpx = size * size / 1e6
+        rows.append([tile, mpx / t_lib, mpx / t_peer, t_peer / t_lib, f"{diff:.1e}"])
+    print_table(
+        f"learned model inference, {size} x {size}, default architecture, untrained seeded "
+        f"weights, tiles overlapping by 64 px, no TTA, {threads} thread(s) (Mpx/s)",
+        ["tile px", "ChangeModel.logits", "plain NCHW loop (peer)", "x the peer", "max |diff|"],
+        rows,
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--size", type=int, default=4096)
@@ -247,8 +300,16 @@ def main() -> None:
     p.add_argument(
         "--model", action="store_true", help="with --cli: a learned model rather than CVA"
     )
+    p.add_argument(
+        "--model-tiles",
+        action="store_true",
+        help="the learned model's tiled inference on a --size pair against a plain NCHW loop",
+    )
+    p.add_argument("--threads", type=int, default=2, help="torch threads of --model-tiles")
     args = p.parse_args()
-    if args.cli:
+    if args.model_tiles:
+        run_model_tiles(args.size, args.threads)
+    elif args.cli:
         run_cli(args.workdir, args.model)
     else:
         run(args.size, args.full, args.method)

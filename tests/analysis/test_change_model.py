@@ -256,6 +256,33 @@ def test_tta_output_is_equivariant_to_flips_and_rotations() -> None:
         assert np.abs(prob(plain, t) - t(base_plain[None])[0]).max() > 1e-4
 
 
+def test_inference_runs_channels_last_and_gives_the_weights_back_as_they_were() -> None:
+    from sitewatch.analysis.models.changemodel import ChangeModel, ModelMeta
+
+    torch.manual_seed(0)
+    model = ChangeModel(ModelMeta(bands=BANDS, widths=(8, 16, 32), tile=64, overlap=16))
+    before, after, _ = synthetic_pair(size=64)
+    a, b = model.prepare(before, BANDS), model.prepare(after, BANDS)
+    model.net.eval()
+    with torch.no_grad():
+        plain = model.net(torch.from_numpy(a[None]), torch.from_numpy(b[None]))[0, 0].numpy()
+    first = model.net.encoder[0][0].weight
+    layouts: list[bool] = []
+    forward = model.net.forward
+
+    def spy(*args: Any) -> Any:
+        layouts.append(first.is_contiguous(memory_format=torch.channels_last))
+        layouts.append(first.is_contiguous())
+        return forward(*args)
+
+    model.net.forward = spy  # type: ignore[method-assign]
+    # one tile covers the image: the logits are the network's own, to float rounding
+    np.testing.assert_allclose(model.logits(a, b), plain, atol=1e-4)
+    assert layouts == [True, False]  # channels-last weights while it ran
+    assert model.net.encoder[0][0].weight is first  # the same parameters (an optimiser's)...
+    assert all(p.is_contiguous() for p in model.net.parameters())  # ...in their usual layout
+
+
 def test_the_cli_offers_the_models_normalisations_and_says_its_defaults() -> None:
     import click
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -455,6 +456,21 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
     return starts
 
 
+@contextmanager
+def _channels_last(net: torch.nn.Module) -> Iterator[None]:
+    """Hold ``net``'s weights in the channels-last layout for the block, then give them back
+    their usual layout (what the optimiser and :meth:`ChangeModel.save` expect).
+
+    With channels-last weights, oneDNN runs the convolutions on channels-last activations: on
+    2 CPU threads a 256 px tile took 0.046 s instead of 0.092 s (session 24, the same logits to
+    1e-5); training steps gained nothing (0.455 against 0.466 s), so only inference uses it."""
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    try:
+        yield
+    finally:
+        net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
 class ChangeModel:
     """A Siamese U-Net change model with its description; ``predict`` takes (band, y, x) arrays."""
 
@@ -550,7 +566,7 @@ class ChangeModel:
                 t = nnf.pad(t, (0, px, 0, py), mode="replicate")
             return t
 
-        with torch.inference_mode():
+        with torch.inference_mode(), _channels_last(self.net):
             for y0 in ys:
                 for x0 in xs:
                     rows, cols = slice(y0, y0 + th), slice(x0, x0 + tw)
