@@ -351,6 +351,9 @@ def test_change_polygons_carry_each_patch_spectral_indices_before_and_after() ->
     big = props[252]
     assert big["ndvi_before"] > 0.3 and big["ndvi_after"] < 0.15  # vegetation cleared
     assert big["ndbi_after"] > big["ndbi_before"] + 0.2 and big["bsi_after"] > big["bsi_before"]
+    # and the covers those means give: vegetation before, built-up or bare ground after
+    assert (big["cover_before"], big["cover_after"]) == ("vegetation", "built_or_bare")
+    assert big["kind"] == "vegetation_to_built_or_bare"
     # the exact means, over the 251 pixels with data on both dates
     ok = truth.copy()
     ok[21, 31] = False
@@ -370,6 +373,9 @@ def test_change_polygons_carry_each_patch_spectral_indices_before_and_after() ->
     four = ChangedPixels.of(truth, before[:4], after[:4], BANDS[:4])
     p4 = change_polygons(truth, t, crs, changed=four)[0]["properties"]
     assert "ndvi_after" in p4 and "ndbi_after" not in p4 and "magnitude_mean" not in p4
+    assert (p4["cover_before"], p4["cover_after"]) == ("vegetation", "other")
+    assert p4["kind"] == "vegetation_to_other"
+    assert "kind" not in change_polygons(truth, t, crs)[0]["properties"]  # without the values
     other = truth.copy()
     other[0, 0] = True  # values gathered on another mask
     with pytest.raises(ValueError, match="changed pixels"):

@@ -91,6 +91,9 @@ def test_detect_writes_cog_and_polygons(
         p = f["properties"]
         assert p["ndvi_before"] > 0.3 and p["ndvi_after"] < 0.15
         assert p["ndbi_after"] > p["ndbi_before"] + 0.2
+        assert p["kind"] == "vegetation_to_built_or_bare"
+    # the summary's areas by kind are the polygons' areas
+    assert summary["kinds"] == {"vegetation_to_built_or_bare": pytest.approx(sum(areas), abs=0.2)}
 
 
 def test_detect_reprojects_after_and_uses_common_bands(sw: Any, tmp_path: Path) -> None:
@@ -126,6 +129,9 @@ def test_detect_records_change_event(
     # with what kind of change it is: vegetation cleared to bright soil
     ndvi = (events[0].details["indices"]["ndvi_before"], events[0].details["indices"]["ndvi_after"])
     assert ndvi[0] > 0.3 and ndvi[1] < 0.15
+    kinds = events[0].details["kinds"]  # m² by kind, largest first: the cleared blocks
+    assert list(kinds)[0] == "vegetation_to_built_or_bare" and kinds[list(kinds)[0]] > 30_000
+    assert sum(kinds.values()) == pytest.approx(events[0].area_m2, abs=1.0)
     r = sw(
         "--db",
         url,

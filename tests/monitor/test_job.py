@@ -52,6 +52,13 @@ def test_monitor_site_records_and_is_idempotent(tmp_path: Path, series_dir: Path
         # the event says what kind of change: vegetation (NDVI 0.75) cleared to soil (0.08)
         ndvi = big[0].details["indices"]
         assert ndvi["ndvi_before"] > 0.6 and ndvi["ndvi_after"] < 0.2 and "ndbi_before" not in ndvi
+        # without a SWIR band, the pad is vegetation lost to something the indices cannot name
+        kinds = big[0].details["kinds"]
+        assert max(kinds, key=kinds.get) == "vegetation_to_other"
+        cleared = f"and {DATES[CLEAR_AT].date()}"
+        pad = next(a for a in cat.list_alerts() if cleared in a.message)
+        share = 100 * kinds["vegetation_to_other"] / sum(kinds.values())
+        assert pad.message.endswith(f"{cleared}, {share:.0f}% vegetation_to_other")
         rules = sorted(a.rule for a in cat.list_alerts())
         assert rules.count("changed_area") == 2
         assert rules.count("phase_transition") == 3

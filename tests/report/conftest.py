@@ -173,7 +173,10 @@ def site_catalog(tmp_path: Path) -> Iterator[Any]:
             1800.0,
             geometry=box(SITE_LON + 0.0015, SITE_LAT - 0.001, SITE_LON + 0.002, SITE_LAT - 0.0006),
             magnitude=3.2,
-            details={"indices": {"ndvi_before": 0.62, "ndvi_after": 0.11, "ndbi_before": None}},
+            details={
+                "indices": {"ndvi_before": 0.62, "ndvi_after": 0.11, "ndbi_before": None},
+                "kinds": {"vegetation_to_built_or_bare": 1650.0, "within_vegetation": 150.0},
+            },
         )
     )
     yield cat

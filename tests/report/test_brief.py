@@ -54,6 +54,7 @@ def test_html_brief_is_self_contained_and_complete(site_catalog, make_chip, tmp_
     assert "Portal A" in html and "Headquarters" in html
     assert "active construction" in html and "change detected" in html
     assert "NDVI 0.62 \u2192 0.11" in html and "NDBI" not in html  # what kind of change
+    assert "vegetation \u2192 built or bare 92%, within vegetation 8%" in html  # by area
     assert "Analyst Group, Hidden Bases Report (2019)" in html
     assert "Test Imaging Co." in html
     with Image.open(files["figure_overview"]) as im:

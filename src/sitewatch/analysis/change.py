@@ -704,7 +704,9 @@ def change_polygons(
     strength as well as size. With ``changed`` (both dates' bands at the mask's pixels) it
     carries the mean of each spectral index the bands allow over its pixels with data on both
     dates, before and after (``ndvi_before``, ``ndvi_after``, ... of :data:`SPECTRAL_INDICES`), which
-    tell what kind of change it is: vegetation cleared, ground built on, water come or gone."""
+    tell what kind of change it is: vegetation cleared, ground built on, water come or gone; and
+    the land cover those means give on each date and the kind of change they make
+    (``cover_before``, ``cover_after``, ``kind``: see :mod:`.landcover`)."""
     from rasterio.features import shapes
     from shapely.geometry import mapping, shape
 
@@ -785,6 +787,8 @@ def _patch_statistics(
             stats[i + 1]["magnitude_mean"] = round(float(means[i]), 4) if some else None
             stats[i + 1]["magnitude_max"] = round(float(highest[i + 1]), 4) if some else None
     if changed is not None:
+        from .landcover import change_kind, cover
+
         for name in changed.indices():
             for when, v in zip(("before", "after"), changed.index_values(name), strict=True):
                 means, counted = _patch_means(lab, v, n)
@@ -792,6 +796,10 @@ def _patch_statistics(
                     stats[i + 1][f"{name}_{when}"] = (
                         round(float(means[i]), 3) if counted[i] else None
                     )
+        for props in stats.values():
+            props["cover_before"] = cover(props, "before")
+            props["cover_after"] = cover(props, "after")
+            props["kind"] = change_kind(props["cover_before"], props["cover_after"])
     return labels, stats
 
 

@@ -105,7 +105,9 @@ def change() -> None:
 @click.option("--geojson", "geojson", type=click.Path(dir_okay=False), default=None,
               help="Change polygons, largest first, each with its area in m², pixels, mean "
                    "and maximum magnitude, and the mean NDVI, NDBI, MNDWI and bare-soil index "
-                   "before and after that the bands allow (default: OUTPUT with .geojson).")  # fmt: skip
+                   "before and after that the bands allow, the land cover they give on each "
+                   "date and the kind of change (vegetation_to_built_or_bare, within_water...; "
+                   "default: OUTPUT with .geojson).")  # fmt: skip
 @click.option(
     "--bands", default=None, help="Comma-separated bands to use (default: all common bands)."
 )
@@ -140,6 +142,7 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
         write_geojson,
     )
     from ..analysis.change import ChangedPixels, change_polygons, detect_change
+    from ..analysis.landcover import kind_areas
     from ..files import check_writable
 
     config = _config(kw, min_area)
@@ -204,7 +207,8 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     summary = result.summary()
     summary.update(output=str(output), geojson=str(gj), polygons=len(feats),
                    area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1),
-                   coregistration=registration, indices=changed.index_means())  # fmt: skip
+                   coregistration=registration, indices=changed.index_means(),
+                   kinds=kind_areas(feats))  # fmt: skip
     write_geojson(gj, feats, {k: v for k, v in summary.items() if k not in ("config",)})
     if site_id:
         summary["change_event"] = _record(site_id, t0, t1, result, feats, summary)
@@ -215,6 +219,9 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             f"{summary['changed_pixels']} changed pixel(s) ({100 * result.changed_fraction:.2f}%), "
             f"{len(feats)} polygon(s), {summary['area_m2']:.0f} m² -> {output}, {gj}"
         )
+        if feats:
+            kinds = ", ".join(f"{k} {a:,.0f} m²" for k, a in summary["kinds"].items())
+            console().print(f"by kind: {kinds}", highlight=False)
 
 
 def _image(ref: str, site_id: str | None, bands: tuple[str, ...] | None) -> tuple[Any, Any]:
@@ -270,10 +277,8 @@ def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, A
 
     geom = unary_union([shape(f["geometry"]) for f in feats]) if feats else None
     mag = float(np.nanmean(result.magnitude[result.mask])) if result.mask.any() else None
-    details = {
-        k: summary[k]
-        for k in ("threshold_method", "threshold", "bands", "changed_pixels", "output", "indices")
-    }
+    keep = ("threshold_method", "threshold", "bands", "changed_pixels", "output", "indices")
+    details = {k: summary[k] for k in (*keep, "kinds")}
     with open_catalog() as cat:
         cat.get_site(site_id)
         ev = cat.add_change_event(

@@ -84,6 +84,16 @@ class SiteReport:
         return dict(self.__dict__)
 
 
+def _largest_kind(kinds: dict[str, float]) -> str:
+    """``, 92% vegetation_to_built_or_bare`` (the kind of change with the largest area and its
+    share), or "" without kinds."""
+    total = sum(kinds.values())
+    if not kinds or total <= 0:
+        return ""
+    kind, area = next(iter(kinds.items()))  # kind_areas lists the largest first
+    return f", {100 * area / total:.0f}% {kind}"
+
+
 def _rid(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
@@ -161,6 +171,7 @@ def monitor_site(catalog_url: str, site_id: str, opts: MonitorOptions) -> SiteRe
 def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteReport) -> None:
     from ..analysis.activity import activity_from_cube, not_phenology
     from ..analysis.change import ChangeConfig, ChangedPixels, change_polygons, detect_change
+    from ..analysis.landcover import kind_areas
 
     site = cat.get_site(site_id)
     grid, aoi = _site_grid(site, opts)
@@ -255,6 +266,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                 area = float(change.sum()) * pixel_area
                 changed = ChangedPixels.of(change, cube.values[prev_clear], after_px, bands)
                 polys = change_polygons(change, grid.transform, grid_crs, changed=changed)
+                kinds = kind_areas(polys)  # m² by kind of change, largest first (landcover)
                 geom = unary_union([shape(p["geometry"]) for p in polys]) if polys else None
                 cat.add_change_event(
                     ChangeEvent(
@@ -274,6 +286,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                             "shift_px": shift_px,
                             # what kind of change: vegetation cleared, ground built on...
                             "indices": changed.index_means(),
+                            "kinds": kinds,
                         },
                     )
                 )
@@ -284,9 +297,10 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                         site,
                         "changed_area",
                         scene_id,
-                        f"{area:,.0f} m2 changed between {act.times[prev_clear].date()} and {t.date()}",
+                        f"{area:,.0f} m2 changed between {act.times[prev_clear].date()} and "
+                        f"{t.date()}{_largest_kind(kinds)}",
                         "warning",
-                        {"area_m2": area, "before_scene": before_id},
+                        {"area_m2": area, "before_scene": before_id, "kinds": kinds},
                     )
                 if rules.new_feature_candidates:
                     blobs = [

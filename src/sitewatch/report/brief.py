@@ -328,6 +328,23 @@ def _index_shifts(indices: Any) -> str:
     return ", ".join(parts)
 
 
+def _kind_shares(kinds: Any) -> str:
+    """``vegetation → built or bare 92%, within vegetation 8%`` from a change event's ``kinds``
+    details (m² by kind of change, see :mod:`~sitewatch.analysis.landcover`), or "" without
+    them."""
+    if not isinstance(kinds, dict):
+        return ""
+    areas = {k: float(v) for k, v in kinds.items() if isinstance(v, int | float) and v > 0}
+    total = sum(areas.values())
+    if total <= 0:
+        return ""
+    parts = []
+    for kind, area in sorted(areas.items(), key=lambda kv: -kv[1]):
+        name = kind.replace("_to_", " → ").replace("_", " ")
+        parts.append(f"{name} {100 * area / total:.0f}%")
+    return ", ".join(parts)
+
+
 def _history(data: SiteData) -> list[dict[str, str]]:
     rows: list[tuple[datetime, dict[str, str]]] = []
     for o in data.observations:
@@ -344,6 +361,8 @@ def _history(data: SiteData) -> list[dict[str, str]]:
             details += f", magnitude {c.magnitude:.3g}"
         if shifts := _index_shifts((c.details or {}).get("indices")):
             details += f"; {shifts}"
+        if shares := _kind_shares((c.details or {}).get("kinds")):
+            details += f"; {shares}"
         rows.append(
             (
                 c.after,

@@ -1,0 +1,94 @@
+"""Land cover of a change patch on each date, from its spectral-index means, and the kind of
+change that the two covers make: what an analyst reads first when triaging change polygons
+(a field harvested reads ``vegetation_to_built_or_bare``, like ground cleared for a building;
+a new roof on an old one ``within_built_or_bare``; a flooded quarry ``built_or_bare_to_water``).
+
+The rules are fixed, published thresholds, tuned on nothing:
+
+- ``water``: MNDWI above 0 (Xu 2006, *Int. J. Remote Sensing* 27:3025);
+- ``vegetation``: NDVI of at least 0.3 (the usual lower bound of vegetated land; bare soil and
+  built-up land stay below ~0.2);
+- ``built_or_bare``: NDBI above 0 (Zha et al. 2003, *Int. J. Remote Sensing* 24:583) or the
+  bare-soil index above 0 (Rikimaru et al. 2002); at 10-20 m, roofs, concrete and exposed soil
+  are not told apart by these indices, so they share a class;
+- ``other``: none of these (sparse vegetation, shadow, mixed pixels).
+
+They are tried in that order, so that water, whose NDBI and BSI can be positive too, is taken
+first. A rule whose index the bands do not allow (MNDWI, NDBI and BSI need a SWIR band) is
+skipped: with only blue, green, red and NIR, a patch is ``vegetation`` or ``other``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "BUILT_OR_BARE",
+    "COVERS",
+    "VEGETATION_NDVI",
+    "WATER_MNDWI",
+    "change_kind",
+    "cover",
+    "kind_areas",
+]
+
+COVERS = ("water", "vegetation", "built_or_bare", "other")
+"""The land covers a patch can take on one date, in the order their rules are tried."""
+
+WATER_MNDWI = 0.0
+"""MNDWI above which a patch is water."""
+
+VEGETATION_NDVI = 0.3
+"""NDVI from which a patch is vegetation."""
+
+BUILT_OR_BARE = 0.0
+"""NDBI or bare-soil index above which a patch is built-up or bare ground."""
+
+
+def cover(means: Mapping[str, float | None], when: str) -> str | None:
+    """The cover of a patch on date ``when`` (``"before"`` or ``"after"``) from its index means
+    (``ndvi_before``, ``mndwi_after``...; see :data:`~.change.SPECTRAL_INDICES`), or None when
+    the means hold no index of that date at all (no band pair allows one, or no pixel of the
+    patch has data on both dates)."""
+    if when not in ("before", "after"):
+        raise ValueError(f"when must be 'before' or 'after', not {when!r}")
+
+    def value(index: str) -> float | None:
+        v = means.get(f"{index}_{when}")
+        return None if v is None else float(v)
+
+    values = {name: value(name) for name in ("mndwi", "ndvi", "ndbi", "bsi")}
+    if all(v is None for v in values.values()):
+        return None
+    mndwi, ndvi, ndbi, bsi = (values[n] for n in ("mndwi", "ndvi", "ndbi", "bsi"))
+    if mndwi is not None and mndwi > WATER_MNDWI:
+        return "water"
+    if ndvi is not None and ndvi >= VEGETATION_NDVI:
+        return "vegetation"
+    if (ndbi is not None and ndbi > BUILT_OR_BARE) or (bsi is not None and bsi > BUILT_OR_BARE):
+        return "built_or_bare"
+    return "other"
+
+
+def change_kind(before: str | None, after: str | None) -> str | None:
+    """``<before>_to_<after>`` when the covers differ (``vegetation_to_built_or_bare``),
+    ``within_<cover>`` when they are the same (a roof replaced, spoil moved: the change is inside
+    one cover), None when either is unknown."""
+    for c in (before, after):
+        if c is not None and c not in COVERS:
+            raise ValueError(f"unknown cover {c!r} (known: {', '.join(COVERS)})")
+    if before is None or after is None:
+        return None
+    return f"within_{before}" if before == after else f"{before}_to_{after}"
+
+
+def kind_areas(features: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Area (m²) of change polygons by ``kind``, largest first; polygons without one (bands
+    that allow no index, or no pixel with data on both dates) count as ``unknown``."""
+    areas: dict[str, float] = {}
+    for f in features:
+        props = f.get("properties") or {}
+        key = props.get("kind") or "unknown"
+        areas[key] = areas.get(key, 0.0) + float(props.get("area_m2") or 0.0)
+    return {k: round(v, 1) for k, v in sorted(areas.items(), key=lambda kv: (-kv[1], kv[0]))}
