@@ -96,6 +96,28 @@ def test_detect_writes_cog_and_polygons(
     assert summary["kinds"] == {"vegetation_to_built_or_bare": pytest.approx(sum(areas), abs=0.2)}
 
 
+def test_detect_keeps_only_patches_ending_in_the_given_covers(
+    sw: Any, pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    b, a, _ = pair
+
+    def detect(*extra: str) -> dict[str, Any]:
+        r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "c.tif"), "--min-area",
+               "5000", "--json", *extra)  # fmt: skip
+        assert r.code == 0, r.err
+        return dict(json.loads(r.out))
+
+    every = detect()
+    built = detect("--after-cover", "built_or_bare,other")
+    assert built["config"]["after_covers"] == ["built_or_bare", "other"]
+    assert built["changed_pixels"] == every["changed_pixels"] > 0  # cleared ground: all kept
+    water = detect("--after-cover", "water")
+    assert water["changed_pixels"] == 0 and water["polygons"] == 0  # nothing ended as water
+    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "c.tif"),
+           "--after-cover", "forest")  # fmt: skip
+    assert r.code == 2 and "unknown land cover(s) 'forest'" in r.err
+
+
 def test_detect_reprojects_after_and_uses_common_bands(sw: Any, tmp_path: Path) -> None:
     before, after, truth = make_pair()
     b = write_tif(tmp_path / "b.tif", before)
@@ -130,7 +152,8 @@ def test_detect_records_change_event(
     ndvi = (events[0].details["indices"]["ndvi_before"], events[0].details["indices"]["ndvi_after"])
     assert ndvi[0] > 0.3 and ndvi[1] < 0.15
     kinds = events[0].details["kinds"]  # m² by kind, largest first: the cleared blocks
-    assert list(kinds)[0] == "vegetation_to_built_or_bare" and kinds[list(kinds)[0]] > 30_000
+    largest = next(iter(kinds))
+    assert largest == "vegetation_to_built_or_bare" and kinds[largest] > 30_000
     assert sum(kinds.values()) == pytest.approx(events[0].area_m2, abs=1.0)
     r = sw(
         "--db",

@@ -786,6 +786,35 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
     assert r.code == 2 and "no such model file" in r.err
 
 
+def test_cli_cross_validation_scores_every_city_once(sw: Any, tmp_path: Path) -> None:
+    root = tmp_path / "oscd"
+    truths = {name: write_city(root, name, seed) for seed, name in enumerate(("a", "b", "c"))}
+    small = ("--steps", "2", "--crop", "32", "--batch", "2", "--threads", "1", "--widths",
+             "8,16,32", "--retries", "0", "--json")  # fmt: skip
+    r = sw("change", "cv-oscd", str(root), "--folds", "2", *small)
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
+    # fold 0 tests on a and c (sorted, every second one), fold 1 on b; each trains on the rest
+    assert [(f["test"], f["train"]) for f in res["folds"]] == [
+        (["a", "c"], ["b"]),
+        (["b"], ["a", "c"]),
+    ]
+    assert set(res["per_item"]) == set(truths) and res["after_covers"] == []
+    for name, s in res["per_item"].items():  # each city's counts cover its pixels and labels
+        assert s["tp"] + s["fn"] == int(truths[name].sum())
+        assert s["tp"] + s["fp"] + s["fn"] + s["tn"] == 48 * 48
+    for key in ("tp", "fp", "fn", "tn"):
+        assert res["pooled"][key] == sum(s[key] for s in res["per_item"].values())
+    # the synthetic cities hold no vegetation (NDVI ~0 before and after): keeping only change
+    # that ends as vegetation leaves nothing, and four bands without SWIR are warned about
+    r = sw("change", "cv-oscd", str(root), "--folds", "2", "--after-cover", "vegetation", *small)
+    assert r.code == 0, r.err
+    kept = json.loads(r.out)
+    assert kept["after_covers"] == ["vegetation"] and "without a SWIR band" in r.err
+    assert kept["pooled"]["tp"] + kept["pooled"]["fp"] == 0
+    assert kept["pooled"]["fn"] == sum(int(t.sum()) for t in truths.values())
+
+
 def test_cli_training_defaults_are_the_libraries() -> None:
     """The CLI cannot import torch to read TrainConfig's defaults, so it repeats them: a change
     of one without the other would train the CLI's models on other settings than the

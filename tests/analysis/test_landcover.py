@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from sitewatch.analysis.change import ChangeConfig
 from sitewatch.analysis.landcover import (
     BUILT_OR_BARE,
     VEGETATION_NDVI,
     WATER_MNDWI,
     change_kind,
     cover,
+    keep_after_covers,
     kind_areas,
+    parse_covers,
 )
+from sitewatch.errors import InputError
 
 
 def means(when: str, **values: float | None) -> dict[str, float | None]:
@@ -73,5 +78,75 @@ def test_kind_areas_sum_the_polygons_largest_first() -> None:
         "within_built_or_bare": 550.0,
         "unknown": 150.0,
     }
-    assert list(kind_areas(feats))[0] == "vegetation_to_built_or_bare"
+    assert next(iter(kind_areas(feats))) == "vegetation_to_built_or_bare"
     assert kind_areas([]) == {}
+
+
+SIX = ("B02", "B03", "B04", "B08", "B11", "B12")
+SPECTRA = {  # reflectance x 10000
+    "vegetation": (300, 500, 300, 3000, 1500, 800),  # NDVI 0.82
+    "bare": (1200, 1400, 1600, 2000, 2800, 2400),  # NDVI 0.11, NDBI 0.17
+    "water": (800, 700, 500, 300, 150, 100),  # MNDWI 0.65
+}
+
+
+def scene(patches: list[tuple[tuple[slice, slice], str]], ground: str) -> np.ndarray:
+    img = np.empty((6, 40, 40), dtype=np.float32)
+    img[:] = np.array(SPECTRA[ground], dtype=np.float32)[:, None, None]
+    for (rows, cols), what in patches:
+        img[:, rows, cols] = np.array(SPECTRA[what], dtype=np.float32)[:, None, None]
+    return img
+
+
+def test_the_after_cover_filter_keeps_only_patches_ending_in_those_covers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cleared, flooded, regrown, unseen = (
+        (slice(2, 10), slice(2, 10)),
+        (slice(2, 10), slice(20, 30)),
+        (slice(20, 30), slice(2, 10)),
+        (slice(20, 30), slice(20, 30)),
+    )
+    before = scene([(cleared, "vegetation"), (flooded, "bare"), (regrown, "bare")], "vegetation")
+    after = scene([(cleared, "bare"), (flooded, "water"), (regrown, "vegetation")], "vegetation")
+    before[:, unseen[0], unseen[1]] = np.nan  # a patch without data on BEFORE: cover unknown
+    mask = np.zeros((40, 40), dtype=bool)
+    for rows, cols in (cleared, flooded, regrown, unseen):
+        mask[rows, cols] = True
+    kept = keep_after_covers(mask, before, after, SIX, ("built_or_bare", "other"))
+    want = np.zeros_like(mask)
+    want[cleared] = True
+    want[unseen] = True  # kept: nothing tells what it became
+    np.testing.assert_array_equal(kept, want)
+    # other covers, and the empty filter (everything kept)
+    water = keep_after_covers(mask, before, after, SIX, ("water",))
+    np.testing.assert_array_equal(water, _only(flooded) | _only(unseen))
+    np.testing.assert_array_equal(keep_after_covers(mask, before, after, SIX, ()), mask)
+    # with no-data values instead of NaN
+    b16 = np.nan_to_num(before, nan=0).astype(np.uint16)
+    np.testing.assert_array_equal(
+        keep_after_covers(mask, b16, after, SIX, "built_or_bare,other", nodata_before=0), want
+    )
+    # four bands: no SWIR, so water and bare ground both read as 'other' (with a warning)
+    with caplog.at_level("WARNING"):
+        four = keep_after_covers(mask, before[:4], after[:4], SIX[:4], ("other",))
+    assert "without a SWIR band" in caplog.text
+    np.testing.assert_array_equal(four, mask & ~_only(regrown))
+    with pytest.raises(InputError, match="allow no spectral index"):
+        keep_after_covers(mask, before[:2], after[:2], SIX[:2], ("other",))
+
+
+def _only(window: tuple[slice, slice]) -> np.ndarray:
+    m = np.zeros((40, 40), dtype=bool)
+    m[window] = True
+    return m
+
+
+def test_cover_names_are_checked() -> None:
+    assert parse_covers(" Built_or_bare, other ,other") == ("built_or_bare", "other")
+    assert parse_covers("") == () and parse_covers([]) == ()
+    with pytest.raises(InputError, match=r"unknown land cover.*'forest'.*water, vegetation"):
+        parse_covers("forest,water")
+    with pytest.raises(InputError, match="unknown land cover"):
+        ChangeConfig(after_covers=("urban",))
+    assert ChangeConfig(after_covers=("water", "water")).after_covers == ("water",)

@@ -122,8 +122,14 @@ class ChangeConfig:
     pca_block: int = 4
     pca_components: int = 3
     irmad_max_iter: int = 30
+    after_covers: tuple[str, ...] = ()
+    """Keep only the change patches whose land cover on the AFTER date is one of these
+    (:data:`~.landcover.COVERS`; empty: all), see :func:`~.landcover.keep_after_covers`."""
 
     def __post_init__(self) -> None:
+        from .landcover import parse_covers
+
+        object.__setattr__(self, "after_covers", parse_covers(self.after_covers))
         for value, choices, what in (
             (self.method, METHODS, "change method"),
             (self.normalisation_method, NORMALISATIONS, "normalisation"),
@@ -375,6 +381,7 @@ def detect_change(
         tuple(bands) if bands is not None else tuple(f"b{i + 1}" for i in range(before.shape[0]))
     )
     _check_sizes(before, after, band_names, config)
+    given = before, after  # as stored, for the land cover of the changed pixels
     chunked = chunks is not None or _is_dask(before) or _is_dask(after)
     if chunked:
         size = max(chunks or _DEFAULT_CHUNK, 2 * int(4.0 * config.smooth_sigma + 0.5) + 1)
@@ -440,6 +447,13 @@ def detect_change(
         min_area_m2=config.min_area_m2,
         pixel_area_m2=pixel_area_m2,
     )
+    if config.after_covers:
+        from .landcover import keep_after_covers
+
+        mask = keep_after_covers(
+            mask, np.asarray(given[0]), np.asarray(given[1]), band_names, config.after_covers,
+            nodata_before, nodata_after,
+        )  # fmt: skip
     if delta_arr is not None and mask.any():
         extra["signed_mean"] = float(np.mean(_materialise(delta_arr)[mask]))
     logger.info(

@@ -20,8 +20,14 @@ skipped: with only blue, green, red and NIR, a patch is ``vegetation`` or ``othe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import InputError
 
 __all__ = [
     "BUILT_OR_BARE",
@@ -30,8 +36,12 @@ __all__ = [
     "WATER_MNDWI",
     "change_kind",
     "cover",
+    "keep_after_covers",
     "kind_areas",
+    "parse_covers",
 ]
+
+logger = logging.getLogger(__name__)
 
 COVERS = ("water", "vegetation", "built_or_bare", "other")
 """The land covers a patch can take on one date, in the order their rules are tried."""
@@ -92,3 +102,57 @@ def kind_areas(features: Iterable[Mapping[str, Any]]) -> dict[str, float]:
         key = props.get("kind") or "unknown"
         areas[key] = areas.get(key, 0.0) + float(props.get("area_m2") or 0.0)
     return {k: round(v, 1) for k, v in sorted(areas.items(), key=lambda kv: (-kv[1], kv[0]))}
+
+
+def parse_covers(covers: str | Sequence[str]) -> tuple[str, ...]:
+    """Cover names from a comma-separated string or a sequence, checked against :data:`COVERS`;
+    the empty string or sequence gives ``()`` (no filter)."""
+    names = covers.split(",") if isinstance(covers, str) else list(covers)
+    out = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    unknown = [n for n in out if n not in COVERS]
+    if unknown:
+        raise InputError(
+            f"unknown land cover(s) {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(COVERS)} (comma-separated, e.g. built_or_bare,other)"
+        )
+    return out
+
+
+def keep_after_covers(
+    mask: NDArray[np.bool_],
+    before: NDArray[Any],
+    after: NDArray[Any],
+    bands: Sequence[str],
+    covers: Sequence[str],
+    nodata_before: float | None = None,
+    nodata_after: float | None = None,
+) -> NDArray[np.bool_]:
+    """``mask`` without the change patches (8-connected) whose land cover on the AFTER date is
+    not one of ``covers``: ``("built_or_bare", "other")`` keeps what may be new construction or
+    cleared ground and drops change that ends as water or vegetation (a river's sediment, a
+    field green again). A patch whose cover cannot be told (no pixel with data on both dates)
+    is kept. Only the changed pixels' values are gathered from the (band, y, x) images."""
+    from .change import ChangedPixels, _patch_statistics, indices_for
+
+    covers = parse_covers(covers)
+    if not covers or not mask.any():
+        return mask
+    allowed = indices_for(tuple(bands))
+    if not allowed:
+        raise InputError(
+            f"the bands {', '.join(bands)} allow no spectral index, so no land cover can be "
+            "told: a cover filter needs at least red and NIR (B04, B08), and a SWIR band "
+            "(B11) to tell water and built-up ground"
+        )
+    if "mndwi" not in allowed:
+        logger.warning(
+            "without a SWIR band (B11) only vegetation is told from the rest: water and "
+            "built-up or bare ground both read as 'other'"
+        )
+    changed = ChangedPixels.of(mask, before, after, bands, nodata_before, nodata_after)
+    labels, stats = _patch_statistics(mask, None, changed)
+    keep = np.zeros(len(stats) + 1, dtype=bool)
+    for label, props in stats.items():
+        keep[label] = props["cover_after"] is None or props["cover_after"] in covers
+    out: NDArray[np.bool_] = keep[labels]
+    return out

@@ -23,6 +23,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 _CHUNK_ABOVE_PX = 16_000_000  # larger images run through the chunked (dask) path
 
 
+_AFTER_COVER = click.option(
+    "--after-cover", "after_covers", default="", metavar="COVERS",
+    help="Keep only change patches whose land cover on the AFTER date is one of these "
+    "(comma-separated: water, vegetation, built_or_bare, other; default: all). "
+    "built_or_bare,other keeps what may be construction or cleared ground and drops change that "
+    "ends as water or vegetation.",
+)  # fmt: skip
+
+
 def _method_options(func: F) -> F:
     from ..analysis.change import METHODS, NORMALISATIONS, THRESHOLDS
 
@@ -43,6 +52,7 @@ def _method_options(func: F) -> F:
                      help="Gaussian smoothing sigma in pixels (0: none)."),
         click.option("--opening", "opening_radius", type=int, default=0, show_default=True,
                      help="Morphological opening radius in pixels."),
+        _AFTER_COVER,
         click.option("--model", "model", type=click.Path(dir_okay=False), default=None,
                      help="A learned model file from train-oscd (needs the [ml] extra and the model's bands); "
                      "replaces --method and its threshold."),
@@ -63,6 +73,7 @@ def _config(kw: dict[str, Any], min_area_m2: float = 0.0) -> Any:
         method=kw["method"], threshold=kw["threshold"], fixed_value=kw["fixed_value"],
         mad_k=kw["mad_k"], chi2_alpha=kw["chi2_alpha"], normalisation=kw["normalisation"],
         smooth_sigma=kw["smooth_sigma"], opening_radius=kw["opening_radius"], min_area_m2=min_area_m2,
+        after_covers=kw["after_covers"],
     )  # fmt: skip
 
 
@@ -186,7 +197,7 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
                 model, img0.data, img1.data, bands=img0.bands, nodata_before=img0.nodata,
                 nodata_after=img1.nodata, opening_radius=config.opening_radius,
                 min_area_m2=min_area, pixel_area_m2=pixel_area_m2(img0) if min_area > 0 else None,
-                progress=lambda f: bar.update(task, completed=f),
+                progress=lambda f: bar.update(task, completed=f), after_covers=config.after_covers,
             )  # fmt: skip
     else:
         chunked = h * w > _CHUNK_ABOVE_PX
@@ -308,7 +319,7 @@ def _detector(config: Any, model: Any = None) -> Callable[[Any], Any]:
 
             return detect_with_model(
                 model, pair.before.data, pair.after.data, bands=pair.before.bands,
-                opening_radius=config.opening_radius,
+                opening_radius=config.opening_radius, after_covers=config.after_covers,
             ).mask  # fmt: skip
         return detect_change(
             pair.before.data, pair.after.data, bands=pair.before.bands, config=config
@@ -581,13 +592,16 @@ def train_oscd(root: str, output: str, cities: str | None, coregister: bool, as_
               help="Folds: fold i tests on the sorted cities i, i+folds, ... and trains on the rest.")  # fmt: skip
 @click.option("--cities", default=None, help="Comma-separated cities (default: all labelled ones).")
 @_coregister_option(True)
+@_AFTER_COVER
 @_train_options
 @json_option
-def cv_oscd(root: str, folds: int, cities: str | None, coregister: bool, as_json: bool, **kw: Any) -> None:  # fmt: skip
+def cv_oscd(root: str, folds: int, cities: str | None, coregister: bool, after_covers: str, as_json: bool, **kw: Any) -> None:  # fmt: skip
     """Leave-cities-out cross-validation of the learned model on OSCD: per city and pooled scores."""
+    from ..analysis.landcover import parse_covers
     from ..analysis.models import cross_validate
 
     config = _train_config(kw)
+    covers = parse_covers(after_covers)
     pairs = _load_cities(root, cities, coregister)
     with _bar(True) as bar:
         tasks: dict[int, Any] = {}
@@ -597,7 +611,7 @@ def cv_oscd(root: str, folds: int, cities: str | None, coregister: bool, as_json
                 tasks[i] = bar.add_task(f"fold {i + 1}/{folds}", total=1.0, msg="")
             bar.update(tasks[i], completed=frac, msg=msg)
 
-        res = cross_validate(pairs, folds, config, progress=progress)
+        res = cross_validate(pairs, folds, config, progress=progress, after_covers=covers)
     if as_json:
         echo_json(res)
     else:

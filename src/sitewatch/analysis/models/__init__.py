@@ -98,12 +98,13 @@ def cross_validate(
     config: TrainConfig | None = None,
     *,
     progress: Callable[[int, float, str], None] | None = None,
+    after_covers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Leave-pairs-out cross-validation; see :func:`.training.cross_validate`."""
     require_torch()
     from .training import cross_validate as cv
 
-    return cv(pairs, folds, config, progress=progress)
+    return cv(pairs, folds, config, progress=progress, after_covers=after_covers)
 
 
 def load_model(path: str | Path) -> ChangeModel:
@@ -126,13 +127,15 @@ def detect_with_model(
     nodata_before: float | None = None,
     nodata_after: float | None = None,
     progress: Callable[[float], None] | None = None,
+    after_covers: Sequence[str] = (),
 ) -> ChangeResult:
     """A :class:`~sitewatch.analysis.change.ChangeResult` from the model: the magnitude is the
     change probability, the mask is probability >= the model's threshold, then cleaned.
 
     The images may be given as stored, with their no-data values; they are read window by
     window (see :meth:`~.changemodel.ChangeModel.probability`), and ``progress`` gets the share
-    of the model's tiles done."""
+    of the model's tiles done. ``after_covers`` keeps only the patches whose land cover on the
+    AFTER date is one of them (see :func:`~sitewatch.analysis.landcover.keep_after_covers`)."""
     from ..change import ChangeConfig, ChangeResult, clean_mask
 
     prob = model.probability(
@@ -144,7 +147,16 @@ def detect_with_model(
     mask = clean_mask(
         mask, opening_radius=opening_radius, min_area_m2=min_area_m2, pixel_area_m2=pixel_area_m2
     )
-    config = ChangeConfig(opening_radius=opening_radius, min_area_m2=min_area_m2)
+    config = ChangeConfig(
+        opening_radius=opening_radius, min_area_m2=min_area_m2, after_covers=tuple(after_covers)
+    )
+    if config.after_covers:
+        from ..landcover import keep_after_covers
+
+        mask = keep_after_covers(
+            mask, np.asarray(before), np.asarray(after), bands, config.after_covers,
+            nodata_before, nodata_after,
+        )  # fmt: skip
     return ChangeResult(
         mask=mask,
         magnitude=prob,
@@ -161,6 +173,7 @@ def detect_with_model(
                 "threshold": model.meta.threshold,
                 "opening_radius": opening_radius,
                 "min_area_m2": min_area_m2,
+                "after_covers": list(config.after_covers),
                 "trained_on": model.meta.training.get("pairs"),
                 "training_steps": model.meta.training.get("steps"),
                 "tta": model.meta.tta,

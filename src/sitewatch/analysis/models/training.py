@@ -698,9 +698,15 @@ def cross_validate(
     config: TrainConfig | None = None,
     *,
     progress: Callable[[int, float, str], None] | None = None,
+    after_covers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Leave-cities-out cross-validation: pairs sorted by name, fold i tests on ``pairs[i::folds]``
-    and trains on the others. Pooled scores sum the confusion counts of every test pair."""
+    and trains on the others. Pooled scores sum the confusion counts of every test pair.
+    ``after_covers`` filters each test city's change patches by their land cover on the AFTER
+    date (see :func:`~sitewatch.analysis.landcover.keep_after_covers`) before they are scored."""
+    from ..landcover import keep_after_covers, parse_covers
+
+    covers = parse_covers(after_covers)
     ordered = sorted(pairs, key=lambda p: p.name)
     if not 2 <= folds <= len(ordered):
         raise InputError(f"folds must be between 2 and the number of pairs ({len(ordered)})")
@@ -721,6 +727,8 @@ def cross_validate(
         for p in test:
             prob = model.probability(p.before.data, p.after.data, p.before.bands)
             pred = np.nan_to_num(prob, nan=0.0) >= model.meta.threshold
+            if covers:
+                pred = keep_after_covers(pred, p.before.data, p.after.data, p.before.bands, covers)
             s = Scores.of(pred, p.label)
             fold_scores, total = fold_scores + s, total + s
             per_item[p.name] = s.as_dict()
@@ -742,4 +750,5 @@ def cross_validate(
         "pooled": total.as_dict(),
         "mean_f1": round(float(np.mean(f1s)), 4),
         "config": asdict(config),
+        "after_covers": list(covers),
     }
