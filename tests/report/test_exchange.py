@@ -85,6 +85,11 @@ def test_kmz_opens_with_gdal_and_validates(
     assert doc.findtext("k:Document/k:name", namespaces=ns) == "Test & <Base>"
     styles = doc.xpath("//k:Placemark[k:name='Portal A']/k:styleUrl/text()", namespaces=ns)
     assert styles == ["#kind-ugf_portal"]
+    # the change polygon is named by its dates and the kind of change with the largest area
+    change = "change 2021-03-01 to 2022-04-01 (vegetation to built or bare)"
+    assert doc.xpath(f"//k:Placemark[k:name='{change}']/k:styleUrl/text()", namespaces=ns) == [
+        "#kind-change"
+    ]
     assert doc.xpath("//k:GroundOverlay/k:TimeStamp/k:when/text()", namespaces=ns) == [
         "2022-01-01",
         "2023-01-01",
@@ -149,6 +154,9 @@ def test_geojson_and_gpkg_exports(site_catalog, tmp_path: Path) -> None:
         by_layer.setdefault(f["properties"]["layer"], []).append(f)
     assert len(by_layer["features"]) == 2
     assert by_layer["change_polygons"][0]["properties"]["area_m2"] == 1800.0
+    # the kind of change with the largest area, and its share (1650 of 1800 m²)
+    change = by_layer["change_polygons"][0]["properties"]
+    assert (change["kind"], change["kind_share"]) == ("vegetation_to_built_or_bare", 0.917)
     assert by_layer["range_rings"][1]["properties"]["radius_m"] == 5000.0
     gpkg = write_layers(layers, tmp_path / "site.gpkg")
     names = [n for n, _ in pyogrio.list_layers(gpkg)]

@@ -269,10 +269,10 @@ def site_kml(
                 sid = f"kind-{kind if kind in FEATURE_COLOURS else 'other'}"
                 label = str(p.get("name") or kind.replace("_", " "))
             elif style == "change":
-                sid, label = (
-                    "kind-change",
-                    f"change {p.get('before', '')[:10]} to {p.get('after', '')[:10]}",
-                )
+                sid = "kind-change"
+                label = f"change {p.get('before', '')[:10]} to {p.get('after', '')[:10]}"
+                if p.get("kind"):  # the kind of change with the largest area
+                    label += f" ({str(p['kind']).replace('_to_', ' to ').replace('_', ' ')})"
             else:
                 sid = "kind-ring"
                 label = str(p.get("label") or p.get("name") or "range ring")
