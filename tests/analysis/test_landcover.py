@@ -14,6 +14,7 @@ from sitewatch.analysis.landcover import (
     cover,
     keep_after_covers,
     kind_areas,
+    kind_shares,
     parse_covers,
 )
 from sitewatch.errors import InputError
@@ -80,6 +81,18 @@ def test_kind_areas_sum_the_polygons_largest_first() -> None:
     }
     assert next(iter(kind_areas(feats))) == "vegetation_to_built_or_bare"
     assert kind_areas([]) == {}
+
+
+def test_kind_shares_order_by_area_whatever_order_the_store_kept() -> None:
+    # as PostgreSQL's JSONB may give them back: keys reordered
+    stored = {"within_vegetation": 150.0, "vegetation_to_built_or_bare": 1650.0, "x": 0.0}
+    assert kind_shares(stored) == [
+        ("vegetation_to_built_or_bare", pytest.approx(1650 / 1800)),
+        ("within_vegetation", pytest.approx(150 / 1800)),
+    ]
+    assert kind_shares({"a": 100.0, "b": 100.0}) == [("a", 0.5), ("b", 0.5)]  # ties by name
+    for nothing in (None, [], "within_water", {"a": "12"}, {"a": True}, {}):
+        assert kind_shares(nothing) == []
 
 
 SIX = ("B02", "B03", "B04", "B08", "B11", "B12")

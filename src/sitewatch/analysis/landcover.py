@@ -38,6 +38,7 @@ __all__ = [
     "cover",
     "keep_after_covers",
     "kind_areas",
+    "kind_shares",
     "parse_covers",
 ]
 
@@ -102,6 +103,22 @@ def kind_areas(features: Iterable[Mapping[str, Any]]) -> dict[str, float]:
         key = props.get("kind") or "unknown"
         areas[key] = areas.get(key, 0.0) + float(props.get("area_m2") or 0.0)
     return {k: round(v, 1) for k, v in sorted(areas.items(), key=lambda kv: (-kv[1], kv[0]))}
+
+
+def kind_shares(kinds: Any) -> list[tuple[str, float]]:
+    """``(kind, share of the area)`` from m² by kind (as :func:`kind_areas` gives them, or as a
+    change event stores them), largest first; ``[]`` for anything else or no area. The order is
+    made here, as stored JSON (PostgreSQL's JSONB) need not keep the dict's order."""
+    if not isinstance(kinds, Mapping):
+        return []
+    areas = {
+        str(k): float(v)
+        for k, v in kinds.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+    }
+    total = sum(areas.values())
+    ordered = sorted(areas.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(k, a / total) for k, a in ordered]
 
 
 def parse_covers(covers: str | Sequence[str]) -> tuple[str, ...]:

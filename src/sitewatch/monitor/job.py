@@ -87,11 +87,10 @@ class SiteReport:
 def _largest_kind(kinds: dict[str, float]) -> str:
     """``, 92% vegetation_to_built_or_bare`` (the kind of change with the largest area and its
     share), or "" without kinds."""
-    total = sum(kinds.values())
-    if not kinds or total <= 0:
-        return ""
-    kind, area = next(iter(kinds.items()))  # kind_areas lists the largest first
-    return f", {100 * area / total:.0f}% {kind}"
+    from ..analysis.landcover import kind_shares
+
+    shares = kind_shares(kinds)
+    return f", {100 * shares[0][1]:.0f}% {shares[0][0]}" if shares else ""
 
 
 def _rid(*parts: str) -> str:

@@ -332,16 +332,12 @@ def _kind_shares(kinds: Any) -> str:
     """``vegetation → built or bare 92%, within vegetation 8%`` from a change event's ``kinds``
     details (m² by kind of change, see :mod:`~sitewatch.analysis.landcover`), or "" without
     them."""
-    if not isinstance(kinds, dict):
-        return ""
-    areas = {k: float(v) for k, v in kinds.items() if isinstance(v, int | float) and v > 0}
-    total = sum(areas.values())
-    if total <= 0:
-        return ""
+    from ..analysis.landcover import kind_shares
+
     parts = []
-    for kind, area in sorted(areas.items(), key=lambda kv: -kv[1]):
+    for kind, share in kind_shares(kinds):
         name = kind.replace("_to_", " → ").replace("_", " ")
-        parts.append(f"{name} {100 * area / total:.0f}%")
+        parts.append(f"{name} {100 * share:.0f}%")
     return ", ".join(parts)
 
 

@@ -138,13 +138,10 @@ def change_rows(changes: Iterable[Any]) -> list[Row]:
 def _largest_kind(kinds: Any) -> dict[str, Any]:
     """``kind`` (the kind of change with the largest area, from a change event's ``kinds``
     details: m² by kind) and ``kind_share`` (its share of the event's area), or {} without."""
-    if not isinstance(kinds, dict):
-        return {}
-    areas = {k: float(v) for k, v in kinds.items() if isinstance(v, int | float) and v > 0}
-    if not areas:
-        return {}
-    kind = max(areas, key=lambda k: (areas[k], k))  # stored JSON (JSONB) need not keep the order
-    return {"kind": kind, "kind_share": round(areas[kind] / sum(areas.values()), 3)}
+    from ..analysis.landcover import kind_shares
+
+    shares = kind_shares(kinds)
+    return {"kind": shares[0][0], "kind_share": round(shares[0][1], 3)} if shares else {}
 
 
 def ring_rows(rings: Any) -> list[Row]:
