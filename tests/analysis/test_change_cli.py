@@ -273,6 +273,16 @@ def test_eval_oscd_one_city(sw: Any, shared_data: Path) -> None:
     assert set(pooled) >= {"precision", "recall", "f1", "iou", "kappa"}
     assert pooled["tp"] + pooled["fp"] + pooled["fn"] + pooled["tn"] == 395 * 360
     assert pooled["f1"] > 0.1  # far above chance for a 0.7 % change class
+    # every detected pixel is counted once under the kind of change of its patch
+    by_kind = res["by_kind"]
+    assert sum(c["tp"] for c in by_kind.values()) == pooled["tp"]
+    assert sum(c["fp"] for c in by_kind.values()) == pooled["fp"]
+    sizes = [c["tp"] + c["fp"] for c in by_kind.values()]
+    assert sizes == sorted(sizes, reverse=True) and "unknown" not in by_kind
+    for c in by_kind.values():
+        assert c["precision"] == pytest.approx(c["tp"] / (c["tp"] + c["fp"]), abs=1e-4)
+    r = sw("change", "eval-oscd", str(shared_data / "oscd"), "--cities", "bercy")
+    assert r.code == 0 and "detected pixels by the kind of change" in r.out
     r = sw("change", "eval-oscd", str(shared_data / "oscd"), "--cities", "atlantis")
     assert r.code == 2 and "no city 'atlantis'" in r.err
     r = sw("change", "eval-oscd", str(shared_data / "oscd"), "--cities", " , ")
@@ -342,6 +352,7 @@ def test_eval_pairs(sw: Any, shared_data: Path) -> None:
     res = json.loads(r.out)
     assert set(res["per_item"]) == {"Szada/1", "Tiszadob/3"}
     assert 0.0 < res["pooled"]["f1"] <= 1.0
+    assert res["by_kind"] == {}  # RGB pictures allow no spectral index
 
 
 def _archive_pair(site_id: str) -> np.ndarray:

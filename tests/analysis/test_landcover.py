@@ -14,6 +14,7 @@ from sitewatch.analysis.landcover import (
     cover,
     keep_after_covers,
     kind_areas,
+    kind_confusion,
     kind_shares,
     parse_covers,
 )
@@ -147,6 +148,25 @@ def test_the_after_cover_filter_keeps_only_patches_ending_in_those_covers(
     np.testing.assert_array_equal(four, mask & ~_only(regrown))
     with pytest.raises(InputError, match="allow no spectral index"):
         keep_after_covers(mask, before[:2], after[:2], SIX[:2], ("other",))
+
+
+def test_kind_confusion_counts_each_detected_pixel_under_its_patch_kind() -> None:
+    cleared, flooded = (slice(2, 10), slice(2, 10)), (slice(2, 10), slice(20, 30))
+    before = scene([(cleared, "vegetation"), (flooded, "bare")], "vegetation")
+    after = scene([(cleared, "bare"), (flooded, "water")], "vegetation")
+    pred = _only(cleared) | _only(flooded)
+    truth = _only(cleared).copy()
+    truth[2:4, 2:10] = False  # 16 of the cleared patch's 64 pixels are not labelled change
+    truth[30:35, 30:35] = True  # a missed change counts nowhere here
+    assert kind_confusion(pred, truth, before, after, SIX) == {
+        "vegetation_to_built_or_bare": {"tp": 48, "fp": 16},
+        "built_or_bare_to_water": {"tp": 0, "fp": 80},
+    }
+    assert kind_confusion(np.zeros_like(pred), truth, before, after, SIX) == {}
+    before[:, 2:10, 20:30] = np.nan  # no data on BEFORE: the kind cannot be told
+    assert kind_confusion(pred, truth, before, after, SIX)["unknown"] == {"tp": 0, "fp": 80}
+    with pytest.raises(ValueError, match="differ in shape"):
+        kind_confusion(pred, truth[:-1], before, after, SIX)
 
 
 def _only(window: tuple[slice, slice]) -> np.ndarray:

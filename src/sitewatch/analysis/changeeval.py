@@ -21,6 +21,8 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from ..errors import InputError
 from ._changeio import Raster, align_pair, coregister_pair, read_image
+from .change import indices_for
+from .landcover import kind_confusion
 
 __all__ = [
     "OSCD_BANDS",
@@ -273,10 +275,14 @@ def iter_pairs(root: str | Path, *, coregister: bool = False) -> Iterator[Labell
 
 
 def evaluate(pairs: Iterator[LabelledPair], detector: Detector) -> dict[str, Any]:
-    """Run ``detector`` on every pair; per-pair scores and pooled scores (summed counts)."""
+    """Run ``detector`` on every pair; per-pair scores and pooled scores (summed counts), and
+    (``by_kind``) the detected pixels that the labels confirm or not, pooled by the kind of change
+    of their patch (see :func:`~.landcover.kind_confusion`; empty for bands without an index,
+    such as the RGB pairs), largest first."""
     per: dict[str, Any] = {}
     total = Scores(0, 0, 0, 0)
     f1s = []
+    kinds: dict[str, dict[str, int]] = {}
     for pair in pairs:
         pred = detector(pair)
         s = Scores.of(pred, pair.label)
@@ -285,9 +291,23 @@ def evaluate(pairs: Iterator[LabelledPair], detector: Detector) -> dict[str, Any
         per[pair.name] = s.as_dict()
         if pair.registration is not None:
             per[pair.name]["coregistration"] = pair.registration
+        if indices_for(pair.before.bands):
+            found = kind_confusion(
+                pred, pair.label, pair.before.data, pair.after.data, pair.before.bands,
+                pair.before.nodata, pair.after.nodata,
+            )  # fmt: skip
+            for kind, c in found.items():
+                into = kinds.setdefault(kind, {"tp": 0, "fp": 0})
+                into["tp"] += c["tp"]
+                into["fp"] += c["fp"]
         logger.info("%s: F1 %.3f", pair.name, s.f1)
+    by_kind = {
+        k: {**c, "precision": round(c["tp"] / (c["tp"] + c["fp"]), 4)}
+        for k, c in sorted(kinds.items(), key=lambda kc: (-kc[1]["tp"] - kc[1]["fp"], kc[0]))
+    }
     return {
         "per_item": per,
         "pooled": total.as_dict(),
         "mean_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+        "by_kind": by_kind,
     }

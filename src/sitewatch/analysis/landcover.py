@@ -38,8 +38,10 @@ __all__ = [
     "cover",
     "keep_after_covers",
     "kind_areas",
+    "kind_confusion",
     "kind_shares",
     "parse_covers",
+    "patch_covers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -149,27 +151,76 @@ def keep_after_covers(
     cleared ground and drops change that ends as water or vegetation (a river's sediment, a
     field green again). A patch whose cover cannot be told (no pixel with data on both dates)
     is kept. Only the changed pixels' values are gathered from the (band, y, x) images."""
-    from .change import ChangedPixels, _patch_statistics, indices_for
-
     covers = parse_covers(covers)
     if not covers or not mask.any():
         return mask
-    allowed = indices_for(tuple(bands))
-    if not allowed:
-        raise InputError(
-            f"the bands {', '.join(bands)} allow no spectral index, so no land cover can be "
-            "told: a cover filter needs at least red and NIR (B04, B08), and a SWIR band "
-            "(B11) to tell water and built-up ground"
-        )
+    allowed = _indices_or_fail(bands, "a cover filter")
     if "mndwi" not in allowed:
         logger.warning(
             "without a SWIR band (B11) only vegetation is told from the rest: water and "
             "built-up or bare ground both read as 'other'"
         )
-    changed = ChangedPixels.of(mask, before, after, bands, nodata_before, nodata_after)
-    labels, stats = _patch_statistics(mask, None, changed)
+    labels, stats = patch_covers(mask, before, after, bands, nodata_before, nodata_after)
     keep = np.zeros(len(stats) + 1, dtype=bool)
     for label, props in stats.items():
         keep[label] = props["cover_after"] is None or props["cover_after"] in covers
     out: NDArray[np.bool_] = keep[labels]
+    return out
+
+
+def _indices_or_fail(bands: Sequence[str], what: str) -> tuple[str, ...]:
+    from .change import indices_for
+
+    allowed = indices_for(tuple(bands))
+    if not allowed:
+        raise InputError(
+            f"the bands {', '.join(bands)} allow no spectral index, so no land cover can be "
+            f"told: {what} needs at least red and NIR (B04, B08), and a SWIR band (B11) to "
+            "tell water and built-up ground"
+        )
+    return allowed
+
+
+def patch_covers(
+    mask: NDArray[np.bool_],
+    before: NDArray[Any],
+    after: NDArray[Any],
+    bands: Sequence[str],
+    nodata_before: float | None = None,
+    nodata_after: float | None = None,
+) -> tuple[NDArray[np.int32], dict[int, dict[str, Any]]]:
+    """The 8-connected patches of ``mask`` labelled 1..n, and each one's index means, covers
+    and ``kind`` (as the change polygons carry them), from the changed pixels' values alone."""
+    from .change import ChangedPixels, _patch_statistics
+
+    changed = ChangedPixels.of(mask, before, after, bands, nodata_before, nodata_after)
+    return _patch_statistics(mask, None, changed)
+
+
+def kind_confusion(
+    pred: NDArray[np.bool_],
+    truth: NDArray[np.bool_],
+    before: NDArray[Any],
+    after: NDArray[Any],
+    bands: Sequence[str],
+    nodata_before: float | None = None,
+    nodata_after: float | None = None,
+) -> dict[str, dict[str, int]]:
+    """Changed pixels of ``pred`` that ``truth`` confirms (``tp``) or not (``fp``), by the kind
+    of change of the patch they are in (``unknown`` where it cannot be told): where a method's
+    false alarms come from (a river's sediment, fields between seasons)."""
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction {pred.shape} and label {truth.shape} differ in shape")
+    out: dict[str, dict[str, int]] = {}
+    if not pred.any():
+        return out
+    labels, stats = patch_covers(pred, before, after, bands, nodata_before, nodata_after)
+    lab, hit = labels[pred], truth[pred]
+    n = len(stats)
+    tp = np.bincount(lab[hit], minlength=n + 1)
+    fp = np.bincount(lab[~hit], minlength=n + 1)
+    for label, props in stats.items():
+        counts = out.setdefault(props["kind"] or "unknown", {"tp": 0, "fp": 0})
+        counts["tp"] += int(tp[label])
+        counts["fp"] += int(fp[label])
     return out

@@ -307,6 +307,13 @@ def _print_eval(res: dict[str, Any], title: str) -> None:
         table.add_row(name, *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "iou", "kappa")))
     console().print(table)
     console().print(f"mean F1 over items: {res['mean_f1']:.3f}")
+    if res.get("by_kind"):
+        kinds = make_table("kind of change", "confirmed px", "false px", "precision",
+                           right=("confirmed px", "false px", "precision"),
+                           title="detected pixels by the kind of change of their patch")  # fmt: skip
+        for kind, c in res["by_kind"].items():
+            kinds.add_row(kind, f"{c['tp']:,}", f"{c['fp']:,}", f"{c['precision']:.2f}")
+        console().print(kinds)
 
 
 def _detector(config: Any, model: Any = None) -> Callable[[Any], Any]:
