@@ -805,6 +805,10 @@ def test_cli_cross_validation_scores_every_city_once(sw: Any, tmp_path: Path) ->
         assert s["tp"] + s["fp"] + s["fn"] + s["tn"] == 48 * 48
     for key in ("tp", "fp", "fn", "tn"):
         assert res["pooled"][key] == sum(s[key] for s in res["per_item"].values())
+    # and the detected pixels by kind of change: each one counted once
+    assert sum(c["tp"] + c["fp"] for c in res["by_kind"].values()) == (
+        res["pooled"]["tp"] + res["pooled"]["fp"]
+    )
     # the synthetic cities hold no vegetation (NDVI ~0 before and after): keeping only change
     # that ends as vegetation leaves nothing, and four bands without SWIR are warned about
     r = sw("change", "cv-oscd", str(root), "--folds", "2", "--after-cover", "vegetation", *small)

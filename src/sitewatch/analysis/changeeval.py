@@ -26,6 +26,7 @@ from .landcover import kind_confusion
 
 __all__ = [
     "OSCD_BANDS",
+    "KindTally",
     "LabelledPair",
     "Scores",
     "evaluate",
@@ -282,7 +283,7 @@ def evaluate(pairs: Iterator[LabelledPair], detector: Detector) -> dict[str, Any
     per: dict[str, Any] = {}
     total = Scores(0, 0, 0, 0)
     f1s = []
-    kinds: dict[str, dict[str, int]] = {}
+    kinds = KindTally()
     for pair in pairs:
         pred = detector(pair)
         s = Scores.of(pred, pair.label)
@@ -291,23 +292,37 @@ def evaluate(pairs: Iterator[LabelledPair], detector: Detector) -> dict[str, Any
         per[pair.name] = s.as_dict()
         if pair.registration is not None:
             per[pair.name]["coregistration"] = pair.registration
-        if indices_for(pair.before.bands):
-            found = kind_confusion(
-                pred, pair.label, pair.before.data, pair.after.data, pair.before.bands,
-                pair.before.nodata, pair.after.nodata,
-            )  # fmt: skip
-            for kind, c in found.items():
-                into = kinds.setdefault(kind, {"tp": 0, "fp": 0})
-                into["tp"] += c["tp"]
-                into["fp"] += c["fp"]
+        kinds.add(pred, pair)
         logger.info("%s: F1 %.3f", pair.name, s.f1)
-    by_kind = {
-        k: {**c, "precision": round(c["tp"] / (c["tp"] + c["fp"]), 4)}
-        for k, c in sorted(kinds.items(), key=lambda kc: (-kc[1]["tp"] - kc[1]["fp"], kc[0]))
-    }
     return {
         "per_item": per,
         "pooled": total.as_dict(),
         "mean_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
-        "by_kind": by_kind,
+        "by_kind": kinds.as_dict(),
     }
+
+
+class KindTally:
+    """Detected pixels that the labels confirm (``tp``) or not (``fp``), pooled over pairs by the
+    kind of change of their patch (see :func:`~.landcover.kind_confusion`); pairs whose bands
+    allow no spectral index (RGB pictures) add nothing."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def add(self, pred: NDArray[np.bool_], pair: LabelledPair) -> None:
+        if not indices_for(pair.before.bands):
+            return
+        found = kind_confusion(
+            pred, pair.label, pair.before.data, pair.after.data, pair.before.bands,
+            pair.before.nodata, pair.after.nodata,
+        )  # fmt: skip
+        for kind, c in found.items():
+            into = self.counts.setdefault(kind, {"tp": 0, "fp": 0})
+            into["tp"] += c["tp"]
+            into["fp"] += c["fp"]
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        """Per kind ``tp``, ``fp`` and ``precision``, the most detected pixels first."""
+        ordered = sorted(self.counts.items(), key=lambda kc: (-kc[1]["tp"] - kc[1]["fp"], kc[0]))
+        return {k: {**c, "precision": round(c["tp"] / (c["tp"] + c["fp"]), 4)} for k, c in ordered}

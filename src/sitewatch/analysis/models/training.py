@@ -98,7 +98,7 @@ from torch.nn import functional as nnf
 
 from ...errors import InputError
 from ..change import SPECTRAL_INDICES, indices_for
-from ..changeeval import LabelledPair, Scores
+from ..changeeval import KindTally, LabelledPair, Scores
 from . import CITY_WEIGHTINGS
 from .changemodel import (
     NORMALISATIONS,
@@ -714,6 +714,7 @@ def cross_validate(
     total = Scores(0, 0, 0, 0)
     out_folds: list[dict[str, Any]] = []
     per_item: dict[str, Any] = {}
+    kinds = KindTally()
     for i in range(folds):
         test = ordered[i::folds]
         train = [p for j, p in enumerate(ordered) if j % folds != i]
@@ -732,6 +733,7 @@ def cross_validate(
             s = Scores.of(pred, p.label)
             fold_scores, total = fold_scores + s, total + s
             per_item[p.name] = s.as_dict()
+            kinds.add(pred, p)
             logger.info("fold %d: %s F1 %.3f", i, p.name, s.f1)
         out_folds.append(
             {
@@ -749,6 +751,7 @@ def cross_validate(
         "per_item": per_item,
         "pooled": total.as_dict(),
         "mean_f1": round(float(np.mean(f1s)), 4),
+        "by_kind": kinds.as_dict(),
         "config": asdict(config),
         "after_covers": list(covers),
     }
