@@ -769,6 +769,16 @@ def test_cli_train_eval_detect(sw: Any, tmp_path: Path) -> None:
         prob = ds.read(2)
         assert ds.count == 2 and np.nanmin(prob) >= 0 and np.nanmax(prob) <= 1
     assert summary["config"]["tta"] is True  # train-oscd's models average 8 transforms
+    # the cover filter applies to the model's patches too: none ends as vegetation here
+    r = sw("change", "detect", str(root / "alpha" / "imgs_1"), str(root / "alpha" / "imgs_2"),
+           "-o", str(tmp_path / "v.tif"), "--model", str(model), "--after-cover", "vegetation",
+           "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    only = json.loads(r.out)
+    assert only["config"]["after_covers"] == ["vegetation"] and only["changed_pixels"] == 0
+    assert summary["changed_pixels"] > 0  # which the filter removed
+    with rasterio.open(tmp_path / "v.tif") as ds:  # the probabilities stay as they were
+        np.testing.assert_allclose(ds.read(2), prob, atol=1e-6)
     # --no-tta: one pass a tile (8x faster), other probabilities
     r = sw("change", "detect", str(root / "alpha" / "imgs_1"), str(root / "alpha" / "imgs_2"),
            "-o", str(tmp_path / "e.tif"), "--model", str(model), "--no-tta", "--json")  # fmt: skip
