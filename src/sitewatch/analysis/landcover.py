@@ -160,7 +160,15 @@ def keep_after_covers(
     covers = parse_covers(covers)
     if not covers or not mask.any():
         return mask
-    allowed = _indices_or_fail(bands, "a cover filter")
+    from .change import indices_for
+
+    allowed = indices_for(tuple(bands))
+    if not allowed:
+        raise InputError(
+            f"the bands {', '.join(bands)} allow no spectral index, so no land cover can be "
+            "told: a cover filter needs at least red and NIR (B04, B08), and a SWIR band "
+            "(B11) to tell water and built-up ground"
+        )
     if "mndwi" not in allowed:
         logger.warning(
             "without a SWIR band (B11) only vegetation is told from the rest: water and "
@@ -172,19 +180,6 @@ def keep_after_covers(
         keep[label] = props["cover_after"] is None or props["cover_after"] in covers
     out: NDArray[np.bool_] = keep[labels]
     return out
-
-
-def _indices_or_fail(bands: Sequence[str], what: str) -> tuple[str, ...]:
-    from .change import indices_for
-
-    allowed = indices_for(tuple(bands))
-    if not allowed:
-        raise InputError(
-            f"the bands {', '.join(bands)} allow no spectral index, so no land cover can be "
-            f"told: {what} needs at least red and NIR (B04, B08), and a SWIR band (B11) to "
-            "tell water and built-up ground"
-        )
-    return allowed
 
 
 def patch_covers(
