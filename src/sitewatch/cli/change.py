@@ -288,8 +288,9 @@ def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, A
 
     geom = unary_union([shape(f["geometry"]) for f in feats]) if feats else None
     mag = float(np.nanmean(result.magnitude[result.mask])) if result.mask.any() else None
-    keep = ("threshold_method", "threshold", "bands", "changed_pixels", "output", "indices")
-    details = {k: summary[k] for k in (*keep, "kinds")}
+    keep = ("threshold_method", "threshold", "bands", "changed_pixels", "output", "indices",
+            "kinds")  # fmt: skip
+    details = {k: summary[k] for k in keep}
     with open_catalog() as cat:
         cat.get_site(site_id)
         ev = cat.add_change_event(
