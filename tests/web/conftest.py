@@ -123,6 +123,9 @@ def populate(url: str, archive: Path) -> list[str]:
                 method="cva",
                 area_m2=1200.0,
                 geometry=box(SITE_LON - 0.002, SITE_LAT - 0.002, SITE_LON, SITE_LAT),
+                details={
+                    "kinds": {"within_built_or_bare": 300.0, "vegetation_to_built_or_bare": 900.0}
+                },
             )
         )
         cat.add_alert(

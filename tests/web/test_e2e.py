@@ -122,6 +122,32 @@ def test_shadow_height_measurement(page: Any, live_server: Any) -> None:
     assert abs(m.value - dist * math.tan(math.radians(elev))) < 0.01
 
 
+def test_change_kinds_on_the_site_page(page: Any, live_server: Any) -> None:
+    """A change event's kinds (m² by kind in its details) show, largest first, in its overlay's
+    tooltip and in its bar of the activity plot."""
+    login(page, live_server, "viewer")
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.wait_for_selector("#activity-plot rect")
+    kinds = "75% vegetation → built or bare, 25% within built or bare"
+    bar = page.locator("#activity-plot rect title").first.text_content()
+    assert bar == f"2024-03-20: 1200 m² changed · {kinds}"
+    # a viewer's page leaves out the editing buttons, with no stray "null" in their place
+    assert page.locator("#site-save").count() == 0
+    assert "null" not in page.locator("#panel").inner_text()
+    # once the map has fitted the site's area (2 km across, some 200 px; also when the site is
+    # opened while the list's fit is still zooming), hover the change overlay's south-west
+    # quarter, away from the portal at its north-east corner
+    page.wait_for_function(
+        "() => [...document.querySelectorAll(\"path[stroke='#f39c12']\")]"
+        ".some((p) => p.getBoundingClientRect().width > 100)"
+    )
+    box = page.locator("path.leaflet-interactive[stroke='#e74c3c']").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 4, box["y"] + box["height"] * 3 / 4)
+    tip = page.wait_for_selector(".leaflet-tooltip:has-text('cva:')")
+    assert tip.inner_text() == f"cva: 1200 m² (2024-03-01 → 2024-03-20) · {kinds}"
+
+
 def test_draw_a_feature_and_download_a_report(page: Any, live_server: Any) -> None:
     login(page, live_server)
     page.wait_for_selector("#site-list li")

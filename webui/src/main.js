@@ -160,7 +160,7 @@ async function sitesView() {
     ),
     count,
     list,
-    canWrite() ? h("button", { id: "new-site", onclick: () => newSite() }, "New site at map centre") : null,
+    ...(canWrite() ? [h("button", { id: "new-site", onclick: () => newSite() }, "New site at map centre")] : []),
   );
   const onMove = () => filters.inView && debounce();
   state.map.on("moveend", onMove);

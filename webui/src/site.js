@@ -12,6 +12,20 @@ const PHASE_COLOUR = {
   post_construction: "#27ae60",
 };
 
+// The kinds of change a change event records (details.kinds: m² by kind, such as
+// vegetation_to_built_or_bare), as " · 92% vegetation → built or bare, 8% within built or bare",
+// largest first; "" when the event has none. Stored JSON need not keep the order, so it is made here.
+export function changeKinds(change, most = 3) {
+  const kinds = (change.details || {}).kinds;
+  if (!kinds || typeof kinds !== "object") return "";
+  const areas = Object.entries(kinds).filter(([, a]) => typeof a === "number" && a > 0);
+  const total = areas.reduce((sum, [, a]) => sum + a, 0);
+  if (!total) return "";
+  areas.sort((p, q) => q[1] - p[1] || (p[0] < q[0] ? -1 : 1));
+  const name = (k) => k.replace("_to_", " → ").replaceAll("_", " ");
+  return " · " + areas.slice(0, most).map(([k, a]) => `${Math.round((100 * a) / total)}% ${name(k)}`).join(", ");
+}
+
 export async function sitePage(siteId) {
   const map = state.map;
   const [site0, features0, observations, changes, chips, measurements0] = await Promise.all([
@@ -43,11 +57,17 @@ export async function sitePage(siteId) {
   }).addTo(overlay);
   const changeLayer = L.geoJSON(
     { type: "FeatureCollection", features: changes.filter((c) => c.geometry).map((c) => ({ type: "Feature", geometry: c.geometry, properties: c })) },
-    { style: { color: "#e74c3c", weight: 2, fillOpacity: 0.35 }, onEachFeature: (f, l) => l.bindTooltip(`${f.properties.method}: ${Math.round(f.properties.area_m2)} m² (${fmtDate(f.properties.before)} → ${fmtDate(f.properties.after)})`) },
+    { style: { color: "#e74c3c", weight: 2, fillOpacity: 0.35 }, onEachFeature: (f, l) => l.bindTooltip(`${f.properties.method}: ${Math.round(f.properties.area_m2)} m² (${fmtDate(f.properties.before)} → ${fmtDate(f.properties.after)})${changeKinds(f.properties)}`) },
   ).addTo(overlay);
   const featureLayer = L.featureGroup().addTo(overlay);
   const drawLayer = L.featureGroup().addTo(overlay);
-  map.fitBounds(aoiLayer.getBounds().pad(0.5), { maxZoom: 16 });
+  // Leaflet drops a view asked for while a zoom animation runs (the site list's own fit, when a
+  // site is opened just after the list loads), so fit once that animation has ended.
+  const fitSite = () => map.fitBounds(aoiLayer.getBounds().pad(0.5), { maxZoom: 16 });
+  if (map._animatingZoom) {
+    map.once("zoomend", fitSite);
+    cleanups.push(() => map.off("zoomend", fitSite));
+  } else fitSite();
 
   const tiles = (chip, pane) => L.tileLayer(chip.tiles, { pane, maxZoom: 22, maxNativeZoom: 18, minZoom: 3, bounds: undefined, className: "chip" });
   let afterIndex = chips.length - 1;
@@ -141,7 +161,7 @@ export async function sitePage(siteId) {
     plot.append(svg("line", { x1: 20, x2: 350, y1: 95, y2: 95, stroke: "#99a" }));
     for (const c of changes) {
       const hgt = (c.area_m2 / maxArea) * 70;
-      plot.append(svg("rect", { x: x(Date.parse(c.after)) - 3, y: 95 - hgt, width: 6, height: hgt, fill: "#e74c3c" }, svg("title", {}, `${fmtDate(c.after)}: ${Math.round(c.area_m2)} m² changed`)));
+      plot.append(svg("rect", { x: x(Date.parse(c.after)) - 3, y: 95 - hgt, width: 6, height: hgt, fill: "#e74c3c" }, svg("title", {}, `${fmtDate(c.after)}: ${Math.round(c.area_m2)} m² changed${changeKinds(c)}`)));
     }
     for (const o of observations) {
       plot.append(svg("circle", { cx: x(Date.parse(o.acquired)), cy: 105, r: 4, fill: PHASE_COLOUR[o.phase] || "#2f6db5" }, svg("title", {}, `${fmtDate(o.acquired)}: ${o.phase || "observation"} ${o.text || ""}`)));
@@ -399,11 +419,12 @@ export async function sitePage(siteId) {
     h("div", { class: "row" }, h("label", {}, "Status", f.status), h("label", {}, "Category", f.category)),
     h("label", {}, "Tags (comma separated)", f.tags),
     h("label", {}, "Notes", f.notes),
-    canWrite() ? h("button", { class: "primary", id: "site-save", onclick: saveSite }, "Save site") : null,
+    // replaceChildren, unlike h(), would show a null as the text "null": spread [] instead
+    ...(canWrite() ? [h("button", { class: "primary", id: "site-save", onclick: saveSite }, "Save site")] : []),
     h("h3", {}, "Features"),
-    canWrite()
-      ? h("div", { class: "row" }, drawKind, toolButtons.point, toolButtons.polygon, h("button", { id: "draw-finish", onclick: () => tool === "polygon" && finishPolygon() }, "Finish"))
-      : null,
+    ...(canWrite()
+      ? [h("div", { class: "row" }, drawKind, toolButtons.point, toolButtons.polygon, h("button", { id: "draw-finish", onclick: () => tool === "polygon" && finishPolygon() }, "Finish"))]
+      : []),
     featureList,
     editor,
     h("h3", {}, "Shadow height"),
