@@ -302,6 +302,46 @@ def test_the_cli_offers_the_models_normalisations_and_says_its_defaults() -> Non
         assert f"the model's default, {value})" in helps[name], name
 
 
+def test_schedule_follows_the_steps_unless_the_budget_runs_short() -> None:
+    from sitewatch.analysis.models.training import _schedule
+
+    # 600 steps within 900 s: the steps' share, even while the clock runs ahead of it
+    assert _schedule(100, 600, 300.0, 900.0) == pytest.approx(100 / 600)
+    assert _schedule(450, 600, 600.0, 900.0) == pytest.approx(450 / 600)
+    # half the budget spent with a third of the steps: the budget will stop the run, so the
+    # clock's share drives the rate down by then
+    assert _schedule(200, 600, 500.0, 900.0) == pytest.approx(500 / 900)
+    assert _schedule(200, 600, 950.0, 900.0) == 1.0
+    # no step limit: the clock's share; no budget: the steps' share
+    assert _schedule(5, None, 450.0, 900.0) == pytest.approx(0.5)
+    assert _schedule(5, 10, 1e6, None) == pytest.approx(0.5)
+
+
+def test_a_seeded_run_trains_the_same_weights_on_a_slow_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine busy enough that the clock's share of the budget runs ahead of the steps'
+    (here 8 s a step against a 60 s budget for 3 steps) trains what an idle one does."""
+    from types import SimpleNamespace
+
+    from sitewatch.analysis.changeeval import LabelledPair
+    from sitewatch.analysis.models import train_change_model, train_config, training
+
+    before, after, truth = synthetic_pair(size=32)
+    pair = LabelledPair("synthetic", _raster(before), _raster(after), truth)
+    config = train_config(  # no retry (three steps may leave the network "dead")
+        steps=3, minutes=1.0, crop=32, batch=1, widths=(8, 16), threads=1, retries=0
+    )
+    idle = train_change_model([pair], config)
+    ticks = iter(range(0, 10_000, 8))
+    monkeypatch.setattr(training, "time", SimpleNamespace(monotonic=lambda: float(next(ticks))))
+    busy = train_change_model([pair], config)
+    assert busy.meta.training["steps"] == idle.meta.training["steps"] == 3
+    assert busy.meta.training["seconds"] >= 24.0  # the slow clock was read
+    for a, b in zip(idle.net.parameters(), busy.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_step_limit_and_weight_average() -> None:
     from sitewatch.analysis.changeeval import LabelledPair
     from sitewatch.analysis.models import train_change_model, train_config
