@@ -8,6 +8,7 @@ bin=.venv/bin
 mkdir -p bench/results
 run() { local name=$1; shift; echo "== $name" >&2; "$@" | tee "bench/results/eval-$name.txt"; }
 run change-oscd "$bin/sitewatch" change eval-oscd "$data/oscd" --json
+run change-covers "$bin/python" bench/change_covers.py "$data/oscd"
 run change-pairs-levir "$bin/sitewatch" change eval-pairs "$data/change-samples/levir-cd" --json
 run activity "$bin/python" bench/activity_eval.py --seeds 10 --data "$data"
 run mensuration "$bin/python" bench/mensuration_eval.py --seeds 12

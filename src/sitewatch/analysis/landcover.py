@@ -156,7 +156,11 @@ def keep_after_covers(
     0.356 and the learned model's leave-cities-out F1 from 0.385 / 0.397 to 0.412 / 0.424
     (seeds 0 / 10, the same trained models); the rule was read off CVA's false alarms by kind on
     those cities (bordeaux's river, ``within_water``, 6% right), so it is an option, not a
-    default."""
+    default. Chosen honestly, per leave-cities-out fold from the fold's training cities alone
+    (``bench/change_covers.py``, session 25), the rule does not carry over: the folds picked
+    four different sets (the cities without bordeaux keep ``water``; two folds keep
+    ``built_or_bare`` alone) and CVA's pooled F1 fell to 0.328 with 5 or 10 folds (0.335 with
+    2), below the 0.339 of no filter."""
     covers = parse_covers(covers)
     if not covers or not mask.any():
         return mask
