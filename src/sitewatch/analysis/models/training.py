@@ -5,8 +5,8 @@ rotates and swaps the dates, and minimises BCE + soft Dice with AdamW under a co
 rate schedule whose progress is the share of the steps done; the wall clock enters it only on a
 machine too slow to finish the steps within ``minutes`` (see :func:`_schedule`), so that such a
 run still ends with a small learning rate while any other run is the same on a busy machine as
-on an idle one. The model keeps an exponential moving average of the weights, and predicts with test-time
-augmentation (the 8 flips and rotations).
+on an idle one. The model keeps an exponential moving average of the weights, and predicts with
+test-time augmentation (the 8 flips and rotations).
 
 Measured in the OSCD 5-fold leave-cities-out cross-validation (600 steps, 1 thread; the defaults
 scored pooled F1 0.377, folds 0.29 / 0.44 / 0.43 / 0.52 / 0.10, and 0.356, folds 0.36 / 0.38 /
