@@ -8,6 +8,16 @@ run still ends with a small learning rate while any other run is the same on a b
 on an idle one. The model keeps an exponential moving average of the weights, and predicts with
 test-time augmentation (the 8 flips and rotations).
 
+A caution on the figures below (session 25): sessions 19-24 compared their options with session
+18's 0.442 / 0.386 (seeds 0 / 10). The session-18 code, run today, trains bit-identical weights
+to today's and scores 0.390 / 0.397 with the defaults: session 18's figures came from that
+session's environment, rebuilt afterwards. Against 0.390 / 0.397, hard-negative crops (0.399 /
+0.427), weight decay 1e-3 (0.412 / 0.406), no dropout (0.414 / 0.387) and 1,000 steps (0.418 /
+0.393) lie 0.01-0.02 above the defaults on average, inside one seed's spread (0.386-0.442 over
+six seeds in session 18), and the others at or below them. With fewer training cities the
+defaults score less: 2 folds (5 training cities each) 0.349 / 0.367 against 0.390 / 0.397 with
+5 folds (8 each).
+
 Measured in the OSCD 5-fold leave-cities-out cross-validation (600 steps, 1 thread; the defaults
 scored pooled F1 0.377, folds 0.29 / 0.44 / 0.43 / 0.52 / 0.10, and 0.356, folds 0.36 / 0.38 /
 0.44 / 0.46 / 0.10, in two runs whose initial weights were not yet fixed by the seed; single
