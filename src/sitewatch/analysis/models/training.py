@@ -13,8 +13,9 @@ A caution on the figures below (session 25): sessions 19-24 compared their optio
 to today's and scores 0.390 / 0.397 with the defaults: session 18's figures came from that
 session's environment, rebuilt afterwards. Against 0.390 / 0.397, hard-negative crops (0.399 /
 0.427), weight decay 1e-3 (0.412 / 0.406), no dropout (0.414 / 0.387) and 1,000 steps (0.418 /
-0.393) lie 0.01-0.02 above the defaults on average, inside one seed's spread (0.386-0.442 over
-six seeds in session 18), and the others at or below them. With fewer training cities the
+0.393) lie 0.01-0.02 above the defaults on average, the narrower network (0.435 / 0.402, whose
+seed-0 fold 4 died before retries existed) 0.025, all inside one seed's spread (0.386-0.442
+over six seeds in session 18); the others score at or below them. With fewer training cities the
 defaults score less: 2 folds (5 training cities each) 0.349 / 0.367 against 0.390 / 0.397 with
 5 folds (8 each).
 
