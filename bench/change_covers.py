@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sitewatch.analysis.change import detect_change
-from sitewatch.analysis.changeeval import iter_oscd
+from sitewatch.analysis.changeeval import Scores, iter_oscd
 from sitewatch.analysis.landcover import COVERS, patch_covers
 
 UNTOLD = "unknown"
@@ -35,11 +35,19 @@ UNTOLD = "unknown"
 @dataclass
 class City:
     """Detected pixels the labels confirm (``tp``) or not (``fp``) by their patch's AFTER cover,
-    and the city's labelled changed pixels."""
+    the city's labelled changed pixels and all its pixels."""
 
     tp: Counter[str] = field(default_factory=Counter)
     fp: Counter[str] = field(default_factory=Counter)
     changed: int = 0
+    pixels: int = 0
+
+    def scores(self, keep: frozenset[str]) -> Scores:
+        """The city's confusion counts once patches whose cover is not in ``keep`` are dropped."""
+        tp = sum(self.tp[k] for k in keep)
+        fp = sum(self.fp[k] for k in keep)
+        fn = self.changed - tp
+        return Scores(tp, fp, fn, self.pixels - tp - fp - fn)
 
 
 def tally(root: str) -> dict[str, City]:
@@ -51,7 +59,7 @@ def tally(root: str) -> dict[str, City]:
         names = [UNTOLD] + [stats[i]["cover_after"] or UNTOLD for i in range(1, len(stats) + 1)]
         cover = np.array(names)[labels[mask]]
         truth = pair.label[mask]
-        city = City(changed=int(pair.label.sum()))
+        city = City(changed=int(pair.label.sum()), pixels=int(pair.label.size))
         for name in set(cover.tolist()):
             sel = cover == name
             city.tp[name] = int((truth & sel).sum())
@@ -60,41 +68,33 @@ def tally(root: str) -> dict[str, City]:
     return out
 
 
-def scores(cities: dict[str, City], names: list[str], keep: set[str]) -> dict[str, float]:
-    tp = sum(cities[n].tp[k] for n in names for k in keep)
-    fp = sum(cities[n].fp[k] for n in names for k in keep)
-    pos = sum(cities[n].changed for n in names)
-    return {
-        "f1": round(2 * tp / max(1, tp + fp + pos), 4),
-        "precision": round(tp / max(1, tp + fp), 4),
-        "recall": round(tp / max(1, pos), 4),
-    }
+def pooled(cities: dict[str, City], keep: dict[str, frozenset[str]]) -> Scores:
+    """Summed confusion counts of the named cities, each filtered by its own set of covers."""
+    return sum((cities[n].scores(k) for n, k in keep.items()), Scores(0, 0, 0, 0))
 
 
 def nested(cities: dict[str, City], folds: int) -> dict[str, Any]:
+    """Each fold's covers chosen by CVA's pooled F1 on its training cities, and the pooled
+    scores of the test cities filtered by their fold's choice."""
     ordered = sorted(cities)
     choices = [
-        {*s, UNTOLD} for r in range(1, len(COVERS) + 1) for s in itertools.combinations(COVERS, r)
+        frozenset({*s, UNTOLD})
+        for r in range(1, len(COVERS) + 1)
+        for s in itertools.combinations(COVERS, r)
     ]
-    test_keep: dict[str, set[str]] = {}
+    test_keep: dict[str, frozenset[str]] = {}
     chosen = []
     for i in range(folds):
         test = ordered[i::folds]
         train = [n for n in ordered if n not in test]
-        best = max(choices, key=lambda keep: scores(cities, train, keep)["f1"])
+
+        def train_f1(keep: frozenset[str], train: list[str] = train) -> float:
+            return pooled(cities, dict.fromkeys(train, keep)).f1
+
+        best = max(choices, key=train_f1)
         chosen.append({"test": test, "covers": sorted(best - {UNTOLD})})
-        test_keep.update({n: best for n in test})
-    tp = sum(cities[n].tp[k] for n, keep in test_keep.items() for k in keep)
-    fp = sum(cities[n].fp[k] for n, keep in test_keep.items() for k in keep)
-    pos = sum(c.changed for c in cities.values())
-    return {
-        "folds": chosen,
-        "nested": {
-            "f1": round(2 * tp / max(1, tp + fp + pos), 4),
-            "precision": round(tp / max(1, tp + fp), 4),
-            "recall": round(tp / max(1, pos), 4),
-        },
-    }
+        test_keep.update(dict.fromkeys(test, best))
+    return {"folds": chosen, "nested": pooled(cities, test_keep).as_dict()}
 
 
 def main() -> None:
@@ -104,10 +104,11 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     cities = tally(args.root)
-    everything = {*COVERS, UNTOLD}
+    everything = frozenset({*COVERS, UNTOLD})
+    construction = frozenset({"built_or_bare", "other", UNTOLD})
     result: dict[str, Any] = {
-        "no_filter": scores(cities, sorted(cities), everything),
-        "built_or_bare_other": scores(cities, sorted(cities), {"built_or_bare", "other", UNTOLD}),
+        "no_filter": pooled(cities, dict.fromkeys(cities, everything)).as_dict(),
+        "built_or_bare_other": pooled(cities, dict.fromkeys(cities, construction)).as_dict(),
         "nested": {str(k): nested(cities, k) for k in map(int, args.folds.split(","))},
     }
     if args.json:
