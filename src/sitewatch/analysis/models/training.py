@@ -17,7 +17,7 @@ session's environment, rebuilt afterwards. Against 0.390 / 0.397, hard-negative 
 seed-0 fold 4 died before retries existed) 0.025, all inside one seed's spread (0.386-0.442
 over six seeds in session 18); the others score at or below them. With fewer training cities the
 defaults score less: 2 folds (5 training cities each) 0.349 / 0.367 against 0.390 / 0.397 with
-5 folds (8 each).
+5 folds (8 each) and 0.405 (seed 0; P 0.38, R 0.44) with 10 folds (9 each), about 0.015 a city.
 
 Measured in the OSCD 5-fold leave-cities-out cross-validation (600 steps, 1 thread; the defaults
 scored pooled F1 0.377, folds 0.29 / 0.44 / 0.43 / 0.52 / 0.10, and 0.356, folds 0.36 / 0.38 /
