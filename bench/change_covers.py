@@ -22,14 +22,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from sitewatch.analysis.change import detect_change
 from sitewatch.analysis.changeeval import Scores, iter_oscd
-from sitewatch.analysis.landcover import COVERS, patch_covers
+from sitewatch.analysis.landcover import COVERS, kind_confusion
 
 UNTOLD = "unknown"
-"""The cover of a patch with no pixel that has data on both dates: always kept."""
+"""The cover of a patch with no pixel that has data on both dates (as
+:func:`~sitewatch.analysis.landcover.kind_confusion` names it): always kept."""
 
 
 @dataclass
@@ -53,18 +52,15 @@ class City:
 def tally(root: str) -> dict[str, City]:
     out: dict[str, City] = {}
     for pair in iter_oscd(root):
-        bands = pair.before.bands
-        mask = detect_change(pair.before.data, pair.after.data, bands=bands).mask
-        labels, stats = patch_covers(mask, pair.before.data, pair.after.data, bands)
-        names = [UNTOLD] + [stats[i]["cover_after"] or UNTOLD for i in range(1, len(stats) + 1)]
-        cover = np.array(names)[labels[mask]]
-        truth = pair.label[mask]
-        city = City(changed=int(pair.label.sum()), pixels=int(pair.label.size))
-        for name in set(cover.tolist()):
-            sel = cover == name
-            city.tp[name] = int((truth & sel).sum())
-            city.fp[name] = int((~truth & sel).sum())
-        out[pair.name] = city
+        before, after, bands = pair.before.data, pair.after.data, pair.before.bands
+        mask = detect_change(before, after, bands=bands).mask
+        found = kind_confusion(mask, pair.label, before, after, bands, by="cover_after")
+        out[pair.name] = City(
+            tp=Counter({c: n["tp"] for c, n in found.items()}),
+            fp=Counter({c: n["fp"] for c, n in found.items()}),
+            changed=int(pair.label.sum()),
+            pixels=int(pair.label.size),
+        )
     return out
 
 

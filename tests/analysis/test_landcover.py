@@ -162,6 +162,12 @@ def test_kind_confusion_counts_each_detected_pixel_under_its_patch_kind() -> Non
         "vegetation_to_built_or_bare": {"tp": 48, "fp": 16},
         "built_or_bare_to_water": {"tp": 0, "fp": 80},
     }
+    assert kind_confusion(pred, truth, before, after, SIX, by="cover_after") == {
+        "built_or_bare": {"tp": 48, "fp": 16},
+        "water": {"tp": 0, "fp": 80},
+    }
+    with pytest.raises(ValueError, match="by must be one of"):
+        kind_confusion(pred, truth, before, after, SIX, by="area")
     assert kind_confusion(np.zeros_like(pred), truth, before, after, SIX) == {}
     before[:, 2:10, 20:30] = np.nan  # no data on BEFORE: the kind cannot be told
     assert kind_confusion(pred, truth, before, after, SIX)["unknown"] == {"tp": 0, "fp": 80}

@@ -32,6 +32,7 @@ from ..errors import InputError
 __all__ = [
     "BUILT_OR_BARE",
     "COVERS",
+    "GROUPINGS",
     "VEGETATION_NDVI",
     "WATER_MNDWI",
     "change_kind",
@@ -202,6 +203,10 @@ def patch_covers(
     return _patch_statistics(mask, None, changed)
 
 
+GROUPINGS = ("kind", "cover_before", "cover_after")
+"""What :func:`kind_confusion` can group the detected pixels by: readings of their patch."""
+
+
 def kind_confusion(
     pred: NDArray[np.bool_],
     truth: NDArray[np.bool_],
@@ -210,12 +215,16 @@ def kind_confusion(
     bands: Sequence[str],
     nodata_before: float | None = None,
     nodata_after: float | None = None,
+    by: str = "kind",
 ) -> dict[str, dict[str, int]]:
     """Changed pixels of ``pred`` that ``truth`` confirms (``tp``) or not (``fp``), by the kind
     of change of the patch they are in (``unknown`` where it cannot be told): where a method's
-    false alarms come from (a river's sediment, fields between seasons)."""
+    false alarms come from (a river's sediment, fields between seasons). ``by`` groups them by
+    another of the patch's readings instead: ``cover_before`` or ``cover_after``."""
     if pred.shape != truth.shape:
         raise ValueError(f"prediction {pred.shape} and label {truth.shape} differ in shape")
+    if by not in GROUPINGS:
+        raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     out: dict[str, dict[str, int]] = {}
     if not pred.any():
         return out
@@ -225,7 +234,7 @@ def kind_confusion(
     tp = np.bincount(lab[hit], minlength=n + 1)
     fp = np.bincount(lab[~hit], minlength=n + 1)
     for label, props in stats.items():
-        counts = out.setdefault(props["kind"] or "unknown", {"tp": 0, "fp": 0})
+        counts = out.setdefault(props[by] or "unknown", {"tp": 0, "fp": 0})
         counts["tp"] += int(tp[label])
         counts["fp"] += int(fp[label])
     return out
