@@ -31,8 +31,30 @@ function initMap() {
   state.overlay = L.layerGroup().addTo(map);
 }
 
+// Fit the map to bounds. Leaflet drops a view asked for while a zoom animation runs (the site
+// list's own fit when a site is opened just after it loads; the previous candidate's when triage
+// decisions come fast), so a fit asked for then waits for the animation's end; the last one wins.
+let pendingFit = null;
+export function fitView(bounds, options) {
+  const map = state.map;
+  if (!map._animatingZoom) {
+    pendingFit = null;
+    map.fitBounds(bounds, options);
+    return;
+  }
+  if (!pendingFit) {
+    map.once("zoomend", () => {
+      const fit = pendingFit;
+      pendingFit = null;
+      if (fit) map.fitBounds(...fit);
+    });
+  }
+  pendingFit = [bounds, options];
+}
+
 // Each view returns a cleanup function (or nothing); the router runs it before the next view.
 export function resetView() {
+  pendingFit = null; // a view left before its fit was made does not move the next one's map
   for (const fn of state.cleanup.splice(0)) fn();
   state.overlay.clearLayers();
   state.map.getContainer().classList.remove("crosshair");
@@ -132,7 +154,7 @@ async function sitesView() {
         );
       }),
     );
-    if (!filters.inView && sites.length) state.map.fitBounds(markers.getBounds().pad(0.3), { maxZoom: 10 });
+    if (!filters.inView && sites.length) fitView(markers.getBounds().pad(0.3), { maxZoom: 10 });
   };
   const debounce = () => {
     clearTimeout(timer);
@@ -246,7 +268,7 @@ async function triageView() {
     }
     const c = queue[0];
     const shape = L.geoJSON(c.geometry, { style: { color: "#d35400", weight: 3, fillOpacity: 0.1 } }).addTo(layer);
-    state.map.fitBounds(shape.getBounds().pad(2), { maxZoom: 15 });
+    fitView(shape.getBounds().pad(2), { maxZoom: 15 });
     box.replaceChildren(
       h("div", { class: "result", id: "triage-current", "data-candidate": c.id }, `#${c.rank} · score ${c.score.toFixed(3)}`),
       h("div", { class: "muted" }, `run ${c.run_id} · ${queue.length} pending`),

@@ -3,7 +3,7 @@
 import L from "leaflet";
 import { get, post, patch, del } from "./api.js";
 import { h, svg, select, toast, fmtDate } from "./dom.js";
-import { state, canWrite } from "./main.js";
+import { state, canWrite, fitView } from "./main.js";
 
 const PHASE_COLOUR = {
   no_activity: "#95a5a6",
@@ -61,13 +61,7 @@ export async function sitePage(siteId) {
   ).addTo(overlay);
   const featureLayer = L.featureGroup().addTo(overlay);
   const drawLayer = L.featureGroup().addTo(overlay);
-  // Leaflet drops a view asked for while a zoom animation runs (the site list's own fit, when a
-  // site is opened just after the list loads), so fit once that animation has ended.
-  const fitSite = () => map.fitBounds(aoiLayer.getBounds().pad(0.5), { maxZoom: 16 });
-  if (map._animatingZoom) {
-    map.once("zoomend", fitSite);
-    cleanups.push(() => map.off("zoomend", fitSite));
-  } else fitSite();
+  fitView(aoiLayer.getBounds().pad(0.5), { maxZoom: 16 });
 
   const tiles = (chip, pane) => L.tileLayer(chip.tiles, { pane, maxZoom: 22, maxNativeZoom: 18, minZoom: 3, bounds: undefined, className: "chip" });
   let afterIndex = chips.length - 1;
