@@ -33,6 +33,8 @@ def _hermetic_env(
     monkeypatch.delenv("SITEWATCH_DATABASE_URL", raising=False)
     monkeypatch.delenv("SITEWATCH_SOURCES_FILE", raising=False)
     monkeypatch.delenv("SITEWATCH_SCHEDULER", raising=False)
+    monkeypatch.delenv("SITEWATCH_ARCHIVE_DIR", raising=False)
+    monkeypatch.delenv("SITEWATCH_EVIDENCE_DIR", raising=False)
     monkeypatch.setenv("SITEWATCH_USER", "tester")
     monkeypatch.setenv("SITEWATCH_SHARED_DATA", str(shared_data_path()))
 

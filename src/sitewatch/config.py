@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     monitor_file: Path | None = None
     archive_dir: Path | None = None
     cache_dir: Path | None = None
+    evidence_dir: Path | None = None
 
     @property
     def catalog_url(self) -> str:
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     def cache_path(self) -> Path:
         """The download cache folder."""
         return self.cache_dir or self.home / "cache"
+
+    @property
+    def evidence_path(self) -> Path:
+        """The folder of observations' evidence files (a shared folder for a team)."""
+        return self.evidence_dir or self.home / "evidence"
 
     @property
     def monitor_path(self) -> Path:

@@ -16,6 +16,7 @@ an :class:`~sitewatch.errors.InputError` that names it, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["atomic_path", "check_writable", "make_folder", "write_text"]
+__all__ = ["atomic_path", "check_writable", "make_folder", "sha256_file", "write_text"]
 
 
 def make_folder(folder: str | Path, purpose: str = "") -> Path:
@@ -108,3 +109,12 @@ def write_text(path: str | Path, text: str, *, parents: bool = False) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path, parents=parents) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

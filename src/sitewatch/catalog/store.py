@@ -448,16 +448,17 @@ class Catalog:
         if missing:
             raise NotFound(
                 f"unknown source id(s) {', '.join(map(repr, missing))}; add them first "
-                "(Catalog.add_source) or drop them from the site"
+                "(`sitewatch sources add`, Catalog.add_source) or drop them from the site"
             )
 
     @staticmethod
     def _check_version(entity: str, rid: str, stored: int, given: int) -> None:
         if stored != given:
+            reload = rid if entity == "site" else "SITE_ID --json"
             raise ConflictError(
                 f"{entity} {rid!r} was changed by someone else: it is at version {stored}, your copy "
-                f"is version {given}. Reload it (e.g. `sitewatch sites show {rid}`), re-apply your "
-                "edit and save again."
+                f"is version {given}. Reload it (e.g. `sitewatch sites show {reload}`), re-apply "
+                "your edit and save again."
             )
 
     # -- bulk import -------------------------------------------------------------------------
@@ -879,6 +880,16 @@ class Catalog:
     def list_sources(self) -> list[Source]:
         """Every source, by id."""
         return self._list(Source)
+
+    def source_citations(self) -> dict[str, list[str]]:
+        """The ids of the sites citing each source (sources no site cites are left out)."""
+        st = t.site_sources
+        q = sa.select(st.c.source_id, st.c.site_id).order_by(st.c.source_id, st.c.site_id)
+        out: dict[str, list[str]] = {}
+        with self._read() as conn:
+            for source_id, site_id in conn.execute(q):
+                out.setdefault(source_id, []).append(site_id)
+        return out
 
     def add_declaration(self, declaration: Declaration) -> Declaration:
         """Store a declaration (a party's list of declared sites)."""

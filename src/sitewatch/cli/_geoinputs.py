@@ -56,11 +56,15 @@ _GEOMETRY_TYPES = frozenset(
 )  # fmt: skip
 
 
+_KML = (".kml", ".kmz")
+
+
 def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict[str, Any]], CRS]:
     """Geometries (None where missing), properties (with ``id``) and CRS of a vector file.
 
     GeoJSON is read directly (a legacy ``crs`` member is honoured; a lone Feature or geometry
-    counts as a collection of one); other formats via pyogrio.
+    counts as a collection of one); other formats via pyogrio: the first layer, or every layer
+    of a KML/KMZ file (Google Earth's folders, named in the ``folder`` property).
     """
     p = Path(path)
     if not p.exists():
@@ -97,20 +101,28 @@ def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict
                 pr["id"] = f["id"]
             props.append(pr)
         return geoms, props, _geojson_crs(doc)
+    from pyogrio import list_layers
     from pyogrio.raw import read as ogr_read
 
     try:
-        meta, _, wkb, fields = ogr_read(p)
+        # a Google Earth file keeps each folder in a layer of its own: read them all
+        layers = [str(n) for n, g in list_layers(p) if g] if p.suffix.lower() in _KML else [None]
+        geoms, props, crs = [], [], None
+        for layer in layers:
+            meta, _, wkb, fields = ogr_read(p, layer=layer)
+            names = list(meta["fields"])
+            geoms += [shapely.from_wkb(w) if w is not None else None for w in wkb]
+            props += [
+                {
+                    **({"folder": layer} if layer is not None else {}),
+                    **{
+                        n: (col[i].item() if hasattr(col[i], "item") else col[i])
+                        for n, col in zip(names, fields, strict=True)
+                    },
+                }
+                for i in range(len(wkb))
+            ]
+            crs = crs or meta.get("crs")
     except Exception as exc:  # pyogrio raises its own DataSourceError family
         raise InputError(f"cannot read {p}: {exc}") from exc
-    names = list(meta["fields"])
-    geoms = [shapely.from_wkb(w) if w is not None else None for w in wkb]
-    props = [
-        {
-            n: (col[i].item() if hasattr(col[i], "item") else col[i])
-            for n, col in zip(names, fields, strict=True)
-        }
-        for i in range(len(geoms))
-    ]
-    crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else CRS.from_epsg(4326)
-    return geoms, props, crs
+    return geoms, props, CRS.from_user_input(crs) if crs else CRS.from_epsg(4326)

@@ -19,6 +19,9 @@ __all__ = ["cli", "main"]
 # name -> "module:attribute"; each subcommand lives in its own module of this package.
 _COMMANDS: dict[str, str] = {
     "sites": "sitewatch.cli.sites:sites",
+    "features": "sitewatch.cli.features:features",
+    "observations": "sitewatch.cli.observations:observations",
+    "sources": "sitewatch.cli.sources:sources",
     "demo": "sitewatch.cli.demo:demo",
     "search": "sitewatch.cli.search:search",
     "report": "sitewatch.cli.report:report",

@@ -105,6 +105,9 @@ def sites() -> None:
 @click.option("--tag", "tags", multiple=True)
 @click.option("--confidence", type=Finite(0, 1))
 @click.option("--notes", default="")
+@click.option(
+    "--source", "source_ids", multiple=True, help="Id of a source it cites (sources add)."
+)
 @json_option
 def add(site_id: str | None, aoi_wkt: str | None, as_json: bool, **kw: Any) -> None:
     """Add a site (SITE_ID defaults to a slug of --name)."""
@@ -112,7 +115,12 @@ def add(site_id: str | None, aoi_wkt: str | None, as_json: bool, **kw: Any) -> N
     site = Site(
         id=site_id or site_id_for(kw["name"]),
         aoi=aoi,
-        **{**kw, "aliases": tuple(kw["aliases"]), "tags": tuple(kw["tags"])},
+        **{
+            **kw,
+            "aliases": tuple(kw["aliases"]),
+            "tags": tuple(kw["tags"]),
+            "source_ids": tuple(kw["source_ids"]),
+        },
     )
     with open_catalog() as cat:
         stored = cat.add_site(site)
@@ -158,6 +166,7 @@ def show(site_id: str, as_json: bool) -> None:
         obs = cat.list_observations(site_id)
         meas = cat.list_measurements(site_id=site_id)
         events = cat.list_change_events(site_id)
+        cited = [cat.get_source(sid) for sid in site.source_ids]
     if as_json:
         echo_json(
             {
@@ -166,24 +175,43 @@ def show(site_id: str, as_json: bool) -> None:
                 "observations": jsonable(obs),
                 "measurements": jsonable(meas),
                 "change_events": jsonable(events),
+                "sources": jsonable(cited),
             }
         )
         return
+    from rich.markup import escape
+
     out = console()
-    out.print(f"[bold]{site.name}[/] ({site.id})  v{site.version}")
+    out.print(f"[bold]{escape(site.name)}[/] ({site.id})  v{site.version}")
     for key in ("lat", "lon", "category", "status", "declared", "country", "confidence"):
-        out.print(f"  {key:<11} {getattr(site, key)}")
-    for key in ("aliases", "tags", "source_ids"):
-        out.print(f"  {key:<11} {', '.join(getattr(site, key))}")
+        value = getattr(site, key)
+        if value is not None:
+            out.print(f"  {key:<11} {escape(str(value))}")
+    for key in ("aliases", "tags"):
+        if getattr(site, key):
+            out.print(f"  {key:<11} {escape(', '.join(getattr(site, key)))}")
     if site.notes:
-        out.print(f"  notes       {site.notes}")
+        out.print("  notes       " + escape(site.notes.replace("\n", "\n" + " " * 14)))
+    for s in cited:
+        licence = f" ({s.licence})" if s.licence else ""
+        out.print(f"  source      {escape(s.id)}: {escape(s.citation)}{escape(licence)}")
+        if s.url:
+            out.print(f"              {escape(s.url)}")
     out.print(
         f"  features {len(feats)}, observations {len(obs)}, measurements {len(meas)}, "
         f"change events {len(events)}"
     )
     for f in feats:
         attrs = ", ".join(f"{k}={v}" for k, v in f.attributes.items())
-        out.print(f"    - {f.kind} {f.name or f.id} {attrs}")
+        words = " ".join(w for w in (f.kind, escape(f.name), escape(attrs)) if w)
+        out.print(f"    - {words}  [dim]{f.id}[/]")
+    for o in obs:
+        phase = f" {o.phase.replace('_', ' ')}" if o.phase else ""
+        extra = f" ({len(o.evidence)} evidence)" if o.evidence else ""
+        out.print(
+            f"    - {o.acquired.date().isoformat()}{phase} {escape(o.sensor)}: "
+            f"{escape(o.text)}{extra}"
+        )
 
 
 @sites.command("edit")
@@ -200,6 +228,8 @@ def show(site_id: str, as_json: bool) -> None:
 @click.option("--add-tag", multiple=True)
 @click.option("--remove-tag", multiple=True)
 @click.option("--add-alias", multiple=True)
+@click.option("--add-source", multiple=True, help="Cite this source (its id; sources add).")
+@click.option("--remove-source", multiple=True, help="Stop citing this source.")
 @click.option("--expect-version", type=int, help="Fail unless the stored site is at this version.")
 @json_option
 def edit(
@@ -207,6 +237,8 @@ def edit(
     add_tag: Sequence[str],
     remove_tag: Sequence[str],
     add_alias: Sequence[str],
+    add_source: Sequence[str],
+    remove_source: Sequence[str],
     expect_version: int | None,
     as_json: bool,
     **kw: Any,
@@ -214,11 +246,22 @@ def edit(
     """Edit a site; refuses to overwrite someone else's newer edit."""
     with open_catalog() as cat:
         site = cat.get_site(site_id)
+        not_cited = [s for s in remove_source if s not in site.source_ids]
+        if not_cited:
+            raise InputError(
+                f"site {site_id!r} does not cite {', '.join(map(repr, not_cited))}; it cites "
+                f"{', '.join(map(repr, site.source_ids)) or 'no source'}"
+            )
         changes = {k: v for k, v in kw.items() if v is not None}
         tags = tuple(t for t in dict.fromkeys((*site.tags, *add_tag)) if t not in remove_tag)
         aliases = tuple(dict.fromkeys((*site.aliases, *add_alias)))
+        cited = tuple(
+            s for s in dict.fromkeys((*site.source_ids, *add_source)) if s not in remove_source
+        )
         version = expect_version if expect_version is not None else site.version
-        edited = dataclasses.replace(site, **changes, tags=tags, aliases=aliases, version=version)
+        edited = dataclasses.replace(
+            site, **changes, tags=tags, aliases=aliases, source_ids=cited, version=version
+        )
         stored = cat.update_site(edited)
     if as_json:
         echo_json(site_json(stored))

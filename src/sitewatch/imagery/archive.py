@@ -17,7 +17,6 @@ Every file is written to a temporary name in the same folder and moved into plac
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ from rasterio.errors import RasterioError
 from shapely.geometry import box, mapping
 
 from ..errors import ArchiveError, ImageryError, SourceError, gdal_text
-from ..files import atomic_path
+from ..files import atomic_path, sha256_file
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
 from .scene import DN_OFFSETS, REFLECTANCE, Scene
 from .sources.base import HrefModifier, ImagerySource, SceneReader
@@ -63,15 +62,6 @@ _EXTENSIONS = [
     "https://stac-extensions.github.io/view/v1.0.0/schema.json",
     "https://stac-extensions.github.io/file/v2.1.0/schema.json",
 ]
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """The hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _atomic(dest: Path) -> contextlib.AbstractContextManager[Path]:

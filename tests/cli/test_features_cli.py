@@ -1,0 +1,139 @@
+"""``sitewatch features``: record, import, edit and delete the features of a site."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyproj import Transformer
+
+Runner = Callable[..., Any]
+
+KML = """<?xml version="1.0" encoding="UTF-8"?>
+<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>Sakkanmol</name>
+<Folder><name>Portals</name>
+<Placemark><name>Portal 2</name><Point><coordinates>126.1085,38.5852,0</coordinates></Point></Placemark>
+<Placemark><name>Portal 3</name><Point><coordinates>126.1088,38.5853,0</coordinates></Point></Placemark>
+</Folder>
+<Folder><name>Berms</name>
+<Placemark><name>Berm 2</name><LineString><coordinates>126.1084,38.5850,0 126.1087,38.5851,0</coordinates></LineString></Placemark>
+</Folder></Document></kml>
+"""
+
+
+@pytest.fixture
+def site(sw: Runner) -> str:
+    r = sw(
+        "sites", "add", "sakkanmol", "--name", "Sakkanmol", "--lat", "38.5847", "--lon", "126.108"
+    )
+    assert r.code == 0, r.err
+    return "sakkanmol"
+
+
+def test_add_list_edit_delete_with_history(sw: Runner, site: str) -> None:
+    r = sw("features", "add", site, "--kind", "ugf_portal", "--lon", "126.1081", "--lat",
+           "38.5849", "--name", "portal 1", "--azimuth-deg", "135", "--attr", "state=active",
+           "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    portal = r.json()
+    assert portal["geometry"] == {"type": "Point", "coordinates": [126.1081, 38.5849]}
+    assert portal["attributes"] == {"state": "active", "azimuth_deg": 135.0}
+    r = sw("features", "add", site, "--kind", "berm", "--wkt",
+           "LINESTRING (126.1079 38.5846, 126.1083 38.5846)", "--height-m", "18",
+           "--first-seen", "2016-05-01", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    berm = r.json()
+    assert berm["first_seen"] == "2016-05-01" and berm["attributes"] == {"height_m": 18.0}
+
+    listed = sw("features", "list", site, "--kind", "berm", "--json").json()
+    assert [f["id"] for f in listed] == [berm["id"]]
+    table = sw("features", "list", site)
+    assert "portal 1" in table.out and "2 feature(s)" in table.err
+
+    r = sw("features", "edit", portal["id"], "--name", "portal 1 (north)", "--remove-attr",
+           "state", "--height-m", "6", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    edited = r.json()
+    assert edited["name"] == "portal 1 (north)" and edited["version"] == 2
+    assert edited["attributes"] == {"azimuth_deg": 135.0, "height_m": 6.0}
+    r = sw("features", "edit", portal["id"], "--name", "x", "--expect-version", "1")
+    assert r.code != 0 and "is at version 2, your copy is version 1" in r.err
+    r = sw("features", "edit", portal["id"], "--remove-attr", "colour")
+    assert r.code == 2 and "has no attribute 'colour'" in r.err
+
+    assert sw("features", "delete", berm["id"], "--yes").code == 0
+    assert [f["id"] for f in sw("features", "list", site, "--json").json()] == [portal["id"]]
+    history = sw("sites", "history", "--json").json()
+    actions = [(h["entity"], h["action"]) for h in history if h["entity"] == "feature"]
+    assert ("feature", "update") in actions and ("feature", "delete") in actions
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--kind", "berm"), "--lon and --lat, or --wkt"),
+        (("--kind", "berm", "--lon", "126.1", "--lat", "38.5", "--wkt", "POINT (1 2)"), "not both"),
+        (("--kind", "berm", "--wkt", "POLYGON ((1 2"), "not valid WKT"),
+        (("--kind", "berm", "--lon", "126.1", "--lat", "38.5", "--attr", "oops"), "KEY=VALUE"),
+        (("--kind", "silo", "--lon", "126.1", "--lat", "38.5"), "silo"),
+    ],
+)
+def test_bad_input_is_refused(sw: Runner, site: str, args: tuple[str, ...], message: str) -> None:
+    r = sw("features", "add", site, *args)
+    assert r.code == 2 and message in r.err
+    assert sw("features", "list", site, "--json").json() == []
+
+
+def test_unknown_site(sw: Runner) -> None:
+    r = sw("features", "add", "nowhere", "--kind", "berm", "--lon", "1", "--lat", "2")
+    assert r.code != 0 and "sitewatch sites list" in r.err
+
+
+def test_import_google_earth_folders_once(sw: Runner, site: str, tmp_path: Path) -> None:
+    kml = tmp_path / "sakkanmol.kml"
+    kml.write_text(KML)
+    r = sw("features", "import", site, str(kml))
+    assert r.code == 2 and "feature 1 (Portal 2) has no kind" in r.err and "--kind-field" in r.err
+    assert sw("features", "list", site, "--json").json() == []
+    r = sw("features", "import", site, str(kml), "--kind-field", "folder", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["added"] == 3
+    found = {f["name"]: f for f in sw("features", "list", site, "--json").json()}
+    assert {n: f["kind"] for n, f in found.items()} == {
+        "Portal 2": "ugf_portal",
+        "Portal 3": "ugf_portal",
+        "Berm 2": "berm",
+    }
+    assert found["Portal 2"]["geometry"]["coordinates"] == [126.1085, 38.5852]  # 2-D
+    again = sw("features", "import", site, str(kml), "--kind-field", "folder", "--json").json()
+    assert again["added"] == 0 and again["already_there"] == 3
+
+
+def test_import_projected_geojson_all_or_nothing(sw: Runner, site: str, tmp_path: Path) -> None:
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32652", always_xy=True)
+    x, y = to_utm.transform(126.1085, 38.5852)
+    doc = {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "EPSG:32652"}},
+        "features": [
+            {"type": "Feature", "properties": {"name": "P", "kind": "Portals", "height_m": 7},
+             "geometry": {"type": "Point", "coordinates": [x, y]}},
+            {"type": "Feature", "properties": {"name": "Q", "kind": "silo"},
+             "geometry": {"type": "Point", "coordinates": [x + 50, y]}},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "portals.geojson"
+    path.write_text(json.dumps(doc))
+    r = sw("features", "import", site, str(path))
+    assert r.code == 2 and "feature 2 (Q): kind 'silo'" in r.err
+    assert sw("features", "list", site, "--json").json() == []  # nothing half-imported
+    doc["features"] = doc["features"][:1]
+    path.write_text(json.dumps(doc))
+    assert sw("features", "import", site, str(path)).code == 0
+    (f,) = sw("features", "list", site, "--json").json()
+    lon, lat = f["geometry"]["coordinates"]
+    assert f["kind"] == "ugf_portal" and f["attributes"] == {"height_m": 7}
+    assert lon == pytest.approx(126.1085, abs=1e-7) and lat == pytest.approx(38.5852, abs=1e-7)

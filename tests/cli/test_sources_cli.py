@@ -1,0 +1,44 @@
+"""``sitewatch sources`` and the sites that cite them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Runner = Callable[..., Any]
+
+
+def test_sources_cited_by_sites(sw: Runner) -> None:
+    r = sw("sources", "add", "--citation",
+           "CSIS Beyond Parallel, Undeclared North Korea: The Sakkanmol Missile Operating Base "
+           "(2018)", "--url", "https://beyondparallel.csis.org/", "--licence",
+           "all rights reserved", "--accessed", "2026-12-01", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    src = r.json()
+    assert src["id"] == "csis-beyond-parallel-undeclared-north" and src["accessed"] == "2026-12-01"
+    assert sw("sources", "add", "nk-db", "--citation", "CNS North Korea Missile Test DB").code == 0
+    r = sw("sources", "add", "nk-db", "--citation", "again")
+    assert r.code != 0 and "already exists" in r.err
+    r = sw("sources", "add", "Bad Id", "--citation", "x")
+    assert r.code == 2 and "'bad-id'" in r.err
+
+    r = sw("sites", "add", "sakkanmol", "--name", "Sakkanmol", "--lat", "38.58", "--lon", "126.1",
+           "--source", src["id"])  # fmt: skip
+    assert r.code == 0, r.err
+    r = sw("sites", "add", "kal-gol", "--name", "Kal-gol", "--lat", "38.68", "--lon", "126.72",
+           "--source", "nope")  # fmt: skip
+    assert r.code != 0 and "unknown source id(s) 'nope'" in r.err and "sources add" in r.err
+    r = sw("sites", "edit", "sakkanmol", "--add-source", "nk-db", "--json")
+    assert r.code == 0 and r.json()["source_ids"] == [src["id"], "nk-db"]
+    r = sw("sites", "edit", "sakkanmol", "--remove-source", "other")
+    assert r.code == 2 and "does not cite 'other'" in r.err
+
+    listed = {s["id"]: s["sites"] for s in sw("sources", "list", "--json").json()}
+    assert listed == {src["id"]: ["sakkanmol"], "nk-db": ["sakkanmol"]}
+    shown = sw("sites", "show", "sakkanmol", "--json").json()
+    assert [s["citation"] for s in shown["sources"]][1] == "CNS North Korea Missile Test DB"
+    text = sw("sites", "show", "sakkanmol").out
+    assert "https://beyondparallel.csis.org/" in text and "(all rights reserved)" in text
+    r = sw("sites", "edit", "sakkanmol", "--remove-source", "nk-db", "--json")
+    assert r.json()["source_ids"] == [src["id"]]
+    assert sw("sources", "list", "--json").json()[1]["sites"] == []
