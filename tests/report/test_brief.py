@@ -72,6 +72,46 @@ def test_brief_without_imagery_says_so(site_catalog, tmp_path: Path) -> None:
         write_site_brief(site_catalog, "test-base", tmp_path, formats=("docx",))
 
 
+def test_brief_shows_the_evidence(site_catalog, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sitewatch.catalog.evidence import store_evidence
+    from sitewatch.catalog.models import Observation
+
+    folder = tmp_path / "evidence"
+    shot = tmp_path / "portal.png"
+    Image.new("RGB", (1200, 600), (200, 90, 40)).save(shot)
+    note = tmp_path / "note.txt"
+    note.write_text("seen from the ridge")
+    image_ref, note_ref = store_evidence(shot, folder), store_evidence(note, folder)
+    gone = "evidence:" + "0" * 64 + "/lost.png"
+    site_catalog.add_observation(
+        Observation(
+            "o-evidence",
+            "test-base",
+            datetime(2024, 3, 1, tzinfo=UTC),
+            text="new spoil at Portal A",
+            evidence=(image_ref, note_ref, "https://example.org/shot.jpg", gone),
+        )
+    )
+    files = write_site_brief(
+        site_catalog, "test-base", tmp_path / "out", formats=("html",), evidence_dir=folder
+    )
+    html = files["html"].read_text(encoding="utf-8")
+    section = html[html.index("<h2>Evidence</h2>") : html.index("<h2>Sources</h2>")]
+    assert section.count("new spoil at Portal A") == 4
+    assert "SHA-256 " + image_ref[9:73] in section and "note.txt" in section
+    assert "https://example.org/shot.jpg" in section and "lost.png" in section
+    assert "is not in the evidence folder" in section  # a lost file is said, not hidden
+    (thumb,) = re.findall(r'<img src="data:image/png;base64,([^"]+)"', section)
+    import base64
+    import io
+
+    with Image.open(io.BytesIO(base64.b64decode(thumb))) as im:
+        assert im.size == (480, 240)  # scaled to fit, aspect kept
+    assert _external_refs(html) == []
+
+
 def test_pdf_brief_renders_and_holds_the_content(site_catalog, make_chip, tmp_path: Path) -> None:
     pdftoppm = need_tool("pdftoppm")
     pdftotext = need_tool("pdftotext")

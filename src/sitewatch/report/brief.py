@@ -11,6 +11,7 @@ fetcher that accepts only ``data:`` URIs.
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import logging
@@ -34,7 +35,7 @@ from ..catalog.models import (
     Site,
     Source,
 )
-from ..errors import ConfigError, InputError, MissingExtraError, NotFound
+from ..errors import ConfigError, InputError, MissingExtraError, NotFound, SitewatchError
 from ..files import atomic_path, make_folder
 from ..geo import geodesic_area
 from ._imagery import ImageChip, as_image_chip
@@ -380,6 +381,56 @@ def _history(data: SiteData) -> list[dict[str, str]]:
     return [r for _, r in sorted(rows, key=lambda t: t[0])]
 
 
+_THUMB_PX = 480
+_MAX_EVIDENCE_BYTES = 50 << 20  # larger images are listed, not decoded into the brief
+
+
+def _thumbnail(path: Path) -> str | None:
+    """A PNG ``data:`` URI of an image file scaled to fit 480 px, or None if it is no image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if path.stat().st_size > _MAX_EVIDENCE_BYTES:
+        return None
+    try:
+        with Image.open(path) as img:
+            img.thumbnail((_THUMB_PX, _THUMB_PX))
+            buf = io.BytesIO()
+            img.convert("RGB").save(buf, format="PNG")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        return None
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def evidence_rows(
+    observations: Sequence[Observation], folder: str | Path
+) -> list[dict[str, str | None]]:
+    """One row per evidence item of the observations: its date, the observation's text, the
+    file's name and SHA-256 (or the web address), and a thumbnail for an image. A stored file
+    that is missing or altered is reported as such in the row, not left out."""
+    from ..catalog.evidence import EVIDENCE_SCHEME, resolve_evidence
+
+    rows: list[dict[str, str | None]] = []
+    for o in observations:
+        for ref in o.evidence:
+            row: dict[str, str | None] = {
+                "date": o.acquired.date().isoformat(),
+                "text": o.text,
+                "name": ref,
+                "sha256": None,
+                "image": None,
+                "problem": None,
+            }
+            if ref.startswith(EVIDENCE_SCHEME):
+                digest, _, name = ref.removeprefix(EVIDENCE_SCHEME).partition("/")
+                row.update(name=name, sha256=digest)
+                try:
+                    row["image"] = _thumbnail(resolve_evidence(ref, folder))
+                except SitewatchError as exc:
+                    row["problem"] = str(exc)
+            rows.append(row)
+    return rows
+
+
 def render_site_html(
     data: SiteData,
     figures: Sequence[BriefFigure] = (),
@@ -387,6 +438,7 @@ def render_site_html(
     imagery_note: str = "",
     credits: Sequence[str] = (),
     generated: datetime | None = None,
+    evidence: Sequence[Mapping[str, str | None]] = (),
 ) -> str:
     """The brief as one self-contained HTML document."""
     names = {f.id: f.name or f.kind.replace("_", " ") for f in data.features}
@@ -419,6 +471,7 @@ def render_site_html(
             last_activity=data.last_activity.isoformat() if data.last_activity else "",
             measurements=measurements,
             history=_history(data),
+            evidence=evidence,
             sources=data.sources,
             figures=figures,
             imagery_note=imagery_note,
@@ -467,13 +520,15 @@ def write_site_brief(
     boundaries: str | Path | None = None,
     imagery_note: str | None = None,
     stac: bool = True,
+    evidence_dir: str | Path | None = None,
 ) -> dict[str, Path]:
     """Write a site's brief into ``outdir``; returns the written files by key.
 
     Keys: ``html`` and/or ``pdf`` (``<site>-brief.html/.pdf``), ``figure_<name>`` (PNG/GIF under
     ``figures/``), and ``stac`` (``collection.json`` of these products) when ``stac``. ``chips``
     are anything :func:`~sitewatch.report.as_image_chip` accepts (ImageChip, imagery Chip,
-    ArchivedChip, GeoTIFF path).
+    ArchivedChip, GeoTIFF path). The observations' stored evidence is read from
+    ``evidence_dir`` (by default the configured evidence folder).
     """
     fmts = _check_formats(formats)
     out = make_folder(outdir)
@@ -490,7 +545,17 @@ def write_site_brief(
             )
         )
     credits = [c.source for c in images if c.source]
-    html = render_site_html(data, figures, imagery_note=imagery_note, credits=credits)
+    if evidence_dir is None:
+        from ..config import get_settings
+
+        evidence_dir = get_settings().evidence_path
+    html = render_site_html(
+        data,
+        figures,
+        imagery_note=imagery_note,
+        credits=credits,
+        evidence=evidence_rows(data.observations, evidence_dir),
+    )
     written: dict[str, Path] = {}
     for fig in figures:
         suffix = ".gif" if fig.mime == "image/gif" else ".png"
