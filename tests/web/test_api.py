@@ -229,6 +229,84 @@ def test_records_of_a_site(client: Any, web_env: Any) -> None:
     assert changes[0]["area_m2"] == 1200.0 and changes[0]["geometry"]["type"] == "Polygon"
 
 
+def test_sources_cited_by_a_site(client: Any, web_env: Any) -> None:
+    h, viewer = web_env.auth("analyst"), web_env.auth("viewer")
+    body = {"citation": "Analyst Group, Hidden Bases Report (2019)", "url": "https://example.org/r"}
+    assert client.post("/api/sources", json=body, headers=viewer).status_code == 403
+    r = client.post("/api/sources", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    src = r.json()
+    assert src["id"] == "analyst-group-hidden-bases-report-2019"
+    assert client.post("/api/sources", json=body, headers=h).status_code == 409  # same id
+    bad = client.post(
+        "/api/sources", json={"citation": "x", "url": "javascript:alert(1)"}, headers=h
+    )
+    assert bad.status_code == 422
+    assert [s["id"] for s in client.get("/api/sources", headers=viewer).json()] == [src["id"]]
+    site = client.get("/api/sites/alpha-base", headers=h).json()
+    r = client.patch(
+        "/api/sites/alpha-base",
+        json={"version": site["version"], "source_ids": [src["id"]]},
+        headers=h,
+    )
+    assert r.status_code == 200 and r.json()["source_ids"] == [src["id"]]
+    r = client.patch(
+        "/api/sites/alpha-base", json={"version": r.json()["version"], "source_ids": ["nope"]},
+        headers=h,
+    )  # fmt: skip
+    assert r.status_code == 404 and "sources add" in r.json()["detail"]
+
+
+def test_evidence_upload_observation_and_download(client: Any, web_env: Any) -> None:
+    import hashlib
+
+    from sitewatch.web.api.evidence import MAX_EVIDENCE_BYTES
+
+    h, viewer = web_env.auth("analyst"), web_env.auth("viewer")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    assert client.post("/api/evidence?name=a.png", content=png, headers=viewer).status_code == 403
+    r = client.post("/api/evidence?name=..%2F..%2Fportal%201.png", content=png, headers=h)
+    assert r.status_code == 201, r.text
+    up = r.json()
+    digest = hashlib.sha256(png).hexdigest()
+    assert up == {
+        "reference": f"evidence:{digest}/portal_1.png",
+        "name": "portal_1.png",
+        "sha256": digest,
+        "size": len(png),
+    }
+    html = client.post("/api/evidence?name=page.html", content=b"<script>x</script>", headers=h)
+    assert html.status_code == 201
+    assert client.post("/api/evidence?name=e.png", content=b"", headers=h).status_code in (
+        400,
+        422,
+    )
+    big = client.post(
+        "/api/evidence?name=big.bin", content=b"\0" * (MAX_EVIDENCE_BYTES + 1), headers=h
+    )
+    assert big.status_code in (400, 413, 422) and "50 MB" in big.text
+
+    obs = {"acquired": "2024-05-01T03:00:00Z", "text": "new spoil"}
+    for bad in ("/etc/passwd", "evidence:" + "0" * 64 + "/gone.png"):
+        r = client.post("/api/sites/alpha-base/observations", json={**obs, "evidence": [bad]},
+                        headers=h)  # fmt: skip
+        assert r.status_code in (400, 404, 422), r.text
+    refs = [up["reference"], html.json()["reference"], "https://example.org/shot.jpg"]
+    r = client.post("/api/sites/alpha-base/observations", json={**obs, "evidence": refs}, headers=h)
+    assert r.status_code == 201 and r.json()["evidence"] == refs
+
+    got = client.get(f"/api/evidence/{digest}/portal_1.png", headers=viewer)
+    assert got.status_code == 200 and got.content == png
+    assert got.headers["content-type"] == "image/png" and got.headers["x-content-type-options"]
+    assert got.headers["content-disposition"].startswith("inline")
+    page = client.get("/api/evidence/" + html.json()["reference"][9:], headers=viewer)
+    assert page.headers["content-type"] == "application/octet-stream"
+    assert page.headers["content-disposition"].startswith("attachment")
+    assert "sandbox" in page.headers["content-security-policy"]
+    assert client.get(f"/api/evidence/{digest}/other.png", headers=viewer).status_code == 404
+    assert client.get(f"/api/evidence/{digest}/portal_1.png").status_code == 401
+
+
 def test_shadow_height_tool(client: Any, web_env: Any) -> None:
     geod = Geod(ellps="WGS84")
     # a shadow 20 m long pointing away from the sun (azimuth 150 -> shadow towards 330)

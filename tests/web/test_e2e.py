@@ -191,3 +191,47 @@ def test_site_brief_from_the_site_page(page: Any, live_server: Any) -> None:
         link.click()
     html = Path(info.value.path()).read_text(encoding="utf-8")
     assert "Alpha Base" in html and "<html" in html.lower()
+
+
+def test_observation_with_evidence_and_a_cited_source(
+    page: Any, live_server: Any, tmp_path: Path
+) -> None:
+    """An analyst records an observation with an evidence image from the site page, opens the
+    evidence again through its link, and adds and cites a source."""
+    from PIL import Image
+
+    shot = tmp_path / "portal.png"
+    Image.new("RGB", (64, 32), (200, 90, 40)).save(shot)
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.wait_for_selector("#obs-add")
+    page.fill("#obs-date", "2024-06-02")
+    page.select_option("#obs-phase", "active_construction")
+    page.fill("#obs-text", "fresh spoil at the portal")
+    page.set_input_files("#obs-files", str(shot))
+    page.fill("#obs-url", "https://example.org/shot.jpg")
+    page.click("#obs-add")
+    link = page.locator("#observation-list a:has-text('portal.png')")
+    link.wait_for()
+    assert (
+        page.locator("#observation-list li")
+        .first.inner_text()
+        .startswith("2024-06-02 active construction fresh spoil at the portal")
+    )  # the newest first
+    got = page.request.get(live_server.url + str(link.get_attribute("href")))
+    assert got.ok and got.body() == shot.read_bytes()  # the same bytes, with the page's session
+    with Catalog(live_server.env.url) as cat:
+        (obs,) = [o for o in cat.list_observations("alpha-base") if o.text.startswith("fresh")]
+    assert obs.phase == "active_construction" and obs.analyst == "analyst"
+    assert obs.evidence[0].endswith("/portal.png")
+    assert obs.evidence[1] == "https://example.org/shot.jpg"
+
+    page.fill("#source-citation", "Analyst Group, Hidden Bases Report (2019)")
+    page.fill("#source-url", "https://example.org/report")
+    page.click("#source-add")
+    sid = "analyst-group-hidden-bases-report-2019"
+    page.wait_for_selector(f"#source-list li[data-source={sid}]")
+    assert "https://example.org/report" in page.locator("#source-list").inner_text()
+    with Catalog(live_server.env.url) as cat:
+        assert cat.get_site("alpha-base").source_ids == (sid,)

@@ -1,7 +1,8 @@
 // The site page: edit form, imagery timeline with before/after swipe, change overlays, activity
-// plot, features (draw, edit, move vertices), the shadow-height tool, measurements and history.
+// plot, features (draw, edit, move vertices), the shadow-height tool, measurements, observations
+// with their evidence, the sources the site cites, and history.
 import L from "leaflet";
-import { get, post, patch, del } from "./api.js";
+import { get, post, patch, del, upload } from "./api.js";
 import { h, svg, select, toast, fmtDate } from "./dom.js";
 import { state, canWrite, fitView } from "./main.js";
 
@@ -26,17 +27,29 @@ export function changeKinds(change, most = 3) {
   return " · " + areas.slice(0, most).map(([k, a]) => `${Math.round((100 * a) / total)}% ${name(k)}`).join(", ");
 }
 
+// An evidence item as a link: a stored file (evidence:<sha256>/<name>) through the API, a web
+// address as it is; anything else (an imported string, javascript: and the like) as plain text.
+export function evidenceLink(ref) {
+  const m = /^evidence:([0-9a-f]{64})\/([^/\\]+)$/.exec(ref);
+  if (m) return h("a", { href: `/api/evidence/${m[1]}/${encodeURIComponent(m[2])}`, target: "_blank", rel: "noopener", title: `SHA-256 ${m[1]}` }, m[2]);
+  if (/^https?:\/\/\S+$/i.test(ref)) return h("a", { href: ref, target: "_blank", rel: "noopener noreferrer" }, ref);
+  return h("span", {}, ref);
+}
+
 export async function sitePage(siteId) {
   const map = state.map;
-  const [site0, features0, observations, changes, chips, measurements0] = await Promise.all([
+  const [site0, features0, observations0, changes, chips, measurements0, sources0] = await Promise.all([
     get(`/api/sites/${encodeURIComponent(siteId)}`),
     get(`/api/sites/${encodeURIComponent(siteId)}/features`),
     get(`/api/sites/${encodeURIComponent(siteId)}/observations`),
     get(`/api/sites/${encodeURIComponent(siteId)}/changes`),
     get(`/api/sites/${encodeURIComponent(siteId)}/imagery`),
     get(`/api/measurements?site_id=${encodeURIComponent(siteId)}`),
+    get("/api/sources"),
   ]);
   let site = site0;
+  let observations = observations0;
+  let sources = sources0;
   let features = features0;
   let measurements = measurements0;
   const cleanups = [];
@@ -388,6 +401,112 @@ export async function sitePage(siteId) {
     if (!measurements.length) measurementList.append(h("li", { class: "muted" }, "none yet"));
   }
   renderMeasurements();
+  // --- observations with their evidence -----------------------------------------------------
+  const observationList = h("ul", { class: "list", id: "observation-list" });
+  function renderObservations() {
+    observationList.replaceChildren(
+      ...[...observations].reverse().map((o) =>
+        h("li", { "data-observation": o.id },
+          h("strong", {}, fmtDate(o.acquired)), " ", (o.phase || "").replaceAll("_", " "), " ", o.text,
+          h("span", { class: "muted" }, ` · ${[o.sensor, o.analyst].filter(Boolean).join(" · ")}`),
+          o.evidence.length ? h("div", { class: "evidence" }, ...o.evidence.flatMap((e, i) => [i ? " · " : "", evidenceLink(e)])) : null,
+        ),
+      ),
+    );
+    if (!observations.length) observationList.append(h("li", { class: "muted" }, "none yet"));
+  }
+  renderObservations();
+  const obsForm = {
+    date: h("input", { type: "date", id: "obs-date", value: new Date().toISOString().slice(0, 10) }),
+    phase: select([["", "(no phase)"], ...state.config.phases.map((p) => [p, p.replaceAll("_", " ")])], "", { id: "obs-phase" }),
+    sensor: h("input", { type: "text", id: "obs-sensor", placeholder: "sensor, e.g. WorldView-3" }),
+    text: h("textarea", { id: "obs-text", placeholder: "what was seen" }),
+    files: h("input", { type: "file", id: "obs-files", multiple: true }),
+    url: h("input", { type: "url", id: "obs-url", placeholder: "or a web address (https://...)" }),
+  };
+  const addObservation = async (ev) => {
+    const button = ev.target;
+    if (!obsForm.date.value) return toast("give the acquisition date", true);
+    button.disabled = true;
+    try {
+      const evidence = [];
+      for (const file of obsForm.files.files) evidence.push((await upload(file)).reference);
+      if (obsForm.url.value.trim()) evidence.push(obsForm.url.value.trim());
+      const obs = await post(`/api/sites/${site.id}/observations`, {
+        acquired: `${obsForm.date.value}T00:00:00Z`,
+        phase: obsForm.phase.value || null,
+        sensor: obsForm.sensor.value.trim(),
+        text: obsForm.text.value.trim(),
+        evidence,
+      });
+      observations = [...observations, obs].sort((a, b) => Date.parse(a.acquired) - Date.parse(b.acquired));
+      for (const k of ["text", "files", "url"]) obsForm[k].value = "";
+      renderObservations();
+      drawPlot();
+      toast(`observation recorded${evidence.length ? ` with ${evidence.length} evidence item(s)` : ""}`);
+      loadHistory();
+    } catch (e) {
+      toast(e.message, true);
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const observationForm = canWrite()
+    ? [h("div", { class: "card", id: "observation-form" },
+        h("div", { class: "row" }, h("label", {}, "Date", obsForm.date), h("label", {}, "Phase", obsForm.phase)),
+        h("label", {}, "Sensor", obsForm.sensor),
+        h("label", {}, "Observation", obsForm.text),
+        h("label", {}, "Evidence files", obsForm.files),
+        obsForm.url,
+        h("button", { class: "primary", id: "obs-add", onclick: addObservation }, "Add observation"),
+      )]
+    : [];
+
+  // --- sources the site cites ---------------------------------------------------------------
+  const sourceList = h("ul", { class: "list", id: "source-list" });
+  const citeSelect = h("select", { id: "cite-source" });
+  function renderSources() {
+    const byId = Object.fromEntries(sources.map((s) => [s.id, s]));
+    sourceList.replaceChildren(
+      ...site.source_ids.map((id) => {
+        const s = byId[id] || { id, citation: id };
+        return h("li", { "data-source": id }, s.citation,
+          s.url ? [" ", evidenceLink(s.url)] : null,
+          h("span", { class: "muted" }, [s.accessed ? ` · accessed ${s.accessed}` : "", s.licence ? ` · ${s.licence}` : ""].join("")));
+      }),
+    );
+    if (!site.source_ids.length) sourceList.append(h("li", { class: "muted" }, "no source cited"));
+    citeSelect.replaceChildren(...sources.filter((s) => !site.source_ids.includes(s.id)).map((s) => h("option", { value: s.id }, s.citation)));
+  }
+  renderSources();
+  const cite = async (id) => {
+    site = await patch(`/api/sites/${site.id}`, { version: site.version, source_ids: [...site.source_ids, id] });
+    versionNote.textContent = `version ${site.version}`;
+    renderSources();
+    loadHistory();
+  };
+  const newCitation = h("input", { type: "text", id: "source-citation", placeholder: "citation, e.g. CSIS, Undeclared North Korea (2018)" });
+  const newUrl = h("input", { type: "url", id: "source-url", placeholder: "https://..." });
+  const sourceForm = canWrite()
+    ? [h("div", { class: "card", id: "source-form" },
+        h("div", { class: "row" }, citeSelect, h("button", { id: "cite-add", onclick: async () => {
+          if (!citeSelect.value) return toast("every source is cited already; add a new one", true);
+          try { await cite(citeSelect.value); toast("source cited"); } catch (e) { toast(e.message, true); }
+        } }, "Cite")),
+        newCitation,
+        h("div", { class: "row" }, newUrl, h("button", { id: "source-add", onclick: async () => {
+          if (!newCitation.value.trim()) return toast("give the citation", true);
+          try {
+            const src = await post("/api/sources", { citation: newCitation.value.trim(), url: newUrl.value.trim() || null });
+            sources = [...sources, src];
+            await cite(src.id);
+            newCitation.value = newUrl.value = "";
+            toast("source added and cited");
+          } catch (e) { toast(e.message, true); }
+        } }, "Add and cite")),
+      )]
+    : [];
+
   const historyList = h("ul", { class: "list", id: "history-list" });
   async function loadHistory() {
     const hist = await get(`/api/sites/${site.id}/history?limit=20`);
@@ -426,6 +545,12 @@ export async function sitePage(siteId) {
     shadowOut,
     h("h3", {}, "Measurements"),
     measurementList,
+    h("h3", {}, "Observations"),
+    ...observationForm,
+    observationList,
+    h("h3", {}, "Sources"),
+    sourceList,
+    ...sourceForm,
     h("h3", {}, "History"),
     historyList,
   );

@@ -52,15 +52,21 @@ def store_evidence(path: str | Path, folder: str | Path) -> str:
     return f"{EVIDENCE_SCHEME}{digest}/{name}"
 
 
-def evidence_reference(value: str, folder: str | Path) -> str:
+def evidence_reference(value: str, folder: str | Path, *, local_files: bool = True) -> str:
     """The reference to record for ``value``: a web address as it is, a stored reference
-    (``evidence:...``) once checked, or a local file stored by :func:`store_evidence`."""
+    (``evidence:...``) once checked, or a local file stored by :func:`store_evidence`
+    (refused without ``local_files``: a web client names no file of the server)."""
     text = value.strip()
     if _URL_RE.match(text):
         return text
     if text.startswith(EVIDENCE_SCHEME):
         resolve_evidence(text, folder)
         return text
+    if not local_files:
+        raise InputError(
+            f"evidence {text[:80]!r} is neither a web address (https://...) nor a reference "
+            "returned by POST /api/evidence; upload the file first"
+        )
     return store_evidence(text, folder)
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "new_id",
     "site_id_for",
     "slugify",
+    "source_id_for",
     "stable_id",
     "utcnow",
 ]
@@ -85,6 +86,18 @@ def site_id_for(name: str) -> str:
     if not name.strip():
         raise InputError("a site needs a name that is not blank")
     return slugify(name) or f"site-{stable_id(name)[:10]}"
+
+
+def source_id_for(citation: str) -> str:
+    """The id a source gets when none is given: the slug of its citation's first words, at
+    most 40 characters and cut between words (``source-`` and a hash for a citation with no
+    Latin letters or digits)."""
+    slug = ""
+    for word in slugify(citation).split("-"):
+        if slug and len(slug) + 1 + len(word) > 40:
+            break
+        slug = f"{slug}-{word}" if slug else word[:40]
+    return slug or f"source-{stable_id(citation)[:10]}"
 
 
 def stable_id(*parts: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..catalog.models import Source, slugify
+from ..catalog.models import Source, slugify, source_id_for
 from ..errors import InputError
 from .options import console, echo_json, err_console, json_option, open_catalog
 from .options import table as make_table
@@ -24,16 +24,6 @@ def source_json(s: Source) -> dict[str, Any]:
 
     data: dict[str, Any] = jsonable(s)
     return data
-
-
-def _default_id(citation: str) -> str:
-    """A slug of the citation's first words, at most 40 characters, cut between words."""
-    slug = ""
-    for word in slugify(citation).split("-"):
-        if slug and len(slug) + 1 + len(word) > 40:
-            break
-        slug = f"{slug}-{word}" if slug else word[:40]
-    return slug
 
 
 @click.group()
@@ -59,7 +49,7 @@ def add(
     as_json: bool,
 ) -> None:
     """Add a source (SOURCE_ID defaults to a slug of the citation's first words)."""
-    sid = source_id or _default_id(citation)
+    sid = source_id or source_id_for(citation)
     if not sid or sid != slugify(sid):
         raise InputError(
             f"source id {sid!r} is not a slug (lower-case letters, digits and '-'), "

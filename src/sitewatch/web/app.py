@@ -105,6 +105,7 @@ def create_app(
         settings=web,
         archive_root=archive,
         workdir=workdir,
+        evidence_root=core.evidence_path,
         reader=reader,
         users=UserStore.for_catalog(reader, cache_s=web.auth_cache_s),
         tiles=TileRenderer(

@@ -86,6 +86,7 @@ class AppContext:
     settings: WebSettings
     archive_root: Path
     workdir: Path
+    evidence_root: Path
     reader: Catalog
     users: UserStore
     tiles: TileRenderer

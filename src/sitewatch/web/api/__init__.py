@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import alerts, candidates, features, imagery, records, reports, session, sites, tools, users
+from . import (
+    alerts,
+    candidates,
+    evidence,
+    features,
+    imagery,
+    records,
+    reports,
+    session,
+    sites,
+    sources,
+    tools,
+    users,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -13,6 +26,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     sites.router,
     features.router,
     records.router,
+    sources.router,
+    evidence.router,
     alerts.router,
     candidates.router,
     reports.router,

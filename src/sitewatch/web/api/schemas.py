@@ -26,6 +26,7 @@ __all__ = [
     "ChipOut",
     "ConfigOut",
     "ErrorOut",
+    "EvidenceOut",
     "FeatureIn",
     "FeatureOut",
     "FeaturePatch",
@@ -43,6 +44,8 @@ __all__ = [
     "SiteIn",
     "SiteOut",
     "SitePatch",
+    "SourceIn",
+    "SourceOut",
     "TokenOut",
     "TriageIn",
     "UserIn",
@@ -144,6 +147,39 @@ class SitePatch(_In):
     confidence: float | None = Field(None, ge=0.0, le=1.0)
     tags: list[str] | None = Field(None, max_length=50)
     notes: str | None = Field(None, max_length=20000)
+    source_ids: list[str] | None = Field(
+        None, max_length=100, description="ids of the sources the site cites (see /api/sources)"
+    )
+
+
+class SourceOut(_Out):
+    id: str
+    citation: str
+    url: str | None
+    licence: str | None
+    accessed: date | None
+    notes: str
+    version: int
+
+
+class SourceIn(_In):
+    id: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,127}$",
+        description="slug; made from the citation's first words if left out",
+    )
+    citation: str = Field(min_length=1, max_length=2000)
+    url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
+    licence: str | None = Field(None, max_length=256)
+    accessed: date | None = None
+    notes: str = Field("", max_length=20000)
+
+
+class EvidenceOut(_Out):
+    reference: str = Field(description="evidence:<sha256>/<name>, for an observation's evidence")
+    name: str
+    sha256: str
+    size: int
 
 
 class FeatureOut(_Out):
@@ -207,6 +243,11 @@ class ObservationIn(_In):
     view_off_nadir: float | None = Field(None, ge=0.0, le=90.0)
     phase: ActivityPhase | None = None
     text: str = Field("", max_length=20000)
+    evidence: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="references from POST /api/evidence, or web addresses (https://...)",
+    )
 
 
 class MeasurementOut(_Out):

@@ -97,8 +97,10 @@ def edit_site(site_id: str, body: SitePatch, ctx: Ctx, who: Analyst) -> Response
     changes: dict[str, Any] = {
         k: v
         for k, v in body.model_dump(exclude_unset=True).items()
-        if k not in ("version", "aoi", "clear_aoi", "aliases", "tags")
+        if k not in ("version", "aoi", "clear_aoi", "aliases", "tags", "source_ids")
     }
+    if body.source_ids is not None:
+        changes["source_ids"] = tuple(body.source_ids)
     if body.aliases is not None:
         changes["aliases"] = tuple(body.aliases)
     if body.tags is not None:
