@@ -325,3 +325,33 @@ def test_read_geofile_refuses_json_that_is_not_features(
     path.write_text(json.dumps(doc))
     with pytest.raises(InputError, match=said):
         read_geofile(path)
+
+
+def test_record_a_reported_measurement(sw: Any) -> None:
+    assert (
+        sw("sites", "add", "sakkanmol", "--name", "S", "--lat", "38.58", "--lon", "126.1").code == 0
+    )
+    assert sw("sites", "add", "other", "--name", "O", "--lat", "38.6", "--lon", "126.2").code == 0
+    berm = sw("features", "add", "sakkanmol", "--kind", "berm", "--lon", "126.1", "--lat", "38.58",
+              "--json").json()["id"]  # fmt: skip
+    obs = sw("observations", "add", "sakkanmol", "--date", "2017-11-01", "--json").json()["id"]
+    r = sw("measure", "record", "sakkanmol", "--kind", "height", "--value", "18",
+           "--uncertainty", "3", "--feature", berm, "--observation", obs, "--method",
+           "reported (CSIS 2018)", "--input", "source=csis-2018", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    m = r.json()
+    assert (m["kind"], m["value"], m["unit"], m["uncertainty"]) == ("height", 18.0, "m", 3.0)
+    assert m["feature_id"] == berm and m["observation_id"] == obs and m["analyst"] == "tester"
+    assert m["inputs"] == {"source": "csis-2018"} and m["method"] == "reported (CSIS 2018)"
+    r = sw("measure", "record", "sakkanmol", "--kind", "volume", "--value", "52000", "--json")
+    assert r.json()["unit"] == "m3" and r.json()["method"] == "manual"
+    for args, message in [
+        (("other", "--feature", berm), "not a feature of site 'other'"),
+        (("other", "--observation", obs), "no observation of site 'other'"),
+        (("sakkanmol", "--input", "source"), "KEY=VALUE"),
+        (("sakkanmol", "--value", "nan"), "not a finite number"),
+    ]:
+        r = sw("measure", "record", *args[:1], "--kind", "height", "--value", "1", *args[1:])
+        assert r.code == 2 and message in r.err, (args, r.err)
+    shown = sw("sites", "show", "sakkanmol", "--json").json()
+    assert [x["kind"] for x in shown["measurements"]] == ["height", "volume"]

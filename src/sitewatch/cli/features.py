@@ -24,7 +24,15 @@ from ..errors import InputError
 from ..geo import to_crs
 from ..types import FEATURE_KINDS
 from ._geoinputs import read_geofile
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import (
+    Finite,
+    console,
+    echo_json,
+    err_console,
+    json_option,
+    open_catalog,
+    parse_pairs,
+)
 from .options import table as make_table
 
 __all__ = ["features"]
@@ -51,12 +59,7 @@ def _geometry(wkt: str | None, lon: float | None, lat: float | None) -> BaseGeom
 
 
 def _attributes(pairs: Sequence[str], numbers: dict[str, float | None]) -> dict[str, Any]:
-    attrs: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--attr needs KEY=VALUE (e.g. --attr material=rock), got {pair!r}")
-        attrs[key.strip()] = value.strip()
+    attrs: dict[str, Any] = dict(parse_pairs(pairs, "--attr", "material=rock"))
     attrs.update({k: v for k, v in numbers.items() if v is not None})
     return attrs
 

@@ -17,9 +17,9 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, InputError, gdal_text
-from ..types import MeasurementKind
+from ..types import MEASUREMENT_KINDS, MeasurementKind
 from ._geoinputs import parse_lonlat, read_geofile
-from .options import Finite, console, echo_json, json_option, open_catalog
+from .options import Finite, console, echo_json, json_option, open_catalog, parse_pairs
 from .options import table as make_table
 
 __all__ = ["measure"]
@@ -226,6 +226,76 @@ def _store(site_id: str, rows: Sequence[dict[str, Any]], kind: MeasurementKind) 
 @click.group()
 def measure() -> None:
     """Measure heights from shadows, distances, areas, volumes and tunnel lengths."""
+
+
+_UNITS = {"area": "m2", "volume": "m3", "azimuth": "deg", "defilade": "m"}
+
+
+@measure.command("record")
+@click.argument("site_id")
+@click.option("--kind", type=click.Choice(MEASUREMENT_KINDS), required=True)
+@click.option("--value", type=Finite(), required=True)
+@click.option("--unit", help="Default: m, m2 for an area, m3 for a volume, deg for an azimuth.")
+@click.option("--uncertainty", type=Finite(0), help="One standard deviation, in the unit.")
+@click.option("--feature", "feature_id", help="The feature measured (features list).")
+@click.option("--observation", "observation_id", help="The observation it was read from.")
+@click.option("--method", default="manual", show_default=True, help="e.g. 'reported (CSIS 2018)'.")
+@click.option("--input", "inputs", multiple=True, help="An input, KEY=VALUE (e.g. source=csis).")
+@json_option
+def record(
+    site_id: str,
+    kind: str,
+    value: float,
+    unit: str | None,
+    uncertainty: float | None,
+    feature_id: str | None,
+    observation_id: str | None,
+    method: str,
+    inputs: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Record a measurement made elsewhere (by hand, in a report) for SITE_ID."""
+    from ..catalog._codec import jsonable
+    from ..catalog.models import Measurement, new_id, utcnow
+
+    with open_catalog() as cat:
+        cat.get_site(site_id)
+        if feature_id is not None and cat.get_feature(feature_id).site_id != site_id:
+            raise InputError(
+                f"feature {feature_id!r} is not a feature of site {site_id!r} "
+                f"(`sitewatch features list {site_id}` lists them)"
+            )
+        if observation_id is not None and observation_id not in {
+            o.id for o in cat.list_observations(site_id)
+        }:
+            raise InputError(
+                f"{observation_id!r} is no observation of site {site_id!r} "
+                f"(`sitewatch observations list {site_id}` lists them)"
+            )
+        stored = cat.add_measurement(
+            Measurement(
+                id=new_id(),
+                site_id=site_id,
+                kind=kind,  # type: ignore[arg-type]
+                value=value,
+                unit=unit or _UNITS.get(kind, "m"),
+                uncertainty=uncertainty,
+                feature_id=feature_id,
+                observation_id=observation_id,
+                method=method,
+                inputs=dict(parse_pairs(inputs, "--input", "source=csis-2018")),
+                analyst=cat.actor,
+                measured_at=utcnow(),
+            )
+        )
+    if as_json:
+        echo_json(jsonable(stored))
+    else:
+        sd = f" ± {stored.uncertainty:g}" if stored.uncertainty is not None else ""
+        console().print(
+            f"recorded {stored.kind} {stored.value:g}{sd} {stored.unit} for site {site_id} "
+            f"([dim]{stored.id}[/])"
+        )
 
 
 @measure.command("heights")

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +28,7 @@ __all__ = [
     "err_console",
     "json_option",
     "open_catalog",
+    "parse_pairs",
     "state",
     "table",
 ]
@@ -135,3 +136,17 @@ def _default(value: Any) -> Any:
     if isinstance(value, tuple | set | frozenset):
         return list(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def parse_pairs(pairs: Sequence[str], option: str, example: str) -> dict[str, str]:
+    """``KEY=VALUE`` option values as a dict (later keys win); an :class:`InputError` naming
+    ``option`` for one without ``=`` or with an empty key."""
+    from ..errors import InputError
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{option} needs KEY=VALUE (e.g. {option} {example}), got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
