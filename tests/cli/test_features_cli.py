@@ -137,3 +137,30 @@ def test_import_projected_geojson_all_or_nothing(sw: Runner, site: str, tmp_path
     lon, lat = f["geometry"]["coordinates"]
     assert f["kind"] == "ugf_portal" and f["attributes"] == {"height_m": 7}
     assert lon == pytest.approx(126.1085, abs=1e-7) and lat == pytest.approx(38.5852, abs=1e-7)
+
+
+def test_import_reads_the_first_layer_of_a_geopackage_and_says_so(
+    sw: Runner, site: str, tmp_path: Path
+) -> None:
+    import numpy as np
+    import pyogrio.raw
+    import shapely
+    from shapely.geometry import Point
+
+    gpkg = tmp_path / "digitised.gpkg"
+    for i, (layer, kind) in enumerate((("portals", "ugf_portal"), ("berms", "berm"))):
+        pyogrio.raw.write(
+            gpkg,
+            np.array([shapely.to_wkb(Point(126.1085 + i / 1000, 38.5852))], dtype=object),
+            [np.array([kind], dtype=object)],
+            ["kind"],
+            layer=layer,
+            geometry_type="Point",
+            crs="EPSG:4326",
+            driver="GPKG",
+            append=i > 0,
+        )
+    r = sw("features", "import", site, str(gpkg), "--json")
+    assert r.code == 0 and r.json()["added"] == 1, r.err
+    assert [f["kind"] for f in sw("features", "list", site, "--json").json()] == ["ugf_portal"]
+    assert "leaving out 'berms'" in " ".join(r.err.split())

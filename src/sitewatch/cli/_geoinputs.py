@@ -7,6 +7,7 @@ search examples), so each accepts the same files and refuses a bad one with the 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import InputError
 
 __all__ = ["parse_lonlat", "point_or_site", "read_geofile"]
+
+logger = logging.getLogger(__name__)
 
 
 def parse_lonlat(text: str, what: str = "point") -> tuple[float, float]:
@@ -105,8 +108,21 @@ def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict
     from pyogrio.raw import read as ogr_read
 
     try:
-        # a Google Earth file keeps each folder in a layer of its own: read them all
-        layers = [str(n) for n, g in list_layers(p) if g] if p.suffix.lower() in _KML else [None]
+        spatial = [str(n) for n, g in list_layers(p) if g]
+        is_kml = p.suffix.lower() in _KML
+        if is_kml:  # Google Earth keeps each folder in a layer: read them all
+            layers: list[str | None] = list(spatial)
+        else:
+            layers = [spatial[0] if spatial else None]
+            if len(spatial) > 1:
+                logger.warning(
+                    "%s has %d layers; reading the first, %r, and leaving out %s (save the "
+                    "layer wanted into a file of its own)",
+                    p.name,
+                    len(spatial),
+                    spatial[0],
+                    ", ".join(map(repr, spatial[1:])),
+                )
         geoms, props, crs = [], [], None
         for layer in layers:
             meta, _, wkb, fields = ogr_read(p, layer=layer)
@@ -114,7 +130,7 @@ def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict
             geoms += [shapely.from_wkb(w) if w is not None else None for w in wkb]
             props += [
                 {
-                    **({"folder": layer} if layer is not None else {}),
+                    **({"folder": layer} if is_kml and layer is not None else {}),
                     **{
                         n: (col[i].item() if hasattr(col[i], "item") else col[i])
                         for n, col in zip(names, fields, strict=True)
