@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from sitewatch.catalog.evidence import evidence_reference, resolve_evidence, store_evidence
+from sitewatch.catalog.evidence import (
+    evidence_name,
+    evidence_reference,
+    evidence_references,
+    resolve_evidence,
+    store_evidence,
+)
 from sitewatch.errors import InputError, NotFound
 
 
@@ -49,3 +55,21 @@ def test_references_are_checked(tmp_path: Path) -> None:
     resolve_evidence(ref, folder).write_text("altered")
     with pytest.raises(InputError, match="checksum"):
         resolve_evidence(ref, folder)
+
+
+def test_names_and_all_checked_before_any_is_stored(tmp_path: Path) -> None:
+    assert evidence_name("../../portal 1.png") == "portal_1.png"
+    assert evidence_name("C:\\shots\\berm.jpg") == "berm.jpg"
+    assert evidence_name("..") == evidence_name("") == "evidence"
+    good = tmp_path / "good.png"
+    good.write_bytes(b"one")
+    folder = tmp_path / "evidence"
+    with pytest.raises(InputError, match=r"typo\.png"):
+        evidence_references(
+            [str(good), "https://example.org/a", str(tmp_path / "typo.png")], folder
+        )
+    assert not folder.exists()  # the good file was not copied for an observation never stored
+    with pytest.raises(InputError, match="upload the file first"):
+        evidence_references([str(good)], folder, local_files=False)
+    refs = evidence_references([str(good), "https://example.org/a"], folder)
+    assert refs[1] == "https://example.org/a" and resolve_evidence(refs[0], folder).is_file()

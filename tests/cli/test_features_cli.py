@@ -110,6 +110,12 @@ def test_import_google_earth_folders_once(sw: Runner, site: str, tmp_path: Path)
     assert found["Portal 2"]["geometry"]["coordinates"] == [126.1085, 38.5852]  # 2-D
     again = sw("features", "import", site, str(kml), "--kind-field", "folder", "--json").json()
     assert again["added"] == 0 and again["already_there"] == 3
+    # an edited copy: a portal added before the others (twice, by mistake) is the one new feature
+    new = "<Placemark><name>Portal 1</name><Point><coordinates>126.1081,38.5849,0</coordinates></Point></Placemark>"
+    kml.write_text(KML.replace("<name>Portals</name>", "<name>Portals</name>" + new * 2))
+    edited = sw("features", "import", site, str(kml), "--kind-field", "folder", "--json").json()
+    assert edited["added"] == 1 and edited["already_there"] == 3
+    assert len(sw("features", "list", site, "--json").json()) == 4
 
 
 def test_import_projected_geojson_all_or_nothing(sw: Runner, site: str, tmp_path: Path) -> None:

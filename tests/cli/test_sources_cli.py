@@ -21,6 +21,8 @@ def test_sources_cited_by_sites(sw: Runner) -> None:
     assert r.code != 0 and "already exists" in r.err
     r = sw("sources", "add", "Bad Id", "--citation", "x")
     assert r.code == 2 and "'bad-id'" in r.err
+    r = sw("sources", "add", "x", "--citation", "x", "--url", "javascript:alert(1)")
+    assert r.code == 2 and "not a web address" in r.err
 
     r = sw("sites", "add", "sakkanmol", "--name", "Sakkanmol", "--lat", "38.58", "--lon", "126.1",
            "--source", src["id"])  # fmt: skip

@@ -275,6 +275,8 @@ def test_evidence_upload_observation_and_download(client: Any, web_env: Any) -> 
         "sha256": digest,
         "size": len(png),
     }
+    dots = client.post("/api/evidence?name=..", content=b"x", headers=h)
+    assert dots.status_code == 201 and dots.json()["name"] == "evidence"
     html = client.post("/api/evidence?name=page.html", content=b"<script>x</script>", headers=h)
     assert html.status_code == 201
     assert client.post("/api/evidence?name=e.png", content=b"", headers=h).status_code in (

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InputError, NotFound
 from ..files import atomic_path, sha256_file
 
-__all__ = ["EVIDENCE_SCHEME", "evidence_reference", "resolve_evidence", "store_evidence"]
+__all__ = [
+    "EVIDENCE_SCHEME",
+    "evidence_name",
+    "evidence_reference",
+    "evidence_references",
+    "resolve_evidence",
+    "store_evidence",
+]
 
 EVIDENCE_SCHEME = "evidence:"
 _REF_RE = re.compile(r"^evidence:([0-9a-f]{64})/([^/\\]+)$")
@@ -27,8 +35,11 @@ _URL_RE = re.compile(r"^(https?|s3|gs)://\S+$", re.IGNORECASE)
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
 
 
-def _safe_name(name: str) -> str:
-    cleaned = _UNSAFE_NAME.sub("_", name).strip("._")
+def evidence_name(name: str) -> str:
+    """The name a file is stored under: its last path part, with letters, digits, ``.``, ``-``
+    and ``_`` only (``"../portal 1.png"`` is ``"portal_1.png"``, ``".."`` is ``"evidence"``)."""
+    last = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE_NAME.sub("_", last).strip("._")
     return cleaned[:120] or "evidence"
 
 
@@ -41,7 +52,7 @@ def store_evidence(path: str | Path, folder: str | Path) -> str:
             "or a web address (https://...)"
         )
     digest = sha256_file(src)
-    name = _safe_name(src.name)
+    name = evidence_name(src.name)
     dest = Path(folder) / digest / name
     if dest.is_file() and sha256_file(dest) == digest:
         return f"{EVIDENCE_SCHEME}{digest}/{name}"
@@ -68,6 +79,22 @@ def evidence_reference(value: str, folder: str | Path, *, local_files: bool = Tr
             "returned by POST /api/evidence; upload the file first"
         )
     return store_evidence(text, folder)
+
+
+def evidence_references(
+    values: Sequence[str], folder: str | Path, *, local_files: bool = True
+) -> tuple[str, ...]:
+    """:func:`evidence_reference` of each value, every one checked before any file is stored,
+    so that a mistyped last file leaves no copies of the others behind."""
+    for value in values:
+        text = value.strip()
+        if _URL_RE.match(text):
+            continue
+        if text.startswith(EVIDENCE_SCHEME):
+            resolve_evidence(text, folder)
+        elif not local_files or not Path(text).is_file():
+            evidence_reference(text, folder, local_files=local_files)  # raises, saying why
+    return tuple(evidence_reference(v, folder, local_files=local_files) for v in values)
 
 
 def resolve_evidence(reference: str, folder: str | Path) -> Path:

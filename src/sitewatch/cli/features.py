@@ -16,10 +16,11 @@ from typing import Any
 import click
 import shapely
 from pyproj import CRS
+from rich.markup import escape
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from ..catalog.models import Feature, new_id, stable_id
+from ..catalog.models import Feature, new_id
 from ..errors import InputError
 from ..geo import to_crs
 from ..types import FEATURE_KINDS
@@ -292,14 +293,16 @@ def _to_lonlat(geoms: list[BaseGeometry | None], crs: CRS) -> list[BaseGeometry 
 def features_from_file(
     path: Path, site_id: str, kind: str | None, kind_field: str | None
 ) -> list[Feature]:
-    """The features of a vector file for ``site_id``, each with a stable id (the same file
-    imported twice gives the same ids)."""
+    """The features of a vector file for ``site_id``, each with an id made from the site, its
+    name and its geometry: a feature imported again, from this file or an edited copy, keeps
+    its id, while one moved or renamed is a new feature."""
     from ..catalog.io._helpers import feature_from_props
 
     geoms, props, crs = read_geofile(path)
     if not geoms:
         raise InputError(f"{path} holds no features")
     out: list[Feature] = []
+    seen: set[str] = set()
     for i, (geom, pr) in enumerate(zip(_to_lonlat(geoms, crs), props, strict=True), 1):
         where = f"{path.name}, feature {i}"
         name = _prop(pr, "name", "title", "label")
@@ -325,12 +328,13 @@ def features_from_file(
             "first_seen": _prop(pr, "first_seen"),
             "last_seen": _prop(pr, "last_seen"),
         }
-        if geom is not None:
-            fields["id"] = stable_id(path.name, site_id, str(i), geom.wkb_hex)
-        try:
-            out.append(feature_from_props(fields, geom, site_id=site_id))
+        try:  # the id comes from the site, the name and the geometry
+            feature = feature_from_props(fields, geom, site_id=site_id)
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from exc
+        if feature.id not in seen:  # the same name at the same place twice is one feature
+            seen.add(feature.id)
+            out.append(feature)
     return out
 
 
@@ -360,6 +364,6 @@ def import_(
         echo_json({**summary, "ids": [f.id for f in new]})
     else:
         console().print(
-            f"imported {added} feature(s) into site {site_id} from {path}; "
+            f"imported {added} feature(s) into site {site_id} from {escape(str(path))}; "
             f"{summary['already_there']} already there"
         )

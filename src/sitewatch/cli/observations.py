@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ..catalog.evidence import evidence_reference, resolve_evidence
+from ..catalog.evidence import evidence_references, resolve_evidence
 from ..catalog.models import Observation, new_id
 from ..config import get_settings
 from ..errors import InputError
@@ -120,7 +120,7 @@ def add(
             )
         fields.update({k: v for k, v in given.items() if v is not None})
         folder = get_settings().evidence_path
-        refs = tuple(evidence_reference(e, folder) for e in evidence)
+        refs = evidence_references(evidence, folder)
         stored = cat.add_observation(
             Observation(
                 id=new_id(),
@@ -175,4 +175,4 @@ def list_(site_id: str, phase: Sequence[str], as_json: bool) -> None:
 @click.argument("reference")
 def evidence_path(reference: str) -> None:
     """Print the file of an evidence REFERENCE (evidence:<sha256>/<name>), checked."""
-    console().print(str(resolve_evidence(reference, get_settings().evidence_path)))
+    click.echo(str(resolve_evidence(reference, get_settings().evidence_path)))

@@ -6,6 +6,7 @@ them with their licence. Not to be confused with imagery sources (``imagery``, `
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -55,10 +56,12 @@ def add(
             f"source id {sid!r} is not a slug (lower-case letters, digits and '-'), "
             f"e.g. {slugify(sid or citation) or 'csis-2018'!r}"
         )
+    if url is not None and not re.match(r"^https?://\S+$", url.strip()):
+        raise InputError(f"--url {url!r} is not a web address; give it as https://...")
     src = Source(
         id=sid,
         citation=citation,
-        url=url,
+        url=url.strip() if url else None,
         licence=licence,
         accessed=accessed.date() if accessed else None,
         notes=notes,

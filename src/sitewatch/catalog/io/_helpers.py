@@ -276,6 +276,8 @@ def feature_to_props(feature: Feature) -> dict[str, Any]:
 def _date(value: Any, what: str) -> date | None:
     if value is None or value == "":
         return None
+    if isinstance(value, datetime):  # a date-time field of a GeoPackage or KML file
+        return value.date()
     if isinstance(value, date):
         return value
     try:

@@ -17,7 +17,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...catalog.evidence import EVIDENCE_SCHEME, resolve_evidence, store_evidence
+from ...catalog.evidence import (
+    EVIDENCE_SCHEME,
+    evidence_name,
+    resolve_evidence,
+    store_evidence,
+)
 from ...errors import InputError
 from ..deps import Analyst, Ctx, Viewer
 from ._convert import json_response
@@ -46,7 +51,7 @@ async def upload_evidence(
 ) -> Response:
     """Store the request body as an evidence file (analyst); the same content is kept once."""
     with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmpdir:
-        tmp = Path(tmpdir) / (Path(name.replace("\\", "/")).name or "evidence")
+        tmp = Path(tmpdir) / evidence_name(name)
         size = 0
         with tmp.open("wb") as fh:
             async for chunk in request.stream():

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ...catalog.evidence import evidence_reference
+from ...catalog.evidence import evidence_references
 from ...catalog.models import ChangeEvent, Measurement, Observation, new_id, utcnow
 from ..deps import Analyst, Ctx, Viewer
 from ._convert import cached_json, geometry, json_response
@@ -47,9 +47,7 @@ async def list_observations(site_id: str, request: Request, ctx: Ctx, _: Viewer)
 )
 def add_observation(site_id: str, body: ObservationIn, ctx: Ctx, who: Analyst) -> Response:
     fields = body.model_dump()
-    fields["evidence"] = tuple(
-        evidence_reference(e, ctx.evidence_root, local_files=False) for e in body.evidence
-    )
+    fields["evidence"] = evidence_references(body.evidence, ctx.evidence_root, local_files=False)
     obs = Observation(id=new_id(), site_id=site_id, analyst=who.username, **fields)
     return json_response(ctx.catalog(who).add_observation(obs), 201)
 
