@@ -44,3 +44,29 @@ def test_sources_cited_by_sites(sw: Runner) -> None:
     r = sw("sites", "edit", "sakkanmol", "--remove-source", "nk-db", "--json")
     assert r.json()["source_ids"] == [src["id"]]
     assert sw("sources", "list", "--json").json()[1]["sites"] == []
+
+
+def test_edit_and_delete_a_source(sw: Runner) -> None:
+    assert sw("sources", "add", "nk-db", "--citation", "CNS DB", "--url", "https://a.org").code == 0
+    assert sw("sites", "add", "s1", "--name", "S1", "--lat", "38", "--lon", "126", "--source",
+              "nk-db").code == 0  # fmt: skip
+    r = sw("sources", "edit", "nk-db", "--citation", "CNS North Korea Missile Test Database",
+           "--accessed", "2026-11-30", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    edited = r.json()
+    assert edited["version"] == 2 and edited["url"] == "https://a.org"
+    assert edited["accessed"] == "2026-11-30" and edited["citation"].startswith("CNS North")
+    r = sw("sources", "edit", "nk-db", "--notes", "x", "--expect-version", "1")
+    assert r.code != 0 and "is at version 2" in r.err
+    assert sw("sources", "edit", "nk-db", "--url", "ftp://x").code == 2
+    r = sw("sources", "delete", "nk-db", "--yes")
+    assert r.code != 0 and "cited by 1 site(s) (s1)" in r.err and "--remove-source" in r.err
+    assert sw("sites", "edit", "s1", "--remove-source", "nk-db").code == 0
+    assert sw("sources", "delete", "nk-db", "--yes").code == 0
+    assert sw("sources", "list", "--json").json() == []
+    history = sw("sites", "history", "--json").json()
+    assert [h["action"] for h in history if h["entity"] == "source"] == [
+        "create",
+        "update",
+        "delete",
+    ]

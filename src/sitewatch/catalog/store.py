@@ -881,6 +881,30 @@ class Catalog:
         """Every source, by id."""
         return self._list(Source)
 
+    def update_source(self, source: Source) -> Source:
+        """Store an edited source (optimistic on ``source.version``)."""
+        return self._update(source)
+
+    def delete_source(self, source_id: str, *, version: int | None = None) -> None:
+        """Delete a source no site cites (the history keeps it)."""
+        st = t.site_sources
+        with self._read() as conn:
+            citing = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(st.c.site_id)
+                    .where(st.c.source_id == source_id)
+                    .order_by(st.c.site_id)
+                )
+            ]
+        if citing:
+            raise ConflictError(
+                f"source {source_id!r} is cited by {len(citing)} site(s) "
+                f"({', '.join(citing[:5])}{', ...' if len(citing) > 5 else ''}); remove it from "
+                "them first (`sitewatch sites edit SITE --remove-source ...`)"
+            )
+        self._delete(Source, source_id, version)
+
     def source_citations(self) -> dict[str, list[str]]:
         """The ids of the sites citing each source (sources no site cites are left out)."""
         st = t.site_sources

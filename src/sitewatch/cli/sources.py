@@ -1,11 +1,13 @@
 """``sitewatch sources``: the citations behind the catalog (reports, articles, image credits).
 
-A site cites sources by id (``sites add --source``, ``sites edit --add-source``); briefs list
+``add``, ``edit``, ``delete`` (only of a source no site cites) and ``list`` (with the sites
+citing each). A site cites sources by id (``sites add --source``, ``sites edit --add-source``); briefs list
 them with their licence. Not to be confused with imagery sources (``imagery``, ``sources.toml``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -25,6 +27,12 @@ def source_json(s: Source) -> dict[str, Any]:
 
     data: dict[str, Any] = jsonable(s)
     return data
+
+
+def _url(text: str) -> str:
+    if not re.match(r"^https?://\S+$", text.strip()):
+        raise InputError(f"--url {text!r} is not a web address; give it as https://...")
+    return text.strip()
 
 
 @click.group()
@@ -56,12 +64,10 @@ def add(
             f"source id {sid!r} is not a slug (lower-case letters, digits and '-'), "
             f"e.g. {slugify(sid or citation) or 'csis-2018'!r}"
         )
-    if url is not None and not re.match(r"^https?://\S+$", url.strip()):
-        raise InputError(f"--url {url!r} is not a web address; give it as https://...")
     src = Source(
         id=sid,
         citation=citation,
-        url=url.strip() if url else None,
+        url=_url(url) if url is not None else None,
         licence=licence,
         accessed=accessed.date() if accessed else None,
         notes=notes,
@@ -75,6 +81,49 @@ def add(
             f"added source [bold]{stored.id}[/]; cite it with "
             f"`sitewatch sites edit SITE --add-source {stored.id}`"
         )
+
+
+@sources.command("edit")
+@click.argument("source_id")
+@click.option("--citation")
+@click.option("--url")
+@click.option("--licence")
+@click.option("--accessed", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--notes")
+@click.option(
+    "--expect-version", type=int, help="Fail unless the stored source is at this version."
+)
+@json_option
+def edit(
+    source_id: str, accessed: Any, expect_version: int | None, as_json: bool, **kw: Any
+) -> None:
+    """Edit a source; refuses to overwrite someone else's newer edit."""
+    if kw["url"] is not None:
+        kw["url"] = _url(kw["url"])
+    with open_catalog() as cat:
+        src = cat.get_source(source_id)
+        changes = {k: v for k, v in kw.items() if v is not None}
+        if accessed is not None:
+            changes["accessed"] = accessed.date()
+        version = expect_version if expect_version is not None else src.version
+        stored = cat.update_source(dataclasses.replace(src, **changes, version=version))
+    if as_json:
+        echo_json(source_json(stored))
+    else:
+        console().print(f"updated source [bold]{stored.id}[/] (now version {stored.version})")
+
+
+@sources.command("delete")
+@click.argument("source_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(source_id: str, yes: bool) -> None:
+    """Delete a source that no site cites (the history keeps a snapshot)."""
+    with open_catalog() as cat:
+        src = cat.get_source(source_id)
+        if not yes:
+            click.confirm(f"delete the source {src.citation!r}?", abort=True)
+        cat.delete_source(source_id)
+    console().print(f"deleted source [bold]{source_id}[/]")
 
 
 @sources.command("list")
