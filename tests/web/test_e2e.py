@@ -235,3 +235,25 @@ def test_observation_with_evidence_and_a_cited_source(
     assert "https://example.org/report" in page.locator("#source-list").inner_text()
     with Catalog(live_server.env.url) as cat:
         assert cat.get_site("alpha-base").source_ids == (sid,)
+
+
+def test_feature_sizes_and_dates_in_the_editor(page: Any, live_server: Any) -> None:
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.click("#feature-list li[data-feature=f-portal]")
+    page.fill("#feature-height_m", "6.5")
+    page.fill("#feature-azimuth_deg", "135")
+    page.fill("#feature-first_seen", "2016-05-01")
+    page.click("#feature-save")
+    page.wait_for_selector("#feature-list li[data-feature=f-portal]:has-text('height 6.5 m')")
+    with Catalog(live_server.env.url) as cat:
+        portal = cat.get_feature("f-portal")
+    assert portal.attributes == {"height_m": 6.5, "azimuth_deg": 135}
+    assert str(portal.first_seen) == "2016-05-01" and portal.last_seen is None
+    # a value cleared is an attribute removed
+    page.fill("#feature-height_m", "")
+    page.click("#feature-save")
+    page.wait_for_selector("#feature-list li[data-feature=f-portal]:has-text('azimuth 135°')")
+    with Catalog(live_server.env.url) as cat:
+        assert cat.get_feature("f-portal").attributes == {"azimuth_deg": 135}

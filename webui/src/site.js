@@ -13,6 +13,15 @@ const PHASE_COLOUR = {
   post_construction: "#27ae60",
 };
 
+// The measured sizes a feature's editor shows (attributes, as the CLI's features add sets them):
+// key, label, largest value.
+const FEATURE_NUMBERS = [
+  ["height_m", "Height (m)", 1000],
+  ["width_m", "Width (m)", 100000],
+  ["length_m", "Length (m)", 100000],
+  ["azimuth_deg", "Azimuth (°)", 360],
+];
+
 // The kinds of change a change event records (details.kinds: m² by kind, such as
 // vegetation_to_built_or_bare), as " · 92% vegetation → built or bare, 8% within built or bare",
 // largest first; "" when the event has none. Stored JSON need not keep the order, so it is made here.
@@ -229,7 +238,8 @@ export async function sitePage(siteId) {
       }).bindTooltip(`${ft.kind} ${ft.name}`);
       layer.on("click", () => selectFeature(ft.id));
       featureLayer.addLayer(layer);
-      featureList.append(h("li", { class: ft.id === selected ? "sel" : "", "data-feature": ft.id, onclick: () => selectFeature(ft.id) }, `${ft.kind.replaceAll("_", " ")} ${ft.name}`, h("span", { class: "muted" }, ` ${ft.geometry.type}`)));
+      const sizes = FEATURE_NUMBERS.filter(([key]) => typeof ft.attributes[key] === "number").map(([key, label]) => `${label.split(" ")[0].toLowerCase()} ${ft.attributes[key]}${key === "azimuth_deg" ? "°" : " m"}`);
+      featureList.append(h("li", { class: ft.id === selected ? "sel" : "", "data-feature": ft.id, onclick: () => selectFeature(ft.id) }, `${ft.kind.replaceAll("_", " ")} ${ft.name}`, h("span", { class: "muted" }, ` ${[ft.geometry.type, ...sizes].join(" · ")}`)));
     }
     renderEditor();
   };
@@ -262,9 +272,21 @@ export async function sitePage(siteId) {
     }
     const kind = select(state.config.feature_kinds, ft.kind, { id: "feature-kind", disabled: !canWrite() });
     const name = h("input", { type: "text", id: "feature-name", value: ft.name, disabled: !canWrite() });
+    const numbers = Object.fromEntries(
+      FEATURE_NUMBERS.map(([key, , max]) => [key, h("input", { type: "number", id: `feature-${key}`, min: 0, max, step: "any", value: ft.attributes[key] ?? "", disabled: !canWrite() })]),
+    );
+    const seen = Object.fromEntries(
+      ["first_seen", "last_seen"].map((key) => [key, h("input", { type: "date", id: `feature-${key}`, value: ft[key] || "", disabled: !canWrite() })]),
+    );
     const save = async () => {
       try {
-        const body = { version: ft.version, kind: kind.value, name: name.value };
+        const attributes = { ...ft.attributes };
+        for (const [key, input] of Object.entries(numbers)) {
+          if (input.value === "") delete attributes[key];
+          else if (!Number.isFinite(+input.value) || +input.value < 0) return toast(`${key.replace("_", " ")} must be a number ≥ 0`, true);
+          else attributes[key] = +input.value;
+        }
+        const body = { version: ft.version, kind: kind.value, name: name.value, attributes, first_seen: seen.first_seen.value || null, last_seen: seen.last_seen.value || null };
         if (moved) body.geometry = geom;
         const upd = await patch(`/api/features/${ft.id}`, body);
         features = features.map((x) => (x.id === ft.id ? upd : x));
@@ -290,6 +312,8 @@ export async function sitePage(siteId) {
         h("div", { class: "muted" }, "Drag the orange vertices to move them, then save."),
         h("label", {}, "Kind", kind),
         h("label", {}, "Name", name),
+        h("div", { class: "row" }, ...FEATURE_NUMBERS.map(([key, label]) => h("label", {}, label, numbers[key]))),
+        h("div", { class: "row" }, h("label", {}, "First seen", seen.first_seen), h("label", {}, "Last seen", seen.last_seen)),
         canWrite() ? h("div", { class: "row" }, h("button", { class: "primary", id: "feature-save", onclick: save }, "Save feature"), h("button", { id: "feature-delete", onclick: remove }, "Delete")) : null,
       ),
     );
