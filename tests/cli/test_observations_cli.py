@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,11 @@ def test_add_with_evidence_list_and_resolve(
     assert [o["acquired"][:10] for o in listed] == ["2024-01-10", "2024-03-01"]  # oldest first
     active = sw("observations", "list", site, "--phase", "active_construction", "--json").json()
     assert [o["id"] for o in active] == [obs["id"]]
+    # the KMZ for Google Earth carries the observation with its evidence image
+    kmz = sw("export", "kmz", site, "-o", str(tmp_path / "s.kmz"), "--no-imagery", "--json")
+    assert kmz.code == 0 and kmz.json()["observations"] == 2, kmz.err
+    with zipfile.ZipFile(tmp_path / "s.kmz") as zf:
+        assert zf.read(f"files/evidence/{digest[:16]}-portal_1.png") == shot.read_bytes()
     shown = sw("sites", "show", site)
     assert "2024-03-01 active construction WorldView-3: new spoil at portal 1 (2 evidence)" in (
         shown.out

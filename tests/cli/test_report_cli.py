@@ -139,6 +139,7 @@ def test_export_kmz_and_features(sw, populated: str, tmp_path: Path) -> None:
         "changes": 0,
         "overlays": 1,
         "rings": 2,
+        "observations": 0,
     }
     with zipfile.ZipFile(kmz) as zf:
         assert any(n.startswith("files/overlay_") for n in zf.namelist())

@@ -223,3 +223,66 @@ def test_timelapse_mp4(make_chip, tmp_path: Path) -> None:
     ]
     path = write_timelapse(chips, tmp_path / "t.mp4")
     assert path.read_bytes()[4:8] == b"ftyp"
+
+
+def test_kmz_carries_the_observations_and_their_evidence_images(
+    site_catalog, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from lxml import etree
+
+    from sitewatch.catalog.evidence import resolve_evidence, store_evidence
+    from sitewatch.catalog.models import Observation
+
+    folder = tmp_path / "evidence"
+    shot = tmp_path / "portal.png"
+    Image.new("RGB", (40, 20), (10, 200, 30)).save(shot)
+    note = tmp_path / "note.txt"
+    note.write_text("ridge")
+    refs = [
+        store_evidence(shot, folder),
+        store_evidence(note, folder),
+        "https://example.org/a?b=1&c=2",
+    ]
+    site_catalog.add_observation(
+        Observation(
+            "o-ev",
+            "test-base",
+            datetime(2024, 3, 1, 2, 5, tzinfo=UTC),
+            text="spoil <fresh>",
+            evidence=tuple(refs),
+        )
+    )
+    observations = site_catalog.list_observations("test-base")
+    files = {r: resolve_evidence(r, folder) for r in refs[:2]}
+    path = write_site_kmz(
+        tmp_path / "obs.kmz",
+        site_catalog.get_site("test-base"),
+        observations=observations,
+        evidence_files=files,
+    )
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    with zipfile.ZipFile(path) as zf:
+        doc = etree.fromstring(zf.read("doc.kml"))
+        (image,) = [n for n in zf.namelist() if n.startswith("files/evidence/")]
+        assert image.endswith("-portal.png") and zf.read(image) == shot.read_bytes()
+    assert _schema("ogckml22.xsd").validate(etree.ElementTree(doc)), _schema(
+        "ogckml22.xsd"
+    ).error_log
+    names = doc.xpath("//k:Folder[k:name='Observations']/k:Placemark/k:name/text()", namespaces=ns)
+    assert len(names) == len(observations) == 4 and "2024-03-01 observation" in names
+    when = doc.xpath("//k:Placemark[k:name='2024-03-01 observation']/k:TimeStamp/k:when/text()",
+                     namespaces=ns)  # fmt: skip
+    assert when == ["2024-03-01T02:05:00Z"]
+    text = doc.xpath("//k:Placemark[k:name='2024-03-01 observation']/k:description/text()",
+                     namespaces=ns)[0]  # fmt: skip
+    assert "spoil &lt;fresh&gt;" in text and f'<img src="{image}"' in text
+    assert "note.txt" in text and '<a href="https://example.org/a?b=1&amp;c=2">' in text
+    with pytest.raises(InputError, match=r"need a \.kmz"):
+        write_site_kmz(
+            tmp_path / "obs.kml",
+            site_catalog.get_site("test-base"),
+            observations=observations,
+            evidence_files=files,
+        )

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
+from ..catalog.models import Observation
+from ..config import get_settings
+from ..errors import SitewatchError
 from ._report_inputs import archive_chips, imagery_options, range_rings
 from .options import Finite, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["export"]
+
+logger = logging.getLogger(__name__)
 
 
 @click.group("export")
@@ -24,6 +31,21 @@ _RING = click.option(
     multiple=True,
     help="Add a geodesic range ring of this radius in km around the site (repeat).",
 )
+
+
+def _evidence_files(observations: Sequence[Observation]) -> dict[str, Path]:
+    """The stored files of the observations' evidence; one missing or altered is left out with
+    a warning, so that it does not stop the export."""
+    from ..catalog.evidence import EVIDENCE_SCHEME, resolve_evidence
+
+    folder = get_settings().evidence_path
+    found: dict[str, Path] = {}
+    for ref in {r for o in observations for r in o.evidence if r.startswith(EVIDENCE_SCHEME)}:
+        try:
+            found[ref] = resolve_evidence(ref, folder)
+        except SitewatchError as exc:
+            logger.warning("evidence left out of the KMZ: %s", exc)
+    return found
 
 
 @export.command("kmz")
@@ -58,7 +80,8 @@ def kmz_cmd(
     boundaries: Path | None,
     as_json: bool,
 ) -> None:
-    """Write SITE with its features, change polygons and archived image overlays as a KMZ."""
+    """Write SITE with its features, change polygons, archived image overlays and observations
+    (with their evidence images) as a KMZ."""
     from ..report._imagery import as_image_chip
     from ..report.kmz import write_site_kmz
 
@@ -68,6 +91,7 @@ def kmz_cmd(
         site = cat.get_site(site_id)
         features = cat.query_features(site_id=site_id)
         changes = cat.list_change_events(site_id)
+        observations = cat.list_observations(site_id)
         overlays = [as_image_chip(c) for c in chips]
         write_site_kmz(
             path,
@@ -77,6 +101,8 @@ def kmz_cmd(
             changes=changes,
             rings=range_rings(site.lon, site.lat, rings_km),
             mode=mode,  # type: ignore[arg-type]
+            observations=observations,
+            evidence_files=_evidence_files(observations),
         )
     result = {
         "site": site_id,
@@ -85,6 +111,7 @@ def kmz_cmd(
         "changes": len(changes),
         "overlays": len(overlays),
         "rings": len(rings_km),
+        "observations": len(observations),
     }
     if as_json:
         echo_json(result)

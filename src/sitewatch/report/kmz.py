@@ -1,4 +1,5 @@
-"""A site as KMZ for Google Earth: image overlays, styled features, change polygons, range rings.
+"""A site as KMZ for Google Earth: image overlays, styled features, change polygons, range rings,
+and the observations with their evidence images.
 
 The archive holds ``doc.kml`` and ``files/`` (overlay PNGs and the placemark icon), so it opens
 offline. Overlays come in two modes:
@@ -16,10 +17,12 @@ share one contrast stretch. Features are styled by kind (colours as in the repor
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
 from xml.etree import ElementTree as ET
@@ -29,7 +32,7 @@ from numpy.typing import NDArray
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from shapely.geometry.base import BaseGeometry
 
-from ..catalog.models import Site
+from ..catalog.models import Observation, Site
 from ..errors import InputError
 from ..files import atomic_path
 from ._cartography import lonlat_of
@@ -214,8 +217,13 @@ def site_kml(
     rings: Any = (),
     mode: OverlayMode = "box",
     percentiles: tuple[float, float] = (2.0, 98.0),
+    observations: Iterable[Observation] = (),
+    evidence_files: Mapping[str, Path] | None = None,
 ) -> tuple[bytes, dict[str, bytes]]:
-    """The KML document (UTF-8 bytes) and the files it references (name -> bytes)."""
+    """The KML document (UTF-8 bytes) and the files it references (name -> bytes).
+
+    ``evidence_files`` maps the observations' stored evidence references to their files (see
+    :func:`~sitewatch.catalog.evidence.resolve_evidence`); their images are embedded."""
     if mode not in ("box", "quad"):
         raise InputError(
             f"unknown overlay mode {mode!r}; choose 'box' (OGC LatLonBox) or 'quad' (gx:LatLonQuad)"
@@ -277,8 +285,49 @@ def site_kml(
                 sid = "kind-ring"
                 label = str(p.get("label") or p.get("name") or "range ring")
             _placemark(folder, row, label, sid)
+    if observations:
+        _observations(doc, files, site, observations, evidence_files or {})
     xml = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return xml, files
+
+
+_EMBEDDED = (".png", ".jpg", ".jpeg", ".gif")
+
+
+def _observations(
+    doc: ET.Element,
+    files: dict[str, bytes],
+    site: Site,
+    observations: Iterable[Observation],
+    evidence_files: Mapping[str, Path],
+) -> None:
+    """A folder with one placemark per observation at the site, dated for the time slider, its
+    balloon holding the text and the evidence: images travel in ``files/evidence/``, web
+    addresses are links, other files are named with their SHA-256."""
+    folder = _sub(doc, "Folder")
+    _sub(folder, "name", "Observations")
+    for o in observations:
+        phase = o.phase.replace("_", " ") if o.phase else "observation"
+        parts = [
+            html.escape(t) for t in (o.text, " · ".join(x for x in (o.sensor, o.analyst) if x)) if t
+        ]
+        for ref in o.evidence:
+            path = evidence_files.get(ref)
+            if path is not None and path.suffix.lower() in _EMBEDDED:
+                name = f"files/evidence/{path.parent.name[:16]}-{path.name}"
+                files[name] = path.read_bytes()
+                parts.append(f'<img src="{html.escape(name)}" width="400"/>')
+            elif ref.startswith(("http://", "https://")):
+                parts.append(f'<a href="{html.escape(ref)}">{html.escape(ref)}</a>')
+            else:
+                parts.append(html.escape(ref))
+        pm = _sub(folder, "Placemark")
+        _sub(pm, "name", f"{o.acquired.date().isoformat()} {phase}")
+        _sub(pm, "description", "<br/>".join(parts))
+        stamp = _sub(pm, "TimeStamp")
+        _sub(stamp, "when", o.acquired.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        _sub(pm, "styleUrl", "#kind-site")
+        _geometry(pm, site.point)
 
 
 def write_site_kmz(
@@ -291,6 +340,8 @@ def write_site_kmz(
     rings: Any = (),
     mode: OverlayMode = "box",
     percentiles: tuple[float, float] = (2.0, 98.0),
+    observations: Iterable[Observation] = (),
+    evidence_files: Mapping[str, Path] | None = None,
 ) -> Path:
     """Write the site's KMZ (``doc.kml`` first, then ``files/``) atomically; returns the path."""
     target = Path(path)
@@ -304,11 +355,15 @@ def write_site_kmz(
         rings=rings,
         mode=mode,
         percentiles=percentiles,
+        observations=observations,
+        evidence_files=evidence_files,
     )
     with atomic_path(target, parents=True) as tmp:
         if target.suffix.lower() == ".kml":
             if overlays:
                 raise InputError("image overlays need a .kmz (the PNGs travel inside it)")
+            if any(n.startswith("files/evidence/") for n in files):
+                raise InputError("evidence images need a .kmz (they travel inside it)")
             tmp.write_bytes(xml)
         else:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
