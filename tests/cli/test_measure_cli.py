@@ -355,3 +355,6 @@ def test_record_a_reported_measurement(sw: Any) -> None:
         assert r.code == 2 and message in r.err, (args, r.err)
     shown = sw("sites", "show", "sakkanmol", "--json").json()
     assert [x["kind"] for x in shown["measurements"]] == ["height", "volume"]
+    text = sw("sites", "show", "sakkanmol").out
+    assert "height 18 ± 3 m of berm (reported (CSIS 2018))" in text
+    assert "volume 52000 m3 of site (manual)" in text

@@ -212,8 +212,11 @@ def test_observation_with_evidence_and_a_cited_source(
     page.set_input_files("#obs-files", str(shot))
     page.fill("#obs-url", "https://example.org/shot.jpg")
     page.click("#obs-add")
-    link = page.locator("#observation-list a:has-text('portal.png')")
+    link = page.locator("#observation-list a[title^='portal.png']")
     link.wait_for()
+    page.wait_for_function(  # shown as a thumbnail, fetched with the page's session
+        "() => document.querySelector('#observation-list img.evidence-thumb').naturalWidth === 64"
+    )
     assert (
         page.locator("#observation-list li")
         .first.inner_text()
@@ -221,6 +224,11 @@ def test_observation_with_evidence_and_a_cited_source(
     )  # the newest first
     got = page.request.get(live_server.url + str(link.get_attribute("href")))
     assert got.ok and got.body() == shot.read_bytes()  # the same bytes, with the page's session
+    # an observation clicked shows the image nearest its date (2024-03-01 of 03-01 and 03-20)
+    assert page.locator("#timeline").input_value() == "1"
+    page.locator("#observation-list li").last.click()
+    assert page.locator("#timeline").input_value() == "0"
+    assert page.locator("#timeline-label").inner_text().startswith("2024-03-01")
     with Catalog(live_server.env.url) as cat:
         (obs,) = [o for o in cat.list_observations("alpha-base") if o.text.startswith("fresh")]
     assert obs.phase == "active_construction" and obs.analyst == "analyst"

@@ -40,7 +40,11 @@ export function changeKinds(change, most = 3) {
 // address as it is; anything else (an imported string, javascript: and the like) as plain text.
 export function evidenceLink(ref) {
   const m = /^evidence:([0-9a-f]{64})\/([^/\\]+)$/.exec(ref);
-  if (m) return h("a", { href: `/api/evidence/${m[1]}/${encodeURIComponent(m[2])}`, target: "_blank", rel: "noopener", title: `SHA-256 ${m[1]}` }, m[2]);
+  if (m) {
+    const href = `/api/evidence/${m[1]}/${encodeURIComponent(m[2])}`;
+    const image = /\.(png|jpe?g|gif|webp)$/i.test(m[2]);
+    return h("a", { href, target: "_blank", rel: "noopener", title: `${m[2]} · SHA-256 ${m[1]}` }, image ? h("img", { class: "evidence-thumb", src: href, alt: m[2], loading: "lazy" }) : m[2]);
+  }
   if (/^https?:\/\/\S+$/i.test(ref)) return h("a", { href: ref, target: "_blank", rel: "noopener noreferrer" }, ref);
   return h("span", {}, ref);
 }
@@ -430,7 +434,7 @@ export async function sitePage(siteId) {
   function renderObservations() {
     observationList.replaceChildren(
       ...[...observations].reverse().map((o) =>
-        h("li", { "data-observation": o.id },
+        h("li", { "data-observation": o.id, title: chips.length ? "show the image nearest this date" : null, onclick: (ev) => ev.target.closest("a") || showNearest(o.acquired) },
           h("strong", {}, fmtDate(o.acquired)), " ", (o.phase || "").replaceAll("_", " "), " ", o.text,
           h("span", { class: "muted" }, ` · ${[o.sensor, o.analyst].filter(Boolean).join(" · ")}`),
           o.evidence.length ? h("div", { class: "evidence" }, ...o.evidence.flatMap((e, i) => [i ? " · " : "", evidenceLink(e)])) : null,
@@ -440,6 +444,20 @@ export async function sitePage(siteId) {
     if (!observations.length) observationList.append(h("li", { class: "muted" }, "none yet"));
   }
   renderObservations();
+  // an observation clicked shows the archived image nearest its date
+  function showNearest(iso) {
+    if (!chips.length) return;
+    const t = Date.parse(iso);
+    let best = 0;
+    chips.forEach((c, i) => {
+      if (Math.abs(Date.parse(c.datetime) - t) < Math.abs(Date.parse(chips[best].datetime) - t)) best = i;
+    });
+    afterIndex = best;
+    timeline.value = String(best);
+    afterLabel.textContent = chipLabel(best);
+    showImagery();
+    drawPlot();
+  }
   const obsForm = {
     date: h("input", { type: "date", id: "obs-date", value: new Date().toISOString().slice(0, 10) }),
     phase: select([["", "(no phase)"], ...state.config.phases.map((p) => [p, p.replaceAll("_", " ")])], "", { id: "obs-phase" }),

@@ -205,6 +205,14 @@ def show(site_id: str, as_json: bool) -> None:
         attrs = ", ".join(f"{k}={v}" for k, v in f.attributes.items())
         words = " ".join(w for w in (f.kind, escape(f.name), escape(attrs)) if w)
         out.print(f"    - {words}  [dim]{f.id}[/]")
+    names = {f.id: f.name or f.kind.replace("_", " ") for f in feats}
+    for m in meas:
+        sd = f" ± {m.uncertainty:g}" if m.uncertainty is not None else ""
+        what = names.get(m.feature_id or "", m.feature_id or "site")
+        out.print(
+            f"    - {m.kind} {m.value:g}{sd} {escape(m.unit)} of {escape(what)}"
+            f" ({escape(m.method or 'no method given')})  [dim]{m.id}[/]"
+        )
     for o in obs:
         phase = f" {o.phase.replace('_', ' ')}" if o.phase else ""
         extra = f" ({len(o.evidence)} evidence)" if o.evidence else ""
