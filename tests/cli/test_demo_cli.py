@@ -22,6 +22,7 @@ def test_demo_runs_every_step(sw: Callable[..., Any], tmp_path: Path) -> None:
         "mensuration",
         "portals",
         "ranges",
+        "evidence",
         "report",
     }
     assert summary["monitor"]["observations"] == 6 and summary["monitor"]["change_events"] == 5
@@ -45,3 +46,10 @@ def test_demo_runs_every_step(sw: Callable[..., Any], tmp_path: Path) -> None:
     assert defil.uncertainty is not None and defil.uncertainty < 2.0  # degrees, 0.5 m DEM error
     for key in ("sites_kml", "sites_gpkg", "report_html", "report_pdf", "range_rings_kml"):
         assert Path(summary["files"][key]).stat().st_size > 0, key
+    # the analyst's observation cites the newest image's quicklook, shown in the brief
+    with Catalog(summary["catalog"]) as cat:
+        (mine,) = [o for o in cat.list_observations("valley-base") if o.evidence]
+    (stored_file,) = Path(summary["files"]["evidence"]).rglob("*.png")
+    assert mine.evidence == (f"evidence:{stored_file.parent.name}/{stored_file.name}",)
+    html = Path(summary["files"]["report_html"]).read_text(encoding="utf-8")
+    assert "<h2>Evidence</h2>" in html and stored_file.parent.name in html

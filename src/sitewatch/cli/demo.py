@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -504,6 +505,36 @@ def step_ranges(run: DemoRun) -> None:
     run.lines.append(f"ranges: {len(rings)} range rings around the base in {path.name}")
 
 
+def step_evidence(run: DemoRun) -> None:
+    """The analyst's own look at the newest image: an observation citing the image's quicklook
+    as evidence, stored by its SHA-256 in the demo's evidence folder (shown in the brief)."""
+    from ..catalog.evidence import store_evidence
+    from ..catalog.models import Observation, new_id
+    from ..imagery.archive import Archive
+    from ..report._imagery import as_image_chip, png_bytes, to_rgb
+
+    latest = max(Archive(run.out / "archive").chips(DEMO_SITE), key=lambda c: c.datetime)
+    with tempfile.TemporaryDirectory() as tmp:
+        quicklook = Path(tmp) / f"{latest.item_id}-quicklook.png"
+        quicklook.write_bytes(png_bytes(to_rgb(as_image_chip(latest))))
+        ref = store_evidence(quicklook, run.out / "evidence")
+    run.catalog.add_observation(
+        Observation(
+            id=new_id(),
+            site_id=DEMO_SITE,
+            acquired=latest.datetime,
+            sensor=latest.sensor,
+            scene_id=latest.scene_id,
+            gsd_m=latest.resolution,
+            analyst="sitewatch-demo",
+            text="portal spoil and berms checked against the detected change",
+            evidence=(ref,),
+        )
+    )
+    run.files["evidence"] = run.out / "evidence"
+    run.lines.append(f"evidence: quicklook of {latest.datetime.date()} kept as {ref[:24]}...")
+
+
 def step_report(run: DemoRun) -> None:
     """Write the site brief (HTML and PDF), the catalog report and a KMZ for Google Earth."""
     from ..imagery.archive import Archive
@@ -511,7 +542,12 @@ def step_report(run: DemoRun) -> None:
 
     chips = Archive(run.out / "archive").chips(DEMO_SITE)
     files = write_site_brief(
-        run.catalog, DEMO_SITE, run.out / "report", chips=chips, formats=("html", "pdf")
+        run.catalog,
+        DEMO_SITE,
+        run.out / "report",
+        chips=chips,
+        formats=("html", "pdf"),
+        evidence_dir=run.out / "evidence",
     )
     cat_files = write_catalog_report(run.catalog, run.out / "report", formats=("html",))
     for key, path in {**files, **{f"catalog_{k}": v for k, v in cat_files.items()}}.items():
@@ -526,6 +562,7 @@ STEPS: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("mensuration", step_mensuration),
     ("portals", step_portals),
     ("ranges", step_ranges),
+    ("evidence", step_evidence),
     ("report", step_report),
 ]
 
