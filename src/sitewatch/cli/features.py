@@ -20,6 +20,7 @@ from rich.markup import escape
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from ..catalog._codec import jsonable
 from ..catalog.models import Feature, new_id
 from ..errors import InputError
 from ..geo import to_crs
@@ -91,14 +92,6 @@ def _numbers(kw: dict[str, Any]) -> dict[str, float | None]:
     return {k: kw.pop(k) for k in _NUMERIC_ATTRIBUTES}
 
 
-def feature_json(f: Feature) -> dict[str, Any]:
-    """The stable JSON form of a feature (geometry as GeoJSON)."""
-    from ..catalog._codec import jsonable
-
-    data: dict[str, Any] = jsonable(f)
-    return data
-
-
 @click.group()
 def features() -> None:
     """Features of sites: tunnel portals, berms, shelters, HQ buildings."""
@@ -140,7 +133,7 @@ def add(
     with open_catalog() as cat:
         stored = cat.add_feature(feature)
     if as_json:
-        echo_json(feature_json(stored))
+        echo_json(jsonable(stored))
     else:
         console().print(f"added {stored.kind} [bold]{stored.id}[/] to site {site_id}")
 
@@ -156,7 +149,7 @@ def list_(site_id: str | None, kind: Sequence[str], as_json: bool) -> None:
             cat.get_site(site_id)
         found = cat.query_features(site_id=site_id, kind=list(kind) or None)
     if as_json:
-        echo_json([feature_json(f) for f in found])
+        echo_json([jsonable(f) for f in found])
         return
     table = make_table(
         "id", "site", "kind", "name", "where", "attributes", "seen", whole=("id", "kind", "seen")
@@ -230,7 +223,7 @@ def edit(
             dataclasses.replace(f, **changes, attributes=merged, version=version)
         )
     if as_json:
-        echo_json(feature_json(stored))
+        echo_json(jsonable(stored))
     else:
         console().print(f"updated feature [bold]{stored.id}[/] (now version {stored.version})")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from ..catalog._codec import jsonable
 from ..catalog.evidence import evidence_references, resolve_evidence
 from ..catalog.models import Observation, new_id
 from ..config import get_settings
@@ -59,14 +60,6 @@ def _from_archive(site_id: str, ref: str) -> dict[str, Any]:
         "sun_elevation": props.get("view:sun_elevation"),
         "view_off_nadir": props.get("view:off_nadir"),
     }
-
-
-def observation_json(o: Observation) -> dict[str, Any]:
-    """The stable JSON form of an observation."""
-    from ..catalog._codec import jsonable
-
-    data: dict[str, Any] = jsonable(o)
-    return data
 
 
 @click.group()
@@ -133,7 +126,7 @@ def add(
             )
         )
     if as_json:
-        echo_json(observation_json(stored))
+        echo_json(jsonable(stored))
     else:
         console().print(
             f"recorded observation [bold]{stored.id}[/] of {site_id} on "
@@ -152,7 +145,7 @@ def list_(site_id: str, phase: Sequence[str], as_json: bool) -> None:
         cat.get_site(site_id)
         found = [o for o in cat.list_observations(site_id) if not phase or o.phase in phase]
     if as_json:
-        echo_json([observation_json(o) for o in found])
+        echo_json([jsonable(o) for o in found])
         return
     table = make_table(
         "id", "acquired (UTC)", "sensor", "phase", "analyst", "text", "evidence", whole=("id",)

@@ -13,20 +13,13 @@ from typing import Any
 
 import click
 
+from ..catalog._codec import jsonable
 from ..catalog.models import Source, slugify, source_id_for
 from ..errors import InputError
 from .options import console, echo_json, err_console, json_option, open_catalog
 from .options import table as make_table
 
 __all__ = ["sources"]
-
-
-def source_json(s: Source) -> dict[str, Any]:
-    """The stable JSON form of a source."""
-    from ..catalog._codec import jsonable
-
-    data: dict[str, Any] = jsonable(s)
-    return data
 
 
 def _url(text: str) -> str:
@@ -75,7 +68,7 @@ def add(
     with open_catalog() as cat:
         stored = cat.add_source(src)
     if as_json:
-        echo_json(source_json(stored))
+        echo_json(jsonable(stored))
     else:
         console().print(
             f"added source [bold]{stored.id}[/]; cite it with "
@@ -108,7 +101,7 @@ def edit(
         version = expect_version if expect_version is not None else src.version
         stored = cat.update_source(dataclasses.replace(src, **changes, version=version))
     if as_json:
-        echo_json(source_json(stored))
+        echo_json(jsonable(stored))
     else:
         console().print(f"updated source [bold]{stored.id}[/] (now version {stored.version})")
 
@@ -134,7 +127,7 @@ def list_(as_json: bool) -> None:
         found = cat.list_sources()
         citing = cat.source_citations()
     if as_json:
-        echo_json([{**source_json(s), "sites": citing.get(s.id, [])} for s in found])
+        echo_json([{**jsonable(s), "sites": citing.get(s.id, [])} for s in found])
         return
     table = make_table("id", "citation", "url", "licence", "accessed", "sites", whole=("id",))
     for s in found:
