@@ -500,3 +500,71 @@ def test_a_catalog_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
         ConfigError, match=r"postgresql://u:\*\*\*@127\.0\.0\.1:9/x: .*server running"
     ):
         Catalog("postgresql://u:secret@127.0.0.1:9/x")  # the password is never printed
+
+
+def test_site_history_holds_its_records(catalog: Catalog) -> None:
+    catalog.add_site(make_site(0))
+    catalog.add_site(make_site(1))
+    f1 = catalog.add_feature(Feature("f1", "site-0", "berm", Point(126.0, 38.5)))
+    catalog.update_feature(dataclasses.replace(f1, name="north berm"))
+    catalog.add_features([Feature("f2", "site-0", "hq", Point(126.0, 38.5))])  # bulk
+    catalog.delete_feature("f2")
+    catalog.add_feature(Feature("f3", "site-1", "berm", Point(126.1, 38.5)))
+    catalog.add_observation(
+        Observation("o1", "site-0", datetime(2024, 3, 1, tzinfo=UTC), phase="no_activity")
+    )
+    catalog.add_source(Source("src-1", "A report"))
+    entries = catalog.history(site_id="site-0")
+    assert [(e.entity, e.entity_id, e.action) for e in entries] == [
+        ("site", "site-0", "create"),
+        ("feature", "f1", "create"),
+        ("feature", "f1", "update"),
+        ("feature", "f2", "create"),
+        ("feature", "f2", "delete"),
+        ("observation", "o1", "create"),
+    ]
+    assert {e.site_id for e in entries} == {"site-0"}
+    assert [e.entity_id for e in catalog.history(site_id="site-1")] == ["site-1", "f3"]
+    (src,) = catalog.history(entity="source")
+    assert src.site_id is None
+    assert [e.entity_id for e in catalog.history(site_id="site-0", limit=2)] == ["f2", "o1"]
+
+
+def test_migration_0003_fills_the_site_of_earlier_history(tmp_path: Path) -> None:
+    """A catalog written before history.site_id existed gets it filled on opening: from the
+    site's own entries, the records still stored, and the snapshots of those deleted since."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cat = Catalog(url, actor="tester")
+    cat.add_site(make_site(0))
+    cat.add_features([Feature("f1", "site-0", "berm", Point(126.0, 38.5))])
+    cat.add_feature(Feature("f2", "site-0", "hq", Point(126.0, 38.5)))
+    cat.delete_feature("f2")
+    cat.add_source(Source("src-1", "A report"))
+    cat.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # back to the 0002 schema
+        conn.exec_driver_sql("DROP INDEX ix_history_site")
+        conn.exec_driver_sql("ALTER TABLE history DROP COLUMN site_id")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
+    cat = Catalog(url, actor="tester")
+    entries = cat.history(site_id="site-0")
+    assert [(e.entity_id, e.action) for e in entries] == [
+        ("site-0", "create"),
+        ("f1", "create"),
+        ("f2", "create"),
+        ("f2", "delete"),
+    ]
+    assert cat.history(entity="source")[0].site_id is None
+    cat.close()
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE history SET actor = 'mallory'")  # the guard is back
+    new_url = f"sqlite:///{tmp_path / 'new.db'}"
+    Catalog(new_url).close()
+    upgraded, fresh = sa.inspect(engine), sa.inspect(sa.create_engine(new_url))
+    columns = [(c["name"], str(c["type"]), c["nullable"]) for c in fresh.get_columns("history")]
+    assert columns == [
+        (c["name"], str(c["type"]), c["nullable"]) for c in upgraded.get_columns("history")
+    ]
+    index = {i["name"]: i["column_names"] for i in fresh.get_indexes("history")}
+    assert index == {i["name"]: i["column_names"] for i in upgraded.get_indexes("history")}
+    engine.dispose()

@@ -66,7 +66,7 @@ def test_add_list_edit_delete_with_history(sw: Runner, site: str) -> None:
 
     assert sw("features", "delete", berm["id"], "--yes").code == 0
     assert [f["id"] for f in sw("features", "list", site, "--json").json()] == [portal["id"]]
-    history = sw("sites", "history", "--json").json()
+    history = sw("sites", "history", site, "--json").json()  # the site with its features
     actions = [(h["entity"], h["action"]) for h in history if h["entity"] == "feature"]
     assert ("feature", "update") in actions and ("feature", "delete") in actions
 

@@ -552,7 +552,7 @@ export async function sitePage(siteId) {
   const historyList = h("ul", { class: "list", id: "history-list" });
   async function loadHistory() {
     const hist = await get(`/api/sites/${site.id}/history?limit=20`);
-    historyList.replaceChildren(...hist.reverse().map((e) => h("li", { class: "muted" }, `${e.at.slice(0, 16).replace("T", " ")} ${e.actor} ${e.action}`)));
+    historyList.replaceChildren(...hist.reverse().map((e) => h("li", { class: "muted" }, `${e.at.slice(0, 16).replace("T", " ")} ${e.actor} ${e.action} ${e.entity.replaceAll("_", " ")}`)));
   }
   loadHistory();
 

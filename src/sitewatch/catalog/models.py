@@ -385,6 +385,8 @@ class HistoryEntry:
     action: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    site_id: str | None = None
+    """The site the record belongs to (None for sources, declarations, site-less records)."""
 
 
 @dataclass(frozen=True)

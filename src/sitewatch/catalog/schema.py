@@ -296,7 +296,11 @@ history = sa.Table(
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("before", JSONType),
     sa.Column("after", JSONType),
+    # the site a record belongs to, so that a site's history holds its features' and records'
+    # changes too (migration 0003; null for sources, declarations and site-less records)
+    sa.Column("site_id", sa.String(128)),
     sa.Index("ix_history_entity", "entity", "entity_id"),
+    sa.Index("ix_history_site", "site_id", "seq"),
 )
 
 SPATIAL_TABLES: tuple[str, ...] = ("sites", "features")

@@ -246,6 +246,9 @@ class Catalog:
         after: Any,
         now: datetime,
     ) -> None:
+        site_id = entity_id if entity == "site" else None
+        for obj in (after, before):
+            site_id = site_id or getattr(obj, "site_id", None)
         conn.execute(
             t.history.insert(),
             {
@@ -256,6 +259,7 @@ class Catalog:
                 "action": action,
                 "before": None if before is None else jsonable(before),
                 "after": None if after is None else jsonable(after),
+                "site_id": site_id,
             },
         )
 
@@ -576,6 +580,7 @@ class Catalog:
                     "action": "import",
                     "before": None,
                     "after": after,
+                    "site_id": sid,
                 }
                 for sid, after in per_site.items()
             ],
@@ -654,6 +659,7 @@ class Catalog:
                     "action": "create",
                     "before": None,
                     "after": {"id": r["id"], "bulk": True},
+                    "site_id": r.get("site_id"),
                 }
                 for r in rows
             ],
@@ -986,11 +992,21 @@ class Catalog:
     # -- history and maintenance -------------------------------------------------------------
 
     def history(
-        self, *, entity: str | None = None, entity_id: str | None = None, limit: int | None = None
+        self,
+        *,
+        entity: str | None = None,
+        entity_id: str | None = None,
+        site_id: str | None = None,
+        limit: int | None = None,
     ) -> list[HistoryEntry]:
-        """The append-only history, oldest first (the newest ``limit`` entries when given)."""
+        """The append-only history, oldest first (the newest ``limit`` entries when given).
+
+        ``site_id`` gives a site's whole history: the site's own changes and those of its
+        features, observations, measurements, change events, alerts and candidates."""
         ht = t.history
         q = sa.select(ht)
+        if site_id is not None:
+            q = q.where(ht.c.site_id == site_id)
         if entity is not None:
             q = q.where(ht.c.entity == entity)
         if entity_id is not None:
@@ -1010,6 +1026,7 @@ class Catalog:
                 action=r["action"],
                 before=r["before"],
                 after=r["after"],
+                site_id=r["site_id"],
             )
             for r in reversed(rows)
         ]

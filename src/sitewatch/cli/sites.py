@@ -464,9 +464,11 @@ def export(fmt: str | None, output: Path, **kw: Any) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @json_option
 def history(site_id: str | None, limit: int, as_json: bool) -> None:
-    """Who changed what and when (for one site, or the whole catalog)."""
+    """Who changed what and when: for one site with its features and records (SITE_ID), for one
+    record (its id), or for the whole catalog."""
     with open_catalog() as cat:
-        entries = cat.history(entity_id=site_id, limit=limit)
+        entries = cat.history(site_id=site_id, limit=limit) if site_id is not None else []
+        entries = entries or cat.history(entity_id=site_id, limit=limit)
     if site_id is not None and not entries:
         raise NotFound(
             f"no history for {site_id!r}: no site or record with that id was ever stored; "

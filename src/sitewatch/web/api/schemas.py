@@ -349,6 +349,7 @@ class HistoryOut(_Out):
     action: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    site_id: str | None = None
 
 
 class ChipOut(_Out):

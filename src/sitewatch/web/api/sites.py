@@ -126,9 +126,10 @@ def delete_site(
 def site_history(
     site_id: str, ctx: Ctx, _: Viewer, limit: Annotated[int, Query(ge=1, le=10000)] = 200
 ) -> Response:
-    """Who changed the site record, when, from what to what (oldest first)."""
+    """Who changed the site and its features and records, when, from what to what (the newest
+    ``limit`` entries, oldest first)."""
     ctx.reader.get_site(site_id)
-    return json_response(ctx.reader.history(entity="site", entity_id=site_id, limit=limit))
+    return json_response(ctx.reader.history(site_id=site_id, limit=limit))
 
 
 @router.get("/{site_id}/imagery", response_model=list[ChipOut], summary="Imagery of a site")
