@@ -248,3 +248,31 @@ def test_import_sets_category_status_country_and_tags_on_every_site(
     r = sw("sites", "import", str(gj), "--status", "rumoured")
     assert r.code == 2 and "rumoured" in r.err
     assert sw("sites", "show", "sino-ri", "--json").json()["version"] == 1
+
+
+def test_show_lists_change_events_with_their_kinds(sw: Runner) -> None:
+    from datetime import UTC, datetime
+
+    from sitewatch.catalog.models import ChangeEvent
+    from sitewatch.catalog.store import Catalog
+
+    assert sw("sites", "add", "base", "--name", "Base", "--lat", "38.5", "--lon", "126.1").code == 0
+    with Catalog() as cat:
+        cat.add_change_event(
+            ChangeEvent(
+                "ch-1",
+                "base",
+                datetime(2024, 3, 1, tzinfo=UTC),
+                datetime(2024, 3, 20, tzinfo=UTC),
+                "cva",
+                1200.0,
+                details={
+                    "kinds": {"within_built_or_bare": 300.0, "vegetation_to_built_or_bare": 900.0}
+                },
+            )
+        )
+    out = sw("sites", "show", "base").out
+    assert (
+        "change 2024-03-01 → 2024-03-20: 1,200 m² (cva); 75% vegetation → built or bare, "
+        "25% within built or bare"
+    ) in out
