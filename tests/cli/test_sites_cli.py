@@ -273,6 +273,6 @@ def test_show_lists_change_events_with_their_kinds(sw: Runner) -> None:
         )
     out = sw("sites", "show", "base").out
     assert (
-        "change 2024-03-01 → 2024-03-20: 1,200 m² (cva); 75% vegetation → built or bare, "
-        "25% within built or bare"
+        "change 2024-03-01 → 2024-03-20: 1,200 m² (cva); vegetation → built or bare 75%, "
+        "within built or bare 25%"
     ) in out

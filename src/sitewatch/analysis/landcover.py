@@ -41,6 +41,7 @@ __all__ = [
     "kind_areas",
     "kind_confusion",
     "kind_shares",
+    "kind_text",
     "parse_covers",
     "patch_covers",
 ]
@@ -122,6 +123,15 @@ def kind_shares(kinds: Any) -> list[tuple[str, float]]:
     total = sum(areas.values())
     ordered = sorted(areas.items(), key=lambda kv: (-kv[1], kv[0]))
     return [(k, a / total) for k, a in ordered]
+
+
+def kind_text(kinds: Any) -> str:
+    """``vegetation → built or bare 92%, within vegetation 8%`` from m² by kind (see
+    :func:`kind_shares`), or "" without them: how a brief and ``sites show`` say it."""
+    return ", ".join(
+        f"{kind.replace('_to_', ' → ').replace('_', ' ')} {100 * share:.0f}%"
+        for kind, share in kind_shares(kinds)
+    )
 
 
 def parse_covers(covers: str | Sequence[str]) -> tuple[str, ...]:

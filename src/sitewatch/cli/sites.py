@@ -220,13 +220,10 @@ def show(site_id: str, as_json: bool) -> None:
             f"    - {o.acquired.date().isoformat()}{phase} {escape(o.sensor)}: "
             f"{escape(o.text)}{extra}"
         )
-    from ..analysis.landcover import kind_shares
+    from ..analysis.landcover import kind_text
 
     for e in events:
-        kinds = ", ".join(
-            f"{100 * share:.0f}% {k.replace('_to_', ' → ').replace('_', ' ')}"
-            for k, share in kind_shares((e.details or {}).get("kinds"))[:3]
-        )
+        kinds = kind_text((e.details or {}).get("kinds"))
         out.print(
             f"    - change {e.before.date().isoformat()} → {e.after.date().isoformat()}: "
             f"{e.area_m2:,.0f} m² ({escape(e.method)}){'; ' + kinds if kinds else ''}"

@@ -26,6 +26,7 @@ import jinja2
 import numpy as np
 
 from .. import __version__
+from ..analysis.landcover import kind_text
 from ..catalog.models import (
     Alert,
     ChangeEvent,
@@ -329,19 +330,6 @@ def _index_shifts(indices: Any) -> str:
     return ", ".join(parts)
 
 
-def _kind_shares(kinds: Any) -> str:
-    """``vegetation → built or bare 92%, within vegetation 8%`` from a change event's ``kinds``
-    details (m² by kind of change, see :mod:`~sitewatch.analysis.landcover`), or "" without
-    them."""
-    from ..analysis.landcover import kind_shares
-
-    parts = []
-    for kind, share in kind_shares(kinds):
-        name = kind.replace("_to_", " → ").replace("_", " ")
-        parts.append(f"{name} {100 * share:.0f}%")
-    return ", ".join(parts)
-
-
 def _history(data: SiteData) -> list[dict[str, str]]:
     rows: list[tuple[datetime, dict[str, str]]] = []
     for o in data.observations:
@@ -358,7 +346,7 @@ def _history(data: SiteData) -> list[dict[str, str]]:
             details += f", magnitude {c.magnitude:.3g}"
         if shifts := _index_shifts((c.details or {}).get("indices")):
             details += f"; {shifts}"
-        if shares := _kind_shares((c.details or {}).get("kinds")):
+        if shares := kind_text((c.details or {}).get("kinds")):
             details += f"; {shares}"
         rows.append(
             (
