@@ -70,3 +70,21 @@ def test_edit_and_delete_a_source(sw: Runner) -> None:
         "update",
         "delete",
     ]
+
+
+def test_a_geojson_export_carries_the_citations_to_another_catalog(sw: Runner, tmp_path) -> None:
+    assert sw("sources", "add", "nk-db", "--citation", "CNS North Korea Missile Test DB").code == 0
+    assert sw("sites", "add", "s1", "--name", "S1", "--lat", "38", "--lon", "126", "--source",
+              "nk-db").code == 0  # fmt: skip
+    assert sw("features", "add", "s1", "--kind", "hq", "--lon", "126", "--lat", "38").code == 0
+    r = sw("sites", "export", "-o", str(tmp_path / "s.geojson"))
+    assert r.code == 0 and "warning" not in r.err
+    other = ["--db", f"sqlite:///{tmp_path / 'other.db'}"]
+    r = sw(*other, "sites", "import", str(tmp_path / "s.geojson"))
+    assert r.code == 0, r.err
+    (src,) = sw(*other, "sources", "list", "--json").json()
+    assert src["citation"] == "CNS North Korea Missile Test DB" and src["sites"] == ["s1"]
+    # a format that cannot carry them says so
+    r = sw("sites", "export", "-o", str(tmp_path / "s.csv"))
+    assert r.code == 0
+    assert "csv does not carry the features (1), sources (1)" in " ".join(r.err.split())

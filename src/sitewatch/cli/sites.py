@@ -448,7 +448,7 @@ def import_(
 @_filters
 def export(fmt: str | None, output: Path, **kw: Any) -> None:
     """Export sites (with their features and observations) to a file, atomically."""
-    from ..catalog.io import detect_format, write_sites
+    from ..catalog.io import detect_format, left_out, write_sites
 
     fmt = fmt or detect_format(output)
 
@@ -465,6 +465,12 @@ def export(fmt: str | None, output: Path, **kw: Any) -> None:
         ]
     count = write_sites(records, output, fmt)
     console().print(f"exported {count} site(s) to {output} ({fmt})")
+    if dropped := left_out(records, fmt):
+        err_console().print(
+            f"warning: {fmt} does not carry the {', '.join(f'{k} ({n})' for k, n in dropped.items())}"
+            " of these sites (the source ids stay on the sites); export to geojson to keep "
+            "everything"
+        )
 
 
 @sites.command("history")

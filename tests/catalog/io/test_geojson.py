@@ -35,6 +35,37 @@ def test_round_trip_sites_features_observations(records, tmp_path: Path, split) 
     }
 
 
+def test_the_cited_sources_travel_with_their_sites(records, tmp_path: Path, split) -> None:
+    from dataclasses import replace
+    from datetime import date
+
+    from sitewatch.catalog.io import left_out
+    from sitewatch.catalog.models import Source
+
+    csis = Source(
+        "beyond-parallel-2018",
+        "CSIS Beyond Parallel, Undeclared North Korea: the Sakkanmol base (2018)",
+        url="https://beyondparallel.csis.org/",
+        licence="all rights reserved",
+        accessed=date(2026, 12, 1),
+    )
+    cited = [replace(records[0], sources=(csis,)), *records[1:]]
+    path = tmp_path / "sites.geojson"
+    write_sites(cited, path, "geojson")
+    back, problems = split(list(read_sites(path)))
+    assert problems == [] and back == cited
+    assert back[0].sources == (csis,) and back[0].site.source_ids == ("beyond-parallel-2018",)
+    # what each format leaves out of these records: GeoJSON nothing
+    assert left_out(cited, "geojson") == {}
+    assert left_out(cited, "kml") == {"observations": 1, "sources": 1}
+    assert left_out(cited, "csv") == {"features": 3, "observations": 1, "sources": 1}
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["features"][0]["properties"]["sources"] = [{"id": "x"}]
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    _, problems = split(list(read_sites(path)))
+    assert "every source needs an id and a citation" in problems[0].reason
+
+
 def test_foreign_feature_collection(write_text, split) -> None:
     doc = {
         "type": "FeatureCollection",

@@ -27,12 +27,47 @@ from .geojson import is_iarpa, read_geojson, read_iarpa, write_geojson, write_ia
 from .gpkg import read_gpkg, write_gpkg
 from .kml import read_kml, read_kmz, write_kml, write_kmz
 
-__all__ = ["FORMATS", "RecordProblem", "SiteRecord", "detect_format", "read_sites", "write_sites"]
+__all__ = [
+    "CARRIES",
+    "FORMATS",
+    "RecordProblem",
+    "SiteRecord",
+    "detect_format",
+    "left_out",
+    "read_sites",
+    "write_sites",
+]
 
 log = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("csv", "geojson", "iarpa", "kml", "kmz", "gpkg")
 """The exchange formats, as named by ``--format``."""
+
+CARRIES: dict[str, frozenset[str]] = {
+    "csv": frozenset(),
+    "geojson": frozenset({"features", "observations", "sources"}),
+    "iarpa": frozenset({"features", "observations"}),
+    "kml": frozenset({"features"}),
+    "kmz": frozenset({"features"}),
+    "gpkg": frozenset({"features"}),
+}
+"""What each format carries besides the sites themselves (whose ``source_ids`` every format
+keeps): GeoJSON is the one that carries a site's whole record."""
+
+
+def left_out(records: Iterable[SiteRecord], format: str) -> dict[str, int]:
+    """How many features, observations and sources (citations) of ``records`` the format
+    leaves out; only the non-zero counts."""
+    carried = CARRIES[_check_format(format)]
+    counts = {"features": 0, "observations": 0, "sources": 0}
+    cited: set[str] = set()
+    for r in records:
+        counts["features"] += len(r.features)
+        counts["observations"] += len(r.observations)
+        cited.update(s.id for s in r.sources)
+    counts["sources"] = len(cited)
+    return {k: n for k, n in counts.items() if n and k not in carried}
+
 
 _EXTENSIONS = {
     ".csv": "csv",

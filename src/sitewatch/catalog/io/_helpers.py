@@ -18,7 +18,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ...errors import GeometryError, InputError, RecordProblem
 from ...geo import valid_geometry
-from ..models import Feature, Observation, Site, SiteRecord, site_id_for, stable_id
+from ..models import Feature, Observation, Site, SiteRecord, Source, site_id_for, stable_id
 
 __all__ = [
     "LIST_SEP",
@@ -37,6 +37,8 @@ __all__ = [
     "record_id",
     "site_from_fields",
     "site_to_fields",
+    "source_to_props",
+    "sources_from_props",
     "split_list",
     "stable_id",
 ]
@@ -258,6 +260,49 @@ def site_to_fields(site: Site, *, with_aoi: bool = True) -> dict[str, str]:
         "source_ids": LIST_SEP.join(site.source_ids),
         "aoi_wkt": exact_wkt(site.aoi) if (with_aoi and site.aoi is not None) else "",
     }
+
+
+def source_to_props(source: Source) -> dict[str, Any]:
+    """JSON-able fields of a source (a citation)."""
+    return {
+        "id": source.id,
+        "citation": source.citation,
+        "url": source.url,
+        "licence": source.licence,
+        "accessed": source.accessed.isoformat() if source.accessed else None,
+        "notes": source.notes,
+    }
+
+
+def sources_from_props(value: Any, what: str) -> tuple[Source, ...]:
+    """The sources of :func:`source_to_props` dicts (a list, or its JSON text); ``()`` for
+    none. A malformed entry is an :class:`InputError` naming ``what``."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise InputError(f"{what}: sources must be a JSON list of citations") from None
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise InputError(f"{what}: sources must be a list of objects with id and citation")
+    out = []
+    for v in value:
+        if not v.get("id") or not v.get("citation"):
+            raise InputError(
+                f"{what}: every source needs an id and a citation, got {dict(v)!r:.80}"
+            )
+        out.append(
+            Source(
+                id=str(v["id"]),
+                citation=str(v["citation"]),
+                url=_scalar_text(v.get("url"), "source url"),
+                licence=_scalar_text(v.get("licence"), "source licence"),
+                accessed=_date(v.get("accessed"), f"{what} source accessed"),
+                notes=str(v.get("notes") or ""),
+            )
+        )
+    return tuple(out)
 
 
 def feature_to_props(feature: Feature) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """GeoJSON sites: a FeatureCollection streamed with ijson, and the IARPA SMART site models.
 
 A sitewatch GeoJSON file holds one GeoJSON feature per site (its AOI polygon, or its point when it
-has no AOI; every site field in the properties, ``"record": "site"``), followed by the site's
+has no AOI; every site field in the properties, ``"record": "site"``, and the sources it cites
+in ``sources``, so that a catalog importing the file gets the citations too), followed by the site's
 features (``"record": "feature"``, ``site_id``) and observations (``"record": "observation"``, no
 geometry). FeatureCollections written by other tools import too: each feature is a site, named by
 its ``name``/``title`` property, its other properties kept in the notes.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ...errors import GeometryError, InputError, RecordProblem
 from ...files import atomic_path
-from ..models import Site, SiteRecord
+from ..models import Site, SiteRecord, Source
 from ._helpers import (
     SITE_ATTRIBUTES,
     DuplicateIds,
@@ -32,6 +33,8 @@ from ._helpers import (
     observation_to_props,
     read_geometry,
     site_from_fields,
+    source_to_props,
+    sources_from_props,
 )
 from ._iarpa import read_iarpa, write_iarpa
 
@@ -164,7 +167,7 @@ def _site(
         f"{k}: {v if isinstance(v, str) else json.dumps(v)}"
         for k, v in props.items()
         if str(k).lower() not in _SITE_KEYS
-        and str(k).lower() not in ("record", "aoi_wkt", *_NAME_KEYS)
+        and str(k).lower() not in ("record", "aoi_wkt", "sources", *_NAME_KEYS)
         and v not in (None, "")
     ]
     if extra and props.get("record") != "site":
@@ -183,14 +186,16 @@ def _site(
     if fields.get("lon") is not None and fields.get("lat") is not None:
         lon = lat = None  # the properties carry the site point exactly
     site = site_from_fields(fields, lon=lon, lat=lat, aoi=aoi, repair=repair, what=where)
-    return SiteRecord(site=site)
+    return SiteRecord(site=site, sources=sources_from_props(lowered.get("sources"), where))
 
 
-def _site_feature(site: Site) -> dict[str, Any]:
+def _site_feature(site: Site, sources: Sequence[Source] = ()) -> dict[str, Any]:
     props: dict[str, Any] = {"record": "site"}
     for key in _SITE_KEYS:
         value = getattr(site, key)
         props[key] = list(value) if isinstance(value, tuple) else value
+    if sources:  # the citations travel with the site that cites them
+        props["sources"] = [source_to_props(s) for s in sources]
     geom = site.aoi if site.aoi is not None else site.point
     return {"type": "Feature", "id": site.id, "geometry": mapping(geom), "properties": props}
 
@@ -202,7 +207,7 @@ def write_geojson(records: Iterable[SiteRecord], path: str | Path) -> int:
         fh.write('{"type": "FeatureCollection", "features": [\n')
         first = True
         for record in records:
-            items: list[dict[str, Any]] = [_site_feature(record.site)]
+            items: list[dict[str, Any]] = [_site_feature(record.site, record.sources)]
             for feat in record.features:
                 props = {"record": "feature", **feature_to_props(feat)}
                 items.append(
