@@ -568,3 +568,40 @@ def test_migration_0003_fills_the_site_of_earlier_history(tmp_path: Path) -> Non
     index = {i["name"]: i["column_names"] for i in fresh.get_indexes("history")}
     assert index == {i["name"]: i["column_names"] for i in upgraded.get_indexes("history")}
     engine.dispose()
+
+
+def test_import_update_brings_in_the_files_new_and_changed_records(catalog: Catalog) -> None:
+    """A colleague's file of a known site: its new berm and observation are added, the portal
+    they moved is updated (a new version), and what the file lacks stays."""
+    site = make_site(0)
+    portal = Feature("f-portal", "site-0", "ugf_portal", Point(126.0, 38.5), name="portal 1")
+    mine = Feature("f-mine", "site-0", "hq", Point(126.01, 38.5))
+    obs = Observation("o1", "site-0", datetime(2024, 1, 1, tzinfo=UTC), text="seen")
+    catalog.import_records([SiteRecord(site, features=(portal, mine), observations=(obs,))])
+    moved = dataclasses.replace(portal, geometry=Point(126.0005, 38.5))
+    berm = Feature("f-berm", "site-0", "berm", Point(126.002, 38.5), attributes={"height_m": 18})
+    new_obs = Observation(
+        "o2", "site-0", datetime(2024, 6, 1, tzinfo=UTC), phase="active_construction"
+    )
+    theirs = SiteRecord(
+        dataclasses.replace(site, tags=("ugf",)),
+        features=(moved, berm),
+        observations=(obs, new_obs),
+    )
+    report = catalog.import_records([theirs], on_duplicate="update")
+    assert (report.updated, report.features, report.features_updated, report.observations) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    stored = {f.id: f for f in catalog.query_features(site_id="site-0")}
+    assert set(stored) == {"f-portal", "f-mine", "f-berm"}
+    assert stored["f-portal"].geometry.equals(Point(126.0005, 38.5))
+    assert stored["f-portal"].version == 2 and stored["f-mine"].version == 1
+    assert [o.id for o in catalog.list_observations("site-0")] == ["o1", "o2"]
+    assert catalog.get_site("site-0").tags == ("ugf",)
+    again = catalog.import_records([theirs], on_duplicate="update")  # nothing new the second time
+    assert (again.features, again.features_updated, again.observations) == (0, 0, 0)
+    actions = [(e.entity_id, e.action) for e in catalog.history(site_id="site-0")]
+    assert ("f-portal", "update") in actions and ("f-berm", "create") in actions

@@ -86,6 +86,7 @@ class ImportReport:
     updated: int = 0
     skipped: int = 0
     features: int = 0
+    features_updated: int = 0
     observations: int = 0
     problems: list[RecordProblem] = field(default_factory=list)
 
@@ -541,6 +542,7 @@ class Catalog:
                     conn, replace(rec.site, version=old.version), old.version, now
                 )
                 self._history(conn, "site", rec.site.id, "update", old, updated, now)
+                self._merge_records(rec, report)
                 report.updated += 1
             else:
                 report.problems.append(
@@ -588,6 +590,26 @@ class Catalog:
         report.added += len(new)
         report.features += len(feats)
         report.observations += len(obs)
+
+    def _merge_records(self, rec: SiteRecord, report: ImportReport) -> None:
+        """Bring an updated site's features and observations in (inside the import's
+        transaction): those the catalog lacks are added, a stored feature that differs from the
+        file's is replaced (a new version, in the history); stored observations stay as they
+        are. Nothing of the site that the file lacks is removed."""
+        stored = {f.id: f for f in self.query_features(site_id=rec.site.id)}
+        for f in rec.features:
+            old = stored.get(f.id)
+            if old is None:
+                self._add(replace(f, site_id=rec.site.id))
+                report.features += 1
+            elif _feature_state(old) != _feature_state(f):
+                self._update(replace(f, site_id=rec.site.id, version=old.version))
+                report.features_updated += 1
+        have = {o.id for o in self.list_observations(rec.site.id)}
+        for o in rec.observations:
+            if o.id not in have:
+                self._add(replace(o, site_id=rec.site.id))
+                report.observations += 1
 
     def _upsert_sources(self, conn: Connection, srcs: Sequence[Source], now: datetime) -> None:
         unique = {s.id: s for s in srcs}
@@ -1068,6 +1090,11 @@ class Catalog:
             from ._spatial import install_backend_ddl
 
             install_backend_ddl(conn)
+
+
+def _feature_state(f: Feature) -> tuple[Any, ...]:
+    """What an import compares to tell whether a feature changed (not its version or stamps)."""
+    return (f.kind, f.geometry.wkb, f.name, f.attributes, f.first_seen, f.last_seen)
 
 
 def _stored_copy(site: Site, now: datetime) -> Site:

@@ -351,7 +351,8 @@ def _reader_options(kw: dict[str, Any]) -> dict[str, Any]:
     "--on-duplicate",
     type=click.Choice(["error", "skip", "update"]),
     default="error",
-    help="What to do with ids already in the catalog.",
+    help="What to do with ids already in the catalog (update: the file's site fields, its new "
+    "features and observations, and its changed features; nothing is removed).",
 )
 @click.option("--repair-geometry", is_flag=True, help="Repair invalid geometries (with a warning).")
 @click.option("--lat-col")
@@ -422,6 +423,7 @@ def import_(
         "updated": report.updated,
         "skipped": report.skipped,
         "features": report.features,
+        "features_updated": report.features_updated,
         "observations": report.observations,
         "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
     }
@@ -430,7 +432,9 @@ def import_(
         return
     console().print(
         f"imported {report.added} site(s) from {path} ({fmt}); updated {report.updated}, "
-        f"skipped {report.skipped}"
+        f"skipped {report.skipped}; features: {report.features} added"
+        + (f", {report.features_updated} updated" if report.features_updated else "")
+        + f"; observations: {report.observations} added"
     )
     for p in report.problems[:20]:
         err_console().print(f"  skipped {p}")
