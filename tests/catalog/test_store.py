@@ -605,3 +605,13 @@ def test_import_update_brings_in_the_files_new_and_changed_records(catalog: Cata
     assert (again.features, again.features_updated, again.observations) == (0, 0, 0)
     actions = [(e.entity_id, e.action) for e in catalog.history(site_id="site-0")]
     assert ("f-portal", "update") in actions and ("f-berm", "create") in actions
+    # the citations the file carries come with it; one it does not carry is named
+    cited = dataclasses.replace(site, source_ids=("csis-2018",))
+    catalog.import_records(
+        [SiteRecord(cited, sources=(Source("csis-2018", "CSIS (2018)"),))], on_duplicate="update"
+    )
+    assert catalog.get_site("site-0").source_ids == ("csis-2018",)
+    assert catalog.get_source("csis-2018").citation == "CSIS (2018)"
+    unknown = dataclasses.replace(site, source_ids=("nope",))
+    with pytest.raises(NotFound, match="unknown source id"):
+        catalog.import_records([SiteRecord(unknown)], on_duplicate="update")

@@ -537,6 +537,8 @@ class Catalog:
             elif on_duplicate == "skip":
                 report.skipped += 1
             elif on_duplicate == "update":
+                self._upsert_sources(conn, rec.sources, now)
+                self._check_sources(conn, rec.site.source_ids)
                 old = self._get_site(conn, rec.site.id)
                 updated = self._replace_site(
                     conn, replace(rec.site, version=old.version), old.version, now
