@@ -243,6 +243,12 @@ def test_observation_with_evidence_and_a_cited_source(
     assert "https://example.org/report" in page.locator("#source-list").inner_text()
     with Catalog(live_server.env.url) as cat:
         assert cat.get_site("alpha-base").source_ids == (sid,)
+    page.click(f"#source-list li[data-source={sid}] button.uncite")
+    page.wait_for_selector("#source-list li:has-text('no source cited')")
+    with Catalog(live_server.env.url) as cat:
+        assert cat.get_site("alpha-base").source_ids == ()
+        assert cat.get_source(sid).citation.startswith("Analyst Group")  # the source stays
+    assert page.locator("#cite-source option").count() == 1  # and can be cited again
 
 
 def test_feature_sizes_and_dates_in_the_editor(page: Any, live_server: Any) -> None:

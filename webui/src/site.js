@@ -514,18 +514,28 @@ export async function sitePage(siteId) {
         const s = byId[id] || { id, citation: id };
         return h("li", { "data-source": id }, s.citation,
           s.url ? [" ", evidenceLink(s.url)] : null,
-          h("span", { class: "muted" }, [s.accessed ? ` · accessed ${s.accessed}` : "", s.licence ? ` · ${s.licence}` : ""].join("")));
+          h("span", { class: "muted" }, [s.accessed ? ` · accessed ${s.accessed}` : "", s.licence ? ` · ${s.licence}` : ""].join("")),
+          canWrite() ? h("button", { class: "uncite", title: "stop citing this source", onclick: () => uncite(id) }, "×") : null);
       }),
     );
     if (!site.source_ids.length) sourceList.append(h("li", { class: "muted" }, "no source cited"));
     citeSelect.replaceChildren(...sources.filter((s) => !site.source_ids.includes(s.id)).map((s) => h("option", { value: s.id }, s.citation)));
   }
   renderSources();
-  const cite = async (id) => {
-    site = await patch(`/api/sites/${site.id}`, { version: site.version, source_ids: [...site.source_ids, id] });
+  const setSources = async (ids) => {
+    site = await patch(`/api/sites/${site.id}`, { version: site.version, source_ids: ids });
     versionNote.textContent = `version ${site.version}`;
     renderSources();
     loadHistory();
+  };
+  const cite = (id) => setSources([...site.source_ids, id]);
+  const uncite = async (id) => {
+    try {
+      await setSources(site.source_ids.filter((x) => x !== id));
+      toast("source no longer cited");
+    } catch (e) {
+      toast(e.message, true);
+    }
   };
   const newCitation = h("input", { type: "text", id: "source-citation", placeholder: "citation, e.g. CSIS, Undeclared North Korea (2018)" });
   const newUrl = h("input", { type: "url", id: "source-url", placeholder: "https://..." });
