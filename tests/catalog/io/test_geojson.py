@@ -56,7 +56,7 @@ def test_the_cited_sources_travel_with_their_sites(records, tmp_path: Path, spli
     assert problems == [] and back == cited
     assert back[0].sources == (csis,) and back[0].site.source_ids == ("beyond-parallel-2018",)
     # what each format leaves out of these records: GeoJSON nothing
-    assert left_out(cited, "geojson") == {}
+    assert left_out(cited, "geojson") == left_out(cited, "gpkg") == {}
     assert left_out(cited, "kml") == {"observations": 1, "sources": 1}
     assert left_out(cited, "csv") == {"features": 3, "observations": 1, "sources": 1}
     doc = json.loads(path.read_text(encoding="utf-8"))

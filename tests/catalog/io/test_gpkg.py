@@ -25,11 +25,17 @@ def test_round_trip(records, tmp_path: Path, split) -> None:
     assert write_sites(records, path, "gpkg") == 3
     assert detect_format(path) == "gpkg"
     layers = {name: kind for name, kind in pyogrio.list_layers(path)}
-    assert layers == {"sites": "Point", "site_aoi": "MultiPolygon", "features": "Unknown"}
+    assert layers == {
+        "sites": "Point",
+        "site_aoi": "MultiPolygon",
+        "features": "Unknown",
+        "observations": "Point",
+    }
     back, problems = split(list(read_sites(path)))
     assert problems == []
     assert [r.site for r in back] == [r.site for r in records]
     assert [r.features for r in back] == [r.features for r in records]
+    assert [r.observations for r in back] == [r.observations for r in records]
     info = pyogrio.read_info(path, layer="sites")
     assert info["features"] == 3
     assert {"id", "name", "aliases", "tags", "status", "confidence", "lon", "lat"} <= set(
@@ -118,3 +124,22 @@ def test_ogrinfo_lists_every_site(shared_data: Path, tmp_path: Path, ogrinfo: st
     ).stdout
     for rec in records:
         assert f"name (String) = {rec.site.name}\n" in full
+
+
+def test_the_cited_sources_and_evidence_travel(records, tmp_path: Path, split) -> None:
+    from datetime import date
+
+    from sitewatch.catalog.models import Source
+
+    csis = Source(
+        "beyond-parallel-2018", "CSIS (2018)", url="https://x.org", accessed=date(2026, 1, 2)
+    )
+    obs = dataclasses.replace(
+        records[0].observations[0], evidence=("evidence:" + "a" * 64 + "/p.png", "https://x.org/b")
+    )
+    cited = [dataclasses.replace(records[0], sources=(csis,), observations=(obs,)), *records[1:]]
+    path = tmp_path / "cited.gpkg"
+    write_sites(cited, path, "gpkg")
+    back, problems = split(list(read_sites(path)))
+    assert problems == [] and back[0].sources == (csis,) and back[1].sources == ()
+    assert back[0].observations == (obs,)

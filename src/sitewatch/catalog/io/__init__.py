@@ -49,10 +49,10 @@ CARRIES: dict[str, frozenset[str]] = {
     "iarpa": frozenset({"features", "observations"}),
     "kml": frozenset({"features"}),
     "kmz": frozenset({"features"}),
-    "gpkg": frozenset({"features"}),
+    "gpkg": frozenset({"features", "observations", "sources"}),
 }
 """What each format carries besides the sites themselves (whose ``source_ids`` every format
-keeps): GeoJSON is the one that carries a site's whole record."""
+keeps): GeoJSON and GeoPackage carry a site's whole record."""
 
 
 def left_out(records: Iterable[SiteRecord], format: str) -> dict[str, int]:

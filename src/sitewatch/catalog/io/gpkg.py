@@ -1,9 +1,10 @@
 """GeoPackage sites through pyogrio (GDAL): opens in QGIS, read and written in batches.
 
-Layers written: ``sites`` (points, every site field as a column; lists ``;``-joined),
-``site_aoi`` (multipolygons with ``site_id``, when a site has an AOI) and ``features``
-(any geometry, ``site_id``, ``kind``, ``attributes`` as JSON, when sites have features). Reading
-back restores the records. A GeoPackage made elsewhere imports from its ``sites`` layer or else
+Layers written: ``sites`` (points, every site field as a column; lists ``;``-joined; the cited
+sources as JSON in ``sources``), ``site_aoi`` (multipolygons with ``site_id``, when a site has an
+AOI), ``features`` (any geometry, ``site_id``, ``kind``, ``attributes`` as JSON, when sites have
+features) and ``observations`` (at the site's point, ``evidence`` as JSON, when sites have
+observations). Reading back restores the records. A GeoPackage made elsewhere imports from its ``sites`` layer or else
 its first layer: points give the site point, polygons the AOI, a ``name``/``title`` column the
 name, other columns land in the notes.
 """
@@ -31,7 +32,16 @@ from ...errors import InputError, RecordProblem
 from ...files import atomic_path
 from ...geo import to_crs
 from ..models import Feature, SiteRecord
-from ._helpers import SITE_ATTRIBUTES, DuplicateIds, feature_from_props, site_from_fields
+from ._helpers import (
+    SITE_ATTRIBUTES,
+    DuplicateIds,
+    feature_from_props,
+    observation_from_props,
+    observation_to_props,
+    site_from_fields,
+    source_to_props,
+    sources_from_props,
+)
 
 __all__ = ["BATCH_SIZE", "read_gpkg", "write_gpkg"]
 
@@ -113,6 +123,15 @@ def _flush(writer: _LayerWriter, batch: list[SiteRecord]) -> None:
             "tags": _obj([";".join(s.tags) for s in sites]),
             "notes": _obj([s.notes for s in sites]),
             "source_ids": _obj([";".join(s.source_ids) for s in sites]),
+            # the cited sources themselves (JSON), so that another catalog gets the citations
+            "sources": _obj(
+                [
+                    json.dumps([source_to_props(x) for x in r.sources], ensure_ascii=False)
+                    if r.sources
+                    else None
+                    for r in batch
+                ]
+            ),
             "lon": np.array([s.lon for s in sites], dtype=float),
             "lat": np.array([s.lat for s in sites], dtype=float),
         },
@@ -139,6 +158,20 @@ def _flush(writer: _LayerWriter, batch: list[SiteRecord]) -> None:
             "last_seen": _obj([f.last_seen.isoformat() if f.last_seen else None for f in feats]),
         },
         "Unknown",
+    )
+    points = {r.site.id: r.site.point for r in batch}
+    obs = [o for r in batch for o in r.observations]
+    columns: dict[str, list[Any]] = {}
+    for o in obs:
+        for key, value in observation_to_props(o).items():
+            columns.setdefault(key, []).append(
+                json.dumps(value, ensure_ascii=False) if key == "evidence" else value
+            )
+    writer.write(  # at the site's point, so that QGIS shows them on the map
+        "observations",
+        [points[o.site_id] for o in obs],
+        {k: _obj(v) for k, v in columns.items()},
+        "Point",
     )
 
 
@@ -291,6 +324,7 @@ def _read_gpkg(path: Path, layer: str | None, repair: bool) -> Iterator[SiteReco
         ids = [str(r["id"]) for r in rows if r.get("id")] if ours else []
         aois = _by_site(path, "site_aoi", ids, layers) if ours else {}
         feats = _by_site(path, "features", ids, layers) if ours else {}
+        obs = _by_site(path, "observations", ids, layers) if ours else {}
         for i, row in enumerate(rows):
             where = f"{layer} feature fid {int(fids[i])}"
             geom = shapes[i]
@@ -298,7 +332,7 @@ def _read_gpkg(path: Path, layer: str | None, repair: bool) -> Iterator[SiteReco
                 geom = to_crs(geom, CRS.from_user_input(crs), "EPSG:4326")
             try:
                 record = (
-                    _our_record(row, geom, aois, feats, repair, where)
+                    _our_record(row, geom, aois, feats, obs, repair, where)
                     if ours
                     else _foreign_record(row, geom, repair, where)
                 )
@@ -316,6 +350,7 @@ def _our_record(
     geom: BaseGeometry | None,
     aois: dict[str, list[tuple[BaseGeometry, dict[str, Any]]]],
     feats: dict[str, list[tuple[BaseGeometry, dict[str, Any]]]],
+    obs: dict[str, list[tuple[BaseGeometry, dict[str, Any]]]],
     repair: bool,
     where: str,
 ) -> SiteRecord:
@@ -330,7 +365,18 @@ def _our_record(
     features: list[Feature] = []
     for fgeom, frow in feats.get(site_id, []):
         features.append(feature_from_props(frow, fgeom, site_id=site.id, repair=repair))
-    return SiteRecord(site=site, features=tuple(features))
+    observations = tuple(
+        observation_from_props(
+            {**orow, "evidence": json.loads(orow.get("evidence") or "[]")}, site_id=site.id
+        )
+        for _, orow in obs.get(site_id, [])
+    )
+    return SiteRecord(
+        site=site,
+        features=tuple(features),
+        observations=tuple(sorted(observations, key=lambda o: (o.acquired, o.id))),
+        sources=sources_from_props(row.get("sources"), where),
+    )
 
 
 def _foreign_record(
