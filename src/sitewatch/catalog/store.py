@@ -918,7 +918,7 @@ class Catalog:
     def delete_source(self, source_id: str, *, version: int | None = None) -> None:
         """Delete a source no site cites (the history keeps it)."""
         st = t.site_sources
-        with self._read() as conn:
+        with self._write() as conn:  # one transaction: no site can cite it in between
             citing = [
                 r[0]
                 for r in conn.execute(
@@ -927,13 +927,13 @@ class Catalog:
                     .order_by(st.c.site_id)
                 )
             ]
-        if citing:
-            raise ConflictError(
-                f"source {source_id!r} is cited by {len(citing)} site(s) "
-                f"({', '.join(citing[:5])}{', ...' if len(citing) > 5 else ''}); remove it from "
-                "them first (`sitewatch sites edit SITE --remove-source ...`)"
-            )
-        self._delete(Source, source_id, version)
+            if citing:
+                raise ConflictError(
+                    f"source {source_id!r} is cited by {len(citing)} site(s) "
+                    f"({', '.join(citing[:5])}{', ...' if len(citing) > 5 else ''}); remove it "
+                    "from them first (`sitewatch sites edit SITE --remove-source ...`)"
+                )
+            self._delete(Source, source_id, version)
 
     def source_citations(self) -> dict[str, list[str]]:
         """The ids of the sites citing each source (sources no site cites are left out)."""

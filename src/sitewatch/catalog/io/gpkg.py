@@ -4,9 +4,9 @@ Layers written: ``sites`` (points, every site field as a column; lists ``;``-joi
 sources as JSON in ``sources``), ``site_aoi`` (multipolygons with ``site_id``, when a site has an
 AOI), ``features`` (any geometry, ``site_id``, ``kind``, ``attributes`` as JSON, when sites have
 features) and ``observations`` (at the site's point, ``evidence`` as JSON, when sites have
-observations). Reading back restores the records. A GeoPackage made elsewhere imports from its ``sites`` layer or else
-its first layer: points give the site point, polygons the AOI, a ``name``/``title`` column the
-name, other columns land in the notes.
+observations). Reading back restores the records. A GeoPackage made elsewhere imports from its
+``sites`` layer or else its first layer: points give the site point, polygons the AOI, a
+``name``/``title`` column the name, other columns land in the notes.
 """
 
 from __future__ import annotations
