@@ -133,6 +133,27 @@ def _login(client: Any, web_env: Any, role: str) -> str:
     return str(r.json()["csrf"])
 
 
+def test_a_null_for_a_field_that_cannot_be_empty_is_400(client: Any, web_env: Any) -> None:
+    """PATCH with an explicit null: refused with the field named (it reached the database as a
+    NOT NULL violation, a 500), while nullable fields are cleared."""
+    h = web_env.auth("analyst")
+    for field in ("name", "kind", "attributes"):
+        r = client.patch("/api/features/f-portal", json={"version": 1, field: None}, headers=h)
+        assert r.status_code == 400 and f"{field} cannot be null" in r.json()["detail"], r.text
+    site = client.get("/api/sites/alpha-base", headers=h).json()
+    for field in ("name", "tags", "notes", "status", "declared", "lon"):
+        r = client.patch(
+            "/api/sites/alpha-base", json={"version": site["version"], field: None}, headers=h
+        )
+        assert r.status_code == 400 and f"{field} cannot be null" in r.json()["detail"], r.text
+    r = client.patch(
+        "/api/sites/alpha-base", json={"version": site["version"], "country": None}, headers=h
+    )
+    assert r.status_code == 200 and r.json()["country"] is None
+    r = client.patch("/api/features/f-portal", json={"version": 1, "first_seen": None}, headers=h)
+    assert r.status_code == 200 and r.json()["first_seen"] is None
+
+
 def test_session_cookies_and_csrf(client: Any, web_env: Any) -> None:
     r = client.post(
         "/api/auth/login", json={"username": "analyst", "password": "analyst-password-1"}
@@ -255,6 +276,24 @@ def test_sources_cited_by_a_site(client: Any, web_env: Any) -> None:
         headers=h,
     )  # fmt: skip
     assert r.status_code == 404 and "sources add" in r.json()["detail"]
+    # edit (optimistic), and delete only once no site cites it
+    url = f"/api/sources/{src['id']}"
+    r = client.patch(url, json={"version": 1, "licence": "CC BY 4.0"}, headers=h)
+    assert r.status_code == 200 and (r.json()["licence"], r.json()["version"]) == ("CC BY 4.0", 2)
+    assert r.json()["citation"] == body["citation"]
+    assert client.patch(url, json={"version": 1, "notes": "x"}, headers=h).status_code == 409
+    assert client.patch(url, json={"version": 2, "citation": None}, headers=h).status_code in (
+        400,
+        422,
+    )
+    assert client.delete(url, headers=viewer).status_code == 403
+    r = client.delete(url, headers=h)
+    assert r.status_code == 409 and "alpha-base" in r.json()["detail"]
+    site = client.get("/api/sites/alpha-base", headers=h).json()
+    client.patch("/api/sites/alpha-base", json={"version": site["version"], "source_ids": []},
+                 headers=h)  # fmt: skip
+    assert client.delete(url, headers=h).status_code == 204
+    assert client.get("/api/sources", headers=viewer).json() == []
 
 
 def test_evidence_upload_observation_and_download(client: Any, web_env: Any) -> None:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from starlette.concurrency import run_in_threadpool
 
 from ...catalog._codec import jsonable
-from ...errors import GeometryError
+from ...errors import GeometryError, InputError
 
 if TYPE_CHECKING:
     from ..deps import AppContext
 
-__all__ = ["cached_json", "dumps", "geometry", "json_response", "out", "out_list"]
+__all__ = ["cached_json", "dumps", "geometry", "json_response", "out", "out_list", "patch_fields"]
 
 
 def geometry(obj: dict[str, Any] | None, what: str) -> BaseGeometry | None:
@@ -70,3 +71,15 @@ async def cached_json(ctx: AppContext, request: Request, compute: Callable[[], A
 def out_list(items: Iterable[Any]) -> list[Any]:
     """JSON-ready forms of many values."""
     return [jsonable(i) for i in items]
+
+
+def patch_fields(body: BaseModel, nullable: Collection[str] = ()) -> dict[str, Any]:
+    """The fields a PATCH request sent (``version`` apart); a ``null`` for a field that cannot be
+    empty is an :class:`InputError` (400) naming it, not a database error."""
+    sent = body.model_dump(exclude_unset=True, exclude={"version"})
+    bad = sorted(k for k, v in sent.items() if v is None and k not in nullable)
+    if bad:
+        raise InputError(
+            f"{', '.join(bad)} cannot be null: send a value, or leave the field out to keep it"
+        )
+    return sent

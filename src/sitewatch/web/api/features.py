@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ...catalog.models import Feature, new_id
 from ..deps import Analyst, Ctx, Viewer
-from ._convert import cached_json, geometry, json_response
+from ._convert import cached_json, geometry, json_response, patch_fields
 from .schemas import FeatureIn, FeatureOut, FeaturePatch
 from .sites import BBOX_PATTERN, parse_bbox
 
@@ -73,11 +73,8 @@ def get_feature(feature_id: str, ctx: Ctx, _: Viewer) -> Response:
 def edit_feature(feature_id: str, body: FeaturePatch, ctx: Ctx, who: Analyst) -> Response:
     cat = ctx.catalog(who)
     feature = cat.get_feature(feature_id)
-    changes: dict[str, Any] = {
-        k: v
-        for k, v in body.model_dump(exclude_unset=True).items()
-        if k not in ("version", "geometry")
-    }
+    sent = patch_fields(body, nullable=("first_seen", "last_seen", "geometry"))
+    changes: dict[str, Any] = {k: v for k, v in sent.items() if k != "geometry"}
     if body.geometry is not None:
         changes["geometry"] = geometry(body.geometry, "geometry")
     return json_response(cat.update_feature(replace(feature, **changes, version=body.version)))

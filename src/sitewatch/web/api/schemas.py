@@ -46,6 +46,7 @@ __all__ = [
     "SitePatch",
     "SourceIn",
     "SourceOut",
+    "SourcePatch",
     "TokenOut",
     "TriageIn",
     "UserIn",
@@ -173,6 +174,15 @@ class SourceIn(_In):
     licence: str | None = Field(None, max_length=256)
     accessed: date | None = None
     notes: str = Field("", max_length=20000)
+
+
+class SourcePatch(_In):
+    version: int = Field(ge=1, description="the version the edit was based on (optimistic locking)")
+    citation: str | None = Field(None, min_length=1, max_length=2000)
+    url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
+    licence: str | None = Field(None, max_length=256)
+    accessed: date | None = None
+    notes: str | None = Field(None, max_length=20000)
 
 
 class EvidenceOut(_Out):

@@ -11,7 +11,7 @@ from ...catalog.models import Site, site_id_for
 from ...geo import parse_bbox as geo_bbox
 from ...types import BBox
 from ..deps import Analyst, Ctx, Viewer
-from ._convert import cached_json, dumps, geometry, json_response
+from ._convert import cached_json, dumps, geometry, json_response, patch_fields
 from .schemas import ChipOut, HistoryOut, SiteIn, SiteOut, SitePatch
 
 __all__ = ["router"]
@@ -94,10 +94,11 @@ def edit_site(site_id: str, body: SitePatch, ctx: Ctx, who: Analyst) -> Response
     """Change the given fields; ``version`` must be the one read (409 if it changed since)."""
     cat = ctx.catalog(who)
     site = cat.get_site(site_id)
+    sent = patch_fields(body, nullable=("aoi", "country", "declaration_ref", "confidence"))
     changes: dict[str, Any] = {
         k: v
-        for k, v in body.model_dump(exclude_unset=True).items()
-        if k not in ("version", "aoi", "clear_aoi", "aliases", "tags", "source_ids")
+        for k, v in sent.items()
+        if k not in ("aoi", "clear_aoi", "aliases", "tags", "source_ids")
     }
     if body.source_ids is not None:
         changes["source_ids"] = tuple(body.source_ids)
