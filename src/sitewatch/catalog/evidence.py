@@ -63,22 +63,33 @@ def store_evidence(path: str | Path, folder: str | Path) -> str:
     return f"{EVIDENCE_SCHEME}{digest}/{name}"
 
 
-def evidence_reference(value: str, folder: str | Path, *, local_files: bool = True) -> str:
-    """The reference to record for ``value``: a web address as it is, a stored reference
-    (``evidence:...``) once checked, or a local file stored by :func:`store_evidence`
-    (refused without ``local_files``: a web client names no file of the server)."""
+def _checked(value: str, folder: str | Path, local_files: bool) -> bool:
+    """Check ``value`` without storing anything; True when it is a local file to store.
+    A web address is taken as it is; a stored reference must resolve."""
     text = value.strip()
     if _URL_RE.match(text):
-        return text
+        return False
     if text.startswith(EVIDENCE_SCHEME):
         resolve_evidence(text, folder)
-        return text
+        return False
     if not local_files:
         raise InputError(
             f"evidence {text[:80]!r} is neither a web address (https://...) nor a reference "
             "returned by POST /api/evidence; upload the file first"
         )
-    return store_evidence(text, folder)
+    if not Path(text).is_file():
+        raise InputError(
+            f"evidence {text!r} is not a file: give an existing file (an image, a PDF) "
+            "or a web address (https://...)"
+        )
+    return True
+
+
+def evidence_reference(value: str, folder: str | Path, *, local_files: bool = True) -> str:
+    """The reference to record for ``value``: a web address as it is, a stored reference
+    (``evidence:...``) once checked, or a local file stored by :func:`store_evidence`
+    (refused without ``local_files``: a web client names no file of the server)."""
+    return evidence_references([value], folder, local_files=local_files)[0]
 
 
 def evidence_references(
@@ -86,15 +97,11 @@ def evidence_references(
 ) -> tuple[str, ...]:
     """:func:`evidence_reference` of each value, every one checked before any file is stored,
     so that a mistyped last file leaves no copies of the others behind."""
-    for value in values:
-        text = value.strip()
-        if _URL_RE.match(text):
-            continue
-        if text.startswith(EVIDENCE_SCHEME):
-            resolve_evidence(text, folder)
-        elif not local_files or not Path(text).is_file():
-            evidence_reference(text, folder, local_files=local_files)  # raises, saying why
-    return tuple(evidence_reference(v, folder, local_files=local_files) for v in values)
+    to_store = [_checked(v, folder, local_files) for v in values]
+    return tuple(
+        store_evidence(v.strip(), folder) if store else v.strip()
+        for v, store in zip(values, to_store, strict=True)
+    )
 
 
 def resolve_evidence(reference: str, folder: str | Path) -> Path:

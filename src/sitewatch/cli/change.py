@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ..errors import InputError
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog, parse_when
 from .options import table as make_table
 
 __all__ = ["change"]
@@ -93,16 +92,6 @@ def _load_model(kw: dict[str, Any]) -> Any:
     return model
 
 
-def _parse_date(text: str | None, what: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        d = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InputError(f"{what} {text!r} is not an ISO date (YYYY-MM-DD)") from exc
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
-
-
 @click.group("change")
 def change() -> None:
     """Change detection between two dates, and its evaluation on labelled data."""
@@ -158,7 +147,8 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
 
     config = _config(kw, min_area)
     model = _load_model(kw)
-    t0, t1 = _parse_date(before_date, "--before-date"), _parse_date(after_date, "--after-date")
+    t0 = parse_when(before_date, "--before-date") if before_date is not None else None
+    t1 = parse_when(after_date, "--after-date") if after_date is not None else None
     wanted = tuple(b.strip() for b in bands.split(",") if b.strip()) if bands else None
     if bands is not None and not wanted:
         raise InputError(

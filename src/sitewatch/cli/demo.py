@@ -506,18 +506,24 @@ def step_ranges(run: DemoRun) -> None:
 
 
 def step_evidence(run: DemoRun) -> None:
-    """The analyst's own look at the newest image: an observation citing the image's quicklook
-    as evidence, stored by its SHA-256 in the demo's evidence folder (shown in the brief)."""
+    """The analyst's own look at the newest image: an observation citing the image, annotated
+    with the catalogued features, as evidence, stored by its SHA-256 in the demo's evidence
+    folder (shown in the brief)."""
     from ..catalog.evidence import store_evidence
     from ..catalog.models import Observation, new_id
     from ..imagery.archive import Archive
-    from ..report._imagery import as_image_chip, png_bytes, to_rgb
+    from ..report import Annotation, annotated_figure, as_image_chip, save_figure
 
     latest = max(Archive(run.out / "archive").chips(DEMO_SITE), key=lambda c: c.datetime)
+    features = run.catalog.query_features(site_id=DEMO_SITE)
+    figure = annotated_figure(
+        as_image_chip(latest),
+        [Annotation.from_feature(f) for f in features],
+        title=f"{DEMO_SITE}: {latest.datetime.date()}",
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        quicklook = Path(tmp) / f"{latest.item_id}-quicklook.png"
-        quicklook.write_bytes(png_bytes(to_rgb(as_image_chip(latest))))
-        ref = store_evidence(quicklook, run.out / "evidence")
+        shot = save_figure(figure, Path(tmp) / f"{latest.item_id}-annotated.png")
+        ref = store_evidence(shot, run.out / "evidence")
     run.catalog.add_observation(
         Observation(
             id=new_id(),
@@ -532,7 +538,7 @@ def step_evidence(run: DemoRun) -> None:
         )
     )
     run.files["evidence"] = run.out / "evidence"
-    run.lines.append(f"evidence: quicklook of {latest.datetime.date()} kept as {ref[:24]}...")
+    run.lines.append(f"evidence: annotated image of {latest.datetime.date()} kept as {ref[:24]}...")
 
 
 def step_report(run: DemoRun) -> None:

@@ -22,23 +22,25 @@ from ..catalog.models import Observation, new_id
 from ..config import get_settings
 from ..errors import InputError
 from ..types import ACTIVITY_PHASES
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import (
+    Finite,
+    console,
+    echo_json,
+    err_console,
+    json_option,
+    open_catalog,
+    parse_when,
+)
 from .options import table as make_table
 
 __all__ = ["observations"]
 
 
 def _when(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"--date {text!r} is not an ISO date or time (e.g. 2024-03-01 or 2024-03-01T02:05:00Z)"
-        ) from None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = parse_when(text, "--date")
     if when > datetime.now(UTC) + timedelta(days=1):
         raise InputError(f"--date {text!r} is in the future; give the image's acquisition date")
-    return when.astimezone(UTC)
+    return when
 
 
 def _from_archive(site_id: str, ref: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,7 @@ __all__ = [
     "json_option",
     "open_catalog",
     "parse_pairs",
+    "parse_when",
     "state",
     "table",
 ]
@@ -150,3 +152,18 @@ def parse_pairs(pairs: Sequence[str], option: str, example: str) -> dict[str, st
             raise InputError(f"{option} needs KEY=VALUE (e.g. {option} {example}), got {pair!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def parse_when(text: str, option: str) -> datetime:
+    """An ISO date or date-time option value as an aware UTC datetime (a date, or a time without
+    a zone, is taken as UTC); an :class:`InputError` naming ``option`` otherwise."""
+    from ..errors import InputError
+
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"{option} {text!r} is not an ISO date or time (e.g. 2024-03-01 or "
+            "2024-03-01T02:05:00Z)"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
