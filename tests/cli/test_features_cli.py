@@ -79,12 +79,29 @@ def test_add_list_edit_delete_with_history(sw: Runner, site: str) -> None:
         (("--kind", "berm", "--wkt", "POLYGON ((1 2"), "not valid WKT"),
         (("--kind", "berm", "--lon", "126.1", "--lat", "38.5", "--attr", "oops"), "KEY=VALUE"),
         (("--kind", "silo", "--lon", "126.1", "--lat", "38.5"), "silo"),
+        (
+            ("--kind", "berm", "--lon", "126.1", "--lat", "38.5", "--attr", "height_m=tall"),
+            "height_m is a number (e.g. --height-m 18)",
+        ),
+        (
+            ("--kind", "berm", "--lon", "126.1", "--lat", "38.5", "--attr", "width_m=-3"),
+            "finite number >= 0",
+        ),
     ],
 )
 def test_bad_input_is_refused(sw: Runner, site: str, args: tuple[str, ...], message: str) -> None:
     r = sw("features", "add", site, *args)
     assert r.code == 2 and message in r.err
     assert sw("features", "list", site, "--json").json() == []
+
+
+def test_a_size_given_as_attr_is_stored_as_a_number(sw: Runner, site: str) -> None:
+    """``--attr height_m=18`` is the same as ``--height-m 18``: the measuring commands read the
+    height of a mapped berm from it, so it must not be kept as the text "18"."""
+    r = sw("features", "add", site, "--kind", "berm", "--lon", "126.1", "--lat", "38.5",
+           "--attr", "height_m=18", "--attr", "material=rock", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.json()["attributes"] == {"height_m": 18.0, "material": "rock"}
 
 
 def test_unknown_site(sw: Runner) -> None:

@@ -217,6 +217,102 @@ def test_heights_stored_on_catalog_site(sw: Runner, tmp_path: Path) -> None:
     assert r.code == 2 and "nope" in r.err
 
 
+def _catalog(site: str) -> list[Any]:
+    from sitewatch.catalog.store import Catalog
+    from sitewatch.config import get_settings
+
+    with Catalog(get_settings().catalog_url) as cat:
+        return cat.list_measurements(site_id=site)
+
+
+def test_heights_of_a_sites_mapped_footprints(sw: Runner, tmp_path: Path) -> None:
+    """Without --footprints, --site measures the polygons mapped for the site (of --kind) and
+    stores each height on its feature."""
+    img, fp = _scene(tmp_path, 160.0, 40.0)
+    assert sw("sites", "add", "base", "--name", "Base", "--lat", "39.0", "--lon", "126.0").code == 0
+    feats = json.loads(fp.read_text())["features"][:3]
+    for f, kind in zip(feats, ("hq", "hq", "berm"), strict=True):
+        f["properties"]["kind"] = kind
+    mapped = tmp_path / "mapped.geojson"
+    mapped.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    r = sw("features", "import", "base", str(mapped), "--json")
+    assert r.code == 0, r.err
+    ids = {f["name"]: f["id"] for f in sw("features", "list", "base", "--json").json()}
+    r = sw("measure", "heights", str(img), "--site", "base", "--kind", "hq", "--sun-azimuth",
+           "160", "--sun-elevation", "40", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    rows = r.json()
+    assert sorted(x["id"] for x in rows) == sorted([ids["B0"], ids["B1"]])
+    for x in rows:
+        name = next(n for n, i in ids.items() if i == x["id"])
+        assert x["height_m"] == pytest.approx(HEIGHTS[int(name[1])], abs=0.5), x
+    stored = _catalog("base")
+    assert sorted(m.feature_id for m in stored) == sorted([ids["B0"], ids["B1"]])
+    assert all(m.kind == "height" and m.unit == "m" for m in stored)
+    # every polygon of the site without --kind; none of a kind it lacks is an error
+    r = sw("measure", "heights", str(img), "--site", "base", "--sun-azimuth", "160",
+           "--sun-elevation", "40", "--json")  # fmt: skip
+    assert r.code == 0 and len(r.json()) == 3
+    r = sw("measure", "heights", str(img), "--site", "base", "--kind", "ugf_portal",
+           "--sun-azimuth", "160", "--sun-elevation", "40")  # fmt: skip
+    assert r.code == 2 and "no ugf_portal polygon features" in r.err and "berm (polygon)" in r.err
+    r = sw("measure", "heights", str(img), "--sun-azimuth", "160", "--sun-elevation", "40")
+    assert r.code == 2 and "--footprints" in r.err and "--site" in r.err
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--site", "base", "--kind",
+           "hq", "--sun-azimuth", "160", "--sun-elevation", "40")  # fmt: skip
+    assert r.code == 2 and "--kind picks features of --site" in r.err
+    assert len(_catalog("base")) == 5
+
+
+def test_area_and_volume_of_a_mapped_feature(sw: Runner) -> None:
+    """--feature gives the polygon measured and the site it is stored on; a berm's volume takes
+    the height stored for it last (or its height_m attribute); a wrong feature is refused before
+    anything is stored."""
+    wkt = "POLYGON((126 39, 126.0005 39, 126.0005 39.0002, 126 39.0002, 126 39))"
+    for site in ("base", "other"):
+        assert sw("sites", "add", site, "--name", site, "--lat", "39", "--lon", "126").code == 0
+    berm = sw("features", "add", "base", "--kind", "berm", "--wkt", wkt, "--height-m", "18",
+              "--json").json()["id"]  # fmt: skip
+    portal = sw("features", "add", "base", "--kind", "ugf_portal", "--lon", "126.0001", "--lat",
+                "39.0001", "--json").json()["id"]  # fmt: skip
+    by_wkt = sw("measure", "area", "--polygon", wkt, "--json").json()
+    r = sw("measure", "area", "--feature", berm, "--json")
+    assert r.code == 0, r.err
+    assert r.json()["value"] == by_wkt["value"] and "on feature" in r.err
+    r = sw("measure", "volume", "--feature", berm, "--crest-width", "2", "--json")
+    assert r.code == 0, r.err
+    from_attr = r.json()
+    assert from_attr["inputs"]["height_m"] == 18.0
+    assert "height_m attribute" in from_attr["inputs"]["height_from"]
+    same = sw("measure", "volume", "--polygon", wkt, "--height", "18", "--crest-width", "2",
+              "--json").json()  # fmt: skip
+    assert from_attr["value"] == same["value"]
+    r = sw("measure", "record", "base", "--kind", "height", "--value", "12", "--uncertainty",
+           "1.5", "--feature", berm)  # fmt: skip
+    assert r.code == 0, r.err
+    r = sw("measure", "volume", "--feature", berm, "--crest-width", "2", "--json")
+    assert r.code == 0, r.err
+    measured = r.json()
+    assert measured["inputs"]["height_m"] == 12.0 and measured["inputs"]["height_sigma_m"] == 1.5
+    assert measured["value"] < from_attr["value"] and measured["uncertainty"] > 0
+    stored = {(m.kind, m.feature_id) for m in _catalog("base")}
+    assert stored == {("area", berm), ("volume", berm), ("height", berm)}
+    assert len(_catalog("base")) == 4
+    # refused, nothing stored
+    for args, message in (
+        (("area", "--feature", portal), "is a point, not a polygon"),
+        (("area", "--feature", berm, "--site", "other"), "belongs to site 'base', not 'other'"),
+        (("area", "--feature", "nope"), "nope"),
+        (("area",), "give --polygon"),
+        (("volume", "--feature", portal, "--polygon", wkt), "no height measurement"),
+        (("tunnel", "--spoil-volume", "900", "--width", "6", "--height", "6", "--feature",
+          "nope"), "nope"),
+    ):  # fmt: skip
+        r = sw("measure", *args)
+        assert r.code == 2 and message in r.err, (args, r.err)
+    assert len(_catalog("base")) == 4 and _catalog("other") == []
+
+
 def test_shadow_distance_area_volume_tunnel(sw: Runner, tmp_path: Path) -> None:
     r = sw("measure", "shadow", "--base", "126.0,39.0", "--tip", "126.0,39.0001", "--sun-azimuth", "180",
            "--sun-elevation", "45", "--json")  # fmt: skip

@@ -140,3 +140,54 @@ def test_observer_and_threat_point_can_be_catalog_sites(
         "terrain", "viewshed", str(dem), "--observer", "no-such-site", "-o", str(tmp_path / "c.tif")
     )
     assert r.code != 0 and "no-such-site" in r.err
+
+
+def test_defilade_of_a_sites_mapped_portals_is_stored(sw: Runner, dem: Path) -> None:
+    """--site takes the targets from the catalog (of --kind) and stores each answer as a
+    defilade measurement of its feature: the horizon angle from a direction, the hidden share
+    from a point; --no-store only prints."""
+    lon, lat = WASHINGTON.split(",")
+    assert sw("sites", "add", "ridge", "--name", "Ridge", "--lat", lat, "--lon", lon).code == 0
+    summit = sw("features", "add", "ridge", "--kind", "ugf_portal", "--lon", lon, "--lat", lat,
+                "--json").json()["id"]  # fmt: skip
+    notch = sw("features", "add", "ridge", "--kind", "ugf_portal", "--lon", "-71.253", "--lat",
+               "44.257", "--json").json()["id"]  # fmt: skip
+    assert (
+        sw("features", "add", "ridge", "--kind", "hq", "--lon", "-71.26", "--lat", "44.26").code
+        == 0
+    )
+    args = ("terrain", "defilade", str(dem), "--site", "ridge", "--kind", "ugf_portal",
+            "--threat-azimuth", "270", "--threat-elevation", "10", "--dem-sigma", "6")  # fmt: skip
+    r = sw(*args, "--json")
+    assert r.code == 0, r.err
+    rows = {x["id"]: x for x in r.json()}
+    assert set(rows) == {summit, notch}
+    assert rows[summit]["masked"] is False and rows[notch]["masked"] is True
+    assert "stored 2 defilade measurement(s)" in r.err
+    from sitewatch.catalog.store import Catalog
+    from sitewatch.config import get_settings
+
+    with Catalog(get_settings().catalog_url) as cat:
+        ms = {m.feature_id: m for m in cat.list_measurements(site_id="ridge")}
+    assert set(ms) == {summit, notch}
+    for fid, m in ms.items():
+        assert m.kind == "defilade" and m.unit == "deg"
+        assert m.value == rows[fid]["horizon_deg"]
+        assert m.uncertainty == rows[fid]["horizon_sigma_deg"]
+        assert m.inputs["threat_azimuth"] == 270 and m.inputs["masked"] is rows[fid]["masked"]
+    assert ms[notch].value > 10 > ms[summit].value
+    r = sw(*args, "--no-store")
+    assert r.code == 0 and "stored" not in r.err and "masked" in r.out
+    r = sw("terrain", "defilade", str(dem), "--site", "ridge", "--threat-point",
+           "-71.40,44.30", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert len(r.json()) == 3  # every feature without --kind
+    with Catalog(get_settings().catalog_url) as cat:
+        shares = [m for m in cat.list_measurements(site_id="ridge") if m.unit == "fraction"]
+    assert len(shares) == 3 and all(0 <= m.value <= 1 for m in shares)
+    assert all(m.inputs["threat_point"] == "-71.40,44.30" for m in shares)
+    r = sw("terrain", "defilade", str(dem), "--site", "ridge", "--kind", "berm",
+           "--threat-azimuth", "270", "--threat-elevation", "10")  # fmt: skip
+    assert r.code == 2 and "no berm features" in r.err and "ugf_portal (point)" in r.err
+    r = sw("terrain", "defilade", str(dem), "--threat-azimuth", "270", "--threat-elevation", "10")
+    assert r.code == 2 and "--features" in r.err and "--site" in r.err

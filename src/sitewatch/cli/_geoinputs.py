@@ -1,15 +1,18 @@
 """Geometry inputs of the CLI: a ``LON,LAT`` point, and the features of a vector file.
 
 One reader for every command that takes features (footprints, defilade targets, range targets,
-search examples), so each accepts the same files and refuses a bad one with the same message.
+search examples), so each accepts the same files and refuses a bad one with the same message;
+and one for the features already in the catalog (:func:`site_features`), in the same shape, so
+that an analyst measures what was mapped without exporting it to a file first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shapely
 from pyproj import CRS
@@ -18,7 +21,10 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import InputError
 
-__all__ = ["parse_lonlat", "point_or_site", "read_geofile"]
+if TYPE_CHECKING:
+    from ..catalog.models import Feature
+
+__all__ = ["catalog_feature", "parse_lonlat", "point_or_site", "read_geofile", "site_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,3 +148,52 @@ def read_geofile(path: str | Path) -> tuple[list[BaseGeometry | None], list[dict
     except Exception as exc:  # pyogrio raises its own DataSourceError family
         raise InputError(f"cannot read {p}: {exc}") from exc
     return geoms, props, CRS.from_user_input(crs) if crs else CRS.from_epsg(4326)
+
+
+GeoInputs = tuple[list[BaseGeometry | None], list[dict[str, Any]], CRS]
+
+
+def site_features(site_id: str, kinds: Sequence[str] = (), *, polygons: bool = False) -> GeoInputs:
+    """The catalog features of ``site_id`` (of ``kinds``, all when empty) as :func:`read_geofile`
+    gives a file's: lon/lat geometries, and properties with the feature's ``id``, ``name``,
+    ``kind`` and its attributes (``height_m``, ``crest_width_m``, ...). ``polygons`` keeps only
+    polygon features (footprints). None found is an error that says what the site holds."""
+    from .options import open_catalog
+
+    with open_catalog() as cat:
+        cat.get_site(site_id)
+        every = cat.query_features(site_id=site_id)
+    chosen = [
+        f
+        for f in every
+        if (not kinds or f.kind in kinds)
+        and (not polygons or f.geometry.geom_type in ("Polygon", "MultiPolygon"))
+    ]
+    if not chosen:
+        held = sorted({f"{f.kind} ({f.geometry.geom_type.lower()})" for f in every})
+        wanted = f"{' or '.join(kinds)} " if kinds else ""
+        shape_ = "polygon " if polygons else ""
+        raise InputError(
+            f"site {site_id!r} has no {wanted}{shape_}features"
+            + (f"; it holds {', '.join(held)}" if held else "")
+            + f": map them with `sitewatch features add|import {site_id}`, or give a file"
+        )
+    props = [
+        {**f.attributes, "id": f.id, "name": f.name, "kind": f.kind, "site_id": f.site_id}
+        for f in chosen
+    ]
+    return [f.geometry for f in chosen], props, CRS.from_epsg(4326)
+
+
+def catalog_feature(feature_id: str, site_id: str | None = None) -> Feature:
+    """The catalog feature ``feature_id``; with ``site_id``, it must belong to that site."""
+    from .options import open_catalog
+
+    with open_catalog() as cat:
+        feat = cat.get_feature(feature_id)
+    if site_id is not None and feat.site_id != site_id:
+        raise InputError(
+            f"feature {feature_id!r} belongs to site {feat.site_id!r}, not {site_id!r} "
+            f"(`sitewatch features list {site_id}` lists its features)"
+        )
+    return feat

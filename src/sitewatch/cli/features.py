@@ -8,6 +8,7 @@ analyst digitised in Google Earth or QGIS (KML/KMZ, GeoJSON, GeoPackage, Shapefi
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -62,6 +63,17 @@ def _geometry(wkt: str | None, lon: float | None, lat: float | None) -> BaseGeom
 
 def _attributes(pairs: Sequence[str], numbers: dict[str, float | None]) -> dict[str, Any]:
     attrs: dict[str, Any] = dict(parse_pairs(pairs, "--attr", "material=rock"))
+    for key in _NUMERIC_ATTRIBUTES:  # measured sizes stay numbers, however they were given
+        if key in attrs:
+            try:
+                attrs[key] = float(attrs[key])
+            except ValueError:
+                raise InputError(
+                    f"--attr {key}={attrs[key]}: {key} is a number (e.g. "
+                    f"--{key.replace('_', '-')} 18)"
+                ) from None
+            if not math.isfinite(attrs[key]) or attrs[key] < 0:
+                raise InputError(f"--attr {key}: give a finite number >= 0")
     attrs.update({k: v for k, v in numbers.items() if v is not None})
     return attrs
 

@@ -17,9 +17,10 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, InputError, gdal_text
-from ..types import MEASUREMENT_KINDS, MeasurementKind
-from ._geoinputs import parse_lonlat, read_geofile
-from .options import Finite, console, echo_json, json_option, open_catalog, parse_pairs
+from ..types import FEATURE_KINDS, MEASUREMENT_KINDS, MeasurementKind
+from ._geoinputs import catalog_feature as _catalog_feature
+from ._geoinputs import parse_lonlat, read_geofile, site_features
+from .options import Finite, console, echo_json, err_console, json_option, open_catalog, parse_pairs
 from .options import table as make_table
 
 __all__ = ["measure"]
@@ -174,13 +175,21 @@ def _read_brightness(path: Path, band: int | None) -> tuple[np.ndarray, Any, CRS
     return np.asarray(img), transform, crs, tags
 
 
-def _store(site_id: str, rows: Sequence[dict[str, Any]], kind: MeasurementKind) -> int:
-    """Store measurement rows (value, uncertainty, feature id) on a catalog site; returns the count."""
+def store_measurements(
+    site_id: str, rows: Sequence[dict[str, Any]], kind: MeasurementKind, *, strict: bool = False
+) -> int:
+    """Store measurement rows (value, uncertainty, feature id) on a catalog site, all in one
+    transaction; returns the count.
+
+    A row's feature must be a feature of the site. ``strict`` (a feature the analyst named)
+    refuses another site's or an unknown feature; otherwise (ids read from a file, which may
+    hold features never catalogued) the measurement is stored on the site alone, with a warning.
+    """
     from ..catalog.models import Measurement, new_id, utcnow
     from ..errors import NotFound
 
     n = 0
-    with open_catalog() as cat:
+    with open_catalog() as cat, cat.transaction():
         cat.get_site(site_id)
         for r in rows:
             if r.get("value") is None:
@@ -188,18 +197,21 @@ def _store(site_id: str, rows: Sequence[dict[str, Any]], kind: MeasurementKind) 
             fid = r.get("feature_id")
             if fid is not None:
                 try:
-                    feat = cat.get_feature(fid)
-                    if feat.site_id != site_id:
-                        logger.warning(
-                            "feature %s belongs to site %s, not %s: stored without it",
-                            fid,
-                            feat.site_id,
-                            site_id,
-                        )
-                        fid = None
+                    owner: str | None = cat.get_feature(fid).site_id
                 except NotFound:
+                    owner = None
+                if owner != site_id:
+                    where = "no catalog feature" if owner is None else f"a feature of {owner!r}"
+                    if strict:
+                        raise InputError(
+                            f"feature {fid!r} is {where}, not of site {site_id!r} "
+                            f"(`sitewatch features list {site_id}` lists its features)"
+                        )
                     logger.warning(
-                        "no catalog feature %r: the measurement is stored on the site only", fid
+                        "%r is %s, not of site %s: the measurement is stored on the site only",
+                        fid,
+                        where,
+                        site_id,
                     )
                     fid = None
             cat.add_measurement(
@@ -213,11 +225,71 @@ def _store(site_id: str, rows: Sequence[dict[str, Any]], kind: MeasurementKind) 
                     feature_id=fid,
                     method=r.get("method", ""),
                     inputs=r.get("inputs", {}),
+                    analyst=cat.actor,
                     measured_at=utcnow(),
                 )
             )
             n += 1
     return n
+
+
+def _target(site_id: str | None, feature_id: str | None) -> str | None:
+    """The site a measurement is stored on: ``--site``, or the site of ``--feature`` (which must
+    then be one of its features)."""
+    if feature_id is None:
+        return site_id
+    return _catalog_feature(feature_id, site_id).site_id
+
+
+def _store_one(
+    site_id: str | None, feature_id: str | None, q: dict[str, Any], kind: MeasurementKind
+) -> None:
+    """Store one result on ``site_id`` (resolved by :func:`_target`), if any."""
+
+    if site_id is not None:
+        store_measurements(site_id, [{**q, "feature_id": feature_id}], kind, strict=True)
+        where = f"feature {feature_id} of site {site_id}" if feature_id else f"site {site_id}"
+        err_console().print(f"stored the {kind} on {where}")
+
+
+def _feature_height(feature_id: str) -> tuple[float, float, dict[str, Any]] | None:
+    """The height of a mapped feature: the height measurement stored last (from shadows, by
+    hand), else its ``height_m`` attribute; with the one-sigma error and where it came from."""
+    with open_catalog() as cat:
+        feat = cat.get_feature(feature_id)
+        heights = [m for m in cat.list_measurements(feature_id=feature_id) if m.kind == "height"]
+    if heights:  # listed in the order stored: the last is the newest
+        m = heights[-1]
+        return (
+            m.value,
+            m.uncertainty or 0.0,
+            {"height_from": f"height measurement {m.id}", "height_measurement": m.id},
+        )
+    attr = feat.attributes.get("height_m")  # a number, or text from a KML file's ExtendedData
+    try:
+        value = float(attr) if not isinstance(attr, bool) and attr is not None else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isfinite(value) and value >= 0:
+        return value, 0.0, {"height_from": f"feature {feature_id}'s height_m attribute"}
+    return None
+
+
+def _footprint(polygon: str | None, feature_id: str | None, site_id: str | None) -> BaseGeometry:
+    """The polygon measured: ``--polygon``, else the catalog feature's own geometry."""
+    if polygon is not None:
+        return _polygon_arg(polygon)
+    if feature_id is None:
+        raise InputError(
+            "give --polygon (a vector file or WKT), or --feature naming a mapped polygon"
+        )
+    feat = _catalog_feature(feature_id, site_id)
+    if feat.geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise InputError(
+            f"feature {feature_id!r} is a {feat.geometry.geom_type.lower()}, not a polygon: "
+            "give the footprint with --polygon"
+        )
+    return feat.geometry
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -228,14 +300,18 @@ def measure() -> None:
     """Measure heights from shadows, distances, areas, volumes and tunnel lengths."""
 
 
-_UNITS = {"area": "m2", "volume": "m3", "azimuth": "deg", "defilade": "m"}
+_UNITS = {"area": "m2", "volume": "m3", "azimuth": "deg", "defilade": "deg"}
 
 
 @measure.command("record")
 @click.argument("site_id")
 @click.option("--kind", type=click.Choice(MEASUREMENT_KINDS), required=True)
 @click.option("--value", type=Finite(), required=True)
-@click.option("--unit", help="Default: m, m2 for an area, m3 for a volume, deg for an azimuth.")
+@click.option(
+    "--unit",
+    help="Default: m, m2 for an area, m3 for a volume, deg for an azimuth or a defilade "
+    "(the horizon angle towards the threat).",
+)
 @click.option("--uncertainty", type=Finite(0), help="One standard deviation, in the unit.")
 @click.option("--feature", "feature_id", help="The feature measured (features list).")
 @click.option("--observation", "observation_id", help="The observation it was read from.")
@@ -302,9 +378,9 @@ def record(
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--footprints",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="GeoJSON (or any vector file) of footprint polygons, in any CRS.",
+    help="GeoJSON (or any vector file) of footprint polygons, in any CRS (default: the "
+    "polygon features of --site).",
 )
 @click.option(
     "--sun-azimuth", type=Finite(), help="Sun azimuth, degrees clockwise from true north."
@@ -356,11 +432,23 @@ def record(
     show_default=True,
     help="DEM error of a height difference (m).",
 )
-@click.option("--site", "site_id", help="Store the heights as measurements of this catalog site.")
+@click.option(
+    "--site",
+    "site_id",
+    help="Store the heights as measurements of this catalog site (on its features); without "
+    "--footprints, measure the site's mapped polygons.",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    type=click.Choice(FEATURE_KINDS),
+    multiple=True,
+    help="With --site and no --footprints: only features of this kind (repeatable).",
+)
 @json_option
 def heights(
     image: Path,
-    footprints: Path,
+    footprints: Path | None,
     sun_azimuth: float | None,
     sun_elevation: float | None,
     when: str | None,
@@ -373,16 +461,17 @@ def heights(
     elevation_sigma: float,
     dem_sigma: float,
     site_id: str | None,
+    kinds: Sequence[str],
     as_json: bool,
 ) -> None:
-    """Heights of the objects on FOOTPRINTS from their shadows in IMAGE."""
+    """Heights of the objects on FOOTPRINTS (or a site's mapped polygons) from their shadows in
+    IMAGE."""
     from rich.progress import Progress
 
     from ..analysis.mensuration import ViewGeometry, berm_crest, height_from_shadow
     from ..analysis.sun import read_sun_angles, sun_position
     from ..analysis.terrain import dem_on_grid, read_dem
     from ..geo import to_crs
-    from .options import err_console
 
     if (sun_azimuth is None) != (sun_elevation is None):
         raise InputError("give both --sun-azimuth and --sun-elevation, or neither")
@@ -391,8 +480,16 @@ def heights(
         raise InputError(
             "give the sun one way: --sun-azimuth/--sun-elevation, --datetime or --metadata"
         )
+    if footprints is None and site_id is None:
+        raise InputError("give --footprints (a vector file), or --site to measure its features")
+    if kinds and footprints is not None:
+        raise InputError("--kind picks features of --site; with --footprints, edit the file")
     img, transform, crs, tags = _read_brightness(image, band)
-    geoms, props, fcrs = read_geofile(footprints)
+    if footprints is not None:
+        geoms, props, fcrs = read_geofile(footprints)
+    else:
+        assert site_id is not None
+        geoms, props, fcrs = site_features(site_id, kinds, polygons=True)
     item: dict[str, Any] | None = None
     per_feature_sun: list[tuple[float, float]] | None = None
     sun_source = "flags"
@@ -511,7 +608,7 @@ def heights(
             rows.append(row)
             prog.advance(task)
     if site_id:
-        stored = _store(
+        stored = store_measurements(
             site_id,
             [
                 {
@@ -598,7 +695,9 @@ def _emit(q: dict[str, Any], as_json: bool, label: str) -> None:
 
 def _site_opts(func: Any) -> Any:
     func = click.option(
-        "--feature", "feature_id", help="Catalog feature the measurement belongs to."
+        "--feature",
+        "feature_id",
+        help="Catalog feature measured: the result is stored on it (and on its site).",
     )(func)
     return click.option(
         "--site", "site_id", help="Store the result as a measurement of this site."
@@ -627,9 +726,9 @@ def distance(
     from ..analysis.mensuration import geodesic_path_length
 
     pts = [parse_lonlat(p, f"point {i + 1}") for i, p in enumerate(points)]
+    site_id = _target(site_id, feature_id)
     q = geodesic_path_length(pts, position_sigma_m=position_sigma).to_dict()
-    if site_id:
-        _store(site_id, [{**q, "feature_id": feature_id}], "distance")
+    _store_one(site_id, feature_id, q, "distance")
     _emit(q, as_json, "distance")
 
 
@@ -637,8 +736,7 @@ def distance(
 @click.option(
     "--polygon",
     "polygon",
-    required=True,
-    help="GeoJSON/vector file (first polygon) or WKT, lon/lat.",
+    help="GeoJSON/vector file (first polygon) or WKT, lon/lat (default: the --feature's own).",
 )
 @click.option(
     "--position-sigma",
@@ -650,20 +748,27 @@ def distance(
 @_site_opts
 @json_option
 def area(
-    polygon: str, position_sigma: float, site_id: str | None, feature_id: str | None, as_json: bool
+    polygon: str | None,
+    position_sigma: float,
+    site_id: str | None,
+    feature_id: str | None,
+    as_json: bool,
 ) -> None:
-    """Geodesic area of a polygon."""
+    """Geodesic area of a polygon: --polygon, or a mapped feature's (--feature)."""
     from ..analysis.mensuration import geodesic_polygon_area
 
-    q = geodesic_polygon_area(_polygon_arg(polygon), position_sigma_m=position_sigma).to_dict()
-    if site_id:
-        _store(site_id, [{**q, "feature_id": feature_id}], "area")
+    fp = _footprint(polygon, feature_id, site_id)
+    site_id = _target(site_id, feature_id)
+    q = geodesic_polygon_area(fp, position_sigma_m=position_sigma).to_dict()
+    _store_one(site_id, feature_id, q, "area")
     _emit(q, as_json, "area")
 
 
 @measure.command("volume")
 @click.option(
-    "--polygon", "polygon", required=True, help="Footprint: GeoJSON/vector file or WKT, lon/lat."
+    "--polygon",
+    "polygon",
+    help="Footprint: GeoJSON/vector file or WKT, lon/lat (default: the --feature's own).",
 )
 @click.option(
     "--height", type=Finite(min=0), help="Berm/spoil height (m): prismoid on the footprint."
@@ -689,7 +794,7 @@ def area(
 @_site_opts
 @json_option
 def volume(
-    polygon: str,
+    polygon: str | None,
     height: float | None,
     height_sigma: float,
     crest_width: float,
@@ -701,18 +806,32 @@ def volume(
     feature_id: str | None,
     as_json: bool,
 ) -> None:
-    """Volume of a berm or spoil heap: from its height, or from two DEMs."""
+    """Volume of a berm or spoil heap: from its height, or from two DEMs.
+
+    The footprint is --polygon, or the mapped --feature's own polygon; with --feature the
+    volume is stored on it (the demo's spoil-to-tunnel-length step reads it there)."""
     from ..analysis.mensuration import berm_volume, volume_from_dems
     from ..analysis.terrain import dem_on_grid, read_dem
     from ..geo import to_crs
 
-    fp = _polygon_arg(polygon)
+    fp = _footprint(polygon, feature_id, site_id)
+    site_id = _target(site_id, feature_id)
     if height is not None and (dem_before or dem_after):
         raise InputError("give either --height or --dem-before/--dem-after, not both")
+    height_from: dict[str, Any] = {}
+    if height is None and not (dem_before or dem_after) and feature_id is not None:
+        known = _feature_height(feature_id)
+        if known is not None:
+            height, sigma, height_from = known
+            height_sigma = height_sigma or sigma
+            err_console().print(
+                f"height {height:.2f} +/- {height_sigma:.2f} m from {height_from['height_from']}"
+            )
     if height is not None:
         q = berm_volume(
             fp, height, crest_width_m=crest_width, height_sigma_m=height_sigma
         ).to_dict()
+        q["inputs"].update(height_from)
         value = q
     elif dem_before and dem_after:
         b, a = read_dem(dem_before), read_dem(dem_after)
@@ -738,9 +857,15 @@ def volume(
         }
         value = {**dv, **q}
     else:
-        raise InputError("give --height (with --crest-width) or both --dem-before and --dem-after")
-    if site_id:
-        _store(site_id, [{**q, "feature_id": feature_id}], "volume")
+        raise InputError(
+            "give --height (with --crest-width) or both --dem-before and --dem-after"
+            + (
+                f" (feature {feature_id!r} has no height measurement nor height_m attribute)"
+                if feature_id is not None
+                else ""
+            )
+        )
+    _store_one(site_id, feature_id, q, "volume")
     _emit(value, as_json, "volume")
 
 
@@ -784,6 +909,7 @@ def tunnel(
     """Tunnel length from the volume of its spoil and its cross-section."""
     from ..analysis.mensuration import DEFAULT_BULKING_FACTOR, tunnel_cross_section, tunnel_length
 
+    site_id = _target(site_id, feature_id)
     section = tunnel_cross_section(width, height, shape)
     q = tunnel_length(
         spoil_volume,
@@ -792,6 +918,5 @@ def tunnel(
         bulking_factor=bulking if bulking is not None else DEFAULT_BULKING_FACTOR,
     ).to_dict()
     q["inputs"].update(width_m=width, height_m=height, shape=shape)
-    if site_id:
-        _store(site_id, [{**q, "feature_id": feature_id}], "length")
+    _store_one(site_id, feature_id, q, "length")
     _emit(q, as_json, "tunnel length")

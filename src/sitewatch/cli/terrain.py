@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import atomic_path
-from ._geoinputs import point_or_site, read_geofile
-from .options import Finite, console, echo_json, json_option
+from ..types import FEATURE_KINDS
+from ._geoinputs import point_or_site, read_geofile, site_features
+from .options import Finite, console, echo_json, err_console, json_option
 
 __all__ = ["terrain"]
 
@@ -184,9 +186,24 @@ def viewshed_cmd(
 @click.argument("dem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--features",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Points/lines/polygons (GeoJSON or any vector file).",
+    help="Points/lines/polygons (GeoJSON or any vector file; default: the features of --site).",
+)
+@click.option(
+    "--site",
+    "site_id",
+    help="A catalog site: its mapped features are the targets (unless --features), and each "
+    "answer is stored as a defilade measurement of its feature.",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    type=click.Choice(FEATURE_KINDS),
+    multiple=True,
+    help="With --site: only features of this kind (repeatable), e.g. ugf_portal.",
+)
+@click.option(
+    "--no-store", is_flag=True, help="With --site: print the answers without storing them."
 )
 @click.option(
     "--threat-azimuth", type=Finite(), help="Direction the threat lies in (deg from true north)."
@@ -231,7 +248,10 @@ def viewshed_cmd(
 @json_option
 def defilade_cmd(
     dem: Path,
-    features: Path,
+    features: Path | None,
+    site_id: str | None,
+    kinds: Sequence[str],
+    no_store: bool,
     threat_azimuth: float | None,
     threat_elevation: float | None,
     threat_point: str | None,
@@ -241,7 +261,14 @@ def defilade_cmd(
     dem_sigma: float | None,
     as_json: bool,
 ) -> None:
-    """Which features are masked by terrain from a threat direction or a threat point."""
+    """Which features are masked by terrain from a threat direction or a threat point.
+
+    The targets are the features of a file (--features), or those mapped for a catalog site
+    (--site, e.g. its tunnel portals with --kind ugf_portal). With --site each answer is stored
+    as a defilade measurement of its feature: from a direction, the horizon angle towards the
+    threat (deg; masked when above --threat-elevation); from a point, the share of the feature
+    hidden from it.
+    """
     from ..analysis.terrain import defilade_from_direction, defilade_from_point, read_dem
     from ..geo import to_crs
 
@@ -250,7 +277,17 @@ def defilade_cmd(
         raise InputError("give either --threat-azimuth and --threat-elevation, or --threat-point")
     if direction and (threat_azimuth is None or threat_elevation is None):
         raise InputError("--threat-azimuth and --threat-elevation go together")
-    geoms, props, crs = read_geofile(features)
+    if features is None and site_id is None:
+        raise InputError("give --features (a vector file), or --site to use its mapped features")
+    if site_id is None and (kinds or no_store):
+        raise InputError("--kind and --no-store go with --site")
+    if features is not None and kinds:
+        raise InputError("--kind picks features of --site; with --features, edit the file")
+    if features is not None:
+        geoms, props, crs = read_geofile(features)
+    else:
+        assert site_id is not None
+        geoms, props, crs = site_features(site_id, kinds)
     if not crs.equals("EPSG:4326"):
         geoms = [None if g is None else to_crs(g, crs, "EPSG:4326") for g in geoms]
     ids = [None if p.get("id") is None else str(p.get("id")) for p in props]
@@ -293,6 +330,19 @@ def defilade_cmd(
         row = result.to_dict()
         row["index"] = i
         rows[i] = row
+    if site_id is not None and not no_store:
+        stored = _store_defilade(
+            site_id,
+            rows,
+            dem=dem,
+            threat=(
+                {"threat_azimuth": threat_azimuth, "threat_elevation": threat_elevation}
+                if threat_point is None
+                else {"threat_point": threat_point, "threat_height": threat_height}
+            ),
+            target_height=target_height,
+        )
+        err_console().print(f"stored {stored} defilade measurement(s) on site {site_id}")
     if as_json:
         echo_json(rows)
         return
@@ -303,9 +353,58 @@ def defilade_cmd(
             console().print(f"{head} no answer: {why}")
             continue
         state = "masked" if r["masked"] else "exposed"
-        console().print(
-            f"{head} {state} (masked fraction {r['masked_fraction']}, horizon {r['horizon_deg']})"
-        )
+        horizon = "" if r["horizon_deg"] is None else f", horizon {r['horizon_deg']} deg"
+        sd = r.get("horizon_sigma_deg")
+        horizon += "" if sd is None or not horizon else f" +/- {sd}"
+        console().print(f"{head} {state} (masked fraction {r['masked_fraction']}{horizon})")
+
+
+def _store_defilade(
+    site_id: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    dem: Path,
+    threat: dict[str, Any],
+    target_height: float,
+) -> int:
+    """Store the answered rows as defilade measurements of their features (see ``defilade``)."""
+    from .measure import store_measurements
+
+    direction = "threat_azimuth" in threat
+    out = []
+    for r in rows:
+        if r["masked"] is None:
+            continue
+        inputs = {
+            **threat,
+            "masked": r["masked"],
+            "masked_fraction": r["masked_fraction"],
+            "points": r["points"],
+            "target_height": target_height,
+            "dem": dem.name,
+        }
+        if direction:
+            out.append(
+                {
+                    "value": r["horizon_deg"],
+                    "uncertainty": r.get("horizon_sigma_deg"),
+                    "unit": "deg",
+                    "method": "horizon angle towards the threat on the DEM (terrain.defilade)",
+                    "feature_id": r["id"],
+                    "inputs": inputs,
+                }
+            )
+        else:
+            out.append(
+                {
+                    "value": r["masked_fraction"],
+                    "unit": "fraction",
+                    "method": "share of the feature hidden from the threat point (viewshed)",
+                    "feature_id": r["id"],
+                    "inputs": inputs,
+                }
+            )
+    return store_measurements(site_id, out, "defilade")
 
 
 _NO_ANSWER = {
