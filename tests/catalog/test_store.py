@@ -316,6 +316,39 @@ def test_records_observations_measurements_events(catalog: Catalog) -> None:
     assert catalog.list_change_events("site-0") == [ev]
 
 
+def test_deleting_a_measured_feature_never_drops_its_measurements_silently(
+    catalog: Catalog,
+) -> None:
+    """The measurements' foreign key would unlink them without a history row: the catalog
+    refuses, keeps them on the site (naming the feature) or deletes them, with history."""
+    catalog.add_site(make_site())
+    for fid in ("b1", "b2", "b3"):
+        catalog.add_feature(Feature(fid, "site-0", "berm", Point(126, 38.5), name=f"berm {fid}"))
+    for i, fid in enumerate(("b1", "b1", "b2")):
+        catalog.add_measurement(
+            Measurement(f"m{i}", "site-0", "height", 18.0 + i, "m", feature_id=fid)
+        )
+    with pytest.raises(ConflictError, match=r"'b1' has 2 measurement\(s\) \(height\)"):
+        catalog.delete_feature("b1")
+    assert {f.id for f in catalog.query_features()} == {"b1", "b2", "b3"}
+    assert catalog.delete_feature("b1", measurements="keep") == 2
+    kept = {m.id: m for m in catalog.list_measurements(site_id="site-0")}
+    assert set(kept) == {"m0", "m1", "m2"}
+    for mid in ("m0", "m1"):
+        assert kept[mid].feature_id is None and kept[mid].version == 2
+        assert kept[mid].inputs == {"deleted_feature": "b1 (berm berm b1)"}
+    assert catalog.delete_feature("b2", measurements="delete") == 1
+    assert {m.id for m in catalog.list_measurements(site_id="site-0")} == {"m0", "m1"}
+    assert catalog.delete_feature("b3") == 0  # nothing measured: nothing to choose
+    rows = [(e.entity, e.entity_id, e.action) for e in catalog.history(site_id="site-0")]
+    for row in (("measurement", "m0", "update"), ("measurement", "m1", "update"),
+                ("feature", "b1", "delete"), ("measurement", "m2", "delete"),
+                ("feature", "b2", "delete"), ("feature", "b3", "delete")):  # fmt: skip
+        assert row in rows, row
+    with pytest.raises(InputError, match="refuse, keep or delete"):
+        catalog.delete_feature("b1", measurements="drop")  # type: ignore[arg-type]
+
+
 def test_alerts_idempotent_and_states(catalog: Catalog) -> None:
     catalog.add_site(make_site())
     a = Alert(

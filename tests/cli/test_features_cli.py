@@ -104,6 +104,32 @@ def test_a_size_given_as_attr_is_stored_as_a_number(sw: Runner, site: str) -> No
     assert r.json()["attributes"] == {"height_m": 18.0, "material": "rock"}
 
 
+def test_a_measured_feature_is_deleted_only_with_a_choice_for_its_measurements(
+    sw: Runner, site: str
+) -> None:
+    ids = [
+        sw(
+            "features", "add", site, "--kind", "berm", "--lon", "126.1", "--lat", "38.5", "--json"
+        ).json()["id"]
+        for _ in range(2)
+    ]
+    for fid in ids:
+        r = sw("measure", "record", site, "--kind", "height", "--value", "18", "--feature", fid)
+        assert r.code == 0, r.err
+    r = sw("features", "delete", ids[0], "--yes")
+    assert r.code == 2 and "--keep-measurements" in r.err and "1 measurement(s) (height)" in r.err
+    r = sw("features", "delete", ids[0], "--yes", "--keep-measurements", "--delete-measurements")
+    assert r.code == 2 and "not both" in r.err
+    assert len(sw("features", "list", site, "--json").json()) == 2
+    r = sw("features", "delete", ids[0], "--yes", "--keep-measurements")
+    assert r.code == 0 and "1 measurement(s) kept on the site" in r.out
+    r = sw("features", "delete", ids[1], "--delete-measurements", input="y\n")
+    assert r.code == 0 and "and its 1 measurement(s)?" in r.out, r.out
+    shown = sw("sites", "show", site, "--json").json()
+    assert [m["feature_id"] for m in shown["measurements"]] == [None]
+    assert shown["measurements"][0]["inputs"]["deleted_feature"].startswith(ids[0])
+
+
 def test_unknown_site(sw: Runner) -> None:
     r = sw("features", "add", "nowhere", "--kind", "berm", "--lon", "1", "--lat", "2")
     assert r.code != 0 and "sitewatch sites list" in r.err

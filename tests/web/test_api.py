@@ -222,6 +222,27 @@ def test_features_draw_edit_delete(client: Any, web_env: Any) -> None:
     assert client.get(f"/api/features/{fid}", headers=h).status_code == 404
 
 
+def test_deleting_a_measured_feature_asks_what_becomes_of_its_measurements(
+    client: Any, web_env: Any
+) -> None:
+    h = web_env.auth("analyst")
+    body = {"kind": "height", "value": 6.5, "unit": "m", "feature_id": "f-portal"}
+    r = client.post("/api/sites/alpha-base/measurements", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    mid = r.json()["id"]
+    r = client.delete("/api/features/f-portal", headers=h)
+    assert r.status_code == 409 and "1 measurement(s) (height)" in r.json()["detail"]
+    assert client.get("/api/features/f-portal", headers=h).status_code == 200
+    r = client.delete("/api/features/f-portal?measurements=drop", headers=h)
+    assert r.status_code == 422
+    r = client.delete("/api/features/f-portal?measurements=keep", headers=h)
+    assert r.status_code == 204, r.text
+    kept = [m for m in client.get("/api/measurements?site_id=alpha-base", headers=h).json()
+            if m["id"] == mid]  # fmt: skip
+    assert kept[0]["feature_id"] is None
+    assert kept[0]["inputs"]["deleted_feature"].startswith("f-portal (ugf_portal")
+
+
 def test_records_of_a_site(client: Any, web_env: Any) -> None:
     h = web_env.auth("analyst")
     r = client.post(

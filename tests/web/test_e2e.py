@@ -271,3 +271,33 @@ def test_feature_sizes_and_dates_in_the_editor(page: Any, live_server: Any) -> N
     page.wait_for_selector("#feature-list li[data-feature=f-portal]:has-text('azimuth 135°')")
     with Catalog(live_server.env.url) as cat:
         assert cat.get_feature("f-portal").attributes == {"azimuth_deg": 135}
+
+
+def test_deleting_a_measured_feature_keeps_its_measurements_when_asked(
+    page: Any, live_server: Any
+) -> None:
+    from sitewatch.catalog.models import Measurement
+
+    with Catalog(live_server.env.url) as cat:
+        cat.add_measurement(
+            Measurement("m-portal", "alpha-base", "width", 7.0, "m", feature_id="f-portal")
+        )
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:  # "Delete this ugf_portal?" yes; "delete them too?" no
+        asked.append(dialog.message)
+        dialog.accept() if len(asked) == 1 else dialog.dismiss()
+
+    page.on("dialog", answer)
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.click("#feature-list li[data-feature=f-portal]")
+    page.click("#feature-delete")
+    page.wait_for_selector("#feature-list li[data-feature=f-portal]", state="detached")
+    assert len(asked) == 2 and "1 measurement(s) (width)" in asked[1]
+    page.wait_for_selector("#measurement-list li[data-measurement=m-portal]")
+    with Catalog(live_server.env.url) as cat:
+        (m,) = cat.list_measurements(site_id="alpha-base")
+        assert m.feature_id is None and m.inputs["deleted_feature"].startswith("f-portal")
+        assert "f-portal" not in {f.id for f in cat.query_features(site_id="alpha-base")}

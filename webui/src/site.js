@@ -302,8 +302,22 @@ export async function sitePage(siteId) {
     };
     const remove = async () => {
       if (!confirm(`Delete this ${ft.kind}?`)) return;
+      // its measurements are never dropped or unlinked silently: the analyst chooses
+      const held = measurements.filter((m) => m.feature_id === ft.id);
+      let choice = "";
+      if (held.length) {
+        const drop = confirm(
+          `This ${ft.kind} has ${held.length} measurement(s) (${[...new Set(held.map((m) => m.kind))].join(", ")}).\n` +
+            "OK: delete them with it. Cancel: keep them on the site.",
+        );
+        choice = `&measurements=${drop ? "delete" : "keep"}`;
+      }
       try {
-        await del(`/api/features/${ft.id}?version=${ft.version}`);
+        await del(`/api/features/${ft.id}?version=${ft.version}${choice}`);
+        if (held.length) {
+          measurements = await get(`/api/measurements?site_id=${encodeURIComponent(siteId)}`);
+          renderMeasurements();
+        }
         features = features.filter((x) => x.id !== ft.id);
         selected = null;
         renderFeatures();

@@ -27,6 +27,7 @@ from ..errors import (
     ConflictError,
     DuplicateError,
     ImportFormatError,
+    InputError,
     MissingExtraError,
     NotFound,
     RecordProblem,
@@ -757,9 +758,53 @@ class Catalog:
         """Store an edited feature (optimistic on ``feature.version``)."""
         return self._update(feature)
 
-    def delete_feature(self, feature_id: str, *, version: int | None = None) -> None:
-        """Delete a feature (the history keeps it)."""
-        self._delete(Feature, feature_id, version)
+    def delete_feature(
+        self,
+        feature_id: str,
+        *,
+        version: int | None = None,
+        measurements: Literal["refuse", "keep", "delete"] = "refuse",
+    ) -> int:
+        """Delete a feature (the history keeps it); returns how many of its measurements were
+        kept on the site or deleted with it.
+
+        Measurements of the feature are not dropped silently: ``"refuse"`` raises
+        :class:`ConflictError` naming them; ``"keep"`` keeps each on the site, no longer linked to
+        a feature, with the deleted feature named in its inputs (``deleted_feature``);
+        ``"delete"`` deletes them too. Every change is a history row, in one transaction.
+        """
+        if measurements not in ("refuse", "keep", "delete"):
+            raise InputError(f"measurements must be refuse, keep or delete, got {measurements!r}")
+        with self._write() as conn:
+            feature = self._get(conn, Feature, feature_id)
+            if version is not None:
+                self._check_version("feature", feature_id, feature.version, version)
+            mt = t.measurements
+            rows = conn.execute(
+                sa.select(mt).where(mt.c.feature_id == feature_id).order_by(mt.c.created_at)
+            )
+            held = rows_to(Measurement, [r._mapping for r in rows])
+            if held and measurements == "refuse":
+                kinds = ", ".join(sorted({m.kind for m in held}))
+                raise ConflictError(
+                    f"feature {feature_id!r} has {len(held)} measurement(s) ({kinds}): keep them "
+                    "on the site or delete them with it (CLI: --keep-measurements or "
+                    "--delete-measurements; API: ?measurements=keep|delete)"
+                )
+            for m in held:
+                if measurements == "delete":
+                    self._delete(Measurement, m.id, None)
+                else:
+                    label = f"{feature.kind} {feature.name}".strip()
+                    self._update(
+                        replace(
+                            m,
+                            feature_id=None,
+                            inputs={**m.inputs, "deleted_feature": f"{feature_id} ({label})"},
+                        )
+                    )
+            self._delete(Feature, feature_id, version)
+        return len(held)
 
     def query_features(
         self,

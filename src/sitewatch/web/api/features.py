@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -80,9 +80,27 @@ def edit_feature(feature_id: str, body: FeaturePatch, ctx: Ctx, who: Analyst) ->
     return json_response(cat.update_feature(replace(feature, **changes, version=body.version)))
 
 
-@router.delete("/api/features/{feature_id}", status_code=204, summary="Delete a feature")
+@router.delete(
+    "/api/features/{feature_id}",
+    status_code=204,
+    summary="Delete a feature",
+    responses={409: {"description": "The feature has measurements and no `measurements` choice"}},
+)
 def delete_feature(
-    feature_id: str, ctx: Ctx, who: Analyst, version: Annotated[int | None, Query(ge=1)] = None
+    feature_id: str,
+    ctx: Ctx,
+    who: Analyst,
+    version: Annotated[int | None, Query(ge=1)] = None,
+    measurements: Annotated[
+        Literal["keep", "delete"] | None,
+        Query(
+            description="What becomes of the feature's measurements: kept on the site (naming "
+            "the deleted feature in their inputs) or deleted too; without it a feature with "
+            "measurements is not deleted (409)."
+        ),
+    ] = None,
 ) -> Response:
-    ctx.catalog(who).delete_feature(feature_id, version=version)
+    ctx.catalog(who).delete_feature(
+        feature_id, version=version, measurements=measurements or "refuse"
+    )
     return Response(status_code=204)
