@@ -349,6 +349,53 @@ def test_deleting_a_measured_feature_never_drops_its_measurements_silently(
         catalog.delete_feature("b1", measurements="drop")  # type: ignore[arg-type]
 
 
+def test_observations_corrected_and_retracted_measurements_retracted(catalog: Catalog) -> None:
+    catalog.add_site(make_site(0))
+    catalog.add_site(make_site(1))
+    t1 = datetime(2024, 3, 1, 2, 30, tzinfo=UTC)
+    o1 = catalog.add_observation(Observation("o1", "site-0", t1, sensor="WV3"))
+    catalog.add_observation(Observation("o2", "site-0", t1, sensor="S2"))
+    catalog.add_observation(Observation("o9", "site-1", t1))
+    fixed = catalog.update_observation(
+        dataclasses.replace(o1, acquired=datetime(2024, 3, 2, tzinfo=UTC), phase="site_preparation")
+    )
+    assert fixed.version == 2 and fixed.phase == "site_preparation"
+    assert catalog.get_observation("o1") == fixed
+    with pytest.raises(ConflictError):
+        catalog.update_observation(dataclasses.replace(o1, text="stale"))
+    with pytest.raises(InputError, match="cannot move to another site"):
+        catalog.update_observation(dataclasses.replace(fixed, site_id="site-1"))
+    m = catalog.add_measurement(
+        Measurement("m1", "site-0", "height", 18.0, "m", observation_id="o1")
+    )
+    catalog.add_measurement(Measurement("m2", "site-0", "height", 9.0, "m", observation_id="o2"))
+    # a measurement is stored on the site of what it measures
+    with pytest.raises(InputError, match="observation 'o9' belongs to site 'site-1'"):
+        catalog.add_measurement(Measurement("mx", "site-0", "height", 1, "m", observation_id="o9"))
+    catalog.add_feature(Feature("f9", "site-1", "berm", Point(126, 38.5)))
+    with pytest.raises(InputError, match="feature 'f9' belongs to site 'site-1'"):
+        catalog.add_measurement(Measurement("my", "site-0", "height", 1, "m", feature_id="f9"))
+    with pytest.raises(ConflictError, match=r"observation 'o1' has 1 measurement"):
+        catalog.delete_observation("o1")
+    assert catalog.delete_observation("o1", measurements="keep") == 1
+    kept = catalog.get_measurement("m1")
+    assert kept.observation_id is None and kept.version == m.version + 1
+    assert kept.inputs["deleted_observation"] == "o1 (2024-03-02 WV3)"
+    assert catalog.delete_observation("o2", measurements="delete") == 1
+    assert [o.id for o in catalog.list_observations("site-0")] == []
+    with pytest.raises(ConflictError):
+        catalog.delete_measurement("m1", version=1)
+    catalog.delete_measurement("m1")
+    assert catalog.list_measurements(site_id="site-0") == []
+    with pytest.raises(NotFound):
+        catalog.get_measurement("m1")
+    rows = [(e.entity, e.entity_id, e.action) for e in catalog.history(site_id="site-0")]
+    for row in (("observation", "o1", "update"), ("observation", "o1", "delete"),
+                ("measurement", "m1", "update"), ("measurement", "m1", "delete"),
+                ("measurement", "m2", "delete"), ("observation", "o2", "delete")):  # fmt: skip
+        assert row in rows, row
+
+
 def test_alerts_idempotent_and_states(catalog: Catalog) -> None:
     catalog.add_site(make_site())
     a = Alert(

@@ -454,3 +454,38 @@ def test_record_a_reported_measurement(sw: Any) -> None:
     text = sw("sites", "show", "sakkanmol").out
     assert "height 18 ± 3 m of berm (reported (CSIS 2018))" in text
     assert "volume 52000 m3 of site (manual)" in text
+
+
+def test_list_and_retract_measurements(sw: Runner) -> None:
+    assert sw("sites", "add", "base", "--name", "Base", "--lat", "39", "--lon", "126").code == 0
+    berm = sw("features", "add", "base", "--kind", "berm", "--lon", "126", "--lat", "39",
+              "--name", "north berm", "--json").json()["id"]  # fmt: skip
+    ids = [
+        sw("measure", "record", "base", "--kind", kind, "--value", value, *extra, "--json").json()[
+            "id"
+        ]
+        for kind, value, extra in (
+            ("height", "18", ("--feature", berm)),
+            ("length", "400", ()),
+        )
+    ]
+    r = sw("measure", "list", "base")
+    assert r.code == 0 and "north berm" in r.out and "2 measurement(s)" in r.err
+    assert [
+        m["id"] for m in sw("measure", "list", "base", "--kind", "height", "--json").json()
+    ] == [ids[0]]
+    assert [m["id"] for m in sw("measure", "list", "base", "--feature", berm, "--json").json()] == [
+        ids[0]
+    ]
+    r = sw("measure", "delete", ids[0], "--expect-version", "7", "--yes")
+    assert r.code != 0 and "version" in r.err
+    r = sw("measure", "delete", ids[0], input="n\n")
+    assert r.code != 0 and "delete the height 18 m of site base?" in r.out
+    assert sw("measure", "delete", ids[0], "--yes").code == 0
+    assert [m["id"] for m in sw("measure", "list", "base", "--json").json()] == [ids[1]]
+    history = sw("sites", "history", "base", "--json").json()
+    assert ("measurement", ids[0], "delete") in {
+        (h["entity"], h["entity_id"], h["action"]) for h in history
+    }
+    r = sw("measure", "delete", "nope", "--yes")
+    assert r.code != 0 and "nope" in r.err

@@ -123,3 +123,47 @@ def test_archived_scene_fills_the_acquisition(sw: Runner, site: str) -> None:
     r = sw("observations", "add", site, "--scene", "104001008F5A3B00", "--date", "2024-05-02",
            "--json")  # fmt: skip
     assert r.code == 0 and r.json()["scene_id"] == "104001008F5A3B00"
+
+
+def test_edit_and_retract_an_observation(
+    sw: Runner, site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped date is corrected (the history keeps the old one); evidence is added and
+    removed by reference; a retracted observation's measurements are kept or deleted."""
+    monkeypatch.setenv("SITEWATCH_EVIDENCE_DIR", str(tmp_path / "evidence"))
+    shot = tmp_path / "berm.png"
+    shot.write_bytes(b"\x89PNG berm")
+    obs = sw("observations", "add", site, "--date", "2042-03-01", "--json")
+    assert obs.code == 2 and "future" in obs.err
+    obs = sw("observations", "add", site, "--date", "2024-03-10", "--evidence",
+             "https://example.org/a.pdf", "--json").json()  # fmt: skip
+    r = sw("observations", "edit", obs["id"], "--date", "2024-03-01", "--phase",
+           "active_construction", "--add-evidence", str(shot), "--remove-evidence",
+           "https://example.org/a.pdf", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    edited = r.json()
+    assert edited["acquired"].startswith("2024-03-01") and edited["version"] == 2
+    assert edited["phase"] == "active_construction"
+    assert [e.split("/")[-1] for e in edited["evidence"]] == ["berm.png"]
+    for args, message in (
+        (("--text", "x", "--expect-version", "1"), "version 2, your copy is version 1"),
+        (("--remove-evidence", "https://example.org/a.pdf"), "has no evidence"),
+        ((), "nothing to change"),
+        (("--phase", "no_activity", "--no-phase"), "not both"),
+    ):
+        r = sw("observations", "edit", obs["id"], *args)
+        assert r.code == 2 and message in r.err, (args, r.err)
+    r = sw("observations", "edit", obs["id"], "--no-phase", "--json")
+    assert r.code == 0 and r.json()["phase"] is None
+    r = sw("measure", "record", site, "--kind", "height", "--value", "18", "--observation",
+           obs["id"])  # fmt: skip
+    assert r.code == 0, r.err
+    r = sw("observations", "delete", obs["id"], "--yes")
+    assert r.code == 2 and "--keep-measurements" in r.err
+    r = sw("observations", "delete", obs["id"], "--yes", "--delete-measurements")
+    assert r.code == 0 and "and 1 measurement(s)" in r.out
+    assert sw("observations", "list", site, "--json").json() == []
+    assert sw("measure", "list", site, "--json").json() == []
+    history = sw("sites", "history", site, "--json").json()
+    acts = {(h["entity"], h["action"]) for h in history}
+    assert {("observation", "update"), ("observation", "delete"), ("measurement", "delete")} <= acts

@@ -271,6 +271,65 @@ def test_records_of_a_site(client: Any, web_env: Any) -> None:
     assert changes[0]["area_m2"] == 1200.0 and changes[0]["geometry"]["type"] == "Polygon"
 
 
+def test_observations_corrected_and_records_retracted(client: Any, web_env: Any) -> None:
+    h, viewer = web_env.auth("analyst"), web_env.auth("viewer")
+    obs = client.post(
+        "/api/sites/alpha-base/observations",
+        json={"acquired": "2024-05-10T03:00:00Z", "sensor": "S2", "text": "new berm"},
+        headers=h,
+    ).json()
+    patch = {"version": 1, "acquired": "2024-05-01T03:00:00Z", "phase": "site_preparation"}
+    assert (
+        client.patch(f"/api/observations/{obs['id']}", json=patch, headers=viewer).status_code
+        == 403
+    )
+    r = client.patch(f"/api/observations/{obs['id']}", json=patch, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["acquired"].startswith("2024-05-01") and r.json()["version"] == 2
+    assert r.json()["text"] == "new berm"  # fields not sent are kept
+    assert client.patch(f"/api/observations/{obs['id']}", json=patch, headers=h).status_code == 409
+    r = client.patch(
+        f"/api/observations/{obs['id']}", json={"version": 2, "acquired": None}, headers=h
+    )
+    assert r.status_code == 400 and "acquired cannot be null" in r.json()["detail"]
+    r = client.patch(f"/api/observations/{obs['id']}", json={"version": 2, "evidence": ["/etc/passwd"]},
+                     headers=h)  # fmt: skip
+    assert r.status_code == 400
+    r = client.patch(
+        f"/api/observations/{obs['id']}", json={"version": 2, "phase": None}, headers=h
+    )
+    assert r.status_code == 200 and r.json()["phase"] is None
+    m = client.post(
+        "/api/sites/alpha-base/measurements",
+        json={"kind": "length", "value": 40, "unit": "m", "observation_id": obs["id"]},
+        headers=h,
+    ).json()
+    r = client.delete(f"/api/observations/{obs['id']}", headers=h)
+    assert r.status_code == 409 and "1 measurement(s) (length)" in r.json()["detail"]
+    r = client.delete(f"/api/observations/{obs['id']}?measurements=keep", headers=h)
+    assert r.status_code == 204, r.text
+    ids = [o["id"] for o in client.get("/api/sites/alpha-base/observations", headers=h).json()]
+    assert obs["id"] not in ids
+    (kept,) = [x for x in client.get("/api/measurements?site_id=alpha-base", headers=h).json()
+               if x["id"] == m["id"]]  # fmt: skip
+    assert kept["observation_id"] is None and kept["inputs"]["deleted_observation"].startswith(
+        obs["id"]
+    )
+    assert client.delete(f"/api/measurements/{m['id']}", headers=viewer).status_code == 403
+    assert client.delete(f"/api/measurements/{m['id']}?version=1", headers=h).status_code == 409
+    assert client.delete(f"/api/measurements/{m['id']}?version=2", headers=h).status_code == 204
+    assert client.delete(f"/api/measurements/{m['id']}", headers=h).status_code == 404
+    # a measurement names a feature of its own site only
+    other = client.post("/api/sites", json={"name": "Other", "lat": 40.0, "lon": 127.0}, headers=h)
+    assert other.status_code == 201, other.text
+    r = client.post(
+        f"/api/sites/{other.json()['id']}/measurements",
+        json={"kind": "height", "value": 5, "unit": "m", "feature_id": "f-portal"},
+        headers=h,
+    )
+    assert r.status_code == 400 and "belongs to site 'alpha-base'" in r.json()["detail"]
+
+
 def test_sources_cited_by_a_site(client: Any, web_env: Any) -> None:
     h, viewer = web_env.auth("analyst"), web_env.auth("viewer")
     body = {"citation": "Analyst Group, Hidden Bases Report (2019)", "url": "https://example.org/r"}

@@ -301,3 +301,30 @@ def test_deleting_a_measured_feature_keeps_its_measurements_when_asked(
         (m,) = cat.list_measurements(site_id="alpha-base")
         assert m.feature_id is None and m.inputs["deleted_feature"].startswith("f-portal")
         assert "f-portal" not in {f.id for f in cat.query_features(site_id="alpha-base")}
+
+
+def test_retract_a_measurement_and_an_observation(page: Any, live_server: Any) -> None:
+    from datetime import UTC, datetime
+
+    from sitewatch.catalog.models import Measurement, Observation
+
+    with Catalog(live_server.env.url) as cat:
+        cat.add_measurement(Measurement("m-wrong", "alpha-base", "length", 99.0, "m"))
+        cat.add_observation(
+            Observation("o-wrong", "alpha-base", datetime(2020, 1, 2, tzinfo=UTC), text="typo")
+        )
+        before = {o.id for o in cat.list_observations("alpha-base")}
+    page.on("dialog", lambda dialog: dialog.accept())
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.click("#measurement-list li[data-measurement=m-wrong] button.retract")
+    page.wait_for_selector("#measurement-list li[data-measurement=m-wrong]", state="detached")
+    page.click("#observation-list li[data-observation=o-wrong] button.retract")
+    page.wait_for_selector("#observation-list li[data-observation=o-wrong]", state="detached")
+    with Catalog(live_server.env.url) as cat:
+        assert cat.list_measurements(site_id="alpha-base") == []
+        assert {o.id for o in cat.list_observations("alpha-base")} == before - {"o-wrong"}
+        deleted = {(e.entity, e.entity_id) for e in cat.history(site_id="alpha-base")
+                   if e.action == "delete"}  # fmt: skip
+    assert {("measurement", "m-wrong"), ("observation", "o-wrong")} <= deleted

@@ -302,16 +302,8 @@ export async function sitePage(siteId) {
     };
     const remove = async () => {
       if (!confirm(`Delete this ${ft.kind}?`)) return;
-      // its measurements are never dropped or unlinked silently: the analyst chooses
       const held = measurements.filter((m) => m.feature_id === ft.id);
-      let choice = "";
-      if (held.length) {
-        const drop = confirm(
-          `This ${ft.kind} has ${held.length} measurement(s) (${[...new Set(held.map((m) => m.kind))].join(", ")}).\n` +
-            "OK: delete them with it. Cancel: keep them on the site.",
-        );
-        choice = `&measurements=${drop ? "delete" : "keep"}`;
-      }
+      const choice = measurementsChoice(held, ft.kind);
       try {
         await del(`/api/features/${ft.id}?version=${ft.version}${choice}`);
         if (held.length) {
@@ -438,11 +430,54 @@ export async function sitePage(siteId) {
   const measurementList = h("ul", { class: "list", id: "measurement-list" });
   function renderMeasurements() {
     measurementList.replaceChildren(
-      ...measurements.map((m) => h("li", { "data-measurement": m.id }, `${m.kind} ${m.value} ${m.unit}`, m.uncertainty != null ? ` ± ${m.uncertainty}` : "", h("span", { class: "muted" }, ` · ${m.method} · ${m.analyst} · ${fmtDate(m.measured_at)}`))),
+      ...measurements.map((m) => {
+        const of = m.feature_id ? features.find((f) => f.id === m.feature_id) : null;
+        return h("li", { "data-measurement": m.id }, `${m.kind} ${m.value} ${m.unit}`, m.uncertainty != null ? ` ± ${m.uncertainty}` : "",
+          of ? ` of ${of.name || of.kind}` : "",
+          h("span", { class: "muted" }, ` · ${m.method} · ${m.analyst} · ${fmtDate(m.measured_at)}`),
+          canWrite() ? h("button", { class: "retract", title: "retract this measurement (the history keeps it)", onclick: () => retractMeasurement(m) }, "×") : null);
+      }),
     );
     if (!measurements.length) measurementList.append(h("li", { class: "muted" }, "none yet"));
   }
   renderMeasurements();
+  async function retractMeasurement(m) {
+    if (!confirm(`Retract the ${m.kind} ${m.value} ${m.unit}? (The history keeps it.)`)) return;
+    try {
+      await del(`/api/measurements/${m.id}?version=${m.version}`);
+      measurements = measurements.filter((x) => x.id !== m.id);
+      renderMeasurements();
+      toast("measurement retracted");
+    } catch (e) {
+      toast(e.message, true);
+    }
+  }
+  // its measurements are never dropped or unlinked silently: the analyst chooses
+  function measurementsChoice(held, what) {
+    if (!held.length) return "";
+    const drop = confirm(
+      `This ${what} has ${held.length} measurement(s) (${[...new Set(held.map((m) => m.kind))].join(", ")}).\n` +
+        "OK: delete them with it. Cancel: keep them on the site.",
+    );
+    return `&measurements=${drop ? "delete" : "keep"}`;
+  }
+  async function retractObservation(o) {
+    if (!confirm(`Retract the observation of ${fmtDate(o.acquired)}? (The history keeps it.)`)) return;
+    const held = measurements.filter((m) => m.observation_id === o.id);
+    const choice = measurementsChoice(held, "observation");
+    try {
+      await del(`/api/observations/${o.id}?version=${o.version}${choice}`);
+      observations = observations.filter((x) => x.id !== o.id);
+      renderObservations();
+      if (held.length) {
+        measurements = await get(`/api/measurements?site_id=${encodeURIComponent(siteId)}`);
+        renderMeasurements();
+      }
+      toast("observation retracted");
+    } catch (e) {
+      toast(e.message, true);
+    }
+  }
   // --- observations with their evidence -----------------------------------------------------
   const observationList = h("ul", { class: "list", id: "observation-list" });
   function renderObservations() {
@@ -451,6 +486,7 @@ export async function sitePage(siteId) {
         h("li", { "data-observation": o.id, title: chips.length ? "show the image nearest this date" : null, onclick: (ev) => ev.target.closest("a") || showNearest(o.acquired) },
           h("strong", {}, fmtDate(o.acquired)), " ", (o.phase || "").replaceAll("_", " "), " ", o.text,
           h("span", { class: "muted" }, ` · ${[o.sensor, o.analyst].filter(Boolean).join(" · ")}`),
+          canWrite() ? h("button", { class: "retract", title: "retract this observation (the history keeps it)", onclick: (ev) => { ev.stopPropagation(); retractObservation(o); } }, "×") : null,
           o.evidence.length ? h("div", { class: "evidence" }, ...o.evidence.flatMap((e, i) => [i ? " · " : "", evidenceLink(e)])) : null,
         ),
       ),

@@ -66,6 +66,8 @@ T = TypeVar("T")
 Near = tuple[float, float, float]
 """(lon, lat, radius_m): a geodesic circle."""
 OnDuplicate = Literal["error", "skip", "update"]
+MeasurementsChoice = Literal["refuse", "keep", "delete"]
+"""What deleting a feature or an observation does to its measurements."""
 
 _BATCH = 2000
 _ENTITY: dict[type[Any], tuple[str, sa.Table]] = {
@@ -763,7 +765,7 @@ class Catalog:
         feature_id: str,
         *,
         version: int | None = None,
-        measurements: Literal["refuse", "keep", "delete"] = "refuse",
+        measurements: MeasurementsChoice = "refuse",
     ) -> int:
         """Delete a feature (the history keeps it); returns how many of its measurements were
         kept on the site or deleted with it.
@@ -773,37 +775,46 @@ class Catalog:
         a feature, with the deleted feature named in its inputs (``deleted_feature``);
         ``"delete"`` deletes them too. Every change is a history row, in one transaction.
         """
-        if measurements not in ("refuse", "keep", "delete"):
-            raise InputError(f"measurements must be refuse, keep or delete, got {measurements!r}")
+        return self._delete_measured(Feature, feature_id, version, measurements)
+
+    def _delete_measured(
+        self, cls: type[Feature | Observation], rid: str, version: int | None, choice: str
+    ) -> int:
+        """Delete a feature or an observation with its measurements handled as ``choice`` says
+        (see :meth:`delete_feature`)."""
+        if choice not in ("refuse", "keep", "delete"):
+            raise InputError(f"measurements must be refuse, keep or delete, got {choice!r}")
+        entity, _ = _ENTITY[cls]
+        link = t.measurements.c.feature_id if cls is Feature else t.measurements.c.observation_id
         with self._write() as conn:
-            feature = self._get(conn, Feature, feature_id)
+            record = self._get(conn, cls, rid)
             if version is not None:
-                self._check_version("feature", feature_id, feature.version, version)
-            mt = t.measurements
+                self._check_version(entity, rid, record.version, version)
             rows = conn.execute(
-                sa.select(mt).where(mt.c.feature_id == feature_id).order_by(mt.c.created_at)
+                sa.select(t.measurements).where(link == rid).order_by(t.measurements.c.created_at)
             )
             held = rows_to(Measurement, [r._mapping for r in rows])
-            if held and measurements == "refuse":
+            if held and choice == "refuse":
                 kinds = ", ".join(sorted({m.kind for m in held}))
                 raise ConflictError(
-                    f"feature {feature_id!r} has {len(held)} measurement(s) ({kinds}): keep them "
-                    "on the site or delete them with it (CLI: --keep-measurements or "
+                    f"{entity} {rid!r} has {len(held)} measurement(s) ({kinds}): keep them "
+                    f"on the site or delete them with it (CLI: --keep-measurements or "
                     "--delete-measurements; API: ?measurements=keep|delete)"
                 )
+            if isinstance(record, Feature):
+                label = f"{rid} ({record.kind} {record.name}".strip() + ")"
+            else:
+                label = f"{rid} ({record.acquired.date().isoformat()} {record.sensor}".strip() + ")"
             for m in held:
-                if measurements == "delete":
+                if choice == "delete":
                     self._delete(Measurement, m.id, None)
+                elif isinstance(record, Feature):
+                    inputs = {**m.inputs, "deleted_feature": label}
+                    self._update(replace(m, feature_id=None, inputs=inputs))
                 else:
-                    label = f"{feature.kind} {feature.name}".strip()
-                    self._update(
-                        replace(
-                            m,
-                            feature_id=None,
-                            inputs={**m.inputs, "deleted_feature": f"{feature_id} ({label})"},
-                        )
-                    )
-            self._delete(Feature, feature_id, version)
+                    inputs = {**m.inputs, "deleted_observation": label}
+                    self._update(replace(m, observation_id=None, inputs=inputs))
+            self._delete(cls, rid, version)
         return len(held)
 
     def query_features(
@@ -855,11 +866,62 @@ class Catalog:
         ot = t.observations
         return self._list(Observation, ot.c.site_id == site_id, order=ot.c.acquired)
 
+    def get_observation(self, observation_id: str) -> Observation:
+        """The observation with ``observation_id``."""
+        with self._read() as conn:
+            return self._get(conn, Observation, observation_id)
+
+    def update_observation(self, observation: Observation) -> Observation:
+        """Store a corrected observation (optimistic on ``observation.version``; the history
+        keeps what it said before). It stays an observation of the same site."""
+        with self._write() as conn:
+            old = self._get(conn, Observation, observation.id)
+            if old.site_id != observation.site_id:
+                raise InputError(
+                    f"observation {observation.id!r} is of site {old.site_id!r}: it cannot move "
+                    "to another site (record a new one there)"
+                )
+            return self._update(observation)
+
+    def delete_observation(
+        self,
+        observation_id: str,
+        *,
+        version: int | None = None,
+        measurements: MeasurementsChoice = "refuse",
+    ) -> int:
+        """Delete an observation (the history keeps it; its evidence files stay in the evidence
+        folder); its measurements are handled as in :meth:`delete_feature`."""
+        return self._delete_measured(Observation, observation_id, version, measurements)
+
     def add_measurement(self, measurement: Measurement) -> Measurement:
-        """Store a measurement (of a feature, an observation or the site)."""
-        if measurement.feature_id is not None:
-            self.get_feature(measurement.feature_id)
-        return self._add(measurement)
+        """Store a measurement (of a feature, an observation or the site); the feature and the
+        observation must be the site's."""
+        with self._write() as conn:
+            checks: tuple[tuple[type[Feature | Observation], str | None], ...] = (
+                (Feature, measurement.feature_id),
+                (Observation, measurement.observation_id),
+            )
+            for cls, rid in checks:
+                if rid is None:
+                    continue
+                owner = self._get(conn, cls, rid).site_id
+                if owner != measurement.site_id:
+                    entity = _ENTITY[cls][0]
+                    raise InputError(
+                        f"{entity} {rid!r} belongs to site {owner!r}, not {measurement.site_id!r}: "
+                        f"a measurement is stored on the site of the {entity} it measures"
+                    )
+            return self._add(measurement)
+
+    def get_measurement(self, measurement_id: str) -> Measurement:
+        """The measurement with ``measurement_id``."""
+        with self._read() as conn:
+            return self._get(conn, Measurement, measurement_id)
+
+    def delete_measurement(self, measurement_id: str, *, version: int | None = None) -> None:
+        """Retract a measurement (the history keeps it); record a corrected one anew."""
+        self._delete(Measurement, measurement_id, version)
 
     def list_measurements(
         self, *, site_id: str | None = None, feature_id: str | None = None

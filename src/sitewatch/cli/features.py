@@ -37,6 +37,7 @@ from .options import (
     parse_pairs,
 )
 from .options import table as make_table
+from .records import delete_measured
 
 __all__ = ["features"]
 
@@ -258,41 +259,7 @@ def delete(feature_id: str, yes: bool, expect_version: int | None, keep: bool, d
 
     A feature with measurements needs --keep-measurements or --delete-measurements: they are
     never dropped or unlinked silently."""
-    if keep and drop:
-        raise InputError("give --keep-measurements or --delete-measurements, not both")
-    with open_catalog() as cat:
-        f = cat.get_feature(feature_id)
-        held = cat.list_measurements(feature_id=feature_id)
-        if held and not (keep or drop):
-            kinds = ", ".join(sorted({m.kind for m in held}))
-            raise InputError(
-                f"feature {feature_id!r} has {len(held)} measurement(s) ({kinds}): give "
-                "--keep-measurements to keep them on the site, or --delete-measurements"
-            )
-        if not yes:
-            what = ""
-            if held:
-                what = (
-                    f" and its {len(held)} measurement(s)"
-                    if drop
-                    else (f" (its {len(held)} measurement(s) stay on the site)")
-                )
-            click.confirm(
-                f"delete {f.kind} {f.name or f.id} of site {f.site_id}{what}?", abort=True
-            )
-        n = cat.delete_feature(
-            feature_id,
-            version=expect_version,
-            measurements="delete" if drop else "keep" if keep else "refuse",
-        )
-    done = (
-        ""
-        if not n
-        else f" and {n} measurement(s)"
-        if drop
-        else f"; {n} measurement(s) kept on the site"
-    )
-    console().print(f"deleted feature [bold]{feature_id}[/]{done}")
+    delete_measured("feature", feature_id, yes, expect_version, keep, drop)
 
 
 def _prop(props: dict[str, Any], *names: str) -> Any:

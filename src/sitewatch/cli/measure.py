@@ -374,6 +374,64 @@ def record(
         )
 
 
+@measure.command("list")
+@click.argument("site_id")
+@click.option("--kind", "kinds", type=click.Choice(MEASUREMENT_KINDS), multiple=True)
+@click.option("--feature", "feature_id", help="Only the measurements of this feature.")
+@json_option
+def list_(site_id: str, kinds: Sequence[str], feature_id: str | None, as_json: bool) -> None:
+    """Measurements of SITE_ID, oldest first (filtered by --kind, --feature)."""
+    from ..catalog._codec import jsonable
+
+    with open_catalog() as cat:
+        cat.get_site(site_id)
+        if feature_id is not None:
+            _catalog_feature(feature_id, site_id)
+        found = [
+            m
+            for m in cat.list_measurements(site_id=site_id, feature_id=feature_id)
+            if not kinds or m.kind in kinds
+        ]
+        names = {f.id: f.name or f.kind for f in cat.query_features(site_id=site_id)}
+    if as_json:
+        echo_json([jsonable(m) for m in found])
+        return
+    table = make_table(
+        "id", "kind", "value", "+/-", "unit", "of", "method", "analyst", "measured (UTC)",
+        right=("value", "+/-"), whole=("id",),
+    )  # fmt: skip
+    for m in found:
+        table.add_row(
+            m.id,
+            m.kind,
+            f"{m.value:.6g}",
+            "" if m.uncertainty is None else f"{m.uncertainty:.3g}",
+            m.unit,
+            names.get(m.feature_id or "", "") or ("" if m.feature_id is None else m.feature_id),
+            m.method,
+            m.analyst,
+            m.measured_at.strftime("%Y-%m-%d %H:%M") if m.measured_at else "",
+        )
+    console().print(table)
+    err_console().print(f"{len(found)} measurement(s)")
+
+
+@measure.command("delete")
+@click.argument("measurement_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--expect-version", type=int)
+def delete(measurement_id: str, yes: bool, expect_version: int | None) -> None:
+    """Retract a wrong measurement (the history keeps it); record the corrected one anew."""
+    with open_catalog() as cat:
+        m = cat.get_measurement(measurement_id)
+        if not yes:
+            click.confirm(
+                f"delete the {m.kind} {m.value:g} {m.unit} of site {m.site_id}?", abort=True
+            )
+        cat.delete_measurement(measurement_id, version=expect_version)
+    console().print(f"deleted measurement [bold]{measurement_id}[/]")
+
+
 @measure.command("heights")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

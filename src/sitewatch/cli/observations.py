@@ -4,11 +4,13 @@
 the date, sensor, pixel size and sun angles from its STAC item), the SMART activity phase, a text,
 and evidence (local files are copied into the evidence folder by content, see
 :mod:`sitewatch.catalog.evidence`; web addresses are kept). ``list`` shows them, ``evidence``
-prints where an evidence reference's file is.
+prints where an evidence reference's file is. ``edit`` corrects one and ``delete`` retracts one;
+the history keeps what each said before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,6 +34,7 @@ from .options import (
     parse_when,
 )
 from .options import table as make_table
+from .records import delete_measured
 
 __all__ = ["observations"]
 
@@ -135,6 +138,91 @@ def add(
             f"{stored.acquired.date().isoformat()}"
             + (f" with {len(refs)} evidence item(s)" if refs else "")
         )
+
+
+@observations.command("edit")
+@click.argument("observation_id")
+@click.option("--date", "when", help="Acquisition date or time (UTC), e.g. 2024-03-01.")
+@click.option("--scene", "scene_id", help="Scene id.")
+@click.option("--sensor")
+@click.option("--gsd", "gsd_m", type=Finite(0), help="Ground sample distance, metres.")
+@click.option("--sun-azimuth", type=Finite(0, 360))
+@click.option("--sun-elevation", type=Finite(-90, 90))
+@click.option("--off-nadir", "view_off_nadir", type=Finite(0, 90))
+@click.option("--phase", type=click.Choice(ACTIVITY_PHASES), help="SMART activity phase.")
+@click.option("--no-phase", is_flag=True, help="Clear the phase.")
+@click.option("--text", help="What was seen (replaces the text).")
+@click.option("--add-evidence", multiple=True, help="A file or web address to add; repeatable.")
+@click.option(
+    "--remove-evidence",
+    multiple=True,
+    help="An evidence reference or address to remove (the file stays in the folder).",
+)
+@click.option("--expect-version", type=int, help="Refuse if someone changed it since.")
+@json_option
+def edit(
+    observation_id: str,
+    when: str | None,
+    phase: str | None,
+    no_phase: bool,
+    text: str | None,
+    add_evidence: Sequence[str],
+    remove_evidence: Sequence[str],
+    expect_version: int | None,
+    as_json: bool,
+    **given: Any,
+) -> None:
+    """Correct an observation; refuses to overwrite someone else's newer edit."""
+    if phase and no_phase:
+        raise InputError("give --phase or --no-phase, not both")
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if when is not None:
+        changes["acquired"] = _when(when)
+    if phase is not None or no_phase:
+        changes["phase"] = phase
+    if text is not None:
+        changes["text"] = text
+    if not (changes or add_evidence or remove_evidence):
+        raise InputError("nothing to change: give what to correct (see --help)")
+    with open_catalog() as cat:
+        o = cat.get_observation(observation_id)
+        missing = [r for r in remove_evidence if r not in o.evidence]
+        if missing:
+            raise InputError(
+                f"observation {observation_id!r} has no evidence {', '.join(map(repr, missing))}; "
+                f"it has {', '.join(map(repr, o.evidence)) or 'none'}"
+            )
+        kept = [r for r in o.evidence if r not in remove_evidence]
+        added = evidence_references(add_evidence, get_settings().evidence_path)
+        evidence = tuple(dict.fromkeys([*kept, *added]))
+        version = expect_version if expect_version is not None else o.version
+        stored = cat.update_observation(
+            dataclasses.replace(o, **changes, evidence=evidence, version=version)
+        )
+    if as_json:
+        echo_json(jsonable(stored))
+    else:
+        console().print(f"updated observation [bold]{stored.id}[/] (now version {stored.version})")
+
+
+@observations.command("delete")
+@click.argument("observation_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--expect-version", type=int)
+@click.option(
+    "--keep-measurements",
+    "keep",
+    is_flag=True,
+    help="Keep the measurements read from it (naming the deleted observation in their inputs).",
+)
+@click.option(
+    "--delete-measurements", "drop", is_flag=True, help="Delete its measurements with it."
+)
+def delete(
+    observation_id: str, yes: bool, expect_version: int | None, keep: bool, drop: bool
+) -> None:
+    """Retract an observation (the history keeps it; evidence files stay in their folder)."""
+    delete_measured("observation", observation_id, yes, expect_version, keep, drop)
 
 
 @observations.command("list")

@@ -209,6 +209,8 @@ def show(site_id: str, as_json: bool) -> None:
     for m in meas:
         sd = f" ± {m.uncertainty:g}" if m.uncertainty is not None else ""
         what = names.get(m.feature_id or "", m.feature_id or "site")
+        if m.feature_id is None and m.inputs.get("deleted_feature"):
+            what = f"site (deleted feature {m.inputs['deleted_feature']})"
         out.print(
             f"    - {m.kind} {m.value:g}{sd} {escape(m.unit)} of {escape(what)}"
             f" ({escape(m.method or 'no method given')})  [dim]{m.id}[/]"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from ...catalog.models import Feature, new_id
 from ..deps import Analyst, Ctx, Viewer
 from ._convert import cached_json, geometry, json_response, patch_fields
+from .records import MEASUREMENTS_CHOICE
 from .schemas import FeatureIn, FeatureOut, FeaturePatch
 from .sites import BBOX_PATTERN, parse_bbox
 
@@ -91,14 +92,7 @@ def delete_feature(
     ctx: Ctx,
     who: Analyst,
     version: Annotated[int | None, Query(ge=1)] = None,
-    measurements: Annotated[
-        Literal["keep", "delete"] | None,
-        Query(
-            description="What becomes of the feature's measurements: kept on the site (naming "
-            "the deleted feature in their inputs) or deleted too; without it a feature with "
-            "measurements is not deleted (409)."
-        ),
-    ] = None,
+    measurements: Annotated[Literal["keep", "delete"] | None, MEASUREMENTS_CHOICE] = None,
 ) -> Response:
     ctx.catalog(who).delete_feature(
         feature_id, version=version, measurements=measurements or "refuse"

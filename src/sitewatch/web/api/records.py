@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from ...catalog.evidence import evidence_references
 from ...catalog.models import ChangeEvent, Measurement, Observation, new_id, utcnow
 from ..deps import Analyst, Ctx, Viewer
-from ._convert import cached_json, geometry, json_response
+from ._convert import cached_json, geometry, json_response, patch_fields
 from .schemas import (
     ChangeEventIn,
     ChangeEventOut,
@@ -17,9 +18,10 @@ from .schemas import (
     MeasurementOut,
     ObservationIn,
     ObservationOut,
+    ObservationPatch,
 )
 
-__all__ = ["router"]
+__all__ = ["MEASUREMENTS_CHOICE", "router"]
 
 router = APIRouter()
 
@@ -50,6 +52,55 @@ def add_observation(site_id: str, body: ObservationIn, ctx: Ctx, who: Analyst) -
     fields["evidence"] = evidence_references(body.evidence, ctx.evidence_root, local_files=False)
     obs = Observation(id=new_id(), site_id=site_id, analyst=who.username, **fields)
     return json_response(ctx.catalog(who).add_observation(obs), 201)
+
+
+@router.patch(
+    "/api/observations/{observation_id}",
+    response_model=ObservationOut,
+    tags=["observations"],
+    summary="Correct an observation",
+)
+def edit_observation(
+    observation_id: str, body: ObservationPatch, ctx: Ctx, who: Analyst
+) -> Response:
+    cat = ctx.catalog(who)
+    obs = cat.get_observation(observation_id)
+    sent = patch_fields(
+        body,
+        nullable=("scene_id", "gsd_m", "sun_azimuth", "sun_elevation", "view_off_nadir", "phase"),
+    )
+    if "evidence" in sent:
+        sent["evidence"] = evidence_references(
+            sent["evidence"], ctx.evidence_root, local_files=False
+        )
+    return json_response(cat.update_observation(replace(obs, **sent, version=body.version)))
+
+
+MEASUREMENTS_CHOICE = Query(
+    description="What becomes of the measurements read from it: kept on the site (naming the "
+    "deleted record in their inputs) or deleted too; without it a record with measurements is "
+    "not deleted (409)."
+)
+
+
+@router.delete(
+    "/api/observations/{observation_id}",
+    status_code=204,
+    tags=["observations"],
+    summary="Retract an observation",
+    responses={409: {"description": "It has measurements and no `measurements` choice"}},
+)
+def delete_observation(
+    observation_id: str,
+    ctx: Ctx,
+    who: Analyst,
+    version: Annotated[int | None, Query(ge=1)] = None,
+    measurements: Annotated[Literal["keep", "delete"] | None, MEASUREMENTS_CHOICE] = None,
+) -> Response:
+    ctx.catalog(who).delete_observation(
+        observation_id, version=version, measurements=measurements or "refuse"
+    )
+    return Response(status_code=204)
 
 
 @router.get(
@@ -86,6 +137,22 @@ def add_measurement(site_id: str, body: MeasurementIn, ctx: Ctx, who: Analyst) -
         **body.model_dump(),
     )
     return json_response(ctx.catalog(who).add_measurement(m), 201)
+
+
+@router.delete(
+    "/api/measurements/{measurement_id}",
+    status_code=204,
+    tags=["measurements"],
+    summary="Retract a measurement",
+)
+def delete_measurement(
+    measurement_id: str,
+    ctx: Ctx,
+    who: Analyst,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    ctx.catalog(who).delete_measurement(measurement_id, version=version)
+    return Response(status_code=204)
 
 
 @router.get(

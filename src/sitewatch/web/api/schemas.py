@@ -260,6 +260,26 @@ class ObservationIn(_In):
     )
 
 
+class ObservationPatch(_In):
+    """A correction of an observation: the fields sent replace the stored ones."""
+
+    version: int = Field(ge=1)
+    acquired: datetime | None = Field(None, description="UTC acquisition time (with a time zone)")
+    sensor: str | None = Field(None, max_length=128)
+    scene_id: str | None = Field(None, max_length=512)
+    gsd_m: float | None = Field(None, gt=0.0, le=10000.0)
+    sun_azimuth: float | None = Field(None, ge=0.0, le=360.0)
+    sun_elevation: float | None = Field(None, ge=-90.0, le=90.0)
+    view_off_nadir: float | None = Field(None, ge=0.0, le=90.0)
+    phase: ActivityPhase | None = None
+    text: str | None = Field(None, max_length=20000)
+    evidence: list[str] | None = Field(
+        None,
+        max_length=50,
+        description="the whole new list: references from POST /api/evidence, or web addresses",
+    )
+
+
 class MeasurementOut(_Out):
     id: str
     site_id: str
