@@ -264,6 +264,44 @@ def test_heights_of_a_sites_mapped_footprints(sw: Runner, tmp_path: Path) -> Non
     assert len(_catalog("base")) == 5
 
 
+def test_stored_heights_name_their_image_and_observation(sw: Runner, tmp_path: Path) -> None:
+    """A stored height says which picture it was read from (file, scene, acquisition time) and is
+    linked to the site's observation of that scene, or to --observation."""
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "WV3-0301", "geometry": None,
+            "properties": {"datetime": "2024-03-01T02:00:00Z", "view:sun_azimuth": 160.0,
+                           "view:sun_elevation": 40.0},
+            "assets": {"pan": {"href": "./pan.tif"}}, "links": []}  # fmt: skip
+    img, fp = _scene(tmp_path, 160.0, 40.0)
+    (img.parent / "scene.json").write_text(json.dumps(item))
+    assert sw("sites", "add", "base", "--name", "Base", "--lat", "39.0", "--lon", "126.0").code == 0
+    other = sw("observations", "add", "base", "--date", "2024-02-01", "--json").json()["id"]
+    seen = sw("observations", "add", "base", "--scene", "WV3-0301", "--date", "2024-03-01",
+              "--json").json()["id"]  # fmt: skip
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--site", "base")
+    assert r.code == 0 and f"linked to observation {seen}" in r.err, r.err
+    ms = _catalog("base")
+    assert len(ms) == 3 and {m.observation_id for m in ms} == {seen}
+    assert all(
+        m.inputs["image"] == "pan.tif"
+        and m.inputs["scene_id"] == "WV3-0301"
+        and m.inputs["acquired"] == "2024-03-01T02:00:00Z"
+        for m in ms
+    )
+    r = sw("measure", "heights", str(img), "--footprints", str(fp), "--site", "base",
+           "--observation", other)  # fmt: skip
+    assert r.code == 0, r.err
+    assert sorted(m.observation_id or "" for m in _catalog("base")) == sorted(
+        [seen] * 3 + [other] * 3
+    )
+    for args, message in (
+        (("--site", "base", "--observation", "nope"), "'nope' is no observation of site 'base'"),
+        (("--observation", other), "--observation goes with --site"),
+    ):
+        r = sw("measure", "heights", str(img), "--footprints", str(fp), *args)
+        assert r.code == 2 and message in r.err, r.err
+    assert len(_catalog("base")) == 6
+
+
 def test_area_and_volume_of_a_mapped_feature(sw: Runner) -> None:
     """--feature gives the polygon measured and the site it is stored on; a berm's volume takes
     the height stored for it last (or its height_m attribute); a wrong feature is refused before

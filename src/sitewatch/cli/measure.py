@@ -122,6 +122,38 @@ def _image_sun(
     )
 
 
+def _image_source(image: Path, item: dict[str, Any] | None, tags: dict[str, str]) -> dict[str, Any]:
+    """Where a measurement was read: the image file, and its scene and acquisition time when a
+    STAC item (or the tags of an archived chip) say them."""
+    out: dict[str, Any] = {"image": image.name}
+    props = (item or {}).get("properties") or {}
+    scene = props.get("sitewatch:scene") or (item or {}).get("id") or tags.get("scene_id")
+    when = props.get("datetime") or tags.get("datetime")
+    if scene:
+        out["scene_id"] = str(scene)
+    if when:
+        out["acquired"] = str(when)
+    return out
+
+
+def _site_observation(site_id: str, observation_id: str) -> None:
+    """Refuse an observation that is not one of ``site_id``'s."""
+    with open_catalog() as cat:
+        cat.get_site(site_id)
+        if observation_id not in {o.id for o in cat.list_observations(site_id)}:
+            raise InputError(
+                f"{observation_id!r} is no observation of site {site_id!r} "
+                f"(`sitewatch observations list {site_id}` lists them)"
+            )
+
+
+def _scene_observation(site_id: str, scene_id: str) -> str | None:
+    """The site's observation of ``scene_id`` (the newest if several), if any."""
+    with open_catalog() as cat:
+        found = [o for o in cat.list_observations(site_id) if o.scene_id == scene_id]
+    return found[-1].id if found else None
+
+
 # --- reading the image ------------------------------------------------------------------------
 
 
@@ -223,6 +255,7 @@ def store_measurements(
                     unit=r["unit"],
                     uncertainty=r.get("uncertainty"),
                     feature_id=fid,
+                    observation_id=r.get("observation_id"),
                     method=r.get("method", ""),
                     inputs=r.get("inputs", {}),
                     analyst=cat.actor,
@@ -503,6 +536,12 @@ def delete(measurement_id: str, yes: bool, expect_version: int | None) -> None:
     multiple=True,
     help="With --site and no --footprints: only features of this kind (repeatable).",
 )
+@click.option(
+    "--observation",
+    "observation_id",
+    help="With --site: the observation of the site this image is; the heights are linked to "
+    "it (default: the site's observation of the image's scene, when its STAC item names one).",
+)
 @json_option
 def heights(
     image: Path,
@@ -520,10 +559,14 @@ def heights(
     dem_sigma: float,
     site_id: str | None,
     kinds: Sequence[str],
+    observation_id: str | None,
     as_json: bool,
 ) -> None:
     """Heights of the objects on FOOTPRINTS (or a site's mapped polygons) from their shadows in
-    IMAGE."""
+    IMAGE.
+
+    Stored heights (--site) name the image, and its scene and acquisition time when a STAC
+    item describes it, so that each can be traced to the picture it was read from."""
     from rich.progress import Progress
 
     from ..analysis.mensuration import ViewGeometry, berm_crest, height_from_shadow
@@ -540,6 +583,10 @@ def heights(
         )
     if footprints is None and site_id is None:
         raise InputError("give --footprints (a vector file), or --site to measure its features")
+    if observation_id is not None:
+        if site_id is None:
+            raise InputError("--observation goes with --site (the heights are stored on it)")
+        _site_observation(site_id, observation_id)
     if kinds and footprints is not None:
         raise InputError("--kind picks features of --site; with --footprints, edit the file")
     img, transform, crs, tags = _read_brightness(image, band)
@@ -666,6 +713,11 @@ def heights(
             rows.append(row)
             prog.advance(task)
     if site_id:
+        if item is None:
+            item = _stac_for_image(image)
+        source = _image_source(image, item, tags)
+        if observation_id is None and source.get("scene_id"):
+            observation_id = _scene_observation(site_id, str(source["scene_id"]))
         stored = store_measurements(
             site_id,
             [
@@ -675,13 +727,15 @@ def heights(
                     "unit": "m",
                     "method": r["method"],
                     "feature_id": r["id"],
-                    "inputs": r.get("inputs", {}),
+                    "observation_id": observation_id,
+                    "inputs": {**r.get("inputs", {}), **source},
                 }
                 for r in rows
             ],
             "height",
         )
-        logger.info("stored %d height(s) on site %s", stored, site_id)
+        linked = f", linked to observation {observation_id}" if observation_id else ""
+        err_console().print(f"stored {stored} height(s) on site {site_id}{linked}")
     if as_json:
         echo_json(rows)
         return
