@@ -159,8 +159,10 @@ def site_catalog(tmp_path: Path) -> Iterator[Any]:
             "m",
             uncertainty=0.8,
             feature_id="f-portal",
+            observation_id="obs-1",
             method="shadow",
             inputs={"sun_elevation": 35.2},
+            analyst="tester",
         )
     )
     cat.add_change_event(

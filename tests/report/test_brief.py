@@ -51,6 +51,8 @@ def test_html_brief_is_self_contained_and_complete(site_catalog, make_chip, tmp_
     assert html.count('src="data:image/png;base64,') == 3 and 'src="data:image/gif;base64,' in html
     assert "Test &amp; &lt;Base&gt;" in html and "<Base>" not in html  # escaped
     assert "12.34 ± 0.80 m" in html  # the measurement with its uncertainty
+    # ... the date of the image it was read from (its observation's) and who measured it
+    assert re.search(r"12\.34 ± 0\.80 m</td><td>2022-04-01</td><td>shadow \(tester\)", html)
     assert "Portal A" in html and "Headquarters" in html
     assert "active construction" in html and "change detected" in html
     assert "NDVI 0.62 \u2192 0.11" in html and "NDBI" not in html  # what kind of change

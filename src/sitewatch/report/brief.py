@@ -430,6 +430,7 @@ def render_site_html(
 ) -> str:
     """The brief as one self-contained HTML document."""
     names = {f.id: f.name or f.kind.replace("_", " ") for f in data.features}
+    seen = {o.id: o.acquired.date().isoformat() for o in data.observations}
     measurements = [
         {
             "kind": m.kind,
@@ -437,7 +438,10 @@ def render_site_html(
                 m.feature_id or "", "site" if m.feature_id is None else m.feature_id
             ),
             "value": _value_text(m.value, m.uncertainty, m.unit),
-            "method": m.method,
+            # the date of the image it was read from: its observation's, or the one it names
+            "image_date": seen.get(m.observation_id or "")
+            or str(m.inputs.get("acquired") or "")[:10],
+            "method": m.method + (f" ({m.analyst})" if m.analyst else ""),
             "inputs": _short(m.inputs),
         }
         for m in data.measurements
