@@ -330,6 +330,49 @@ def test_observations_corrected_and_records_retracted(client: Any, web_env: Any)
     assert r.status_code == 400 and "belongs to site 'alpha-base'" in r.json()["detail"]
 
 
+def test_feature_size_tool(client: Any, web_env: Any) -> None:
+    """Area, perimeter and a berm's volume from the height the catalog knows; saved on the
+    feature by an analyst only; a point has no size."""
+    from shapely.geometry import shape
+
+    from sitewatch.analysis.mensuration import berm_volume, geodesic_polygon_area
+
+    h, viewer = web_env.auth("analyst"), web_env.auth("viewer")
+    poly = {"type": "Polygon", "coordinates": [[[126.5, 40.2], [126.5005, 40.2],
+            [126.5005, 40.2002], [126.5, 40.2002], [126.5, 40.2]]]}  # fmt: skip
+    berm = client.post("/api/sites/alpha-base/features", json={"kind": "berm", "geometry": poly,
+                       "attributes": {"height_m": 18}}, headers=h).json()  # fmt: skip
+    r = client.post("/api/tools/feature-size", json={"feature_id": berm["id"], "crest_width_m": 3},
+                    headers=viewer)  # fmt: skip
+    assert r.status_code == 200, r.text
+    out = r.json()
+    geom = shape(poly)
+    assert out["area"]["value"] == pytest.approx(geodesic_polygon_area(geom).value, abs=0.01)
+    assert 2 * (42 + 22) < out["length"]["value"] < 2 * (43 + 23)  # 0.0005 x 0.0002 deg at 40 N
+    assert out["volume"]["value"] == pytest.approx(
+        berm_volume(geom, 18, crest_width_m=3).value, rel=1e-6
+    )
+    assert "height_m attribute" in out["height_from"] and out["measurements"] == []
+    # a height measured for it later wins over the attribute
+    client.post("/api/sites/alpha-base/measurements", json={"kind": "height", "value": 12,
+                "unit": "m", "uncertainty": 1, "feature_id": berm["id"]}, headers=h)  # fmt: skip
+    body = {"feature_id": berm["id"], "save": True}
+    assert client.post("/api/tools/feature-size", json=body, headers=viewer).status_code == 403
+    r = client.post("/api/tools/feature-size", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["height_from"].startswith("height measurement")
+    assert out["volume"]["uncertainty"] > 0 and out["volume"]["inputs"]["height_m"] == 12
+    assert [(m["kind"], m["feature_id"]) for m in out["measurements"]] == [
+        ("area", berm["id"]), ("volume", berm["id"])]  # fmt: skip
+    stored = client.get(f"/api/measurements?feature_id={berm['id']}", headers=h).json()
+    assert sorted(m["kind"] for m in stored) == ["area", "height", "volume"]
+    r = client.post("/api/tools/feature-size", json={"feature_id": "f-portal"}, headers=h)
+    assert r.status_code == 400 and "point" in r.json()["detail"]
+    r = client.post("/api/tools/feature-size", json={"feature_id": "nope"}, headers=h)
+    assert r.status_code == 404
+
+
 def test_sources_cited_by_a_site(client: Any, web_env: Any) -> None:
     h, viewer = web_env.auth("analyst"), web_env.auth("viewer")
     body = {"citation": "Analyst Group, Hidden Bases Report (2019)", "url": "https://example.org/r"}

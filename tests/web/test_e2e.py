@@ -328,3 +328,31 @@ def test_retract_a_measurement_and_an_observation(page: Any, live_server: Any) -
         deleted = {(e.entity, e.entity_id) for e in cat.history(site_id="alpha-base")
                    if e.action == "delete"}  # fmt: skip
     assert {("measurement", "m-wrong"), ("observation", "o-wrong")} <= deleted
+
+
+def test_size_of_a_mapped_berm_from_the_editor(page: Any, live_server: Any) -> None:
+    from shapely.geometry import box
+
+    from sitewatch.catalog.models import Feature
+
+    with Catalog(live_server.env.url) as cat:
+        portal = cat.get_feature("f-portal").geometry
+        footprint = box(portal.x + 0.0005, portal.y, portal.x + 0.001, portal.y + 0.0002)
+        cat.add_feature(
+            Feature("f-berm", "alpha-base", "berm", footprint, attributes={"height_m": 18})
+        )
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.click("#feature-list li[data-feature=f-berm]")
+    page.fill("#feature-crest", "3")
+    page.click("#feature-measure")
+    shown = page.wait_for_selector("#feature-size:has-text('volume')").inner_text()
+    assert "area" in shown and "perimeter" in shown and "height_m attribute" in shown
+    page.click("#feature-measure-save")
+    page.wait_for_selector("#measurement-list li:has-text('volume')")
+    with Catalog(live_server.env.url) as cat:
+        stored = {m.kind: m for m in cat.list_measurements(feature_id="f-berm")}
+    assert set(stored) == {"area", "volume"}
+    assert stored["volume"].inputs["crest_width_m"] == 3 and stored["volume"].analyst == "analyst"
+    assert f"{round(stored['area'].value):,}" in shown

@@ -317,6 +317,32 @@ export async function sitePage(siteId) {
         toast(e.message, true);
       }
     };
+    // sizes: geodesic area and perimeter (length of a line), a berm's volume from its height
+    const sizeOut = h("div", { id: "feature-size", class: "muted" });
+    const crest = h("input", { type: "number", id: "feature-crest", min: 0, step: "any", placeholder: "0" });
+    const measureSize = async (save) => {
+      try {
+        const body = { feature_id: ft.id, crest_width_m: +crest.value || 0, save };
+        const r = await post("/api/tools/feature-size", body);
+        const q = (x, unit) => `${Math.round(x.value).toLocaleString()}${x.uncertainty ? ` ± ${Math.round(x.uncertainty).toLocaleString()}` : ""} ${unit}`;
+        sizeOut.replaceChildren(
+          [r.area && `area ${q(r.area, "m²")}`, r.length && `${r.area ? "perimeter" : "length"} ${q(r.length, "m")}`,
+            r.volume ? `volume ${q(r.volume, "m³")} (height from ${r.height_from})` : r.area ? "no volume: give the feature a height (height field, or a shadow measurement)" : null]
+            .filter(Boolean).join(" · "),
+        );
+        if (save) {
+          measurements = [...measurements, ...r.measurements];
+          renderMeasurements();
+          toast(`${r.measurements.length} measurement(s) saved`);
+        }
+      } catch (e) {
+        toast(e.message, true);
+      }
+    };
+    const sizeTools = ft.geometry.type === "Point" ? null : h("div", { class: "row" },
+      h("label", {}, "Crest width (m)", crest),
+      h("button", { id: "feature-measure", onclick: () => measureSize(false) }, "Measure"),
+      canWrite() ? h("button", { id: "feature-measure-save", onclick: () => measureSize(true) }, "Save sizes") : null);
     editor.append(
       h("div", { class: "card" },
         h("div", { class: "muted" }, "Drag the orange vertices to move them, then save."),
@@ -325,6 +351,8 @@ export async function sitePage(siteId) {
         h("div", { class: "row" }, ...FEATURE_NUMBERS.map(([key, label]) => h("label", {}, label, numbers[key]))),
         h("div", { class: "row" }, h("label", {}, "First seen", seen.first_seen), h("label", {}, "Last seen", seen.last_seen)),
         canWrite() ? h("div", { class: "row" }, h("button", { class: "primary", id: "feature-save", onclick: save }, "Save feature"), h("button", { id: "feature-delete", onclick: remove }, "Delete")) : null,
+        sizeTools,
+        sizeOut,
       ),
     );
   }

@@ -8,9 +8,11 @@ updates a stored record has had (0 = not stored yet) and drives optimistic concu
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -51,6 +53,7 @@ __all__ = [
     "SiteRecord",
     "Source",
     "check_choice",
+    "known_height",
     "new_id",
     "site_id_for",
     "slugify",
@@ -281,6 +284,31 @@ class Measurement:
         check_choice(self.kind, MEASUREMENT_KINDS, "measurement kind")
         if self.uncertainty is not None and self.uncertainty < 0:
             raise InputError(f"measurement {self.id!r}: uncertainty must be >= 0")
+
+
+def known_height(
+    feature: Feature, measurements: Sequence[Measurement]
+) -> tuple[float, float, dict[str, Any]] | None:
+    """What the catalog knows of a feature's height: the height measurement of it stored last
+    (``measurements`` in the order stored: from shadows, by hand), else its ``height_m``
+    attribute (a number, or the text of a KML file's ExtendedData); with its one-sigma error and
+    where it came from (``height_from``, and ``height_measurement`` for a measurement)."""
+    heights = [m for m in measurements if m.kind == "height" and m.feature_id == feature.id]
+    if heights:
+        m = heights[-1]
+        return (
+            m.value,
+            m.uncertainty or 0.0,
+            {"height_from": f"height measurement {m.id}", "height_measurement": m.id},
+        )
+    attr = feature.attributes.get("height_m")
+    try:
+        value = float(attr) if attr is not None and not isinstance(attr, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isfinite(value) and value >= 0:
+        return value, 0.0, {"height_from": f"feature {feature.id}'s height_m attribute"}
+    return None
 
 
 @dataclass(frozen=True)

@@ -286,26 +286,12 @@ def _store_one(
 
 
 def _feature_height(feature_id: str) -> tuple[float, float, dict[str, Any]] | None:
-    """The height of a mapped feature: the height measurement stored last (from shadows, by
-    hand), else its ``height_m`` attribute; with the one-sigma error and where it came from."""
+    """The height the catalog knows of a mapped feature (:func:`known_height`)."""
+    from ..catalog.models import known_height
+
     with open_catalog() as cat:
         feat = cat.get_feature(feature_id)
-        heights = [m for m in cat.list_measurements(feature_id=feature_id) if m.kind == "height"]
-    if heights:  # listed in the order stored: the last is the newest
-        m = heights[-1]
-        return (
-            m.value,
-            m.uncertainty or 0.0,
-            {"height_from": f"height measurement {m.id}", "height_measurement": m.id},
-        )
-    attr = feat.attributes.get("height_m")  # a number, or text from a KML file's ExtendedData
-    try:
-        value = float(attr) if not isinstance(attr, bool) and attr is not None else math.nan
-    except (TypeError, ValueError):
-        value = math.nan
-    if math.isfinite(value) and value >= 0:
-        return value, 0.0, {"height_from": f"feature {feature_id}'s height_m attribute"}
-    return None
+        return known_height(feat, cat.list_measurements(feature_id=feature_id))
 
 
 def _footprint(polygon: str | None, feature_id: str | None, site_id: str | None) -> BaseGeometry:

@@ -421,6 +421,30 @@ class ShadowOut(_Out):
     measurement: MeasurementOut | None = None
 
 
+class FeatureSizeIn(_In):
+    feature_id: str = Field(min_length=1, max_length=64)
+    height_m: float | None = Field(
+        None,
+        ge=0.0,
+        le=2000.0,
+        description="height for the volume (default: the height stored last for the feature, "
+        "else its height_m attribute)",
+    )
+    height_sigma_m: float | None = Field(None, ge=0.0, le=1000.0)
+    crest_width_m: float = Field(0.0, ge=0.0, le=1000.0)
+    position_sigma_m: float = Field(0.0, ge=0.0, le=100.0, description="vertex error (m)")
+    save: bool = Field(False, description="store the results as measurements of the feature")
+
+
+class FeatureSizeOut(_Out):
+    feature_id: str
+    area: dict[str, Any] | None = Field(None, description="m2 (polygons)")
+    length: dict[str, Any] | None = Field(None, description="m (lines: along; polygons: perimeter)")
+    volume: dict[str, Any] | None = Field(None, description="m3 (polygons with a height)")
+    height_from: str | None = None
+    measurements: list[MeasurementOut] = Field(default_factory=list)
+
+
 class ReportRequest(_In):
     format: Literal["geojson", "kml", "gpkg", "csv", "layers", "brief", "brief-pdf"] = Field(
         "geojson",

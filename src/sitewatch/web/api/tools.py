@@ -1,4 +1,5 @@
-"""``/api/tools``: the shadow-height tool (click the base of an object and the tip of its shadow).
+"""``/api/tools``: the shadow-height tool (click the base of an object and the tip of its shadow),
+and the size of a mapped feature (area, length, and a berm's volume from its known height).
 
 Uses :func:`sitewatch.analysis.mensuration.height_from_shadow_tip` (length along the shadow
 azimuth, first-order uncertainty) when the sun azimuth is known; with the elevation alone it
@@ -10,7 +11,8 @@ for the site and the image time.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Response
 from pyproj import Geod
@@ -20,7 +22,10 @@ from ...errors import AuthError, InputError
 from ..deps import Ctx, Viewer
 from ..users import has_role
 from ._convert import json_response
-from .schemas import ShadowIn, ShadowOut
+from .schemas import FeatureSizeIn, FeatureSizeOut, ShadowIn, ShadowOut
+
+if TYPE_CHECKING:
+    from ...analysis.mensuration import Quantity
 
 __all__ = ["router", "shadow_height"]
 
@@ -177,3 +182,79 @@ def shadow_height_tool(body: ShadowIn, ctx: Ctx, who: Viewer) -> Response:
         )
         payload["measurement"] = ctx.catalog(who).add_measurement(m)
     return json_response(payload)
+
+
+@router.post("/feature-size", response_model=FeatureSizeOut, summary="Size of a mapped feature")
+def feature_size_tool(body: FeatureSizeIn, ctx: Ctx, who: Viewer) -> Response:
+    """Geodesic area and perimeter of a polygon feature (length of a line), and the volume of a
+    berm or spoil heap on it (prismoid) from ``height_m``, else the height the catalog knows of
+    it; with one-sigma uncertainties. ``save`` (analyst role) stores them on the feature.
+    """
+    from ...analysis.mensuration import berm_volume, geodesic_path_length, geodesic_polygon_area
+    from ...catalog.models import known_height
+
+    if body.save and not has_role(who.user.role, "analyst"):
+        raise AuthError(f"user {who.username!r} is a {who.user.role}; saving needs 'analyst'")
+    feature = ctx.reader.get_feature(body.feature_id)
+    geom = feature.geometry
+    sigma = body.position_sigma_m
+    out: dict[str, Any] = {"feature_id": feature.id, "height_from": None, "measurements": []}
+    found: list[tuple[str, Quantity]] = []
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        found.append(("area", geodesic_polygon_area(geom, position_sigma_m=sigma)))
+        rings = [geom] if geom.geom_type == "Polygon" else list(geom.geoms)
+        perimeter = sum(
+            geodesic_path_length(list(p.exterior.coords), position_sigma_m=sigma).value
+            for p in rings
+        )
+        out["length"] = {"value": round(perimeter, 3), "unit": "m", "method": "geodesic_wgs84"}
+        height: tuple[float, float, dict[str, Any]] | None = None
+        if body.height_m is not None:
+            height = (body.height_m, body.height_sigma_m or 0.0, {"height_from": "request"})
+        else:
+            height = known_height(feature, ctx.reader.list_measurements(feature_id=feature.id))
+        if height is not None:
+            h, h_sigma, origin = height
+            if body.height_sigma_m is not None:
+                h_sigma = body.height_sigma_m
+            footprint = max(rings, key=lambda p: p.area)
+            q = berm_volume(
+                footprint,
+                h,
+                crest_width_m=body.crest_width_m,
+                height_sigma_m=h_sigma,
+                position_sigma_m=sigma,
+            )
+            found.append(("volume", replace(q, inputs={**q.inputs, **origin})))
+            out["height_from"] = origin["height_from"]
+    elif geom.geom_type == "LineString":
+        found.append(("length", geodesic_path_length(list(geom.coords), position_sigma_m=sigma)))
+    else:
+        raise InputError(
+            f"feature {feature.id!r} is a {geom.geom_type.lower()}: it has no area or length; "
+            "redraw it as a line or a polygon to measure it"
+        )
+    for kind, q in found:
+        out[kind] = q.to_dict()
+    if body.save:
+        cat = ctx.catalog(who)
+        with cat.transaction():
+            for kind, q in found:
+                out["measurements"].append(
+                    cat.add_measurement(
+                        Measurement(
+                            id=new_id(),
+                            site_id=feature.site_id,
+                            kind=kind,  # type: ignore[arg-type]
+                            value=round(q.value, 3),
+                            unit=q.unit,
+                            uncertainty=round(q.uncertainty, 3),
+                            feature_id=feature.id,
+                            method=q.method,
+                            inputs=dict(q.inputs),
+                            analyst=who.username,
+                            measured_at=utcnow(),
+                        )
+                    )
+                )
+    return json_response(out)
