@@ -695,3 +695,38 @@ def test_import_update_brings_in_the_files_new_and_changed_records(catalog: Cata
     unknown = dataclasses.replace(site, source_ids=("nope",))
     with pytest.raises(NotFound, match="unknown source id"):
         catalog.import_records([SiteRecord(unknown)], on_duplicate="update")
+
+
+def test_import_brings_the_measurements_with_their_links(catalog: Catalog) -> None:
+    """A file's measurements come with their site (a new one, or merged into a known one) and
+    keep their feature and observation; one that names a record the file lacks, or an id the
+    catalog holds already, is a problem of its site, and nothing of the import is stored."""
+    berm = Feature("f-berm", "site-0", "berm", Point(126.0, 38.5))
+    obs = Observation("o1", "site-0", datetime(2024, 1, 1, tzinfo=UTC))
+    height = Measurement(
+        "m-h", "site-0", "height", 18.0, "m", uncertainty=1.0, feature_id="f-berm",
+        observation_id="o1", inputs={"image": "pan.tif"}, analyst="ana",
+    )  # fmt: skip
+    record = SiteRecord(make_site(0), features=(berm,), observations=(obs,), measurements=(height,))
+    orphan = Measurement("m-x", "site-1", "width", 7.0, "m", feature_id="f-elsewhere")
+    bad = SiteRecord(make_site(1), measurements=(orphan,), line=3)
+    with pytest.raises(ImportFormatError, match="names feature 'f-elsewhere'"):
+        catalog.import_records([record, bad], path="x.geojson")
+    assert catalog.count_sites() == 0
+    report = catalog.import_records([record], path="x.geojson")
+    assert report.measurements == 1
+    (stored,) = catalog.list_measurements(site_id="site-0")
+    assert (stored.feature_id, stored.observation_id, stored.inputs) == (
+        "f-berm", "o1", {"image": "pan.tif"})  # fmt: skip
+    # the same records under another site id: the ids are taken
+    again = SiteRecord(dataclasses.replace(make_site(0), id="copy"), measurements=(
+        dataclasses.replace(height, site_id="copy", feature_id=None, observation_id=None),))  # fmt: skip
+    with pytest.raises(ImportFormatError, match="measurement 'm-h' is already in the catalog"):
+        catalog.import_records([again])
+    # a colleague's update of the site adds their new measurement, keeps the stored one
+    volume = Measurement("m-v", "site-0", "volume", 9400.0, "m3", feature_id="f-berm")
+    theirs = dataclasses.replace(record, measurements=(height, volume))
+    report = catalog.import_records([theirs], on_duplicate="update")
+    assert report.measurements == 1
+    assert {m.id for m in catalog.list_measurements(site_id="site-0")} == {"m-h", "m-v"}
+    assert catalog.import_records([theirs], on_duplicate="update").measurements == 0

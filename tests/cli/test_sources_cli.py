@@ -76,15 +76,24 @@ def test_a_geojson_export_carries_the_citations_to_another_catalog(sw: Runner, t
     assert sw("sources", "add", "nk-db", "--citation", "CNS North Korea Missile Test DB").code == 0
     assert sw("sites", "add", "s1", "--name", "S1", "--lat", "38", "--lon", "126", "--source",
               "nk-db").code == 0  # fmt: skip
-    assert sw("features", "add", "s1", "--kind", "hq", "--lon", "126", "--lat", "38").code == 0
-    r = sw("sites", "export", "-o", str(tmp_path / "s.geojson"))
-    assert r.code == 0 and "warning" not in r.err
-    other = ["--db", f"sqlite:///{tmp_path / 'other.db'}"]
-    r = sw(*other, "sites", "import", str(tmp_path / "s.geojson"))
+    hq = sw("features", "add", "s1", "--kind", "hq", "--lon", "126", "--lat", "38", "--json")
+    r = sw("measure", "record", "s1", "--kind", "height", "--value", "9.5", "--uncertainty",
+           "0.5", "--feature", hq.json()["id"], "--method", "reported")  # fmt: skip
     assert r.code == 0, r.err
-    (src,) = sw(*other, "sources", "list", "--json").json()
-    assert src["citation"] == "CNS North Korea Missile Test DB" and src["sites"] == ["s1"]
+    for fmt in ("geojson", "gpkg"):  # each carries the whole record
+        r = sw("sites", "export", "-o", str(tmp_path / f"s.{fmt}"))
+        assert r.code == 0 and "warning" not in r.err
+        other = ["--db", f"sqlite:///{tmp_path / f'other-{fmt}.db'}"]
+        r = sw(*other, "sites", "import", str(tmp_path / f"s.{fmt}"))
+        assert r.code == 0 and "measurements: 1 added" in r.out, r.err
+        (src,) = sw(*other, "sources", "list", "--json").json()
+        assert src["citation"] == "CNS North Korea Missile Test DB" and src["sites"] == ["s1"]
+        (m,) = sw(*other, "measure", "list", "s1", "--json").json()
+        assert (m["value"], m["uncertainty"], m["feature_id"], m["method"]) == (
+            9.5, 0.5, hq.json()["id"], "reported")  # fmt: skip
     # a format that cannot carry them says so
     r = sw("sites", "export", "-o", str(tmp_path / "s.csv"))
     assert r.code == 0
-    assert "csv does not carry the features (1), sources (1)" in " ".join(r.err.split())
+    assert "csv does not carry the features (1), measurements (1), sources (1)" in " ".join(
+        r.err.split()
+    )

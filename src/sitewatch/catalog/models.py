@@ -419,7 +419,8 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class SiteRecord:
-    """One site read from an exchange file, with the features and observations that came with it.
+    """One site read from an exchange file, with the features, observations, measurements and
+    cited sources that came with it.
 
     ``line`` is where the record started in the file (1-based) when the format has lines.
     """
@@ -429,3 +430,4 @@ class SiteRecord:
     observations: tuple[Observation, ...] = ()
     sources: tuple[Source, ...] = ()
     line: int | None = None
+    measurements: tuple[Measurement, ...] = ()

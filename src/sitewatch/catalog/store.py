@@ -91,6 +91,7 @@ class ImportReport:
     features: int = 0
     features_updated: int = 0
     observations: int = 0
+    measurements: int = 0
     problems: list[RecordProblem] = field(default_factory=list)
 
 
@@ -557,6 +558,7 @@ class Catalog:
                         "(use --on-duplicate skip|update, or give another id)",
                     )
                 )
+        new = self._links_hold(conn, new, report)
         if (report.problems and not skip_invalid) or not new:
             return  # nothing to write, or the import will fail: keep collecting problems
         self._upsert_sources(conn, [s for r in new for s in r.sources], now)
@@ -565,16 +567,20 @@ class Catalog:
         self._insert_sites(conn, [r.site for r in new], now, copies=False)
         feats = [f for r in new for f in r.features]
         obs = [o for r in new for o in r.observations]
+        ms = [m for r in new for m in r.measurements]
         bulk_insert(conn, t.features, [self._stamp(to_row(f), now) for f in feats])
         bulk_insert(conn, t.observations, [self._stamp(to_row(o), now) for o in obs])
+        bulk_insert(conn, t.measurements, [self._stamp(to_row(m), now) for m in ms])
         # The imported state is the row itself (and the "before" of its first update); the
         # history notes who imported what from where, compactly, to keep imports fast.
-        note = {"imported_from": path, "features": 0, "observations": 0}
+        note = {"imported_from": path, "features": 0, "observations": 0, "measurements": 0}
         per_site: dict[str, dict[str, Any]] = {r.site.id: dict(note) for r in new}
         for f in feats:
             per_site[f.site_id]["features"] += 1
         for o in obs:
             per_site[o.site_id]["observations"] += 1
+        for m in ms:
+            per_site[m.site_id]["measurements"] += 1
         bulk_insert(
             conn,
             t.history,
@@ -595,12 +601,55 @@ class Catalog:
         report.added += len(new)
         report.features += len(feats)
         report.observations += len(obs)
+        report.measurements += len(ms)
+
+    def _links_hold(
+        self, conn: Connection, new: list[SiteRecord], report: ImportReport
+    ) -> list[SiteRecord]:
+        """The new sites whose measurements name features and observations of the same record
+        and whose record ids are not taken already; a problem is reported for each other one.
+        One query a table for the whole batch."""
+        taken: set[str] = set()
+        for table, ids in (
+            (t.features, [f.id for r in new for f in r.features]),
+            (t.observations, [o.id for r in new for o in r.observations]),
+            (t.measurements, [m.id for r in new for m in r.measurements]),
+        ):
+            for chunk in _chunks(ids):
+                q = sa.select(table.c.id).where(table.c.id.in_(chunk))
+                taken.update(f"{table.name[:-1]} {r[0]!r}" for r in conn.execute(q))
+        good = []
+        for rec in new:
+            feats = {f.id for f in rec.features}
+            obs = {o.id for o in rec.observations}
+            bad = [
+                f"measurement {m.id!r} names {what} {rid!r}, which the file does not hold for "
+                "the site"
+                for m in rec.measurements
+                for what, rid, have in (
+                    ("feature", m.feature_id, feats),
+                    ("observation", m.observation_id, obs),
+                )
+                if rid is not None and rid not in have
+            ]
+            if taken:
+                mine = [
+                    *(f"feature {i!r}" for i in feats),
+                    *(f"observation {i!r}" for i in obs),
+                    *(f"measurement {m.id!r}" for m in rec.measurements),
+                ]
+                bad += [f"{x} is already in the catalog" for x in mine if x in taken]
+            for reason in bad:
+                report.problems.append(RecordProblem(rec.line, f"site {rec.site.id!r}: {reason}"))
+            if not bad:
+                good.append(rec)
+        return good
 
     def _merge_records(self, rec: SiteRecord, report: ImportReport) -> None:
-        """Bring an updated site's features and observations in (inside the import's
-        transaction): those the catalog lacks are added, a stored feature that differs from the
-        file's is replaced (a new version, in the history); stored observations stay as they
-        are. Nothing of the site that the file lacks is removed."""
+        """Bring an updated site's features, observations and measurements in (inside the
+        import's transaction): those the catalog lacks are added, a stored feature that differs
+        from the file's is replaced (a new version, in the history); stored observations and
+        measurements stay as they are. Nothing of the site that the file lacks is removed."""
         stored = {f.id: f for f in self.query_features(site_id=rec.site.id)}
         for f in rec.features:
             old = stored.get(f.id)
@@ -615,6 +664,11 @@ class Catalog:
             if o.id not in have:
                 self._add(replace(o, site_id=rec.site.id))
                 report.observations += 1
+        measured = {m.id for m in self.list_measurements(site_id=rec.site.id)}
+        for m in rec.measurements:
+            if m.id not in measured:
+                self.add_measurement(replace(m, site_id=rec.site.id))
+                report.measurements += 1
 
     def _upsert_sources(self, conn: Connection, srcs: Sequence[Source], now: datetime) -> None:
         unique = {s.id: s for s in srcs}

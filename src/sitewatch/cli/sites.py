@@ -427,6 +427,7 @@ def import_(
         "features": report.features,
         "features_updated": report.features_updated,
         "observations": report.observations,
+        "measurements": report.measurements,
         "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
     }
     if as_json:
@@ -437,6 +438,7 @@ def import_(
         f"skipped {report.skipped}; features: {report.features} added"
         + (f", {report.features_updated} updated" if report.features_updated else "")
         + f"; observations: {report.observations} added"
+        + f"; measurements: {report.measurements} added"
     )
     for p in report.problems[:20]:
         err_console().print(f"  skipped {p}")
@@ -453,7 +455,8 @@ def import_(
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @_filters
 def export(fmt: str | None, output: Path, **kw: Any) -> None:
-    """Export sites (with their features and observations) to a file, atomically."""
+    """Export sites (with their features, observations, measurements and cited sources) to a
+    file, atomically; a format that cannot carry some of them says which."""
     from ..catalog.io import detect_format, left_out, write_sites
 
     fmt = fmt or detect_format(output)
@@ -466,6 +469,7 @@ def export(fmt: str | None, output: Path, **kw: Any) -> None:
                 features=tuple(cat.query_features(site_id=s.id)),
                 observations=tuple(cat.list_observations(s.id)),
                 sources=tuple(cat.get_source(sid) for sid in s.source_ids),
+                measurements=tuple(cat.list_measurements(site_id=s.id)),
             )
             for s in found
         ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
-from sitewatch.catalog.models import Feature, Observation, Site, SiteRecord
+from sitewatch.catalog.models import Feature, Measurement, Observation, Site, SiteRecord
 from sitewatch.errors import RecordProblem
 
 OGRINFO = shutil.which("ogrinfo")
@@ -104,8 +104,34 @@ def make_records() -> list[SiteRecord]:
             evidence=("chips/2019-04-02.tif",),
         ),
     )
+    measurements = (
+        Measurement(
+            id="m-berm-height",
+            site_id="sakkanmol",
+            kind="height",
+            value=18.3,
+            unit="m",
+            uncertainty=0.9,
+            feature_id="f-berm",
+            observation_id="obs-1",
+            method="shadow_profile",
+            inputs={"sun_elevation": 55.0, "image": "pan.tif", "tip": [126.1, 38.5]},
+            analyst="ana",
+            measured_at=datetime(2019, 5, 1, 9, 30, tzinfo=UTC),
+        ),
+        Measurement(
+            id="m-fence",
+            site_id="sakkanmol",
+            kind="distance",
+            value=1250.0,
+            unit="m",
+            method="reported (CSIS 2018)",
+        ),
+    )
     return [
-        SiteRecord(site=sak, features=features, observations=observations),
+        SiteRecord(
+            site=sak, features=features, observations=observations, measurements=measurements
+        ),
         SiteRecord(site=sinpo),
         SiteRecord(site=plain),
     ]

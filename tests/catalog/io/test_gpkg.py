@@ -30,12 +30,14 @@ def test_round_trip(records, tmp_path: Path, split) -> None:
         "site_aoi": "MultiPolygon",
         "features": "Unknown",
         "observations": "Point",
+        "measurements": "Point",
     }
     back, problems = split(list(read_sites(path)))
     assert problems == []
     assert [r.site for r in back] == [r.site for r in records]
     assert [r.features for r in back] == [r.features for r in records]
     assert [r.observations for r in back] == [r.observations for r in records]
+    assert [r.measurements for r in back] == [r.measurements for r in records]
     info = pyogrio.read_info(path, layer="sites")
     assert info["features"] == 3
     assert {"id", "name", "aliases", "tags", "status", "confidence", "lon", "lat"} <= set(

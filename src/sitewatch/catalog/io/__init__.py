@@ -45,25 +45,26 @@ FORMATS: tuple[str, ...] = ("csv", "geojson", "iarpa", "kml", "kmz", "gpkg")
 
 CARRIES: dict[str, frozenset[str]] = {
     "csv": frozenset(),
-    "geojson": frozenset({"features", "observations", "sources"}),
+    "geojson": frozenset({"features", "observations", "measurements", "sources"}),
     "iarpa": frozenset({"features", "observations"}),
     "kml": frozenset({"features"}),
     "kmz": frozenset({"features"}),
-    "gpkg": frozenset({"features", "observations", "sources"}),
+    "gpkg": frozenset({"features", "observations", "measurements", "sources"}),
 }
 """What each format carries besides the sites themselves (whose ``source_ids`` every format
 keeps): GeoJSON and GeoPackage carry a site's whole record."""
 
 
 def left_out(records: Iterable[SiteRecord], format: str) -> dict[str, int]:
-    """How many features, observations and sources (citations) of ``records`` the format
-    leaves out; only the non-zero counts."""
+    """How many features, observations, measurements and sources (citations) of ``records`` the
+    format leaves out; only the non-zero counts."""
     carried = CARRIES[_check_format(format)]
-    counts = {"features": 0, "observations": 0, "sources": 0}
+    counts = {"features": 0, "observations": 0, "measurements": 0, "sources": 0}
     cited: set[str] = set()
     for r in records:
         counts["features"] += len(r.features)
         counts["observations"] += len(r.observations)
+        counts["measurements"] += len(r.measurements)
         cited.update(s.id for s in r.sources)
     counts["sources"] = len(cited)
     return {k: n for k, n in counts.items() if n and k not in carried}

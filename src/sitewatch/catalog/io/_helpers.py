@@ -18,7 +18,17 @@ from shapely.geometry.base import BaseGeometry
 
 from ...errors import GeometryError, InputError, RecordProblem
 from ...geo import valid_geometry
-from ..models import Feature, Observation, Site, SiteRecord, Source, site_id_for, stable_id
+from .._codec import jsonable
+from ..models import (
+    Feature,
+    Measurement,
+    Observation,
+    Site,
+    SiteRecord,
+    Source,
+    site_id_for,
+    stable_id,
+)
 
 __all__ = [
     "LIST_SEP",
@@ -29,6 +39,8 @@ __all__ = [
     "exact_wkt",
     "feature_from_props",
     "feature_to_props",
+    "measurement_from_props",
+    "measurement_to_props",
     "observation_from_props",
     "observation_to_props",
     "parse_bool",
@@ -447,6 +459,7 @@ class RecordGrouper:
         self.pending: SiteRecord | None = None
         self.features: list[Feature] = []
         self.observations: list[Any] = []
+        self.measurements: list[Measurement] = []
         self.orphans: dict[str, list[tuple[Any, int | None, str]]] = {}
 
     def add_site(self, record: SiteRecord) -> Iterator[SiteRecord]:
@@ -460,7 +473,8 @@ class RecordGrouper:
     def add_child(
         self, site_id: str, child: Any, line: int | None, where: str
     ) -> RecordProblem | None:
-        """Attach a :class:`Feature` or :class:`Observation` to its site (or hold it)."""
+        """Attach a :class:`Feature`, :class:`Observation` or :class:`Measurement` to its site
+        (or hold it)."""
         if self.pending is not None and self.pending.site.id == site_id:
             self._attach(child)
             return None
@@ -487,6 +501,8 @@ class RecordGrouper:
     def _attach(self, child: Any) -> None:
         if isinstance(child, Feature):
             self.features.append(child)
+        elif isinstance(child, Measurement):
+            self.measurements.append(child)
         else:
             self.observations.append(child)
 
@@ -499,8 +515,9 @@ class RecordGrouper:
             observations=rec.observations + tuple(self.observations),
             sources=rec.sources,
             line=rec.line,
+            measurements=rec.measurements + tuple(self.measurements),
         )
-        self.pending, self.features, self.observations = None, [], []
+        self.pending, self.features, self.observations, self.measurements = None, [], [], []
         return out
 
 
@@ -558,4 +575,69 @@ def observation_from_props(props: Mapping[str, Any], *, site_id: str) -> Observa
         phase=props.get("phase") or None,
         text=str(props.get("text") or ""),
         evidence=tuple(str(e) for e in props.get("evidence") or ()),
+    )
+
+
+def measurement_to_props(m: Measurement) -> dict[str, Any]:
+    """JSON-able fields of a measurement."""
+    return {
+        "id": m.id,
+        "site_id": m.site_id,
+        "kind": m.kind,
+        "value": m.value,
+        "unit": m.unit,
+        "uncertainty": m.uncertainty,
+        "feature_id": m.feature_id,
+        "observation_id": m.observation_id,
+        "method": m.method,
+        "inputs": jsonable(m.inputs),
+        "analyst": m.analyst,
+        "measured_at": m.measured_at.isoformat() if m.measured_at else None,
+    }
+
+
+def measurement_from_props(props: Mapping[str, Any], *, site_id: str) -> Measurement:
+    """A :class:`Measurement` from :func:`measurement_to_props` output (``inputs`` may be JSON
+    text, as a GeoPackage column holds it)."""
+    value = parse_float(props.get("value"), "measurement value")
+    if value is None:
+        raise InputError(f"measurement {props.get('id')!r} of site {site_id!r} has no value")
+    inputs = props.get("inputs") or {}
+    if isinstance(inputs, str):
+        try:
+            inputs = json.loads(inputs)
+        except json.JSONDecodeError:
+            raise InputError(
+                f"measurement inputs must be a JSON object, got {inputs!r:.60}"
+            ) from None
+    if not isinstance(inputs, dict):
+        raise InputError(f"measurement inputs must be a JSON object, got {inputs!r:.60}")
+    raw = props.get("measured_at")
+    measured_at = None
+    if raw not in (None, ""):
+        try:
+            measured_at = datetime.fromisoformat(str(raw))
+        except ValueError:
+            raise InputError(
+                f"measurement measured_at must be an ISO date-time, got {raw!r}"
+            ) from None
+        if measured_at.tzinfo is None:
+            measured_at = measured_at.replace(tzinfo=UTC)
+    mid = str(
+        props.get("id")
+        or stable_id(site_id, str(props.get("kind")), str(value), str(props.get("feature_id")))
+    )
+    return Measurement(
+        id=mid,
+        site_id=site_id,
+        kind=str(props.get("kind") or ""),  # type: ignore[arg-type]
+        value=value,
+        unit=str(props.get("unit") or ""),
+        uncertainty=parse_float(props.get("uncertainty"), "measurement uncertainty"),
+        feature_id=_scalar_text(props.get("feature_id"), "feature_id"),
+        observation_id=_scalar_text(props.get("observation_id"), "observation_id"),
+        method=str(props.get("method") or ""),
+        inputs=inputs,
+        analyst=str(props.get("analyst") or ""),
+        measured_at=measured_at,
     )

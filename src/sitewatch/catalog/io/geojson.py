@@ -3,8 +3,9 @@
 A sitewatch GeoJSON file holds one GeoJSON feature per site (its AOI polygon, or its point when it
 has no AOI; every site field in the properties, ``"record": "site"``, and the sources it cites
 in ``sources``, so that a catalog importing the file gets the citations too), followed by the site's
-features (``"record": "feature"``, ``site_id``) and observations (``"record": "observation"``, no
-geometry). FeatureCollections written by other tools import too: each feature is a site, named by
+features (``"record": "feature"``, ``site_id``), observations (``"record": "observation"``, no
+geometry) and measurements (``"record": "measurement"``, at the point of the feature measured, or
+no geometry). FeatureCollections written by other tools import too: each feature is a site, named by
 its ``name``/``title`` property, its other properties kept in the notes.
 """
 
@@ -29,6 +30,8 @@ from ._helpers import (
     RecordGrouper,
     feature_from_props,
     feature_to_props,
+    measurement_from_props,
+    measurement_to_props,
     observation_from_props,
     observation_to_props,
     read_geometry,
@@ -135,9 +138,12 @@ def read_geojson(path: str | Path, *, repair: bool = False) -> Iterator[SiteReco
                     child = feature_from_props(props, geom, site_id=site_id, repair=repair)
                 elif record_type == "observation":
                     child = observation_from_props(props, site_id=site_id)
+                elif record_type == "measurement":
+                    child = measurement_from_props(props, site_id=site_id)
                 else:
                     raise InputError(
-                        f"{where}: unknown record {record_type!r}; use site, feature or observation"
+                        f"{where}: unknown record {record_type!r}; use site, feature, observation "
+                        "or measurement"
                     )
             except InputError as exc:
                 reason = str(exc)
@@ -201,7 +207,8 @@ def _site_feature(site: Site, sources: Sequence[Source] = ()) -> dict[str, Any]:
 
 
 def write_geojson(records: Iterable[SiteRecord], path: str | Path) -> int:
-    """Write a FeatureCollection (sites, then each site's features and observations); atomic."""
+    """Write a FeatureCollection (sites, then each site's features, observations and
+    measurements); atomic."""
     count = 0
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         fh.write('{"type": "FeatureCollection", "features": [\n')
@@ -222,6 +229,17 @@ def write_geojson(records: Iterable[SiteRecord], path: str | Path) -> int:
                 props = {"record": "observation", **observation_to_props(obs)}
                 items.append(
                     {"type": "Feature", "id": obs.id, "geometry": None, "properties": props}
+                )
+            where = {f.id: mapping(f.geometry.representative_point()) for f in record.features}
+            for m in record.measurements:
+                props = {"record": "measurement", **measurement_to_props(m)}
+                items.append(
+                    {
+                        "type": "Feature",
+                        "id": m.id,
+                        "geometry": where.get(m.feature_id or ""),
+                        "properties": props,
+                    }
                 )
             for item in items:
                 fh.write(("" if first else ",\n") + json.dumps(item, ensure_ascii=False))

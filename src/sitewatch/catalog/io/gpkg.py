@@ -3,8 +3,9 @@
 Layers written: ``sites`` (points, every site field as a column; lists ``;``-joined; the cited
 sources as JSON in ``sources``), ``site_aoi`` (multipolygons with ``site_id``, when a site has an
 AOI), ``features`` (any geometry, ``site_id``, ``kind``, ``attributes`` as JSON, when sites have
-features) and ``observations`` (at the site's point, ``evidence`` as JSON, when sites have
-observations). Reading back restores the records. A GeoPackage made elsewhere imports from its
+features), ``observations`` (at the site's point, ``evidence`` as JSON, when sites have
+observations) and ``measurements`` (at the feature measured or the site's point, ``inputs`` as
+JSON, when sites have measurements). Reading back restores the records. A GeoPackage made elsewhere imports from its
 ``sites`` layer or else its first layer: points give the site point, polygons the AOI, a
 ``name``/``title`` column the name, other columns land in the notes.
 """
@@ -36,6 +37,8 @@ from ._helpers import (
     SITE_ATTRIBUTES,
     DuplicateIds,
     feature_from_props,
+    measurement_from_props,
+    measurement_to_props,
     observation_from_props,
     observation_to_props,
     site_from_fields,
@@ -171,6 +174,23 @@ def _flush(writer: _LayerWriter, batch: list[SiteRecord]) -> None:
         "observations",
         [points[o.site_id] for o in obs],
         {k: _obj(v) for k, v in columns.items()},
+        "Point",
+    )
+    where = {f.id: f.geometry.representative_point() for f in feats}
+    ms = [m for r in batch for m in r.measurements]
+    mcols: dict[str, list[Any]] = {}
+    for m in ms:
+        for key, value in measurement_to_props(m).items():
+            mcols.setdefault(key, []).append(
+                json.dumps(value, ensure_ascii=False) if key == "inputs" else value
+            )
+    writer.write(  # at the feature measured (else the site), to be seen in QGIS
+        "measurements",
+        [where.get(m.feature_id or "", points[m.site_id]) for m in ms],
+        {
+            k: np.array(v, dtype=float) if k in ("value", "uncertainty") else _obj(v)
+            for k, v in mcols.items()
+        },
         "Point",
     )
 
@@ -325,6 +345,7 @@ def _read_gpkg(path: Path, layer: str | None, repair: bool) -> Iterator[SiteReco
         aois = _by_site(path, "site_aoi", ids, layers) if ours else {}
         feats = _by_site(path, "features", ids, layers) if ours else {}
         obs = _by_site(path, "observations", ids, layers) if ours else {}
+        ms = _by_site(path, "measurements", ids, layers) if ours else {}
         for i, row in enumerate(rows):
             where = f"{layer} feature fid {int(fids[i])}"
             geom = shapes[i]
@@ -332,7 +353,7 @@ def _read_gpkg(path: Path, layer: str | None, repair: bool) -> Iterator[SiteReco
                 geom = to_crs(geom, CRS.from_user_input(crs), "EPSG:4326")
             try:
                 record = (
-                    _our_record(row, geom, aois, feats, obs, repair, where)
+                    _our_record(row, geom, aois, feats, obs, ms, repair, where)
                     if ours
                     else _foreign_record(row, geom, repair, where)
                 )
@@ -351,6 +372,7 @@ def _our_record(
     aois: dict[str, list[tuple[BaseGeometry, dict[str, Any]]]],
     feats: dict[str, list[tuple[BaseGeometry, dict[str, Any]]]],
     obs: dict[str, list[tuple[BaseGeometry, dict[str, Any]]]],
+    ms: dict[str, list[tuple[BaseGeometry, dict[str, Any]]]],
     repair: bool,
     where: str,
 ) -> SiteRecord:
@@ -376,6 +398,9 @@ def _our_record(
         features=tuple(features),
         observations=tuple(sorted(observations, key=lambda o: (o.acquired, o.id))),
         sources=sources_from_props(row.get("sources"), where),
+        measurements=tuple(
+            measurement_from_props(mrow, site_id=site.id) for _, mrow in ms.get(site_id, [])
+        ),
     )
 
 

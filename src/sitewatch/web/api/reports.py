@@ -89,7 +89,10 @@ def _records(cat: Catalog, site_ids: list[str] | None, progress: Progress) -> li
         feats = tuple(cat.query_features(site_id=site.id))
         obs = tuple(cat.list_observations(site.id))
         srcs = tuple(sources[i] for i in site.source_ids if i in sources)
-        records.append(SiteRecord(site=site, features=feats, observations=obs, sources=srcs))
+        ms = tuple(cat.list_measurements(site_id=site.id))
+        records.append(
+            SiteRecord(site=site, features=feats, observations=obs, sources=srcs, measurements=ms)
+        )
         progress(0.8 * n / max(1, len(sites)), f"read {n} of {len(sites)} sites")
     return records
 
