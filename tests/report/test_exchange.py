@@ -71,6 +71,8 @@ def test_kmz_opens_with_gdal_and_validates(
         changes=site_catalog.list_change_events("test-base"),
         rings=_rings(),
         mode=mode,
+        observations=site_catalog.list_observations("test-base"),
+        measurements=site_catalog.list_measurements(site_id="test-base"),
     )
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
@@ -85,6 +87,9 @@ def test_kmz_opens_with_gdal_and_validates(
     assert doc.findtext("k:Document/k:name", namespaces=ns) == "Test & <Base>"
     styles = doc.xpath("//k:Placemark[k:name='Portal A']/k:styleUrl/text()", namespaces=ns)
     assert styles == ["#kind-ugf_portal"]
+    # its measurement is in its balloon, with the date of the image it was read from
+    balloon = doc.xpath("//k:Placemark[k:name='Portal A']/k:description/text()", namespaces=ns)
+    assert balloon == ["height 12.34 ± 0.80 m · shadow · 2022-04-01"]
     # the change polygon is named by its dates and the kind of change with the largest area
     change = "change 2021-03-01 to 2022-04-01 (vegetation to built or bare)"
     assert doc.xpath(f"//k:Placemark[k:name='{change}']/k:styleUrl/text()", namespaces=ns) == [

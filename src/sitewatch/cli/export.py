@@ -80,8 +80,8 @@ def kmz_cmd(
     boundaries: Path | None,
     as_json: bool,
 ) -> None:
-    """Write SITE with its features, change polygons, archived image overlays and observations
-    (with their evidence images) as a KMZ."""
+    """Write SITE with its features (their measurements in their balloons), change polygons,
+    archived image overlays and observations (with their evidence images) as a KMZ."""
     from ..report._imagery import as_image_chip
     from ..report.kmz import write_site_kmz
 
@@ -92,6 +92,7 @@ def kmz_cmd(
         features = cat.query_features(site_id=site_id)
         changes = cat.list_change_events(site_id)
         observations = cat.list_observations(site_id)
+        measurements = cat.list_measurements(site_id=site_id)
         overlays = [as_image_chip(c) for c in chips]
         write_site_kmz(
             path,
@@ -103,6 +104,7 @@ def kmz_cmd(
             mode=mode,  # type: ignore[arg-type]
             observations=observations,
             evidence_files=_evidence_files(observations),
+            measurements=measurements,
         )
     result = {
         "site": site_id,
@@ -112,6 +114,7 @@ def kmz_cmd(
         "overlays": len(overlays),
         "rings": len(rings_km),
         "observations": len(observations),
+        "measurements": len(measurements),
     }
     if as_json:
         echo_json(result)

@@ -40,6 +40,7 @@ from ..errors import ConfigError, InputError, MissingExtraError, NotFound, Sitew
 from ..files import atomic_path, make_folder
 from ..geo import geodesic_area
 from ._imagery import ImageChip, as_image_chip
+from .exports import value_text
 from .figures import (
     FEATURE_COLOURS,
     Annotation,
@@ -283,13 +284,6 @@ def _env() -> jinja2.Environment:
     )
 
 
-def _value_text(value: float, unc: float | None, unit: str) -> str:
-    if unc is not None and unc > 0 and math.isfinite(unc):
-        d = max(0, 1 - math.floor(math.log10(unc)))
-        return f"{value:.{d}f} ± {unc:.{d}f} {unit}".strip()
-    return f"{value:.4g} {unit} (no uncertainty recorded)".strip()
-
-
 def _short(obj: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in obj.items())
 
@@ -437,7 +431,7 @@ def render_site_html(
             "feature": names.get(
                 m.feature_id or "", "site" if m.feature_id is None else m.feature_id
             ),
-            "value": _value_text(m.value, m.uncertainty, m.unit),
+            "value": value_text(m.value, m.uncertainty, m.unit),
             # the date of the image it was read from: its observation's, or the one it names
             "image_date": seen.get(m.observation_id or "")
             or str(m.inputs.get("acquired") or "")[:10],

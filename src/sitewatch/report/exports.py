@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,8 +32,10 @@ __all__ = [
     "Row",
     "change_rows",
     "feature_rows",
+    "measurement_lines",
     "ring_rows",
     "site_layers",
+    "value_text",
     "write_geojson",
     "write_gpkg",
     "write_layers",
@@ -42,6 +45,29 @@ log = logging.getLogger(__name__)
 
 LAYERS = ("features", "change_polygons", "range_rings")
 """The layers of a site export, in writing order."""
+
+
+def value_text(value: float, unc: float | None, unit: str) -> str:
+    """A measured value with its one-sigma uncertainty, to the uncertainty's two significant
+    digits (``18.3 ± 0.9 m``); says so when none was recorded."""
+    if unc is not None and unc > 0 and math.isfinite(unc):
+        d = max(0, 1 - math.floor(math.log10(unc)))
+        return f"{value:.{d}f} ± {unc:.{d}f} {unit}".strip()
+    return f"{value:.4g} {unit} (no uncertainty recorded)".strip()
+
+
+def measurement_lines(
+    measurements: Iterable[Any], observations: Iterable[Any] = ()
+) -> dict[str | None, list[str]]:
+    """One line per measurement (kind, value ± uncertainty, method, the date of the image it was
+    read from), grouped by the feature measured (``None``: the site itself)."""
+    seen = {o.id: o.acquired.date().isoformat() for o in observations}
+    out: dict[str | None, list[str]] = {}
+    for m in measurements:
+        when = seen.get(m.observation_id or "") or str(m.inputs.get("acquired") or "")[:10]
+        parts = [f"{m.kind} {value_text(m.value, m.uncertainty, m.unit)}", m.method, when]
+        out.setdefault(m.feature_id, []).append(" · ".join(p for p in parts if p))
+    return out
 
 
 @dataclass(frozen=True)

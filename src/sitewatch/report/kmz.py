@@ -32,12 +32,12 @@ from numpy.typing import NDArray
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from shapely.geometry.base import BaseGeometry
 
-from ..catalog.models import Observation, Site
+from ..catalog.models import Measurement, Observation, Site
 from ..errors import InputError
 from ..files import atomic_path
 from ._cartography import lonlat_of
 from ._imagery import ImageChip, percentile_stretch, png_bytes, to_rgb
-from .exports import Row, change_rows, feature_rows, ring_rows
+from .exports import Row, change_rows, feature_rows, measurement_lines, ring_rows
 from .figures import FEATURE_COLOURS
 
 __all__ = ["GX_NS", "KML_NS", "OverlayMode", "site_kml", "write_site_kmz"]
@@ -219,11 +219,14 @@ def site_kml(
     percentiles: tuple[float, float] = (2.0, 98.0),
     observations: Iterable[Observation] = (),
     evidence_files: Mapping[str, Path] | None = None,
+    measurements: Iterable[Measurement] = (),
 ) -> tuple[bytes, dict[str, bytes]]:
     """The KML document (UTF-8 bytes) and the files it references (name -> bytes).
 
     ``evidence_files`` maps the observations' stored evidence references to their files (see
-    :func:`~sitewatch.catalog.evidence.resolve_evidence`); their images are embedded."""
+    :func:`~sitewatch.catalog.evidence.resolve_evidence`); their images are embedded.
+    ``measurements`` are listed in the balloon of the feature they measure (the site's own in
+    the site's), so that Google Earth shows a berm's height where the berm is."""
     if mode not in ("box", "quad"):
         raise InputError(
             f"unknown overlay mode {mode!r}; choose 'box' (OGC LatLonBox) or 'quad' (gx:LatLonQuad)"
@@ -249,7 +252,12 @@ def site_kml(
             "declared": site.declared,
         },
     )
-    _placemark(doc, site_row, site.name, "kind-site", site.notes)
+    observations = list(observations)
+    measured = measurement_lines(measurements, observations)
+    site_text = "<br/>".join(
+        x for x in (html.escape(site.notes), *map(html.escape, measured.get(None, []))) if x
+    )
+    _placemark(doc, site_row, site.name, "kind-site", site_text)
     if site.aoi is not None:
         _placemark(doc, Row(site.aoi, {"id": site.id}), f"{site.name} AOI", "kind-site")
 
@@ -272,10 +280,12 @@ def site_kml(
         _sub(folder, "name", title)
         for row in rows:
             p = row.properties
+            text = ""
             if style == "kind":
                 kind = str(p.get("kind") or "other")
                 sid = f"kind-{kind if kind in FEATURE_COLOURS else 'other'}"
                 label = str(p.get("name") or kind.replace("_", " "))
+                text = "<br/>".join(map(html.escape, measured.get(str(p.get("id")), [])))
             elif style == "change":
                 sid = "kind-change"
                 label = f"change {p.get('before', '')[:10]} to {p.get('after', '')[:10]}"
@@ -284,7 +294,7 @@ def site_kml(
             else:
                 sid = "kind-ring"
                 label = str(p.get("label") or p.get("name") or "range ring")
-            _placemark(folder, row, label, sid)
+            _placemark(folder, row, label, sid, text)
     if observations:
         _observations(doc, files, site, observations, evidence_files or {})
     xml = ET.tostring(root, encoding="utf-8", xml_declaration=True)
@@ -342,6 +352,7 @@ def write_site_kmz(
     percentiles: tuple[float, float] = (2.0, 98.0),
     observations: Iterable[Observation] = (),
     evidence_files: Mapping[str, Path] | None = None,
+    measurements: Iterable[Measurement] = (),
 ) -> Path:
     """Write the site's KMZ (``doc.kml`` first, then ``files/``) atomically; returns the path."""
     target = Path(path)
@@ -357,6 +368,7 @@ def write_site_kmz(
         percentiles=percentiles,
         observations=observations,
         evidence_files=evidence_files,
+        measurements=measurements,
     )
     with atomic_path(target, parents=True) as tmp:
         if target.suffix.lower() == ".kml":
