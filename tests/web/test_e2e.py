@@ -310,6 +310,16 @@ def test_retract_a_measurement_and_an_observation(page: Any, live_server: Any) -
 
     with Catalog(live_server.env.url) as cat:
         cat.add_measurement(Measurement("m-wrong", "alpha-base", "length", 99.0, "m"))
+        cat.add_measurement(
+            Measurement(
+                "m-dated",
+                "alpha-base",
+                "height",
+                6.0,
+                "m",
+                inputs={"acquired": "2021-05-06T02:00:00Z"},
+            )
+        )
         cat.add_observation(
             Observation("o-wrong", "alpha-base", datetime(2020, 1, 2, tzinfo=UTC), text="typo")
         )
@@ -318,12 +328,14 @@ def test_retract_a_measurement_and_an_observation(page: Any, live_server: Any) -
     login(page, live_server)
     page.wait_for_selector("#site-list li")
     page.goto(live_server.url + "/#/site/alpha-base")
+    dated = page.wait_for_selector("#measurement-list li[data-measurement=m-dated]")
+    assert "(image 2021-05-06)" in dated.inner_text()  # the date of the image it was read from
     page.click("#measurement-list li[data-measurement=m-wrong] button.retract")
     page.wait_for_selector("#measurement-list li[data-measurement=m-wrong]", state="detached")
     page.click("#observation-list li[data-observation=o-wrong] button.retract")
     page.wait_for_selector("#observation-list li[data-observation=o-wrong]", state="detached")
     with Catalog(live_server.env.url) as cat:
-        assert cat.list_measurements(site_id="alpha-base") == []
+        assert [m.id for m in cat.list_measurements(site_id="alpha-base")] == ["m-dated"]
         assert {o.id for o in cat.list_observations("alpha-base")} == before - {"o-wrong"}
         deleted = {(e.entity, e.entity_id) for e in cat.history(site_id="alpha-base")
                    if e.action == "delete"}  # fmt: skip

@@ -460,9 +460,13 @@ export async function sitePage(siteId) {
     measurementList.replaceChildren(
       ...measurements.map((m) => {
         const of = m.feature_id ? features.find((f) => f.id === m.feature_id) : null;
+        // the date of the image it was read from: its observation's, or the one its inputs name
+        const obs = m.observation_id ? observations.find((o) => o.id === m.observation_id) : null;
+        const imaged = obs ? fmtDate(obs.acquired) : fmtDate(m.inputs && m.inputs.acquired);
         return h("li", { "data-measurement": m.id }, `${m.kind} ${m.value} ${m.unit}`, m.uncertainty != null ? ` ± ${m.uncertainty}` : "",
           of ? ` of ${of.name || of.kind}` : "",
-          h("span", { class: "muted" }, ` · ${m.method} · ${m.analyst} · ${fmtDate(m.measured_at)}`),
+          imaged ? ` (image ${imaged})` : "",
+          h("span", { class: "muted" }, ` · ${m.method} · ${m.analyst} · measured ${fmtDate(m.measured_at)}`),
           canWrite() ? h("button", { class: "retract", title: "retract this measurement (the history keeps it)", onclick: () => retractMeasurement(m) }, "×") : null);
       }),
     );
