@@ -191,3 +191,9 @@ def test_defilade_of_a_sites_mapped_portals_is_stored(sw: Runner, dem: Path) -> 
     assert r.code == 2 and "no berm features" in r.err and "ugf_portal (point)" in r.err
     r = sw("terrain", "defilade", str(dem), "--threat-azimuth", "270", "--threat-elevation", "10")
     assert r.code == 2 and "--features" in r.err and "--site" in r.err
+    fp = dem.parent / "targets.geojson"
+    fp.write_text(json.dumps({"type": "Feature", "properties": {"id": "notch"},
+                              "geometry": {"type": "Point", "coordinates": [-71.253, 44.257]}}))  # fmt: skip
+    r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--site", "nope",
+           "--threat-azimuth", "270", "--threat-elevation", "10")  # fmt: skip
+    assert r.code == 2 and "no site with id 'nope'" in r.err and "masked" not in r.out

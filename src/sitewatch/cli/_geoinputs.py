@@ -24,7 +24,14 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from ..catalog.models import Feature
 
-__all__ = ["catalog_feature", "parse_lonlat", "point_or_site", "read_geofile", "site_features"]
+__all__ = [
+    "catalog_feature",
+    "check_site",
+    "parse_lonlat",
+    "point_or_site",
+    "read_geofile",
+    "site_features",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +190,16 @@ def site_features(site_id: str, kinds: Sequence[str] = (), *, polygons: bool = F
         for f in chosen
     ]
     return [f.geometry for f in chosen], props, CRS.from_epsg(4326)
+
+
+def check_site(site_id: str | None) -> None:
+    """Refuse an unknown ``--site`` before any long work, not when its results are stored."""
+    if site_id is None:
+        return
+    from .options import open_catalog
+
+    with open_catalog() as cat:
+        cat.get_site(site_id)
 
 
 def catalog_feature(feature_id: str, site_id: str | None = None) -> Feature:

@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import ImageryError, InputError, gdal_text
 from ..types import FEATURE_KINDS, MEASUREMENT_KINDS, MeasurementKind
 from ._geoinputs import catalog_feature as _catalog_feature
-from ._geoinputs import parse_lonlat, read_geofile, site_features
+from ._geoinputs import check_site, parse_lonlat, read_geofile, site_features
 from .options import Finite, console, echo_json, err_console, json_option, open_catalog, parse_pairs
 from .options import table as make_table
 
@@ -579,6 +579,7 @@ def heights(
         raise InputError("--kind picks features of --site; with --footprints, edit the file")
     img, transform, crs, tags = _read_brightness(image, band)
     if footprints is not None:
+        check_site(site_id)
         geoms, props, fcrs = read_geofile(footprints)
     else:
         assert site_id is not None

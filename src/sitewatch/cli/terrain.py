@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import InputError
 from ..files import atomic_path
 from ..types import FEATURE_KINDS
-from ._geoinputs import point_or_site, read_geofile, site_features
+from ._geoinputs import check_site, point_or_site, read_geofile, site_features
 from .options import Finite, console, echo_json, err_console, json_option
 
 __all__ = ["terrain"]
@@ -284,6 +284,7 @@ def defilade_cmd(
     if features is not None and kinds:
         raise InputError("--kind picks features of --site; with --features, edit the file")
     if features is not None:
+        check_site(site_id)
         geoms, props, crs = read_geofile(features)
     else:
         assert site_id is not None
