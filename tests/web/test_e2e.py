@@ -368,3 +368,39 @@ def test_size_of_a_mapped_berm_from_the_editor(page: Any, live_server: Any) -> N
     assert set(stored) == {"area", "volume"}
     assert stored["volume"].inputs["crest_width_m"] == 3 and stored["volume"].analyst == "analyst"
     assert f"{round(stored['area'].value):,}" in shown
+
+
+def test_correct_an_observation(page: Any, live_server: Any) -> None:
+    from datetime import UTC, datetime
+
+    from sitewatch.catalog.models import Observation
+
+    with Catalog(live_server.env.url) as cat:
+        cat.add_observation(
+            Observation(
+                "o-typo",
+                "alpha-base",
+                datetime(2020, 1, 2, 3, 4, tzinfo=UTC),
+                sensor="S2",
+                text="new spoil",
+                evidence=("https://example.org/a",),
+            )
+        )
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.click("#observation-list li[data-observation=o-typo] button.obs-edit")
+    assert (
+        page.input_value("#obs-date") == "2020-01-02"
+        and page.input_value("#obs-text") == "new spoil"
+    )
+    page.fill("#obs-text", "new spoil at portal 2")
+    page.select_option("#obs-phase", "active_construction")
+    page.click("#obs-add")
+    page.wait_for_selector("#observation-list li[data-observation=o-typo]:has-text('portal 2')")
+    with Catalog(live_server.env.url) as cat:
+        o = cat.get_observation("o-typo")
+        assert (o.version, o.text, o.phase) == (2, "new spoil at portal 2", "active_construction")
+        assert o.acquired == datetime(2020, 1, 2, 3, 4, tzinfo=UTC)  # the same day keeps its time
+        assert o.evidence == ("https://example.org/a",) and o.sensor == "S2"
+    assert page.inner_text("#obs-add") == "Add observation"  # back to adding

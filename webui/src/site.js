@@ -519,6 +519,7 @@ export async function sitePage(siteId) {
           h("strong", {}, fmtDate(o.acquired)), " ", (o.phase || "").replaceAll("_", " "), " ", o.text,
           h("span", { class: "muted" }, ` · ${[o.sensor, o.analyst].filter(Boolean).join(" · ")}`),
           canWrite() ? h("button", { class: "retract", title: "retract this observation (the history keeps it)", onclick: (ev) => { ev.stopPropagation(); retractObservation(o); } }, "×") : null,
+          canWrite() ? h("button", { class: "retract obs-edit", title: "correct this observation (the history keeps what it said)", onclick: (ev) => { ev.stopPropagation(); editObservation(o); } }, "✎") : null,
           o.evidence.length ? h("div", { class: "evidence" }, ...o.evidence.flatMap((e, i) => [i ? " · " : "", evidenceLink(e)])) : null,
         ),
       ),
@@ -548,6 +549,21 @@ export async function sitePage(siteId) {
     files: h("input", { type: "file", id: "obs-files", multiple: true }),
     url: h("input", { type: "url", id: "obs-url", placeholder: "or a web address (https://...)" }),
   };
+  // an observation being corrected (the form then saves a correction instead of a new one)
+  let editingObs = null;
+  const obsAddButton = h("button", { class: "primary", id: "obs-add", onclick: (ev) => addObservation(ev) }, "Add observation");
+  const obsCancel = h("button", { id: "obs-cancel", style: "display:none", onclick: () => editObservation(null) }, "Cancel");
+  function editObservation(o) {
+    editingObs = o;
+    obsForm.date.value = o ? fmtDate(o.acquired) : new Date().toISOString().slice(0, 10);
+    obsForm.phase.value = o ? o.phase || "" : "";
+    obsForm.sensor.value = o ? o.sensor : "";
+    obsForm.text.value = o ? o.text : "";
+    for (const k of ["files", "url"]) obsForm[k].value = "";
+    obsAddButton.textContent = o ? `Save correction of ${fmtDate(o.acquired)}` : "Add observation";
+    obsCancel.style.display = o ? "" : "none";
+    if (o) obsForm.date.focus();
+  }
   const addObservation = async (ev) => {
     const button = ev.target;
     if (!obsForm.date.value) return toast("give the acquisition date", true);
@@ -556,18 +572,33 @@ export async function sitePage(siteId) {
       const evidence = [];
       for (const file of obsForm.files.files) evidence.push((await upload(file)).reference);
       if (obsForm.url.value.trim()) evidence.push(obsForm.url.value.trim());
-      const obs = await post(`/api/sites/${site.id}/observations`, {
-        acquired: `${obsForm.date.value}T00:00:00Z`,
+      const fields = {
         phase: obsForm.phase.value || null,
         sensor: obsForm.sensor.value.trim(),
         text: obsForm.text.value.trim(),
-        evidence,
-      });
-      observations = [...observations, obs].sort((a, b) => Date.parse(a.acquired) - Date.parse(b.acquired));
-      for (const k of ["text", "files", "url"]) obsForm[k].value = "";
+      };
+      let obs;
+      if (editingObs) {
+        // the same day keeps the recorded time of day; another day is that day at 00:00 UTC
+        const sameDay = fmtDate(editingObs.acquired) === obsForm.date.value;
+        obs = await patch(`/api/observations/${editingObs.id}`, {
+          version: editingObs.version,
+          acquired: sameDay ? editingObs.acquired : `${obsForm.date.value}T00:00:00Z`,
+          evidence: [...editingObs.evidence, ...evidence],
+          ...fields,
+        });
+        observations = observations.map((x) => (x.id === obs.id ? obs : x));
+      } else {
+        obs = await post(`/api/sites/${site.id}/observations`, { acquired: `${obsForm.date.value}T00:00:00Z`, evidence, ...fields });
+        observations = [...observations, obs];
+      }
+      observations.sort((a, b) => Date.parse(a.acquired) - Date.parse(b.acquired));
+      const corrected = Boolean(editingObs);
+      editObservation(null);
       renderObservations();
+      renderMeasurements();
       drawPlot();
-      toast(`observation recorded${evidence.length ? ` with ${evidence.length} evidence item(s)` : ""}`);
+      toast(corrected ? "observation corrected" : `observation recorded${evidence.length ? ` with ${evidence.length} evidence item(s)` : ""}`);
       loadHistory();
     } catch (e) {
       toast(e.message, true);
@@ -575,6 +606,7 @@ export async function sitePage(siteId) {
       button.disabled = false;
     }
   };
+
   const observationForm = canWrite()
     ? [h("div", { class: "card", id: "observation-form" },
         h("div", { class: "row" }, h("label", {}, "Date", obsForm.date), h("label", {}, "Phase", obsForm.phase)),
@@ -582,7 +614,7 @@ export async function sitePage(siteId) {
         h("label", {}, "Observation", obsForm.text),
         h("label", {}, "Evidence files", obsForm.files),
         obsForm.url,
-        h("button", { class: "primary", id: "obs-add", onclick: addObservation }, "Add observation"),
+        h("div", { class: "row" }, obsAddButton, obsCancel),
       )]
     : [];
 
