@@ -37,7 +37,7 @@ from .options import (
     parse_pairs,
 )
 from .options import table as make_table
-from .records import delete_measured
+from .records import delete_measured, delete_options
 
 __all__ = ["features"]
 
@@ -243,17 +243,7 @@ def edit(
 
 @features.command("delete")
 @click.argument("feature_id")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--expect-version", type=int)
-@click.option(
-    "--keep-measurements",
-    "keep",
-    is_flag=True,
-    help="Keep its measurements on the site (naming the deleted feature in their inputs).",
-)
-@click.option(
-    "--delete-measurements", "drop", is_flag=True, help="Delete its measurements with it."
-)
+@delete_options
 def delete(feature_id: str, yes: bool, expect_version: int | None, keep: bool, drop: bool) -> None:
     """Delete a feature (the history keeps a snapshot).
 

@@ -34,7 +34,7 @@ from .options import (
     parse_when,
 )
 from .options import table as make_table
-from .records import delete_measured
+from .records import delete_measured, delete_options
 
 __all__ = ["observations"]
 
@@ -207,17 +207,7 @@ def edit(
 
 @observations.command("delete")
 @click.argument("observation_id")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--expect-version", type=int)
-@click.option(
-    "--keep-measurements",
-    "keep",
-    is_flag=True,
-    help="Keep the measurements read from it (naming the deleted observation in their inputs).",
-)
-@click.option(
-    "--delete-measurements", "drop", is_flag=True, help="Delete its measurements with it."
-)
+@delete_options
 def delete(
     observation_id: str, yes: bool, expect_version: int | None, keep: bool, drop: bool
 ) -> None:

@@ -6,7 +6,7 @@ site or to delete them (see :meth:`sitewatch.catalog.store.Catalog.delete_featur
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -16,7 +16,31 @@ from .options import console, open_catalog
 if TYPE_CHECKING:
     from ..catalog.store import MeasurementsChoice
 
-__all__ = ["delete_measured"]
+__all__ = ["delete_measured", "delete_options"]
+
+
+def delete_options(func: Any) -> Any:
+    """The options of a delete command whose record measurements may refer to."""
+    for option in reversed(
+        [
+            click.option("--yes", is_flag=True, help="Do not ask for confirmation."),
+            click.option("--expect-version", type=int, help="Refuse if someone changed it since."),
+            click.option(
+                "--keep-measurements",
+                "keep",
+                is_flag=True,
+                help="Keep its measurements on the site (naming it in their inputs).",
+            ),
+            click.option(
+                "--delete-measurements",
+                "drop",
+                is_flag=True,
+                help="Delete its measurements with it.",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
 
 
 def delete_measured(
