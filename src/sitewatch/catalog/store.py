@@ -609,15 +609,23 @@ class Catalog:
         """The new sites whose measurements name features and observations of the same record
         and whose record ids are not taken already; a problem is reported for each other one.
         One query a table for the whole batch."""
-        taken: set[str] = set()
-        for table, ids in (
-            (t.features, [f.id for r in new for f in r.features]),
-            (t.observations, [o.id for r in new for o in r.observations]),
-            (t.measurements, [m.id for r in new for m in r.measurements]),
-        ):
-            for chunk in _chunks(ids):
+        held: tuple[tuple[type[Any], list[tuple[str, str]]], ...] = (
+            (Feature, [(r.site.id, f.id) for r in new for f in r.features]),
+            (Observation, [(r.site.id, o.id) for r in new for o in r.observations]),
+            (Measurement, [(r.site.id, m.id) for r in new for m in r.measurements]),
+        )
+        clash: dict[str, list[str]] = {}  # site id -> reasons
+        for cls, pairs in held:
+            entity, table = _ENTITY[cls]
+            taken: set[str] = set()
+            for chunk in _chunks([i for _, i in pairs]):
                 q = sa.select(table.c.id).where(table.c.id.in_(chunk))
-                taken.update(f"{table.name[:-1]} {r[0]!r}" for r in conn.execute(q))
+                taken.update(r[0] for r in conn.execute(q))
+            for site_id, i in pairs:
+                if i in taken:
+                    clash.setdefault(site_id, []).append(
+                        f"{entity} {i!r} is already in the catalog"
+                    )
         good = []
         for rec in new:
             feats = {f.id for f in rec.features}
@@ -631,14 +639,7 @@ class Catalog:
                     ("observation", m.observation_id, obs),
                 )
                 if rid is not None and rid not in have
-            ]
-            if taken:
-                mine = [
-                    *(f"feature {i!r}" for i in feats),
-                    *(f"observation {i!r}" for i in obs),
-                    *(f"measurement {m.id!r}" for m in rec.measurements),
-                ]
-                bad += [f"{x} is already in the catalog" for x in mine if x in taken]
+            ] + clash.get(rec.site.id, [])
             for reason in bad:
                 report.problems.append(RecordProblem(rec.line, f"site {rec.site.id!r}: {reason}"))
             if not bad:
