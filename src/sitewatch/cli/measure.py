@@ -278,7 +278,6 @@ def _store_one(
     site_id: str | None, feature_id: str | None, q: dict[str, Any], kind: MeasurementKind
 ) -> None:
     """Store one result on ``site_id`` (resolved by :func:`_target`), if any."""
-
     if site_id is not None:
         store_measurements(site_id, [{**q, "feature_id": feature_id}], kind, strict=True)
         where = f"feature {feature_id} of site {site_id}" if feature_id else f"site {site_id}"
