@@ -129,6 +129,10 @@ def test_export_features_of_a_bare_site_says_what_it_wrote(
 
 def test_export_kmz_and_features(sw, populated: str, tmp_path: Path) -> None:
     _archive_chips(populated, n=1)
+    fid = sw("features", "list", populated, "--json").json()[0]["id"]
+    r = sw("measure", "record", populated, "--kind", "height", "--value", "18", "--uncertainty",
+           "2", "--feature", fid, "--method", "reported")  # fmt: skip
+    assert r.code == 0, r.err
     kmz = tmp_path / "site.kmz"
     res = sw("export", "kmz", populated, "-o", str(kmz), "--ring", "5", "--ring", "1", "--json")
     assert res.code == 0, res.err
@@ -140,9 +144,12 @@ def test_export_kmz_and_features(sw, populated: str, tmp_path: Path) -> None:
         "overlays": 1,
         "rings": 2,
         "observations": 0,
+        "measurements": 1,
     }
     with zipfile.ZipFile(kmz) as zf:
         assert any(n.startswith("files/overlay_") for n in zf.namelist())
+        # the feature's balloon gives its measurement
+        assert "height 18.0 ± 2.0 m · reported" in zf.read("doc.kml").decode("utf-8")
     if (ogrinfo := __import__("shutil").which("ogrinfo")) is not None:
         out = subprocess.run(
             [ogrinfo, "-ro", "-so", str(kmz)], capture_output=True, text=True, timeout=60
