@@ -53,6 +53,8 @@ def test_html_brief_is_self_contained_and_complete(site_catalog, make_chip, tmp_
     assert "12.34 ± 0.80 m" in html  # the measurement with its uncertainty
     # ... the date of the image it was read from (its observation's) and who measured it
     assert re.search(r"12\.34 ± 0\.80 m</td><td>2022-04-01</td><td>shadow \(tester\)", html)
+    # one measurement of the portal: no measured change to report
+    assert "Measured change" not in html
     assert "Portal A" in html and "Headquarters" in html
     assert "active construction" in html and "change detected" in html
     assert "NDVI 0.62 \u2192 0.11" in html and "NDBI" not in html  # what kind of change
@@ -61,6 +63,34 @@ def test_html_brief_is_self_contained_and_complete(site_catalog, make_chip, tmp_
     assert "Test Imaging Co." in html
     with Image.open(files["figure_overview"]) as im:
         assert im.size[0] == 800
+
+
+def test_brief_reports_measured_change(site_catalog, tmp_path: Path) -> None:
+    """A second height of the portal on a later image: the brief gives the change between the
+    first and the last image, with its two-sigma verdict."""
+    from sitewatch.catalog.models import Measurement
+
+    site_catalog.add_measurement(
+        Measurement(
+            "m-2",
+            "test-base",
+            "height",
+            15.0,
+            "m",
+            uncertainty=0.8,
+            feature_id="f-portal",
+            observation_id="obs-2",
+            method="shadow",
+        )
+    )
+    files = write_site_brief(site_catalog, "test-base", tmp_path, formats=("html",))
+    html = files["html"].read_text(encoding="utf-8")
+    row = (
+        "<tr><td>Portal A</td><td>height</td><td>2022-04-01: 12.34 ± 0.80 m</td>"
+        '<td>2023-05-01: 15.00 ± 0.80 m</td><td class="num">2.7 ± 1.1 m</td>'
+        "<td>grew (2 dates)</td></tr>"
+    )
+    assert "Measured change" in html and row in html
 
 
 def test_brief_without_imagery_says_so(site_catalog, tmp_path: Path) -> None:

@@ -400,6 +400,7 @@ def record(
 def list_(site_id: str, kinds: Sequence[str], feature_id: str | None, as_json: bool) -> None:
     """Measurements of SITE_ID, oldest first (filtered by --kind, --feature)."""
     from ..catalog._codec import jsonable
+    from ..report.exports import image_dates
 
     with open_catalog() as cat:
         cat.get_site(site_id)
@@ -411,7 +412,7 @@ def list_(site_id: str, kinds: Sequence[str], feature_id: str | None, as_json: b
             if not kinds or m.kind in kinds
         ]
         names = {f.id: f.name or f.kind for f in cat.query_features(site_id=site_id)}
-        seen = {o.id: o.acquired.date().isoformat() for o in cat.list_observations(site_id)}
+        dates = image_dates(found, cat.list_observations(site_id))
     if as_json:
         echo_json([jsonable(m) for m in found])
         return
@@ -427,7 +428,7 @@ def list_(site_id: str, kinds: Sequence[str], feature_id: str | None, as_json: b
             "" if m.uncertainty is None else f"{m.uncertainty:.3g}",
             m.unit,
             names.get(m.feature_id or "", "") or ("" if m.feature_id is None else m.feature_id),
-            seen.get(m.observation_id or "") or str(m.inputs.get("acquired") or "")[:10],
+            dates[m.id],
             m.method,
             m.analyst,
             m.measured_at.strftime("%Y-%m-%d %H:%M") if m.measured_at else "",

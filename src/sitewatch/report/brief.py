@@ -40,7 +40,7 @@ from ..errors import ConfigError, InputError, MissingExtraError, NotFound, Sitew
 from ..files import atomic_path, make_folder
 from ..geo import geodesic_area
 from ._imagery import ImageChip, as_image_chip
-from .exports import value_text
+from .exports import image_dates, measurement_trends, value_text
 from .figures import (
     FEATURE_COLOURS,
     Annotation,
@@ -424,21 +424,33 @@ def render_site_html(
 ) -> str:
     """The brief as one self-contained HTML document."""
     names = {f.id: f.name or f.kind.replace("_", " ") for f in data.features}
-    seen = {o.id: o.acquired.date().isoformat() for o in data.observations}
+
+    def of(feature_id: str | None) -> str:
+        return names.get(feature_id or "", "site" if feature_id is None else feature_id)
+
+    dates = image_dates(data.measurements, data.observations)
     measurements = [
         {
             "kind": m.kind,
-            "feature": names.get(
-                m.feature_id or "", "site" if m.feature_id is None else m.feature_id
-            ),
+            "feature": of(m.feature_id),
             "value": value_text(m.value, m.uncertainty, m.unit),
-            # the date of the image it was read from: its observation's, or the one it names
-            "image_date": seen.get(m.observation_id or "")
-            or str(m.inputs.get("acquired") or "")[:10],
+            "image_date": dates[m.id],  # the date of the image it was read from
             "method": m.method + (f" ({m.analyst})" if m.analyst else ""),
             "inputs": _short(m.inputs),
         }
         for m in data.measurements
+    ]
+    trends = [
+        {
+            "feature": of(t["feature_id"]),
+            "kind": t["kind"],
+            "first": f"{t['first'][0]}: {value_text(t['first'][1], t['first'][2], t['unit'])}",
+            "last": f"{t['last'][0]}: {value_text(t['last'][1], t['last'][2], t['unit'])}",
+            "change": value_text(t["change"], t["sigma"], t["unit"]),
+            "verdict": t["verdict"],
+            "dates": t["dates"],
+        }
+        for t in measurement_trends(data.measurements, data.observations)
     ]
     site = data.site
     area = geodesic_area(site.aoi) / 1e6 if site.aoi is not None else None
@@ -456,6 +468,7 @@ def render_site_html(
             last_observed=last_obs.date().isoformat() if last_obs else "",
             last_activity=data.last_activity.isoformat() if data.last_activity else "",
             measurements=measurements,
+            trends=trends,
             history=_history(data),
             evidence=evidence,
             sources=data.sources,
