@@ -527,3 +527,19 @@ def test_list_and_retract_measurements(sw: Runner) -> None:
     }
     r = sw("measure", "delete", "nope", "--yes")
     assert r.code != 0 and "nope" in r.err
+
+
+def test_sites_show_gives_the_measured_change(sw: Runner) -> None:
+    assert sw("sites", "add", "base", "--name", "Base", "--lat", "39", "--lon", "126").code == 0
+    berm = sw("features", "add", "base", "--kind", "berm", "--lon", "126", "--lat", "39",
+              "--name", "north berm", "--json").json()["id"]  # fmt: skip
+    for day, value in (("2019-05-01", "12"), ("2021-05-01", "18")):
+        obs = sw("observations", "add", "base", "--date", day, "--json").json()["id"]
+        r = sw("measure", "record", "base", "--kind", "height", "--value", value,
+               "--uncertainty", "1", "--feature", berm, "--observation", obs)  # fmt: skip
+        assert r.code == 0, r.err
+    r = sw("sites", "show", "base")
+    assert r.code == 0, r.err
+    assert "north berm height 12 → 18 m from 2019-05-01 to 2021-05-01: 6.0 ± 1.4 m, grew" in r.out
+    (trend,) = sw("sites", "show", "base", "--json").json()["measured_change"]
+    assert trend["feature_id"] == berm and trend["verdict"] == "grew" and trend["dates"] == 2

@@ -157,8 +157,10 @@ def list_(as_json: bool, **kw: Any) -> None:
 @click.argument("site_id")
 @json_option
 def show(site_id: str, as_json: bool) -> None:
-    """Show one site with its features, observations and measurements."""
+    """Show one site with its features, observations and measurements, and how each measured
+    quantity changed between its first and last image."""
     from ..catalog._codec import jsonable
+    from ..report.exports import measurement_trends, value_text
 
     with open_catalog() as cat:
         site = cat.get_site(site_id)
@@ -174,6 +176,7 @@ def show(site_id: str, as_json: bool) -> None:
                 "features": jsonable(feats),
                 "observations": jsonable(obs),
                 "measurements": jsonable(meas),
+                "measured_change": measurement_trends(meas, obs),
                 "change_events": jsonable(events),
                 "sources": jsonable(cited),
             }
@@ -214,6 +217,13 @@ def show(site_id: str, as_json: bool) -> None:
         out.print(
             f"    - {m.kind} {m.value:g}{sd} {escape(m.unit)} of {escape(what)}"
             f" ({escape(m.method or 'no method given')})  [dim]{m.id}[/]"
+        )
+    for t in measurement_trends(meas, obs):  # is the site still being improved?
+        (d0, v0, _), (d1, v1, _) = t["first"], t["last"]
+        what = names.get(t["feature_id"] or "", t["feature_id"] or "site")
+        out.print(
+            f"    - {escape(what)} {t['kind']} {v0:g} → {v1:g} {escape(t['unit'])} from {d0} to "
+            f"{d1}: {value_text(t['change'], t['sigma'], t['unit'])}, {t['verdict']}"
         )
     for o in obs:
         phase = f" {o.phase.replace('_', ' ')}" if o.phase else ""
