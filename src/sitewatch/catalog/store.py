@@ -963,9 +963,12 @@ class Catalog:
                 owner = self._get(conn, cls, rid).site_id
                 if owner != measurement.site_id:
                     entity = _ENTITY[cls][0]
+                    site = measurement.site_id
                     raise InputError(
-                        f"{entity} {rid!r} belongs to site {owner!r}, not {measurement.site_id!r}: "
-                        f"a measurement is stored on the site of the {entity} it measures"
+                        f"{entity} {rid!r} belongs to site {owner!r}: it is "
+                        f"{'not a feature' if cls is Feature else 'no observation'} of site "
+                        f"{site!r}, and a measurement is stored on the site of what it measures "
+                        f"(`sitewatch {entity}s list {site}` lists them)"
                     )
             return self._add(measurement)
 

@@ -29,8 +29,10 @@ from ..types import FEATURE_KINDS
 from ._geoinputs import read_geofile
 from .options import (
     Finite,
+    check_removable,
     console,
     echo_json,
+    echo_updated,
     err_console,
     json_option,
     open_catalog,
@@ -223,22 +225,14 @@ def edit(
             changes["first_seen"] = _date(first_seen)
         if last_seen is not None:
             changes["last_seen"] = _date(last_seen)
-        unknown = [k for k in remove_attr if k not in f.attributes]
-        if unknown:
-            raise InputError(
-                f"feature {feature_id!r} has no attribute {', '.join(map(repr, unknown))}; "
-                f"it has {', '.join(map(repr, f.attributes)) or 'none'}"
-            )
+        check_removable("attribute", f"feature {feature_id!r}", remove_attr, f.attributes)
         merged = {k: v for k, v in f.attributes.items() if k not in remove_attr}
         merged.update(_attributes(attrs, _numbers(kw)))
         version = expect_version if expect_version is not None else f.version
         stored = cat.update_feature(
             dataclasses.replace(f, **changes, attributes=merged, version=version)
         )
-    if as_json:
-        echo_json(jsonable(stored))
-    else:
-        console().print(f"updated feature [bold]{stored.id}[/] (now version {stored.version})")
+    echo_updated("feature", stored, as_json)
 
 
 @features.command("delete")

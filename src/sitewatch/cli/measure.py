@@ -352,20 +352,8 @@ def record(
     from ..catalog._codec import jsonable
     from ..catalog.models import Measurement, new_id, utcnow
 
-    with open_catalog() as cat:
+    with open_catalog() as cat:  # the catalog refuses another site's feature or observation
         cat.get_site(site_id)
-        if feature_id is not None and cat.get_feature(feature_id).site_id != site_id:
-            raise InputError(
-                f"feature {feature_id!r} is not a feature of site {site_id!r} "
-                f"(`sitewatch features list {site_id}` lists them)"
-            )
-        if observation_id is not None and observation_id not in {
-            o.id for o in cat.list_observations(site_id)
-        }:
-            raise InputError(
-                f"{observation_id!r} is no observation of site {site_id!r} "
-                f"(`sitewatch observations list {site_id}` lists them)"
-            )
         stored = cat.add_measurement(
             Measurement(
                 id=new_id(),

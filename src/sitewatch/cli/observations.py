@@ -26,8 +26,10 @@ from ..errors import InputError
 from ..types import ACTIVITY_PHASES
 from .options import (
     Finite,
+    check_removable,
     console,
     echo_json,
+    echo_updated,
     err_console,
     json_option,
     open_catalog,
@@ -186,12 +188,7 @@ def edit(
         raise InputError("nothing to change: give what to correct (see --help)")
     with open_catalog() as cat:
         o = cat.get_observation(observation_id)
-        missing = [r for r in remove_evidence if r not in o.evidence]
-        if missing:
-            raise InputError(
-                f"observation {observation_id!r} has no evidence {', '.join(map(repr, missing))}; "
-                f"it has {', '.join(map(repr, o.evidence)) or 'none'}"
-            )
+        check_removable("evidence", f"observation {observation_id!r}", remove_evidence, o.evidence)
         kept = [r for r in o.evidence if r not in remove_evidence]
         added = evidence_references(add_evidence, get_settings().evidence_path)
         evidence = tuple(dict.fromkeys([*kept, *added]))
@@ -199,10 +196,7 @@ def edit(
         stored = cat.update_observation(
             dataclasses.replace(o, **changes, evidence=evidence, version=version)
         )
-    if as_json:
-        echo_json(jsonable(stored))
-    else:
-        console().print(f"updated observation [bold]{stored.id}[/] (now version {stored.version})")
+    echo_updated("observation", stored, as_json)
 
 
 @observations.command("delete")

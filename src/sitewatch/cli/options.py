@@ -6,7 +6,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CliState",
     "Finite",
+    "check_removable",
     "console",
     "echo_json",
+    "echo_updated",
     "err_console",
     "json_option",
     "open_catalog",
@@ -130,6 +132,30 @@ def json_option(func: F) -> F:
 def echo_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (dates as ISO strings)."""
     sys.stdout.write(json.dumps(data, indent=2, default=_default, ensure_ascii=False) + "\n")
+
+
+def echo_updated(entity: str, stored: Any, as_json: bool, payload: Any = None) -> None:
+    """Report an edited record: its JSON (``payload``, default the record), or one line with its
+    new version."""
+    if as_json:
+        from ..catalog._codec import jsonable
+
+        echo_json(jsonable(stored) if payload is None else payload)
+    else:
+        console().print(f"updated {entity} [bold]{stored.id}[/] (now version {stored.version})")
+
+
+def check_removable(what: str, owner: str, asked: Sequence[str], held: Iterable[str]) -> None:
+    """Refuse to remove ``asked`` items that ``owner`` does not hold, naming those it does."""
+    from ..errors import InputError
+
+    held = list(held)
+    missing = [a for a in asked if a not in held]
+    if missing:
+        raise InputError(
+            f"{owner} has no {what} {', '.join(map(repr, missing))}; "
+            f"it has {', '.join(map(repr, held)) or 'none'}"
+        )
 
 
 def _default(value: Any) -> Any:

@@ -17,7 +17,15 @@ from ..errors import InputError, NotFound, RecordProblem
 from ..geo import parse_bbox
 from ..types import SITE_CATEGORIES, SITE_STATUSES, BBox
 from ._sites_view import history_table, site_json, sites_table
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import (
+    Finite,
+    console,
+    echo_json,
+    echo_updated,
+    err_console,
+    json_option,
+    open_catalog,
+)
 
 __all__ = ["sites"]
 
@@ -291,10 +299,7 @@ def edit(
             site, **changes, tags=tags, aliases=aliases, source_ids=cited, version=version
         )
         stored = cat.update_site(edited)
-    if as_json:
-        echo_json(site_json(stored))
-    else:
-        console().print(f"updated site [bold]{stored.id}[/] (now version {stored.version})")
+    echo_updated("site", stored, as_json, site_json(stored))
 
 
 @sites.command("delete")

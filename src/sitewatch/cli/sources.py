@@ -16,7 +16,7 @@ import click
 from ..catalog._codec import jsonable
 from ..catalog.models import Source, slugify, source_id_for
 from ..errors import InputError
-from .options import console, echo_json, err_console, json_option, open_catalog
+from .options import console, echo_json, echo_updated, err_console, json_option, open_catalog
 from .options import table as make_table
 
 __all__ = ["sources"]
@@ -100,10 +100,7 @@ def edit(
             changes["accessed"] = accessed.date()
         version = expect_version if expect_version is not None else src.version
         stored = cat.update_source(dataclasses.replace(src, **changes, version=version))
-    if as_json:
-        echo_json(jsonable(stored))
-    else:
-        console().print(f"updated source [bold]{stored.id}[/] (now version {stored.version})")
+    echo_updated("source", stored, as_json)
 
 
 @sources.command("delete")

@@ -208,14 +208,14 @@ def feature_size_tool(body: FeatureSizeIn, ctx: Ctx, who: Viewer) -> Response:
             for p in rings
         )
         out["length"] = {"value": round(perimeter, 3), "unit": "m", "method": "geodesic_wgs84"}
-        height: tuple[float, float, dict[str, Any]] | None = None
-        if body.height_m is not None:
-            height = (body.height_m, body.height_sigma_m or 0.0, {"height_from": "request"})
-        else:
-            height = known_height(feature, ctx.reader.list_measurements(feature_id=feature.id))
+        height = (
+            (body.height_m, 0.0, {"height_from": "request"})
+            if body.height_m is not None
+            else known_height(feature, ctx.reader.list_measurements(feature_id=feature.id))
+        )
         if height is not None:
             h, h_sigma, origin = height
-            if body.height_sigma_m is not None:
+            if body.height_sigma_m is not None:  # the request's error replaces the known one
                 h_sigma = body.height_sigma_m
             footprint = max(rings, key=lambda p: p.area)
             q = berm_volume(
