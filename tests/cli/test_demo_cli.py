@@ -21,6 +21,7 @@ def test_demo_runs_every_step(sw: Callable[..., Any], tmp_path: Path) -> None:
         "monitor",
         "mensuration",
         "portals",
+        "measured change",
         "ranges",
         "evidence",
         "report",
@@ -33,6 +34,11 @@ def test_demo_runs_every_step(sw: Callable[..., Any], tmp_path: Path) -> None:
     berm = heights["site-1-berm-1"]
     assert len(berm["measured"]) >= 3 and berm["median_abs_error_m"] < 1.0
     assert summary["berm_volumes"]["site-1-berm-1"]
+    # the berm grew (12 -> 18 m in the scenario): the measurements raise the monitor's alerts
+    grew = [a for a in summary["measured_change_alerts"] if a.startswith("warning: berm-1 height")]
+    assert grew and all(" grew by " in a for a in grew)
+    # the structures that did not change raise none
+    assert not [a for a in summary["measured_change_alerts"] if "shelter" in a or "hq" in a]
     # the portal: mouth width, defilade from the south, tunnel length from its berm's spoil
     (portal,) = summary["portals"]
     assert abs(portal["width_m"] - 10.0) < 1.0

@@ -80,8 +80,8 @@ def test_kmz_opens_with_gdal_and_validates(
         doc = etree.fromstring(zf.read("doc.kml"))
         pngs = [n for n in names if n.startswith("files/overlay_")]
         assert len(pngs) == 2
-        img = Image.open(zf.open(pngs[0]))
-        assert img.mode == ("RGBA" if mode == "box" else "RGB")
+        with zf.open(pngs[0]) as png, Image.open(png) as img:
+            assert img.mode == ("RGBA" if mode == "box" else "RGB")
     assert _schema(schema).validate(etree.ElementTree(doc)), _schema(schema).error_log
     ns = {"k": "http://www.opengis.net/kml/2.2", "gx": "http://www.google.com/kml/ext/2.2"}
     assert doc.findtext("k:Document/k:name", namespaces=ns) == "Test & <Base>"
@@ -291,58 +291,3 @@ def test_kmz_carries_the_observations_and_their_evidence_images(
             observations=observations,
             evidence_files=files,
         )
-
-
-def test_measured_change_between_the_first_and_last_image() -> None:
-    """Per feature and quantity: first and last image dates, the difference with the errors in
-    quadrature, and a two-sigma verdict; one date only, or no image date, gives no trend."""
-    from datetime import UTC, datetime
-
-    from sitewatch.catalog.models import Measurement, Observation
-    from sitewatch.report.exports import image_dates, measurement_trends
-
-    obs = [Observation(f"o{y}", "s", datetime(y, 5, 1, tzinfo=UTC)) for y in (2019, 2020, 2021)]
-    ms = [
-        Measurement("h1", "s", "height", 12.0, "m", 0.6, feature_id="berm", observation_id="o2019"),
-        Measurement("h2", "s", "height", 15.0, "m", 0.8, feature_id="berm", observation_id="o2020"),
-        Measurement("h3", "s", "height", 18.0, "m", 0.8, feature_id="berm", observation_id="o2021"),
-        Measurement("h4", "s", "height", 17.0, "m", 0.8, feature_id="berm", observation_id="o2021"),
-        Measurement(
-            "w1",
-            "s",
-            "width",
-            7.0,
-            "m",
-            1.0,
-            feature_id="portal",
-            inputs={"acquired": "2019-05-01T02:00:00Z"},
-        ),
-        Measurement(
-            "w2",
-            "s",
-            "width",
-            7.5,
-            "m",
-            1.0,
-            feature_id="portal",
-            inputs={"acquired": "2021-05-01T02:00:00Z"},
-        ),
-        Measurement("v1", "s", "volume", 9000.0, "m3", feature_id="berm", observation_id="o2019"),
-        Measurement("v2", "s", "volume", 9900.0, "m3", feature_id="berm", observation_id="o2021"),
-        Measurement("d1", "s", "distance", 1.0, "m", feature_id="berm"),  # no image date
-        Measurement("l1", "s", "length", 80.0, "m", 5.0, observation_id="o2021"),  # one date
-    ]
-    assert image_dates(ms, obs)["w1"] == "2019-05-01" and image_dates(ms, obs)["d1"] == ""
-    trends = {(t["feature_id"], t["kind"]): t for t in measurement_trends(ms, obs)}
-    assert set(trends) == {("berm", "height"), ("portal", "width"), ("berm", "volume")}
-    height = trends[("berm", "height")]
-    # the last stored of a date counts (h4 corrects h3); three dates
-    assert height["first"] == ("2019-05-01", 12.0, 0.6) and height["last"] == (
-        "2021-05-01",
-        17.0,
-        0.8,
-    )
-    assert height["change"] == pytest.approx(5.0) and height["sigma"] == pytest.approx(1.0)
-    assert (height["verdict"], height["dates"]) == ("grew", 3)
-    assert trends[("portal", "width")]["verdict"] == "no significant change"
-    assert trends[("berm", "volume")]["verdict"] == "uncertainty unknown"

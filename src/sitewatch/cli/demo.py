@@ -561,12 +561,26 @@ def step_report(run: DemoRun) -> None:
     run.lines.append(f"report: site brief and catalog report in {run.out / 'report'}")
 
 
+def step_measured_change(run: DemoRun) -> None:
+    """Raise the monitor's alerts for the measured quantities that changed significantly between
+    two image dates: the stored measurements say whether the base is still being improved."""
+    from ..monitor.config import Rules
+    from ..monitor.job import measured_change_alerts
+
+    new = measured_change_alerts(run.catalog, DEMO_SITE, Rules())
+    alerts = [run.catalog.get_alert(a) for a in new]
+    run.summary["measured_change_alerts"] = [f"{a.severity}: {a.message}" for a in alerts]
+    run.lines.append(f"measured change: {len(alerts)} alert(s) beyond 2 sigma between image dates")
+    run.lines.extend(f"  alert [{a.severity}] {a.message}" for a in alerts)
+
+
 STEPS: list[tuple[str, Callable[[DemoRun], None]]] = [
     ("catalog", step_catalog),
     ("scenario", step_scenario),
     ("monitor", step_monitor),
     ("mensuration", step_mensuration),
     ("portals", step_portals),
+    ("measured change", step_measured_change),
     ("ranges", step_ranges),
     ("evidence", step_evidence),
     ("report", step_report),
@@ -605,7 +619,7 @@ def demo(out: Path, as_json: bool) -> None:
     c = console()
     c.print("[bold]sitewatch demo[/]")
     for line in run.lines:
-        c.print(f"  {line}")
+        c.print(f"  {line}", markup=False, highlight=False)
     c.print(f"  catalog: {catalog_url}")
     for key, path in run.files.items():
         c.print(f"  {key}: {path}")

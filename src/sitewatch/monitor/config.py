@@ -8,6 +8,8 @@ new_feature_candidates = true  # alert when a compact new change blob could be a
 min_feature_area_m2 = 50
 max_feature_area_m2 = 5000
 max_cloud = 0.3                # scenes with more cloud over the site are not "clear"
+measured_change = true         # alert when a feature's measured size changed between images
+measured_change_sigmas = 2.0   # ... by more than this many of its one-sigma errors
 
 [[sinks]]
 type = "jsonl"
@@ -43,6 +45,19 @@ class Rules:
     min_feature_area_m2: float = 50.0
     max_feature_area_m2: float = 5000.0
     max_cloud: float = 0.3
+    measured_change: bool = True
+    """Alert when a quantity measured of a feature (a berm's height, a spoil volume, a portal's
+    width) changed from one image date to the next beyond ``measured_change_sigmas``: the
+    measurements the analysts stored say the site is being improved (or taken down)."""
+    measured_change_sigmas: float = 2.0
+
+    def __post_init__(self) -> None:
+        sigmas = self.measured_change_sigmas
+        if isinstance(sigmas, bool) or not isinstance(sigmas, int | float) or not sigmas > 0:
+            raise ConfigError(
+                f"measured_change_sigmas must be a number above 0 (2.0: beyond two sigma), "
+                f"not {sigmas!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -73,5 +88,7 @@ def load_config(path: str | Path | None) -> MonitorConfig:
         rules = Rules(**raw_rules)
     except TypeError as exc:
         raise ConfigError(f"{p}: bad [rules]: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: [rules] {exc}") from exc
     sinks = tuple(sink_from_config(s) for s in data.get("sinks", [{"type": "log"}]))
     return MonitorConfig(rules=rules, sinks=sinks)

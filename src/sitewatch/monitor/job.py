@@ -35,7 +35,13 @@ from ..imagery.sources.base import ImagerySource, find_scenes
 from ..imagery.sources.config import load_source_config, open_source, source_from_config
 from .config import Rules
 
-__all__ = ["MonitorOptions", "SiteReport", "monitor_site", "run_monitor"]
+__all__ = [
+    "MonitorOptions",
+    "SiteReport",
+    "measured_change_alerts",
+    "monitor_site",
+    "run_monitor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +165,8 @@ def monitor_site(catalog_url: str, site_id: str, opts: MonitorOptions) -> SiteRe
     report = SiteReport(site_id)
     try:
         with Catalog(catalog_url, actor=ACTOR) as cat:
+            if opts.rules.measured_change:
+                report.alerts += measured_change_alerts(cat, site_id, opts.rules, opts.since)
             _monitor(cat, site_id, opts, report)
     except SitewatchError as exc:
         report.error = str(exc)
@@ -322,7 +330,59 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                             {"areas_m2": [b["properties"]["area_m2"] for b in blobs]},
                         )
             prev_clear = i
-    report.alerts = new_alerts
+    report.alerts += new_alerts
+
+
+def measured_change_alerts(
+    cat: Catalog, site_id: str, rules: Rules, since: date | None = None
+) -> list[str]:
+    """Alerts for the site's measured quantities that changed significantly from one image date
+    to the next (:func:`~sitewatch.catalog.trends.measurement_steps` beyond
+    ``rules.measured_change_sigmas``), one per step, whose later image is dated ``since`` or
+    after; the ids of the alerts new to the catalog. A step's alert is keyed by its later
+    measurement: a re-run raises nothing twice, and a corrected measurement is a new step."""
+    from ..catalog.trends import measurement_steps
+    from ..report.exports import value_text
+
+    site = cat.get_site(site_id)
+    names = {f.id: f.name or f.id for f in cat.query_features(site_id=site_id)}
+    steps = measurement_steps(
+        cat.list_measurements(site_id=site_id),
+        cat.list_observations(site_id),
+        sigmas=rules.measured_change_sigmas,
+    )
+    new: list[str] = []
+    with cat.transaction():
+        for s in steps:
+            if s["verdict"] not in ("grew", "shrank"):
+                continue
+            (d0, v0, u0), (d1, v1, u1) = s["first"], s["last"]
+            if since is not None and d1 < since.isoformat():
+                continue
+            what = names.get(s["feature_id"], s["feature_id"]) if s["feature_id"] else "site"
+            unit = s["unit"]
+            new += _alert(
+                cat,
+                site,
+                "measured_change",
+                s["measurements"][1],
+                f"{what} {s['kind']} {s['verdict']} by "
+                f"{value_text(abs(s['change']), s['sigma'], unit)} between {d0} and {d1} "
+                f"({value_text(v0, u0, unit)} -> {value_text(v1, u1, unit)})",
+                "warning" if s["verdict"] == "grew" else "info",
+                {
+                    "feature_id": s["feature_id"],
+                    "kind": s["kind"],
+                    "unit": unit,
+                    "before": {"date": d0, "value": v0, "uncertainty": u0},
+                    "after": {"date": d1, "value": v1, "uncertainty": u1},
+                    "change": s["change"],
+                    "sigma": s["sigma"],
+                    "verdict": s["verdict"],
+                    "measurements": list(s["measurements"]),
+                },
+            )
+    return new
 
 
 MISREGISTERED_PX = 0.5

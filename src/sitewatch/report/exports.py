@@ -24,6 +24,7 @@ import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from ..catalog.trends import image_dates, measurement_trends
 from ..errors import GeometryError, InputError
 from ..files import atomic_path
 
@@ -58,16 +59,6 @@ def value_text(value: float, unc: float | None, unit: str) -> str:
     return f"{value:.4g} {unit} (no uncertainty recorded)".strip()
 
 
-def image_dates(measurements: Iterable[Any], observations: Iterable[Any] = ()) -> dict[str, str]:
-    """The date (``YYYY-MM-DD``) of the image each measurement was read from, by measurement id:
-    its observation's acquisition, else the ``acquired`` its inputs name; "" when unknown."""
-    seen = {o.id: o.acquired.date().isoformat() for o in observations}
-    return {
-        m.id: seen.get(m.observation_id or "") or str(m.inputs.get("acquired") or "")[:10]
-        for m in measurements
-    }
-
-
 def measurement_lines(
     measurements: Iterable[Any], observations: Iterable[Any] = ()
 ) -> dict[str | None, list[str]]:
@@ -79,55 +70,6 @@ def measurement_lines(
     for m in measurements:
         parts = [f"{m.kind} {value_text(m.value, m.uncertainty, m.unit)}", m.method, dates[m.id]]
         out.setdefault(m.feature_id, []).append(" · ".join(p for p in parts if p))
-    return out
-
-
-def measurement_trends(
-    measurements: Iterable[Any], observations: Iterable[Any] = ()
-) -> list[dict[str, Any]]:
-    """How each quantity of each feature changed between the first and the last image it was
-    measured on: the values, the difference with its one-sigma error (the two errors added in
-    quadrature) and a verdict, "grew" or "shrank" beyond two sigma, else "no significant
-    change" (with no recorded error, the bare difference and "uncertainty unknown").
-    Quantities measured on one image date only are left out; on one date the last stored
-    measurement counts."""
-    measurements = list(measurements)
-    dates = image_dates(measurements, observations)
-    series: dict[tuple[str | None, str, str], dict[str, Any]] = {}
-    for m in measurements:  # in the order stored: a later one of the same date replaces
-        if dates[m.id]:
-            series.setdefault((m.feature_id, m.kind, m.unit), {})[dates[m.id]] = m
-    out = []
-    for (feature_id, kind, unit), by_date in series.items():
-        if len(by_date) < 2:
-            continue
-        first_date, last_date = min(by_date), max(by_date)
-        a, b = by_date[first_date], by_date[last_date]
-        delta = b.value - a.value
-        sigma = (
-            math.hypot(a.uncertainty, b.uncertainty)
-            if a.uncertainty is not None and b.uncertainty is not None
-            else None
-        )
-        if sigma is None:
-            verdict = "uncertainty unknown"
-        elif abs(delta) > 2 * sigma:
-            verdict = "grew" if delta > 0 else "shrank"
-        else:
-            verdict = "no significant change"
-        out.append(
-            {
-                "feature_id": feature_id,
-                "kind": kind,
-                "unit": unit,
-                "first": (first_date, a.value, a.uncertainty),
-                "last": (last_date, b.value, b.uncertainty),
-                "dates": len(by_date),
-                "change": delta,
-                "sigma": sigma,
-                "verdict": verdict,
-            }
-        )
     return out
 
 
