@@ -490,8 +490,8 @@ def test_record_a_reported_measurement(sw: Any) -> None:
     shown = sw("sites", "show", "sakkanmol", "--json").json()
     assert [x["kind"] for x in shown["measurements"]] == ["height", "volume"]
     text = sw("sites", "show", "sakkanmol").out
-    assert "height 18 ± 3 m of berm (reported (CSIS 2018))" in text
-    assert "volume 52000 m3 of site (manual)" in text
+    assert "height 18.0 ± 3.0 m of berm (reported (CSIS 2018); image 2017-11-01)" in text
+    assert "volume 52,000 m3 (no uncertainty recorded) of site (manual)" in text
 
 
 def test_list_and_retract_measurements(sw: Runner) -> None:
@@ -540,6 +540,12 @@ def test_sites_show_gives_the_measured_change(sw: Runner) -> None:
         assert r.code == 0, r.err
     r = sw("sites", "show", "base")
     assert r.code == 0, r.err
-    assert "north berm height 12 → 18 m from 2019-05-01 to 2021-05-01: 6.0 ± 1.4 m, grew" in r.out
+    assert (
+        "north berm height 12.0 ± 1.0 m → 18.0 ± 1.0 m from 2019-05-01 to 2021-05-01: "
+        "6.0 ± 1.4 m, grew" in r.out
+    )
+    # each measurement with the date of its image; no alert until the monitor has run
+    assert "height 12.0 ± 1.0 m of north berm (manual; image 2019-05-01)" in r.out
+    assert "open alerts 0" in r.out
     (trend,) = sw("sites", "show", "base", "--json").json()["measured_change"]
     assert trend["feature_id"] == berm and trend["verdict"] == "grew" and trend["dates"] == 2

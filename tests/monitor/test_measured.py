@@ -170,6 +170,12 @@ def test_cli_delivers_them_to_the_sinks(
     assert sw(*run).json()["alerts"] == 0
     (listed,) = sw("alerts", "list", "--json").json()
     assert listed["rule"] == "measured_change" and listed["details"]["verdict"] == "grew"
+    # the site's page on the terminal shows it until it is dismissed
+    shown = sw("sites", "show", "base").out
+    assert "open alerts 1" in shown and "alert [warning, new] north berm height grew by" in shown
+    assert sw("sites", "show", "base", "--json").json()["alerts"][0]["id"] == listed["id"]
+    assert sw("alerts", "dismiss", listed["id"]).code == 0
+    assert "open alerts 0" in sw("sites", "show", "base").out
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", '"two"', "true"])

@@ -291,3 +291,24 @@ def test_kmz_carries_the_observations_and_their_evidence_images(
             observations=observations,
             evidence_files=files,
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "unc", "expected"),
+    [
+        (18.2913, 0.914, "18.29 ± 0.91 m"),
+        (5581.48, 315.475, "5,581 ± 315 m3"),
+        (52000.0, None, "52,000 m3 (no uncertainty recorded)"),
+        (1234567.0, None, "1,234,567 m3 (no uncertainty recorded)"),
+        (0.000123456, None, "0.0001235 m3 (no uncertainty recorded)"),
+        (0.0, None, "0 m3 (no uncertainty recorded)"),
+        (-2.5, 0.42, "-2.50 ± 0.42 m"),
+    ],
+)
+def test_value_text_never_in_exponent_notation(
+    value: float, unc: float | None, expected: str
+) -> None:
+    from sitewatch.report.exports import value_text
+
+    unit = expected.split(" (")[0].split()[-1]
+    assert value_text(value, unc, unit) == expected

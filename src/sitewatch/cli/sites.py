@@ -165,10 +165,11 @@ def list_(as_json: bool, **kw: Any) -> None:
 @click.argument("site_id")
 @json_option
 def show(site_id: str, as_json: bool) -> None:
-    """Show one site with its features, observations and measurements, and how each measured
-    quantity changed between its first and last image."""
+    """Show one site with its features, observations and measurements, how each measured
+    quantity changed between its first and last image, and its alerts not yet dismissed."""
     from ..catalog._codec import jsonable
-    from ..report.exports import measurement_trends, value_text
+    from ..catalog.trends import image_dates, measurement_trends
+    from ..report.exports import value_text
 
     with open_catalog() as cat:
         site = cat.get_site(site_id)
@@ -177,6 +178,7 @@ def show(site_id: str, as_json: bool) -> None:
         meas = cat.list_measurements(site_id=site_id)
         events = cat.list_change_events(site_id)
         cited = [cat.get_source(sid) for sid in site.source_ids]
+        alerts = cat.list_alerts(site_id=site_id, state=("new", "acked"))
     if as_json:
         echo_json(
             {
@@ -187,6 +189,7 @@ def show(site_id: str, as_json: bool) -> None:
                 "measured_change": measurement_trends(meas, obs),
                 "change_events": jsonable(events),
                 "sources": jsonable(cited),
+                "alerts": jsonable(alerts),
             }
         )
         return
@@ -210,28 +213,39 @@ def show(site_id: str, as_json: bool) -> None:
             out.print(f"              {escape(s.url)}")
     out.print(
         f"  features {len(feats)}, observations {len(obs)}, measurements {len(meas)}, "
-        f"change events {len(events)}"
+        f"change events {len(events)}, open alerts {len(alerts)}"
     )
+    for a in alerts[:SHOWN_ALERTS]:
+        tag = escape(f"[{a.severity}, {a.state}]")
+        out.print(f"    - alert {tag} {escape(a.message)}  [dim]{a.id}[/]")
+    if len(alerts) > SHOWN_ALERTS:
+        out.print(
+            f"    - ... {len(alerts) - SHOWN_ALERTS} older alert(s): "
+            f"sitewatch alerts list --site {site.id} --state new --state acked"
+        )
     for f in feats:
-        attrs = ", ".join(f"{k}={v}" for k, v in f.attributes.items())
+        attrs = ", ".join(f"{k}={_attr_text(v)}" for k, v in f.attributes.items())
         words = " ".join(w for w in (f.kind, escape(f.name), escape(attrs)) if w)
         out.print(f"    - {words}  [dim]{f.id}[/]")
     names = {f.id: f.name or f.kind.replace("_", " ") for f in feats}
+    dates = image_dates(meas, obs)
     for m in meas:
-        sd = f" ± {m.uncertainty:g}" if m.uncertainty is not None else ""
         what = names.get(m.feature_id or "", m.feature_id or "site")
         if m.feature_id is None and m.inputs.get("deleted_feature"):
             what = f"site (deleted feature {m.inputs['deleted_feature']})"
+        how = "; ".join(p for p in (m.method, dates[m.id] and f"image {dates[m.id]}") if p)
         out.print(
-            f"    - {m.kind} {m.value:g}{sd} {escape(m.unit)} of {escape(what)}"
-            f" ({escape(m.method or 'no method given')})  [dim]{m.id}[/]"
+            f"    - {m.kind} {escape(value_text(m.value, m.uncertainty, m.unit))} of "
+            f"{escape(what)} ({escape(how or 'no method given')})  [dim]{m.id}[/]"
         )
     for t in measurement_trends(meas, obs):  # is the site still being improved?
-        (d0, v0, _), (d1, v1, _) = t["first"], t["last"]
+        (d0, v0, u0), (d1, v1, u1) = t["first"], t["last"]
         what = names.get(t["feature_id"] or "", t["feature_id"] or "site")
+        unit = t["unit"]
         out.print(
-            f"    - {escape(what)} {t['kind']} {v0:g} → {v1:g} {escape(t['unit'])} from {d0} to "
-            f"{d1}: {value_text(t['change'], t['sigma'], t['unit'])}, {t['verdict']}"
+            f"    - {escape(what)} {t['kind']} {escape(value_text(v0, u0, unit))} → "
+            f"{escape(value_text(v1, u1, unit))} from {d0} to {d1}: "
+            f"{escape(value_text(t['change'], t['sigma'], unit))}, {t['verdict']}"
         )
     for o in obs:
         phase = f" {o.phase.replace('_', ' ')}" if o.phase else ""
@@ -248,6 +262,17 @@ def show(site_id: str, as_json: bool) -> None:
             f"    - change {e.before.date().isoformat()} → {e.after.date().isoformat()}: "
             f"{e.area_m2:,.0f} m² ({escape(e.method)}){'; ' + kinds if kinds else ''}"
         )
+
+
+SHOWN_ALERTS = 10
+"""``sites show`` lists the newest open alerts up to this many."""
+
+
+def _attr_text(value: object) -> str:
+    """A feature attribute as shown: numbers to six significant digits (``1086.12``)."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 @sites.command("edit")

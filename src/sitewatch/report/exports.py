@@ -52,11 +52,16 @@ LAYERS = ("features", "change_polygons", "range_rings")
 
 def value_text(value: float, unc: float | None, unit: str) -> str:
     """A measured value with its one-sigma uncertainty, to the uncertainty's two significant
-    digits (``18.3 ± 0.9 m``); says so when none was recorded."""
+    digits (``18.3 ± 0.9 m``, ``5,581 ± 315 m3``); without one, to four significant digits and
+    says so (``52,000 m3 (no uncertainty recorded)``). Never in exponent notation."""
     if unc is not None and unc > 0 and math.isfinite(unc):
         d = max(0, 1 - math.floor(math.log10(unc)))
-        return f"{value:.{d}f} ± {unc:.{d}f} {unit}".strip()
-    return f"{value:.4g} {unit} (no uncertainty recorded)".strip()
+        return f"{value:,.{d}f} ± {unc:,.{d}f} {unit}".strip()
+    if value == 0 or not math.isfinite(value):
+        shown = f"{value:g}"
+    else:
+        shown = f"{value:,.{max(0, 3 - math.floor(math.log10(abs(value))))}f}"
+    return f"{shown} {unit} (no uncertainty recorded)".strip()
 
 
 def measurement_lines(
