@@ -730,3 +730,51 @@ def test_import_brings_the_measurements_with_their_links(catalog: Catalog) -> No
     assert report.measurements == 1
     assert {m.id for m in catalog.list_measurements(site_id="site-0")} == {"m-h", "m-v"}
     assert catalog.import_records([theirs], on_duplicate="update").measurements == 0
+
+
+def test_import_update_replaces_a_changed_observation_and_measurement(catalog: Catalog) -> None:
+    """A colleague corrected an observation's text and re-measured a height under the same ids:
+    the stored ones become new versions, with the history keeping what they were; records that
+    did not change are left as they are."""
+    berm = Feature("f-berm", "site-0", "berm", Point(126.0, 38.5))
+    obs = Observation("o1", "site-0", datetime(2024, 1, 1, tzinfo=UTC), text="spoil")
+    same = Observation("o2", "site-0", datetime(2024, 2, 1, tzinfo=UTC), text="no change")
+    height = Measurement(
+        "m-h", "site-0", "height", 18.0, "m", 1.0, feature_id="f-berm", observation_id="o1",
+        inputs={"shadow_m": [30.1, 29.8]}, analyst="ana",
+    )  # fmt: skip
+    width = Measurement("m-w", "site-0", "width", 7.0, "m", 0.5, feature_id="f-berm")
+    record = SiteRecord(
+        make_site(0, tags=("ugf", "berm")),
+        features=(berm,),
+        observations=(obs, same),
+        measurements=(height, width),
+    )
+    catalog.import_records([record])
+    # the same file again: nothing differs (lists and tuples, times as stored)
+    again = catalog.import_records([record], on_duplicate="update")
+    assert (again.observations_updated, again.measurements_updated) == (0, 0)
+    # nor is the site a new version: a colleague's open copy of it stays current
+    assert (again.updated, again.unchanged, catalog.get_site("site-0").version) == (0, 1, 1)
+    retagged = dataclasses.replace(
+        record.site, tags=tuple(reversed(record.site.tags)) + record.site.tags
+    )
+    assert catalog.import_records([SiteRecord(retagged)], on_duplicate="update").unchanged == 1
+    fixed = dataclasses.replace(obs, text="fresh spoil at portal 1", phase="active_construction")
+    remeasured = dataclasses.replace(height, value=18.6, uncertainty=0.6)
+    theirs = dataclasses.replace(
+        record, observations=(fixed, same), measurements=(remeasured, width)
+    )
+    report = catalog.import_records([theirs], on_duplicate="update")
+    assert (report.observations, report.observations_updated) == (0, 1)
+    assert (report.measurements, report.measurements_updated) == (0, 1)
+    stored = catalog.get_observation("o1")
+    assert (stored.text, stored.phase, stored.version) == (
+        "fresh spoil at portal 1", "active_construction", 2)  # fmt: skip
+    assert catalog.get_observation("o2").version == 1
+    m = catalog.get_measurement("m-h")
+    assert (m.value, m.uncertainty, m.version, m.feature_id) == (18.6, 0.6, 2, "f-berm")
+    assert catalog.get_measurement("m-w").version == 1
+    history = [e for e in catalog.history(site_id="site-0") if e.entity_id == "m-h"]
+    assert history[-1].action == "update"  # a bulk import's rows are their own "create"
+    assert history[-1].before is not None and history[-1].before["value"] == 18.0

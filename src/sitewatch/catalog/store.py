@@ -87,11 +87,15 @@ class ImportReport:
 
     added: int = 0
     updated: int = 0
+    unchanged: int = 0
+    """Sites already in the catalog as the file has them (``on_duplicate="update"``)."""
     skipped: int = 0
     features: int = 0
     features_updated: int = 0
     observations: int = 0
+    observations_updated: int = 0
     measurements: int = 0
+    measurements_updated: int = 0
     problems: list[RecordProblem] = field(default_factory=list)
 
 
@@ -544,12 +548,17 @@ class Catalog:
                 self._upsert_sources(conn, rec.sources, now)
                 self._check_sources(conn, rec.site.source_ids)
                 old = self._get_site(conn, rec.site.id)
-                updated = self._replace_site(
-                    conn, replace(rec.site, version=old.version), old.version, now
-                )
-                self._history(conn, "site", rec.site.id, "update", old, updated, now)
+                if _record_state(old) != _record_state(rec.site):
+                    # only a site that differs becomes a new version: a file imported again
+                    # must not make every colleague's open copy stale
+                    updated = self._replace_site(
+                        conn, replace(rec.site, version=old.version), old.version, now
+                    )
+                    self._history(conn, "site", rec.site.id, "update", old, updated, now)
+                    report.updated += 1
+                else:
+                    report.unchanged += 1
                 self._merge_records(rec, report)
-                report.updated += 1
             else:
                 report.problems.append(
                     RecordProblem(
@@ -648,9 +657,9 @@ class Catalog:
 
     def _merge_records(self, rec: SiteRecord, report: ImportReport) -> None:
         """Bring an updated site's features, observations and measurements in (inside the
-        import's transaction): those the catalog lacks are added, a stored feature that differs
-        from the file's is replaced (a new version, in the history); stored observations and
-        measurements stay as they are. Nothing of the site that the file lacks is removed."""
+        import's transaction): those the catalog lacks are added, a stored one that differs from
+        the file's is replaced (a new version, in the history). Nothing of the site that the
+        file lacks is removed."""
         stored = {f.id: f for f in self.query_features(site_id=rec.site.id)}
         for f in rec.features:
             old = stored.get(f.id)
@@ -660,16 +669,24 @@ class Catalog:
             elif _feature_state(old) != _feature_state(f):
                 self._update(replace(f, site_id=rec.site.id, version=old.version))
                 report.features_updated += 1
-        have = {o.id for o in self.list_observations(rec.site.id)}
+        have = {o.id: o for o in self.list_observations(rec.site.id)}
         for o in rec.observations:
-            if o.id not in have:
+            seen = have.get(o.id)
+            if seen is None:
                 self._add(replace(o, site_id=rec.site.id))
                 report.observations += 1
-        measured = {m.id for m in self.list_measurements(site_id=rec.site.id)}
+            elif _record_state(seen) != _record_state(replace(o, site_id=rec.site.id)):
+                self._update(replace(o, site_id=rec.site.id, version=seen.version))
+                report.observations_updated += 1
+        measured = {m.id: m for m in self.list_measurements(site_id=rec.site.id)}
         for m in rec.measurements:
-            if m.id not in measured:
+            was = measured.get(m.id)
+            if was is None:
                 self.add_measurement(replace(m, site_id=rec.site.id))
                 report.measurements += 1
+            elif _record_state(was) != _record_state(replace(m, site_id=rec.site.id)):
+                self._update(replace(m, site_id=rec.site.id, version=was.version))
+                report.measurements_updated += 1
 
     def _upsert_sources(self, conn: Connection, srcs: Sequence[Source], now: datetime) -> None:
         unique = {s.id: s for s in srcs}
@@ -1262,6 +1279,19 @@ class Catalog:
 def _feature_state(f: Feature) -> tuple[Any, ...]:
     """What an import compares to tell whether a feature changed (not its version or stamps)."""
     return (f.kind, f.geometry.wkb, f.name, f.attributes, f.first_seen, f.last_seen)
+
+
+_BOOKKEEPING = frozenset({"version", "created_at", "updated_at"})
+
+
+def _record_state(obj: Site | Observation | Measurement) -> dict[str, Any]:
+    """What an import compares to tell whether a site, an observation or a measurement changed:
+    its fields as stored in JSON (so that a file's rounding of times and numbers to what the
+    catalog keeps is no change; tags as a set), not its version or stamps."""
+    state: dict[str, Any] = jsonable(obj)
+    if "tags" in state:
+        state["tags"] = sorted(set(state["tags"]))
+    return {k: v for k, v in state.items() if k not in _BOOKKEEPING}
 
 
 def _stored_copy(site: Site, now: datetime) -> Site:

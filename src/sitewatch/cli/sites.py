@@ -463,11 +463,14 @@ def import_(
         "format": fmt,
         "added": report.added,
         "updated": report.updated,
+        "unchanged": report.unchanged,
         "skipped": report.skipped,
         "features": report.features,
         "features_updated": report.features_updated,
         "observations": report.observations,
+        "observations_updated": report.observations_updated,
         "measurements": report.measurements,
+        "measurements_updated": report.measurements_updated,
         "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
     }
     if as_json:
@@ -475,10 +478,13 @@ def import_(
         return
     console().print(
         f"imported {report.added} site(s) from {path} ({fmt}); updated {report.updated}, "
-        f"skipped {report.skipped}; features: {report.features} added"
+        + (f"unchanged {report.unchanged}, " if report.unchanged else "")
+        + f"skipped {report.skipped}; features: {report.features} added"
         + (f", {report.features_updated} updated" if report.features_updated else "")
         + f"; observations: {report.observations} added"
+        + (f", {report.observations_updated} updated" if report.observations_updated else "")
         + f"; measurements: {report.measurements} added"
+        + (f", {report.measurements_updated} updated" if report.measurements_updated else "")
     )
     for p in report.problems[:20]:
         err_console().print(f"  skipped {p}")
