@@ -107,6 +107,23 @@ def test_update_is_optimistic(catalog: Catalog, catalog_url: str) -> None:
     other.close()
 
 
+def test_an_edit_that_changes_nothing_is_no_new_version(catalog: Catalog) -> None:
+    """Saving a record as it is (the web form saved unchanged, a script re-run) writes nothing:
+    no new version that would make a colleague's open copy stale, no empty history entry; a
+    stale copy is still refused."""
+    catalog.add_site(make_site(tags=("ugf", "berm")))
+    site = catalog.get_site("site-0")
+    feature = catalog.add_feature(Feature("f1", "site-0", "berm", Point(126.0, 38.5), name="b"))
+    before = len(catalog.history(site_id="site-0"))
+    same = catalog.update_site(dataclasses.replace(site, tags=("berm", "ugf", "berm")))
+    assert same.version == 1 and same.updated_at == site.updated_at
+    assert catalog.update_feature(dataclasses.replace(feature)).version == 1
+    assert len(catalog.history(site_id="site-0")) == before
+    assert catalog.update_feature(dataclasses.replace(feature, name="B1")).version == 2
+    with pytest.raises(ConflictError, match="version 2, your copy is version 1"):
+        catalog.update_feature(dataclasses.replace(feature))
+
+
 def test_history_records_who_and_what(catalog: Catalog) -> None:
     catalog.add_site(make_site())
     site = catalog.get_site("site-0")

@@ -50,6 +50,10 @@ def test_add_list_show_edit_delete(sw: Runner) -> None:
     assert r.json() == []
     r = sw("sites", "edit", "sakkanmol", "--status", "confirmed", "--add-tag", "berm", "--json")
     assert r.code == 0 and r.json()["version"] == 2 and r.json()["tags"] == ["berm", "ugf"]
+    # an edit to what is already stored changes nothing and says so
+    r = sw("sites", "edit", "sakkanmol", "--status", "confirmed")
+    assert r.code == 0 and "nothing changed: site sakkanmol already has those values" in r.out
+    assert sw("sites", "show", "sakkanmol", "--json").json()["version"] == 2
     # a stale edit is refused and says what to do
     r = sw("sites", "edit", "sakkanmol", "--notes", "stale", "--expect-version", "1")
     assert r.code == 2 and "version 2, your copy is version 1" in r.err

@@ -306,6 +306,8 @@ class Catalog:
             old = self._get_site(conn, site.id)
             self._check_version("site", site.id, old.version, site.version)
             self._check_sources(conn, site.source_ids)
+            if _record_state(site) == _record_state(old):
+                return old  # nothing changed: no new version, no history entry
             new = self._replace_site(conn, site, old.version, now)
             self._history(conn, "site", site.id, "update", old, new, now)
             return new
@@ -787,6 +789,8 @@ class Catalog:
             old = self._get(conn, type(obj), rid)
             stored_version: int = old.version  # type: ignore[attr-defined]
             self._check_version(entity, rid, stored_version, obj.version)  # type: ignore[attr-defined]
+            if _record_state(obj) == _record_state(old):
+                return old  # nothing changed: no new version, no history entry
             row = self._stamp(to_row(obj), now, version=stored_version + 1)
             row.pop("id")
             row.pop("created_at", None)
@@ -1284,10 +1288,10 @@ def _feature_state(f: Feature) -> tuple[Any, ...]:
 _BOOKKEEPING = frozenset({"version", "created_at", "updated_at"})
 
 
-def _record_state(obj: Site | Observation | Measurement) -> dict[str, Any]:
-    """What an import compares to tell whether a site, an observation or a measurement changed:
-    its fields as stored in JSON (so that a file's rounding of times and numbers to what the
-    catalog keeps is no change; tags as a set), not its version or stamps."""
+def _record_state(obj: Any) -> dict[str, Any]:
+    """What an edit or an import compares to tell whether a record changed: its fields as stored
+    in JSON (so that a file's rounding of times and numbers to what the catalog keeps is no
+    change; tags as a set), not its version or stamps."""
     state: dict[str, Any] = jsonable(obj)
     if "tags" in state:
         state["tags"] = sorted(set(state["tags"]))

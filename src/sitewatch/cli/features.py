@@ -232,7 +232,7 @@ def edit(
         stored = cat.update_feature(
             dataclasses.replace(f, **changes, attributes=merged, version=version)
         )
-    echo_updated("feature", stored, as_json)
+    echo_updated("feature", stored, as_json, was=version)
 
 
 @features.command("delete")

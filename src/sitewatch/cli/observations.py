@@ -196,7 +196,7 @@ def edit(
         stored = cat.update_observation(
             dataclasses.replace(o, **changes, evidence=evidence, version=version)
         )
-    echo_updated("observation", stored, as_json)
+    echo_updated("observation", stored, as_json, was=version)
 
 
 @observations.command("delete")

@@ -134,13 +134,20 @@ def echo_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=_default, ensure_ascii=False) + "\n")
 
 
-def echo_updated(entity: str, stored: Any, as_json: bool, payload: Any = None) -> None:
+def echo_updated(
+    entity: str, stored: Any, as_json: bool, payload: Any = None, *, was: int | None = None
+) -> None:
     """Report an edited record: its JSON (``payload``, default the record), or one line with its
-    new version."""
+    new version; an edit that changed nothing (the catalog keeps version ``was``) says so."""
     if as_json:
         from ..catalog._codec import jsonable
 
         echo_json(jsonable(stored) if payload is None else payload)
+    elif stored.version == was:
+        console().print(
+            f"nothing changed: {entity} [bold]{stored.id}[/] already has those values (still "
+            f"version {stored.version})"
+        )
     else:
         console().print(f"updated {entity} [bold]{stored.id}[/] (now version {stored.version})")
 

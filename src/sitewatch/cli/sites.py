@@ -324,7 +324,7 @@ def edit(
             site, **changes, tags=tags, aliases=aliases, source_ids=cited, version=version
         )
         stored = cat.update_site(edited)
-    echo_updated("site", stored, as_json, site_json(stored))
+    echo_updated("site", stored, as_json, site_json(stored), was=version)
 
 
 @sites.command("delete")

@@ -100,7 +100,7 @@ def edit(
             changes["accessed"] = accessed.date()
         version = expect_version if expect_version is not None else src.version
         stored = cat.update_source(dataclasses.replace(src, **changes, version=version))
-    echo_updated("source", stored, as_json)
+    echo_updated("source", stored, as_json, was=version)
 
 
 @sources.command("delete")
