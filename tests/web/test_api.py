@@ -271,6 +271,29 @@ def test_records_of_a_site(client: Any, web_env: Any) -> None:
     assert changes[0]["area_m2"] == 1200.0 and changes[0]["geometry"]["type"] == "Polygon"
 
 
+def test_measured_change_of_a_site(client: Any, web_env: Any) -> None:
+    """A portal's width measured on two image dates: the first and last values, the change with
+    its error in quadrature and the two-sigma verdict, as `sites show --json` gives them."""
+    h, viewer = web_env.auth("analyst"), web_env.auth("viewer")
+    assert client.get("/api/sites/alpha-base/measured-change", headers=viewer).json() == []
+    ids = []
+    for day, value in (("2022-04-01", 9.0), ("2024-04-01", 7.0)):
+        obs = client.post("/api/sites/alpha-base/observations",
+                          json={"acquired": f"{day}T02:00:00Z"}, headers=h).json()  # fmt: skip
+        r = client.post("/api/sites/alpha-base/measurements", json={
+            "kind": "width", "value": value, "unit": "m", "uncertainty": 0.3,
+            "feature_id": "f-portal", "observation_id": obs["id"]}, headers=h)  # fmt: skip
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    (trend,) = client.get("/api/sites/alpha-base/measured-change", headers=viewer).json()
+    assert trend["feature_id"] == "f-portal" and trend["kind"] == "width"
+    assert trend["first"] == ["2022-04-01", 9.0, 0.3] and trend["last"] == ["2024-04-01", 7.0, 0.3]
+    assert trend["change"] == pytest.approx(-2.0) and trend["sigma"] == pytest.approx(0.3 * 2**0.5)
+    assert (trend["verdict"], trend["dates"], trend["measurements"]) == ("shrank", 2, ids)
+    r = client.get("/api/sites/nowhere/measured-change", headers=viewer)
+    assert r.status_code == 404
+
+
 def test_observations_corrected_and_records_retracted(client: Any, web_env: Any) -> None:
     h, viewer = web_env.auth("analyst"), web_env.auth("viewer")
     obs = client.post(

@@ -342,6 +342,33 @@ def test_retract_a_measurement_and_an_observation(page: Any, live_server: Any) -
     assert {("measurement", "m-wrong"), ("observation", "o-wrong")} <= deleted
 
 
+def test_measured_change_on_the_site_page(page: Any, live_server: Any) -> None:
+    """The portal's width measured on two image dates shows as a change with its error and
+    verdict; retracting the later measurement takes the change away."""
+    from sitewatch.catalog.models import Measurement
+
+    with Catalog(live_server.env.url) as cat:
+        for mid, day, value, sigma in (
+            ("w1", "2021-05-06", 12.0, 0.6),
+            ("w2", "2023-05-06", 15.0, 0.8),
+        ):
+            cat.add_measurement(Measurement(mid, "alpha-base", "width", value, "m", sigma,
+                feature_id="f-portal", inputs={"acquired": f"{day}T02:00:00Z"}))  # fmt: skip
+    page.on("dialog", lambda dialog: dialog.accept())
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    trend = page.wait_for_selector("#measured-change li[data-trend='f-portal/width']")
+    text = trend.inner_text()
+    assert "ugf_portal width: 12.00 ± 0.60 m → 15.00 ± 0.80 m, +3.0 ± 1.0 m grew" in text, text
+    assert "2021-05-06 → 2023-05-06, 2 image dates" in text
+    measured = page.inner_text("#measurement-list li[data-measurement=w1]")
+    assert measured.startswith("width 12.00 ± 0.60 m of ugf_portal (image 2021-05-06)"), measured
+    page.click("#measurement-list li[data-measurement=w2] button.retract")
+    page.wait_for_selector("#measured-change li[data-trend]", state="detached")
+    assert "nothing measured on two image dates yet" in page.inner_text("#measured-change")
+
+
 def test_size_of_a_mapped_berm_from_the_editor(page: Any, live_server: Any) -> None:
     from shapely.geometry import box
 

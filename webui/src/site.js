@@ -3,7 +3,7 @@
 // with their evidence, the sources the site cites, and history.
 import L from "leaflet";
 import { get, post, patch, del, upload } from "./api.js";
-import { h, svg, select, toast, fmtDate } from "./dom.js";
+import { h, svg, select, toast, fmtDate, valueText } from "./dom.js";
 import { state, canWrite, fitView } from "./main.js";
 
 const PHASE_COLOUR = {
@@ -463,7 +463,7 @@ export async function sitePage(siteId) {
         // the date of the image it was read from: its observation's, or the one its inputs name
         const obs = m.observation_id ? observations.find((o) => o.id === m.observation_id) : null;
         const imaged = obs ? fmtDate(obs.acquired) : fmtDate(m.inputs && m.inputs.acquired);
-        return h("li", { "data-measurement": m.id }, `${m.kind} ${m.value} ${m.unit}`, m.uncertainty != null ? ` ± ${m.uncertainty}` : "",
+        return h("li", { "data-measurement": m.id }, `${m.kind} ${valueText(m.value, m.uncertainty, m.unit)}`,
           of ? ` of ${of.name || of.kind}` : "",
           imaged ? ` (image ${imaged})` : "",
           h("span", { class: "muted" }, ` · ${m.method} · ${m.analyst} · measured ${fmtDate(m.measured_at)}`),
@@ -471,6 +471,36 @@ export async function sitePage(siteId) {
       }),
     );
     if (!measurements.length) measurementList.append(h("li", { class: "muted" }, "none yet"));
+    renderChange();
+  }
+  // how each quantity changed between its first and last image (the server's one rule): is the
+  // site still being improved?
+  const changeList = h("ul", { class: "list", id: "measured-change" });
+  let changeAsked = 0;
+  async function renderChange() {
+    const asked = ++changeAsked;
+    let trends;
+    try {
+      trends = await get(`/api/sites/${encodeURIComponent(siteId)}/measured-change`);
+    } catch (e) {
+      trends = [];
+      toast(e.message, true);
+    }
+    if (asked !== changeAsked) return; // a newer request is on its way
+    changeList.replaceChildren(
+      ...trends.map((t) => {
+        const of = t.feature_id ? features.find((f) => f.id === t.feature_id) : null;
+        const [d0, v0, u0] = t.first;
+        const [d1, v1, u1] = t.last;
+        const sign = t.change > 0 ? "+" : "";
+        const moved = t.verdict === "grew" || t.verdict === "shrank";
+        return h("li", { "data-trend": `${t.feature_id || ""}/${t.kind}`, class: moved ? "sev-warning" : null },
+          `${of ? of.name || of.kind : t.feature_id || "site"} ${t.kind}: ${valueText(v0, u0, t.unit)} → ${valueText(v1, u1, t.unit)}, `,
+          h("b", {}, `${sign}${valueText(t.change, t.sigma, t.unit)} ${t.verdict}`),
+          h("span", { class: "muted" }, ` · ${d0} → ${d1}, ${t.dates} image dates`));
+      }),
+    );
+    if (!trends.length) changeList.append(h("li", { class: "muted" }, "nothing measured on two image dates yet"));
   }
   renderMeasurements();
   async function retractMeasurement(m) {
@@ -711,6 +741,8 @@ export async function sitePage(siteId) {
     shadowOut,
     h("h3", {}, "Measurements"),
     measurementList,
+    h("h3", {}, "Measured change"),
+    changeList,
     h("h3", {}, "Observations"),
     ...observationForm,
     observationList,

@@ -14,6 +14,7 @@ from ._convert import cached_json, geometry, json_response, patch_fields
 from .schemas import (
     ChangeEventIn,
     ChangeEventOut,
+    MeasuredChangeOut,
     MeasurementIn,
     MeasurementOut,
     ObservationIn,
@@ -119,6 +120,26 @@ async def list_measurements(
     return await cached_json(
         ctx, request, lambda: ctx.reader.list_measurements(site_id=site_id, feature_id=feature_id)
     )
+
+
+@router.get(
+    "/api/sites/{site_id}/measured-change",
+    response_model=list[MeasuredChangeOut],
+    tags=["measurements"],
+    summary="How each measured quantity changed between its first and last image",
+)
+async def measured_change(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Response:
+    """Per feature and quantity measured on two image dates or more: the first and last values,
+    the change with its one-sigma error and a two-sigma verdict (is the site being improved?)."""
+    from ...catalog.trends import measurement_trends
+
+    def compute() -> object:
+        ctx.reader.get_site(site_id)
+        return measurement_trends(
+            ctx.reader.list_measurements(site_id=site_id), ctx.reader.list_observations(site_id)
+        )
+
+    return await cached_json(ctx, request, compute)
 
 
 @router.post(

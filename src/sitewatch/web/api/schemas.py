@@ -33,6 +33,7 @@ __all__ = [
     "HistoryOut",
     "LoginIn",
     "MeOut",
+    "MeasuredChangeOut",
     "MeasurementIn",
     "MeasurementOut",
     "ObservationIn",
@@ -294,6 +295,22 @@ class MeasurementOut(_Out):
     analyst: str
     measured_at: datetime | None
     version: int
+
+
+class MeasuredChangeOut(_Out):
+    """How one measured quantity of a feature changed between the first and the last image it
+    was measured on (as ``sitewatch sites show --json`` gives it in ``measured_change``)."""
+
+    feature_id: str | None
+    kind: str
+    unit: str
+    first: tuple[str, float, float | None] = Field(description="image date, value, one sigma")
+    last: tuple[str, float, float | None] = Field(description="image date, value, one sigma")
+    dates: int = Field(description="image dates the quantity was measured on")
+    change: float
+    sigma: float | None = Field(description="one sigma of the change (errors in quadrature)")
+    verdict: Literal["grew", "shrank", "no significant change", "uncertainty unknown"]
+    measurements: tuple[str, str] = Field(description="ids of the first and last measurement")
 
 
 class MeasurementIn(_In):
