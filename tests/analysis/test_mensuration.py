@@ -270,6 +270,31 @@ def test_berm_volume_matches_numerical_integration() -> None:
         berm_volume(fp, h, crest_width_m=20.0, crs="EPSG:32652")
 
 
+def test_a_berm_in_parts_is_the_sum_of_its_parts() -> None:
+    """Two 60 x 14 m pieces 40 m apart (a berm cut by a road): twice one piece, not a prismoid
+    on one rectangle around both; the height's error adds up, the outlines' in quadrature."""
+    from shapely.geometry import LineString, MultiPolygon
+
+    one, other = box(0, 0, 60, 14), box(100, 0, 160, 14)
+    single = berm_volume(one, 5.0, crest_width_m=3.0, crs="EPSG:32652", height_sigma_m=0.5,
+                         position_sigma_m=1.0)  # fmt: skip
+    both = berm_volume(MultiPolygon([one, other]), 5.0, crest_width_m=3.0, crs="EPSG:32652",
+                       height_sigma_m=0.5, position_sigma_m=1.0)  # fmt: skip
+    assert both.value == pytest.approx(2 * single.value)
+    h_part = single.value * 0.1  # the height's 10 % error of one part
+    outline = math.sqrt(single.uncertainty**2 - h_part**2)
+    assert both.uncertainty == pytest.approx(math.hypot(2 * h_part, math.sqrt(2) * outline))
+    assert both.inputs["parts"] == [{"length_m": 60.0, "base_width_m": 14.0}] * 2
+    # a crest wider than one part names the part
+    narrow = MultiPolygon([one, box(100, 0, 160, 2)])
+    with pytest.raises(
+        InputError, match=r"part 2 of 2 of the footprint: crest width 3\.0 m exceeds"
+    ):
+        berm_volume(narrow, 5.0, crest_width_m=3.0, crs="EPSG:32652")
+    with pytest.raises(InputError, match="must be a polygon, not a linestring"):
+        berm_volume(LineString(one.exterior.coords), 5.0, crs="EPSG:32652")
+
+
 def test_volume_from_two_dems() -> None:
     t = Affine(2.0, 0, 0, 0, -2.0, 200.0)
     before = np.full((100, 100), 50.0)

@@ -390,6 +390,15 @@ def test_feature_size_tool(client: Any, web_env: Any) -> None:
         ("area", berm["id"]), ("volume", berm["id"])]  # fmt: skip
     stored = client.get(f"/api/measurements?feature_id={berm['id']}", headers=h).json()
     assert sorted(m["kind"] for m in stored) == ["area", "height", "volume"]
+    # a berm mapped in two pieces: both pieces' volumes, not the larger one's
+    parts = {"type": "MultiPolygon", "coordinates": [poly["coordinates"],
+             [[[126.501, 40.2], [126.5015, 40.2], [126.5015, 40.2002], [126.501, 40.2002],
+               [126.501, 40.2]]]]}  # fmt: skip
+    cut = client.post("/api/sites/alpha-base/features", json={"kind": "berm", "geometry": parts,
+                      "attributes": {"height_m": 18}}, headers=h).json()  # fmt: skip
+    out = client.post("/api/tools/feature-size", json={"feature_id": cut["id"]}, headers=h).json()
+    assert out["volume"]["value"] == pytest.approx(berm_volume(shape(parts), 18).value, rel=1e-6)
+    assert out["volume"]["value"] == pytest.approx(2 * berm_volume(geom, 18).value, rel=1e-3)
     r = client.post("/api/tools/feature-size", json={"feature_id": "f-portal"}, headers=h)
     assert r.status_code == 400 and "point" in r.json()["detail"]
     r = client.post("/api/tools/feature-size", json={"feature_id": "nope"}, headers=h)

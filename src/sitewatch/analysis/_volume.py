@@ -11,7 +11,6 @@ import numpy as np
 from affine import Affine
 from numpy.typing import NDArray
 from pyproj import CRS
-from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import AnalysisError, InputError
@@ -70,7 +69,7 @@ def section_volume(
 
 
 def berm_volume(
-    footprint: Polygon,
+    footprint: BaseGeometry,
     height_m: float,
     *,
     crest_width_m: float = 0.0,
@@ -83,7 +82,25 @@ def berm_volume(
     The base is the minimum rotated rectangle ``L x W`` of the footprint; the crest is
     ``crest_width_m`` wide and shortened by the same side slope at the ends, so the prismoidal
     formula ``V = h/6 (A_base + 4 A_mid + A_top)`` is exact for that shape.
+
+    A multi-part footprint (a berm mapped in pieces, cut by a road) is the sum of its parts'
+    prismoids, each of the same height: the height's error is common to the parts and adds up,
+    their outlines' errors are independent and add in quadrature; ``inputs["parts"]`` gives
+    each part's sides. (One rectangle around all the parts would count the gaps between them.)
     """
+    if footprint.geom_type == "MultiPolygon":
+        return _parts_volume(
+            list(footprint.geoms),  # type: ignore[attr-defined]
+            height_m,
+            crest_width_m=crest_width_m,
+            height_sigma_m=height_sigma_m,
+            position_sigma_m=position_sigma_m,
+            crs=crs,
+        )
+    if footprint.geom_type != "Polygon":
+        raise InputError(
+            f"a berm's footprint must be a polygon, not a {footprint.geom_type.lower()}"
+        )
     c = CRS.from_user_input(crs)
     geom = footprint
     cen = footprint.centroid
@@ -117,6 +134,52 @@ def berm_volume(
         {
             "length_m": round(length, 3),
             "base_width_m": round(width, 3),
+            "crest_width_m": crest_width_m,
+            "height_m": height_m,
+            "height_sigma_m": height_sigma_m,
+        },
+    )
+
+
+def _parts_volume(
+    parts: Sequence[BaseGeometry],
+    height_m: float,
+    *,
+    crest_width_m: float,
+    height_sigma_m: float,
+    position_sigma_m: float,
+    crs: CRS | str,
+) -> Quantity:
+    """:func:`berm_volume` of a multi-part footprint (see there)."""
+    found = []
+    for i, part in enumerate(parts):
+        try:
+            found.append(
+                berm_volume(
+                    part,
+                    height_m,
+                    crest_width_m=crest_width_m,
+                    height_sigma_m=height_sigma_m,
+                    position_sigma_m=position_sigma_m,
+                    crs=crs,
+                )
+            )
+        except InputError as exc:
+            raise InputError(f"part {i + 1} of {len(parts)} of the footprint: {exc}") from None
+    vol = sum(q.value for q in found)
+    rel_h = height_sigma_m / height_m if height_m > 0 else 0.0
+    outline_var = sum(max(q.uncertainty**2 - (q.value * rel_h) ** 2, 0.0) for q in found)
+    sigma = math.sqrt((vol * rel_h) ** 2 + outline_var)
+    return Quantity(
+        vol,
+        sigma,
+        "m3",
+        "prismoid_from_footprint",
+        {
+            "parts": [
+                {"length_m": q.inputs["length_m"], "base_width_m": q.inputs["base_width_m"]}
+                for q in found
+            ],
             "crest_width_m": crest_width_m,
             "height_m": height_m,
             "height_sigma_m": height_sigma_m,

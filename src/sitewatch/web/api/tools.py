@@ -217,9 +217,8 @@ def feature_size_tool(body: FeatureSizeIn, ctx: Ctx, who: Viewer) -> Response:
             h, h_sigma, origin = height
             if body.height_sigma_m is not None:  # the request's error replaces the known one
                 h_sigma = body.height_sigma_m
-            footprint = max(rings, key=lambda p: p.area)
             q = berm_volume(
-                footprint,
+                geom,
                 h,
                 crest_width_m=body.crest_width_m,
                 height_sigma_m=h_sigma,
