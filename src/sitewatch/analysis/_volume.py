@@ -90,7 +90,7 @@ def berm_volume(
     """
     if footprint.geom_type == "MultiPolygon":
         return _parts_volume(
-            list(footprint.geoms),  # type: ignore[attr-defined]
+            list(footprint.geoms),
             height_m,
             crest_width_m=crest_width_m,
             height_sigma_m=height_sigma_m,
