@@ -15,13 +15,23 @@ from sitewatch.errors import InputError, UnsafeInputError
 
 @pytest.mark.parametrize("fmt", ["kml", "kmz"])
 def test_round_trip(fmt: str, records, tmp_path: Path, split) -> None:
+    """A site's whole record comes back: features, observations, measurements (with their
+    links and inputs) and the sources it cites."""
+    from dataclasses import replace
+
+    from sitewatch.catalog.models import Source
+
+    cited = [replace(records[0], sources=(Source("csis-2018", "CSIS (2018) <Sakkanmol>"),))]
+    cited[0] = replace(cited[0], site=replace(cited[0].site, source_ids=("csis-2018",)))
+    records = cited + records[1:]
     path = tmp_path / f"sites.{fmt}"
     assert write_sites(records, path, fmt) == 3
     assert detect_format(path) == fmt
     back, problems = split(list(read_sites(path)))
     assert problems == []
-    assert [r.site for r in back] == [r.site for r in records]
-    assert [r.features for r in back] == [r.features for r in records]
+    assert back == records
+    assert back[0].measurements[0].inputs == {"sun_elevation": 55.0, "image": "pan.tif",
+                                              "tip": [126.1, 38.5]}  # fmt: skip
 
 
 def test_kml_layout_for_google_earth(records, tmp_path: Path) -> None:
@@ -37,6 +47,12 @@ def test_kml_layout_for_google_earth(records, tmp_path: Path) -> None:
     assert "&lt;angle&gt; text" in text  # notes escaped in the description
     assert "<MultiGeometry><Point>" in text  # point and AOI together
     assert "<innerBoundaryIs>" in text
+    # observations on Google Earth's time slider, measurements labelled with their value
+    assert "<Folder><name>Sakkanmol observations</name>" in text
+    assert "<name>2019-04-02 active construction</name><description>new spoil pile" in text
+    assert "<TimeStamp><when>2019-04-02T02:15:00Z</when></TimeStamp>" in text
+    assert "<Folder><name>Sakkanmol measurements</name>" in text
+    assert "<Placemark><name>height 18.3 ± 0.9 m</name>" in text
 
 
 GOOGLE_EARTH = """<?xml version="1.0" encoding="UTF-8"?>
@@ -181,6 +197,29 @@ def test_duplicate_placemark_names(write_text, split) -> None:
     records, problems = split(list(read_sites(write_text("dup.kml", text))))
     assert [r.site.id for r in records] == ["sino-ri", site_id_of(records, "신포")]
     assert any("placemark #1 and placemark #2" in p.reason for p in problems)
+
+
+def test_a_bad_observation_or_measurement_placemark_is_a_problem_of_its_own(
+    records, tmp_path: Path, split
+) -> None:
+    """Records edited by hand in a KML: a broken JSON field, an unknown record or a measurement
+    without a value is named by its placemark; the site and its other records still come."""
+    path = tmp_path / "sites.kml"
+    write_sites(records[:1], path, "kml")
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('<Data name="evidence"><value>[', '<Data name="evidence"><value>[oops', 1)
+    text = text.replace('<Data name="record"><value>measurement</value></Data><Data name="id">'
+                        '<value>m-fence</value>', '<Data name="record"><value>measurment</value>'
+                        '</Data><Data name="id"><value>m-fence</value>')  # fmt: skip
+    path.write_text(text, encoding="utf-8")
+    back, problems = split(list(read_sites(path)))
+    reasons = sorted(p.reason for p in problems)
+    assert len(reasons) == 2, reasons
+    assert reasons[0].startswith("placemark #5 ('2019-04-02 active construction'): evidence is not")
+    assert "unknown record 'measurment'; use site, feature" in reasons[1]
+    (site,) = back
+    assert site.observations == () and [m.id for m in site.measurements] == ["m-berm-height"]
+    assert site.features == records[0].features
 
 
 def site_id_of(records: list[SiteRecord], name: str) -> str:

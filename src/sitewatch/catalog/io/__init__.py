@@ -47,12 +47,12 @@ CARRIES: dict[str, frozenset[str]] = {
     "csv": frozenset(),
     "geojson": frozenset({"features", "observations", "measurements", "sources"}),
     "iarpa": frozenset({"features", "observations"}),
-    "kml": frozenset({"features"}),
-    "kmz": frozenset({"features"}),
+    "kml": frozenset({"features", "observations", "measurements", "sources"}),
+    "kmz": frozenset({"features", "observations", "measurements", "sources"}),
     "gpkg": frozenset({"features", "observations", "measurements", "sources"}),
 }
 """What each format carries besides the sites themselves (whose ``source_ids`` every format
-keeps): GeoJSON and GeoPackage carry a site's whole record."""
+keeps): GeoJSON, GeoPackage and KML/KMZ carry a site's whole record."""
 
 
 def left_out(records: Iterable[SiteRecord], format: str) -> dict[str, int]:

@@ -1,8 +1,12 @@
 """KML 2.2 and KMZ sites for Google Earth, parsed safely and streamed.
 
 Written files hold a ``sites`` Folder with one Placemark per site (name, notes as description,
-every site field as ExtendedData ``<Data>``, the point and the AOI polygon in a MultiGeometry);
-the features of a site follow it in a sub-Folder of their own. Reading uses defusedxml: a file
+every site field as ExtendedData ``<Data>`` with the sources it cites as JSON, the point and the
+AOI polygon in a MultiGeometry); the features, observations and measurements of a site follow it
+in sub-Folders of their own, each with ``record`` and every field in ExtendedData, so that a KML
+file carries a site's whole record, as GeoJSON does. An observation lies at the site's point with
+its acquisition as ``<TimeStamp>`` (Google Earth's time slider), a measurement on the feature it
+measures (else at the site's point) and is labelled with its value. Reading uses defusedxml: a file
 with external entities or entity declarations (the "billion laughs" bomb) raises
 :class:`~sitewatch.errors.UnsafeInputError`. Placemarks without ExtendedData (Google Earth files
 made by hand) import as sites with the slug of their name as id.
@@ -18,7 +22,7 @@ import re
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from xml.etree.ElementTree import Element, ParseError
@@ -32,16 +36,24 @@ from shapely.ops import unary_union
 
 from ...errors import GeometryError, InputError, RecordProblem, SitewatchError, UnsafeInputError
 from ...files import atomic_path
-from ..models import Feature, Site, SiteRecord
+from ..models import Feature, Measurement, Observation, Site, SiteRecord, Source
 from ._helpers import (
     SITE_COLUMNS,
     DuplicateIds,
     RecordGrouper,
     feature_from_props,
     feature_to_props,
+    measurement_from_props,
+    measurement_to_props,
+    observation_from_props,
+    observation_to_props,
     site_from_fields,
     site_to_fields,
+    source_to_props,
+    sources_from_props,
 )
+
+Child = Feature | Observation | Measurement
 
 __all__ = ["MAX_KML_BYTES", "read_kml", "read_kmz", "write_kml", "write_kmz"]
 
@@ -168,29 +180,62 @@ def _extended(placemark: Element) -> dict[str, str]:
     return data
 
 
-def _placemark(elem: Element, index: int, repair: bool) -> tuple[str, SiteRecord | Feature, str]:
-    """('site', record, where) or ('feature', feature, where)."""
+def _json_field(data: dict[str, str], key: str, where: str, empty: Any) -> Any:
+    """The JSON value of ExtendedData field ``key`` (``empty`` when absent)."""
+    if not data.get(key):
+        return empty
+    try:
+        return json.loads(data[key])
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: {key} is not valid JSON ({exc}): {data[key]!r:.60}") from None
+
+
+def _child_record(
+    record: str, data: dict[str, str], geoms: list[BaseGeometry], where: str, repair: bool
+) -> Child:
+    """A feature, observation or measurement placemark's record (see the module's layout)."""
+    site_id = data.get("site_id") or ""
+    if not site_id:
+        raise InputError(f"{where}: a {record} placemark needs a site_id")
+    props: dict[str, Any] = dict(data)
+    if record == "feature":
+        if not geoms:
+            raise GeometryError(f"{where}: a feature placemark needs a geometry")
+        geom = geoms[0] if len(geoms) == 1 else unary_union(geoms)
+        props.setdefault("name", "")  # the placemark's label is not the feature's name
+        props["attributes"] = _json_field(data, "attributes", where, {})
+        return feature_from_props(props, geom, site_id=site_id, repair=repair)
+    if record == "observation":
+        props["evidence"] = _json_field(data, "evidence", where, [])
+        if not isinstance(props["evidence"], list):
+            raise InputError(f"{where}: evidence must be a JSON list of references")
+        return observation_from_props(props, site_id=site_id)
+    if record == "measurement":
+        return measurement_from_props(props, site_id=site_id)  # inputs: JSON text
+    raise InputError(
+        f"{where}: unknown record {record!r}; use site, feature, observation or measurement"
+    )
+
+
+def _placemark(elem: Element, index: int, repair: bool) -> tuple[SiteRecord | Child, str]:
+    """A site's record or one of its features, observations or measurements, and where it is."""
     data = _extended(elem)
     name = _text(_child(elem, "name"))
     where = f"placemark #{index}" + (f" ({name!r})" if name else "")
     geoms = list(_geometries(elem, where))
-    if data.get("record") == "feature":
-        site_id = data.get("site_id") or ""
-        if not site_id:
-            raise InputError(f"{where}: a feature placemark needs a site_id")
-        if not geoms:
-            raise GeometryError(f"{where}: a feature placemark needs a geometry")
-        geom = geoms[0] if len(geoms) == 1 else unary_union(geoms)
-        props = dict(data)
-        props.setdefault("name", "")  # the placemark's label is not the feature's name
-        props["attributes"] = json.loads(data["attributes"]) if data.get("attributes") else {}
-        return "feature", feature_from_props(props, geom, site_id=site_id, repair=repair), where
+    record = data.get("record") or "site"
+    if record != "site":
+        return _child_record(record, data, geoms, where, repair), where
     fields: dict[str, Any] = {k: v for k, v in data.items() if k in _KNOWN}
     if not fields.get("name"):
         fields["name"] = name
     if "notes" not in data:
         fields["notes"] = _text(_child(elem, "description")) or ""
-    extra = [f"{k}: {v}" for k, v in data.items() if k not in _KNOWN and k != "record" and v]
+    extra = [
+        f"{k}: {v}"
+        for k, v in data.items()
+        if k not in _KNOWN and k not in ("record", "sources") and v
+    ]
     if extra:
         fields["notes"] = "\n".join([fields["notes"], *extra] if fields["notes"] else extra)
     polys = [g for g in geoms if isinstance(g, Polygon | MultiPolygon)]
@@ -210,7 +255,7 @@ def _placemark(elem: Element, index: int, repair: bool) -> tuple[str, SiteRecord
             rep = geoms[0].representative_point()
             lon, lat = float(rep.x), float(rep.y)
     site = site_from_fields(fields, lon=lon, lat=lat, aoi=aoi, repair=repair, what=where)
-    return "site", SiteRecord(site=site), where
+    return SiteRecord(site=site, sources=sources_from_props(data.get("sources"), where)), where
 
 
 def _iter_kml(fh: IO[bytes], source: str, repair: bool) -> Iterator[SiteRecord | RecordProblem]:
@@ -263,9 +308,11 @@ def _handle(
     elem: Element, index: int, repair: bool, dupes: DuplicateIds, grouper: RecordGrouper
 ) -> Iterator[SiteRecord | RecordProblem]:
     try:
-        kind, value, where = _placemark(elem, index, repair)
-    except (InputError, json.JSONDecodeError) as exc:
-        yield RecordProblem(None, f"placemark #{index}: {exc}")
+        value, where = _placemark(elem, index, repair)
+    except InputError as exc:
+        reason = str(exc)
+        at = f"placemark #{index}"
+        yield RecordProblem(None, reason if reason.startswith(at) else f"{at}: {reason}")
         return
     if isinstance(value, SiteRecord):
         if (dupe := dupes.check(value.site.id, index)) is not None:
@@ -274,7 +321,6 @@ def _handle(
         yield from grouper.add_site(value)
     elif (problem := grouper.add_child(value.site_id, value, None, where)) is not None:
         yield problem
-    del kind
 
 
 def read_kml(path: str | Path, *, repair: bool = False) -> Iterator[SiteRecord | RecordProblem]:
@@ -361,9 +407,11 @@ def _data(fields: dict[str, str]) -> str:
     return f"<ExtendedData>{items}</ExtendedData>"
 
 
-def _site_placemark(site: Site) -> str:
+def _site_placemark(site: Site, sources: Sequence[Source] = ()) -> str:
     fields = {"record": "site", **site_to_fields(site, with_aoi=False)}
     fields.pop("aoi_wkt", None)
+    if sources:  # the citations travel with the site that cites them
+        fields["sources"] = json.dumps([source_to_props(s) for s in sources], ensure_ascii=False)
     geom = site.point if site.aoi is None else None
     shape_kml = (
         _geom_kml(geom)
@@ -376,16 +424,44 @@ def _site_placemark(site: Site) -> str:
     )
 
 
-def _feature_placemark(feature: Feature) -> str:
-    props = feature_to_props(feature)
-    fields = {"record": "feature"}
+def _fields(record: str, props: dict[str, Any]) -> dict[str, str]:
+    """ExtendedData of a child record: text as it is, numbers as their text, lists and objects
+    as JSON (empty ones left out)."""
+    fields = {"record": record}
     for key, value in props.items():
-        if key == "attributes":
+        if isinstance(value, list | dict):
             fields[key] = json.dumps(value, ensure_ascii=False) if value else ""
         else:
             fields[key] = "" if value is None else str(value)
+    return fields
+
+
+def _feature_placemark(feature: Feature) -> str:
+    fields = _fields("feature", feature_to_props(feature))
     label = feature.name or feature.kind
     return f"<Placemark><name>{_xml(label)}</name>{_data(fields)}{_geom_kml(feature.geometry)}</Placemark>\n"
+
+
+def _observation_placemark(obs: Observation, site: Site) -> str:
+    label = obs.acquired.date().isoformat() + (
+        f" {obs.phase.replace('_', ' ')}" if obs.phase else ""
+    )
+    when = obs.acquired.isoformat().replace("+00:00", "Z")
+    return (
+        f"<Placemark><name>{_xml(label)}</name><description>{_xml(obs.text)}</description>"
+        f"<TimeStamp><when>{when}</when></TimeStamp>"
+        f"{_data(_fields('observation', observation_to_props(obs)))}{_geom_kml(site.point)}"
+        "</Placemark>\n"
+    )
+
+
+def _measurement_placemark(m: Measurement, at: BaseGeometry) -> str:
+    sigma = f" ± {m.uncertainty:g}" if m.uncertainty is not None else ""
+    label = f"{m.kind} {m.value:g}{sigma} {m.unit}".strip()
+    return (
+        f"<Placemark><name>{_xml(label)}</name>"
+        f"{_data(_fields('measurement', measurement_to_props(m)))}{_geom_kml(at)}</Placemark>\n"
+    )
 
 
 def _write_kml_text(records: Iterable[SiteRecord], out: IO[str], title: str) -> int:
@@ -395,12 +471,25 @@ def _write_kml_text(records: Iterable[SiteRecord], out: IO[str], title: str) -> 
     )
     count = 0
     for record in records:
-        out.write(_site_placemark(record.site))
-        if record.features:
-            out.write(f"<Folder><name>{_xml(record.site.name)} features</name>\n")
-            for feature in record.features:
-                out.write(_feature_placemark(feature))
-            out.write("</Folder>\n")
+        site = record.site
+        out.write(_site_placemark(site, record.sources))
+        at = {f.id: f.geometry.representative_point() for f in record.features}
+        children = (
+            ("features", [_feature_placemark(f) for f in record.features]),
+            ("observations", [_observation_placemark(o, site) for o in record.observations]),
+            (
+                "measurements",
+                [
+                    _measurement_placemark(m, at.get(m.feature_id or "", site.point))
+                    for m in record.measurements
+                ],
+            ),
+        )
+        for folder, placemarks in children:
+            if placemarks:
+                out.write(f"<Folder><name>{_xml(site.name)} {folder}</name>\n")
+                out.writelines(placemarks)
+                out.write("</Folder>\n")
         count += 1
     out.write("</Folder>\n</Document>\n</kml>\n")
     return count
