@@ -410,7 +410,7 @@ def test_correct_an_observation(page: Any, live_server: Any) -> None:
                 datetime(2020, 1, 2, 3, 4, tzinfo=UTC),
                 sensor="S2",
                 text="new spoil",
-                evidence=("https://example.org/a",),
+                evidence=("https://example.org/a", "https://example.org/wrong-site"),
             )
         )
     login(page, live_server)
@@ -422,6 +422,9 @@ def test_correct_an_observation(page: Any, live_server: Any) -> None:
         and page.input_value("#obs-text") == "new spoil"
     )
     page.fill("#obs-text", "new spoil at portal 2")
+    # the evidence of another site was cited by mistake: untick it
+    page.uncheck("#obs-keep input[data-ref='https://example.org/wrong-site']")
+    assert page.is_checked("#obs-keep input[data-ref='https://example.org/a']")
     page.select_option("#obs-phase", "active_construction")
     page.click("#obs-add")
     page.wait_for_selector("#observation-list li[data-observation=o-typo]:has-text('portal 2')")

@@ -579,8 +579,10 @@ export async function sitePage(siteId) {
     files: h("input", { type: "file", id: "obs-files", multiple: true }),
     url: h("input", { type: "url", id: "obs-url", placeholder: "or a web address (https://...)" }),
   };
-  // an observation being corrected (the form then saves a correction instead of a new one)
+  // an observation being corrected (the form then saves a correction instead of a new one);
+  // its evidence is listed with a box each: unticked items are removed by the correction
   let editingObs = null;
+  const obsKeep = h("div", { id: "obs-keep", class: "evidence", style: "display:none" });
   const obsAddButton = h("button", { class: "primary", id: "obs-add", onclick: (ev) => addObservation(ev) }, "Add observation");
   const obsCancel = h("button", { id: "obs-cancel", style: "display:none", onclick: () => editObservation(null) }, "Cancel");
   function editObservation(o) {
@@ -590,6 +592,12 @@ export async function sitePage(siteId) {
     obsForm.sensor.value = o ? o.sensor : "";
     obsForm.text.value = o ? o.text : "";
     for (const k of ["files", "url"]) obsForm[k].value = "";
+    const held = o ? o.evidence : [];
+    obsKeep.replaceChildren(
+      ...(held.length ? [h("div", { class: "muted" }, "Evidence kept (untick to remove):")] : []),
+      ...held.map((ref) => h("label", {}, h("input", { type: "checkbox", checked: true, "data-ref": ref }), " ", evidenceLink(ref))),
+    );
+    obsKeep.style.display = held.length ? "" : "none";
     obsAddButton.textContent = o ? `Save correction of ${fmtDate(o.acquired)}` : "Add observation";
     obsCancel.style.display = o ? "" : "none";
     if (o) obsForm.date.focus();
@@ -614,7 +622,7 @@ export async function sitePage(siteId) {
         obs = await patch(`/api/observations/${editingObs.id}`, {
           version: editingObs.version,
           acquired: sameDay ? editingObs.acquired : `${obsForm.date.value}T00:00:00Z`,
-          evidence: [...editingObs.evidence, ...evidence],
+          evidence: [...[...obsKeep.querySelectorAll("input[data-ref]")].filter((c) => c.checked).map((c) => c.dataset.ref), ...evidence],
           ...fields,
         });
         observations = observations.map((x) => (x.id === obs.id ? obs : x));
@@ -642,6 +650,7 @@ export async function sitePage(siteId) {
         h("div", { class: "row" }, h("label", {}, "Date", obsForm.date), h("label", {}, "Phase", obsForm.phase)),
         h("label", {}, "Sensor", obsForm.sensor),
         h("label", {}, "Observation", obsForm.text),
+        obsKeep,
         h("label", {}, "Evidence files", obsForm.files),
         obsForm.url,
         h("div", { class: "row" }, obsAddButton, obsCancel),
