@@ -369,6 +369,35 @@ def test_measured_change_on_the_site_page(page: Any, live_server: Any) -> None:
     assert "nothing measured on two image dates yet" in page.inner_text("#measured-change")
 
 
+def test_open_alerts_on_the_site_page(page: Any, live_server: Any) -> None:
+    """The site's new and acknowledged alerts are listed on its page and dealt with there."""
+    from sitewatch.catalog.models import Alert
+
+    with Catalog(live_server.env.url) as cat:
+        cat.add_alert(Alert("a-berm", "alpha-base", "measured_change",
+                            "berm height grew by 6.0 ± 1.4 m", key="k-berm", severity="warning"))  # fmt: skip
+        cat.add_alert(Alert("a-old", "alpha-base", "changed_area", "old news", key="k-old"))
+        cat.set_alert_state("a-old", "dismissed")
+        cat.add_alert(Alert("a-other", "bravo-depot", "changed_area", "elsewhere", key="k-other"))
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    item = page.wait_for_selector("#site-alerts li[data-alert=a-berm]")
+    assert "berm height grew by 6.0 ± 1.4 m" in item.inner_text()
+    assert "measured_change" in item.inner_text()
+    listed = page.eval_on_selector_all(
+        "#site-alerts li[data-alert]", "els => els.map(e => e.dataset.alert)"
+    )
+    assert set(listed) == {"a-berm", "al-1"}  # not the dismissed one, nor another site's
+    page.click("#site-alerts li[data-alert=a-berm] button.ack")
+    page.wait_for_selector("#site-alerts li[data-alert=a-berm]:has-text('acked')")
+    page.click("#site-alerts li[data-alert=a-berm] button.dismiss")
+    page.wait_for_selector("#site-alerts li[data-alert=a-berm]", state="detached")
+    assert page.is_visible("#site-alerts li[data-alert=al-1]")
+    with Catalog(live_server.env.url) as cat:
+        assert cat.get_alert("a-berm").state == "dismissed"
+
+
 def test_size_of_a_mapped_berm_from_the_editor(page: Any, live_server: Any) -> None:
     from shapely.geometry import box
 
@@ -416,7 +445,9 @@ def test_correct_an_observation(page: Any, live_server: Any) -> None:
     login(page, live_server)
     page.wait_for_selector("#site-list li")
     page.goto(live_server.url + "/#/site/alpha-base")
+    assert not page.is_visible("#obs-cancel") and not page.is_visible("#obs-keep")
     page.click("#observation-list li[data-observation=o-typo] button.obs-edit")
+    assert page.is_visible("#obs-cancel")
     assert (
         page.input_value("#obs-date") == "2020-01-02"
         and page.input_value("#obs-text") == "new spoil"

@@ -4,7 +4,7 @@
 import L from "leaflet";
 import { get, post, patch, del, upload } from "./api.js";
 import { h, svg, select, toast, fmtDate, valueText } from "./dom.js";
-import { state, canWrite, fitView } from "./main.js";
+import { state, canWrite, fitView, refreshAlertCount } from "./main.js";
 
 const PHASE_COLOUR = {
   no_activity: "#95a5a6",
@@ -454,6 +454,40 @@ export async function sitePage(siteId) {
     clearVertices();
   });
 
+  // --- the site's open alerts (new and acknowledged), to act on where they are read ---------
+  const alertList = h("ul", { class: "list", id: "site-alerts" });
+  async function renderAlerts() {
+    let alerts = [];
+    try {
+      alerts = await get(`/api/alerts?site_id=${encodeURIComponent(siteId)}&state=new&state=acked`);
+    } catch (e) {
+      toast(e.message, true);
+    }
+    const act = (a, st) => async () => {
+      try {
+        await post(`/api/alerts/${a.id}/state`, { state: st, version: a.version });
+        await renderAlerts();
+        refreshAlertCount();
+      } catch (e) {
+        toast(e.message, true);
+      }
+    };
+    alertList.replaceChildren(
+      ...alerts.map((a) =>
+        h("li", { class: `sev-${a.severity}`, "data-alert": a.id },
+          h("div", {}, a.message),
+          h("div", { class: "muted" }, `${a.rule} · ${fmtDate(a.created_at)} · ${a.state}`),
+          canWrite()
+            ? h("div", { class: "row" },
+                a.state === "new" ? h("button", { class: "ack", onclick: act(a, "acked") }, "Acknowledge") : null,
+                h("button", { class: "dismiss", onclick: act(a, "dismissed") }, "Dismiss"))
+            : null),
+      ),
+    );
+    if (!alerts.length) alertList.append(h("li", { class: "muted" }, "no open alerts"));
+  }
+  renderAlerts();
+
   // --- measurements and history -------------------------------------------------------------
   const measurementList = h("ul", { class: "list", id: "measurement-list" });
   function renderMeasurements() {
@@ -582,9 +616,10 @@ export async function sitePage(siteId) {
   // an observation being corrected (the form then saves a correction instead of a new one);
   // its evidence is listed with a box each: unticked items are removed by the correction
   let editingObs = null;
-  const obsKeep = h("div", { id: "obs-keep", class: "evidence", style: "display:none" });
+  const obsKeep = h("div", { id: "obs-keep", class: "evidence", hidden: true });
   const obsAddButton = h("button", { class: "primary", id: "obs-add", onclick: (ev) => addObservation(ev) }, "Add observation");
-  const obsCancel = h("button", { id: "obs-cancel", style: "display:none", onclick: () => editObservation(null) }, "Cancel");
+  // hidden, not an inline style: the page's Content-Security-Policy blocks style attributes
+  const obsCancel = h("button", { id: "obs-cancel", hidden: true, onclick: () => editObservation(null) }, "Cancel");
   function editObservation(o) {
     editingObs = o;
     obsForm.date.value = o ? fmtDate(o.acquired) : new Date().toISOString().slice(0, 10);
@@ -597,9 +632,9 @@ export async function sitePage(siteId) {
       ...(held.length ? [h("div", { class: "muted" }, "Evidence kept (untick to remove):")] : []),
       ...held.map((ref) => h("label", {}, h("input", { type: "checkbox", checked: true, "data-ref": ref }), " ", evidenceLink(ref))),
     );
-    obsKeep.style.display = held.length ? "" : "none";
+    obsKeep.hidden = !held.length;
     obsAddButton.textContent = o ? `Save correction of ${fmtDate(o.acquired)}` : "Add observation";
-    obsCancel.style.display = o ? "" : "none";
+    obsCancel.hidden = !o;
     if (o) obsForm.date.focus();
   }
   const addObservation = async (ev) => {
@@ -739,6 +774,8 @@ export async function sitePage(siteId) {
     h("label", {}, "Notes", f.notes),
     // replaceChildren, unlike h(), would show a null as the text "null": spread [] instead
     ...(canWrite() ? [h("button", { class: "primary", id: "site-save", onclick: saveSite }, "Save site")] : []),
+    h("h3", {}, "Open alerts"),
+    alertList,
     h("h3", {}, "Features"),
     ...(canWrite()
       ? [h("div", { class: "row" }, drawKind, toolButtons.point, toolButtons.polygon, h("button", { id: "draw-finish", onclick: () => tool === "polygon" && finishPolygon() }, "Finish"))]
