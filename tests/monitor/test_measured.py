@@ -174,7 +174,21 @@ def test_cli_delivers_them_to_the_sinks(
     shown = sw("sites", "show", "base").out
     assert "open alerts 1" in shown and "alert [warning, new] north berm height grew by" in shown
     assert sw("sites", "show", "base", "--json").json()["alerts"][0]["id"] == listed["id"]
-    assert sw("alerts", "dismiss", listed["id"]).code == 0
+    assert sw("alerts", "list", "--rule", "changed_area", "--json").json() == []
+    assert [
+        a["id"] for a in sw("alerts", "list", "--rule", "measured_change", "--json").json()
+    ] == [listed["id"]]
+    # dealt with in bulk: the new alerts of a site and rule
+    r = sw("alerts", "dismiss", "--site", "base", "--rule", "measured_change")
+    assert r.code == 0 and "1 alert(s) dismissed" in r.out
+    assert sw("alerts", "list", "--state", "dismissed", "--json").json()[0]["id"] == listed["id"]
+    for args, message in [
+        ((), "give the ids of the alerts"),
+        ((listed["id"], "--site", "base"), "not both"),
+        (("--site", "nowhere"), "no site with id 'nowhere'"),
+    ]:
+        r = sw("alerts", "ack", *args)
+        assert r.code == 2 and message in r.err, (args, r.err)
     assert "open alerts 0" in sw("sites", "show", "base").out
 
 
