@@ -538,6 +538,8 @@ def test_sites_show_gives_the_measured_change(sw: Runner) -> None:
         r = sw("measure", "record", "base", "--kind", "height", "--value", value,
                "--uncertainty", "1", "--feature", berm, "--observation", obs)  # fmt: skip
         assert r.code == 0, r.err
+    # storing the second says it is a significant change, which the monitor alerts on
+    assert "north berm height grew by 6.0 ± 1.4 m since 2019-05-01 (the monitor" in r.err
     r = sw("sites", "show", "base")
     assert r.code == 0, r.err
     assert (

@@ -220,7 +220,7 @@ def store_measurements(
     from ..catalog.models import Measurement, new_id, utcnow
     from ..errors import NotFound
 
-    n = 0
+    stored: list[str] = []
     with open_catalog() as cat, cat.transaction():
         cat.get_site(site_id)
         for r in rows:
@@ -246,7 +246,7 @@ def store_measurements(
                         site_id,
                     )
                     fid = None
-            cat.add_measurement(
+            m = cat.add_measurement(
                 Measurement(
                     id=new_id(),
                     site_id=site_id,
@@ -262,8 +262,36 @@ def store_measurements(
                     measured_at=utcnow(),
                 )
             )
-            n += 1
-    return n
+            stored.append(m.id)
+    report_changes(site_id, stored)
+    return len(stored)
+
+
+def report_changes(site_id: str, measurement_ids: Sequence[str]) -> None:
+    """Say on stderr which of the measurements just stored show their feature grown or shrunk
+    beyond two sigma since the image date before (what the monitor's ``measured_change`` rule
+    alerts on)."""
+    from ..catalog.trends import measurement_steps
+    from ..report.exports import value_text
+
+    if not measurement_ids:
+        return
+    with open_catalog() as cat:
+        names = {f.id: f.name or f.id for f in cat.query_features(site_id=site_id)}
+        steps = measurement_steps(
+            cat.list_measurements(site_id=site_id), cat.list_observations(site_id)
+        )
+    new = set(measurement_ids)
+    for st in steps:
+        if st["measurements"][1] in new and st["verdict"] in ("grew", "shrank"):
+            what = names.get(st["feature_id"], st["feature_id"]) if st["feature_id"] else "site"
+            err_console().print(
+                f"{what} {st['kind']} {st['verdict']} by "
+                f"{value_text(abs(st['change']), st['sigma'], st['unit'])} since {st['first'][0]}"
+                " (the monitor raises a measured_change alert)",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _target(site_id: str | None, feature_id: str | None) -> str | None:
@@ -378,6 +406,7 @@ def record(
             f"recorded {stored.kind} {stored.value:g}{sd} {stored.unit} for site {site_id} "
             f"([dim]{stored.id}[/])"
         )
+    report_changes(site_id, [stored.id])
 
 
 @measure.command("list")
