@@ -170,6 +170,22 @@ def test_diff_declaration(sw: Runner, tmp_path: Path) -> None:
     assert [s["id"] for s in data["undeclared_sites"]] == ["hidden"]
     assert [e["name"] for e in data["declared_not_in_catalog"]] == ["Elsewhere"]
     assert {m["site"] for m in data["matched"]} == {"sakkanmol", "sino-ri"}
+    assert sw("sites", "list", "--declared", "--json").json() == []  # a diff changes nothing
+    # --mark: the matched sites become declared, by this declaration, in the history
+    r = sw("sites", "diff-declaration", str(decl), "--party", "KP", "--mark")
+    assert r.code == 0 and "marked 2 site(s) declared (kp-declared): " in r.out, r.err
+    declared = {s["id"]: s for s in sw("sites", "list", "--declared", "--json").json()}
+    assert set(declared) == {"sakkanmol", "sino-ri"}
+    assert declared["sino-ri"]["declaration_ref"] == "kp-declared"
+    again = sw("sites", "diff-declaration", str(decl), "--party", "KP", "--mark", "--json").json()
+    assert (again["marked_declared"], again["marked_undeclared"]) == ([], [])
+    # a revised list without Sino-ri takes back what it marked
+    decl.write_text("name,lat,lon\nSakkanmol,38.5847,126.1079\n")
+    r = sw("sites", "diff-declaration", str(decl), "--party", "KP", "--mark", "--json")
+    assert r.json()["marked_undeclared"] == ["sino-ri"]
+    assert [s["id"] for s in sw("sites", "list", "--declared", "--json").json()] == ["sakkanmol"]
+    history = sw("sites", "history", "sino-ri", "--json").json()
+    assert [h["action"] for h in history] == ["create", "update", "update"]
 
 
 def test_list_in_a_pipe_keeps_long_ids_whole(sw: Runner) -> None:

@@ -562,9 +562,21 @@ def history(site_id: str | None, limit: int, as_json: bool) -> None:
     help="A declared point this close to a site matches it.",
 )
 @click.option("--save", is_flag=True, help="Also store the declaration in the catalog.")
+@click.option(
+    "--mark",
+    is_flag=True,
+    help="Also set the matched sites declared (declaration_ref: this declaration), and unset "
+    "sites this declaration marked before that it no longer lists; in the history.",
+)
 @json_option
 def diff_declaration_cmd(
-    path: Path, fmt: str | None, party: str, radius_km: float, save: bool, as_json: bool
+    path: Path,
+    fmt: str | None,
+    party: str,
+    radius_km: float,
+    save: bool,
+    mark: bool,
+    as_json: bool,
 ) -> None:
     """Catalog sites missing from a declaration FILE, and declared sites not in the catalog."""
     from ..catalog.io import detect_format, read_sites
@@ -586,10 +598,23 @@ def diff_declaration_cmd(
 
         raise ImportFormatError(str(path), problems, hint="fix the declaration file and re-run")
     decl = Declaration(id=slugify(f"{party}-{path.stem}"), party=party, entries=tuple(entries))
-    with open_catalog() as cat:
+    marked: list[str] = []
+    unmarked: list[str] = []
+    with open_catalog() as cat, cat.transaction():
         if save:
             decl = cat.add_declaration(decl)
         diff = cat.diff_declaration(decl, radius_m=radius_km * 1000.0)
+        if mark:
+            matched = {s.id for _, s in diff.matched}
+            for site in cat.query_sites():
+                if site.id in matched and (not site.declared or site.declaration_ref != decl.id):
+                    cat.update_site(
+                        dataclasses.replace(site, declared=True, declaration_ref=decl.id)
+                    )
+                    marked.append(site.id)
+                elif site.id not in matched and site.declaration_ref == decl.id:
+                    cat.update_site(dataclasses.replace(site, declared=False, declaration_ref=None))
+                    unmarked.append(site.id)
     if as_json:
         echo_json(
             {
@@ -597,10 +622,22 @@ def diff_declaration_cmd(
                 "matched": [{"declared": e.name, "site": s.id} for e, s in diff.matched],
                 "undeclared_sites": [site_json(s) for s in diff.undeclared],
                 "declared_not_in_catalog": [dataclasses.asdict(e) for e in diff.unknown],
+                "marked_declared": marked,
+                "marked_undeclared": unmarked,
             }
         )
         return
     out = console()
+    if mark:
+        out.print(
+            f"marked {len(marked)} site(s) declared ({decl.id})"
+            + (f": {', '.join(marked)}" if marked else "")
+            + (
+                f"; {len(unmarked)} no longer listed set undeclared: {', '.join(unmarked)}"
+                if unmarked
+                else ""
+            )
+        )
     out.print(f"{len(diff.matched)} declared site(s) match the catalog")
     out.print(f"[bold]{len(diff.undeclared)} catalog site(s) missing from the declaration:[/]")
     for s in diff.undeclared:
