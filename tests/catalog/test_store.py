@@ -795,3 +795,12 @@ def test_import_update_replaces_a_changed_observation_and_measurement(catalog: C
     history = [e for e in catalog.history(site_id="site-0") if e.entity_id == "m-h"]
     assert history[-1].action == "update"  # a bulk import's rows are their own "create"
     assert history[-1].before is not None and history[-1].before["value"] == 18.0
+    # a file cannot move a stored measurement onto another site's feature
+    catalog.add_site(make_site(1))
+    catalog.add_feature(Feature("f-other", "site-1", "berm", Point(126.01, 38.51)))
+    moved = dataclasses.replace(remeasured, feature_id="f-other")
+    with pytest.raises(InputError, match="feature 'f-other' belongs to site 'site-1'"):
+        catalog.import_records(
+            [dataclasses.replace(theirs, measurements=(moved, width))], on_duplicate="update"
+        )
+    assert catalog.get_measurement("m-h").feature_id == "f-berm"

@@ -687,7 +687,10 @@ class Catalog:
                 self.add_measurement(replace(m, site_id=rec.site.id))
                 report.measurements += 1
             elif _record_state(was) != _record_state(replace(m, site_id=rec.site.id)):
-                self._update(replace(m, site_id=rec.site.id, version=was.version))
+                changed = replace(m, site_id=rec.site.id, version=was.version)
+                with self._write() as conn:
+                    self._check_measured(conn, changed)
+                self._update(changed)
                 report.measurements_updated += 1
 
     def _upsert_sources(self, conn: Connection, srcs: Sequence[Source], now: datetime) -> None:
@@ -974,24 +977,28 @@ class Catalog:
         """Store a measurement (of a feature, an observation or the site); the feature and the
         observation must be the site's."""
         with self._write() as conn:
-            checks: tuple[tuple[type[Feature | Observation], str | None], ...] = (
-                (Feature, measurement.feature_id),
-                (Observation, measurement.observation_id),
-            )
-            for cls, rid in checks:
-                if rid is None:
-                    continue
-                owner = self._get(conn, cls, rid).site_id
-                if owner != measurement.site_id:
-                    entity = _ENTITY[cls][0]
-                    site = measurement.site_id
-                    raise InputError(
-                        f"{entity} {rid!r} belongs to site {owner!r}: it is "
-                        f"{'not a feature' if cls is Feature else 'no observation'} of site "
-                        f"{site!r}, and a measurement is stored on the site of what it measures "
-                        f"(`sitewatch {entity}s list {site}` lists them)"
-                    )
+            self._check_measured(conn, measurement)
             return self._add(measurement)
+
+    def _check_measured(self, conn: Connection, measurement: Measurement) -> None:
+        """Refuse a measurement whose feature or observation is another site's."""
+        checks: tuple[tuple[type[Feature | Observation], str | None], ...] = (
+            (Feature, measurement.feature_id),
+            (Observation, measurement.observation_id),
+        )
+        for cls, rid in checks:
+            if rid is None:
+                continue
+            owner = self._get(conn, cls, rid).site_id
+            if owner != measurement.site_id:
+                entity = _ENTITY[cls][0]
+                site = measurement.site_id
+                raise InputError(
+                    f"{entity} {rid!r} belongs to site {owner!r}: it is "
+                    f"{'not a feature' if cls is Feature else 'no observation'} of site "
+                    f"{site!r}, and a measurement is stored on the site of what it measures "
+                    f"(`sitewatch {entity}s list {site}` lists them)"
+                )
 
     def get_measurement(self, measurement_id: str) -> Measurement:
         """The measurement with ``measurement_id``."""
