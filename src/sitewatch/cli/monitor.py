@@ -96,7 +96,9 @@ def run(
     fail_on_alert: bool,
     as_json: bool,
 ) -> None:
-    """Monitor sites: fetch new scenes, detect change and activity, raise alerts."""
+    """Monitor sites: fetch new scenes, detect change and activity, check the stored
+    measurements (a berm measured higher beyond 2 sigma between image dates), and raise alerts,
+    each once (rules and sinks: --config, default SITEWATCH_MONITOR_FILE)."""
     from ..monitor.config import load_config
     from ..monitor.job import MonitorOptions, SiteReport, run_monitor
     from ..monitor.sinks import deliver
