@@ -188,3 +188,28 @@ def test_catalog_report(site_catalog, tmp_path: Path) -> None:
     assert "Other Base" in html and "Test &amp; &lt;Base&gt;" in html
     assert _external_refs(html) == []
     assert re.search(r"<dt>Undeclared</dt><dd>1</dd>", html)
+    assert (
+        by_id["test-base"]["measured_change"] == [] and "<dt>With measured change</dt><dd>0" in html
+    )
+
+
+def test_catalog_report_names_the_sites_being_improved(site_catalog, tmp_path: Path) -> None:
+    """Which bases are not frozen: the quantities measured larger (or smaller) beyond two sigma
+    between their first and last image, and the alerts still open, per site."""
+    from sitewatch.catalog.models import Alert, Measurement
+
+    site_catalog.add_measurement(Measurement("m-2", "test-base", "height", 15.0, "m", 0.8,
+                                             feature_id="f-portal", observation_id="obs-2"))  # fmt: skip
+    site_catalog.add_alert(Alert("a1", "test-base", "measured_change", "grew", key="k1"))
+    site_catalog.add_alert(Alert("a2", "test-base", "changed_area", "old", key="k2"))
+    site_catalog.set_alert_state("a2", "dismissed")
+    files = write_catalog_report(site_catalog, tmp_path, formats=("html",))
+    by_id = {r["id"]: r for r in json.loads(files["json"].read_text())}
+    assert by_id["test-base"]["measured_change"] == [
+        "Portal A height grew 2.7 ± 1.1 m (2022-04-01 to 2023-05-01)"
+    ]
+    assert (by_id["test-base"]["open_alerts"], by_id["other-base"]["open_alerts"]) == (1, 0)
+    html = files["html"].read_text(encoding="utf-8")
+    assert "<td>Portal A height grew 2.7 ± 1.1 m (2022-04-01 to 2023-05-01)</td>" in html
+    assert re.search(r"<dt>With measured change</dt><dd>1</dd>", html)
+    assert re.search(r"<dt>Open alerts</dt><dd>1</dd>", html)

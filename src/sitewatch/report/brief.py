@@ -36,11 +36,12 @@ from ..catalog.models import (
     Site,
     Source,
 )
+from ..catalog.trends import image_dates, measurement_trends
 from ..errors import ConfigError, InputError, MissingExtraError, NotFound, SitewatchError
 from ..files import atomic_path, make_folder
 from ..geo import geodesic_area
 from ._imagery import ImageChip, as_image_chip
-from .exports import image_dates, measurement_trends, value_text
+from .exports import value_text
 from .figures import (
     FEATURE_COLOURS,
     Annotation,
@@ -586,19 +587,33 @@ def write_site_brief(
 
 
 def catalog_rows(catalog: Catalog) -> list[dict[str, Any]]:
-    """One summary row per site: status, declared, last activity, feature and change counts."""
+    """One summary row per site: status, declared, last activity, feature and change counts,
+    the measured quantities that grew or shrank beyond two sigma between their first and last
+    image (is the site still being improved?) and the alerts still open."""
     sites = catalog.query_sites()
     features: dict[str, int] = {}
+    names: dict[str, str] = {}
     for f in catalog.query_features():
         features[f.site_id] = features.get(f.site_id, 0) + 1
+        names[f.id] = f.name or f.kind.replace("_", " ")
     changes: dict[str, list[ChangeEvent]] = {}
     for c in catalog.list_change_events():
         changes.setdefault(c.site_id, []).append(c)
+    measured: dict[str, list[Measurement]] = {}
+    for m in catalog.list_measurements():
+        measured.setdefault(m.site_id, []).append(m)
+    open_alerts = _count(a.site_id for a in catalog.list_alerts(state=("new", "acked")))
     rows = []
     for s in sites:
-        data = SiteData(
-            s, observations=catalog.list_observations(s.id), changes=changes.get(s.id, [])
-        )
+        observations = catalog.list_observations(s.id)
+        data = SiteData(s, observations=observations, changes=changes.get(s.id, []))
+        moved = [
+            f"{names.get(t['feature_id'] or '', t['feature_id'] or 'site')} {t['kind']} "
+            f"{t['verdict']} {value_text(t['change'], t['sigma'], t['unit'])} "
+            f"({t['first'][0]} to {t['last'][0]})"
+            for t in measurement_trends(measured.get(s.id, []), observations)
+            if t["verdict"] in ("grew", "shrank")
+        ]
         last = data.last_activity
         rows.append(
             {
@@ -612,6 +627,8 @@ def catalog_rows(catalog: Catalog) -> list[dict[str, Any]]:
                 "last_activity": last.isoformat() if last else None,
                 "features": features.get(s.id, 0),
                 "changes": len(data.changes),
+                "measured_change": moved,
+                "open_alerts": open_alerts.get(s.id, 0),
             }
         )
     return sorted(
@@ -682,6 +699,8 @@ def render_catalog_html(
         "Undeclared": sum(1 for r in rows if not r["declared"]),
         **{f"Status: {s}": n for s, n in sorted(_count(r["status"] for r in rows).items())},
         "With recorded activity": sum(1 for r in rows if r["last_activity"]),
+        "With measured change": sum(1 for r in rows if r.get("measured_change")),
+        "Open alerts": sum(r.get("open_alerts", 0) for r in rows),
     }
     uri = f"data:image/png;base64,{base64.b64encode(map_png).decode('ascii')}" if map_png else ""
     return (
