@@ -213,3 +213,30 @@ def test_import_reads_the_first_layer_of_a_geopackage_and_says_so(
     assert r.code == 0 and r.json()["added"] == 1, r.err
     assert [f["kind"] for f in sw("features", "list", site, "--json").json()] == ["ugf_portal"]
     assert "leaving out 'berms'" in " ".join(r.err.split())
+
+
+@pytest.mark.parametrize("fmt", ["kml", "geojson"])
+def test_import_the_features_of_a_sites_export(
+    sw: Runner, site: str, tmp_path: Path, fmt: str
+) -> None:
+    """A sitewatch export of another site: its features are taken, its site, observation and
+    measurement records left (they are for `sites import`), and it says so."""
+    berm = sw("features", "add", site, "--kind", "berm", "--lon", "126.108", "--lat", "38.585",
+              "--name", "berm 1", "--json").json()["id"]  # fmt: skip
+    assert sw("observations", "add", site, "--date", "2024-01-01").code == 0
+    assert sw("measure", "record", site, "--kind", "height", "--value", "18",
+              "--feature", berm).code == 0  # fmt: skip
+    out = tmp_path / f"export.{fmt}"
+    assert sw("sites", "export", "-o", str(out)).code == 0
+    assert sw("sites", "add", "copy", "--name", "Copy", "--lat", "38.6", "--lon", "126.1").code == 0
+    r = sw("features", "import", "copy", str(out), "--json")
+    assert r.code == 0, r.err
+    assert r.json()["added"] == 1 and "is a sitewatch sites export" in r.err
+    (copied,) = sw("features", "list", "copy", "--json").json()
+    assert (copied["kind"], copied["name"]) == ("berm", "berm 1")
+    # an export whose sites have no features says which command reads it
+    assert sw("sites", "add", "bare", "--name", "Bare", "--lat", "38.7", "--lon", "126.2").code == 0
+    bare = tmp_path / f"bare.{fmt}"
+    assert sw("sites", "export", "-o", str(bare), "--text", "Bare").code == 0
+    r = sw("features", "import", "copy", str(bare))
+    assert r.code == 2 and "with no features: import it with `sitewatch sites import`" in r.err

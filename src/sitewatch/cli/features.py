@@ -8,6 +8,7 @@ analyst digitised in Google Earth or QGIS (KML/KMZ, GeoJSON, GeoPackage, Shapefi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Sequence
 from datetime import date
@@ -40,6 +41,8 @@ from .options import (
 )
 from .options import table as make_table
 from .records import delete_measured, delete_options
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["features"]
 
@@ -298,6 +301,24 @@ def features_from_file(
     geoms, props, crs = read_geofile(path)
     if not geoms:
         raise InputError(f"{path} holds no features")
+    records = [_prop(pr, "record") for pr in props]
+    if any(r in ("site", "observation", "measurement") for r in records):
+        # a sitewatch export (sites export): its features are the rows marked so; its sites,
+        # observations and measurements are for `sites import`
+        keep = [i for i, r in enumerate(records) if r == "feature"]
+        if not keep:
+            raise InputError(
+                f"{path.name} is a sitewatch sites export with no features: import it with "
+                "`sitewatch sites import` instead"
+            )
+        logger.warning(
+            "%s is a sitewatch sites export: taking its %d feature(s) and leaving its %d site, "
+            "observation and measurement record(s) (`sitewatch sites import` reads those)",
+            path.name,
+            len(keep),
+            len(records) - len(keep),
+        )
+        geoms, props = [geoms[i] for i in keep], [props[i] for i in keep]
     out: list[Feature] = []
     seen: set[str] = set()
     for i, (geom, pr) in enumerate(zip(_to_lonlat(geoms, crs), props, strict=True), 1):
