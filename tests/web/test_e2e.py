@@ -30,6 +30,9 @@ def test_login(page: Any, live_server: Any) -> None:
     page.wait_for_selector("#site-list li")
     assert page.locator("#whoami").inner_text() == "viewer (viewer)"
     assert page.locator("#site-list li").count() == 2
+    # a site's new alerts are counted beside its name (alpha-base: the fixture's one)
+    assert page.inner_text("#site-list li[data-site=alpha-base] .site-alerts") == "1"
+    assert page.locator("#site-list li[data-site=bravo-depot] .site-alerts").count() == 0
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert (
         cookies["sitewatch_session"]["httpOnly"]

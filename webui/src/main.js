@@ -134,7 +134,9 @@ async function sitesView() {
       const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
       params.set("bbox", [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -90, 90), clamp(b.getEast(), -180, 180), clamp(b.getNorth(), -90, 90)].map((v) => v.toFixed(5)).join(","));
     }
-    const sites = await get("/api/sites?" + params);
+    const [sites, fresh] = await Promise.all([get("/api/sites?" + params), get("/api/alerts?state=new")]);
+    const newAlerts = {}; // a site's new alerts, the first thing to look at in triage
+    for (const a of fresh) newAlerts[a.site_id] = (newAlerts[a.site_id] || 0) + 1;
     count.textContent = `${sites.length} site(s)`;
     markers.clearLayers();
     list.replaceChildren(
@@ -149,7 +151,8 @@ async function sitesView() {
         return h(
           "li",
           { "data-site": s.id, onclick: () => (location.hash = `#/site/${s.id}`) },
-          h("div", {}, h("strong", {}, s.name), " ", h("span", { class: "muted" }, s.status)),
+          h("div", {}, h("strong", {}, s.name), " ", h("span", { class: "muted" }, `${s.status}${s.declared ? " · declared" : ""}`),
+            newAlerts[s.id] ? [" ", h("span", { class: "badge site-alerts", title: "new alerts" }, String(newAlerts[s.id]))] : null),
           h("div", { class: "muted" }, `${s.category.replaceAll("_", " ")} · ${s.country || "?"} · `, s.tags.map((t) => h("span", { class: "tag" }, t))),
         );
       }),
