@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     archive_dir: Path | None = None
     cache_dir: Path | None = None
     evidence_dir: Path | None = None
+    missile_table: Path | None = None
+    """The missile classes' ranges (CSV); default: the table shipped with sitewatch."""
 
     @property
     def catalog_url(self) -> str:

@@ -733,3 +733,37 @@ def test_a_site_named_without_latin_letters_gets_the_import_id(client: Any, web_
     assert r.json()["id"] == site_id_for("신포") and r.json()["id"].startswith("site-")
     r = client.post("/api/sites", json={"name": " ", "lon": 128.2, "lat": 40.0}, headers=h)
     assert r.status_code == 400 and "not blank" in r.json()["detail"]
+
+
+def test_range_rings_of_a_site(
+    client: Any, web_env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The classes of the table in use, and geodesic rings around a site, as the CLI's."""
+    from shapely.geometry import shape
+
+    from sitewatch.analysis.ranges import load_missile_table, range_area
+
+    viewer = web_env.auth("viewer")
+    classes = client.get("/api/ranges/classes", headers=viewer).json()
+    assert [c["id"] for c in classes] == [m.id for m in load_missile_table()]
+    assert all(c["source"] for c in classes)
+    first = classes[0]
+    r = client.get(f"/api/sites/alpha-base/range-rings?classes={first['id']}&azimuths=90",
+                   headers=viewer)  # fmt: skip
+    assert r.status_code == 200, r.text
+    ring, origin = r.json()["features"]
+    assert ring["properties"]["class"] == first["id"] and origin["properties"]["role"] == "origin"
+    site = client.get("/api/sites/alpha-base", headers=viewer).json()
+    want = range_area(site["lon"], site["lat"], first["max_range_km"] * 1000,
+                      first["min_range_km"] * 1000, n=90)  # fmt: skip
+    assert shape(ring["geometry"]).symmetric_difference(want).area < 1e-9
+    everything = client.get("/api/sites/alpha-base/range-rings", headers=viewer).json()
+    assert len(everything["features"]) == len(classes) + 1
+    r = client.get("/api/sites/alpha-base/range-rings?classes=nope", headers=viewer)
+    assert r.status_code == 400 and "unknown missile class" in r.json()["detail"]
+    assert client.get("/api/sites/nowhere/range-rings", headers=viewer).status_code == 404
+    # the analysts' own table, as for the CLI
+    table = tmp_path / "mine.csv"
+    table.write_text("class,name,max_range_km,source\nx1,Example,500,our estimate\n")
+    monkeypatch.setenv("SITEWATCH_MISSILE_TABLE", str(table))
+    assert [c["id"] for c in client.get("/api/ranges/classes", headers=viewer).json()] == ["x1"]

@@ -401,6 +401,28 @@ def test_open_alerts_on_the_site_page(page: Any, live_server: Any) -> None:
         assert cat.get_alert("a-berm").state == "dismissed"
 
 
+def test_range_rings_on_the_site_page(page: Any, live_server: Any) -> None:
+    """Rings of the chosen classes drawn around the site, named with their ranges; off again."""
+    from sitewatch.analysis.ranges import load_missile_table
+
+    table = {m.id: m for m in load_missile_table()}
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.wait_for_selector("#ring-classes option[value=nodong]")
+    paths = "#map .leaflet-overlay-pane path"
+    before = page.locator(paths).count()
+    page.select_option("#ring-classes", ["scud-b", "nodong"])
+    page.check("#show-rings")
+    page.wait_for_selector("#ring-info:has-text('km')")
+    info = page.inner_text("#ring-info")
+    for cid in ("nodong", "scud-b"):
+        assert f"{table[cid].name} {table[cid].max_range_km:,.0f} km" in info, info
+    assert page.locator(paths).count() == before + 2
+    page.uncheck("#show-rings")
+    page.wait_for_function(f"document.querySelectorAll('{paths}').length === {before}")
+
+
 def test_size_of_a_mapped_berm_from_the_editor(page: Any, live_server: Any) -> None:
     from shapely.geometry import box
 

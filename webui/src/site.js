@@ -454,6 +454,42 @@ export async function sitePage(siteId) {
     clearVertices();
   });
 
+  // --- range rings of the missile classes around the site (the table in use, with sources) --
+  const ringLayer = L.featureGroup();
+  const ringClasses = h("select", { id: "ring-classes", multiple: true, size: 4, title: "none chosen: every class" });
+  const ringToggle = h("input", { type: "checkbox", id: "show-rings" });
+  const ringInfo = h("div", { class: "muted", id: "ring-info" });
+  get("/api/ranges/classes")
+    .then((classes) => ringClasses.replaceChildren(...classes.map((c) =>
+      h("option", { value: c.id, title: `${c.source}${c.notes ? ` · ${c.notes}` : ""}` },
+        `${c.name} · ${c.max_range_km.toLocaleString("en-US")} km`))))
+    .catch((e) => toast(e.message, true));
+  let ringsAsked = 0;
+  async function drawRings() {
+    const asked = ++ringsAsked;
+    ringLayer.clearLayers();
+    ringInfo.textContent = "";
+    if (!ringToggle.checked) return ringLayer.remove();
+    const q = [...ringClasses.selectedOptions].map((o) => `classes=${encodeURIComponent(o.value)}`).join("&");
+    try {
+      const fc = await get(`/api/sites/${encodeURIComponent(siteId)}/range-rings${q ? `?${q}` : ""}`);
+      if (asked !== ringsAsked) return; // a newer choice is on its way
+      const rings = fc.features.filter((f) => f.properties.role !== "origin");
+      L.geoJSON({ type: "FeatureCollection", features: rings }, {
+        style: { color: "#8e44ad", weight: 1.5, dashArray: "6 4", fillOpacity: 0.03 },
+        onEachFeature: (f, layer) => layer.bindTooltip(
+          `${f.properties.name}: ${f.properties.max_range_km.toLocaleString("en-US")} km (${f.properties.source})`, { sticky: true }),
+      }).addTo(ringLayer);
+      ringLayer.addTo(overlay);
+      ringInfo.textContent = rings.map((f) => `${f.properties.name} ${f.properties.max_range_km.toLocaleString("en-US")} km`).join(" · ");
+    } catch (e) {
+      toast(e.message, true);
+    }
+  }
+  ringToggle.addEventListener("change", drawRings);
+  ringClasses.addEventListener("change", () => ringToggle.checked && drawRings());
+  cleanups.push(() => ringLayer.remove());
+
   // --- the site's open alerts (new and acknowledged), to act on where they are read ---------
   const alertList = h("ul", { class: "list", id: "site-alerts" });
   async function renderAlerts() {
@@ -789,6 +825,10 @@ export async function sitePage(siteId) {
     measurementList,
     h("h3", {}, "Measured change"),
     changeList,
+    h("h3", {}, "Range rings"),
+    h("label", {}, ringToggle, " show the rings of the classes chosen (none chosen: all)"),
+    ringClasses,
+    ringInfo,
     h("h3", {}, "Observations"),
     ...observationForm,
     observationList,

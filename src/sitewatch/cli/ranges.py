@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import click
@@ -21,8 +20,9 @@ __all__ = ["range_group"]
 def _table(path: Path | None) -> Path | None:
     if path is not None:
         return path
-    env = os.environ.get("SITEWATCH_MISSILE_TABLE")
-    return Path(env) if env else None
+    from ..config import get_settings
+
+    return get_settings().missile_table
 
 
 def _classes(table: Path | None, classes: str | None) -> list:  # type: ignore[type-arg]

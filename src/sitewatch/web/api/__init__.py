@@ -10,6 +10,7 @@ from . import (
     evidence,
     features,
     imagery,
+    ranges,
     records,
     reports,
     session,
@@ -34,4 +35,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     tools.router,
     users.router,
     imagery.router,
+    ranges.router,
 )

@@ -36,6 +36,7 @@ __all__ = [
     "MeasuredChangeOut",
     "MeasurementIn",
     "MeasurementOut",
+    "MissileClassOut",
     "ObservationIn",
     "ObservationOut",
     "ReportJobOut",
@@ -509,6 +510,19 @@ class TokenOut(_Out):
     id: str
     name: str
     token: str = Field(description="the secret, shown only once")
+
+
+class MissileClassOut(_Out):
+    """A missile class of the range table, with where its ranges come from."""
+
+    id: str
+    name: str
+    max_range_km: float
+    min_range_km: float
+    type: str
+    source: str
+    source_url: str
+    notes: str
 
 
 class ConfigOut(_Out):
