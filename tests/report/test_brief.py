@@ -93,6 +93,31 @@ def test_brief_reports_measured_change(site_catalog, tmp_path: Path) -> None:
     assert "Measured change" in html and row in html
 
 
+def test_brief_gives_the_reach_of_the_missiles_its_tags_name(site_catalog, tmp_path: Path) -> None:
+    """A base tagged srbm and nodong: every SRBM class of the table and the Nodong, with their
+    published ranges and sources; an untagged site's brief has no such section."""
+    import dataclasses
+
+    from sitewatch.analysis.ranges import classes_for_tags, load_missile_table
+
+    table = load_missile_table()
+    reach = classes_for_tags(table, ["SRBM ", "nodong", "ugf"])
+    assert {m.type for m in reach} == {"SRBM", "MRBM"} and "nodong" in {m.id for m in reach}
+    assert all(m.type == "SRBM" or m.id == "nodong" for m in reach)
+    site = site_catalog.get_site("test-base")
+    site_catalog.update_site(dataclasses.replace(site, tags=("srbm", "nodong", "ugf")))
+    html = write_site_brief(site_catalog, "test-base", tmp_path, formats=("html",))["html"]
+    text = html.read_text(encoding="utf-8")
+    assert "<h2>Reach</h2>" in text
+    longest = max(m.max_range_km for m in reach)
+    assert f"reach up to {longest:,.0f} km" in text
+    for m in reach:
+        assert f"<td>{m.name}</td><td>{m.type}</td>" in text and m.source in text
+    site_catalog.update_site(dataclasses.replace(site_catalog.get_site("test-base"), tags=()))
+    html = write_site_brief(site_catalog, "test-base", tmp_path / "b", formats=("html",))["html"]
+    assert "<h2>Reach</h2>" not in html.read_text(encoding="utf-8")
+
+
 def test_brief_without_imagery_says_so(site_catalog, tmp_path: Path) -> None:
     files = write_site_brief(site_catalog, "test-base", tmp_path, formats=("html",), stac=False)
     html = files["html"].read_text(encoding="utf-8")

@@ -6,6 +6,7 @@ A failing test leaves a screenshot in test-artifacts/e2e/.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -406,10 +407,15 @@ def test_range_rings_on_the_site_page(page: Any, live_server: Any) -> None:
     from sitewatch.analysis.ranges import load_missile_table
 
     table = {m.id: m for m in load_missile_table()}
+    with Catalog(live_server.env.url) as cat:  # a base of short-range missiles
+        site = cat.get_site("alpha-base")
+        cat.update_site(dataclasses.replace(site, tags=(*site.tags, "srbm")))
     login(page, live_server)
     page.wait_for_selector("#site-list li")
     page.goto(live_server.url + "/#/site/alpha-base")
     page.wait_for_selector("#ring-classes option[value=nodong]")
+    chosen = page.eval_on_selector("#ring-classes", "s => [...s.selectedOptions].map(o => o.value)")
+    assert chosen == [m.id for m in table.values() if m.type == "SRBM"]  # from the site's tags
     paths = "#map .leaflet-overlay-pane path"
     before = page.locator(paths).count()
     page.select_option("#ring-classes", ["scud-b", "nodong"])

@@ -459,9 +459,11 @@ export async function sitePage(siteId) {
   const ringClasses = h("select", { id: "ring-classes", multiple: true, size: 4, title: "none chosen: every class" });
   const ringToggle = h("input", { type: "checkbox", id: "show-rings" });
   const ringInfo = h("div", { class: "muted", id: "ring-info" });
+  // the classes the site's tags name (srbm: every SRBM class; nodong: that class) come chosen
+  const tagged = (c) => site.tags.some((t) => [c.id.toLowerCase(), c.type.toLowerCase()].includes(t.trim().toLowerCase()));
   get("/api/ranges/classes")
     .then((classes) => ringClasses.replaceChildren(...classes.map((c) =>
-      h("option", { value: c.id, title: `${c.source}${c.notes ? ` · ${c.notes}` : ""}` },
+      h("option", { value: c.id, selected: tagged(c), title: `${c.source}${c.notes ? ` · ${c.notes}` : ""}` },
         `${c.name} · ${c.max_range_km.toLocaleString("en-US")} km`))))
     .catch((e) => toast(e.message, true));
   let ringsAsked = 0;

@@ -39,6 +39,7 @@ __all__ = [
     "MissileClass",
     "RangeRing",
     "TargetReach",
+    "classes_for_tags",
     "default_table_path",
     "load_missile_table",
     "range_area",
@@ -157,6 +158,13 @@ def select_classes(table: Sequence[MissileClass], ids: Sequence[str] | None) -> 
     if unknown:
         raise InputError(f"unknown missile class(es) {unknown}; the table has: {', '.join(by_id)}")
     return [by_id[i] for i in ids]
+
+
+def classes_for_tags(table: Sequence[MissileClass], tags: Sequence[str]) -> list[MissileClass]:
+    """The classes a site's tags name: by type (``srbm``, ``mrbm``: every class of that type)
+    or by class id (``nodong``), in the table's order; none for tags that name no missile."""
+    wanted = {t.strip().lower() for t in tags}
+    return [m for m in table if m.id.lower() in wanted or m.type.strip().lower() in wanted]
 
 
 # --- geometry ----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from .figures import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ..analysis.ranges import MissileClass
     from ..catalog.store import Catalog
 
 __all__ = [
@@ -422,8 +423,10 @@ def render_site_html(
     credits: Sequence[str] = (),
     generated: datetime | None = None,
     evidence: Sequence[Mapping[str, str | None]] = (),
+    reach: Sequence[MissileClass] = (),
 ) -> str:
-    """The brief as one self-contained HTML document."""
+    """The brief as one self-contained HTML document; ``reach``: the missile classes the site's
+    tags name (:func:`~sitewatch.analysis.ranges.classes_for_tags`), with their ranges."""
     names = {f.id: f.name or f.kind.replace("_", " ") for f in data.features}
 
     def of(feature_id: str | None) -> str:
@@ -470,6 +473,7 @@ def render_site_html(
             last_activity=data.last_activity.isoformat() if data.last_activity else "",
             measurements=measurements,
             trends=trends,
+            reach=reach,
             history=_history(data),
             evidence=evidence,
             sources=data.sources,
@@ -545,16 +549,24 @@ def write_site_brief(
             )
         )
     credits = [c.source for c in images if c.source]
-    if evidence_dir is None:
-        from ..config import get_settings
+    from ..analysis.ranges import classes_for_tags, load_missile_table
+    from ..config import get_settings
 
-        evidence_dir = get_settings().evidence_path
+    settings = get_settings()
+    if evidence_dir is None:
+        evidence_dir = settings.evidence_path
+    reach = (
+        classes_for_tags(load_missile_table(settings.missile_table), data.site.tags)
+        if data.site.tags
+        else []
+    )
     html = render_site_html(
         data,
         figures,
         imagery_note=imagery_note,
         credits=credits,
         evidence=evidence_rows(data.observations, evidence_dir),
+        reach=reach,
     )
     written: dict[str, Path] = {}
     for fig in figures:
