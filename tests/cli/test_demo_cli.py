@@ -59,3 +59,4 @@ def test_demo_runs_every_step(sw: Callable[..., Any], tmp_path: Path) -> None:
     assert mine.evidence == (f"evidence:{stored_file.parent.name}/{stored_file.name}",)
     html = Path(summary["files"]["report_html"]).read_text(encoding="utf-8")
     assert "<h2>Evidence</h2>" in html and stored_file.parent.name in html
+    assert "<h2>Reach</h2>" in html and "Nodong (Hwasong-7)" in html  # its srbm and mrbm tags
