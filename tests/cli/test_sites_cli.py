@@ -296,3 +296,19 @@ def test_show_lists_change_events_with_their_kinds(sw: Runner) -> None:
         "change 2024-03-01 → 2024-03-20: 1,200 m² (cva); vegetation → built or bare 75%, "
         "within built or bare 25%"
     ) in out
+
+
+def test_show_gives_the_reach_of_the_missiles_its_tags_name(sw: Runner) -> None:
+    from sitewatch.analysis.ranges import load_missile_table
+
+    srbm = [m for m in load_missile_table() if m.type == "SRBM"]
+    r = sw("sites", "add", "b", "--name", "B", "--lat", "38.5", "--lon", "126.1", "--tag", "srbm")
+    assert r.code == 0, r.err
+    shown = sw("sites", "show", "b").out
+    line = next(x for x in shown.splitlines() if x.strip().startswith("reach"))
+    assert all(f"{m.name} {m.max_range_km:,.0f} km" in line for m in srbm), line
+    assert [m["id"] for m in sw("sites", "show", "b", "--json").json()["reach"]] == [
+        m.id for m in srbm
+    ]
+    assert sw("sites", "edit", "b", "--remove-tag", "srbm").code == 0
+    assert "reach" not in sw("sites", "show", "b").out

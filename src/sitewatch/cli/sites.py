@@ -179,6 +179,7 @@ def show(site_id: str, as_json: bool) -> None:
         events = cat.list_change_events(site_id)
         cited = [cat.get_source(sid) for sid in site.source_ids]
         alerts = cat.list_alerts(site_id=site_id, state=("new", "acked"))
+    reach = _reach(site.tags)
     if as_json:
         echo_json(
             {
@@ -190,6 +191,7 @@ def show(site_id: str, as_json: bool) -> None:
                 "change_events": jsonable(events),
                 "sources": jsonable(cited),
                 "alerts": jsonable(alerts),
+                "reach": [dataclasses.asdict(m) for m in reach],
             }
         )
         return
@@ -204,6 +206,9 @@ def show(site_id: str, as_json: bool) -> None:
     for key in ("aliases", "tags"):
         if getattr(site, key):
             out.print(f"  {key:<11} {escape(', '.join(getattr(site, key)))}")
+    if reach:  # the missile classes its tags name
+        classes = ", ".join(f"{m.name} {m.max_range_km:,.0f} km" for m in reach)
+        out.print(f"  reach       {escape(classes)}")
     if site.notes:
         out.print("  notes       " + escape(site.notes.replace("\n", "\n" + " " * 14)))
     for s in cited:
@@ -262,6 +267,16 @@ def show(site_id: str, as_json: bool) -> None:
             f"    - change {e.before.date().isoformat()} → {e.after.date().isoformat()}: "
             f"{e.area_m2:,.0f} m² ({escape(e.method)}){'; ' + kinds if kinds else ''}"
         )
+
+
+def _reach(tags: Sequence[str]) -> list[Any]:
+    """The missile classes a site's tags name, from the table in use (SITEWATCH_MISSILE_TABLE)."""
+    if not tags:
+        return []
+    from ..analysis.ranges import classes_for_tags, load_missile_table
+    from ..config import get_settings
+
+    return classes_for_tags(load_missile_table(get_settings().missile_table), tags)
 
 
 SHOWN_ALERTS = 10
