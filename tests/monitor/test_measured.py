@@ -113,6 +113,11 @@ def test_the_monitor_raises_them_without_new_imagery(tmp_path: Path) -> None:
     url2 = f"sqlite:///{tmp_path / 'cat2.db'}"
     _measured(url2)
     assert monitor_site(url2, "base", off).alerts == []
+    # no imagery source at all: the measurements are still checked
+    url3 = f"sqlite:///{tmp_path / 'cat3.db'}"
+    _measured(url3)
+    rep = monitor_site(url3, "base", MonitorOptions(archive=tmp_path / "a", imagery=False))
+    assert rep.error is None and len(rep.alerts) == 2
 
 
 def test_cli_delivers_them_to_the_sinks(
@@ -168,6 +173,11 @@ def test_cli_delivers_them_to_the_sinks(
         "north berm height grew by 6.0 ± 1.4 m between 2019-05-01 and 2021-05-01" in sent["message"]
     )
     assert sw(*run).json()["alerts"] == 0
+    # analysts who measure on their own imagery: the measurements alone, no scene searched
+    r = sw("monitor", "run", "--site", "base", "--no-imagery", "--config", str(cfg), "--json")
+    assert r.code == 0 and r.json()["alerts"] == 0 and r.json()["sites"][0]["scenes"] == 0, r.err
+    r = sw("monitor", "run", "--site", "base", "--no-imagery", "--source", str(tmp_path))
+    assert r.code == 2 and "leave out --source" in r.err
     (listed,) = sw("alerts", "list", "--json").json()
     assert listed["rule"] == "measured_change" and listed["details"]["verdict"] == "grew"
     # the site's page on the terminal shows it until it is dismissed

@@ -79,6 +79,12 @@ def monitor() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Rules and sinks TOML.",
 )
+@click.option(
+    "--no-imagery",
+    is_flag=True,
+    help="Only check the stored measurements (for analysts who measure on their own imagery); "
+    "no scene is searched.",
+)
 @click.option("--fail-on-alert", is_flag=True, help="Exit 3 when new alerts were raised.")
 @json_option
 def run(
@@ -93,6 +99,7 @@ def run(
     ring_m: float,
     change_method: str | None,
     config_path: Path | None,
+    no_imagery: bool,
     fail_on_alert: bool,
     as_json: bool,
 ) -> None:
@@ -105,6 +112,8 @@ def run(
 
     if bool(sites) == all_sites:
         raise InputError("give --site SITE (one or more) or --all")
+    if no_imagery and sources:
+        raise InputError("--no-imagery searches no scene: leave out --source, or --no-imagery")
     settings = get_settings()
     conf = load_config(config_path or settings.monitor_path)
     with open_catalog() as cat:
@@ -122,7 +131,13 @@ def run(
         ring_m=ring_m,
         change_method=change_method,
         rules=conf.rules,
+        imagery=not no_imagery,
     )
+    if no_imagery and not conf.rules.measured_change:
+        raise InputError(
+            "--no-imagery checks the stored measurements only, and the rules turn that off "
+            "(measured_change = false): nothing to do"
+        )
     columns = (
         TextColumn("monitor"),
         BarColumn(),

@@ -68,6 +68,8 @@ class MonitorOptions:
     bands: tuple[str, ...] | None = None
     change_method: str | None = None
     rules: Rules = field(default_factory=Rules)
+    imagery: bool = True
+    """Search and analyse new scenes; without, only the stored measurements are checked."""
 
 
 @dataclass
@@ -167,7 +169,8 @@ def monitor_site(catalog_url: str, site_id: str, opts: MonitorOptions) -> SiteRe
         with Catalog(catalog_url, actor=ACTOR) as cat:
             if opts.rules.measured_change:
                 report.alerts += measured_change_alerts(cat, site_id, opts.rules, opts.since)
-            _monitor(cat, site_id, opts, report)
+            if opts.imagery:
+                _monitor(cat, site_id, opts, report)
     except SitewatchError as exc:
         report.error = str(exc)
         log.error("site %s: %s", site_id, exc)
