@@ -140,6 +140,37 @@ def test_triage_with_piped_keys_feeds_catalog_and_resumes(sw, searched, tmp_path
     assert not set(again["rejected"]) & set(got["accepted"] + got["rejected"] + got["skipped"])
 
 
+def test_triage_links_a_candidate_on_a_catalogued_site(sw, searched) -> None:
+    """A site catalogued where the best candidate lies (marked as the run stores candidates):
+    triage says so, and accepting it links the candidate to that site, adding none."""
+    from dataclasses import replace
+
+    from sitewatch.catalog.models import Site
+    from sitewatch.catalog.store import Catalog
+    from sitewatch.search.triage import mark_catalogued
+
+    _out, summary, db = searched
+    url = f"sqlite:///{db}"
+    with Catalog(url) as cat:
+        first = min(cat.list_candidates(run_id=summary["run_id"]), key=lambda c: c.rank)
+        centre = first.geometry.centroid
+        cat.add_site(Site(id="known", name="Known base", lon=centre.x, lat=centre.y))
+        n_sites = cat.count_sites()
+        cands = cat.list_candidates(run_id=summary["run_id"])
+        for c in mark_catalogued(cat, cands):
+            if "catalogued_site" in c.details:
+                cat.update_candidate(replace(c))
+    res = sw("--db", url, "search", "triage", summary["run_folder"], "--json", "--limit", "8",
+             input="a" * 8)  # fmt: skip
+    assert res.code == 0, res.err
+    assert "the catalogued site known (Known base): accepting links to it" in res.err
+    with Catalog(url) as cat:
+        linked = [c for c in cat.list_candidates(run_id=summary["run_id"]) if c.site_id == "known"]
+        assert linked and all(c.state == "accepted" for c in linked)
+        assert cat.count_sites() == n_sites + len(res.json()["sites"])
+        assert "known" not in res.json()["sites"]
+
+
 def test_search_run_errors_are_clear(sw, tmp_path) -> None:
     image, _ = _scene(tmp_path, size=64, n=0)
     far = _examples(tmp_path, [(10.0, 10.0)])

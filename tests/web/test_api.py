@@ -607,6 +607,30 @@ def test_triage_accept_creates_a_site_and_reject_does_not(client: Any, web_env: 
     ]
 
 
+def test_triage_accept_of_a_catalogued_place_links_to_its_site(client: Any, web_env: Any) -> None:
+    """A candidate marked as lying on a catalogued site: accepting links to that site."""
+    from shapely.geometry import box
+
+    from sitewatch.catalog.models import Candidate
+    from sitewatch.catalog.store import Catalog
+    from sitewatch.search.triage import mark_catalogued
+
+    h = web_env.auth("analyst")
+    site = client.get("/api/sites/alpha-base", headers=h).json()
+    lon, lat = site["lon"], site["lat"]
+    with Catalog(web_env.url) as cat:
+        (marked,) = mark_catalogued(cat, [Candidate("cand-known", "run2", box(
+            lon - 0.0004, lat - 0.0004, lon + 0.0004, lat + 0.0004), 0.8, 1)])  # fmt: skip
+        cat.add_candidates([marked])
+    n_sites = len(client.get("/api/sites", headers=h).json())
+    r = client.post("/api/candidates/cand-known/triage", json={"decision": "accept", "version": 1},
+                    headers=h)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["site_id"] == "alpha-base"
+    assert r.json()["details"]["catalogued_site"]["id"] == "alpha-base"
+    assert len(client.get("/api/sites", headers=h).json()) == n_sites  # no second site
+
+
 def _sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
     events = []
     for block in text.strip().split("\n\n"):

@@ -73,14 +73,21 @@ def test_edit_a_site(page: Any, live_server: Any) -> None:
 
 
 def test_triage_by_keyboard(page: Any, live_server: Any) -> None:
+    with Catalog(live_server.env.url) as cat:  # cand-2 lies on a site the catalog holds
+        cand = cat.get_candidate("cand-2")
+        near = {"id": "alpha-base", "name": "Alpha Base", "distance_m": 0.0}
+        cat.update_candidate(dataclasses.replace(cand, details={"catalogued_site": near}))
     login(page, live_server)
     page.wait_for_selector("#site-list li")
     page.click("a[data-nav=triage]")
     page.wait_for_selector("#triage-current[data-candidate=cand-0]")
     page.keyboard.press("a")
     page.wait_for_selector("#triage-current[data-candidate=cand-1]")
+    assert page.locator("#triage-catalogued").count() == 0  # a place the catalog lacks
     page.keyboard.press("r")
     page.wait_for_selector("#triage-current[data-candidate=cand-2]")
+    hint = page.inner_text("#triage-catalogued")
+    assert hint == "on the catalogued site Alpha Base: accepting links to it", hint
     with Catalog(live_server.env.url) as cat:
         states = {c.id: (c.state, c.site_id) for c in cat.list_candidates()}
         assert states["cand-1"] == ("rejected", None)

@@ -275,6 +275,14 @@ async function triageView() {
     box.replaceChildren(
       h("div", { class: "result", id: "triage-current", "data-candidate": c.id }, `#${c.rank} · score ${c.score.toFixed(3)}`),
       h("div", { class: "muted" }, `run ${c.run_id} · ${queue.length} pending`),
+      // a place the catalog holds already: accepting links to that site, not a second one
+      // (spread, not a null: replaceChildren would show "null")
+      ...(c.details.catalogued_site
+        ? [h("div", { id: "triage-catalogued", class: "sev-warning" },
+            `${c.details.catalogued_site.distance_m ? `${Math.round(c.details.catalogued_site.distance_m).toLocaleString("en-US")} m from` : "on"} the catalogued site `,
+            h("a", { href: `#/site/${c.details.catalogued_site.id}` }, c.details.catalogued_site.name),
+            ": accepting links to it")]
+        : []),
       h("pre", { class: "muted" }, JSON.stringify(c.details, null, 1)),
     );
   };
@@ -285,7 +293,8 @@ async function triageView() {
       const res = await post(`/api/candidates/${c.id}/triage`, { decision, version: c.version });
       queue.shift();
       done += 1;
-      toast(decision === "accept" ? `accepted: new site ${res.site_id}` : `${decision}ed #${c.rank}`);
+      const linked = c.details.catalogued_site && c.details.catalogued_site.id === res.site_id;
+      toast(decision === "accept" ? `accepted: ${linked ? "linked to site" : "new site"} ${res.site_id}` : `${decision}ed #${c.rank}`);
       show();
     } catch (e) {
       toast(e.message, true);

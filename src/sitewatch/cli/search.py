@@ -146,7 +146,7 @@ def run_cmd(
     from ..search.candidates import to_geojson
     from ..search.run import SearchParams, new_run_id, run_search
     from ..search.tiles import build_vrt
-    from ..search.triage import candidate_records
+    from ..search.triage import CATALOGUED_RADIUS_M, candidate_records, mark_catalogued
 
     examples = _examples(examples_file)
     run_id = new_run_id()
@@ -173,9 +173,9 @@ def run_cmd(
     summary: dict[str, Any] = {**result.summary(), "output": str(output), "run_folder": str(folder)}
     if not no_catalog:
         with open_catalog() as cat:
-            summary["stored_candidates"] = cat.add_candidates(
-                candidate_records(run_id, result.candidates, image)
-            )
+            records = mark_catalogued(cat, candidate_records(run_id, result.candidates, image))
+            summary["stored_candidates"] = cat.add_candidates(records)
+        summary["catalogued"] = sum(1 for c in records if "catalogued_site" in c.details)
     if as_json:
         echo_json(summary)
         return
@@ -186,6 +186,11 @@ def run_cmd(
         f"({result.km2_per_s:.1f} km2/s); the top {len(result.candidates)} cover "
         f"{100 * summary['top_area_fraction']:.3f}% of it"
     )
+    if summary.get("catalogued"):
+        out.print(
+            f"{summary['catalogued']} candidate(s) lie on or within "
+            f"{CATALOGUED_RADIUS_M:,.0f} m of a catalogued site (triage says which)"
+        )
     out.print(f"triage with: sitewatch search triage {folder}")
 
 

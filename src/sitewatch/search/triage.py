@@ -38,7 +38,20 @@ if TYPE_CHECKING:
     from ..catalog.store import Catalog
     from ._runstore import RunFolder
 
-__all__ = ["SecondStage", "TriageSummary", "chip_png", "detect_graphics", "read_key", "triage"]
+__all__ = [
+    "CATALOGUED_RADIUS_M",
+    "SecondStage",
+    "TriageSummary",
+    "catalogued_site",
+    "chip_png",
+    "detect_graphics",
+    "mark_catalogued",
+    "read_key",
+    "triage",
+]
+
+CATALOGUED_RADIUS_M = 1000.0
+"""A candidate this close to a catalogued site (its point or AOI) is taken to be that site."""
 
 logger = logging.getLogger(__name__)
 
@@ -328,6 +341,11 @@ def triage(
             f"(retrained on your decisions: first stage {score_now:.3f}{refit})  "
             f"lon {lon:.5f} lat {lat:.5f}  cluster {cand.details.get('cluster', '-')}\n"
         )
+        known = catalogued_site(catalog, cand)
+        if known is not None:
+            d = cand.details["catalogued_site"]["distance_m"]
+            where = "on" if d == 0 else f"{d:,.0f} m from"
+            write(f"{where} the catalogued site {known.id} ({known.name}): accepting links to it\n")
         if graphics != "file":
             write(_inline(png, graphics))
         write(f"chip: {png_path}\n[a]ccept  [r]eject  [s]kip  [q]uit > ")
@@ -340,7 +358,9 @@ def triage(
             break
         state = KEYS[key]
         site_id = None
-        if state == "accepted":
+        if state == "accepted" and known is not None:
+            site_id = known.id  # the place the catalog holds: not a second site
+        elif state == "accepted":
             site = Site(
                 id=f"{run.run_id.lower()}-c{rank:04d}",
                 name=f"Search candidate {rank} of {run.run_id}",
@@ -367,6 +387,56 @@ def triage(
             model.save(run.path / "model.json")
     summary.remaining = len(pending)
     return summary
+
+
+def mark_catalogued(
+    catalog: Catalog, candidates: Sequence[Candidate], radius_m: float = CATALOGUED_RADIUS_M
+) -> list[Candidate]:
+    """The candidates, each lying within ``radius_m`` of a catalogued site marked with the
+    nearest one in ``details["catalogued_site"]`` (id, name, and the geodesic distance in metres
+    from the candidate's centre to the site's point or AOI, 0 when the candidate touches the
+    AOI), so that triage shows an analyst a place the catalog already holds, and accepting it
+    links to that site instead of adding it twice."""
+    from shapely.ops import nearest_points
+
+    from ..geo import geodesic_distance
+
+    out = []
+    for c in candidates:
+        centre = c.geometry.centroid
+        lon, lat = float(centre.x), float(centre.y)
+        best: tuple[float, Site] | None = None
+        for site in catalog.query_sites(near=(lon, lat, radius_m)):
+            d = geodesic_distance(lon, lat, site.lon, site.lat)
+            if site.aoi is not None:
+                if site.aoi.intersects(c.geometry):
+                    d = 0.0
+                else:
+                    edge = nearest_points(site.aoi, centre)[0]
+                    d = min(d, geodesic_distance(lon, lat, float(edge.x), float(edge.y)))
+            if d <= radius_m and (best is None or d < best[0]):
+                best = (d, site)
+        if best is None:
+            out.append(c)
+            continue
+        d, site = best
+        near = {"id": site.id, "name": site.name, "distance_m": round(d, 1)}
+        out.append(replace(c, details={**c.details, "catalogued_site": near}))
+    return out
+
+
+def catalogued_site(catalog: Catalog, candidate: Candidate) -> Site | None:
+    """The catalogued site a candidate was marked with (:func:`mark_catalogued`), if it is
+    still in the catalog."""
+    from ..errors import SiteNotFound
+
+    near = candidate.details.get("catalogued_site")
+    if not isinstance(near, dict) or not near.get("id"):
+        return None
+    try:
+        return catalog.get_site(str(near["id"]))
+    except SiteNotFound:
+        return None
 
 
 def candidate_records(run_id: str, result_candidates: list[Any], image: str) -> list[Candidate]:

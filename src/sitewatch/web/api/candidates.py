@@ -77,13 +77,17 @@ def _site_for(cat: Catalog, cand: Candidate, name: str | None) -> Site:
 
 @router.post("/{candidate_id}/triage", response_model=CandidateOut, summary="Triage a candidate")
 def triage(candidate_id: str, body: TriageIn, ctx: Ctx, who: Analyst) -> Response:
-    """Accept (the candidate becomes a suspected site), reject or skip a candidate."""
+    """Accept (the candidate becomes a suspected site, or is linked to the catalogued site it
+    lies on), reject or skip a candidate."""
+    from ...search.triage import catalogued_site
+
     cat = ctx.catalog(who)
     with cat.transaction():
         cand = _get(cat, candidate_id)
         site_id = cand.site_id
         if body.decision == "accept" and site_id is None:
-            site_id = cat.add_site(_site_for(cat, cand, body.name)).id
+            known = catalogued_site(cat, cand)
+            site_id = known.id if known else cat.add_site(_site_for(cat, cand, body.name)).id
         decided = replace(cand, state=_STATE[body.decision], site_id=site_id, version=body.version)  # type: ignore[arg-type]
         stored = cat.update_candidate(decided)
     return json_response(stored)
