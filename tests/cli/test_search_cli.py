@@ -171,6 +171,53 @@ def test_triage_links_a_candidate_on_a_catalogued_site(sw, searched) -> None:
         assert "known" not in res.json()["sites"]
 
 
+def test_examples_from_the_catalog(sw, tmp_path) -> None:
+    """Catalogued sites as examples, by id or by tag, find what the same places in a file find;
+    a site outside the image is left out."""
+    image, pts = _scene(tmp_path)
+    db = f"sqlite:///{tmp_path / 'cat.db'}"
+    for i, (lon, lat) in enumerate(pts[:2]):
+        r = sw("--db", db, "sites", "add", f"known-{i}", "--name", f"Known {i}", "--lon", str(lon),
+               "--lat", str(lat), "--tag", "planted")  # fmt: skip
+        assert r.code == 0, r.err
+    far = (
+        "sites",
+        "add",
+        "far",
+        "--name",
+        "Far",
+        "--lon",
+        "127.5",
+        "--lat",
+        "40",
+        "--tag",
+        "planted",
+    )
+    assert sw("--db", db, *far).code == 0
+    common = ("--top", "8", "--tile", "16", "--no-catalog", "--json")
+    outs = {}
+    for name, given in {
+        "file": ("--examples", str(_examples(tmp_path, pts[:2]))),
+        "sites": ("--example-site", "known-0", "--example-site", "known-1"),
+        "tag": ("--example-tag", "planted"),
+    }.items():
+        outs[name] = tmp_path / f"{name}.geojson"
+        r = sw("--db", db, "search", "run", str(image), *given, "-o", str(outs[name]), *common)
+        assert r.code == 0, (name, r.err)
+    ranked = {
+        k: [f["properties"]["score"] for f in json.loads(v.read_text())["features"]]
+        for k, v in outs.items()
+    }
+    assert ranked["sites"] == ranked["file"] and ranked["tag"] == ranked["file"]
+    out = str(tmp_path / "x.geojson")
+    r = sw("--db", db, "search", "run", str(image), "-o", out, "--no-catalog")
+    assert r.code == 2 and "give examples of known sites" in r.err
+    r = sw("--db", db, "search", "run", str(image), "--example-tag", "nope", "-o", out)
+    assert r.code == 2 and "no catalogued site has the tag 'nope'" in r.err
+    r = sw("--db", db, "search", "run", str(image), "--example-site", "nope", "-o", out)
+    assert r.code == 2 and "no site with id 'nope'" in r.err
+
+
 def test_search_run_errors_are_clear(sw, tmp_path) -> None:
     image, _ = _scene(tmp_path, size=64, n=0)
     far = _examples(tmp_path, [(10.0, 10.0)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,34 @@ def _examples(path: Path) -> list[tuple[float, float]]:
     if not out:
         raise InputError(f"{path} holds no example: give points or polygons of known sites")
     return out
+
+
+def _all_examples(
+    path: Path | None, site_ids: Sequence[str], tags: Sequence[str]
+) -> list[tuple[float, float]]:
+    """The examples of a file, of catalogued sites and of the sites with ``tags``, in that
+    order, each place once."""
+    if path is None and not site_ids and not tags:
+        raise InputError(
+            "give examples of known sites: --examples FILE, --example-site SITE_ID or "
+            "--example-tag TAG (`sitewatch sites list` shows the catalog)"
+        )
+    out = _examples(path) if path is not None else []
+    if site_ids or tags:
+        with open_catalog() as cat:
+            sites = [cat.get_site(s) for s in site_ids]
+            for tag in tags:
+                tagged = cat.query_sites(tags=[tag])
+                if not tagged:
+                    raise InputError(
+                        f"no catalogued site has the tag {tag!r}; `sitewatch sites list --tag "
+                        f"{tag}` shows them"
+                    )
+                sites += tagged
+        for site in sites:
+            c = site.aoi.centroid if site.aoi is not None else site.point
+            out.append((float(c.x), float(c.y)))
+    return list(dict.fromkeys(out))
 
 
 def _band_list(
@@ -88,9 +116,15 @@ def search() -> None:
 
 @search.command("run")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--examples", "examples_file", required=True,
+@click.option("--examples", "examples_file",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="GeoJSON of known sites (points or polygons, lon/lat).")  # fmt: skip
+              help="Vector file of known sites (points or polygons: GeoJSON, GeoPackage, KML).")  # fmt: skip
+@click.option("--example-site", "example_sites", multiple=True,
+              help="A catalogued site as an example (its AOI's centre, else its point); "
+              "repeatable.")  # fmt: skip
+@click.option("--example-tag", "example_tags", multiple=True,
+              help="Every catalogued site with this tag as an example (e.g. ugf); repeatable. "
+              "Those outside the image are left out, with a warning.")  # fmt: skip
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Candidates GeoJSON to write; the run folder goes beside it (NAME.run/).")  # fmt: skip
 @click.option(
@@ -124,7 +158,9 @@ def search() -> None:
 @json_option
 def run_cmd(
     images: tuple[str, ...],
-    examples_file: Path,
+    examples_file: Path | None,
+    example_sites: tuple[str, ...],
+    example_tags: tuple[str, ...],
     output: Path,
     top: int,
     dem: str | None,
@@ -148,7 +184,7 @@ def run_cmd(
     from ..search.tiles import build_vrt
     from ..search.triage import CATALOGUED_RADIUS_M, candidate_records, mark_catalogued
 
-    examples = _examples(examples_file)
+    examples = _all_examples(examples_file, example_sites, example_tags)
     run_id = new_run_id()
     folder = output.with_suffix(".run")
     make_folder(folder, "the search run")
