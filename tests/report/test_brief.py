@@ -231,10 +231,10 @@ def test_catalog_report_names_the_sites_being_improved(site_catalog, tmp_path: P
     files = write_catalog_report(site_catalog, tmp_path, formats=("html",))
     by_id = {r["id"]: r for r in json.loads(files["json"].read_text())}
     assert by_id["test-base"]["measured_change"] == [
-        "Portal A height grew 2.7 ± 1.1 m (2022-04-01 to 2023-05-01)"
+        "Portal A height grew by 2.7 ± 1.1 m (2022-04-01 to 2023-05-01)"
     ]
     assert (by_id["test-base"]["open_alerts"], by_id["other-base"]["open_alerts"]) == (1, 0)
     html = files["html"].read_text(encoding="utf-8")
-    assert "<td>Portal A height grew 2.7 ± 1.1 m (2022-04-01 to 2023-05-01)</td>" in html
+    assert "<td>Portal A height grew by 2.7 ± 1.1 m (2022-04-01 to 2023-05-01)</td>" in html
     assert re.search(r"<dt>With measured change</dt><dd>1</dd>", html)
     assert re.search(r"<dt>Open alerts</dt><dd>1</dd>", html)

@@ -272,7 +272,7 @@ def report_changes(site_id: str, measurement_ids: Sequence[str]) -> None:
     beyond two sigma since the image date before (what the monitor's ``measured_change`` rule
     alerts on)."""
     from ..catalog.trends import measurement_steps
-    from ..report.exports import value_text
+    from ..report.exports import change_text
 
     if not measurement_ids:
         return
@@ -286,9 +286,8 @@ def report_changes(site_id: str, measurement_ids: Sequence[str]) -> None:
         if st["measurements"][1] in new and st["verdict"] in ("grew", "shrank"):
             what = names.get(st["feature_id"], st["feature_id"]) if st["feature_id"] else "site"
             err_console().print(
-                f"{what} {st['kind']} {st['verdict']} by "
-                f"{value_text(abs(st['change']), st['sigma'], st['unit'])} since {st['first'][0]}"
-                " (the monitor raises a measured_change alert)",
+                f"{change_text(st, what)} since {st['first'][0]} (the monitor raises a "
+                "measured_change alert)",
                 markup=False,
                 highlight=False,
             )

@@ -345,7 +345,7 @@ def measured_change_alerts(
     after; the ids of the alerts new to the catalog. A step's alert is keyed by its later
     measurement: a re-run raises nothing twice, and a corrected measurement is a new step."""
     from ..catalog.trends import measurement_steps
-    from ..report.exports import value_text
+    from ..report.exports import change_text, value_text
 
     site = cat.get_site(site_id)
     names = {f.id: f.name or f.id for f in cat.query_features(site_id=site_id)}
@@ -369,8 +369,7 @@ def measured_change_alerts(
                 site,
                 "measured_change",
                 s["measurements"][1],
-                f"{what} {s['kind']} {s['verdict']} by "
-                f"{value_text(abs(s['change']), s['sigma'], unit)} between {d0} and {d1} "
+                f"{change_text(s, what)} between {d0} and {d1} "
                 f"({value_text(v0, u0, unit)} -> {value_text(v1, u1, unit)})",
                 "warning" if s["verdict"] == "grew" else "info",
                 {

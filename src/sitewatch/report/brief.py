@@ -41,7 +41,7 @@ from ..errors import ConfigError, InputError, MissingExtraError, NotFound, Sitew
 from ..files import atomic_path, make_folder
 from ..geo import geodesic_area
 from ._imagery import ImageChip, as_image_chip
-from .exports import value_text
+from .exports import change_text, value_text
 from .figures import (
     FEATURE_COLOURS,
     Annotation,
@@ -620,9 +620,8 @@ def catalog_rows(catalog: Catalog) -> list[dict[str, Any]]:
         observations = catalog.list_observations(s.id)
         data = SiteData(s, observations=observations, changes=changes.get(s.id, []))
         moved = [
-            f"{names.get(t['feature_id'] or '', t['feature_id'] or 'site')} {t['kind']} "
-            f"{t['verdict']} {value_text(t['change'], t['sigma'], t['unit'])} "
-            f"({t['first'][0]} to {t['last'][0]})"
+            change_text(t, names.get(t["feature_id"] or "", t["feature_id"] or "site"))
+            + f" ({t['first'][0]} to {t['last'][0]})"
             for t in measurement_trends(measured.get(s.id, []), observations)
             if t["verdict"] in ("grew", "shrank")
         ]

@@ -32,6 +32,7 @@ __all__ = [
     "LAYERS",
     "Row",
     "change_rows",
+    "change_text",
     "feature_rows",
     "image_dates",
     "measurement_lines",
@@ -62,6 +63,13 @@ def value_text(value: float, unc: float | None, unit: str) -> str:
     else:
         shown = f"{value:,.{max(0, 3 - math.floor(math.log10(abs(value))))}f}"
     return f"{shown} {unit} (no uncertainty recorded)".strip()
+
+
+def change_text(change: Mapping[str, Any], name: str) -> str:
+    """A measured change (a trend or a step of :mod:`sitewatch.catalog.trends`) of the feature
+    called ``name``: ``north berm height grew by 6.0 ± 1.4 m``."""
+    size = value_text(abs(change["change"]), change["sigma"], change["unit"])
+    return f"{name} {change['kind']} {change['verdict']} by {size}"
 
 
 def measurement_lines(
