@@ -83,6 +83,9 @@ def test_brief_reports_measured_change(site_catalog, tmp_path: Path) -> None:
             method="shadow",
         )
     )
+    from sitewatch.catalog.models import Alert
+
+    site_catalog.add_alert(Alert("a1", "test-base", "measured_change", "grew", key="k-a1"))
     files = write_site_brief(site_catalog, "test-base", tmp_path, formats=("html",))
     html = files["html"].read_text(encoding="utf-8")
     row = (
@@ -91,6 +94,13 @@ def test_brief_reports_measured_change(site_catalog, tmp_path: Path) -> None:
         "<td>grew (2 dates)</td></tr>"
     )
     assert "Measured change" in html and row in html
+    # the summary answers "is it still being improved?" first
+    summary = html.split("<h2>Summary</h2>")[1].split("</dl>")[0]
+    assert (
+        "<dt>Measured change</dt><dd>Portal A height grew by 2.7 ± 1.1 m "
+        "(2022-04-01 to 2023-05-01)</dd>" in summary
+    )
+    assert "<dt>Open alerts</dt><dd>1</dd>" in summary
 
 
 def test_brief_gives_the_reach_of_the_missiles_its_tags_name(site_catalog, tmp_path: Path) -> None:

@@ -444,6 +444,13 @@ def render_site_html(
         }
         for m in data.measurements
     ]
+    found = measurement_trends(data.measurements, data.observations)
+    # the summary's answer to "is it still being improved?"
+    moved = [
+        change_text(t, of(t["feature_id"])) + f" ({t['first'][0]} to {t['last'][0]})"
+        for t in found
+        if t["verdict"] in ("grew", "shrank")
+    ]
     trends = [
         {
             "feature": of(t["feature_id"]),
@@ -454,7 +461,7 @@ def render_site_html(
             "verdict": t["verdict"],
             "dates": t["dates"],
         }
-        for t in measurement_trends(data.measurements, data.observations)
+        for t in found
     ]
     site = data.site
     area = geodesic_area(site.aoi) / 1e6 if site.aoi is not None else None
@@ -473,6 +480,8 @@ def render_site_html(
             last_activity=data.last_activity.isoformat() if data.last_activity else "",
             measurements=measurements,
             trends=trends,
+            moved=moved,
+            open_alerts=sum(1 for a in data.alerts if a.state in ("new", "acked")),
             reach=reach,
             history=_history(data),
             evidence=evidence,
