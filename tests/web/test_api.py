@@ -574,6 +574,11 @@ def test_alert_inbox(client: Any, web_env: Any) -> None:
     h = web_env.auth("analyst")
     alerts = client.get("/api/alerts?state=new", headers=h).json()
     assert [a["id"] for a in alerts] == ["al-1"]
+    # by rule (the fixture's alert is of rule "change")
+    assert [a["id"] for a in client.get("/api/alerts?rule=change", headers=h).json()] == ["al-1"]
+    assert client.get("/api/alerts?rule=measured_change", headers=h).json() == []
+    both = client.get("/api/alerts?rule=measured_change&rule=change", headers=h).json()
+    assert [a["id"] for a in both] == ["al-1"]
     r = client.post("/api/alerts/al-1/state", json={"state": "acked", "version": 1}, headers=h)
     assert r.status_code == 200 and r.json()["state"] == "acked"
     assert client.get("/api/alerts?state=new", headers=h).json() == []

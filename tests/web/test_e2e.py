@@ -409,6 +409,21 @@ def test_open_alerts_on_the_site_page(page: Any, live_server: Any) -> None:
         assert cat.get_alert("a-berm").state == "dismissed"
 
 
+def test_alert_inbox_by_rule(page: Any, live_server: Any) -> None:
+    from sitewatch.catalog.models import Alert
+
+    with Catalog(live_server.env.url) as cat:
+        cat.add_alert(Alert("a-grew", "alpha-base", "measured_change", "berm grew", key="k-grew"))
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.click("a[data-nav=alerts]")
+    page.wait_for_selector("#alert-list li[data-alert=a-grew]")
+    assert page.locator("#alert-list li[data-alert=al-1]").count() == 1
+    page.select_option("#alert-rule", "measured_change")
+    page.wait_for_selector("#alert-list li[data-alert=al-1]", state="detached")
+    assert page.locator("#alert-list li[data-alert=a-grew]").count() == 1
+
+
 def test_range_rings_on_the_site_page(page: Any, live_server: Any) -> None:
     """Rings of the chosen classes drawn around the site, named with their ranges; off again."""
     from sitewatch.analysis.ranges import load_missile_table

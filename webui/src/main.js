@@ -209,11 +209,15 @@ async function newSite() {
 
 async function alertsView() {
   let which = "new";
+  let rule = "";
   const list = h("ul", { class: "list", id: "alert-list" });
   const markers = L.featureGroup().addTo(state.overlay);
   const sites = Object.fromEntries((await get("/api/sites")).map((s) => [s.id, s]));
   const reload = async () => {
-    const alerts = await get("/api/alerts" + (which ? `?state=${which}` : ""));
+    const params = new URLSearchParams();
+    if (which) params.set("state", which);
+    if (rule) params.set("rule", rule);
+    const alerts = await get(`/api/alerts?${params}`);
     markers.clearLayers();
     list.replaceChildren(
       ...alerts.map((a) => {
@@ -248,6 +252,14 @@ async function alertsView() {
       id: "alert-state",
       onchange: (ev) => {
         which = ev.target.value;
+        reload();
+      },
+    }),
+    select([["", "every rule"], ["measured_change", "measured change"], ["changed_area", "changed area"],
+      ["phase_transition", "phase transition"], ["new_feature_candidate", "new feature candidate"]], rule, {
+      id: "alert-rule",
+      onchange: (ev) => {
+        rule = ev.target.value;
         reload();
       },
     }),

@@ -22,9 +22,12 @@ def list_alerts(
     _: Viewer,
     state: Annotated[list[AlertState] | None, Query()] = None,
     site_id: Annotated[str | None, Query(max_length=128)] = None,
+    rule: Annotated[list[str] | None, Query(max_length=64)] = None,
 ) -> Response:
-    """Alerts, newest first."""
-    return json_response(ctx.reader.list_alerts(site_id=site_id, state=state))
+    """Alerts, newest first; ``rule`` picks rules (changed_area, phase_transition,
+    new_feature_candidate, measured_change)."""
+    found = ctx.reader.list_alerts(site_id=site_id, state=state)
+    return json_response([a for a in found if not rule or a.rule in rule])
 
 
 @router.get("/{alert_id}", response_model=AlertOut, summary="Read an alert")
