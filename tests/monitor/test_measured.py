@@ -87,15 +87,45 @@ def test_threshold_and_since(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cat.db'}"
     _measured(url)
     with Catalog(url) as cat:
-        # 3.5 sigma: the berm's 3-sigma step is not enough, the portal's 4.7-sigma one is
-        (only,) = measured_change_alerts(cat, "base", Rules(measured_change_sigmas=3.5))
-        assert cat.get_alert(only).details["kind"] == "width"
+        # 3.5 sigma: the berm's 3-sigma step is not enough, the portal's 4.7-sigma one is; the
+        # berm's whole change, 5 sigma over three dates, is an alert of its own
+        got = measured_change_alerts(cat, "base", Rules(measured_change_sigmas=3.5))
+        alerts = {cat.get_alert(a).details["kind"]: cat.get_alert(a) for a in got}
+        assert set(alerts) == {"width", "height"}
+        assert alerts["height"].details["dates"] == 3
+        assert "over 3 image dates" in alerts["height"].message
     url2 = f"sqlite:///{tmp_path / 'cat2.db'}"
     _measured(url2)
     with Catalog(url2) as cat:
         # steps whose later image is before --since are history, not news
         (late,) = measured_change_alerts(cat, "base", Rules(), since=date(2020, 6, 1))
         assert cat.get_alert(late).details["after"]["date"] == "2021-05-01"
+
+
+def test_slow_work_that_no_pair_of_images_shows(tmp_path: Path) -> None:
+    """A berm raised a metre a year (each step 1.4 sigma): one alert for the whole change, once,
+    not again when it keeps growing."""
+    with Catalog(f"sqlite:///{tmp_path / 'cat.db'}") as cat:
+        cat.add_site(Site(id="base", name="Base", lon=LON, lat=LAT))
+        cat.add_feature(Feature("berm", "base", "berm", Point(LON, LAT), name="north berm"))
+
+        def measure(year: int, height: float) -> None:
+            cat.add_observation(Observation(f"o{year}", "base", datetime(year, 5, 1, tzinfo=UTC)))
+            cat.add_measurement(Measurement(f"h{year}", "base", "height", height, "m", 0.5,
+                                            feature_id="berm", observation_id=f"o{year}"))  # fmt: skip
+
+        for year, height in ((2019, 10.0), (2020, 11.0), (2021, 12.0)):
+            measure(year, height)
+        (alert_id,) = measured_change_alerts(cat, "base", Rules())
+        alert = cat.get_alert(alert_id)
+        assert alert.message == (
+            "north berm height grew by 2.00 ± 0.71 m between 2019-05-01 and 2021-05-01 over 3 "
+            "image dates (10.00 ± 0.50 m -> 12.00 ± 0.50 m)"
+        )
+        assert alert.details["measurements"] == ["h2019", "h2021"]
+        assert measured_change_alerts(cat, "base", Rules()) == []
+        measure(2022, 13.0)  # still growing slowly: the quantity has its alert already
+        assert measured_change_alerts(cat, "base", Rules()) == []
 
 
 def test_the_monitor_raises_them_without_new_imagery(tmp_path: Path) -> None:

@@ -47,8 +47,9 @@ class Rules:
     max_cloud: float = 0.3
     measured_change: bool = True
     """Alert when a quantity measured of a feature (a berm's height, a spoil volume, a portal's
-    width) changed from one image date to the next beyond ``measured_change_sigmas``: the
-    measurements the analysts stored say the site is being improved (or taken down)."""
+    width) changed from one image date to the next beyond ``measured_change_sigmas``, or from
+    its first to its last when no single step did (slow work): the measurements the analysts
+    stored say the site is being improved (or taken down)."""
     measured_change_sigmas: float = 2.0
 
     def __post_init__(self) -> None:

@@ -339,52 +339,84 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
 def measured_change_alerts(
     cat: Catalog, site_id: str, rules: Rules, since: date | None = None
 ) -> list[str]:
-    """Alerts for the site's measured quantities that changed significantly from one image date
-    to the next (:func:`~sitewatch.catalog.trends.measurement_steps` beyond
-    ``rules.measured_change_sigmas``), one per step, whose later image is dated ``since`` or
-    after; the ids of the alerts new to the catalog. A step's alert is keyed by its later
-    measurement: a re-run raises nothing twice, and a corrected measurement is a new step."""
-    from ..catalog.trends import measurement_steps
-    from ..report.exports import change_text, value_text
+    """Alerts for the site's measured quantities that changed significantly (beyond
+    ``rules.measured_change_sigmas``), whose later image is dated ``since`` or after; the ids of
+    the alerts new to the catalog.
+
+    * One per step from one image date to the next
+      (:func:`~sitewatch.catalog.trends.measurement_steps`), keyed by its later measurement: a
+      re-run raises nothing twice, and a corrected measurement is a new step.
+    * One per quantity whose change from its first to its last image date is significant while
+      none of its steps is (:func:`~sitewatch.catalog.trends.measurement_trends`): slow work,
+      a metre a year, that no single pair of images shows. It is raised once per quantity.
+    """
+    from ..catalog.trends import measurement_steps, measurement_trends
 
     site = cat.get_site(site_id)
     names = {f.id: f.name or f.id for f in cat.query_features(site_id=site_id)}
-    steps = measurement_steps(
-        cat.list_measurements(site_id=site_id),
-        cat.list_observations(site_id),
-        sigmas=rules.measured_change_sigmas,
-    )
+    measurements = cat.list_measurements(site_id=site_id)
+    observations = cat.list_observations(site_id)
+    sigmas = rules.measured_change_sigmas
+    steps = measurement_steps(measurements, observations, sigmas=sigmas)
+    stepped = {
+        (s["feature_id"], s["kind"], s["unit"]) for s in steps if s["verdict"] in ("grew", "shrank")
+    }
+    slow = [
+        t
+        for t in measurement_trends(measurements, observations, sigmas=sigmas)
+        if t["verdict"] in ("grew", "shrank")
+        and (t["feature_id"], t["kind"], t["unit"]) not in stepped
+    ]
     new: list[str] = []
     with cat.transaction():
         for s in steps:
-            if s["verdict"] not in ("grew", "shrank"):
-                continue
-            (d0, v0, u0), (d1, v1, u1) = s["first"], s["last"]
-            if since is not None and d1 < since.isoformat():
-                continue
-            what = names.get(s["feature_id"], s["feature_id"]) if s["feature_id"] else "site"
-            unit = s["unit"]
-            new += _alert(
-                cat,
-                site,
-                "measured_change",
-                s["measurements"][1],
-                f"{change_text(s, what)} between {d0} and {d1} "
-                f"({value_text(v0, u0, unit)} -> {value_text(v1, u1, unit)})",
-                "warning" if s["verdict"] == "grew" else "info",
-                {
-                    "feature_id": s["feature_id"],
-                    "kind": s["kind"],
-                    "unit": unit,
-                    "before": {"date": d0, "value": v0, "uncertainty": u0},
-                    "after": {"date": d1, "value": v1, "uncertainty": u1},
-                    "change": s["change"],
-                    "sigma": s["sigma"],
-                    "verdict": s["verdict"],
-                    "measurements": list(s["measurements"]),
-                },
-            )
+            if s["verdict"] in ("grew", "shrank"):
+                new += _measured_alert(cat, site, s, names, since, s["measurements"][1])
+        for t in slow:
+            key = f"trend:{t['feature_id'] or ''}:{t['kind']}:{t['unit']}"
+            new += _measured_alert(cat, site, t, names, since, key)
     return new
+
+
+def _measured_alert(
+    cat: Catalog,
+    site: Site,
+    change: dict[str, Any],
+    names: dict[str, str],
+    since: date | None,
+    key: str,
+) -> list[str]:
+    """The alert of one measured step or trend (see :func:`measured_change_alerts`)."""
+    from ..report.exports import change_text, value_text
+
+    (d0, v0, u0), (d1, v1, u1) = change["first"], change["last"]
+    if since is not None and d1 < since.isoformat():
+        return []
+    fid = change["feature_id"]
+    what = names.get(fid, fid) if fid else "site"
+    unit = change["unit"]
+    over = f" over {change['dates']} image dates" if "dates" in change else ""
+    return _alert(
+        cat,
+        site,
+        "measured_change",
+        key,
+        f"{change_text(change, what)} between {d0} and {d1}{over} "
+        f"({value_text(v0, u0, unit)} -> {value_text(v1, u1, unit)})",
+        "warning" if change["verdict"] == "grew" else "info",
+        {
+            "feature_id": fid,
+            "kind": change["kind"],
+            "unit": unit,
+            "before": {"date": d0, "value": v0, "uncertainty": u0},
+            "after": {"date": d1, "value": v1, "uncertainty": u1},
+            "change": change["change"],
+            "sigma": change["sigma"],
+            "verdict": change["verdict"],
+            "measurements": list(change["measurements"]),
+            **({"dates": change["dates"]} if "dates" in change else {}),
+        },
+    )
 
 
 MISREGISTERED_PX = 0.5
