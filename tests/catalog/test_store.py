@@ -424,6 +424,12 @@ def test_alerts_idempotent_and_states(catalog: Catalog) -> None:
     acked = catalog.set_alert_state("a1", "acked")
     assert acked.state == "acked" and acked.version == 2
     assert catalog.list_alerts(state="new") == []
+    b = Alert("b1", "site-0", "measured_change", "berm grew", key="site-0/measured_change/m1")
+    catalog.add_alert(b)
+    assert [x.id for x in catalog.list_alerts(rule="measured_change")] == ["b1"]
+    assert [x.id for x in catalog.list_alerts(rule=["area"], state=["acked"])] == ["a1"]
+    assert catalog.list_alerts(rule="area", state="new") == []
+    assert {x.id for x in catalog.list_alerts(rule=("area", "measured_change"))} == {"a1", "b1"}
     with pytest.raises(InputError, match="unknown alert state"):
         catalog.set_alert_state("a1", "bogus")
 

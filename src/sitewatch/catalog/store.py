@@ -1042,15 +1042,20 @@ class Catalog:
             return self._add(alert), True
 
     def list_alerts(
-        self, *, site_id: str | None = None, state: str | Sequence[str] | None = None
+        self,
+        *,
+        site_id: str | None = None,
+        state: str | Sequence[str] | None = None,
+        rule: str | Sequence[str] | None = None,
     ) -> list[Alert]:
-        """Alerts, newest first."""
+        """Alerts, newest first; of a site, in some states, of some rules."""
         at = t.alerts
         where = []
         if site_id is not None:
             where.append(at.c.site_id == site_id)
-        if state is not None:
-            where.append(at.c.state.in_([state] if isinstance(state, str) else list(state)))
+        for col, value in ((at.c.state, state), (at.c.rule, rule)):
+            if value:
+                where.append(col.in_([value] if isinstance(value, str) else list(value)))
         return self._list(Alert, *where, order=at.c.created_at.desc())
 
     def get_alert(self, alert_id: str) -> Alert:

@@ -61,8 +61,7 @@ def _select(
     """The alerts of ``site_id`` (an unknown site is an error) and ``rules``, in ``states``."""
     if site_id is not None:
         cat.get_site(site_id)
-    found = cat.list_alerts(site_id=site_id, state=states)
-    return [a for a in found if not rules or a.rule in rules]
+    return cat.list_alerts(site_id=site_id, state=states, rule=rules or None)
 
 
 def _set(

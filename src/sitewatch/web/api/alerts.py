@@ -26,8 +26,7 @@ def list_alerts(
 ) -> Response:
     """Alerts, newest first; ``rule`` picks rules (changed_area, phase_transition,
     new_feature_candidate, measured_change)."""
-    found = ctx.reader.list_alerts(site_id=site_id, state=state)
-    return json_response([a for a in found if not rule or a.rule in rule])
+    return json_response(ctx.reader.list_alerts(site_id=site_id, state=state, rule=rule))
 
 
 @router.get("/{alert_id}", response_model=AlertOut, summary="Read an alert")
