@@ -79,3 +79,29 @@ def test_targets_from_csv_and_custom_table(sw: Runner, tmp_path: Path) -> None:
         {"type": "Feature", "properties": {"name": "Seoul"}, "geometry": {"type": "Point", "coordinates": [126.98, 37.57]}}]}))  # fmt: skip
     r = sw("range", "targets", "--from", "125.75,39.03", "--targets", str(gj), "--json")
     assert r.code == 0 and r.json()[0]["distance_km"] > 180
+
+
+def test_the_table_in_use_comes_from_the_settings(
+    sw: Runner, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """SITEWATCH_MISSILE_TABLE names the analysts' own table for every command; --table wins."""
+    mine = tmp_path / "mine.csv"
+    mine.write_text("class,name,type,max_range_km,source\nx1,Example,SRBM,500,our estimate\n")
+    monkeypatch.setenv("SITEWATCH_MISSILE_TABLE", str(mine))
+    out = tmp_path / "rings.geojson"
+    assert sw("range", "rings", "--from", "126,39", "-o", str(out)).code == 0
+    classes = [f["properties"].get("class") for f in json.loads(out.read_text())["features"]]
+    assert classes == ["x1", None]
+    assert (
+        sw("sites", "add", "b", "--name", "B", "--lat", "39", "--lon", "126", "--tag", "srbm").code
+        == 0
+    )
+    assert "reach       Example 500 km" in sw("sites", "show", "b").out
+    other = tmp_path / "other.csv"
+    other.write_text("class,name,max_range_km,source\ny2,Other,800,theirs\n")
+    r = sw("range", "rings", "--from", "126,39", "--table", str(other), "-o", str(out))
+    assert r.code == 0, r.err
+    assert [f["properties"].get("class") for f in json.loads(out.read_text())["features"]] == [
+        "y2",
+        None,
+    ]

@@ -47,6 +47,7 @@ __all__ = [
     "rings_to_geojson",
     "rings_to_kml",
     "select_classes",
+    "table_in_use",
     "targets_in_range",
 ]
 
@@ -158,6 +159,14 @@ def select_classes(table: Sequence[MissileClass], ids: Sequence[str] | None) -> 
     if unknown:
         raise InputError(f"unknown missile class(es) {unknown}; the table has: {', '.join(by_id)}")
     return [by_id[i] for i in ids]
+
+
+def table_in_use() -> list[MissileClass]:
+    """The table the settings name (SITEWATCH_MISSILE_TABLE), else the shipped one: what the
+    CLI, the web app and the briefs read."""
+    from ..config import get_settings
+
+    return load_missile_table(get_settings().missile_table)
 
 
 def classes_for_tags(table: Sequence[MissileClass], tags: Sequence[str]) -> list[MissileClass]:

@@ -17,19 +17,11 @@ from .options import console, echo_json, json_option
 __all__ = ["range_group"]
 
 
-def _table(path: Path | None) -> Path | None:
-    if path is not None:
-        return path
-    from ..config import get_settings
-
-    return get_settings().missile_table
-
-
 def _classes(table: Path | None, classes: str | None) -> list:  # type: ignore[type-arg]
-    from ..analysis.ranges import load_missile_table, select_classes
+    from ..analysis.ranges import load_missile_table, select_classes, table_in_use
 
     ids = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
-    return select_classes(load_missile_table(_table(table)), ids)
+    return select_classes(load_missile_table(table) if table else table_in_use(), ids)
 
 
 def _targets(path: Path) -> list[tuple[str, float, float]]:

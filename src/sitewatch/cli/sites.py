@@ -273,10 +273,9 @@ def _reach(tags: Sequence[str]) -> list[Any]:
     """The missile classes a site's tags name, from the table in use (SITEWATCH_MISSILE_TABLE)."""
     if not tags:
         return []
-    from ..analysis.ranges import classes_for_tags, load_missile_table
-    from ..config import get_settings
+    from ..analysis.ranges import classes_for_tags, table_in_use
 
-    return classes_for_tags(load_missile_table(get_settings().missile_table), tags)
+    return classes_for_tags(table_in_use(), tags)
 
 
 SHOWN_ALERTS = 10

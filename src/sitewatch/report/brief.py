@@ -16,7 +16,7 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -445,12 +445,6 @@ def render_site_html(
         for m in data.measurements
     ]
     found = measurement_trends(data.measurements, data.observations)
-    # the summary's answer to "is it still being improved?"
-    moved = [
-        change_text(t, of(t["feature_id"])) + f" ({t['first'][0]} to {t['last'][0]})"
-        for t in found
-        if t["verdict"] in ("grew", "shrank")
-    ]
     trends = [
         {
             "feature": of(t["feature_id"]),
@@ -480,7 +474,7 @@ def render_site_html(
             last_activity=data.last_activity.isoformat() if data.last_activity else "",
             measurements=measurements,
             trends=trends,
-            moved=moved,
+            moved=_moved(found, of),  # the summary's answer to "still being improved?"
             open_alerts=sum(1 for a in data.alerts if a.state in ("new", "acked")),
             reach=reach,
             history=_history(data),
@@ -491,6 +485,16 @@ def render_site_html(
             credits=list(dict.fromkeys(credits)),
         )
     )
+
+
+def _moved(trends: Sequence[Mapping[str, Any]], name: Callable[[str | None], str]) -> list[str]:
+    """The trends beyond two sigma, each as ``berm height grew by 6.2 ± 0.8 m (2024-01-18 to
+    2025-03-31)``; ``name`` gives a feature's name from its id (None: the site)."""
+    return [
+        change_text(t, name(t["feature_id"])) + f" ({t['first'][0]} to {t['last'][0]})"
+        for t in trends
+        if t["verdict"] in ("grew", "shrank")
+    ]
 
 
 def html_to_pdf(html: str, path: str | Path) -> Path:
@@ -558,17 +562,12 @@ def write_site_brief(
             )
         )
     credits = [c.source for c in images if c.source]
-    from ..analysis.ranges import classes_for_tags, load_missile_table
+    from ..analysis.ranges import classes_for_tags, table_in_use
     from ..config import get_settings
 
-    settings = get_settings()
     if evidence_dir is None:
-        evidence_dir = settings.evidence_path
-    reach = (
-        classes_for_tags(load_missile_table(settings.missile_table), data.site.tags)
-        if data.site.tags
-        else []
-    )
+        evidence_dir = get_settings().evidence_path
+    reach = classes_for_tags(table_in_use(), data.site.tags) if data.site.tags else []
     html = render_site_html(
         data,
         figures,
@@ -628,12 +627,10 @@ def catalog_rows(catalog: Catalog) -> list[dict[str, Any]]:
     for s in sites:
         observations = catalog.list_observations(s.id)
         data = SiteData(s, observations=observations, changes=changes.get(s.id, []))
-        moved = [
-            change_text(t, names.get(t["feature_id"] or "", t["feature_id"] or "site"))
-            + f" ({t['first'][0]} to {t['last'][0]})"
-            for t in measurement_trends(measured.get(s.id, []), observations)
-            if t["verdict"] in ("grew", "shrank")
-        ]
+        moved = _moved(
+            measurement_trends(measured.get(s.id, []), observations),
+            lambda fid: names.get(fid or "", fid or "site"),
+        )
         last = data.last_activity
         rows.append(
             {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
@@ -10,19 +10,9 @@ from ..deps import Ctx, Viewer
 from ._convert import json_response
 from .schemas import MissileClassOut
 
-if TYPE_CHECKING:
-    from ...analysis.ranges import MissileClass
-
 __all__ = ["router"]
 
 router = APIRouter(tags=["ranges"])
-
-
-def _table() -> list[MissileClass]:
-    from ...analysis.ranges import load_missile_table
-    from ...config import get_settings
-
-    return load_missile_table(get_settings().missile_table)
 
 
 @router.get(
@@ -35,7 +25,9 @@ def missile_classes(_: Viewer) -> Response:
     analyst may correct it while the server runs."""
     from dataclasses import asdict
 
-    return json_response([asdict(m) for m in _table()])
+    from ...analysis.ranges import table_in_use
+
+    return json_response([asdict(m) for m in table_in_use()])
 
 
 @router.get(
@@ -52,9 +44,9 @@ def site_range_rings(
 ) -> Response:
     """Rings of ``classes`` (default: every class of the table) around the site's point; a ring
     crossing the antimeridian or holding a pole is split so that a web map draws it."""
-    from ...analysis.ranges import range_rings, rings_to_geojson, select_classes
+    from ...analysis.ranges import range_rings, rings_to_geojson, select_classes, table_in_use
 
     site = ctx.reader.get_site(site_id)
-    chosen = select_classes(_table(), classes)
+    chosen = select_classes(table_in_use(), classes)
     rings = range_rings((site.lon, site.lat), chosen, n=azimuths, origin_name=site.name)
     return json_response(rings_to_geojson(rings))
