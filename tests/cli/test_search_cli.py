@@ -169,6 +169,12 @@ def test_triage_links_a_candidate_on_a_catalogued_site(sw, searched) -> None:
         assert linked and all(c.state == "accepted" for c in linked)
         assert cat.count_sites() == n_sites + len(res.json()["sites"])
         assert "known" not in res.json()["sites"]
+        # every accepted candidate that added no site says which site it was linked to: the
+        # known one, or one accepted a moment before from a neighbouring candidate
+        accepted = [c for c in cat.list_candidates(run_id=summary["run_id"]) if c.site_id]
+        for c in accepted:
+            if c.site_id not in res.json()["sites"]:
+                assert c.details["catalogued_site"]["id"] == c.site_id
 
 
 def test_examples_from_the_catalog(sw, tmp_path) -> None:

@@ -34,9 +34,13 @@ def test_candidates_on_or_near_a_catalogued_site_are_marked(tmp_path: Path) -> N
         assert d == pytest.approx(500.0, abs=5.0)  # to the nearest point of the site
         assert "catalogued_site" not in marked[2].details and marked[2] == away
         assert mark_catalogued(cat, [near], radius_m=450.0) == [near]
-        site = catalogued_site(cat, marked[1])
-        assert site is not None and site.id == "sakkanmol"
+        near = catalogued_site(cat, marked[1])
+        assert near is not None and near[0].id == "sakkanmol" and near[1] == d
         cat.delete_site("sakkanmol")
         assert catalogued_site(cat, marked[1]) is None  # deleted since: a new site on accept
         assert catalogued_site(cat, away) is None
+        # a site catalogued after the run (accepted from a neighbouring candidate) counts too
+        cat.add_site(Site(id="new", name="New", lon=LON + 0.1, lat=LAT + 0.001))
+        late = catalogued_site(cat, away)
+        assert late is not None and late[0].id == "new" and late[1] == pytest.approx(111, abs=5)
         assert Point(LON, LAT).within(aoi)

@@ -305,7 +305,7 @@ async function triageView() {
       const res = await post(`/api/candidates/${c.id}/triage`, { decision, version: c.version });
       queue.shift();
       done += 1;
-      const linked = c.details.catalogued_site && c.details.catalogued_site.id === res.site_id;
+      const linked = res.details.catalogued_site && res.details.catalogued_site.id === res.site_id;
       toast(decision === "accept" ? `accepted: ${linked ? "linked to site" : "new site"} ${res.site_id}` : `${decision}ed #${c.rank}`);
       show();
     } catch (e) {

@@ -341,11 +341,13 @@ def triage(
             f"(retrained on your decisions: first stage {score_now:.3f}{refit})  "
             f"lon {lon:.5f} lat {lat:.5f}  cluster {cand.details.get('cluster', '-')}\n"
         )
-        known = catalogued_site(catalog, cand)
-        if known is not None:
-            d = cand.details["catalogued_site"]["distance_m"]
-            where = "on" if d == 0 else f"{d:,.0f} m from"
-            write(f"{where} the catalogued site {known.id} ({known.name}): accepting links to it\n")
+        near = catalogued_site(catalog, cand)
+        known = near[0] if near else None
+        if near is not None:
+            where = "on" if near[1] == 0 else f"{near[1]:,.0f} m from"
+            write(
+                f"{where} the catalogued site {near[0].id} ({near[0].name}): accepting links to it\n"
+            )
         if graphics != "file":
             write(_inline(png, graphics))
         write(f"chip: {png_path}\n[a]ccept  [r]eject  [s]kip  [q]uit > ")
@@ -373,7 +375,13 @@ def triage(
             )
             site_id = catalog.add_site(site).id
             summary.sites.append(site_id)
-        stored = catalog.update_candidate(replace(cand, state=state, site_id=site_id))
+        details = cand.details
+        if state == "accepted" and near is not None:  # linked: say to which site, how far
+            mark = {"id": near[0].id, "name": near[0].name, "distance_m": round(near[1], 1)}
+            details = {**details, "catalogued_site": mark}
+        stored = catalog.update_candidate(
+            replace(cand, state=state, site_id=site_id, details=details)
+        )
         cands[rank] = stored
         getattr(summary, state).append(cand.id)
         run.record({"rank": rank, "id": cand.id, "state": state, "site_id": site_id})
@@ -425,18 +433,23 @@ def mark_catalogued(
     return out
 
 
-def catalogued_site(catalog: Catalog, candidate: Candidate) -> Site | None:
-    """The catalogued site a candidate was marked with (:func:`mark_catalogued`), if it is
-    still in the catalog."""
+def catalogued_site(
+    catalog: Catalog, candidate: Candidate, radius_m: float = CATALOGUED_RADIUS_M
+) -> tuple[Site, float] | None:
+    """The catalogued site a candidate lies on or near, with the distance in metres: the one it
+    was marked with (:func:`mark_catalogued`) if that is still in the catalog, else the nearest
+    within ``radius_m`` now, so that a site added since the run (one accepted from a
+    neighbouring candidate a moment ago) counts too."""
     from ..errors import SiteNotFound
 
-    near = candidate.details.get("catalogued_site")
-    if not isinstance(near, dict) or not near.get("id"):
-        return None
-    try:
-        return catalog.get_site(str(near["id"]))
-    except SiteNotFound:
-        return None
+    for cand in (candidate, *mark_catalogued(catalog, [candidate], radius_m)):
+        near = cand.details.get("catalogued_site")
+        if isinstance(near, dict) and near.get("id"):
+            try:
+                return catalog.get_site(str(near["id"])), float(near.get("distance_m") or 0.0)
+            except SiteNotFound:
+                continue
+    return None
 
 
 def candidate_records(run_id: str, result_candidates: list[Any], image: str) -> list[Candidate]:

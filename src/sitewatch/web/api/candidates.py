@@ -84,10 +84,17 @@ def triage(candidate_id: str, body: TriageIn, ctx: Ctx, who: Analyst) -> Respons
     cat = ctx.catalog(who)
     with cat.transaction():
         cand = _get(cat, candidate_id)
-        site_id = cand.site_id
+        site_id, details = cand.site_id, cand.details
         if body.decision == "accept" and site_id is None:
-            known = catalogued_site(cat, cand)
-            site_id = known.id if known else cat.add_site(_site_for(cat, cand, body.name)).id
-        decided = replace(cand, state=_STATE[body.decision], site_id=site_id, version=body.version)  # type: ignore[arg-type]
+            near = catalogued_site(cat, cand)
+            if near is None:
+                site_id = cat.add_site(_site_for(cat, cand, body.name)).id
+            else:  # linked: the candidate says to which site, and how far it lies
+                site, d = near
+                site_id = site.id
+                mark = {"id": site.id, "name": site.name, "distance_m": round(d, 1)}
+                details = {**details, "catalogued_site": mark}
+        decided = replace(cand, state=_STATE[body.decision], site_id=site_id, details=details,  # type: ignore[arg-type]
+                          version=body.version)  # fmt: skip
         stored = cat.update_candidate(decided)
     return json_response(stored)
