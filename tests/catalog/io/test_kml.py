@@ -222,6 +222,21 @@ def test_a_bad_observation_or_measurement_placemark_is_a_problem_of_its_own(
     assert site.features == records[0].features
 
 
+def test_a_hand_made_sources_field_stays_in_the_notes(write_text, split) -> None:
+    """A Google Earth user's own "sources" field (text, not our JSON list) is not a citation
+    list to refuse: it is kept in the site's notes, as other fields are."""
+    text = GOOGLE_EARTH.replace(
+        "<styleUrl>#s</styleUrl>",
+        '<ExtendedData><Data name="sources"><value>38 North, 2019</value></Data></ExtendedData>'
+        "<styleUrl>#s</styleUrl>",
+        1,
+    )
+    records, problems = split(list(read_sites(write_text("mine.kml", text))))
+    assert ["Broken" in p.reason for p in problems] == [True]  # the fixture's broken placemark
+    sino = next(r for r in records if r.site.name == "Sino-ri")
+    assert "sources: 38 North, 2019" in sino.site.notes and sino.sources == ()
+
+
 def site_id_of(records: list[SiteRecord], name: str) -> str:
     return next(r.site.id for r in records if r.site.name == name)
 

@@ -231,10 +231,12 @@ def _placemark(elem: Element, index: int, repair: bool) -> tuple[SiteRecord | Ch
         fields["name"] = name
     if "notes" not in data:
         fields["notes"] = _text(_child(elem, "description")) or ""
+    # our sources travel as a JSON list; a hand-made file's "sources" text is kept in the notes
+    cited = data.get("sources", "") if data.get("sources", "").lstrip().startswith("[") else ""
     extra = [
         f"{k}: {v}"
         for k, v in data.items()
-        if k not in _KNOWN and k not in ("record", "sources") and v
+        if k not in _KNOWN and k != "record" and v and not (k == "sources" and cited)
     ]
     if extra:
         fields["notes"] = "\n".join([fields["notes"], *extra] if fields["notes"] else extra)
@@ -255,7 +257,7 @@ def _placemark(elem: Element, index: int, repair: bool) -> tuple[SiteRecord | Ch
             rep = geoms[0].representative_point()
             lon, lat = float(rep.x), float(rep.y)
     site = site_from_fields(fields, lon=lon, lat=lat, aoi=aoi, repair=repair, what=where)
-    return SiteRecord(site=site, sources=sources_from_props(data.get("sources"), where)), where
+    return SiteRecord(site=site, sources=sources_from_props(cited, where)), where
 
 
 def _iter_kml(fh: IO[bytes], source: str, repair: bool) -> Iterator[SiteRecord | RecordProblem]:
