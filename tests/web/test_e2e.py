@@ -422,6 +422,11 @@ def test_alert_inbox_by_rule(page: Any, live_server: Any) -> None:
     page.select_option("#alert-rule", "measured_change")
     page.wait_for_selector("#alert-list li[data-alert=al-1]", state="detached")
     assert page.locator("#alert-list li[data-alert=a-grew]").count() == 1
+    # the inbox's buttons are the site page's: dismissed from here, gone from the new ones
+    page.click("#alert-list li[data-alert=a-grew] button.dismiss")
+    page.wait_for_selector("#alert-list li[data-alert=a-grew]", state="detached")
+    with Catalog(live_server.env.url) as cat:
+        assert cat.get_alert("a-grew").state == "dismissed"
 
 
 def test_range_rings_on_the_site_page(page: Any, live_server: Any) -> None:

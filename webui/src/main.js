@@ -114,6 +114,25 @@ async function refreshAlertCount() {
 }
 export { refreshAlertCount };
 
+// Acknowledge (a new alert) and Dismiss (a new or acknowledged one) for an analyst; then
+// ``reload`` and the header's count. Used by the inbox and by a site's page.
+export function alertButtons(a, reload) {
+  if (!canWrite() || a.state === "dismissed") return null;
+  const act = (st) => async (ev) => {
+    ev.stopPropagation();
+    try {
+      await post(`/api/alerts/${a.id}/state`, { state: st, version: a.version });
+      await reload();
+      refreshAlertCount();
+    } catch (e) {
+      toast(e.message, true);
+    }
+  };
+  return h("div", { class: "row" },
+    a.state === "new" ? h("button", { class: "ack", onclick: act("acked") }, "Acknowledge") : null,
+    h("button", { class: "dismiss", onclick: act("dismissed") }, "Dismiss"));
+}
+
 // --- site list -------------------------------------------------------------------------------
 
 const filters = { q: "", status: "", category: "", tag: "", inView: false };
@@ -223,24 +242,12 @@ async function alertsView() {
       ...alerts.map((a) => {
         const s = sites[a.site_id];
         if (s) markers.addLayer(L.circleMarker([s.lat, s.lon], { radius: 7, color: "#c0392b" }).bindTooltip(a.message));
-        const act = (st) => async (ev) => {
-          ev.stopPropagation();
-          try {
-            await post(`/api/alerts/${a.id}/state`, { state: st, version: a.version });
-            await reload();
-            refreshAlertCount();
-          } catch (e) {
-            toast(e.message, true);
-          }
-        };
         return h(
           "li",
           { class: `sev-${a.severity}`, "data-alert": a.id, onclick: () => (location.hash = `#/site/${a.site_id}`) },
           h("div", {}, h("strong", {}, a.message)),
           h("div", { class: "muted" }, `${s ? s.name : a.site_id} · ${a.rule} · ${fmtDate(a.created_at)} · ${a.state}`),
-          canWrite() && a.state === "new"
-            ? h("div", { class: "row" }, h("button", { onclick: act("acked") }, "Acknowledge"), h("button", { onclick: act("dismissed") }, "Dismiss"))
-            : null,
+          alertButtons(a, reload),
         );
       }),
     );

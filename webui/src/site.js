@@ -4,7 +4,7 @@
 import L from "leaflet";
 import { get, post, patch, del, upload } from "./api.js";
 import { h, svg, select, toast, fmtDate, valueText } from "./dom.js";
-import { state, canWrite, fitView, refreshAlertCount } from "./main.js";
+import { state, canWrite, fitView, alertButtons } from "./main.js";
 
 const PHASE_COLOUR = {
   no_activity: "#95a5a6",
@@ -501,25 +501,12 @@ export async function sitePage(siteId) {
     } catch (e) {
       toast(e.message, true);
     }
-    const act = (a, st) => async () => {
-      try {
-        await post(`/api/alerts/${a.id}/state`, { state: st, version: a.version });
-        await renderAlerts();
-        refreshAlertCount();
-      } catch (e) {
-        toast(e.message, true);
-      }
-    };
     alertList.replaceChildren(
       ...alerts.map((a) =>
         h("li", { class: `sev-${a.severity}`, "data-alert": a.id },
           h("div", {}, a.message),
           h("div", { class: "muted" }, `${a.rule} · ${fmtDate(a.created_at)} · ${a.state}`),
-          canWrite()
-            ? h("div", { class: "row" },
-                a.state === "new" ? h("button", { class: "ack", onclick: act(a, "acked") }, "Acknowledge") : null,
-                h("button", { class: "dismiss", onclick: act(a, "dismissed") }, "Dismiss"))
-            : null),
+          alertButtons(a, renderAlerts)),
       ),
     );
     if (!alerts.length) alertList.append(h("li", { class: "muted" }, "no open alerts"));
