@@ -177,6 +177,7 @@ def test_detect_records_change_event(
         ("nodata", "0 valid pixel"),
         ("tiny", "window"),
         ("disjoint_bands", "no band in common"),
+        ("corner", "only 25 pixel(s) of 9,216 have data in both images"),
         ("output_folder_missing", "does not exist"),
     ],
 )
@@ -199,12 +200,18 @@ def test_detect_bad_input(sw: Any, tmp_path: Path, setup: str, message: str) -> 
         a = write_tif(tmp_path / "a.tif", after[:, :5, :5])
     elif setup == "output_folder_missing":
         a = write_tif(tmp_path / "a.tif", after)
+    elif setup == "corner":  # AFTER covers 5 x 5 of BEFORE's 96 x 96 pixels
+        a = write_tif(
+            tmp_path / "a.tif", after[:, 40:45, 40:45], origin=(ORIGIN[0] + 400, ORIGIN[1] - 400)
+        )
     else:
         a = write_tif(tmp_path / "a.tif", after[:2], names=("x1", "x2"))
     out = tmp_path / ("nope/o.tif" if setup == "output_folder_missing" else "o.tif")
     r = sw("change", "detect", str(b), str(a), "-o", str(out))
     assert r.code == 2
     assert message in r.err
+    if setup == "corner":
+        assert "AFTER covers only 0.27% of BEFORE (25 of 9,216 px)" in " ".join(r.err.split())
     assert not out.exists() and not out.parent.with_name("nope").exists()
 
 
@@ -577,3 +584,20 @@ def test_chunked_methods_report_the_tasks_of_each_pass() -> None:
     before_count = len(bar.updates)
     detect_change(before, after, bands=BANDS, chunks=64)
     assert len(bar.updates) == before_count
+
+
+def test_method_names_are_taken_as_typed_in_prose(
+    sw: Any, pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    """``pca-kmeans`` and ``Log-Ratio`` name the methods written pca_kmeans and log_ratio; the
+    summary says how many pixels were compared."""
+    b, a, _ = pair
+    for typed, method in (("pca-kmeans", "pca_kmeans"), ("Log-Ratio", "log_ratio")):
+        r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--method", typed, "--json")  # fmt: skip
+        assert r.code == 0, r.err
+        assert json.loads(r.out)["method"] == method
+    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"))
+    assert r.code == 0, r.err
+    assert "of the 9,216 px compared)" in " ".join(r.out.split())
+    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--method", "pca kmeans")  # fmt: skip
+    assert r.code == 2 and "'pca kmeans' is not one of" in r.err

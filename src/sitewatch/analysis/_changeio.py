@@ -170,6 +170,10 @@ def _read_folder(folder: Path, bands: tuple[str, ...] | None) -> Raster:
     return Raster(out, names, crs, transform, None)
 
 
+MIN_COVER = 0.5
+"""Share of BEFORE's pixels that AFTER, reprojected, must cover not to be warned of."""
+
+
 def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
     """Keep the common bands (BEFORE's order) and put AFTER on BEFORE's grid (logged warning)."""
     from .change import common_bands
@@ -210,10 +214,18 @@ def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
             dst_transform=before.transform, dst_crs=before.crs,
             resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan,
         )  # fmt: skip
-    if np.isnan(out).all():
+    covered = np.isfinite(out).all(axis=0)
+    share = float(covered.mean())
+    if share == 0:
         raise InputError(
             "AFTER does not overlap BEFORE at all once reprojected: check the two images"
         )
+    if share < MIN_COVER:
+        logger.warning(
+            "AFTER covers only %.2g%% of BEFORE (%s of %s px): change is looked for there only; "
+            "crop BEFORE to AFTER's extent for statistics of the overlap alone",
+            100 * share, f"{int(covered.sum()):,}", f"{covered.size:,}",
+        )  # fmt: skip
     return before, Raster(out, bands, before.crs, before.transform, None)
 
 

@@ -334,6 +334,29 @@ def _apply(x: Any, gain: NDArray[np.float64], offset: NDArray[np.float64], valid
     return y
 
 
+def _window(config: ChangeConfig) -> int:
+    """The side of the smallest square a method works on: the smoothing kernel, or PCA-k-means'
+    blocks."""
+    window = max(3, 2 * int(4.0 * config.smooth_sigma + 0.5) + 1)
+    if config.method == "pca_kmeans":
+        window = max(window, 4 * config.pca_block)
+    return window
+
+
+def _check_valid(valid: NDArray[np.bool_], config: ChangeConfig) -> None:
+    """Refuse a pair that shares fewer valid pixels than the method's window holds: thresholds
+    fitted on a few dozen pixels would give a silent wrong answer."""
+    n = int(np.count_nonzero(valid))
+    window = _window(config)
+    if n < window * window:
+        raise AnalysisError(
+            f"only {n:,} pixel(s) of {valid.size:,} have data in both images (no-data, clouds and "
+            f"the area outside the other image left out), fewer than the {window} x {window} "
+            f"window method {config.method!r} needs: check that the images overlap, or choose "
+            "clearer dates"
+        )
+
+
 def _check_sizes(before: Any, after: Any, bands: tuple[str, ...], config: ChangeConfig) -> None:
     if before.ndim != 3 or after.ndim != 3:
         raise InputError(
@@ -346,9 +369,7 @@ def _check_sizes(before: Any, after: Any, bands: tuple[str, ...], config: Change
         )
     if len(bands) != before.shape[0]:
         raise InputError(f"{len(bands)} band name(s) for {before.shape[0]} band(s)")
-    window = max(3, 2 * int(4.0 * config.smooth_sigma + 0.5) + 1)
-    if config.method == "pca_kmeans":
-        window = max(window, 4 * config.pca_block)
+    window = _window(config)
     h, w = before.shape[1:]
     if h < window or w < window:
         raise AnalysisError(
@@ -430,6 +451,7 @@ def detect_change(
 
     magnitude = np.asarray(_materialise(magnitude_lazy), dtype=np.float32)
     valid_np = np.asarray(_materialise(valid), dtype=bool)
+    _check_valid(valid_np, config)
     magnitude[~valid_np] = np.nan
     delta_arr = extra.pop("signed_delta", None)
 

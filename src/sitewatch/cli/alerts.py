@@ -10,7 +10,7 @@ import click
 from ..catalog._codec import jsonable
 from ..errors import InputError
 from ..types import ALERT_STATES
-from .options import console, echo_json, json_option, open_catalog
+from .options import Choice, console, echo_json, json_option, open_catalog
 from .options import table as make_table
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ _RULE_HELP = (
 
 
 @alerts.command("list")
-@click.option("--state", type=click.Choice(ALERT_STATES), multiple=True, help="Default: new.")
+@click.option("--state", type=Choice(ALERT_STATES), multiple=True, help="Default: new.")
 @click.option("--all", "show_all", is_flag=True, help="Every state.")
 @click.option("--site", "site_id")
 @click.option("--rule", "rules", multiple=True, help=_RULE_HELP)

@@ -10,7 +10,16 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import InputError
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog, parse_when
+from .options import (
+    Choice,
+    Finite,
+    console,
+    echo_json,
+    err_console,
+    json_option,
+    open_catalog,
+    parse_when,
+)
 from .options import table as make_table
 
 __all__ = ["change"]
@@ -35,16 +44,16 @@ def _method_options(func: F) -> F:
     from ..analysis.change import METHODS, NORMALISATIONS, THRESHOLDS
 
     opts = [
-        click.option("--method", "method", type=click.Choice(METHODS), default="cva", show_default=True,
+        click.option("--method", "method", type=Choice(METHODS), default="cva", show_default=True,
                      help="Change method."),
-        click.option("--threshold", type=click.Choice(THRESHOLDS), default=None,
+        click.option("--threshold", type=Choice(THRESHOLDS), default=None,
                      help="Threshold (default: mad; chi2 for irmad; kmeans for pca_kmeans)."),
         click.option("--value", "fixed_value", type=Finite(), default=None, help="Value of a fixed threshold."),
         click.option("--k", "mad_k", type=Finite(), default=5.0, show_default=True,
                      help="mad threshold: robust standard deviations above the median."),
         click.option("--alpha", "chi2_alpha", type=Finite(), default=0.01, show_default=True,
                      help="chi2 threshold: no-change p-value below which a pixel is changed."),
-        click.option("--normalise", "normalisation", type=click.Choice(NORMALISATIONS), default=None,
+        click.option("--normalise", "normalisation", type=Choice(NORMALISATIONS), default=None,
                      help="Relative radiometric normalisation (default: zscore for cva, irmad, "
                      "pca_kmeans; invariant-pixel regression for log_ratio and the indices)."),
         click.option("--smooth", "smooth_sigma", type=Finite(), default=1.0, show_default=True,
@@ -217,12 +226,19 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
         echo_json(summary)
     else:
         console().print(
-            f"{summary['changed_pixels']} changed pixel(s) ({100 * result.changed_fraction:.2f}%), "
-            f"{len(feats)} polygon(s), {summary['area_m2']:.0f} m² -> {output}, {gj}"
+            f"{summary['changed_pixels']:,} changed pixel(s) ({100 * result.changed_fraction:.2f}% "
+            f"of {_compared(summary['valid_pixels'], result.valid.size)}), {len(feats):,} "
+            f"polygon(s), {summary['area_m2']:,.0f} m² -> {output}, {gj}"
         )
         if feats:
             kinds = ", ".join(f"{k} {a:,.0f} m²" for k, a in summary["kinds"].items())
             console().print(f"by kind: {kinds}", highlight=False)
+
+
+def _compared(valid: int, total: int) -> str:
+    """'the 627,000 px compared', with their share of the image when some had no data."""
+    text = f"the {valid:,} px compared"
+    return text if valid == total else f"{text}, {100 * valid / total:.1f}% of the image"
 
 
 def _image(ref: str, site_id: str | None, bands: tuple[str, ...] | None) -> tuple[Any, Any]:
@@ -435,7 +451,7 @@ def _train_options(func: F) -> F:
         click.option("--calibrate", is_flag=True,
                      help="Threshold at the best pooled F1 on the training cities instead of 0.5 "
                      "(biased high: the model has seen those labels)."),
-        click.option("--prior", type=click.Choice(PRIORS), default=None,
+        click.option("--prior", type=Choice(PRIORS), default=None,
                      help="Pair channel for the network: the unsupervised CVA magnitude on the "
                      "image-wide scale, or none (default: the model's default)."),
         click.option("--jitter", type=Finite(min=0), default=None,
@@ -444,7 +460,7 @@ def _train_options(func: F) -> F:
         click.option("--hard-fraction", type=Finite(0, 1), default=None,
                      help="Share of training crops centred on hard negatives (unchanged pixels "
                      "above the CVA threshold; default: the model's default)."),
-        click.option("--normalisation", type=click.Choice(NORMALISATIONS), default=None,
+        click.option("--normalisation", type=Choice(NORMALISATIONS), default=None,
                      help="Network inputs: the bands z-scored per image, alone, with each band's log "
                      "reflectance, or with NDVI, NDBI, MNDWI and bare-soil index (default: the "
                      "model's default, zscore_indices)."),
@@ -463,7 +479,7 @@ def _train_options(func: F) -> F:
         click.option("--ema", type=Finite(0, 1, max_open=True), default=None,
                      help="Decay of the moving average of the weights that becomes the model, "
                      "0: off (default: the model's default, 0.99)."),
-        click.option("--city-weighting", type=click.Choice(CITY_WEIGHTINGS), default=None,
+        click.option("--city-weighting", type=Choice(CITY_WEIGHTINGS), default=None,
                      help="Training crops per city in proportion to its area, or equal for every "
                      "city (default: the model's default, area)."),
         click.option("--zoom", type=Finite(0, 1), default=None,

@@ -12,7 +12,7 @@ from ..catalog.models import Observation
 from ..config import get_settings
 from ..errors import SitewatchError
 from ._report_inputs import archive_chips, imagery_options, range_rings
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import Choice, Finite, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["export"]
 
@@ -61,7 +61,7 @@ def _evidence_files(observations: Sequence[Observation]) -> dict[str, Path]:
 @click.option(
     "--overlay",
     "mode",
-    type=click.Choice(["box", "quad"]),
+    type=Choice(["box", "quad"]),
     default="box",
     show_default=True,
     help="box: chips warped to lon/lat (OGC LatLonBox); quad: chip pixels on gx:LatLonQuad.",

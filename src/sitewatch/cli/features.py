@@ -29,6 +29,7 @@ from ..geo import to_crs
 from ..types import FEATURE_KINDS
 from ._geoinputs import read_geofile
 from .options import (
+    Choice,
     Finite,
     check_removable,
     console,
@@ -117,7 +118,7 @@ def features() -> None:
 
 @features.command("add")
 @click.argument("site_id")
-@click.option("--kind", type=click.Choice(FEATURE_KINDS), required=True)
+@click.option("--kind", type=Choice(FEATURE_KINDS), required=True)
 @click.option("--lon", type=Finite(-180, 180))
 @click.option("--lat", type=Finite(-90, 90))
 @click.option("--wkt", help="Geometry as WKT in lon/lat (a line or a polygon).")
@@ -158,7 +159,7 @@ def add(
 
 @features.command("list")
 @click.argument("site_id", required=False)
-@click.option("--kind", type=click.Choice(FEATURE_KINDS), multiple=True)
+@click.option("--kind", type=Choice(FEATURE_KINDS), multiple=True)
 @json_option
 def list_(site_id: str | None, kind: Sequence[str], as_json: bool) -> None:
     """Features of SITE_ID (or of every site), filtered by --kind."""
@@ -190,7 +191,7 @@ def list_(site_id: str | None, kind: Sequence[str], as_json: bool) -> None:
 
 @features.command("edit")
 @click.argument("feature_id")
-@click.option("--kind", type=click.Choice(FEATURE_KINDS))
+@click.option("--kind", type=Choice(FEATURE_KINDS))
 @click.option("--name")
 @click.option("--lon", type=Finite(-180, 180))
 @click.option("--lat", type=Finite(-90, 90))
@@ -359,7 +360,7 @@ def features_from_file(
 @features.command("import")
 @click.argument("site_id")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(FEATURE_KINDS), help="The kind of every feature.")
+@click.option("--kind", type=Choice(FEATURE_KINDS), help="The kind of every feature.")
 @click.option(
     "--kind-field",
     help="The property that holds each feature's kind (default 'kind'; 'folder' for the "

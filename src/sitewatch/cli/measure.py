@@ -20,7 +20,16 @@ from ..errors import ImageryError, InputError, gdal_text
 from ..types import FEATURE_KINDS, MEASUREMENT_KINDS, MeasurementKind
 from ._geoinputs import catalog_feature as _catalog_feature
 from ._geoinputs import check_site, parse_lonlat, read_geofile, site_features
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog, parse_pairs
+from .options import (
+    Choice,
+    Finite,
+    console,
+    echo_json,
+    err_console,
+    json_option,
+    open_catalog,
+    parse_pairs,
+)
 from .options import table as make_table
 
 __all__ = ["measure"]
@@ -350,7 +359,7 @@ _UNITS = {"area": "m2", "volume": "m3", "azimuth": "deg", "defilade": "deg"}
 
 @measure.command("record")
 @click.argument("site_id")
-@click.option("--kind", type=click.Choice(MEASUREMENT_KINDS), required=True)
+@click.option("--kind", type=Choice(MEASUREMENT_KINDS), required=True)
 @click.option("--value", type=Finite(), required=True)
 @click.option(
     "--unit",
@@ -410,7 +419,7 @@ def record(
 
 @measure.command("list")
 @click.argument("site_id")
-@click.option("--kind", "kinds", type=click.Choice(MEASUREMENT_KINDS), multiple=True)
+@click.option("--kind", "kinds", type=Choice(MEASUREMENT_KINDS), multiple=True)
 @click.option("--feature", "feature_id", help="Only the measurements of this feature.")
 @json_option
 def list_(site_id: str, kinds: Sequence[str], feature_id: str | None, as_json: bool) -> None:
@@ -536,7 +545,7 @@ def delete(measurement_id: str, yes: bool, expect_version: int | None) -> None:
 @click.option(
     "--kind",
     "kinds",
-    type=click.Choice(FEATURE_KINDS),
+    type=Choice(FEATURE_KINDS),
     multiple=True,
     help="With --site and no --footprints: only features of this kind (repeatable).",
 )
@@ -1000,7 +1009,7 @@ def volume(
 )
 @click.option(
     "--shape",
-    type=click.Choice(["horseshoe", "rectangle", "circle"]),
+    type=Choice(["horseshoe", "rectangle", "circle"]),
     default="horseshoe",
     show_default=True,
 )

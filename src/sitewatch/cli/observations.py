@@ -25,6 +25,7 @@ from ..config import get_settings
 from ..errors import InputError
 from ..types import ACTIVITY_PHASES
 from .options import (
+    Choice,
     Finite,
     check_removable,
     console,
@@ -86,7 +87,7 @@ def observations() -> None:
 @click.option("--sun-azimuth", type=Finite(0, 360))
 @click.option("--sun-elevation", type=Finite(-90, 90))
 @click.option("--off-nadir", "view_off_nadir", type=Finite(0, 90))
-@click.option("--phase", type=click.Choice(ACTIVITY_PHASES), help="SMART activity phase.")
+@click.option("--phase", type=Choice(ACTIVITY_PHASES), help="SMART activity phase.")
 @click.option("--text", default="", help="What was seen.")
 @click.option(
     "--evidence",
@@ -151,7 +152,7 @@ def add(
 @click.option("--sun-azimuth", type=Finite(0, 360))
 @click.option("--sun-elevation", type=Finite(-90, 90))
 @click.option("--off-nadir", "view_off_nadir", type=Finite(0, 90))
-@click.option("--phase", type=click.Choice(ACTIVITY_PHASES), help="SMART activity phase.")
+@click.option("--phase", type=Choice(ACTIVITY_PHASES), help="SMART activity phase.")
 @click.option("--no-phase", is_flag=True, help="Clear the phase.")
 @click.option("--text", help="What was seen (replaces the text).")
 @click.option("--add-evidence", multiple=True, help="A file or web address to add; repeatable.")
@@ -211,7 +212,7 @@ def delete(
 
 @observations.command("list")
 @click.argument("site_id")
-@click.option("--phase", type=click.Choice(ACTIVITY_PHASES), multiple=True)
+@click.option("--phase", type=Choice(ACTIVITY_PHASES), multiple=True)
 @json_option
 def list_(site_id: str, phase: Sequence[str], as_json: bool) -> None:
     """Observations of SITE_ID, oldest first."""

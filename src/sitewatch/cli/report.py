@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ._report_inputs import archive_chips, imagery_options
-from .options import console, echo_json, err_console, json_option, open_catalog
+from .options import Choice, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["report"]
 
@@ -27,7 +27,7 @@ def _output_options(func: Any) -> Any:
     func = click.option(
         "--format",
         "formats",
-        type=click.Choice(["html", "pdf"]),
+        type=Choice(["html", "pdf"]),
         multiple=True,
         help="html (default) and/or pdf; repeat for both.",
     )(func)

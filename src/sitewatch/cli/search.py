@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from ..config import get_settings
 from ..errors import InputError
 from ..files import make_folder, write_text
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import Choice, Finite, console, echo_json, err_console, json_option, open_catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -149,7 +149,7 @@ def search() -> None:
 )
 @click.option("--stride", default=None, type=click.IntRange(min=1),
               help="Tile stride in pixels (default: tile/2).")  # fmt: skip
-@click.option("--method", type=click.Choice(["hybrid", "logistic", "knn"]), default="hybrid",
+@click.option("--method", type=Choice(["hybrid", "logistic", "knn"]), default="hybrid",
               show_default=True, help="Scoring model.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, help="Seed of the random negatives.")
 @_backbone_options
@@ -235,7 +235,7 @@ def run_cmd(
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Stop after this many decisions."
 )
-@click.option("--graphics", type=click.Choice(["auto", "kitty", "iterm", "sixel", "file"]),
+@click.option("--graphics", type=Choice(["auto", "kitty", "iterm", "sixel", "file"]),
               default="auto", show_default=True, help="How to show chips.")  # fmt: skip
 @json_option
 def triage_cmd(run_ref: str, limit: int | None, graphics: str, as_json: bool) -> None:
@@ -264,14 +264,14 @@ def triage_cmd(run_ref: str, limit: int | None, graphics: str, as_json: bool) ->
 
 
 @search.command("eval")
-@click.option("--background", type=click.Choice(["naip", "landsat", "spacenet"]),
+@click.option("--background", type=Choice(["naip", "landsat", "spacenet"]),
               multiple=True, help="Background imagery (repeatable; default naip).")  # fmt: skip
 @click.option("--sites", "n_sites", default=25, show_default=True, help="Sites planted per seed.")
 @click.option(
     "-k", "--examples", "k", default=5, show_default=True, help="Sites given as examples."
 )
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
-@click.option("--method", type=click.Choice(["hybrid", "logistic", "knn"]), default="hybrid",
+@click.option("--method", type=Choice(["hybrid", "logistic", "knn"]), default="hybrid",
               show_default=True)  # fmt: skip
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Shared data folder (default: SITEWATCH_SHARED_DATA).")  # fmt: skip

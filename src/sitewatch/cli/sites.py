@@ -18,6 +18,7 @@ from ..geo import parse_bbox
 from ..types import SITE_CATEGORIES, SITE_STATUSES, BBox
 from ._sites_view import history_table, site_json, sites_table
 from .options import (
+    Choice,
     Finite,
     console,
     echo_json,
@@ -67,8 +68,8 @@ def _filters(func: Any) -> Any:
                 "--near", callback=_near, help="LON,LAT,RADIUS_KM: within a geodesic radius."
             ),
             click.option("--text", help="Text in id, name, aliases or notes."),
-            click.option("--status", type=click.Choice(SITE_STATUSES), multiple=True),
-            click.option("--category", type=click.Choice(SITE_CATEGORIES), multiple=True),
+            click.option("--status", type=Choice(SITE_STATUSES), multiple=True),
+            click.option("--category", type=Choice(SITE_CATEGORIES), multiple=True),
             click.option(
                 "--tag", "tags", multiple=True, help="Has this tag (repeat: all of them)."
             ),
@@ -105,8 +106,8 @@ def sites() -> None:
 @click.option("--lat", type=Finite(), required=True)
 @click.option("--lon", type=Finite(), required=True)
 @click.option("--aoi", "aoi_wkt", help="Area of interest as WKT polygon in lon/lat.")
-@click.option("--category", type=click.Choice(SITE_CATEGORIES), default="other")
-@click.option("--status", type=click.Choice(SITE_STATUSES), default="suspected")
+@click.option("--category", type=Choice(SITE_CATEGORIES), default="other")
+@click.option("--status", type=Choice(SITE_STATUSES), default="suspected")
 @click.option("--declared", is_flag=True, help="The site is declared.")
 @click.option("--country")
 @click.option("--alias", "aliases", multiple=True)
@@ -294,8 +295,8 @@ def _attr_text(value: object) -> str:
 @click.option("--name")
 @click.option("--lat", type=Finite())
 @click.option("--lon", type=Finite())
-@click.option("--category", type=click.Choice(SITE_CATEGORIES))
-@click.option("--status", type=click.Choice(SITE_STATUSES))
+@click.option("--category", type=Choice(SITE_CATEGORIES))
+@click.option("--status", type=Choice(SITE_STATUSES))
 @click.option("--declared/--undeclared", default=None)
 @click.option("--country")
 @click.option("--confidence", type=Finite(0, 1))
@@ -397,7 +398,7 @@ def _reader_options(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=Choice(FORMATS),
     help="Override the format detected from the extension.",
 )
 @click.option(
@@ -405,7 +406,7 @@ def _reader_options(kw: dict[str, Any]) -> dict[str, Any]:
 )
 @click.option(
     "--on-duplicate",
-    type=click.Choice(["error", "skip", "update"]),
+    type=Choice(["error", "skip", "update"]),
     default="error",
     help="What to do with ids already in the catalog (update: the file's site fields, its new "
     "features and observations, and its changed features; nothing is removed).",
@@ -418,10 +419,10 @@ def _reader_options(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--delimiter")
 @click.option(
     "--category",
-    type=click.Choice(SITE_CATEGORIES),
+    type=Choice(SITE_CATEGORIES),
     help="Category of every imported site (overrides the file's).",
 )
-@click.option("--status", type=click.Choice(SITE_STATUSES), help="Status of every imported site.")
+@click.option("--status", type=Choice(SITE_STATUSES), help="Status of every imported site.")
 @click.option("--country", help="Country of every imported site (e.g. KP).")
 @click.option(
     "--declared/--undeclared", default=None, help="Mark every imported site declared or not."
@@ -508,7 +509,7 @@ def import_(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=Choice(FORMATS),
     default=None,
     help="Exchange format (default: from the extension of --output, as for import).",
 )
@@ -566,7 +567,7 @@ def history(site_id: str | None, limit: int, as_json: bool) -> None:
 
 @sites.command("diff-declaration")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS))
+@click.option("--format", "fmt", type=Choice(FORMATS))
 @click.option("--party", default="declaration", show_default=True, help="Who declared the list.")
 @click.option(
     "--radius-km",

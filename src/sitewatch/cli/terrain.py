@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..files import atomic_path
 from ..types import FEATURE_KINDS
 from ._geoinputs import check_site, point_or_site, read_geofile, site_features
-from .options import Finite, console, echo_json, err_console, json_option
+from .options import Choice, Finite, console, echo_json, err_console, json_option
 
 __all__ = ["terrain"]
 
@@ -198,7 +198,7 @@ def viewshed_cmd(
 @click.option(
     "--kind",
     "kinds",
-    type=click.Choice(FEATURE_KINDS),
+    type=Choice(FEATURE_KINDS),
     multiple=True,
     help="With --site: only features of this kind (repeatable), e.g. ugf_portal.",
 )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import InputError
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import Choice, Finite, console, echo_json, err_console, json_option, open_catalog
 
 if TYPE_CHECKING:
     from ..web.users import UserStore
@@ -31,7 +31,7 @@ def _store() -> UserStore:
 
 @users.command("add")
 @click.argument("username")
-@click.option("--role", type=click.Choice(_ROLES), default="viewer", show_default=True)
+@click.option("--role", type=Choice(_ROLES), default="viewer", show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--update", is_flag=True, help="Change the password of an existing user.")
 def add(username: str, role: str, password_stdin: bool, update: bool) -> None:
