@@ -155,6 +155,26 @@ def test_detect_records_change_event(
     largest = next(iter(kinds))
     assert largest == "vegetation_to_built_or_bare" and kinds[largest] > 30_000
     assert sum(kinds.values()) == pytest.approx(events[0].area_m2, abs=1.0)
+    # the same dates and method again, with a minimum mapping unit: the event is replaced
+    r = sw("--db", url, "change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"),
+           "--site", "test-site", "--before-date", "2020-01-01", "--after-date", "2021-06-01",
+           "--min-area", "5000")  # fmt: skip
+    assert r.code == 0, r.err
+    assert f"change event {events[0].id} of test-site (2020-01-01 -> 2021-06-01) replaced (version 2" in " ".join(r.out.split())  # fmt: skip
+    with Catalog(url, actor="tester") as cat:
+        (again,) = cat.list_change_events("test-site")
+    assert again.id == events[0].id and again.version == 2
+    assert again.details["patches"] < events[0].details["patches"]
+    listed = sw("--db", url, "change", "events", "test-site")
+    assert listed.code == 0 and again.id in listed.out and "2020-01-01" in listed.out
+    assert sw("--db", url, "change", "events", "test-site", "--json").json()[0]["version"] == 2
+    r = sw("--db", url, "change", "delete", again.id, "--expect-version", "1", "--yes")
+    assert r.code != 0 and "version" in r.err
+    r = sw("--db", url, "change", "delete", again.id, "--yes")
+    assert r.code == 0 and "deleted change event" in r.out
+    assert "no change events of test-site" in sw("--db", url, "change", "events", "test-site").out
+    r = sw("--db", url, "change", "delete", again.id, "--yes")
+    assert r.code != 0 and "`sitewatch change events SITE` lists" in r.err
     r = sw(
         "--db",
         url,

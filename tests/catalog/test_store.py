@@ -331,6 +331,17 @@ def test_records_observations_measurements_events(catalog: Catalog) -> None:
         )
     )
     assert catalog.list_change_events("site-0") == [ev]
+    # corrected (a new version) and retracted, with both steps in the history
+    fixed = catalog.update_change_event(dataclasses.replace(ev, area_m2=900.0))
+    assert fixed.version == 2 and catalog.get_change_event("c1").area_m2 == 900.0
+    with pytest.raises(ConflictError):
+        catalog.delete_change_event("c1", version=1)
+    catalog.delete_change_event("c1", version=2)
+    assert catalog.list_change_events("site-0") == []
+    steps = [h.action for h in catalog.history(entity="change_event", entity_id="c1")]
+    assert sorted(steps) == ["create", "delete", "update"]
+    with pytest.raises(NotFound):
+        catalog.get_change_event("c1")
 
 
 def test_deleting_a_measured_feature_never_drops_its_measurements_silently(

@@ -269,6 +269,13 @@ def test_records_of_a_site(client: Any, web_env: Any) -> None:
     assert [m["value"] for m in ms] == [12.5]
     changes = client.get("/api/sites/alpha-base/changes", headers=h).json()
     assert changes[0]["area_m2"] == 1200.0 and changes[0]["geometry"]["type"] == "Polygon"
+    # a change event recorded in error is retracted by an analyst, not by a viewer
+    viewer = web_env.auth("viewer")
+    assert client.delete("/api/changes/ch-1", headers=viewer).status_code == 403
+    assert client.delete("/api/changes/ch-1?version=2", headers=h).status_code == 409
+    assert client.delete("/api/changes/ch-1?version=1", headers=h).status_code == 204
+    assert client.get("/api/sites/alpha-base/changes", headers=h).json() == []
+    assert client.delete("/api/changes/ch-1", headers=h).status_code == 404
 
 
 def test_measured_change_of_a_site(client: Any, web_env: Any) -> None:

@@ -1025,6 +1025,19 @@ class Catalog:
         """Store a detected change."""
         return self._add(event)
 
+    def get_change_event(self, event_id: str) -> ChangeEvent:
+        """The change event with ``event_id``."""
+        with self._read() as conn:
+            return self._get(conn, ChangeEvent, event_id)
+
+    def update_change_event(self, event: ChangeEvent) -> ChangeEvent:
+        """Replace a change event (a new version; the history keeps the old one)."""
+        return self._update(event)
+
+    def delete_change_event(self, event_id: str, *, version: int | None = None) -> None:
+        """Retract a change event recorded in error (the history keeps it)."""
+        self._delete(ChangeEvent, event_id, version)
+
     def list_change_events(self, site_id: str | None = None) -> list[ChangeEvent]:
         """Change events, oldest 'after' date first."""
         ct = t.change_events

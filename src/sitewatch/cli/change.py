@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import InputError
+from .changeevents import delete_event, list_events
 from .options import (
     Choice,
     Finite,
@@ -103,7 +104,12 @@ def _load_model(kw: dict[str, Any]) -> Any:
 
 @click.group("change")
 def change() -> None:
-    """Change detection between two dates, and its evaluation on labelled data."""
+    """Change detection between two dates, the change events stored for a site, and the
+    detectors' evaluation on labelled data."""
+
+
+change.add_command(list_events)
+change.add_command(delete_event)
 
 
 @change.command("detect")
@@ -221,7 +227,9 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
                    kinds=kind_areas(feats))  # fmt: skip
     write_geojson(gj, feats, {k: v for k, v in summary.items() if k not in ("config",)})
     if site_id:
-        summary["change_event"] = _record(site_id, t0, t1, result, feats, summary)
+        summary["change_event"], summary["change_event_version"] = _record(
+            site_id, t0, t1, result, feats, summary
+        )
     if as_json:
         echo_json(summary)
     else:
@@ -233,6 +241,16 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
         if feats:
             kinds = ", ".join(f"{k} {a:,.0f} m²" for k, a in summary["kinds"].items())
             console().print(f"by kind: {kinds}", highlight=False)
+        if site_id:
+            done = (
+                "recorded" if summary["change_event_version"] == 1
+                else f"replaced (version {summary['change_event_version']}; the same dates and "
+                "method were recorded before, the history keeps that)"
+            )  # fmt: skip
+            console().print(
+                f"change event {summary['change_event']} of {site_id} "
+                f"({t0:%Y-%m-%d} -> {t1:%Y-%m-%d}) {done}", highlight=False,
+            )  # fmt: skip
 
 
 def _compared(valid: int, total: int) -> str:
@@ -285,7 +303,11 @@ def _image(ref: str, site_id: str | None, bands: tuple[str, ...] | None) -> tupl
     return replace(raster, data=data, nodata=None), chip.datetime
 
 
-def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, Any]], summary: dict[str, Any]) -> str:  # fmt: skip
+def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, Any]], summary: dict[str, Any]) -> tuple[str, int]:  # fmt: skip
+    """Store the change event of a detection; one of the same site, dates and method is replaced
+    (returns its id and version: above 1 when replaced)."""
+    from dataclasses import replace
+
     import numpy as np
     from shapely.geometry import shape
     from shapely.ops import unary_union
@@ -296,14 +318,21 @@ def _record(site_id: str, t0: Any, t1: Any, result: Any, feats: list[dict[str, A
     mag = float(np.nanmean(result.magnitude[result.mask])) if result.mask.any() else None
     keep = ("threshold_method", "threshold", "bands", "changed_pixels", "output", "indices",
             "kinds")  # fmt: skip
-    details = {k: summary[k] for k in keep}
-    with open_catalog() as cat:
+    details = {k: summary[k] for k in keep} | {"patches": summary["polygons"]}
+    with open_catalog() as cat, cat.transaction():
         cat.get_site(site_id)
-        ev = cat.add_change_event(
-            ChangeEvent(id=new_id(), site_id=site_id, before=t0, after=t1, method=result.method,
-                        area_m2=float(summary["area_m2"]), geometry=geom, magnitude=mag, details=details)
-        )  # fmt: skip
-    return str(ev.id)
+        new = ChangeEvent(id=new_id(), site_id=site_id, before=t0, after=t1, method=result.method,
+                          area_m2=float(summary["area_m2"]), geometry=geom, magnitude=mag,
+                          details=details)  # fmt: skip
+        # a second run on the same dates with the same method supersedes the first (its
+        # threshold or area corrected); the history keeps the first
+        same = [e for e in cat.list_change_events(site_id)
+                if (e.before, e.after, e.method) == (t0, t1, result.method)]  # fmt: skip
+        if same:
+            ev = cat.update_change_event(replace(new, id=same[-1].id, version=same[-1].version))
+        else:
+            ev = cat.add_change_event(new)
+    return str(ev.id), ev.version
 
 
 def _print_eval(res: dict[str, Any], title: str) -> None:

@@ -221,6 +221,8 @@ def show(site_id: str, as_json: bool) -> None:
         f"  features {len(feats)}, observations {len(obs)}, measurements {len(meas)}, "
         f"change events {len(events)}, open alerts {len(alerts)}"
     )
+    heading = _Headings(out)
+    heading("open alerts, newest first", alerts)
     for a in alerts[:SHOWN_ALERTS]:
         tag = escape(f"[{a.severity}, {a.state}]")
         out.print(f"    - alert {tag} {escape(a.message)}  [dim]{a.id}[/]")
@@ -229,12 +231,14 @@ def show(site_id: str, as_json: bool) -> None:
             f"    - ... {len(alerts) - SHOWN_ALERTS} older alert(s): "
             f"sitewatch alerts list --site {site.id} --state new --state acked"
         )
+    heading("features", feats)
     for f in feats:
         attrs = ", ".join(f"{k}={_attr_text(v)}" for k, v in f.attributes.items())
         words = " ".join(w for w in (f.kind, escape(f.name), escape(attrs)) if w)
         out.print(f"    - {words}  [dim]{f.id}[/]")
     names = {f.id: f.name or f.kind.replace("_", " ") for f in feats}
     dates = image_dates(meas, obs)
+    heading("measurements", meas)
     for m in meas:
         what = names.get(m.feature_id or "", m.feature_id or "site")
         if m.feature_id is None and m.inputs.get("deleted_feature"):
@@ -244,7 +248,9 @@ def show(site_id: str, as_json: bool) -> None:
             f"    - {m.kind} {escape(value_text(m.value, m.uncertainty, m.unit))} of "
             f"{escape(what)} ({escape(how or 'no method given')})  [dim]{m.id}[/]"
         )
-    for t in measurement_trends(meas, obs):  # is the site still being improved?
+    trends = measurement_trends(meas, obs)
+    heading("measured change, first to last image", trends)
+    for t in trends:  # is the site still being improved?
         (d0, v0, u0), (d1, v1, u1) = t["first"], t["last"]
         what = names.get(t["feature_id"] or "", t["feature_id"] or "site")
         unit = t["unit"]
@@ -253,6 +259,7 @@ def show(site_id: str, as_json: bool) -> None:
             f"{escape(value_text(v1, u1, unit))} from {d0} to {d1}: "
             f"{escape(value_text(t['change'], t['sigma'], unit))}, {t['verdict']}"
         )
+    heading("observations", obs)
     for o in obs:
         phase = f" {o.phase.replace('_', ' ')}" if o.phase else ""
         extra = f" ({len(o.evidence)} evidence)" if o.evidence else ""
@@ -262,12 +269,24 @@ def show(site_id: str, as_json: bool) -> None:
         )
     from ..analysis.landcover import kind_text
 
+    heading("change events", events)
     for e in events:
         kinds = kind_text((e.details or {}).get("kinds"))
         out.print(
             f"    - change {e.before.date().isoformat()} → {e.after.date().isoformat()}: "
             f"{e.area_m2:,.0f} m² ({escape(e.method)}){'; ' + kinds if kinds else ''}"
         )
+
+
+class _Headings:
+    """Prints a group's heading in ``sites show`` when the group has items."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def __call__(self, title: str, items: Sequence[Any]) -> None:
+        if items:
+            self.out.print(f"  [bold]{title}[/]")
 
 
 def _reach(tags: Sequence[str]) -> list[Any]:

@@ -202,3 +202,19 @@ def add_change(site_id: str, body: ChangeEventIn, ctx: Ctx, who: Analyst) -> Res
     fields["geometry"] = geometry(body.geometry, "geometry")
     ev = ChangeEvent(id=new_id(), site_id=site_id, **fields)
     return json_response(ctx.catalog(who).add_change_event(ev), 201)
+
+
+@router.delete(
+    "/api/changes/{event_id}",
+    status_code=204,
+    tags=["change events"],
+    summary="Retract a change event recorded in error (the history keeps it)",
+)
+def delete_change(
+    event_id: str,
+    ctx: Ctx,
+    who: Analyst,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    ctx.catalog(who).delete_change_event(event_id, version=version)
+    return Response(status_code=204)
