@@ -143,6 +143,10 @@ def test_change_kinds_on_the_site_page(page: Any, live_server: Any) -> None:
     kinds = "75% vegetation → built or bare, 25% within built or bare"
     bar = page.locator("#activity-plot rect title").first.text_content()
     assert bar == f"2024-03-20: 1200 m² changed · {kinds}"
+    # listed under "Change events", with no retract button for a viewer
+    listed = page.locator("#change-events li[data-change=ch-1]").inner_text()
+    assert listed == f"2024-03-01 → 2024-03-20: 1,200 m² (cva) · {kinds}"
+    assert page.locator("#change-events button.retract").count() == 0
     # a viewer's page leaves out the editing buttons, with no stray "null" in their place
     assert page.locator("#site-save").count() == 0
     assert "null" not in page.locator("#panel").inner_text()
@@ -351,6 +355,44 @@ def test_retract_a_measurement_and_an_observation(page: Any, live_server: Any) -
         deleted = {(e.entity, e.entity_id) for e in cat.history(site_id="alpha-base")
                    if e.action == "delete"}  # fmt: skip
     assert {("measurement", "m-wrong"), ("observation", "o-wrong")} <= deleted
+
+
+def test_retract_a_change_event(page: Any, live_server: Any) -> None:
+    """A change event recorded from the wrong images is retracted from the site page: its list
+    item, overlay and activity bar go; the history keeps it."""
+    from datetime import UTC, datetime
+
+    from sitewatch.catalog.models import ChangeEvent
+
+    with Catalog(live_server.env.url) as cat:
+        cat.add_change_event(
+            ChangeEvent(
+                "ch-wrong",
+                "alpha-base",
+                datetime(2019, 1, 1, tzinfo=UTC),
+                datetime(2019, 6, 1, tzinfo=UTC),
+                "cva",
+                5_000.0,
+            )  # fmt: skip
+        )
+        kept = {e.id for e in cat.list_change_events("alpha-base")} - {"ch-wrong"}
+    page.on("dialog", lambda dialog: dialog.accept())
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.wait_for_selector("#change-events li[data-change=ch-wrong]")
+    bars = page.locator("#activity-plot rect").count()
+    page.click("#change-events li[data-change=ch-wrong] button.retract")
+    page.wait_for_selector("#change-events li[data-change=ch-wrong]", state="detached")
+    assert page.locator("#activity-plot rect").count() == bars - 1
+    assert f"change overlays ({len(kept)})" in page.locator("#panel").inner_text()
+    with Catalog(live_server.env.url) as cat:
+        assert {e.id for e in cat.list_change_events("alpha-base")} == kept
+        assert ("change_event", "ch-wrong") in {
+            (e.entity, e.entity_id)
+            for e in cat.history(site_id="alpha-base")
+            if e.action == "delete"
+        }
 
 
 def test_measured_change_on_the_site_page(page: Any, live_server: Any) -> None:

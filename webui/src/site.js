@@ -51,7 +51,7 @@ export function evidenceLink(ref) {
 
 export async function sitePage(siteId) {
   const map = state.map;
-  const [site0, features0, observations0, changes, chips, measurements0, sources0] = await Promise.all([
+  const [site0, features0, observations0, changes0, chips, measurements0, sources0] = await Promise.all([
     get(`/api/sites/${encodeURIComponent(siteId)}`),
     get(`/api/sites/${encodeURIComponent(siteId)}/features`),
     get(`/api/sites/${encodeURIComponent(siteId)}/observations`),
@@ -65,6 +65,7 @@ export async function sitePage(siteId) {
   let sources = sources0;
   let features = features0;
   let measurements = measurements0;
+  let changes = changes0;
   const cleanups = [];
   const overlay = state.overlay;
 
@@ -81,8 +82,9 @@ export async function sitePage(siteId) {
     pointToLayer: (_f, ll) => L.circleMarker(ll, { radius: 6, color: "#f39c12" }),
     interactive: false,
   }).addTo(overlay);
+  const changeFeatures = () => ({ type: "FeatureCollection", features: changes.filter((c) => c.geometry).map((c) => ({ type: "Feature", geometry: c.geometry, properties: c })) });
   const changeLayer = L.geoJSON(
-    { type: "FeatureCollection", features: changes.filter((c) => c.geometry).map((c) => ({ type: "Feature", geometry: c.geometry, properties: c })) },
+    changeFeatures(),
     { style: { color: "#e74c3c", weight: 2, fillOpacity: 0.35 }, onEachFeature: (f, l) => l.bindTooltip(`${f.properties.method}: ${Math.round(f.properties.area_m2)} m² (${fmtDate(f.properties.before)} → ${fmtDate(f.properties.after)})${changeKinds(f.properties)}`) },
   ).addTo(overlay);
   const featureLayer = L.featureGroup().addTo(overlay);
@@ -158,7 +160,37 @@ export async function sitePage(siteId) {
         h("label", {}, "swipe position", swipe),
       )
     : h("p", { class: "muted", id: "no-imagery" }, "No archived imagery for this site (`sitewatch imagery fetch`).");
-  const changeToggle = h("label", {}, h("input", { type: "checkbox", id: "show-changes", checked: true, onchange: (ev) => (ev.target.checked ? changeLayer.addTo(overlay) : changeLayer.remove()) }), ` change overlays (${changes.length})`);
+  const changeCount = h("span", {}, ` change overlays (${changes.length})`);
+  const changeToggle = h("label", {}, h("input", { type: "checkbox", id: "show-changes", checked: true, onchange: (ev) => (ev.target.checked ? changeLayer.addTo(overlay) : changeLayer.remove()) }), changeCount);
+
+  // --- change events: each detected change, shown on the map when clicked; one recorded from
+  // the wrong images or dates is retracted (the history keeps it)
+  const eventList = h("ul", { class: "list", id: "change-events" });
+  function renderEvents() {
+    eventList.replaceChildren(
+      ...changes.map((c) => h("li", { "data-change": c.id, onclick: () => c.geometry && fitView(L.geoJSON(c.geometry).getBounds().pad(1), { maxZoom: 18 }) },
+        `${fmtDate(c.before)} → ${fmtDate(c.after)}: ${Math.round(c.area_m2).toLocaleString("en-US")} m² (${c.method})`,
+        h("span", { class: "muted" }, changeKinds(c)),
+        canWrite() ? h("button", { class: "retract", title: "retract this change event (the history keeps it)", onclick: (ev) => { ev.stopPropagation(); retractEvent(c); } }, "×") : null)),
+    );
+    if (!changes.length) eventList.append(h("li", { class: "muted" }, "none yet (`sitewatch change detect --site` or the monitor records them)"));
+    changeCount.textContent = ` change overlays (${changes.length})`;
+  }
+  async function retractEvent(c) {
+    if (!confirm(`Retract the change of ${fmtDate(c.before)} → ${fmtDate(c.after)}? (The history keeps it.)`)) return;
+    try {
+      await del(`/api/changes/${encodeURIComponent(c.id)}?version=${c.version}`);
+      changes = changes.filter((x) => x.id !== c.id);
+      changeLayer.clearLayers();
+      changeLayer.addData(changeFeatures());
+      renderEvents();
+      drawPlot();
+      toast("change event retracted");
+    } catch (e) {
+      toast(e.message, true);
+    }
+  }
+  renderEvents();
 
   // --- activity plot ------------------------------------------------------------------------
   const plot = svg("svg", { class: "plot", id: "activity-plot", viewBox: "0 0 360 120", preserveAspectRatio: "none" });
@@ -792,6 +824,8 @@ export async function sitePage(siteId) {
     changeToggle,
     h("h3", {}, "Activity"),
     plot,
+    h("h3", {}, "Change events"),
+    eventList,
     h("h3", {}, "Site"),
     h("label", {}, "Name", f.name),
     h("div", { class: "row" }, h("label", {}, "Status", f.status), h("label", {}, "Category", f.category)),
