@@ -80,8 +80,17 @@ def test_defilade_direction_and_point(sw: Runner, dem: Path, tmp_path: Path) -> 
     r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-azimuth", "270",
            "--threat-elevation", "10")  # fmt: skip
     lines = r.out.splitlines()
-    assert lines[0].startswith("0 summit: exposed") and lines[1].startswith("1 notch: masked")
-    assert lines[2] == "2 : no answer: the feature lies outside the DEM; give a DEM that covers it"
+    exposed = f"summit: EXPOSED from 270° at 10°: 0% of its 1 point(s) masked, lowest horizon {rows[0]['horizon_deg']:.1f}°"
+    assert lines[0] == exposed
+    assert (
+        lines[1]
+        == f"notch: masked from 270° at 10°: all 1 point(s) masked, lowest horizon {rows[1]['horizon_deg']:.1f}°"
+    )
+    assert rows[1]["horizon_deg"] > 10 > rows[0]["horizon_deg"]
+    assert (
+        lines[2]
+        == "feature 3: no answer: the feature lies outside the DEM; give a DEM that covers it"
+    )
     r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--threat-azimuth", "270",
            "--threat-elevation", "10", "--dem-sigma", "6", "--json")  # fmt: skip
     assert r.code == 0, r.err

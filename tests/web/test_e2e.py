@@ -373,7 +373,7 @@ def test_retract_a_change_event(page: Any, live_server: Any) -> None:
                 datetime(2019, 6, 1, tzinfo=UTC),
                 "cva",
                 5_000.0,
-            )  # fmt: skip
+            )
         )
         kept = {e.id for e in cat.list_change_events("alpha-base")} - {"ch-wrong"}
     page.on("dialog", lambda dialog: dialog.accept())

@@ -276,7 +276,10 @@ def defilade_cmd(
     if direction == (threat_point is not None):
         raise InputError("give either --threat-azimuth and --threat-elevation, or --threat-point")
     if direction and (threat_azimuth is None or threat_elevation is None):
-        raise InputError("--threat-azimuth and --threat-elevation go together")
+        raise InputError(
+            "--threat-azimuth and --threat-elevation go together: give the lowest elevation angle "
+            "of the incoming fire or line of sight too, e.g. --threat-elevation 5"
+        )
     if features is None and site_id is None:
         raise InputError("give --features (a vector file), or --site to use its mapped features")
     if site_id is None and (kinds or no_store):
@@ -347,17 +350,40 @@ def defilade_cmd(
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        head = f"{r['index']} {r['id'] or ''}:"
+    threat = (
+        f"from {threat_azimuth:g}° at {threat_elevation:g}°"
+        if threat_point is None
+        else f"from {threat_point}"
+    )
+    for r, p in zip(rows, props, strict=True):
+        name, rid = p.get("name"), r["id"]
+        head = (
+            f"{name} ({rid})" if name and rid and name != rid
+            else str(name or rid or f"feature {r['index'] + 1}")
+        )  # fmt: skip
         if r["masked"] is None:  # say why there is no answer rather than print None
             why = _NO_ANSWER.get(r.get("reason") or "", r.get("reason") or "no answer")
-            console().print(f"{head} no answer: {why}")
+            console().print(f"{head}: no answer: {why}", highlight=False)
             continue
-        state = "masked" if r["masked"] else "exposed"
-        horizon = "" if r["horizon_deg"] is None else f", horizon {r['horizon_deg']} deg"
-        sd = r.get("horizon_sigma_deg")
-        horizon += "" if sd is None or not horizon else f" +/- {sd}"
-        console().print(f"{head} {state} (masked fraction {r['masked_fraction']}{horizon})")
+        console().print(f"{head}: {_defilade_text(r, threat, threat_elevation)}", highlight=False)
+
+
+def _defilade_text(row: dict[str, Any], threat: str, threat_elevation: float | None) -> str:
+    """``masked from 180° at 5°: all 12 points, lowest horizon 7.1 ± 1.2°``, or ``exposed ...``:
+    a feature is masked only when every point of it is."""
+    n, frac = row["points"], row["masked_fraction"]
+    hidden = "hidden" if threat_elevation is None else "masked"
+    share = (
+        f"all {n} point(s) {hidden}"
+        if row["masked"]
+        else f"{frac:.0%} of its {n} point(s) {hidden}"
+    )
+    text = f"{'masked' if row['masked'] else 'EXPOSED'} {threat}: {share}"
+    if row["horizon_deg"] is not None:
+        sd = row.get("horizon_sigma_deg")
+        err = "" if sd is None else f" ± {sd:.1f}"
+        text += f", lowest horizon {row['horizon_deg']:.1f}{err}°"
+    return text
 
 
 def _store_defilade(
