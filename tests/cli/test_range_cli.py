@@ -81,6 +81,30 @@ def test_targets_from_csv_and_custom_table(sw: Runner, tmp_path: Path) -> None:
     assert r.code == 0 and r.json()[0]["distance_km"] > 180
 
 
+def test_targets_given_on_the_command_line(sw: Runner, tmp_path: Path) -> None:
+    """--target takes NAME=LON,LAT, LON,LAT and catalog site ids beside files, repeatable; the
+    same place given each way is at the same distance."""
+    targets = tmp_path / "t.csv"
+    targets.write_text("name,lon,lat\nSeoul,126.98,37.57\n")
+    assert (
+        sw(
+            "sites", "add", "seoul", "--name", "Seoul city", "--lat", "37.57", "--lon", "126.98"
+        ).code
+        == 0
+    )
+    r = sw("range", "targets", "--from", "125.75,39.03", "--target", str(targets),
+           "--target", "Capital=126.98,37.57", "--target", "126.98,37.57", "--target", "seoul",
+           "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    rows = r.json()
+    assert [x["name"] for x in rows] == ["Seoul", "Capital", "126.98,37.57", "Seoul city"]
+    assert len({x["distance_km"] for x in rows}) == 1 and rows[0]["distance_km"] > 180
+    for bad, says in (("nope.csv", "no such file"), ("=1,2", "give a name before '='"),
+                      ("X=200,10", "longitude"), ("no-such-site", "no-such-site")):  # fmt: skip
+        r = sw("range", "targets", "--from", "125.75,39.03", "--target", bad)
+        assert r.code == 2 and says in r.err, (bad, r.err)
+
+
 def test_the_table_in_use_comes_from_the_settings(
     sw: Runner, tmp_path: Path, monkeypatch: Any
 ) -> None:

@@ -62,6 +62,26 @@ def _targets(path: Path) -> list[tuple[str, float, float]]:
     return out
 
 
+def _target_arg(arg: str) -> list[tuple[str, float, float]]:
+    """The named points one --target gives: a file's, ``NAME=LON,LAT``, ``LON,LAT`` or a site's."""
+    from ._geoinputs import parse_lonlat
+
+    path = Path(arg)
+    if path.is_file():
+        return _targets(path)
+    name, sep, where = arg.rpartition("=")
+    if sep and not name.strip():
+        raise InputError(f"--target {arg!r}: give a name before '=' (NAME=LON,LAT)")
+    if "," in where:
+        lon, lat = parse_lonlat(where, "--target")
+        return [(name.strip() or where.strip(), lon, lat)]
+    if any(c in arg for c in "/\\.") and not sep:
+        raise InputError(f"--target {arg!r}: no such file; give a CSV or vector file, "
+                         "NAME=LON,LAT, LON,LAT or a catalog site id")  # fmt: skip
+    (lon, lat), site_name = point_or_site(where, "--target")
+    return [(name.strip() or site_name or where, lon, lat)]
+
+
 @click.group("range")
 def range_group() -> None:
     """Missile range rings and targets within range (table of public ranges with sources)."""
@@ -116,28 +136,39 @@ def rings(
 @click.option("--from", "origin", required=True, help="Launch point: LON,LAT or a catalog site id.")
 @click.option(
     "--targets",
-    "targets_file",
+    "--target",
+    "target_args",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="CSV (name,lon,lat) or GeoJSON of named points.",
+    multiple=True,
+    help="A CSV (name,lon,lat) or vector file of named points, NAME=LON,LAT, LON,LAT or a "
+    "catalog site id; repeatable.",
 )
 @click.option("--classes", help="Comma-separated class ids (default: all).")
-@click.option("--table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--table",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your own missile table (CSV; default: the shipped one or SITEWATCH_MISSILE_TABLE).",
+)
 @json_option
 def targets(
-    origin: str, targets_file: Path, classes: str | None, table: Path | None, as_json: bool
+    origin: str,
+    target_args: tuple[str, ...],
+    classes: str | None,
+    table: Path | None,
+    as_json: bool,
 ) -> None:
     """Distance, bearing and the classes in range for each target."""
     from ..analysis.ranges import targets_in_range
 
     (lon, lat), _ = point_or_site(origin, "--from")
-    res = targets_in_range((lon, lat), _targets(targets_file), _classes(table, classes))
+    points = [t for arg in target_args for t in _target_arg(arg)]
+    res = targets_in_range((lon, lat), points, _classes(table, classes))
     rows = [r.to_dict() for r in res]
     if as_json:
         echo_json(rows)
         return
     for r in rows:
         console().print(
-            f"{r['name']}: {r['distance_km']:.1f} km at {r['bearing_deg']:.1f} deg; "
-            f"in range of: {', '.join(r['in_range_of']) or 'none'}"
-        )
+            f"{r['name']}: {r['distance_km']:,.1f} km at {r['bearing_deg']:.1f} deg; "
+            f"in range of: {', '.join(r['in_range_of']) or 'none'}", highlight=False,
+        )  # fmt: skip
