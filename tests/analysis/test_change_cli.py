@@ -619,5 +619,5 @@ def test_method_names_are_taken_as_typed_in_prose(
     r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"))
     assert r.code == 0, r.err
     assert "of the 9,216 px compared)" in " ".join(r.out.split())
-    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--method", "pca kmeans")  # fmt: skip
-    assert r.code == 2 and "'pca kmeans' is not one of" in r.err
+    r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--method", "pca+kmeans")  # fmt: skip
+    assert r.code == 2 and "'pca+kmeans' is not one of" in r.err

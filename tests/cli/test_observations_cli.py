@@ -50,10 +50,11 @@ def test_add_with_evidence_list_and_resolve(
     assert stored.read_bytes() == shot.read_bytes()
 
     assert (
-        sw("observations", "add", site, "--date", "2024-01-10", "--phase", "no_activity").code == 0
-    )
+        sw("observations", "add", site, "--date", "2024-01-10", "--phase", "No activity").code == 0
+    )  # a phase as written in prose
     listed = sw("observations", "list", site, "--json").json()
     assert [o["acquired"][:10] for o in listed] == ["2024-01-10", "2024-03-01"]  # oldest first
+    assert listed[0]["phase"] == "no_activity"
     active = sw("observations", "list", site, "--phase", "active_construction", "--json").json()
     assert [o["id"] for o in active] == [obs["id"]]
     # the KMZ for Google Earth carries the observation with its evidence image

@@ -41,15 +41,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Choice(click.Choice):  # type: ignore[type-arg]
-    """A choice that takes ``pca-kmeans`` or ``PCA_KMeans`` for ``pca_kmeans``: the names are
-    written with underscores, and typing them as prose writes them (hyphens, capitals) should not
-    be refused."""
+    """A choice that takes ``pca-kmeans``, ``PCA_KMeans`` or ``"active construction"`` for
+    ``pca_kmeans`` and ``active_construction``: the names are written with underscores, and typing
+    them as prose writes them (hyphens, spaces, capitals) should not be refused."""
 
     def __init__(self, choices: Sequence[str]) -> None:
         super().__init__(choices, case_sensitive=False)
 
     def normalize_choice(self, choice: object, ctx: click.Context | None) -> str:
-        return super().normalize_choice(choice, ctx).replace("-", "_")
+        return "_".join(super().normalize_choice(choice, ctx).replace("-", " ").split())
 
 
 class Finite(click.FloatRange):
