@@ -13,9 +13,10 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..analysis.change import METHODS
 from ..config import get_settings
 from ..errors import InputError
-from .options import Finite, console, echo_json, err_console, json_option, open_catalog
+from .options import Choice, Finite, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["monitor"]
 
@@ -72,7 +73,12 @@ def monitor() -> None:
     show_default=True,
     help="Surroundings (m) cut with each site; activity is judged against them.",
 )
-@click.option("--method", "change_method", help="Change method (default: the evaluated best).")
+@click.option(
+    "--method",
+    "change_method",
+    type=Choice(METHODS),
+    help="Change method (default: cva with invariant-pixel normalisation).",
+)
 @click.option(
     "--config",
     "config_path",
