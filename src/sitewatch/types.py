@@ -73,3 +73,9 @@ ACTIVITY_PHASES: tuple[str, ...] = get_args(ActivityPhase)
 MEASUREMENT_KINDS: tuple[str, ...] = get_args(MeasurementKind)
 ALERT_STATES: tuple[str, ...] = get_args(AlertState)
 CANDIDATE_STATES: tuple[str, ...] = get_args(CandidateState)
+
+CHANGE_METHODS: tuple[str, ...] = ("cva", "irmad", "pca_kmeans", "log_ratio", "ndvi", "ndbi", "bsi")
+"""Change detection methods (:mod:`sitewatch.analysis.change`), here so that the CLI can offer
+them without importing the analysis."""
+CHANGE_THRESHOLDS: tuple[str, ...] = ("mad", "otsu", "kmeans", "chi2", "fixed")
+CHANGE_NORMALISATIONS: tuple[str, ...] = ("zscore", "invariant", "none")

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from ..errors import AnalysisError, InputError
+from ..types import CHANGE_METHODS, CHANGE_NORMALISATIONS, CHANGE_THRESHOLDS
 from . import _threshold as th
 from ._irmad import chi2_sf, fit_irmad
 from ._normalise import BandGains, band_moments, orthogonal_regression, zscore_gains
@@ -68,9 +69,9 @@ logger = logging.getLogger(__name__)
 PixelArea = float | NDArray[np.float64]
 """Ground area of a pixel (m²): one for every pixel, or one per row."""
 
-METHODS: tuple[str, ...] = ("cva", "irmad", "pca_kmeans", "log_ratio", "ndvi", "ndbi", "bsi")
-THRESHOLDS: tuple[str, ...] = ("mad", "otsu", "kmeans", "chi2", "fixed")
-NORMALISATIONS: tuple[str, ...] = ("zscore", "invariant", "none")
+METHODS = CHANGE_METHODS
+THRESHOLDS = CHANGE_THRESHOLDS
+NORMALISATIONS = CHANGE_NORMALISATIONS
 
 BAND_ALIASES: dict[str, tuple[str, ...]] = {
     "blue": ("blue", "b02", "b2", "coastal_blue"),

@@ -42,7 +42,9 @@ _AFTER_COVER = click.option(
 
 
 def _method_options(func: F) -> F:
-    from ..analysis.change import METHODS, NORMALISATIONS, THRESHOLDS
+    from ..types import CHANGE_METHODS as METHODS
+    from ..types import CHANGE_NORMALISATIONS as NORMALISATIONS
+    from ..types import CHANGE_THRESHOLDS as THRESHOLDS
 
     opts = [
         click.option("--method", "method", type=Choice(METHODS), default="cva", show_default=True,

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..analysis.change import METHODS
 from ..config import get_settings
 from ..errors import InputError
+from ..types import CHANGE_METHODS as METHODS
 from .options import Choice, Finite, console, echo_json, err_console, json_option, open_catalog
 
 __all__ = ["monitor"]
