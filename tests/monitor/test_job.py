@@ -22,7 +22,9 @@ def _catalog(tmp_path: Path, LON: float = 126.108, LAT: float = 38.585) -> str:
     return url
 
 
-def test_monitor_site_records_and_is_idempotent(tmp_path: Path, series_dir: Path, kit: Any) -> None:
+def test_monitor_site_records_and_is_idempotent(
+    tmp_path: Path, series_dir: Path, kit: Any, sw: Any
+) -> None:
     DATES, CLEAR_AT, BUILD_AT = kit.DATES, kit.CLEAR_AT, kit.BUILD_AT
     url = _catalog(tmp_path)
     opts = MonitorOptions(
@@ -59,6 +61,7 @@ def test_monitor_site_records_and_is_idempotent(tmp_path: Path, series_dir: Path
         pad = next(a for a in cat.list_alerts() if cleared in a.message)
         share = 100 * kinds["vegetation_to_other"] / sum(kinds.values())
         assert pad.message.endswith(f"{cleared}, {share:.0f}% vegetation_to_other")
+        assert pad.details["change_event"] == big[0].id  # the event it was raised from
         rules = sorted(a.rule for a in cat.list_alerts())
         assert rules.count("changed_area") == 2
         assert rules.count("phase_transition") == 3
@@ -72,6 +75,12 @@ def test_monitor_site_records_and_is_idempotent(tmp_path: Path, series_dir: Path
     )
     with Catalog(url) as cat:
         assert cat.counts() == n_before
+    # retracting the pad's event points at the alert raised from it, left for the analyst
+    r = sw("--db", url, "change", "delete", big[0].id, "--yes")
+    assert r.code == 0, r.err
+    assert f"1 open alert(s) raised from it: dismiss them with `sitewatch alerts dismiss {pad.id}`" in " ".join(r.out.split())  # fmt: skip
+    with Catalog(url) as cat:
+        assert cat.get_alert(pad.id).state == "new"
 
 
 def test_new_scenes_only_after_since_and_resume(tmp_path: Path, kit: Any) -> None:

@@ -80,4 +80,11 @@ def delete_event(event_id: str, yes: bool, expect_version: int | None) -> None:
         if not yes:
             click.confirm(f"delete {what}?", abort=True)
         cat.delete_change_event(event_id, version=expect_version)
+        raised = [a.id for a in cat.list_alerts(site_id=e.site_id, state=("new", "acked"))
+                  if a.details.get("change_event") == event_id]  # fmt: skip
     console().print(f"deleted change event [bold]{event_id}[/]: {what}", highlight=False)
+    if raised:
+        console().print(
+            f"{len(raised)} open alert(s) raised from it: dismiss them with "
+            f"`sitewatch alerts dismiss {' '.join(raised)}`", highlight=False,
+        )  # fmt: skip

@@ -278,9 +278,10 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                 polys = change_polygons(change, grid.transform, grid_crs, changed=changed)
                 kinds = kind_areas(polys)  # m² by kind of change, largest first (landcover)
                 geom = unary_union([shape(p["geometry"]) for p in polys]) if polys else None
+                event_id = _rid(site_id, before_id, scene_id)
                 cat.add_change_event(
                     ChangeEvent(
-                        id=_rid(site_id, before_id, scene_id),
+                        id=event_id,
                         site_id=site_id,
                         before=act.times[prev_clear],
                         after=t,
@@ -310,7 +311,12 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                         f"{area:,.0f} m2 changed between {act.times[prev_clear].date()} and "
                         f"{t.date()}{_largest_kind(kinds)}",
                         "warning",
-                        {"area_m2": area, "before_scene": before_id, "kinds": kinds},
+                        {
+                            "area_m2": area,
+                            "before_scene": before_id,
+                            "kinds": kinds,
+                            "change_event": event_id,
+                        },
                     )
                 if rules.new_feature_candidates:
                     blobs = [
@@ -330,7 +336,10 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                             f"{len(blobs)} compact new change patch(es) on {t.date()} "
                             "could be new features",
                             "info",
-                            {"areas_m2": [b["properties"]["area_m2"] for b in blobs]},
+                            {
+                                "areas_m2": [b["properties"]["area_m2"] for b in blobs],
+                                "change_event": event_id,
+                            },
                         )
             prev_clear = i
     report.alerts += new_alerts
