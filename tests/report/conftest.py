@@ -96,7 +96,7 @@ def site_catalog(tmp_path: Path) -> Iterator[Any]:
     cat = Catalog(f"sqlite:///{tmp_path / 'report.db'}", actor="tester")
     cat.add_source(
         Source(
-            "src-1", "Analyst Group, Hidden Bases Report (2019)", url="https://example.org/report"
+            "src-1", "Analyst Group, Hidden Bases Report (2019).", url="https://example.org/report"
         )
     )
     cat.add_site(
