@@ -396,6 +396,45 @@ def test_shadow_distance_area_volume_tunnel(sw: Runner, tmp_path: Path) -> None:
     assert r.json()["inputs"]["bulking_factor"] == 1.3
 
 
+def test_shadow_with_the_sun_from_the_time_stored_on_a_feature(sw: Runner) -> None:
+    """measure shadow computes the sun at the base from --datetime (the same height as with the
+    angles that time gives), stores the height on --feature dated by the acquisition, and says
+    how to give the sun when it is missing or given twice; distances take site ids."""
+    from sitewatch.analysis.sun import sun_position
+
+    assert sw("sites", "add", "b", "--name", "B", "--lat", "39.0", "--lon", "126.0").code == 0
+    fid = sw(
+        "features", "add", "b", "--kind", "hq", "--lon", "126", "--lat", "39", "--json"
+    ).json()["id"]
+    when = "2024-03-01T02:05:00Z"
+    sun = sun_position(126.0, 39.0, datetime(2024, 3, 1, 2, 5, tzinfo=UTC), refraction=True)
+    pts = ("--base", "126.0,39.0", "--tip", "125.9999,39.0001")
+    by_time = sw("measure", "shadow", *pts, "--datetime", when, "--feature", fid, "--json")
+    assert by_time.code == 0, by_time.err
+    by_angles = sw("measure", "shadow", *pts, "--sun-azimuth", str(sun.azimuth),
+                   "--sun-elevation", str(sun.elevation), "--json")  # fmt: skip
+    assert by_time.json()["height_m"] == pytest.approx(by_angles.json()["height_m"], abs=0.01)
+    assert by_time.json()["inputs"]["sun_source"] == "computed"
+    (m,) = sw("measure", "list", "b", "--json").json()
+    assert m["feature_id"] == fid and m["method"] == "shadow_tip"
+    assert m["value"] == pytest.approx(by_time.json()["height_m"], abs=0.01)
+    assert m["inputs"]["acquired"] == "2024-03-01T02:05:00+00:00"
+    text = sw("measure", "shadow", *pts, "--datetime", when).out
+    assert text.startswith(f"height {by_time.json()['height_m']:.2f} ± ") and "computed" in text
+    for extra, says in (((), "give the sun one way"),
+                        (("--datetime", when, "--sun-azimuth", "1", "--sun-elevation", "2"), "one way"),
+                        (("--datetime", "2024-03-01"), "date without a time"),
+                        (("--sun-azimuth", "150"), "both --sun-azimuth and --sun-elevation"),
+                        (("--datetime", when, "--observation", "o1"), "goes with --site")):  # fmt: skip
+        r = sw("measure", "shadow", *pts, *extra)
+        assert r.code == 2 and says in r.err, (extra, r.err)
+    assert sw("sites", "add", "c", "--name", "C", "--lat", "39.0", "--lon", "126.1").code == 0
+    by_coords = sw("measure", "distance", "126.0,39.0", "126.1,39.0", "--json").json()["value"]
+    r = sw("measure", "distance", "b", "c")
+    assert r.code == 0 and r.out.strip() == f"distance: {by_coords:,.0f} m (geodesic_wgs84)"
+    assert 8_600 < by_coords < 8_700
+
+
 def test_heights_on_a_scenario_scene(sw: Runner, tmp_path: Path) -> None:
     """End to end on the scenario generator's output: sun from the STAC item beside the band."""
     scenario = pytest.importorskip("sitewatch.scenario")

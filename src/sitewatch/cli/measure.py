@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from ..errors import ImageryError, InputError, gdal_text
 from ..types import FEATURE_KINDS, MEASUREMENT_KINDS, MeasurementKind
 from ._geoinputs import catalog_feature as _catalog_feature
-from ._geoinputs import check_site, parse_lonlat, read_geofile, site_features
+from ._geoinputs import check_site, parse_lonlat, point_or_site, read_geofile, site_features
 from .options import (
     Choice,
     Finite,
@@ -143,6 +143,23 @@ def _image_source(image: Path, item: dict[str, Any] | None, tags: dict[str, str]
     if when:
         out["acquired"] = str(when)
     return out
+
+
+def _acquisition_time(when: str) -> datetime:
+    """The UTC time of ``--datetime``; a date alone is refused (it would mean midnight)."""
+    try:
+        stamp = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"--datetime: not an ISO 8601 time: {when!r} (e.g. 2021-03-04T02:15:00Z)"
+        ) from None
+    if len(when.strip()) <= 10:  # a date alone would silently mean midnight UTC
+        raise InputError(
+            f"--datetime {when!r} is a date without a time: the sun moves 15 degrees an "
+            "hour, so give the acquisition time in UTC (e.g. 2021-03-04T02:15:00Z, from the "
+            "scene metadata) or the sun angles with --sun-azimuth/--sun-elevation"
+        )
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 def _site_observation(site_id: str, observation_id: str) -> None:
@@ -618,19 +635,7 @@ def heights(
         sp = read_sun_angles(metadata)
         sun, sun_source = (sp.azimuth, sp.elevation), f"metadata {metadata.name}"
     elif when is not None:
-        try:
-            stamp = datetime.fromisoformat(when.replace("Z", "+00:00"))
-        except ValueError:
-            raise InputError(
-                f"--datetime: not an ISO 8601 time: {when!r} (e.g. 2021-03-04T02:15:00Z)"
-            ) from None
-        if len(when.strip()) <= 10:  # a date alone would silently mean midnight UTC
-            raise InputError(
-                f"--datetime {when!r} is a date without a time: the sun moves 15 degrees an "
-                "hour, so give the acquisition time in UTC (e.g. 2021-03-04T02:15:00Z, from the "
-                "scene metadata) or the sun angles with --sun-azimuth/--sun-elevation"
-            )
-        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        stamp = _acquisition_time(when)
         per_feature_sun = []
         for g in geoms:
             c = to_crs(g, fcrs, "EPSG:4326").centroid if g is not None else None
@@ -770,55 +775,6 @@ def heights(
     console().print(table)
 
 
-@measure.command("shadow")
-@click.option("--base", required=True, help="Base of the object, LON,LAT.")
-@click.option("--tip", required=True, help="Tip of its shadow, LON,LAT.")
-@click.option("--sun-azimuth", type=Finite(), required=True)
-@click.option("--sun-elevation", type=Finite(0, 90, min_open=True, max_open=True), required=True)
-@click.option(
-    "--position-sigma", type=Finite(min=0), default=0.5, show_default=True, help="Point error (m)."
-)
-@click.option("--elevation-sigma", type=Finite(min=0), default=0.1, show_default=True)
-@json_option
-def shadow(
-    base: str,
-    tip: str,
-    sun_azimuth: float,
-    sun_elevation: float,
-    position_sigma: float,
-    elevation_sigma: float,
-    as_json: bool,
-) -> None:
-    """Height from a base point and a shadow tip picked by hand."""
-    from ..analysis.mensuration import height_from_shadow_tip
-
-    res = height_from_shadow_tip(
-        parse_lonlat(base, "--base"),
-        parse_lonlat(tip, "--tip"),
-        sun_azimuth=sun_azimuth,
-        sun_elevation=sun_elevation,
-        position_sigma_m=position_sigma,
-        elevation_sigma_deg=elevation_sigma,
-    )
-    row = res.to_dict()
-    if as_json:
-        echo_json(row)
-    elif res.height_m is None:
-        console().print(f"no height: {res.reason}: {res.detail}")
-    else:
-        console().print(
-            f"height {res.height_m:.2f} +/- {res.uncertainty_m:.2f} m "
-            f"(shadow {res.shadow_length_m:.2f} m)"
-        )
-
-
-def _emit(q: dict[str, Any], as_json: bool, label: str) -> None:
-    if as_json:
-        echo_json(q)
-    else:
-        console().print(f"{label}: {q['value']} +/- {q['uncertainty']} {q['unit']} ({q['method']})")
-
-
 def _site_opts(func: Any) -> Any:
     func = click.option(
         "--feature",
@@ -828,6 +784,116 @@ def _site_opts(func: Any) -> Any:
     return click.option(
         "--site", "site_id", help="Store the result as a measurement of this site."
     )(func)
+
+
+@measure.command("shadow")
+@click.option("--base", required=True, help="Base of the object, LON,LAT.")
+@click.option("--tip", required=True, help="Tip of its shadow, LON,LAT.")
+@click.option("--sun-azimuth", type=Finite(), help="Sun azimuth (deg from true north).")
+@click.option(
+    "--sun-elevation", type=Finite(0, 90, min_open=True, max_open=True), help="Sun elevation (deg)."
+)
+@click.option(
+    "--datetime", "when", help="UTC acquisition time (ISO 8601): the sun computed at the base."
+)
+@click.option(
+    "--metadata",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the sun from Landsat MTL/ANG, Sentinel-2 MTD or a STAC item.",
+)
+@click.option(
+    "--position-sigma", type=Finite(min=0), default=0.5, show_default=True, help="Point error (m)."
+)
+@click.option("--elevation-sigma", type=Finite(min=0), default=0.1, show_default=True)
+@_site_opts
+@click.option(
+    "--observation",
+    "observation_id",
+    help="With --site or --feature: the observation of the image measured (its date dates the "
+    "height).",
+)
+@json_option
+def shadow(
+    base: str,
+    tip: str,
+    sun_azimuth: float | None,
+    sun_elevation: float | None,
+    when: str | None,
+    metadata: Path | None,
+    position_sigma: float,
+    elevation_sigma: float,
+    site_id: str | None,
+    feature_id: str | None,
+    observation_id: str | None,
+    as_json: bool,
+) -> None:
+    """Height from a base point and a shadow tip picked by hand; the sun from its angles, the
+    acquisition time or the scene metadata. With --site or --feature the height is stored."""
+    from ..analysis.mensuration import height_from_shadow_tip
+    from ..analysis.sun import read_sun_angles, sun_position
+
+    if (sun_azimuth is None) != (sun_elevation is None):
+        raise InputError("give both --sun-azimuth and --sun-elevation, or neither")
+    if sum(x is not None for x in (sun_azimuth, when, metadata)) != 1:
+        raise InputError(
+            "give the sun one way: --sun-azimuth/--sun-elevation, --datetime (the UTC acquisition "
+            "time) or --metadata (the scene's metadata file)"
+        )
+    b, t = parse_lonlat(base, "--base"), parse_lonlat(tip, "--tip")
+    site_id = _target(site_id, feature_id)
+    if observation_id is not None:
+        if site_id is None:
+            raise InputError("--observation goes with --site or --feature (the height is stored)")
+        _site_observation(site_id, observation_id)
+    acquired = None
+    if sun_azimuth is not None and sun_elevation is not None:
+        sun, source = (sun_azimuth, sun_elevation), "given"
+    elif metadata is not None:
+        sp = read_sun_angles(metadata)
+        sun, source, acquired = (sp.azimuth, sp.elevation), f"metadata {metadata.name}", sp.datetime
+    else:
+        assert when is not None
+        acquired = _acquisition_time(when)
+        sp = sun_position(*b, acquired, refraction=True)
+        sun, source = (sp.azimuth, sp.elevation), "computed"
+    res = height_from_shadow_tip(
+        b, t, sun_azimuth=sun[0], sun_elevation=sun[1], position_sigma_m=position_sigma,
+        elevation_sigma_deg=elevation_sigma,
+    )  # fmt: skip
+    row = res.to_dict()
+    row["inputs"] = {**row.get("inputs", {}), "sun_source": source, "base": list(b), "tip": list(t)}
+    if acquired is not None:
+        row["inputs"]["acquired"] = acquired.isoformat()
+    if res.height_m is not None and site_id is not None:
+        _store_one(site_id, feature_id, {
+            "value": res.height_m, "uncertainty": res.uncertainty_m, "unit": "m",
+            "method": res.method, "inputs": row["inputs"], "observation_id": observation_id,
+        }, "height")  # fmt: skip
+    if as_json:
+        echo_json(row)
+    elif res.height_m is None:
+        console().print(f"no height: {res.reason}: {res.detail}")
+    else:
+        assert res.uncertainty_m is not None and res.shadow_length_m is not None
+        console().print(
+            f"height {res.height_m:.2f} ± {res.uncertainty_m:.2f} m (shadow "
+            f"{res.shadow_length_m:.2f} m; sun at {sun[0]:.1f}° azimuth, {sun[1]:.1f}° elevation, "
+            f"{source})", highlight=False,
+        )  # fmt: skip
+
+
+def _emit(q: dict[str, Any], as_json: bool, label: str) -> None:
+    if as_json:
+        echo_json(q)
+    else:
+        from ..report.exports import value_text
+
+        sigma = q.get("uncertainty") or None  # 0: no error was given for the points
+        text = value_text(q["value"], sigma, q["unit"])
+        if q["unit"] == "m" and q["value"] >= 10_000:
+            text += f" ({value_text(q['value'] / 1000, sigma and sigma / 1000, 'km')})"
+        text = text.replace(" (no uncertainty recorded)", "")
+        console().print(f"{label}: {text} ({q['method']})", highlight=False)
 
 
 @measure.command("distance")
@@ -848,10 +914,10 @@ def distance(
     feature_id: str | None,
     as_json: bool,
 ) -> None:
-    """Geodesic length of the path through POINTS (each LON,LAT)."""
+    """Geodesic length of the path through POINTS (each LON,LAT or a catalog site id)."""
     from ..analysis.mensuration import geodesic_path_length
 
-    pts = [parse_lonlat(p, f"point {i + 1}") for i, p in enumerate(points)]
+    pts = [point_or_site(p, f"point {i + 1}")[0] for i, p in enumerate(points)]
     site_id = _target(site_id, feature_id)
     q = geodesic_path_length(pts, position_sigma_m=position_sigma).to_dict()
     _store_one(site_id, feature_id, q, "distance")
