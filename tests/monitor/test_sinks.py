@@ -172,3 +172,46 @@ def test_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bad.write_text("[rules]\nmin_area = 3\n")
     with pytest.raises(ConfigError, match="unknown rule"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[rules]\nmin_changed_area_m2 = "big"\n', "min_changed_area_m2 must be a number"),
+        ("[rules]\nmin_changed_area_m2 = -5\n", "at least 0"),
+        ('[rules]\nphase_transitions = "false"\n', "phase_transitions must be true or false"),
+        ("[rules]\nmax_cloud = 30\n", "max_cloud is a share from 0 to 1"),
+        ("[rules]\nmin_feature_area_m2 = 900\nmax_feature_area_m2 = 50\n", "is above max_feature"),
+        ('[[sinks]]\ntype = "webhook"\n', r"sink 1 \(webhook\): a webhook sink needs a 'url'"),
+        (
+            '[[sinks]]\ntype = "webhook"\nurl = "https://93.184.216.34/"\nallow_private = "no"\n',
+            "allow_private must be true or false",
+        ),
+        (
+            '[[sinks]]\ntype = "log"\n[[sinks]]\ntype = "email"\nhost = "h"\nsender = "s@x.org"\n'
+            'to = "a@x.org"\nport = "smtp"\n',
+            r"sink 2 \(email\): port must be a whole number",
+        ),
+        ('[[sinks]]\ntype = "email"\nhost = "h"\nsender = "s@x.org"\nto = [1]\n', "to must be"),
+        ('sinks = "log"\n', r"\[\[sinks\]\] tables"),
+    ],
+)
+def test_config_typos_are_refused_not_guessed(tmp_path: Path, toml: str, message: str) -> None:
+    """A value of the wrong type would otherwise become a silent wrong rule: '"false"' is true
+    to Python, a string of addresses would be mailed letter by letter."""
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_config(cfg)
+
+
+def test_config_named_but_missing_is_an_error(tmp_path: Path) -> None:
+    """The default file may be absent (the defaults apply); a file the analyst named may not."""
+    assert load_config(tmp_path / "missing.toml").sinks[0].name == "log"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", required=True)
+
+
+def test_one_email_address_is_a_list_of_one() -> None:
+    sink = sink_from_config({"type": "email", "host": "h", "sender": "s@x.org", "to": "a@x.org"})
+    assert sink.to == ["a@x.org"]  # type: ignore[attr-defined]

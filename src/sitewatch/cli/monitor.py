@@ -121,7 +121,7 @@ def run(
     if no_imagery and sources:
         raise InputError("--no-imagery searches no scene: leave out --source, or --no-imagery")
     settings = get_settings()
-    conf = load_config(config_path or settings.monitor_path)
+    conf = load_config(config_path or settings.monitor_path, required=config_path is not None)
     with open_catalog() as cat:
         ids = (
             [s.id for s in cat.query_sites()] if all_sites else [cat.get_site(s).id for s in sites]

@@ -24,6 +24,7 @@ secret_env = "SITEWATCH_WEBHOOK_SECRET"
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -59,6 +60,27 @@ class Rules:
                 f"measured_change_sigmas must be a number above 0 (2.0: beyond two sigma), "
                 f"not {sigmas!r}"
             )
+        # a TOML typo ("400 m", "false" in quotes) must not become a silent wrong rule
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in (bool, "bool") and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be true or false, not {value!r}")
+            if f.type in (float, "float") and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ConfigError(f"{f.name} must be a number of at least 0, not {value!r}")
+        if self.max_cloud > 1:
+            raise ConfigError(
+                f"max_cloud is a share from 0 to 1 (0.3: 30%), not {self.max_cloud!r}"
+            )
+        if self.min_feature_area_m2 > self.max_feature_area_m2:
+            raise ConfigError(
+                f"min_feature_area_m2 ({self.min_feature_area_m2:g}) is above max_feature_area_m2 "
+                f"({self.max_feature_area_m2:g})"
+            )
 
 
 @dataclass(frozen=True)
@@ -69,9 +91,15 @@ class MonitorConfig:
     sinks: tuple[AlertSink, ...] = (LogSink(),)
 
 
-def load_config(path: str | Path | None) -> MonitorConfig:
-    """Read the configuration; a missing default file gives the defaults (log sink only)."""
+def load_config(path: str | Path | None, *, required: bool = False) -> MonitorConfig:
+    """Read the configuration; a missing default file gives the defaults (log sink only), a
+    missing file the analyst named (``required``) is an error."""
     if path is None or not Path(path).expanduser().exists():
+        if required and path is not None:
+            raise ConfigError(
+                f"monitor configuration {path} does not exist; give an existing TOML file (the "
+                "README's 'Monitoring rules and alert sinks' has an example) or leave --config out"
+            )
         return MonitorConfig()
     p = Path(path).expanduser()
     try:
@@ -91,5 +119,13 @@ def load_config(path: str | Path | None) -> MonitorConfig:
         raise ConfigError(f"{p}: bad [rules]: {exc}") from exc
     except ConfigError as exc:
         raise ConfigError(f"{p}: [rules] {exc}") from exc
-    sinks = tuple(sink_from_config(s) for s in data.get("sinks", [{"type": "log"}]))
-    return MonitorConfig(rules=rules, sinks=sinks)
+    tables = data.get("sinks", [{"type": "log"}])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{p}: sinks must be [[sinks]] tables, each with a type")
+    sinks = []
+    for i, table in enumerate(tables, 1):
+        try:
+            sinks.append(sink_from_config(table))
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: sink {i} ({table.get('type', 'no type')}): {exc}") from exc
+    return MonitorConfig(rules=rules, sinks=tuple(sinks))

@@ -229,6 +229,18 @@ def _secret_from_env(cfg: Mapping[str, Any], key: str, what: str) -> str | None:
     return value
 
 
+def _get(cfg: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    """``cfg[key]`` checked to be of ``kind`` (an int also does for a float), else ``default``."""
+    value = cfg.get(key, default)
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        want = {bool: "true or false", int: "a whole number", float: "a number", str: "a text"}
+        raise ConfigError(f"{key} must be {want.get(kind, kind.__name__)}, not {value!r}")
+    return value
+
+
 def sink_from_config(cfg: Mapping[str, Any]) -> AlertSink:
     """Build one sink from its configuration table (``type`` = log, jsonl, webhook, email)."""
     kind = cfg.get("type")
@@ -237,18 +249,20 @@ def sink_from_config(cfg: Mapping[str, Any]) -> AlertSink:
     if kind == "jsonl":
         if "path" not in cfg:
             raise ConfigError("a jsonl sink needs a 'path'")
-        return JsonlSink(cfg["path"])
+        return JsonlSink(_get(cfg, "path", str, ""))
     if kind == "webhook":
         if "secret" in cfg:
             raise ConfigError(
                 "put the webhook secret in an environment variable and name it in secret_env"
             )
         secret = _secret_from_env(cfg, "secret_env", "webhook sink") or ""
+        if "url" not in cfg:
+            raise ConfigError("a webhook sink needs a 'url' (https://...)")
         return WebhookSink(
-            str(cfg.get("url", "")),
+            _get(cfg, "url", str, ""),
             secret.encode(),
-            timeout_s=float(cfg.get("timeout_s", 10.0)),
-            allow_private=bool(cfg.get("allow_private", False)),
+            timeout_s=float(_get(cfg, "timeout_s", float, 10.0)),
+            allow_private=_get(cfg, "allow_private", bool, False),
         )
     if kind == "email":
         if "password" in cfg:
@@ -258,15 +272,19 @@ def sink_from_config(cfg: Mapping[str, Any]) -> AlertSink:
         missing = [k for k in ("host", "sender", "to") if k not in cfg]
         if missing:
             raise ConfigError(f"an email sink needs {', '.join(missing)}")
+        to = cfg["to"]
+        to = [to] if isinstance(to, str) else to  # one address, or a list of them
+        if not isinstance(to, list) or not to or not all(isinstance(t, str) for t in to):
+            raise ConfigError(f"to must be an address or a list of addresses, not {cfg['to']!r}")
         return EmailSink(
-            str(cfg["host"]),
-            int(cfg.get("port", 25)),
-            str(cfg["sender"]),
-            [str(t) for t in cfg["to"]],
-            username=cfg.get("username"),
+            _get(cfg, "host", str, ""),
+            _get(cfg, "port", int, 25),
+            _get(cfg, "sender", str, ""),
+            list(to),
+            username=_get(cfg, "username", str, None) if "username" in cfg else None,
             password=_secret_from_env(cfg, "password_env", "email sink"),
-            starttls=bool(cfg.get("starttls", False)),
-            ssl_mode=bool(cfg.get("ssl", False)),
+            starttls=_get(cfg, "starttls", bool, False),
+            ssl_mode=_get(cfg, "ssl", bool, False),
         )
     raise ConfigError(f"unknown sink type {kind!r}; use log, jsonl, webhook or email")
 
