@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,6 +150,19 @@ collections = ["sentinel-2-l2a"]
     toml.write_text("[sources.x\n")
     with pytest.raises(ConfigError, match="cannot read"):
         load_source_config(toml)
+    # a typo in a key or a value of the wrong type is refused, not ignored or guessed at
+    api_head = '[sources.api]\ntype = "stac-api"\nurl = "https://example.invalid/v1"\n'
+    for extra, message in (('colections = ["s2"]\n', "unknown key(s) colections"),
+                           ("timeout = \"30 s\"\n", "timeout must be a number of seconds"),
+                           ("retries = 2.5\n", "retries must be a whole number"),
+                           ("headers = { key = 1 }\n", "headers must be a table of texts")):  # fmt: skip
+        toml.write_text(api_head + extra)
+        with pytest.raises(ConfigError, match=rf"sources\.api: {re.escape(message)}"):
+            load_source_config(toml)
+    toml.write_text(
+        '[sources.mine]\ntype = "local"\npath = "imgs"\npatterns = "(?P<date>\\\\d{8})"\n'
+    )
+    assert load_source_config(toml)["mine"]["patterns"] == ["(?P<date>\\d{8})"]  # a list of one
     toml.unlink()
     with pytest.raises(ConfigError, match="unknown imagery source"):
         open_source(str(tmp_path / "missing"))

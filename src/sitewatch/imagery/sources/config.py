@@ -86,7 +86,52 @@ def load_source_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{path}: sources.{name} ({kind}) needs `{need} = ...`")
         if kind == "stac-static" and not (table.get("path") or table.get("url")):
             raise ConfigError(f"{path}: sources.{name} (stac-static) needs `path = ...`")
-        out[name] = dict(table)
+        try:
+            out[name] = _checked(table, _KEYS[kind])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: sources.{name}: {exc}") from None
+    return out
+
+
+_KEYS: dict[str, dict[str, str]] = {
+    "local": {"type": "text", "path": "text", "bands": "texts", "patterns": "texts",
+              "sensor": "text"},
+    "stac-api": {"type": "text", "url": "text", "collections": "texts", "headers": "table",
+                 "timeout": "seconds", "retries": "count", "allow_private": "flag"},
+    "stac-static": {"type": "text", "path": "text", "url": "text", "collections": "texts",
+                    "timeout": "seconds", "retries": "count", "allow_private": "flag"},
+}  # fmt: skip
+"""The keys each type of source takes, and what each holds."""
+
+
+def _checked(table: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
+    """``table`` with its values checked against ``keys`` (a lone text where a list of texts is
+    asked becomes a list of one); an unknown key, a typo, is refused rather than ignored."""
+    unknown = sorted(set(table) - set(keys))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)}; this type takes {', '.join(sorted(keys))}"
+        )
+    out = dict(table)
+    for key, value in table.items():
+        what = keys[key]
+        if what == "texts" and isinstance(value, str):
+            out[key] = value = [value]
+        ok = {
+            "text": isinstance(value, str),
+            "texts": isinstance(value, list) and all(isinstance(v, str) for v in value),
+            "table": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+            "seconds": isinstance(value, int | float) and not isinstance(value, bool) and value > 0,
+            "count": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+            "flag": isinstance(value, bool),
+        }[what]
+        if not ok:
+            want = {
+                "text": "a text", "texts": "a list of texts", "table": "a table of texts",
+                "seconds": "a number of seconds above 0", "count": "a whole number of at least 0",
+                "flag": "true or false",
+            }[what]  # fmt: skip
+            raise ConfigError(f"{key} must be {want}, not {value!r}")
     return out
 
 
