@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         """The catalog database URL, defaulting to a SQLite file in :attr:`home`."""
         if self.database_url:
             return self.database_url
+        return self.default_catalog_url
+
+    @property
+    def default_catalog_url(self) -> str:
+        """The SQLite file ``catalog.db`` in :attr:`home`, the catalog without a URL given."""
         return f"sqlite:///{(self.home / 'catalog.db').resolve()}"
 
     @property

@@ -84,6 +84,21 @@ def test_bad_input_messages(sw: Runner) -> None:
     assert r.code == 2 and "a site needs a name that is not blank" in r.err
 
 
+def test_a_catalog_url_with_no_file_behind_it_is_named(sw: Runner, tmp_path: Path) -> None:
+    """--db (or SITEWATCH_DATABASE_URL) pointing where no catalog is makes a new, empty one, and
+    says so: a typo in the path must not look like the analyst's sites were gone. The default
+    catalog in SITEWATCH_HOME is made without a word."""
+    url = f"sqlite:///{tmp_path / 'catalgo.db'}"
+    first = sw("--db", url, "sites", "list")
+    assert first.code == 0 and "0 site(s)" in first.err
+    said = "".join(first.err.split())  # rich folds the long path anywhere
+    assert "".join(f"no catalog was at {tmp_path / 'catalgo.db'}: a new, empty one".split()) in said
+    again = sw("--db", url, "sites", "list")
+    assert again.code == 0 and "no catalog was at" not in again.err
+    home = sw("sites", "list")
+    assert home.code == 0 and "no catalog was at" not in home.err
+
+
 def test_a_name_without_latin_letters_gets_the_id_an_import_would_give(
     sw: Runner, tmp_path: Path
 ) -> None:

@@ -105,6 +105,18 @@ _URL_HELP = (
 )
 
 
+def new_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite catalog URL when no file is there yet (opening makes it), else None."""
+    try:
+        sa_url = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return None  # _engine_for says what is wrong
+    if sa_url.get_backend_name() != "sqlite" or not sa_url.database:
+        return None
+    path = Path(sa_url.database).expanduser()
+    return None if path.exists() or sa_url.database == ":memory:" else path
+
+
 def _engine_for(url: str) -> Engine:
     try:
         sa_url = sa.engine.make_url(url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -129,11 +130,20 @@ def state(ctx: click.Context | None = None) -> CliState:
 
 def open_catalog(ctx: click.Context | None = None) -> Catalog:
     """Open the catalog named by ``--db``, ``SITEWATCH_DATABASE_URL`` or the default SQLite file."""
-    from ..catalog.store import Catalog
+    from ..catalog.store import Catalog, new_sqlite_file
 
     settings = get_settings()
     url = state(ctx).database_url or settings.catalog_url
-    return Catalog(url, actor=settings.user)
+    created = new_sqlite_file(url)
+    cat = Catalog(url, actor=settings.user)
+    if created is not None and url != settings.default_catalog_url:
+        # a typo in --db or SITEWATCH_DATABASE_URL would otherwise show an empty catalog as if
+        # the analyst's sites were gone
+        logging.getLogger(__name__).warning(
+            "no catalog was at %s: a new, empty one was made there (check --db or "
+            "SITEWATCH_DATABASE_URL if you expected your sites)", created,
+        )  # fmt: skip
+    return cat
 
 
 def json_option(func: F) -> F:
