@@ -17,6 +17,7 @@ from sitewatch.catalog.store import Catalog
 from .test_change import BANDS, make_pair
 
 ORIGIN = (500_000.0, 4_200_000.0)  # UTM 52N, 10 m pixels
+SITE_LON, SITE_LAT = 129.0055, 37.9433  # inside the 96 x 96 px images from ORIGIN
 
 
 def write_tif(path: Path, data: np.ndarray, *, crs: str = "EPSG:32652", res: float = 10.0,
@@ -139,7 +140,7 @@ def test_detect_records_change_event(
     b, a, _ = pair
     url = f"sqlite:///{tmp_path / 'cat.db'}"
     with Catalog(url, actor="tester") as cat:
-        cat.add_site(Site(id="test-site", name="Test", lon=127.5, lat=37.9))
+        cat.add_site(Site(id="test-site", name="Test", lon=SITE_LON, lat=SITE_LAT))
     r = sw("--db", url, "change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"),
            "--site", "test-site", "--before-date", "2020-01-01", "--after-date", "2021-06-01", "--json")  # fmt: skip
     assert r.code == 0, r.err
@@ -414,7 +415,7 @@ def test_detect_archive_scene_ids(sw: Any, tmp_path: Path) -> None:
     clear = _archive_pair("test-site")
     url = f"sqlite:///{tmp_path / 'cat.db'}"
     with Catalog(url, actor="tester") as cat:
-        cat.add_site(Site(id="test-site", name="Test", lon=127.5, lat=37.9))
+        cat.add_site(Site(id="test-site", name="Test", lon=SITE_LON, lat=SITE_LAT))
     out = tmp_path / "o.tif"
     r = sw("--db", url, "change", "detect", "s2-2020", "s2-2021-10m", "-o", str(out),
            "--site", "test-site", "--json")  # fmt: skip
@@ -621,3 +622,30 @@ def test_method_names_are_taken_as_typed_in_prose(
     assert "of the 9,216 px compared)" in " ".join(r.out.split())
     r = sw("change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--method", "pca+kmeans")  # fmt: skip
     assert r.code == 2 and "'pca+kmeans' is not one of" in r.err
+
+
+def test_detect_dates_files_that_carry_their_dates_and_checks_the_site(
+    sw: Any, pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    """--site takes the acquisition dates from files that carry them (here a TIFF datetime tag),
+    and refuses a site the images do not reach: its change event would be a silent wrong
+    record."""
+    b, a, _ = pair
+    for path, when in ((b, "2020:01:02 03:04:05"), (a, "2021:06:01 02:00:00")):
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(TIFFTAG_DATETIME=when)
+    url = f"sqlite:///{tmp_path / 'cat.db'}"
+    with Catalog(url, actor="tester") as cat:
+        cat.add_site(Site(id="here", name="Here", lon=SITE_LON, lat=SITE_LAT))
+        cat.add_site(Site(id="far", name="Far", lon=127.5, lat=37.9))
+    r = sw("--db", url, "change", "detect", str(b), str(a), "-o", str(tmp_path / "o.tif"), "--site", "here")  # fmt: skip
+    assert r.code == 0, r.err
+    with Catalog(url, actor="tester") as cat:
+        (event,) = cat.list_change_events("here")
+    assert event.before.date().isoformat() == "2020-01-02" and event.after.year == 2021
+    out = tmp_path / "far.tif"
+    r = sw("--db", url, "change", "detect", str(b), str(a), "-o", str(out), "--site", "far")
+    assert r.code == 2 and "which does not reach site 'far' at 127.5000, 37.9000" in r.err
+    assert not out.exists()
+    with Catalog(url, actor="tester") as cat:
+        assert cat.list_change_events("far") == []

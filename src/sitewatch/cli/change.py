@@ -177,14 +177,19 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     raw0, d0 = _image(before, site_id, wanted)
     raw1, d1 = _image(after, site_id, wanted)
     t0, t1 = t0 or d0, t1 or d1
+    if site_id:  # files dated by a tag, a STAC sidecar, dates.txt or a date in their names
+        t0 = t0 or _file_date(before, "BEFORE", "--before-date")
+        t1 = t1 or _file_date(after, "AFTER", "--after-date")
     if site_id and (t0 is None or t1 is None):
         raise InputError(
             "--site needs --before-date and --after-date (the acquisition dates) for the change "
-            "event, unless BEFORE and AFTER are archive chips, which carry their dates"
+            "event, unless BEFORE and AFTER are archive chips or files that carry their dates "
+            "(a datetime tag, a STAC sidecar item, dates.txt, a date in the file name)"
         )
     if site_id:  # an unknown site fails before the work, not after the outputs are written
         with open_catalog() as cat:
-            cat.get_site(site_id)
+            site = cat.get_site(site_id)
+        _check_covers(raw0, site)
     img0, img1 = align_pair(raw0, raw1)
     h, w = img0.shape
     if coregister is None:
@@ -253,6 +258,47 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
                 f"change event {summary['change_event']} of {site_id} "
                 f"({t0:%Y-%m-%d} -> {t1:%Y-%m-%d}) {done}", highlight=False,
             )  # fmt: skip
+
+
+def _check_covers(raster: Any, site: Any) -> None:
+    """Refuse to record a change event for a site the images do not show (a wrong --site)."""
+    from rasterio.warp import transform_bounds
+    from shapely.geometry import Point, box
+
+    if raster.crs is None:
+        return  # not georeferenced: nothing to check against
+    h, w = raster.shape
+    x0, y0 = raster.transform * (0, 0)
+    x1, y1 = raster.transform * (w, h)
+    west, south, east, north = transform_bounds(
+        raster.crs, "EPSG:4326", min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), densify_pts=21
+    )
+    where = site.aoi if site.aoi is not None else Point(site.lon, site.lat)
+    if not box(west, south, east, north).intersects(where):
+        raise InputError(
+            f"the images cover {west:.4f}..{east:.4f} E, {south:.4f}..{north:.4f} N, which does "
+            f"not reach site {site.id!r} at {site.lon:.4f}, {site.lat:.4f}: check --site, or the "
+            "images"
+        )
+
+
+def _file_date(ref: str, which: str, option: str) -> Any:
+    """The one acquisition date the imagery reader finds for file or folder ``ref`` (see
+    :class:`~sitewatch.imagery.sources.LocalSource`), or None."""
+    from ..errors import SitewatchError
+    from ..imagery.sources import LocalSource
+
+    if not Path(ref).exists():
+        return None
+    try:
+        dates = {s.datetime for s in LocalSource(Path(ref)).scenes()}
+    except SitewatchError:
+        return None
+    if len(dates) != 1:
+        return None
+    (when,) = dates
+    logger.info("%s dated %s from its files (%s sets it)", which, when.date(), option)
+    return when
 
 
 def _compared(valid: int, total: int) -> str:
