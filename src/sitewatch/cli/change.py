@@ -274,11 +274,11 @@ def _check_covers(raster: Any, site: Any) -> None:
         raster.crs, "EPSG:4326", min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), densify_pts=21
     )
     where = site.aoi if site.aoi is not None else Point(site.lon, site.lat)
-    if not box(west, south, east, north).intersects(where):
+    if west <= east and not box(west, south, east, north).intersects(where):  # (not across 180)
         raise InputError(
-            f"the images cover {west:.4f}..{east:.4f} E, {south:.4f}..{north:.4f} N, which does "
-            f"not reach site {site.id!r} at {site.lon:.4f}, {site.lat:.4f}: check --site, or the "
-            "images"
+            f"the images cover lon {west:.4f}..{east:.4f}, lat {south:.4f}..{north:.4f}, which "
+            f"does not reach site {site.id!r} at {site.lon:.4f}, {site.lat:.4f}: check --site, or "
+            "the images"
         )
 
 
