@@ -547,7 +547,7 @@ def test_shadow_height_computes_the_sun_from_the_time(client: Any, web_env: Any)
     from sitewatch.analysis.sun import sun_position
 
     when = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
-    sun = sun_position(126.5, 40.2, when)
+    sun = sun_position(126.5, 40.2, when, refraction=True)  # the apparent sun casts the shadow
     geod = Geod(ellps="WGS84")
     tip_lon, tip_lat, _ = geod.fwd(126.5, 40.2, (sun.azimuth + 180) % 360, 10.0)
     r = client.post(
@@ -563,7 +563,12 @@ def test_shadow_height_computes_the_sun_from_the_time(client: Any, web_env: Any)
     )
     out = r.json()
     assert out["sun_source"] == "computed"
-    assert out["height_m"] == pytest.approx(10.0 * math.tan(math.radians(sun.elevation)), rel=1e-3)
+    assert out["height_m"] == pytest.approx(10.0 * math.tan(math.radians(sun.elevation)), rel=1e-5)
+    # saved, the height keeps the image time that dates it (no observation names it)
+    saved = client.post("/api/tools/shadow-height", json={
+        "site_id": "alpha-base", "base": [126.5, 40.2], "tip": [tip_lon, tip_lat],
+        "acquired": when.isoformat(), "gsd_m": 0.5, "save": True}, headers=web_env.auth("analyst"))  # fmt: skip
+    assert saved.json()["measurement"]["inputs"]["acquired"] == "2024-06-01T03:00:00+00:00"
     r = client.post(
         "/api/tools/shadow-height",
         json={
@@ -575,6 +580,45 @@ def test_shadow_height_computes_the_sun_from_the_time(client: Any, web_env: Any)
         headers=web_env.auth("viewer"),
     )
     assert r.status_code == 400
+
+
+def test_distance_tool(client: Any, web_env: Any) -> None:
+    """The ruler: the geodesic length through the clicked points with the click error (1 px of
+    the observation's 2 m pixels at each point), saved by an analyst as a width of a feature."""
+    geod = Geod(ellps="WGS84")
+    lon1, lat1, _ = geod.fwd(126.5, 40.2, 90.0, 30.0)
+    lon2, lat2, _ = geod.fwd(lon1, lat1, 0.0, 40.0)
+    body = {"site_id": "alpha-base", "points": [[126.5, 40.2], [lon1, lat1], [lon2, lat2]],
+            "observation_id": "obs-1"}  # fmt: skip
+    r = client.post("/api/tools/distance", json=body, headers=web_env.auth("viewer"))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["length_m"] == pytest.approx(70.0, abs=1e-6)
+    assert out["segments_m"] == pytest.approx([30.0, 40.0], abs=1e-3)
+    assert out["azimuth_deg"] == pytest.approx(90.0, abs=1e-6)
+    assert out["uncertainty_m"] == pytest.approx(2.0 * math.sqrt(3.0))  # three points, 2 m each
+    assert out["measurement"] is None
+    save = {**body, "save": True, "kind": "width", "feature_id": "f-portal"}
+    assert (
+        client.post("/api/tools/distance", json=save, headers=web_env.auth("viewer")).status_code
+        == 403
+    )
+    r = client.post("/api/tools/distance", json=save, headers=web_env.auth("analyst"))
+    m = r.json()["measurement"]
+    assert (
+        m["kind"] == "width" and m["feature_id"] == "f-portal" and m["value"] == pytest.approx(70.0)
+    )
+    assert m["observation_id"] == "obs-1" and m["inputs"]["acquired"].startswith("2024-03-01")
+    stored = client.get(
+        "/api/measurements?feature_id=f-portal", headers=web_env.auth("viewer")
+    ).json()
+    assert m["id"] in [x["id"] for x in stored]
+    for bad, status in (({**body, "points": [[126.5, 40.2]]}, 422),
+                        ({**body, "points": [[126.5, 40.2], [200.0, 40.2]]}, 400),
+                        ({**body, "observation_id": "nope"}, 400),
+                        ({**save, "feature_id": "nope"}, 404)):  # fmt: skip
+        r = client.post("/api/tools/distance", json=bad, headers=web_env.auth("analyst"))
+        assert r.status_code == status, (bad, r.text)
 
 
 def test_alert_inbox(client: Any, web_env: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,39 @@ def test_shadow_height_measurement(page: Any, live_server: Any) -> None:
         shadow_az = (m.inputs["sun_azimuth"] + 180.0) % 360.0
         dist *= math.cos(math.radians(fwd - shadow_az))
     assert abs(m.value - dist * math.tan(math.radians(elev))) < 0.01
+
+
+def test_ruler_measures_and_saves_a_distance(page: Any, live_server: Any) -> None:
+    """Three clicks with the ruler: the length shown is the geodesic length through the stored
+    points; saved as a width it lands in the measurement list."""
+    login(page, live_server)
+    page.wait_for_selector("#site-list li")
+    page.goto(live_server.url + "/#/site/alpha-base")
+    page.wait_for_selector("#timeline")
+    page.click("#tool-ruler")
+    box = page.locator("#map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(cx, cy)
+    page.mouse.click(cx + 60, cy)
+    first = page.wait_for_selector("#ruler-length").inner_text()
+    page.mouse.click(cx + 60, cy - 40)
+    page.wait_for_function(
+        "(t) => document.querySelector('#ruler-length').textContent !== t", arg=first
+    )
+    assert "2 segment(s)" in page.locator("#ruler-result").inner_text()
+    page.select_option("#ruler-kind", "width")
+    page.click("#ruler-save")
+    page.wait_for_selector("#measurement-list li[data-measurement]")
+    with Catalog(live_server.env.url) as cat:
+        (m,) = cat.list_measurements(site_id="alpha-base")
+    assert (m.kind, m.unit, m.analyst, m.method) == ("width", "m", "analyst", "geodesic_wgs84")
+    pts = m.inputs["points"]
+    assert len(pts) == 3
+    geod = Geod(ellps="WGS84")
+    length = sum(geod.inv(*a, *b)[2] for a, b in pairwise(pts))
+    assert abs(m.value - length) < 0.01
+    shown = page.locator("#ruler-length").inner_text()
+    assert shown.endswith(" m") and abs(float(shown.split("±")[0]) - m.value) <= 0.5
 
 
 def test_change_kinds_on_the_site_page(page: Any, live_server: Any) -> None:

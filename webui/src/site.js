@@ -390,7 +390,7 @@ export async function sitePage(siteId) {
   }
 
   // drawing: click to add vertices; "Finish" (or double-click) completes a polygon
-  let tool = null; // "point" | "polygon" | "shadow"
+  let tool = null; // "point" | "polygon" | "shadow" | "ruler"
   let drawPts = [];
   const drawKind = select(state.config.feature_kinds, "building", { id: "draw-kind" });
   const toolButtons = {};
@@ -401,6 +401,7 @@ export async function sitePage(siteId) {
     for (const [k, b] of Object.entries(toolButtons)) b.classList.toggle("on", k === tool);
     map.getContainer().classList.toggle("crosshair", !!tool);
     shadowOut.replaceChildren(tool === "shadow" ? h("span", { class: "muted" }, "Click the base of the object, then the tip of its shadow.") : "");
+    rulerOut.replaceChildren(tool === "ruler" ? h("span", { class: "muted" }, "Click points along the path; click the tool again to start afresh.") : "");
   };
   const saveDrawn = async (geometry) => {
     try {
@@ -441,13 +442,54 @@ export async function sitePage(siteId) {
     const res = await post("/api/tools/shadow-height", body);
     return res;
   };
+  // the ruler: the geodesic length through the clicked points, kept as a distance, length or
+  // width (of the selected feature) by an analyst
+  const rulerOut = h("div", { id: "ruler-result" });
+  const rulerKind = select([["distance", "distance"], ["length", "length"], ["width", "width"]], "distance", { id: "ruler-kind" });
+  const measureRuler = async (pts, save) => {
+    const chip = chipNow();
+    const obs = obsFor(chip);
+    const body = { site_id: site.id, points: pts.map((p) => [p.lng, p.lat]), save, kind: rulerKind.value, feature_id: (save && selected) || undefined };
+    if (obs) body.observation_id = obs.id;
+    else if (chip) body.acquired = chip.datetime;
+    if (chip && chip.resolution) body.gsd_m = chip.resolution;
+    return post("/api/tools/distance", body);
+  };
+  const showRuler = async (pts) => {
+    try {
+      const res = await measureRuler(pts, false);
+      const of = selected ? features.find((f) => f.id === selected) : null;
+      rulerOut.replaceChildren(
+        h("div", { class: "result", id: "ruler-length" }, valueText(res.length_m, res.uncertainty_m, "m")),
+        h("div", { class: "muted" }, `${res.segments_m.length} segment(s) · first at ${res.azimuth_deg.toFixed(1)}° · ${res.method}`),
+        ...(canWrite()
+          ? [h("div", { class: "row" }, rulerKind, h("button", {
+              class: "primary", id: "ruler-save",
+              onclick: async () => {
+                try {
+                  const saved = await measureRuler(pts, true);
+                  measurements = [...measurements, saved.measurement];
+                  renderMeasurements();
+                  toast(`${saved.measurement.kind} saved${of ? ` on ${of.name || of.kind}` : ""}`);
+                } catch (e) {
+                  toast(e.message, true);
+                }
+              },
+            }, of ? `Save on ${of.name || of.kind}` : "Save on the site"))]
+          : []),
+      );
+    } catch (e) {
+      rulerOut.replaceChildren(h("div", { class: "muted" }, e.message));
+    }
+  };
   const onMapClick = async (ev) => {
     if (!tool) return;
     if (tool === "point") return saveDrawn({ type: "Point", coordinates: [+ev.latlng.lng.toFixed(7), +ev.latlng.lat.toFixed(7)] });
     drawPts.push(ev.latlng);
     drawLayer.clearLayers();
-    L.polyline(drawPts, { color: tool === "shadow" ? "#16a085" : "#d35400", dashArray: tool === "shadow" ? "4 3" : null }).addTo(drawLayer);
+    L.polyline(drawPts, { color: tool === "polygon" ? "#d35400" : "#16a085", dashArray: tool === "polygon" ? null : "4 3" }).addTo(drawLayer);
     drawPts.forEach((p) => L.circleMarker(p, { radius: 4, color: "#d35400" }).addTo(drawLayer));
+    if (tool === "ruler" && drawPts.length >= 2) return showRuler([...drawPts]);
     if (tool === "shadow" && drawPts.length === 2) {
       const [base, tip] = drawPts;
       try {
@@ -811,7 +853,7 @@ export async function sitePage(siteId) {
   }
   loadHistory();
 
-  for (const [k, label] of [["point", "Draw point"], ["polygon", "Draw polygon"], ["shadow", "Measure height"]]) {
+  for (const [k, label] of [["point", "Draw point"], ["polygon", "Draw polygon"], ["shadow", "Measure height"], ["ruler", "Measure distance"]]) {
     toolButtons[k] = h("button", { id: `tool-${k}`, onclick: () => setTool(k) }, label);
   }
 
@@ -844,6 +886,9 @@ export async function sitePage(siteId) {
     h("h3", {}, "Shadow height"),
     h("div", { class: "row" }, toolButtons.shadow),
     shadowOut,
+    h("h3", {}, "Distance"),
+    h("div", { class: "row" }, toolButtons.ruler),
+    rulerOut,
     h("h3", {}, "Measurements"),
     measurementList,
     h("h3", {}, "Measured change"),

@@ -25,6 +25,8 @@ __all__ = [
     "ChangeEventOut",
     "ChipOut",
     "ConfigOut",
+    "DistanceIn",
+    "DistanceOut",
     "ErrorOut",
     "EvidenceOut",
     "FeatureIn",
@@ -435,6 +437,31 @@ class ShadowOut(_Out):
     sun_elevation_deg: float
     sun_azimuth_deg: float | None
     sun_source: str
+    method: str
+    measurement: MeasurementOut | None = None
+
+
+class DistanceIn(_In):
+    site_id: str = Field(min_length=1, max_length=128)
+    points: list[tuple[float, float]] = Field(
+        min_length=2, max_length=1000, description="[lon, lat] of each clicked point, in order"
+    )
+    kind: Literal["distance", "length", "width"] = Field(
+        "distance", description="what is measured: a distance, a length or a width (a portal's)"
+    )
+    observation_id: str | None = Field(None, max_length=64)
+    acquired: datetime | None = Field(None, description="image time (dates a saved measurement)")
+    gsd_m: float | None = Field(None, gt=0.0, le=1000.0, description="pixel size (metres)")
+    click_sigma_px: float = Field(1.0, ge=0.0, le=20.0, description="click error per point, pixels")
+    feature_id: str | None = Field(None, max_length=64)
+    save: bool = Field(False, description="store the result as a measurement")
+
+
+class DistanceOut(_Out):
+    length_m: float
+    uncertainty_m: float
+    segments_m: list[float]
+    azimuth_deg: float = Field(description="of the first segment, from true north")
     method: str
     measurement: MeasurementOut | None = None
 

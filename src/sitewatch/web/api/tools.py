@@ -1,5 +1,6 @@
 """``/api/tools``: the shadow-height tool (click the base of an object and the tip of its shadow),
-and the size of a mapped feature (area, length, and a berm's volume from its known height).
+the ruler (a geodesic distance through clicked points), and the size of a mapped feature (area,
+length, and a berm's volume from its known height).
 
 Uses :func:`sitewatch.analysis.mensuration.height_from_shadow_tip` (length along the shadow
 azimuth, first-order uncertainty) when the sun azimuth is known; with the elevation alone it
@@ -22,7 +23,7 @@ from ...errors import AuthError, InputError
 from ..deps import Ctx, Viewer
 from ..users import has_role
 from ._convert import json_response
-from .schemas import FeatureSizeIn, FeatureSizeOut, ShadowIn, ShadowOut
+from .schemas import DistanceIn, DistanceOut, FeatureSizeIn, FeatureSizeOut, ShadowIn, ShadowOut
 
 if TYPE_CHECKING:
     from ...analysis.mensuration import Quantity
@@ -131,7 +132,7 @@ def shadow_height_tool(body: ShadowIn, ctx: Ctx, who: Viewer) -> Response:
             raise InputError("acquired must carry a time zone (use UTC)")
         from ...analysis.sun import sun_position
 
-        sun = sun_position(site.lon, site.lat, when)
+        sun = sun_position(body.base[0], body.base[1], when, refraction=True)  # as the CLI
         elev, azim, source = sun.elevation, sun.azimuth, "computed"
         if elev <= 0.0:
             raise InputError(
@@ -176,10 +177,53 @@ def shadow_height_tool(body: ShadowIn, ctx: Ctx, who: Viewer) -> Response:
                 "sun_source": source,
                 "position_sigma_m": sigma_pos,
                 "sun_elevation_sigma_deg": body.sun_elevation_sigma,
+                **({"acquired": when.isoformat()} if when is not None else {}),
             },
             analyst=who.username,
             measured_at=utcnow(),
         )
+        payload["measurement"] = ctx.catalog(who).add_measurement(m)
+    return json_response(payload)
+
+
+@router.post("/distance", response_model=DistanceOut, summary="Geodesic distance (the ruler)")
+def distance_tool(body: DistanceIn, ctx: Ctx, who: Viewer) -> Response:
+    """Geodesic length on WGS84 of the path through the clicked points, with its one-sigma
+    uncertainty from the click error (``click_sigma_px`` pixels of ``gsd_m``, or of the
+    observation's pixel size). Anyone may measure; ``save`` (analyst role) stores it as a
+    measurement of the site, or of ``feature_id``, dated by the observation or ``acquired``."""
+    from ...analysis.mensuration import geodesic_path_length
+
+    if body.save and not has_role(who.user.role, "analyst"):
+        raise AuthError(f"user {who.username!r} is a {who.user.role}; saving needs 'analyst'")
+    site = ctx.reader.get_site(body.site_id)
+    gsd, when = body.gsd_m, body.acquired
+    if body.observation_id:
+        obs = next(
+            (o for o in ctx.reader.list_observations(site.id) if o.id == body.observation_id), None
+        )
+        if obs is None:
+            raise InputError(f"site {site.id!r} has no observation {body.observation_id!r}")
+        gsd, when = gsd or obs.gsd_m, when or obs.acquired
+    if body.feature_id is not None and ctx.reader.get_feature(body.feature_id).site_id != site.id:
+        raise InputError(f"feature {body.feature_id!r} is not a feature of site {site.id!r}")
+    sigma_pos = body.click_sigma_px * (gsd or _DEFAULT_GSD_M)
+    q = geodesic_path_length(list(body.points), position_sigma_m=sigma_pos)
+    (lon0, lat0), (lon1, lat1) = body.points[0], body.points[1]
+    azimuth = float(_GEOD.inv(lon0, lat0, lon1, lat1)[0]) % 360.0
+    payload: dict[str, Any] = {
+        "length_m": q.value, "uncertainty_m": q.uncertainty, "segments_m": q.inputs["segments_m"],
+        "azimuth_deg": azimuth, "method": q.method, "measurement": None,
+    }  # fmt: skip
+    if body.save:
+        m = Measurement(
+            id=new_id(), site_id=site.id, kind=body.kind, value=round(q.value, 3), unit="m",
+            uncertainty=round(q.uncertainty, 3), feature_id=body.feature_id,
+            observation_id=body.observation_id, method=q.method,
+            inputs={**q.inputs, "points": [list(p) for p in body.points],
+                    **({"acquired": when.isoformat()} if when is not None else {})},
+            analyst=who.username, measured_at=utcnow(),
+        )  # fmt: skip
         payload["measurement"] = ctx.catalog(who).add_measurement(m)
     return json_response(payload)
 
