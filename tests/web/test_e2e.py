@@ -393,10 +393,11 @@ def test_retract_a_measurement_and_an_observation(page: Any, live_server: Any) -
 
 def test_retract_a_change_event(page: Any, live_server: Any) -> None:
     """A change event recorded from the wrong images is retracted from the site page: its list
-    item, overlay and activity bar go; the history keeps it."""
+    item, overlay and activity bar go; the history keeps it; the alert raised from it stays, and
+    the analyst is told."""
     from datetime import UTC, datetime
 
-    from sitewatch.catalog.models import ChangeEvent
+    from sitewatch.catalog.models import Alert, ChangeEvent
 
     with Catalog(live_server.env.url) as cat:
         cat.add_change_event(
@@ -410,6 +411,8 @@ def test_retract_a_change_event(page: Any, live_server: Any) -> None:
             )
         )
         kept = {e.id for e in cat.list_change_events("alpha-base")} - {"ch-wrong"}
+        cat.add_alert(Alert("al-wrong", "alpha-base", "changed_area", "5,000 m2 changed", "k-wrong",
+                            details={"change_event": "ch-wrong"}))  # fmt: skip
     page.on("dialog", lambda dialog: dialog.accept())
     login(page, live_server)
     page.wait_for_selector("#site-list li")
@@ -418,6 +421,8 @@ def test_retract_a_change_event(page: Any, live_server: Any) -> None:
     bars = page.locator("#activity-plot rect").count()
     page.click("#change-events li[data-change=ch-wrong] button.retract")
     page.wait_for_selector("#change-events li[data-change=ch-wrong]", state="detached")
+    page.wait_for_selector("#toast:has-text('1 open alert(s) raised from it remain')")
+    assert page.locator("#site-alerts li[data-alert=al-wrong]").count() == 1
     assert page.locator("#activity-plot rect").count() == bars - 1
     assert f"change overlays ({len(kept)})" in page.locator("#panel").inner_text()
     with Catalog(live_server.env.url) as cat:

@@ -185,7 +185,10 @@ export async function sitePage(siteId) {
       changeLayer.addData(changeFeatures());
       renderEvents();
       drawPlot();
-      toast("change event retracted");
+      // the monitor's alerts name the event they were raised from: they stay for the analyst
+      const open = await get(`/api/alerts?site_id=${encodeURIComponent(siteId)}&state=new&state=acked`);
+      const raised = open.filter((a) => (a.details || {}).change_event === c.id).length;
+      toast(raised ? `change event retracted; ${raised} open alert(s) raised from it remain: dismiss them under Open alerts` : "change event retracted");
     } catch (e) {
       toast(e.message, true);
     }
