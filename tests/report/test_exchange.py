@@ -308,7 +308,11 @@ def test_kmz_carries_the_observations_and_their_evidence_images(
 def test_value_text_never_in_exponent_notation(
     value: float, unc: float | None, expected: str
 ) -> None:
-    from sitewatch.report.exports import value_text
+    from sitewatch.report.exports import value_parts, value_text
 
     unit = expected.split(" (")[0].split()[-1]
     assert value_text(value, unc, unit) == expected
+    # the same rounding, split for a table's value and +/- columns (measure list)
+    shown, sigma = value_parts(value, unc)
+    assert expected.startswith(f"{shown} ± {sigma} " if sigma else f"{shown} ")
+    assert (sigma == "") == (unc is None)

@@ -442,7 +442,7 @@ def record(
 def list_(site_id: str, kinds: Sequence[str], feature_id: str | None, as_json: bool) -> None:
     """Measurements of SITE_ID, oldest first (filtered by --kind, --feature)."""
     from ..catalog._codec import jsonable
-    from ..report.exports import image_dates
+    from ..report.exports import image_dates, value_parts
 
     with open_catalog() as cat:
         cat.get_site(site_id)
@@ -463,11 +463,12 @@ def list_(site_id: str, kinds: Sequence[str], feature_id: str | None, as_json: b
         "measured (UTC)", right=("value", "+/-"), whole=("id",),
     )  # fmt: skip
     for m in found:
+        shown, sigma = value_parts(m.value, m.uncertainty)  # to the uncertainty's digits
         table.add_row(
             m.id,
             m.kind,
-            f"{m.value:.6g}",
-            "" if m.uncertainty is None else f"{m.uncertainty:.3g}",
+            shown,
+            sigma,
             m.unit,
             names.get(m.feature_id or "", "") or ("" if m.feature_id is None else m.feature_id),
             dates[m.id],

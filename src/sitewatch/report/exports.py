@@ -39,6 +39,7 @@ __all__ = [
     "measurement_trends",
     "ring_rows",
     "site_layers",
+    "value_parts",
     "value_text",
     "write_geojson",
     "write_gpkg",
@@ -55,14 +56,21 @@ def value_text(value: float, unc: float | None, unit: str) -> str:
     """A measured value with its one-sigma uncertainty, to the uncertainty's two significant
     digits (``18.3 ± 0.9 m``, ``5,581 ± 315 m3``); without one, to four significant digits and
     says so (``52,000 m3 (no uncertainty recorded)``). Never in exponent notation."""
+    shown, sigma = value_parts(value, unc)
+    if sigma:
+        return f"{shown} ± {sigma} {unit}".strip()
+    return f"{shown} {unit} (no uncertainty recorded)".strip()
+
+
+def value_parts(value: float, unc: float | None) -> tuple[str, str]:
+    """The value and its uncertainty as :func:`value_text` rounds them (``"18.3", "0.9"``), for
+    tables with a column each; the uncertainty is "" when there is none."""
     if unc is not None and unc > 0 and math.isfinite(unc):
         d = max(0, 1 - math.floor(math.log10(unc)))
-        return f"{value:,.{d}f} ± {unc:,.{d}f} {unit}".strip()
+        return f"{value:,.{d}f}", f"{unc:,.{d}f}"
     if value == 0 or not math.isfinite(value):
-        shown = f"{value:g}"
-    else:
-        shown = f"{value:,.{max(0, 3 - math.floor(math.log10(abs(value))))}f}"
-    return f"{shown} {unit} (no uncertainty recorded)".strip()
+        return f"{value:g}", ""
+    return f"{value:,.{max(0, 3 - math.floor(math.log10(abs(value))))}f}", ""
 
 
 def change_text(change: Mapping[str, Any], name: str) -> str:
