@@ -48,6 +48,8 @@ def test_demo_runs_every_step(sw: Callable[..., Any], tmp_path: Path) -> None:
         stored = cat.list_measurements(feature_id="site-1-portal-1")
     assert {m.kind for m in stored} == {"width", "defilade", "length"}
     assert all(m.uncertainty is not None and m.uncertainty > 0 and m.method for m in stored)
+    with Catalog(summary["catalog"]) as cat:  # every measurement says when it was made
+        assert all(m.measured_at is not None for m in cat.list_measurements(site_id="valley-base"))
     (defil,) = [m for m in stored if m.kind == "defilade"]
     assert defil.uncertainty is not None and defil.uncertainty < 2.0  # degrees, 0.5 m DEM error
     for key in ("sites_kml", "sites_gpkg", "report_html", "report_pdf", "range_rings_kml"):

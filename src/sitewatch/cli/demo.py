@@ -208,7 +208,7 @@ def step_mensuration(run: DemoRun) -> None:
     from ..analysis.mensuration import berm_volume, heights_from_shadows
     from ..analysis.sun import sun_from_stac
     from ..analysis.terrain import dem_on_grid, read_dem
-    from ..catalog.models import Measurement
+    from ..catalog.models import Measurement, utcnow
     from ..geo import to_crs
 
     all_feats = run.catalog.query_features(site_id=DEMO_SITE)
@@ -265,6 +265,7 @@ def step_mensuration(run: DemoRun) -> None:
                         method=r.method,
                         inputs={**r.inputs, "shadow_length_m": r.shadow_length_m, "date": day},
                         analyst="sitewatch-demo",
+                        measured_at=utcnow(),
                         site_id=DEMO_SITE,
                         feature_id=f.id,
                         observation_id=obs_id,
@@ -291,6 +292,7 @@ def step_mensuration(run: DemoRun) -> None:
                         method=vol.method,
                         inputs={**vol.inputs, "height_measurement": f"{f.id}-h-{day}"},
                         analyst="sitewatch-demo",
+                        measured_at=utcnow(),
                         site_id=DEMO_SITE,
                         feature_id=f.id,
                         observation_id=obs_id,
@@ -372,7 +374,7 @@ def step_portals(run: DemoRun) -> None:
         portal_mouth,
         read_dem,
     )
-    from ..catalog.models import Measurement
+    from ..catalog.models import Measurement, utcnow
 
     portals = [f for f in run.catalog.query_features(site_id=DEMO_SITE) if f.kind == "ugf_portal"]
     berms = [f for f in run.catalog.query_features(site_id=DEMO_SITE) if f.kind == "berm"]
@@ -411,6 +413,7 @@ def step_portals(run: DemoRun) -> None:
                     method="geodesic_wgs84 across the mouth of the portal cut",
                     inputs={**width.inputs, "mouth": [list(p) for p in mouth]},
                     analyst="sitewatch-demo",
+                    measured_at=utcnow(),
                 )
             ]
             if dr.masked is not None and dr.horizon_deg is not None:
@@ -433,6 +436,7 @@ def step_portals(run: DemoRun) -> None:
                             "dem": str(run.files["scenario_dem"].name),
                         },
                         analyst="sitewatch-demo",
+                        measured_at=utcnow(),
                     )
                 )
                 out.update(masked=dr.masked, horizon_deg=round(dr.horizon_deg, 1))
@@ -463,6 +467,7 @@ def step_portals(run: DemoRun) -> None:
                             "section": f"horseshoe {TUNNEL_SECTION[0]} x {TUNNEL_SECTION[1]} m",
                         },
                         analyst="sitewatch-demo",
+                        measured_at=utcnow(),
                     )
                 )
                 out.update(tunnel_length_m=round(tl.value), spoil_berm=near.id)
