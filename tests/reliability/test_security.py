@@ -300,7 +300,7 @@ def test_secrets_never_logged(
 
     caplog.set_level(logging.DEBUG)
     for name in ("urllib3", "pystac_client", "sitewatch", "httpx", "rasterio"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
+        caplog.set_level(logging.DEBUG, logger=name)  # restored after the test
     # a provider key in sources.toml, sent to a STAC API
     toml = tmp_path / "sources.toml"
     toml.write_text(
