@@ -271,3 +271,24 @@ def _chip_shapes(root: Path) -> set[tuple[int, int]]:
         with rasterio.open(chip.path) as ds:
             shapes.add((ds.height, ds.width))
     return shapes
+
+
+def test_a_field_season_that_changed_everywhere_does_not_stop_the_site(
+    tmp_path: Path, shared_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real NAIP chips of North Dakota fields (2009-2020, 5 m): between 2016 and 2018 the fields
+    changed so much that IR-MAD's reweighting collapsed (no pixel weighted) and the monitor used
+    to fail the whole site. IR-MAD now keeps its last good fit, the invariant-pixel
+    normalisation falls back to the z-scores with a warning, and every pair gets its event."""
+    url = _catalog(tmp_path, LON=-99.1545, LAT=47.0166)
+    opts = MonitorOptions(
+        archive=tmp_path / "a", sources=(str(shared_data / "naip-timeseries"),), resolution=5.0,
+        size_m=600.0,
+    )  # fmt: skip
+    rep = monitor_site(url, "base", opts)
+    assert rep.error is None, rep.error
+    assert rep.new_scenes == 10 and rep.change_events == 9
+    assert "z-scores used instead" in caplog.text
+    with Catalog(url) as cat:
+        events = cat.list_change_events("base")
+    assert len(events) == 9 and all(e.area_m2 >= 0 for e in events)

@@ -132,6 +132,9 @@ def fit_irmad(
     for it in range(1, max_iter + 1):
         sw, s, ss = _weighted_moments(x, y, weights, stacked)
         if sw <= n:
+            if transform is not None:  # the reweighting collapsed: keep the last good fit
+                _collapsed(it, f"only {sw:.0f} weighted pixel(s) left")
+                break
             raise AnalysisError(
                 f"IR-MAD: only {sw:.0f} weighted pixel(s) left for {n} band(s); "
                 "the images have too few valid pixels (check nodata) or are too small"
@@ -143,6 +146,9 @@ def fit_irmad(
             lhs = sxy @ linalg.solve(syy, sxy.T, assume_a="pos")
             r2, a = linalg.eigh(lhs, sxx)
         except (linalg.LinAlgError, ValueError) as exc:
+            if transform is not None:
+                _collapsed(it, "the weighted band covariance is singular")
+                break
             raise AnalysisError(
                 f"IR-MAD: the band covariance is singular ({exc}); a band is constant or two "
                 "bands are identical: drop it with --bands"
@@ -166,6 +172,15 @@ def fit_irmad(
         transform.mean_x, transform.mean_y, transform.a, transform.b, sigma,
         transform.rho, transform.iterations, converged,
     )  # fmt: skip
+
+
+def _collapsed(iteration: int, why: str) -> None:
+    """Say that the reweighting stopped early. A MAD variate whose canonical correlation is
+    nearly 1 (bands that move together) has a tiny variance, so every pixel looks changed, the
+    no-change weights fall to zero and the next covariance is singular; the last fit stands."""
+    logger.warning(
+        "IR-MAD: %s at iteration %d; keeping the fit of iteration %d", why, iteration, iteration - 1
+    )
 
 
 def _robust_sigma(t: IrmadTransform, x: Any, y: Any, valid: Any) -> NDArray[np.float64]:

@@ -521,17 +521,39 @@ def _gains(
     # chi-square here is calibrated on the unchanged pixels, so this keeps about half of them)
     zb = _apply(before, z.before_gain, z.before_offset, valid, np.zeros(len(bands)))
     za = _apply(after, z.after_gain, z.after_offset, valid, np.zeros(len(bands)))
-    transform = fit_irmad(zb, za, valid, max_iter=config.irmad_max_iter)
-    p = transform.chi2(zb, za)
-    sf = (
-        p.map_blocks(chi2_sf, len(bands), dtype=np.float64)
-        if _is_dask(p)
-        else chi2_sf(p, len(bands))
-    )
-    invariant = valid & (sf > 0.5)
-    gains = orthogonal_regression(before, after, invariant, bands)
-    extra["invariant_pixels"] = int(np.asarray(_materialise(invariant.sum())))
+    try:
+        transform = fit_irmad(zb, za, valid, max_iter=config.irmad_max_iter)
+        p = transform.chi2(zb, za)
+        sf = (
+            p.map_blocks(chi2_sf, len(bands), dtype=np.float64)
+            if _is_dask(p)
+            else chi2_sf(p, len(bands))
+        )
+        invariant = valid & (sf > 0.5)
+        found = int(np.asarray(_materialise(invariant.sum())))
+        usable = int(np.asarray(_materialise(valid.sum())))
+        if found < max(MIN_INVARIANT_PX, MIN_INVARIANT_SHARE * usable):
+            raise AnalysisError(
+                f"only {found:,} of {usable:,} pixels are invariant (no-change probability above "
+                "one half)"
+            )
+        gains = orthogonal_regression(before, after, invariant, bands)
+    except AnalysisError as exc:
+        # a scene that changed nearly everywhere (a harvest, snow) leaves no invariant pixels to
+        # fit; the z-scores still compare the dates, and the run says which it used
+        logger.warning(
+            "invariant-pixel normalisation failed (%s): z-scores used instead", str(exc).rstrip(".")
+        )
+        extra["normalisation_fallback"] = {"used": "zscore", "reason": str(exc)}
+        return z
+    extra["invariant_pixels"] = found
     return gains
+
+
+MIN_INVARIANT_PX = 100
+MIN_INVARIANT_SHARE = 0.01
+"""Fewest invariant pixels (a count, and a share of the valid ones) that the invariant-pixel
+normalisation fits on; with fewer, the z-scores are used (warned, and named in the result)."""
 
 
 def _fill(gain: NDArray[np.float64], offset: NDArray[np.float64], mean: NDArray[np.float64] | None, x: Any, valid: Any) -> NDArray[np.float64]:  # fmt: skip
