@@ -97,8 +97,12 @@ def test_no_activity_series_stays_quiet() -> None:
 
 def test_bad_input() -> None:
     data, times, cloud = series(0)
-    with pytest.raises(AnalysisError, match="red and nir"):
+    with pytest.raises(AnalysisError, match="red and nir") as named:
         activity_series(data[:, :2], ("blue", "green"), times)
+    assert "do not name their bands" not in str(named.value)
+    # files that do not name their bands (b1, b2...): how to name them
+    with pytest.raises(AnalysisError, match=r"do not name their bands.*sources\.toml.*bands = "):
+        activity_series(data[:, :2], ("b1", "b2"), times)
     with pytest.raises(AnalysisError, match="at least two"):
         activity_series(data[:1], BANDS, times[:1])
     with pytest.raises(AnalysisError, match="no clear date"):

@@ -83,6 +83,25 @@ def test_fetch_cuts_again_when_the_grid_or_the_bands_changed(
     assert not archive.fetch("farm", found, wide, ["red"]).stored
 
 
+def test_fetch_cuts_again_when_the_source_renamed_its_bands(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Unnamed multi-band files are kept as b1..b4; once the folder is configured with its band
+    order (sources.toml bands = [...]) the same scenes are cut again with those names, not
+    served from the archive under the old ones (the monitor then found no red band)."""
+    landsat = shared_data / "landsat-timeseries"
+    unnamed = LocalSource(landsat)
+    named = LocalSource(landsat, bands=["swir16", "nir", "red", "green"])
+    grid = ChipGrid.around(-74.45, -8.43, 1500.0, 30.0)
+    archive = Archive(tmp_path / "archive")
+    first = archive.fetch("puc", find_scenes([unnamed], grid.lonlat_bbox()), grid)
+    assert {c.bands for c in first.stored} == {("b1", "b2", "b3", "b4")}
+    again = archive.fetch("puc", find_scenes([named], grid.lonlat_bbox()), grid)
+    assert len(again.recut) == len(first.stored) and not again.existing
+    assert {c.bands for c in archive.chips("puc")} == {("green", "red", "nir", "swir16")}
+    assert not archive.fetch("puc", find_scenes([named], grid.lonlat_bbox()), grid).stored
+
+
 def test_failed_write_leaves_nothing(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

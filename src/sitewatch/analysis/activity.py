@@ -42,6 +42,7 @@ also move; that is not told apart from illumination and is not reported as activ
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -260,7 +261,17 @@ def activity_series(
 
     red, nir = _band(arr, bands, "red"), _band(arr, bands, "nir")
     if red is None or nir is None:
-        raise AnalysisError(f"activity needs the red and nir bands; the images have {list(bands)}")
+        unnamed = all(re.fullmatch(r"b(and)?_?\d+", str(b).lower()) for b in bands)
+        hint = (
+            ": the files do not name their bands; list them in order for a local source in "
+            'sources.toml ([sources.NAME] type = "local", path = "...", bands = ["red", "green", '
+            '"blue", "nir"]) and use that NAME as the source'
+            if unnamed
+            else ""
+        )
+        raise AnalysisError(
+            f"activity needs the red and nir bands; the images have {list(bands)}{hint}"
+        )
     ndvi = _ratio(nir, red)
     swir, blue = _band(arr, bands, "swir16"), _band(arr, bands, "blue")
     if swir is not None and blue is not None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import get_settings
@@ -180,10 +181,12 @@ def run(
         for r in reports:
             for why in r.skipped:
                 err_console().print(
-                    f"[yellow]{r.site_id}: skipped scene[/] {why}", markup=True, highlight=False
+                    f"[yellow]{r.site_id}: skipped scene[/] {escape(why)}",
+                    markup=True,
+                    highlight=False,
                 )
             status = (
-                f"[red]failed: {r.error}[/]"
+                f"[red]failed: {escape(r.error)}[/]"
                 if r.error
                 else (
                     f"{r.new_scenes} new scene(s), {r.change_events} change event(s), "

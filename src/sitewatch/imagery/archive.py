@@ -633,15 +633,22 @@ class Archive:
             want = list(bands) if bands else None
             if old is not None:
                 missing = [b for b in bands or () if b in scene.assets and b not in old.bands]
-                if not missing and self._chip_on_grid(old, grid):
+                # a chip's bands are its scene's asset names: names the scene no longer has mean
+                # the source renamed them (a local folder given its band order in sources.toml)
+                renamed = [b for b in old.bands if b not in scene.assets]
+                if not missing and not renamed and self._chip_on_grid(old, grid):
                     existing.append(old)
                     if progress is not None:
                         progress(n, total)
                     continue
-                # cut again on the site's present grid, keeping the bands it had
-                log.info("scene %s: the archived chip is on another grid or lacks %s; cutting it "
-                         "again", scene.id, ", ".join(missing) or "no band")  # fmt: skip
-                want = [*old.bands, *missing] if bands else None
+                if renamed:
+                    log.info("scene %s: the archived chip's bands %s are named %s now; cutting it "
+                             "again", scene.id, ", ".join(old.bands), ", ".join(scene.bands))  # fmt: skip
+                    want = list(bands) if bands else None
+                else:  # cut again on the site's present grid, keeping the bands it had
+                    log.info("scene %s: the archived chip is on another grid or lacks %s; cutting "
+                             "it again", scene.id, ", ".join(missing) or "no band")  # fmt: skip
+                    want = [*old.bands, *missing] if bands else None
             try:
                 with source.open(scene) as reader:
                     chip = self._read(reader, grid, want, resampling, cloud_mask)
