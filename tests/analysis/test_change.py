@@ -380,3 +380,21 @@ def test_change_polygons_carry_each_patch_spectral_indices_before_and_after() ->
     other[0, 0] = True  # values gathered on another mask
     with pytest.raises(ValueError, match="changed pixels"):
         change_polygons(truth, t, crs, changed=ChangedPixels.of(other, before, after, BANDS))
+
+
+def test_mad_finding_nothing_where_most_changed_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """The mad threshold assumes that most pixels did not change: when the changed ones are the
+    majority (decades apart) it rises above them all, and an empty map is warned of with the
+    thresholds that do find them (Otsu here finds the changed majority)."""
+    rng = np.random.default_rng(3)
+    before = 1000 + 20 * rng.normal(size=(4, 80, 80))
+    wide = np.zeros((80, 80), dtype=bool)
+    wide[:, :56] = True  # 70% of the scene changed by about 10 noise SDs in every band
+    after = before + 20 * rng.normal(size=before.shape)
+    after[:, wide] += 200
+    config = {"method": "cva", "normalisation": "none", "smooth_sigma": 0.0}
+    mad = detect_change(before, after, config=ChangeConfig(**config))
+    otsu = detect_change(before, after, config=ChangeConfig(**config, threshold="otsu"))
+    assert mad.changed_pixels == 0
+    assert "no pixel reached the mad threshold" in caplog.text and "otsu" in caplog.text
+    assert (otsu.mask == wide).mean() > 0.99

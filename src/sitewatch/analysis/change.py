@@ -464,6 +464,15 @@ def detect_change(
     else:
         threshold = _threshold(magnitude, valid_np, config, len(band_names))
         mask = valid_np & (magnitude > threshold)
+        if config.threshold_method == "mad" and not mask.any():
+            # the robust threshold assumes that most of the image did not change; decades or a
+            # season apart, the changed pixels can be the majority and lift it above them all
+            logger.warning(
+                "no pixel reached the mad threshold (median + %g robust SD = %.3g; the largest "
+                "magnitude is %.3g): it assumes that most of the image did not change; if much "
+                "of it did, try --threshold otsu or kmeans",
+                config.mad_k, threshold, float(np.nanmax(np.where(valid_np, magnitude, np.nan))),
+            )  # fmt: skip
     mask = clean_mask(
         mask,
         opening_radius=config.opening_radius,
