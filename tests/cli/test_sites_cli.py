@@ -115,6 +115,24 @@ def test_a_name_without_latin_letters_gets_the_id_an_import_would_give(
     assert [s["id"] for s in r.json()] == [site_id]
 
 
+def test_import_a_folder_of_iarpa_site_models(
+    sw: Runner, shared_data: Path, tmp_path: Path
+) -> None:
+    """The SMART site models come as one GeoJSON per site in a folder: the folder is imported
+    whole (its 25 sites, all or nothing); a folder of anything else says what it takes."""
+    folder = shared_data / "iarpa-smart" / "site_models"
+    r = sw("sites", "import", str(folder), "--json")
+    assert r.code == 0, r.err
+    assert r.json()["format"] == "iarpa" and r.json()["added"] == len(
+        list(folder.glob("*.geojson"))
+    )
+    assert r.json()["observations"] > 0
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    r = sw("sites", "import", str(tmp_path / "notes"))
+    assert r.code == 2 and "only a folder of IARPA SMART site models" in r.err
+
+
 def test_import_reported_bases_and_export(sw: Runner, shared_data: Path, tmp_path: Path) -> None:
     csv_path = shared_data / "north-korea" / "reported-missile-bases.csv"
     r = sw("sites", "import", str(csv_path), "--json")

@@ -413,7 +413,7 @@ def _reader_options(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 @sites.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, dir_okay=True, path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -464,7 +464,8 @@ def import_(
     as_json: bool,
     **kw: Any,
 ) -> None:
-    """Import sites from CSV, GeoJSON, IARPA site models, KML/KMZ or GeoPackage (all or nothing).
+    """Import sites from CSV, GeoJSON, IARPA site models (a file, or a folder of them), KML/KMZ or
+    GeoPackage (all or nothing).
 
     A published list rarely says what its places are in the catalog's terms: --category,
     --status, --country and --declared/--undeclared set them on every imported site, and --tag
