@@ -66,6 +66,14 @@ def test_add_with_evidence_list_and_resolve(
     assert "2024-03-01 active construction WorldView-3: new spoil at portal 1 (2 evidence)" in (
         shown.out
     )
+    # a text of several lines stays inside its item
+    r = sw(
+        "observations", "add", site, "--date", "2024-05-01", "--text", "berm raised\nsecond portal"
+    )
+    assert r.code == 0, r.err
+    lines = sw("sites", "show", site).out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.endswith(": berm raised"))
+    assert lines[first + 1] == "      second portal"
 
 
 @pytest.mark.parametrize(

@@ -263,10 +263,8 @@ def show(site_id: str, as_json: bool) -> None:
     for o in obs:
         phase = f" {o.phase.replace('_', ' ')}" if o.phase else ""
         extra = f" ({len(o.evidence)} evidence)" if o.evidence else ""
-        out.print(
-            f"    - {o.acquired.date().isoformat()}{phase} {escape(o.sensor)}: "
-            f"{escape(o.text)}{extra}"
-        )
+        text = escape(o.text).replace("\n", "\n" + " " * 6)  # continuation lines stay in the item
+        out.print(f"    - {o.acquired.date().isoformat()}{phase} {escape(o.sensor)}: {text}{extra}")
     from ..analysis.landcover import kind_text
 
     heading("change events", events)
