@@ -108,7 +108,7 @@ def site_catalog(tmp_path: Path) -> Iterator[Any]:
             aoi=box(SITE_LON - 0.004, SITE_LAT - 0.003, SITE_LON + 0.004, SITE_LAT + 0.003),
             category="missile_operating_base",
             status="suspected",
-            notes="A synthetic base for the report tests.",
+            notes="A synthetic base for the report tests.\nSecond line of the notes.",
             source_ids=("src-1",),
         )
     )

@@ -59,6 +59,9 @@ def test_html_brief_is_self_contained_and_complete(site_catalog, make_chip, tmp_
     assert "active construction" in html and "change detected" in html
     assert "NDVI 0.62 \u2192 0.11" in html and "NDBI" not in html  # what kind of change
     assert "vegetation \u2192 built or bare 92%, within vegetation 8%" in html  # by area
+    # notes of several lines keep their line breaks (white-space: pre-line)
+    assert '<p class="lines">A synthetic base for the report tests.\nSecond line' in html
+    assert ".lines { white-space: pre-line; }" in html
     # a citation ending in a full stop is not given a second one
     assert (
         "Analyst Group, Hidden Bases Report (2019). <span>https://example.org/report</span>."
