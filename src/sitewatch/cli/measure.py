@@ -145,6 +145,33 @@ def _image_source(image: Path, item: dict[str, Any] | None, tags: dict[str, str]
     return out
 
 
+def _check_sun(
+    azimuth: float | None,
+    elevation: float | None,
+    when: str | None,
+    metadata: Path | None,
+    *,
+    required: bool,
+) -> None:
+    """The sun given one way at most (exactly one when ``required``): its two angles, the UTC
+    acquisition time or the scene's metadata file."""
+    if (azimuth is None) != (elevation is None):
+        raise InputError("give both --sun-azimuth and --sun-elevation, or neither")
+    given = sum(x is not None for x in (azimuth, when, metadata))
+    if given > 1 or (required and not given):
+        raise InputError(
+            "give the sun one way: --sun-azimuth/--sun-elevation, --datetime (the UTC acquisition "
+            "time) or --metadata (the scene's metadata file)"
+        )
+
+
+_METADATA = click.option(
+    "--metadata",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the sun from Landsat MTL/ANG, Sentinel-2 MTD or a STAC item.",
+)
+
+
 def _acquisition_time(when: str) -> datetime:
     """The UTC time of ``--datetime``; a date alone is refused (it would mean midnight)."""
     try:
@@ -516,11 +543,7 @@ def delete(measurement_id: str, yes: bool, expect_version: int | None) -> None:
 @click.option(
     "--datetime", "when", help="UTC acquisition time (ISO 8601): sun computed per footprint."
 )
-@click.option(
-    "--metadata",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the sun from Landsat MTL/ANG, Sentinel-2 MTD or a STAC item.",
-)
+@_METADATA
 @click.option(
     "--dem",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -605,13 +628,7 @@ def heights(
     from ..analysis.terrain import dem_on_grid, read_dem
     from ..geo import to_crs
 
-    if (sun_azimuth is None) != (sun_elevation is None):
-        raise InputError("give both --sun-azimuth and --sun-elevation, or neither")
-    given = sum(x is not None for x in (sun_azimuth, when, metadata))
-    if given > 1:
-        raise InputError(
-            "give the sun one way: --sun-azimuth/--sun-elevation, --datetime or --metadata"
-        )
+    _check_sun(sun_azimuth, sun_elevation, when, metadata, required=False)  # else the image's
     if footprints is None and site_id is None:
         raise InputError("give --footprints (a vector file), or --site to measure its features")
     if observation_id is not None:
@@ -797,11 +814,7 @@ def _site_opts(func: Any) -> Any:
 @click.option(
     "--datetime", "when", help="UTC acquisition time (ISO 8601): the sun computed at the base."
 )
-@click.option(
-    "--metadata",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the sun from Landsat MTL/ANG, Sentinel-2 MTD or a STAC item.",
-)
+@_METADATA
 @click.option(
     "--position-sigma", type=Finite(min=0), default=0.5, show_default=True, help="Point error (m)."
 )
@@ -833,13 +846,7 @@ def shadow(
     from ..analysis.mensuration import height_from_shadow_tip
     from ..analysis.sun import read_sun_angles, sun_position
 
-    if (sun_azimuth is None) != (sun_elevation is None):
-        raise InputError("give both --sun-azimuth and --sun-elevation, or neither")
-    if sum(x is not None for x in (sun_azimuth, when, metadata)) != 1:
-        raise InputError(
-            "give the sun one way: --sun-azimuth/--sun-elevation, --datetime (the UTC acquisition "
-            "time) or --metadata (the scene's metadata file)"
-        )
+    _check_sun(sun_azimuth, sun_elevation, when, metadata, required=True)
     b, t = parse_lonlat(base, "--base"), parse_lonlat(tip, "--tip")
     site_id = _target(site_id, feature_id)
     if observation_id is not None:

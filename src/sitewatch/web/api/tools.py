@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Response
 from pyproj import Geod
 
-from ...catalog.models import Measurement, new_id, utcnow
+from ...catalog.models import Measurement, Observation, new_id, utcnow
 from ...errors import AuthError, InputError
-from ..deps import Ctx, Viewer
+from ..deps import AppContext, Ctx, Viewer
 from ..users import has_role
 from ._convert import json_response
 from .schemas import DistanceIn, DistanceOut, FeatureSizeIn, FeatureSizeOut, ShadowIn, ShadowOut
@@ -98,6 +98,14 @@ def shadow_height(
     }
 
 
+def _observation(ctx: AppContext, site_id: str, observation_id: str) -> Observation:
+    """The site's observation of that id (the image a tool measures on), or a clear error."""
+    obs = next((o for o in ctx.reader.list_observations(site_id) if o.id == observation_id), None)
+    if obs is None:
+        raise InputError(f"site {site_id!r} has no observation {observation_id!r}")
+    return obs
+
+
 @router.post("/shadow-height", response_model=ShadowOut, summary="Height from a shadow")
 def shadow_height_tool(body: ShadowIn, ctx: Ctx, who: Viewer) -> Response:
     """Height of an object from its base and shadow tip, with its one-sigma uncertainty.
@@ -113,11 +121,7 @@ def shadow_height_tool(body: ShadowIn, ctx: Ctx, who: Viewer) -> Response:
     elev, azim, gsd, source = body.sun_elevation, body.sun_azimuth, body.gsd_m, "request"
     when = body.acquired
     if body.observation_id:
-        obs = next(
-            (o for o in ctx.reader.list_observations(site.id) if o.id == body.observation_id), None
-        )
-        if obs is None:
-            raise InputError(f"site {site.id!r} has no observation {body.observation_id!r}")
+        obs = _observation(ctx, site.id, body.observation_id)
         when = when or obs.acquired
         gsd = gsd or obs.gsd_m
         if elev is None and obs.sun_elevation is not None:
@@ -199,11 +203,7 @@ def distance_tool(body: DistanceIn, ctx: Ctx, who: Viewer) -> Response:
     site = ctx.reader.get_site(body.site_id)
     gsd, when = body.gsd_m, body.acquired
     if body.observation_id:
-        obs = next(
-            (o for o in ctx.reader.list_observations(site.id) if o.id == body.observation_id), None
-        )
-        if obs is None:
-            raise InputError(f"site {site.id!r} has no observation {body.observation_id!r}")
+        obs = _observation(ctx, site.id, body.observation_id)
         gsd, when = gsd or obs.gsd_m, when or obs.acquired
     if body.feature_id is not None and ctx.reader.get_feature(body.feature_id).site_id != site.id:
         raise InputError(f"feature {body.feature_id!r} is not a feature of site {site.id!r}")
