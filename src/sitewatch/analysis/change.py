@@ -471,7 +471,7 @@ def detect_change(
                 "no pixel reached the mad threshold (median + %g robust SD = %.3g; the largest "
                 "magnitude is %.3g): it assumes that most of the image did not change; if much "
                 "of it did, try --threshold otsu or kmeans",
-                config.mad_k, threshold, float(np.nanmax(np.where(valid_np, magnitude, np.nan))),
+                config.mad_k, threshold, float(np.nanmax(magnitude)),  # NaN off the valid pixels
             )  # fmt: skip
     mask = clean_mask(
         mask,
