@@ -271,6 +271,11 @@ def test_observation_with_evidence_and_a_cited_source(
         .first.inner_text()
         .startswith("2024-06-02 active construction fresh spoil at the portal")
     )  # the newest first
+    # a text of several lines (imported IARPA models) keeps its line breaks
+    style = page.eval_on_selector(
+        "#observation-list .obs-text", "e => getComputedStyle(e).whiteSpace"
+    )
+    assert style == "pre-line"
     got = page.request.get(live_server.url + str(link.get_attribute("href")))
     assert got.ok and got.body() == shot.read_bytes()  # the same bytes, with the page's session
     # an observation clicked shows the image nearest its date (2024-03-01 of 03-01 and 03-20)

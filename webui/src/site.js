@@ -682,7 +682,7 @@ export async function sitePage(siteId) {
     observationList.replaceChildren(
       ...[...observations].reverse().map((o) =>
         h("li", { "data-observation": o.id, title: chips.length ? "show the image nearest this date" : null, onclick: (ev) => ev.target.closest("a") || showNearest(o.acquired) },
-          h("strong", {}, fmtDate(o.acquired)), " ", (o.phase || "").replaceAll("_", " "), " ", o.text,
+          h("strong", {}, fmtDate(o.acquired)), " ", (o.phase || "").replaceAll("_", " "), " ", h("span", { class: "obs-text" }, o.text),
           h("span", { class: "muted" }, ` · ${[o.sensor, o.analyst].filter(Boolean).join(" · ")}`),
           canWrite() ? h("button", { class: "retract", title: "retract this observation (the history keeps it)", onclick: (ev) => { ev.stopPropagation(); retractObservation(o); } }, "×") : null,
           canWrite() ? h("button", { class: "retract obs-edit", title: "correct this observation (the history keeps what it said)", onclick: (ev) => { ev.stopPropagation(); editObservation(o); } }, "✎") : null,
