@@ -12,13 +12,50 @@
 from __future__ import annotations
 
 import getpass
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_home", "get_settings"]
+__all__ = ["Settings", "config_value", "default_home", "get_settings"]
+
+
+_KINDS: dict[str, str] = {
+    "text": "a text",
+    "texts": "a text or a list of texts",
+    "table": "a table of texts",
+    "number": "a number of at least 0",
+    "seconds": "a number of seconds above 0",
+    "count": "a whole number of at least 0",
+    "flag": "true or false",
+}
+
+
+def config_value(key: str, value: Any, kind: str) -> Any:
+    """``value`` of ``key`` in a TOML configuration file (``sources.toml``, ``monitor.toml``),
+    checked to be of ``kind`` (see :data:`_KINDS`; ``texts`` makes a lone text a list of one),
+    else a :class:`~sitewatch.errors.ConfigError`: a typo (``"false"`` in quotes, ``"30 s"``)
+    must not become a silent wrong setting."""
+    from .errors import ConfigError
+
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "texts" and isinstance(value, str):
+        value = [value]
+    ok = {
+        "text": isinstance(value, str),
+        "texts": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "table": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+        "number": number and math.isfinite(value) and value >= 0,
+        "seconds": number and math.isfinite(value) and value > 0,
+        "count": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "flag": isinstance(value, bool),
+    }[kind]
+    if not ok:
+        raise ConfigError(f"{key} must be {_KINDS[kind]}, not {value!r}")
+    return value
 
 
 def default_home() -> Path:

@@ -24,12 +24,12 @@ secret_env = "SITEWATCH_WEBHOOK_SECRET"
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..config import config_value
 from ..errors import ConfigError
 from .sinks import AlertSink, LogSink, sink_from_config
 
@@ -62,16 +62,9 @@ class Rules:
             )
         # a TOML typo ("400 m", "false" in quotes) must not become a silent wrong rule
         for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type in (bool, "bool") and not isinstance(value, bool):
-                raise ConfigError(f"{f.name} must be true or false, not {value!r}")
-            if f.type in (float, "float") and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value < 0
-            ):
-                raise ConfigError(f"{f.name} must be a number of at least 0, not {value!r}")
+            config_value(
+                f.name, getattr(self, f.name), "flag" if f.type in (bool, "bool") else "number"
+            )
         if self.max_cloud > 1:
             raise ConfigError(
                 f"max_cloud is a share from 0 to 1 (0.3: 30%), not {self.max_cloud!r}"

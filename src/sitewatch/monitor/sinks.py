@@ -28,6 +28,7 @@ import requests
 
 from ..catalog._codec import jsonable
 from ..catalog.models import Alert, Site
+from ..config import config_value
 from ..errors import ConfigError, SitewatchError
 from ..network import check_url
 
@@ -229,16 +230,10 @@ def _secret_from_env(cfg: Mapping[str, Any], key: str, what: str) -> str | None:
     return value
 
 
-def _get(cfg: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
-    """``cfg[key]`` checked to be of ``kind`` (an int also does for a float), else ``default``."""
-    value = cfg.get(key, default)
-    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        want = {bool: "true or false", int: "a whole number", float: "a number", str: "a text"}
-        raise ConfigError(f"{key} must be {want.get(kind, kind.__name__)}, not {value!r}")
-    return value
+def _get(cfg: Mapping[str, Any], key: str, kind: str, default: Any) -> Any:
+    """``cfg[key]`` checked to be of ``kind`` (:func:`~sitewatch.config.config_value`), else
+    ``default``."""
+    return config_value(key, cfg[key], kind) if key in cfg else default
 
 
 def sink_from_config(cfg: Mapping[str, Any]) -> AlertSink:
@@ -249,7 +244,7 @@ def sink_from_config(cfg: Mapping[str, Any]) -> AlertSink:
     if kind == "jsonl":
         if "path" not in cfg:
             raise ConfigError("a jsonl sink needs a 'path'")
-        return JsonlSink(_get(cfg, "path", str, ""))
+        return JsonlSink(_get(cfg, "path", "text", ""))
     if kind == "webhook":
         if "secret" in cfg:
             raise ConfigError(
@@ -259,10 +254,10 @@ def sink_from_config(cfg: Mapping[str, Any]) -> AlertSink:
         if "url" not in cfg:
             raise ConfigError("a webhook sink needs a 'url' (https://...)")
         return WebhookSink(
-            _get(cfg, "url", str, ""),
+            _get(cfg, "url", "text", ""),
             secret.encode(),
-            timeout_s=float(_get(cfg, "timeout_s", float, 10.0)),
-            allow_private=_get(cfg, "allow_private", bool, False),
+            timeout_s=float(_get(cfg, "timeout_s", "seconds", 10.0)),
+            allow_private=_get(cfg, "allow_private", "flag", False),
         )
     if kind == "email":
         if "password" in cfg:
@@ -272,19 +267,18 @@ def sink_from_config(cfg: Mapping[str, Any]) -> AlertSink:
         missing = [k for k in ("host", "sender", "to") if k not in cfg]
         if missing:
             raise ConfigError(f"an email sink needs {', '.join(missing)}")
-        to = cfg["to"]
-        to = [to] if isinstance(to, str) else to  # one address, or a list of them
-        if not isinstance(to, list) or not to or not all(isinstance(t, str) for t in to):
-            raise ConfigError(f"to must be an address or a list of addresses, not {cfg['to']!r}")
+        to = config_value("to", cfg["to"], "texts")  # one address, or a list of them
+        if not to:
+            raise ConfigError("to must name at least one address")
         return EmailSink(
-            _get(cfg, "host", str, ""),
-            _get(cfg, "port", int, 25),
-            _get(cfg, "sender", str, ""),
+            _get(cfg, "host", "text", ""),
+            _get(cfg, "port", "count", 25),
+            _get(cfg, "sender", "text", ""),
             list(to),
-            username=_get(cfg, "username", str, None) if "username" in cfg else None,
+            username=_get(cfg, "username", "text", None),
             password=_secret_from_env(cfg, "password_env", "email sink"),
-            starttls=_get(cfg, "starttls", bool, False),
-            ssl_mode=_get(cfg, "ssl", bool, False),
+            starttls=_get(cfg, "starttls", "flag", False),
+            ssl_mode=_get(cfg, "ssl", "flag", False),
         )
     raise ConfigError(f"unknown sink type {kind!r}; use log, jsonl, webhook or email")
 

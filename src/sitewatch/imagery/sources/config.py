@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...config import Settings, get_settings
+from ...config import Settings, config_value, get_settings
 from ...errors import ConfigError
 from .base import ImagerySource
 from .local import LocalSource
@@ -77,11 +77,6 @@ def load_source_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
                 f"{path}: sources.{name} has type {kind!r}; use one of {', '.join(_TYPES)}"
             )
         need = "path" if kind in ("local",) else "url" if kind == "stac-api" else None
-        if "allow_private" in table and not isinstance(table["allow_private"], bool):
-            raise ConfigError(
-                f"{path}: sources.{name}.allow_private must be true or false, "
-                f"got {table['allow_private']!r}"
-            )
         if need and not table.get(need):
             raise ConfigError(f"{path}: sources.{name} ({kind}) needs `{need} = ...`")
         if kind == "stac-static" and not (table.get("path") or table.get("url")):
@@ -105,34 +100,14 @@ _KEYS: dict[str, dict[str, str]] = {
 
 
 def _checked(table: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
-    """``table`` with its values checked against ``keys`` (a lone text where a list of texts is
-    asked becomes a list of one); an unknown key, a typo, is refused rather than ignored."""
+    """``table`` with its values checked against ``keys`` (:func:`~sitewatch.config.config_value`);
+    an unknown key, a typo, is refused rather than ignored."""
     unknown = sorted(set(table) - set(keys))
     if unknown:
         raise ConfigError(
             f"unknown key(s) {', '.join(unknown)}; this type takes {', '.join(sorted(keys))}"
         )
-    out = dict(table)
-    for key, value in table.items():
-        what = keys[key]
-        if what == "texts" and isinstance(value, str):
-            out[key] = value = [value]
-        ok = {
-            "text": isinstance(value, str),
-            "texts": isinstance(value, list) and all(isinstance(v, str) for v in value),
-            "table": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
-            "seconds": isinstance(value, int | float) and not isinstance(value, bool) and value > 0,
-            "count": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-            "flag": isinstance(value, bool),
-        }[what]
-        if not ok:
-            want = {
-                "text": "a text", "texts": "a list of texts", "table": "a table of texts",
-                "seconds": "a number of seconds above 0", "count": "a whole number of at least 0",
-                "flag": "true or false",
-            }[what]  # fmt: skip
-            raise ConfigError(f"{key} must be {want}, not {value!r}")
-    return out
+    return {key: config_value(key, value, keys[key]) for key, value in table.items()}
 
 
 def source_from_config(
