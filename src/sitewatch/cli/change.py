@@ -261,25 +261,25 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
 
 
 def _check_covers(raster: Any, site: Any) -> None:
-    """Refuse to record a change event for a site the images do not show (a wrong --site)."""
+    """Refuse to record a change event for a site the images do not show (a wrong --site): its
+    AOI, else its point, taken into the images' CRS, must meet their extent."""
+    from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
     from shapely.geometry import Point, box
 
+    from ..geo import to_crs
+
     if raster.crs is None:
         return  # not georeferenced: nothing to check against
-    h, w = raster.shape
-    x0, y0 = raster.transform * (0, 0)
-    x1, y1 = raster.transform * (w, h)
-    west, south, east, north = transform_bounds(
-        raster.crs, "EPSG:4326", min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), densify_pts=21
-    )
+    west, south, east, north = array_bounds(*raster.shape, raster.transform)
     where = site.aoi if site.aoi is not None else Point(site.lon, site.lat)
-    if west <= east and not box(west, south, east, north).intersects(where):  # (not across 180)
-        raise InputError(
-            f"the images cover lon {west:.4f}..{east:.4f}, lat {south:.4f}..{north:.4f}, which "
-            f"does not reach site {site.id!r} at {site.lon:.4f}, {site.lat:.4f}: check --site, or "
-            "the images"
-        )
+    if box(west, south, east, north).intersects(to_crs(where, "EPSG:4326", raster.crs)):
+        return
+    w, s, e, n = transform_bounds(raster.crs, "EPSG:4326", west, south, east, north)
+    raise InputError(
+        f"the images cover lon {w:.4f}..{e:.4f}, lat {s:.4f}..{n:.4f}, which does not reach "
+        f"site {site.id!r} at {site.lon:.4f}, {site.lat:.4f}: check --site, or the images"
+    )
 
 
 def _file_date(ref: str, which: str, option: str) -> Any:
