@@ -221,7 +221,11 @@ def show(site_id: str, as_json: bool) -> None:
         f"  features {len(feats)}, observations {len(obs)}, measurements {len(meas)}, "
         f"change events {len(events)}, open alerts {len(alerts)}"
     )
-    heading = _Headings(out)
+
+    def heading(title: str, items: Sequence[Any]) -> None:  # only above a group with items
+        if items:
+            out.print(f"  [bold]{title}[/]")
+
     heading("open alerts, newest first", alerts)
     for a in alerts[:SHOWN_ALERTS]:
         tag = escape(f"[{a.severity}, {a.state}]")
@@ -274,17 +278,6 @@ def show(site_id: str, as_json: bool) -> None:
             f"    - change {e.before.date().isoformat()} → {e.after.date().isoformat()}: "
             f"{e.area_m2:,.0f} m² ({escape(e.method)}){'; ' + kinds if kinds else ''}"
         )
-
-
-class _Headings:
-    """Prints a group's heading in ``sites show`` when the group has items."""
-
-    def __init__(self, out: Any) -> None:
-        self.out = out
-
-    def __call__(self, title: str, items: Sequence[Any]) -> None:
-        if items:
-            self.out.print(f"  [bold]{title}[/]")
 
 
 def _reach(tags: Sequence[str]) -> list[Any]:
