@@ -894,14 +894,17 @@ def _emit(q: dict[str, Any], as_json: bool, label: str) -> None:
     if as_json:
         echo_json(q)
     else:
-        from ..report.exports import value_text
+        from ..report.exports import value_parts
 
-        sigma = q.get("uncertainty") or None  # 0: no error was given for the points
-        text = value_text(q["value"], sigma, q["unit"])
-        if q["unit"] == "m" and q["value"] >= 10_000:
-            text += f" ({value_text(q['value'] / 1000, sigma and sigma / 1000, 'km')})"
-        text = text.replace(" (no uncertainty recorded)", "")
-        console().print(f"{label}: {text} ({q['method']})", highlight=False)
+        def text(value: float, sigma: float | None, unit: str) -> str:
+            shown, err = value_parts(value, sigma)  # no "± 0" when no error was given
+            return f"{shown} ± {err} {unit}" if err else f"{shown} {unit}"
+
+        value, sigma, unit = q["value"], q.get("uncertainty"), q["unit"]
+        said = text(value, sigma, unit)
+        if unit == "m" and value >= 10_000:
+            said += f" ({text(value / 1000, sigma and sigma / 1000, 'km')})"
+        console().print(f"{label}: {said} ({q['method']})", highlight=False)
 
 
 @measure.command("distance")
