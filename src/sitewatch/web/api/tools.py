@@ -205,8 +205,6 @@ def distance_tool(body: DistanceIn, ctx: Ctx, who: Viewer) -> Response:
     if body.observation_id:
         obs = _observation(ctx, site.id, body.observation_id)
         gsd, when = gsd or obs.gsd_m, when or obs.acquired
-    if body.feature_id is not None and ctx.reader.get_feature(body.feature_id).site_id != site.id:
-        raise InputError(f"feature {body.feature_id!r} is not a feature of site {site.id!r}")
     sigma_pos = body.click_sigma_px * (gsd or _DEFAULT_GSD_M)
     q = geodesic_path_length(list(body.points), position_sigma_m=sigma_pos)
     (lon0, lat0), (lon1, lat1) = body.points[0], body.points[1]
