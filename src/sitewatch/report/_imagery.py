@@ -29,6 +29,7 @@ __all__ = [
     "Stretch",
     "as_image_chip",
     "percentile_stretch",
+    "has_gaps",
     "to_rgb",
 ]
 
@@ -175,8 +176,15 @@ def percentile_stretch(
     return out
 
 
-def to_rgb(chip: ImageChip, stretch: Stretch | None = None) -> NDArray[np.float64]:
-    """(y, x, 3) floats in 0..1 after the stretch; invalid pixels are black."""
+def has_gaps(chip: ImageChip) -> bool:
+    """Whether some displayed pixel of ``chip`` is invalid (outside the scene, nodata or masked)."""
+    return not bool(_valid(chip, chip.display_bands()).all())
+
+
+def to_rgb(
+    chip: ImageChip, stretch: Stretch | None = None, *, fill: float = 0.0
+) -> NDArray[np.float64]:
+    """(y, x, 3) floats in 0..1 after the stretch; invalid pixels are ``fill`` (black)."""
     idx = chip.display_bands()
     st = percentile_stretch([chip]) if stretch is None else np.asarray(stretch, dtype=np.float64)
     if st.shape != (len(idx), 2):
@@ -188,7 +196,7 @@ def to_rgb(chip: ImageChip, stretch: Stretch | None = None) -> NDArray[np.float6
         plane = (chip.data[b].astype(np.float64) - lo) / (hi - lo)
         planes.append(np.clip(np.nan_to_num(plane, nan=0.0), 0.0, 1.0))
     rgb = np.stack(planes * 3 if len(planes) == 1 else planes, axis=-1)
-    rgb[~ok] = 0.0
+    rgb[~ok] = fill
     return rgb
 
 

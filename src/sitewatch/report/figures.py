@@ -40,7 +40,8 @@ from ._cartography import (
     scale_bar,
     transformer_to,
 )
-from ._imagery import ImageChip, Stretch, percentile_stretch, to_rgb
+from ._imagery import ImageChip, Stretch, has_gaps, percentile_stretch, to_rgb
+from ._labels import place_labels
 
 __all__ = [
     "FEATURE_COLOURS",
@@ -166,41 +167,99 @@ def _draw_geometry(ax: Axes, geom: BaseGeometry, colour: str) -> None:
             ax.plot(xs, ys, color=colour, lw=1.6)
 
 
-def _callouts(ax: Axes, chip: ImageChip, annotations: Sequence[Annotation]) -> None:
+# pixels without an image (outside the scene, nodata, masked) show light grey, which no shadow or
+# dark roof is mistaken for; the caption says so
+_NO_IMAGE = 0.85
+_NO_IMAGE_NOTE = "Light grey: no image there (outside the scene, nodata or masked)."
+
+
+# furniture the callouts keep clear of, in axes fractions (x0, y0, x1, y1): the scale bar at the
+# bottom left and the north arrow at the top right
+_FURNITURE = ((0.0, 0.0, 0.32, 0.14), (0.86, 0.72, 1.0, 1.0))
+
+
+def _callouts(
+    ax: Axes,
+    chip: ImageChip,
+    annotations: Sequence[Annotation],
+    reserved: Sequence[tuple[float, float, float, float]] = (),
+) -> None:
+    """Outline each feature and call it out with a label whose arrow tip sits on it.
+
+    Labels are placed clear of one another and of the figure's furniture (``reserved`` adds boxes
+    in axes fractions, such as the locator map) by :func:`._labels.place_labels`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     left, right, bottom, top = chip.extent
-    w, h = right - left, top - bottom
     cx, cy = (left + right) / 2, (bottom + top) / 2
-    offset = 0.2 * min(w, h)
-    for i, ann in enumerate(annotations):
+    shown: list[tuple[Annotation, tuple[float, float]]] = []
+    for ann in annotations:
         geom = _in_crs(ann, chip.crs)
-        colour = ann.color
-        _draw_geometry(ax, geom, colour)
+        _draw_geometry(ax, geom, ann.color)
         x, y = _anchor(geom)
         if not (left <= x <= right and bottom <= y <= top):
             log.info("feature %r lies outside the image; not annotated", ann.label)
             continue
-        dx, dy = x - cx, y - cy
-        norm = math.hypot(dx, dy)
-        if norm < 1e-9 * max(w, h):
-            ang = math.radians(45 + 90 * i)
-            dx, dy, norm = math.cos(ang), math.sin(ang), 1.0
-        tx = min(max(x + offset * dx / norm, left + 0.12 * w), right - 0.12 * w)
-        ty = min(max(y + offset * dy / norm, bottom + 0.1 * h), top - 0.1 * h)
-        if math.hypot(tx - x, ty - y) < 0.08 * min(w, h):  # pushed back onto the feature
-            ty = y - offset if y - bottom > top - y else y + offset
+        shown.append((ann, (x, y)))
+    if not shown:
+        return
+    fig = ax.get_figure()
+    assert isinstance(fig, Figure)
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)  # text extents need a renderer; saving to PDF/SVG still works
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    ax.apply_aspect()
+    to_px = ax.transData
+    frame = ax.get_window_extent(renderer)
+    pad = 0.3 * 9.0 * fig.dpi / 72.0 + 2.0  # the label box's pad and edge
+    sizes = []
+    for ann, _ in shown:
+        probe = ax.text(0.0, 0.0, ann.label, fontsize=9)
+        ext = probe.get_window_extent(renderer)
+        probe.remove()
+        sizes.append((ext.width + 2 * pad, ext.height + 2 * pad))
+    anchors = [tuple(map(float, to_px.transform(xy))) for _, xy in shown]
+    centre = to_px.transform((cx, cy))
+    preferred = []
+    for i, (px, py) in enumerate(anchors):
+        dx, dy = px - centre[0], py - centre[1]
+        near = math.hypot(dx, dy) < 1e-6 * max(frame.width, frame.height)
+        preferred.append(math.radians(45 + 90 * i) if near else math.atan2(dy, dx))
+
+    def box(f: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        return (
+            frame.x0 + f[0] * frame.width,
+            frame.y0 + f[1] * frame.height,
+            frame.x0 + f[2] * frame.width,
+            frame.y0 + f[3] * frame.height,
+        )
+
+    inset = 4.0
+    centres = place_labels(
+        anchors,  # type: ignore[arg-type]
+        sizes,
+        (frame.x0 + inset, frame.y0 + inset, frame.x1 - inset, frame.y1 - inset),
+        preferred=preferred,
+        offset=0.2 * min(frame.width, frame.height),
+        reserved=[box(f) for f in (*_FURNITURE, *reserved)],
+    )
+    back = to_px.inverted()
+    for (ann, xy), centre_px in zip(shown, centres, strict=True):
+        tx, ty = back.transform(centre_px)
         ax.annotate(
             ann.label,
-            xy=(x, y),
-            xytext=(tx, ty),
+            xy=xy,
+            xytext=(float(tx), float(ty)),
             textcoords="data",
             ha="center",
             va="center",
             fontsize=9,
             color="black",
-            bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": colour, "lw": 1.5},
+            bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": ann.color, "lw": 1.5},
             arrowprops={
                 "arrowstyle": "-|>",
-                "color": colour,
+                "color": ann.color,
                 "lw": 2.0,
                 "shrinkA": 0,
                 "shrinkB": 0,
@@ -276,6 +335,8 @@ def caption_text(chip: ImageChip, *, extra: str = "", bar: ScaleBar | None = Non
     lines = [line1, line2]
     if bar is not None:
         lines.append(bar.note(chip.crs) + ".")
+    if has_gaps(chip):
+        lines.append(_NO_IMAGE_NOTE)
     if extra:
         lines.append(extra)
     return "\n".join(lines)
@@ -405,8 +466,20 @@ def annotated_figure(
     fig = Figure(figsize=(layout.width_in, height), dpi=layout.dpi)
     fig.patch.set_facecolor("white")
     rect = (margin, _FOOTER_IN / height, 1 - 2 * margin, ah / height)
-    ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch))
-    _callouts(ax, chip, annotations)
+    ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch, fill=_NO_IMAGE))
+    size = 0.22 * min(aw, ah)
+    locator_rect = (
+        margin + 0.01,
+        rect[1] + rect[3] - size / height - 0.01,
+        size / layout.width_in,
+        size / height,
+    )
+    held = []
+    if layout.locator:  # the locator's box in the image axes' fractions
+        x0 = (locator_rect[0] - rect[0]) / rect[2]
+        y0 = (locator_rect[1] - rect[1]) / rect[3]
+        held.append((x0, y0, x0 + locator_rect[2] / rect[2], y0 + locator_rect[3] / rect[3]))
+    _callouts(ax, chip, annotations, held)
     bar = _furniture(ax, chip, layout)
     _title(fig, title, height)
     fig.text(
@@ -420,19 +493,7 @@ def annotated_figure(
     )
     if layout.locator:
         lon, lat = site_lonlat or lonlat_of(chip.crs, (left + right) / 2, (bottom + top) / 2)
-        size = 0.22 * min(aw, ah)
-        _locator(
-            fig,
-            (
-                margin + 0.01,
-                rect[1] + rect[3] - size / height - 0.01,
-                size / layout.width_in,
-                size / height,
-            ),
-            lon,
-            lat,
-            boundaries,
-        )
+        _locator(fig, locator_rect, lon, lat, boundaries)
     return fig
 
 
@@ -470,7 +531,7 @@ def before_after_figure(
     bar = None
     for i, chip in enumerate((before, after)):
         rect = (margin + i * (aw / layout.width_in + gap), y0, aw / layout.width_in, ah / height)
-        ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch))
+        ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch, fill=_NO_IMAGE))
         _callouts(ax, chip, annotations)
         bar = _furniture(ax, chip, layout)
         if i == 1 and change_mask is not None:
@@ -509,6 +570,8 @@ def before_after_figure(
     )
     if bar is not None:
         text += "\n" + bar.note(after.crs) + "."
+    if has_gaps(before) or has_gaps(after):
+        text += "\n" + _NO_IMAGE_NOTE
     if caption:
         text += "\n" + caption
     fig.text(
