@@ -47,6 +47,15 @@ def test_labels_of_a_cluster_of_features_do_not_overlap() -> None:
         # no label hides its own feature
         x, y = anchors[i]
         assert not (a[0] <= x <= a[2] and a[1] <= y <= a[3])
+    # and no leader runs across another label
+    for i, ((x, y), (cx, cy)) in enumerate(zip(anchors, centres, strict=True)):
+        for t in np.linspace(0.0, 1.0, 200):
+            px, py = x + t * (cx - x), y + t * (cy - y)
+            for j, b in enumerate(boxes):
+                if j != i:
+                    assert not (b[0] < px < b[2] and b[1] < py < b[3]), (
+                        f"leader {i} crosses label {j}"
+                    )
     # a lone label goes where it is preferred: straight out at the preferred length
     ((cx, cy),) = place_labels(
         [(300.0, 200.0)], [(60.0, 20.0)], frame, preferred=[0.0], offset=80.0

@@ -28,8 +28,8 @@ __all__ = [
     "ImageChip",
     "Stretch",
     "as_image_chip",
-    "percentile_stretch",
     "has_gaps",
+    "percentile_stretch",
     "to_rgb",
 ]
 

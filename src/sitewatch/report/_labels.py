@@ -5,8 +5,8 @@ polygons), often metres apart. Labels placed straight out from the image centre 
 another, so :func:`place_labels` tries positions around each feature (angles about the preferred
 outward direction, several leader lengths) and keeps, label by label, the one that costs least:
 overlap with the labels already placed and with reserved furniture (scale bar, north arrow,
-locator) costs most, then covering another feature's anchor, a leader crossing a placed label,
-and last the departure from the preferred direction and length. Everything is in display pixels.
+locator) costs most, then covering another feature's anchor, a leader crossing a label (this
+one's across those placed, or theirs across this one), and last the departure from the preferred direction and length. Everything is in display pixels.
 """
 
 from __future__ import annotations
@@ -35,14 +35,18 @@ def _overlap(boxes: NDArray[np.float64], box: Box) -> NDArray[np.float64]:
     return area
 
 
-def _crosses(boxes: NDArray[np.float64], a: tuple[float, float], b: tuple[float, float]) -> int:
-    """How many of ``boxes`` the segment a-b passes through (sampled every 2 px)."""
-    if boxes.size == 0:
-        return 0
+def _samples(a: tuple[float, float], b: tuple[float, float]) -> NDArray[np.float64]:
+    """Points every 2 px along the segment a-b, as (n, 2)."""
     n = max(2, int(math.hypot(b[0] - a[0], b[1] - a[1]) / 2))
     t = np.linspace(0.0, 1.0, n)[:, None]
-    xs = a[0] + t * (b[0] - a[0])
-    ys = a[1] + t * (b[1] - a[1])
+    return np.hstack([a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])])
+
+
+def _crosses(boxes: NDArray[np.float64], line: NDArray[np.float64]) -> int:
+    """How many of ``boxes`` the sampled ``line`` passes through."""
+    if boxes.size == 0:
+        return 0
+    xs, ys = line[:, :1], line[:, 1:]
     inside = (xs > boxes[:, 0]) & (xs < boxes[:, 2]) & (ys > boxes[:, 1]) & (ys < boxes[:, 3])
     return int(inside.any(axis=0).sum())
 
@@ -66,6 +70,7 @@ def place_labels(
     pts = np.asarray(anchors, dtype=np.float64).reshape(-1, 2)
     held = np.asarray(reserved, dtype=np.float64).reshape(-1, 4)
     placed: list[Box] = []
+    leaders: list[NDArray[np.float64]] = []
     centres: list[tuple[float, float]] = []
     for i, ((ax, ay), (w, h), pref) in enumerate(zip(anchors, sizes, preferred, strict=True)):
         others = np.delete(pts, i, axis=0)
@@ -94,7 +99,10 @@ def place_labels(
                 gap_y = max(box[1] - ay, ay - box[3], 0.0)
                 if math.hypot(gap_x, gap_y) < 0.25 * offset:
                     cost += 20.0
-                cost += 2.0 * _crosses(done, (ax, ay), (cx, cy))
+                # leaders across labels: this one's across those placed, theirs across this one
+                cost += 2.0 * _crosses(done, _samples((ax, ay), (cx, cy)))
+                here = np.asarray([box], dtype=np.float64)
+                cost += 2.0 * sum(_crosses(here, line) for line in leaders)
                 cost += abs(float(d_angle)) / math.pi + 0.3 * rank_r
                 if best is None or cost < best[0]:
                     best = (cost, (cx, cy))
@@ -102,4 +110,5 @@ def place_labels(
         cx, cy = best[1]
         centres.append((cx, cy))
         placed.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        leaders.append(_samples((ax, ay), (cx, cy)))
     return centres

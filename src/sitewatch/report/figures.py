@@ -246,17 +246,13 @@ def _callouts(
     )
     back = to_px.inverted()
     for (ann, xy), centre_px in zip(shown, centres, strict=True):
-        tx, ty = back.transform(centre_px)
+        tx, ty = (float(v) for v in back.transform(centre_px))
+        # the arrows go below every label box, so that no leader runs across a label
         ax.annotate(
-            ann.label,
+            "",
             xy=xy,
-            xytext=(float(tx), float(ty)),
+            xytext=(tx, ty),
             textcoords="data",
-            ha="center",
-            va="center",
-            fontsize=9,
-            color="black",
-            bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": ann.color, "lw": 1.5},
             arrowprops={
                 "arrowstyle": "-|>",
                 "color": ann.color,
@@ -266,6 +262,17 @@ def _callouts(
                 "mutation_scale": 14,
             },
             zorder=5,
+        )
+        ax.text(
+            tx,
+            ty,
+            ann.label,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="black",
+            bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": ann.color, "lw": 1.5},
+            zorder=5.5,
         )
 
 
