@@ -60,7 +60,12 @@ def test_monitor_site_records_and_is_idempotent(
         cleared = f"and {DATES[CLEAR_AT].date()}"
         pad = next(a for a in cat.list_alerts() if cleared in a.message)
         share = 100 * kinds["vegetation_to_other"] / sum(kinds.values())
-        assert pad.message.endswith(f"{cleared}, {share:.0f}% vegetation_to_other")
+        assert pad.message.endswith(f"{cleared}, vegetation → other {share:.0f}%")
+        assert "m² changed between" in pad.message
+        shifts = [a.message for a in cat.list_alerts() if a.rule == "phase_transition"]
+        assert (
+            f"activity phase no activity → site preparation on {DATES[CLEAR_AT].date()}" in shifts
+        )
         assert pad.details["change_event"] == big[0].id  # the event it was raised from
         rules = sorted(a.rule for a in cat.list_alerts())
         assert rules.count("changed_area") == 2

@@ -42,6 +42,7 @@ __all__ = [
     "kind_confusion",
     "kind_shares",
     "kind_text",
+    "kind_words",
     "parse_covers",
     "patch_covers",
 ]
@@ -125,13 +126,15 @@ def kind_shares(kinds: Any) -> list[tuple[str, float]]:
     return [(k, a / total) for k, a in ordered]
 
 
+def kind_words(kind: str) -> str:
+    """``vegetation → built or bare`` for ``vegetation_to_built_or_bare``: a kind as prose."""
+    return kind.replace("_to_", " → ").replace("_", " ")
+
+
 def kind_text(kinds: Any) -> str:
     """``vegetation → built or bare 92%, within vegetation 8%`` from m² by kind (see
     :func:`kind_shares`), or "" without them: how a brief and ``sites show`` say it."""
-    return ", ".join(
-        f"{kind.replace('_to_', ' → ').replace('_', ' ')} {100 * share:.0f}%"
-        for kind, share in kind_shares(kinds)
-    )
+    return ", ".join(f"{kind_words(kind)} {100 * share:.0f}%" for kind, share in kind_shares(kinds))
 
 
 def parse_covers(covers: str | Sequence[str]) -> tuple[str, ...]:

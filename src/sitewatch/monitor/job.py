@@ -93,12 +93,16 @@ class SiteReport:
 
 
 def _largest_kind(kinds: dict[str, float]) -> str:
-    """``, 92% vegetation_to_built_or_bare`` (the kind of change with the largest area and its
-    share), or "" without kinds."""
-    from ..analysis.landcover import kind_shares
+    """``, 92% vegetation → built or bare`` (the kind of change with the largest area and its
+    share, worded as briefs word it), or "" without kinds."""
+    from ..analysis.landcover import kind_shares, kind_words
 
     shares = kind_shares(kinds)
-    return f", {100 * shares[0][1]:.0f}% {shares[0][0]}" if shares else ""
+    return f", {kind_words(shares[0][0])} {100 * shares[0][1]:.0f}%" if shares else ""
+
+
+def _phase(name: str) -> str:
+    return name.replace("_", " ")
 
 
 def _rid(*parts: str) -> str:
@@ -256,7 +260,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                         site,
                         "phase_transition",
                         scene_id,
-                        f"activity phase {act.phases[i - 1]} -> {act.phases[i]} on {t.date()}",
+                        f"activity phase {_phase(act.phases[i - 1])} → {_phase(act.phases[i])} on {t.date()}",
                         "warning" if act.phases[i] != "post_construction" else "info",
                         {"from": act.phases[i - 1], "to": act.phases[i], "date": t.isoformat()},
                     )
@@ -308,7 +312,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                         site,
                         "changed_area",
                         scene_id,
-                        f"{area:,.0f} m2 changed between {act.times[prev_clear].date()} and "
+                        f"{area:,.0f} m² changed between {act.times[prev_clear].date()} and "
                         f"{t.date()}{_largest_kind(kinds)}",
                         "warning",
                         {
