@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +255,44 @@ def test_catalog_report_names_the_sites_being_improved(site_catalog, tmp_path: P
     assert "<td>Portal A height grew by 2.7 ± 1.1 m (2022-04-01 to 2023-05-01)</td>" in html
     assert re.search(r"<dt>With measured change</dt><dd>1</dd>", html)
     assert re.search(r"<dt>Open alerts</dt><dd>1</dd>", html)
+
+
+def test_history_lists_an_alert_at_the_image_date_it_is_about(site_catalog, tmp_path: Path) -> None:
+    """A first monitor run over an archive raises, today, alerts about changes years old: the
+    history lists each beside its change, and says when it was raised."""
+    from sitewatch.catalog.models import Alert
+
+    site_catalog.add_alert(
+        Alert(
+            "a-c",
+            "test-base",
+            "changed_area",
+            "1,800 m² changed",
+            key="k-c",
+            details={"change_event": "c-1"},
+        )
+    )
+    site_catalog.add_alert(
+        Alert(
+            "a-p",
+            "test-base",
+            "phase_transition",
+            "phase moved",
+            key="k-p",
+            details={"date": "2023-05-01T00:00:00+00:00"},
+        )
+    )
+    site_catalog.add_alert(Alert("a-x", "test-base", "manual", "looked at", key="k-x"))
+    html = write_site_brief(site_catalog, "test-base", tmp_path, formats=("html",))["html"]
+    history = html.read_text(encoding="utf-8").split("Change and activity history")[1]
+    rows = re.findall(
+        r'<tr><td>([\d-]+)</td><td>([^<]*)</td><td class="lines">([^<]*)</td></tr>', history
+    )
+    order = [(d, what.split(" (")[0], text.split(" (raised")[0]) for d, what, text in rows]
+    change = next(i for i, r in enumerate(order) if r[:2] == ("2022-04-01", "change detected"))
+    assert order[change + 1] == ("2022-04-01", "alert", "1,800 m² changed")
+    assert ("2023-05-01", "alert", "phase moved") in order
+    today = datetime.now(UTC).date().isoformat()
+    assert rows[change + 1][2] == f"1,800 m² changed (raised {today})"
+    # an alert about no image date stays at the day it was raised, last
+    assert order[-1] == (today, "alert", "looked at")

@@ -350,19 +350,44 @@ def _history(data: SiteData) -> list[dict[str, str]]:
                 {"date": c.after.date().isoformat(), "what": "change detected", "details": details},
             )
         )
+    events = {c.id: c for c in data.changes}
     for a in data.alerts:
-        if a.created_at is not None:
-            rows.append(
-                (
-                    a.created_at,
-                    {
-                        "date": a.created_at.date().isoformat(),
-                        "what": f"alert ({a.severity}, {a.state})",
-                        "details": a.message,
-                    },
-                )
+        # an alert is listed at the image date it is about, beside that date's change; the day
+        # the monitor raised it (often years later, on a first run over an archive) follows
+        when = _alert_date(a, events) or a.created_at
+        if when is None:
+            continue
+        raised = f" (raised {a.created_at.date().isoformat()})" if a.created_at else ""
+        rows.append(
+            (
+                when,
+                {
+                    "date": when.date().isoformat(),
+                    "what": f"alert ({a.severity}, {a.state})",
+                    "details": a.message + raised,
+                },
             )
+        )
+    # stable: at one date, observations, then change, then the alerts raised from them
     return [r for _, r in sorted(rows, key=lambda t: t[0])]
+
+
+def _alert_date(alert: Alert, events: Mapping[str, ChangeEvent]) -> datetime | None:
+    """The image date an alert is about: its change event's AFTER, the date of a phase
+    transition, or the later image of a measured change; None when it names none."""
+    details = alert.details or {}
+    event = events.get(str(details.get("change_event")))
+    if event is not None:
+        return event.after
+    after = details.get("after")
+    for text in (details.get("date"), after.get("date") if isinstance(after, Mapping) else None):
+        if isinstance(text, str):
+            try:
+                when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
 
 
 _THUMB_PX = 480
