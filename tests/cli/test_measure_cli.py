@@ -530,7 +530,7 @@ def test_record_a_reported_measurement(sw: Any) -> None:
     assert [x["kind"] for x in shown["measurements"]] == ["height", "volume"]
     text = sw("sites", "show", "sakkanmol").out
     assert "height 18.0 ± 3.0 m of berm (reported (CSIS 2018); image 2017-11-01)" in text
-    assert "volume 52,000 m3 (no uncertainty recorded) of site (manual)" in text
+    assert "volume 52,000 m³ (no uncertainty recorded) of site (manual)" in text
 
 
 def test_list_and_retract_measurements(sw: Runner) -> None:

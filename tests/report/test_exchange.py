@@ -297,11 +297,11 @@ def test_kmz_carries_the_observations_and_their_evidence_images(
     ("value", "unc", "expected"),
     [
         (18.2913, 0.914, "18.29 ± 0.91 m"),
-        (5581.48, 315.475, "5,581 ± 315 m3"),
-        (52000.0, None, "52,000 m3 (no uncertainty recorded)"),
-        (1234567.0, None, "1,234,567 m3 (no uncertainty recorded)"),
-        (0.000123456, None, "0.0001235 m3 (no uncertainty recorded)"),
-        (0.0, None, "0 m3 (no uncertainty recorded)"),
+        (5581.48, 315.475, "5,581 ± 315 m³"),
+        (52000.0, None, "52,000 m³ (no uncertainty recorded)"),
+        (1234567.0, None, "1,234,567 m³ (no uncertainty recorded)"),
+        (0.000123456, None, "0.0001235 m³ (no uncertainty recorded)"),
+        (0.0, None, "0 m³ (no uncertainty recorded)"),
         (-2.5, 0.42, "-2.50 ± 0.42 m"),
     ],
 )

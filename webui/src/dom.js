@@ -44,17 +44,19 @@ export function toast(message, isError = false) {
 
 export const fmtDate = (iso) => (iso ? iso.slice(0, 10) : "");
 
-// A measured value with its one-sigma error, as sitewatch.report.exports.value_text writes it:
-// to the error's two significant digits ("18.29 ± 0.91 m", "5,581 ± 315 m3"); without an error,
-// to four significant digits and saying so.
+// A measured value with its one-sigma error, as sitewatch.analysis._quantity.value_text writes
+// it: to the error's two significant digits ("18.29 ± 0.91 m", "5,581 ± 315 m³"); without an
+// error, to four significant digits and saying so. Units stored as m2/m3 print as m²/m³.
 const fixed = (v, d) => v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+const UNIT_TEXT = { m2: "m²", m3: "m³", km2: "km²", km3: "km³" };
+export const unitText = (unit) => UNIT_TEXT[unit] ?? unit ?? "";
 export function valueText(value, unc, unit) {
   if (unc != null && unc > 0 && Number.isFinite(unc)) {
     const d = Math.max(0, 1 - Math.floor(Math.log10(unc)));
-    return `${fixed(value, d)} ± ${fixed(unc, d)} ${unit}`.trim();
+    return `${fixed(value, d)} ± ${fixed(unc, d)} ${unitText(unit)}`.trim();
   }
   const shown = value === 0 || !Number.isFinite(value)
     ? String(value)
     : fixed(value, Math.max(0, 3 - Math.floor(Math.log10(Math.abs(value)))));
-  return `${shown} ${unit} (no uncertainty recorded)`.trim();
+  return `${shown} ${unitText(unit)} (no uncertainty recorded)`.trim();
 }

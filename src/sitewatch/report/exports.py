@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,6 +23,7 @@ import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from ..analysis._quantity import value_parts, value_text
 from ..catalog.trends import image_dates, measurement_trends
 from ..errors import GeometryError, InputError
 from ..files import atomic_path
@@ -50,27 +50,6 @@ log = logging.getLogger(__name__)
 
 LAYERS = ("features", "change_polygons", "range_rings")
 """The layers of a site export, in writing order."""
-
-
-def value_text(value: float, unc: float | None, unit: str) -> str:
-    """A measured value with its one-sigma uncertainty, to the uncertainty's two significant
-    digits (``18.3 ± 0.9 m``, ``5,581 ± 315 m3``); without one, to four significant digits and
-    says so (``52,000 m3 (no uncertainty recorded)``). Never in exponent notation."""
-    shown, sigma = value_parts(value, unc)
-    if sigma:
-        return f"{shown} ± {sigma} {unit}".strip()
-    return f"{shown} {unit} (no uncertainty recorded)".strip()
-
-
-def value_parts(value: float, unc: float | None) -> tuple[str, str]:
-    """The value and its uncertainty as :func:`value_text` rounds them (``"18.3", "0.9"``), for
-    tables with a column each; the uncertainty is "" when there is none."""
-    if unc is not None and unc > 0 and math.isfinite(unc):
-        d = max(0, 1 - math.floor(math.log10(unc)))
-        return f"{value:,.{d}f}", f"{unc:,.{d}f}"
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}", ""
-    return f"{value:,.{max(0, 3 - math.floor(math.log10(abs(value))))}f}", ""
 
 
 def change_text(change: Mapping[str, Any], name: str) -> str:

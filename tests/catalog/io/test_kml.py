@@ -52,7 +52,7 @@ def test_kml_layout_for_google_earth(records, tmp_path: Path) -> None:
     assert "<name>2019-04-02 active construction</name><description>new spoil pile" in text
     assert "<TimeStamp><when>2019-04-02T02:15:00Z</when></TimeStamp>" in text
     assert "<Folder><name>Sakkanmol measurements</name>" in text
-    assert "<Placemark><name>height 18.3 ± 0.9 m</name>" in text
+    assert "<Placemark><name>height 18.30 ± 0.90 m</name>" in text  # as briefs round it
 
 
 GOOGLE_EARTH = """<?xml version="1.0" encoding="UTF-8"?>

@@ -458,8 +458,12 @@ def _observation_placemark(obs: Observation, site: Site) -> str:
 
 
 def _measurement_placemark(m: Measurement, at: BaseGeometry) -> str:
-    sigma = f" ± {m.uncertainty:g}" if m.uncertainty is not None else ""
-    label = f"{m.kind} {m.value:g}{sigma} {m.unit}".strip()
+    from ...analysis._quantity import unit_text, value_text
+
+    if m.uncertainty is not None and m.uncertainty > 0:
+        label = f"{m.kind} {value_text(m.value, m.uncertainty, m.unit)}"
+    else:
+        label = f"{m.kind} {m.value:g} {unit_text(m.unit)}".strip()
     return (
         f"<Placemark><name>{_xml(label)}</name>"
         f"{_data(_fields('measurement', measurement_to_props(m)))}{_geom_kml(at)}</Placemark>\n"
