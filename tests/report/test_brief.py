@@ -296,3 +296,40 @@ def test_history_lists_an_alert_at_the_image_date_it_is_about(site_catalog, tmp_
     assert rows[change + 1][2] == f"1,800 m² changed (raised {today})"
     # an alert about no image date stays at the day it was raised, last
     assert order[-1] == (today, "alert", "looked at")
+
+
+def test_catalog_map_names_every_site_clear_of_the_others(tmp_path: Path) -> None:
+    """Two bases 100 m apart (a base and its dispersal site) and five others: every site is
+    named, no two names overlap and none covers the legend."""
+    from sitewatch.report.brief import catalog_map
+    from sitewatch.report.figures import save_figure
+
+    spots = [(126.108, 38.585), (126.109, 38.585), (126.72, 38.68), (125.36, 39.64),
+             (126.26, 39.45), (126.91, 41.37), (128.54, 40.84)]  # fmt: skip
+    rows = [
+        {
+            "id": f"s{i}",
+            "name": f"Base number {i}",
+            "lon": lon,
+            "lat": lat,
+            "status": "suspected" if i % 2 else "confirmed",
+            "declared": i == 3,
+            "last_activity": None,
+            "open_alerts": i,
+        }
+        for i, (lon, lat) in enumerate(spots)
+    ]
+    fig = catalog_map(rows, None)
+    save_figure(fig, tmp_path / "map.png")
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    named = {t.get_text(): t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts
+             if t.get_text().startswith("Base number")}  # fmt: skip
+    assert set(named) == {r["name"] for r in rows}
+    boxes = list(named.values())
+    legend = ax.get_legend().get_window_extent(renderer)
+    frame = ax.get_window_extent(renderer)
+    for i, a in enumerate(boxes):
+        assert not a.overlaps(legend)
+        assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1
+        assert not any(a.overlaps(b) for b in boxes[:i])

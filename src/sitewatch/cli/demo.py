@@ -553,6 +553,7 @@ def step_report(run: DemoRun) -> None:
     from ..report import write_catalog_report, write_site_brief
 
     chips = Archive(run.out / "archive").chips(DEMO_SITE)
+    outline = _boundaries()
     files = write_site_brief(
         run.catalog,
         DEMO_SITE,
@@ -560,11 +561,28 @@ def step_report(run: DemoRun) -> None:
         chips=chips,
         formats=("html", "pdf"),
         evidence_dir=run.out / "evidence",
+        boundaries=outline,
     )
-    cat_files = write_catalog_report(run.catalog, run.out / "report", formats=("html",))
+    cat_files = write_catalog_report(
+        run.catalog, run.out / "report", formats=("html",), boundaries=outline
+    )
     for key, path in {**files, **{f"catalog_{k}": v for k, v in cat_files.items()}}.items():
         run.files[f"report_{key}"] = Path(path)
     run.lines.append(f"report: site brief and catalog report in {run.out / 'report'}")
+
+
+def _boundaries() -> Path | None:
+    """The outlines for the report's maps: SITEWATCH_BOUNDARIES, else the provinces in the
+    shared data (SITEWATCH_SHARED_DATA) when that folder is there; None draws a graticule."""
+    import os
+
+    from ..config import get_settings
+
+    named = os.environ.get("SITEWATCH_BOUNDARIES")
+    if named:
+        return Path(named)
+    outline = get_settings().shared_data / "north-korea" / "boundaries" / "nkprovinces.shp"
+    return outline if outline.is_file() else None
 
 
 def step_measured_change(run: DemoRun) -> None:

@@ -680,7 +680,9 @@ def catalog_rows(catalog: Catalog) -> list[dict[str, Any]]:
     )
 
 
-def _catalog_map(rows: Sequence[Mapping[str, Any]], boundaries: str | Path | None) -> bytes:
+def catalog_map(rows: Sequence[Mapping[str, Any]], boundaries: str | Path | None) -> Figure:
+    """The catalog report's map: every site by status (filled when undeclared) and named, on
+    ``boundaries``' outlines or a lon/lat grid."""
     from matplotlib.figure import Figure
 
     from .figures import _read_boundaries
@@ -723,9 +725,68 @@ def _catalog_map(rows: Sequence[Mapping[str, Any]], boundaries: str | Path | Non
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if boundaries is None:  # room around the sites for their names
+        xs, ys = [r["lon"] for r in rows], [r["lat"] for r in rows]
+        span = max(max(xs) - min(xs), max(ys) - min(ys), 0.2)
+        ax.set_xlim(min(xs) - 0.15 * span, max(xs) + 0.15 * span)
+        ax.set_ylim(min(ys) - 0.15 * span, max(ys) + 0.15 * span)
+    legend = ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    return figure_png(fig)
+    _name_sites(ax, rows, legend)
+    return fig
+
+
+_MAP_NAMES = 40
+"""The most sites named on the catalog map; with more, the names would hide the map."""
+
+
+def _name_sites(ax: Any, rows: Sequence[Mapping[str, Any]], legend: Any) -> None:
+    """Each site's name beside its marker, clear of the other names and the legend (up to
+    :data:`_MAP_NAMES` sites: those with open alerts, then recorded activity, first)."""
+    from .figures import label_centres
+
+    ranked = sorted(
+        rows, key=lambda r: (-int(r.get("open_alerts") or 0), r["last_activity"] is None)
+    )[:_MAP_NAMES]
+    frame = ax.get_window_extent()
+    box = legend.get_window_extent()
+    held = (
+        (box.x0 - frame.x0) / frame.width,
+        (box.y0 - frame.y0) / frame.height,
+        (box.x1 - frame.x0) / frame.width,
+        (box.y1 - frame.y0) / frame.height,
+    )
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    points = [(float(r["lon"]), float(r["lat"])) for r in ranked]
+    centres = label_centres(
+        ax,
+        points,
+        [str(r["name"]) for r in ranked],
+        centre=((x0 + x1) / 2, (y0 + y1) / 2),
+        offset_fraction=0.07,
+        fontsize=7.5,
+        box_pad=0.2,
+        reserved=(held,),
+    )
+    for xy, (tx, ty), r in zip(points, centres, ranked, strict=True):
+        ax.annotate(
+            "",
+            xy=xy,
+            xytext=(tx, ty),
+            arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6},
+            zorder=4,
+        )
+        ax.text(
+            tx,
+            ty,
+            str(r["name"]),
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999", "lw": 0.5},
+            zorder=5,
+        )
 
 
 def render_catalog_html(
@@ -778,7 +839,7 @@ def write_catalog_report(
     fmts = _check_formats(formats)
     out = make_folder(outdir)
     rows = catalog_rows(catalog)
-    map_png = _catalog_map(rows, boundaries) if rows else None
+    map_png = figure_png(catalog_map(rows, boundaries)) if rows else None
     html = render_catalog_html(rows, title=title, map_png=map_png)
     written: dict[str, Path] = {}
     path = out / "catalog-sites.json"

@@ -178,6 +178,67 @@ _NO_IMAGE_NOTE = "Light grey: no image there (outside the scene, nodata or maske
 _FURNITURE = ((0.0, 0.0, 0.32, 0.14), (0.86, 0.72, 1.0, 1.0))
 
 
+def label_centres(
+    ax: Axes,
+    anchors: Sequence[tuple[float, float]],
+    labels: Sequence[str],
+    *,
+    centre: tuple[float, float],
+    offset_fraction: float,
+    fontsize: float = 9.0,
+    box_pad: float = 0.3,
+    reserved: Sequence[tuple[float, float, float, float]] = (),
+) -> list[tuple[float, float]]:
+    """Where, in data coordinates, to put the labels of points ``anchors`` of ``ax`` so that they
+    clear one another and the ``reserved`` boxes (axes fractions): each preferably straight out
+    from ``centre`` at ``offset_fraction`` of the axes' smaller side (:func:`._labels.place_labels`).
+    Call it once the axes' limits and position are final; the labels are ``fontsize`` points
+    with a box ``box_pad`` font sizes wide around them."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = ax.get_figure()
+    assert isinstance(fig, Figure)
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)  # text extents need a renderer; saving to PDF/SVG still works
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    ax.apply_aspect()
+    to_px = ax.transData
+    frame = ax.get_window_extent(renderer)
+    pad = box_pad * fontsize * fig.dpi / 72.0 + 2.0  # the label box's pad and edge
+    sizes = []
+    for label in labels:
+        probe = ax.text(0.0, 0.0, label, fontsize=fontsize)
+        ext = probe.get_window_extent(renderer)
+        probe.remove()
+        sizes.append((ext.width + 2 * pad, ext.height + 2 * pad))
+    points = [(float(px), float(py)) for px, py in to_px.transform(np.asarray(anchors, float))]
+    cx, cy = (float(v) for v in to_px.transform(centre))
+    preferred = []
+    for i, (px, py) in enumerate(points):
+        near = math.hypot(px - cx, py - cy) < 1e-6 * max(frame.width, frame.height)
+        preferred.append(math.radians(45 + 90 * i) if near else math.atan2(py - cy, px - cx))
+    boxes = [
+        (
+            frame.x0 + f[0] * frame.width,
+            frame.y0 + f[1] * frame.height,
+            frame.x0 + f[2] * frame.width,
+            frame.y0 + f[3] * frame.height,
+        )
+        for f in reserved
+    ]
+    inset = 4.0
+    placed = place_labels(
+        points,
+        sizes,
+        (frame.x0 + inset, frame.y0 + inset, frame.x1 - inset, frame.y1 - inset),
+        preferred=preferred,
+        offset=offset_fraction * min(frame.width, frame.height),
+        reserved=boxes,
+    )
+    back = to_px.inverted()
+    return [(float(x), float(y)) for x, y in back.transform(np.asarray(placed, float))]
+
+
 def _callouts(
     ax: Axes,
     chip: ImageChip,
@@ -189,10 +250,7 @@ def _callouts(
     Labels are placed clear of one another and of the figure's furniture (``reserved`` adds boxes
     in axes fractions, such as the locator map) by :func:`._labels.place_labels`.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     left, right, bottom, top = chip.extent
-    cx, cy = (left + right) / 2, (bottom + top) / 2
     shown: list[tuple[Annotation, tuple[float, float]]] = []
     for ann in annotations:
         geom = _in_crs(ann, chip.crs)
@@ -204,49 +262,15 @@ def _callouts(
         shown.append((ann, (x, y)))
     if not shown:
         return
-    fig = ax.get_figure()
-    assert isinstance(fig, Figure)
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)  # text extents need a renderer; saving to PDF/SVG still works
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    ax.apply_aspect()
-    to_px = ax.transData
-    frame = ax.get_window_extent(renderer)
-    pad = 0.3 * 9.0 * fig.dpi / 72.0 + 2.0  # the label box's pad and edge
-    sizes = []
-    for ann, _ in shown:
-        probe = ax.text(0.0, 0.0, ann.label, fontsize=9)
-        ext = probe.get_window_extent(renderer)
-        probe.remove()
-        sizes.append((ext.width + 2 * pad, ext.height + 2 * pad))
-    anchors = [tuple(map(float, to_px.transform(xy))) for _, xy in shown]
-    centre = to_px.transform((cx, cy))
-    preferred = []
-    for i, (px, py) in enumerate(anchors):
-        dx, dy = px - centre[0], py - centre[1]
-        near = math.hypot(dx, dy) < 1e-6 * max(frame.width, frame.height)
-        preferred.append(math.radians(45 + 90 * i) if near else math.atan2(dy, dx))
-
-    def box(f: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        return (
-            frame.x0 + f[0] * frame.width,
-            frame.y0 + f[1] * frame.height,
-            frame.x0 + f[2] * frame.width,
-            frame.y0 + f[3] * frame.height,
-        )
-
-    inset = 4.0
-    centres = place_labels(
-        anchors,  # type: ignore[arg-type]
-        sizes,
-        (frame.x0 + inset, frame.y0 + inset, frame.x1 - inset, frame.y1 - inset),
-        preferred=preferred,
-        offset=0.2 * min(frame.width, frame.height),
-        reserved=[box(f) for f in (*_FURNITURE, *reserved)],
+    centres = label_centres(
+        ax,
+        [xy for _, xy in shown],
+        [ann.label for ann, _ in shown],
+        centre=((left + right) / 2, (bottom + top) / 2),
+        offset_fraction=0.2,
+        reserved=(*_FURNITURE, *reserved),
     )
-    back = to_px.inverted()
-    for (ann, xy), centre_px in zip(shown, centres, strict=True):
-        tx, ty = (float(v) for v in back.transform(centre_px))
+    for (ann, xy), (tx, ty) in zip(shown, centres, strict=True):
         # the arrows go below every label box, so that no leader runs across a label
         ax.annotate(
             "",
