@@ -95,6 +95,16 @@ def test_kmz_opens_with_gdal_and_validates(
     assert doc.xpath(f"//k:Placemark[k:name='{change}']/k:styleUrl/text()", namespaces=ns) == [
         "#kind-change"
     ]
+    # on the time slider between its two images, and its balloon says what changed
+    span = doc.xpath(f"//k:Placemark[k:name='{change}']/k:TimeSpan", namespaces=ns)[0]
+    assert [span.findtext(f"k:{t}", namespaces=ns) for t in ("begin", "end")] == [
+        "2021-03-01",
+        "2022-04-01",
+    ]
+    assert doc.xpath(f"//k:Placemark[k:name='{change}']/k:description/text()", namespaces=ns) == [
+        "1,800 m² changed between 2021-03-01 and 2022-04-01 · cva, magnitude 3.2 · "
+        "mostly vegetation → built or bare (92%)"
+    ]
     assert doc.xpath("//k:GroundOverlay/k:TimeStamp/k:when/text()", namespaces=ns) == [
         "2022-01-01",
         "2023-01-01",

@@ -109,11 +109,22 @@ def _style(doc: ET.Element, sid: str, colour: str) -> None:
     _sub(poly, "color", kml_colour(colour, 0x40))
 
 
-def _placemark(folder: ET.Element, row: Row, name: str, style: str, description: str = "") -> None:
+def _placemark(
+    folder: ET.Element,
+    row: Row,
+    name: str,
+    style: str,
+    description: str = "",
+    span: tuple[str, str] | None = None,
+) -> None:
     pm = _sub(folder, "Placemark")
     _sub(pm, "name", name)
     if description:
         _sub(pm, "description", description)
+    if span is not None:  # shown on Google Earth's time slider between the two dates
+        when = _sub(pm, "TimeSpan")
+        _sub(when, "begin", span[0])
+        _sub(when, "end", span[1])
     _sub(pm, "styleUrl", f"#{style}")
     data = {k: v for k, v in row.properties.items() if v not in (None, "")}
     if data:
@@ -281,6 +292,7 @@ def site_kml(
         for row in rows:
             p = row.properties
             text = ""
+            span = None
             if style == "kind":
                 kind = str(p.get("kind") or "other")
                 sid = f"kind-{kind if kind in FEATURE_COLOURS else 'other'}"
@@ -288,17 +300,40 @@ def site_kml(
                 text = "<br/>".join(map(html.escape, measured.get(str(p.get("id")), [])))
             elif style == "change":
                 sid = "kind-change"
-                label = f"change {p.get('before', '')[:10]} to {p.get('after', '')[:10]}"
+                before, after = str(p.get("before") or "")[:10], str(p.get("after") or "")[:10]
+                label = f"change {before} to {after}"
                 if p.get("kind"):  # the kind of change with the largest area
                     label += f" ({str(p['kind']).replace('_to_', ' to ').replace('_', ' ')})"
+                text = html.escape(_change_text(p))
+                span = (before, after) if before and after else None
             else:
                 sid = "kind-ring"
                 label = str(p.get("label") or p.get("name") or "range ring")
-            _placemark(folder, row, label, sid, text)
+            _placemark(folder, row, label, sid, text, span)
     if observations:
         _observations(doc, files, site, observations, evidence_files or {})
     xml = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return xml, files
+
+
+def _change_text(p: Mapping[str, Any]) -> str:
+    """``616 m² changed between 2023-04-01 and 2023-08-25 · cva, magnitude 2.09 · mostly
+    within other (97%)``: a change polygon's balloon."""
+    from ..analysis.landcover import kind_words
+
+    parts = []
+    if isinstance(p.get("area_m2"), int | float):
+        parts.append(
+            f"{p['area_m2']:,.0f} m² changed between {str(p.get('before'))[:10]} and "
+            f"{str(p.get('after'))[:10]}"
+        )
+    how = str(p.get("method") or "")
+    if isinstance(p.get("magnitude"), int | float):
+        how += f", magnitude {p['magnitude']:.3g}"
+    parts.append(how.strip(", "))
+    if p.get("kind") and isinstance(p.get("kind_share"), int | float):
+        parts.append(f"mostly {kind_words(str(p['kind']))} ({100 * p['kind_share']:.0f}%)")
+    return " · ".join(x for x in parts if x)
 
 
 _EMBEDDED = (".png", ".jpg", ".jpeg", ".gif")
