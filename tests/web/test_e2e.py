@@ -35,6 +35,18 @@ def test_login(page: Any, live_server: Any) -> None:
     # a site's new alerts are counted beside its name (alpha-base: the fixture's one)
     assert page.inner_text("#site-list li[data-site=alpha-base] .site-alerts") == "1"
     assert page.locator("#site-list li[data-site=bravo-depot] .site-alerts").count() == 0
+    # markers take the catalog report's status colours (a legend says which), and a row and its
+    # marker point each other out
+    assert "confirmed" in page.inner_text("#status-legend")
+    strokes = page.eval_on_selector_all(
+        "#map path.leaflet-interactive", "ps => ps.map((p) => p.getAttribute('stroke'))"
+    )
+    assert sorted(strokes) == ["#e41a1c", "#ff7f00"]  # bravo confirmed, alpha suspected
+    page.hover("#site-list li[data-site=bravo-depot]")
+    page.wait_for_selector(".leaflet-tooltip:has-text('Bravo Depot')")
+    page.hover("#filter-q")
+    page.dispatch_event("#map path.leaflet-interactive[stroke='#ff7f00']", "mouseover")
+    page.wait_for_selector("#site-list li[data-site=alpha-base].hover")
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert (
         cookies["sitewatch_session"]["httpOnly"]

@@ -136,6 +136,18 @@ export function alertButtons(a, reload) {
 // --- site list -------------------------------------------------------------------------------
 
 const filters = { q: "", status: "", category: "", tag: "", inView: false };
+// the catalog report's colours (sitewatch.report.brief.catalog_map), so that both maps read alike
+const STATUS_COLOURS = { suspected: "#ff7f00", confirmed: "#e41a1c", inactive: "#999999", dismantled: "#377eb8" };
+
+// A map legend of the statuses (filled: undeclared, hollow: declared); CSS classes carry the colours.
+function statusLegend() {
+  const legend = L.control({ position: "bottomright" });
+  legend.onAdd = () =>
+    h("div", { class: "legend", id: "status-legend" },
+      ...Object.keys(STATUS_COLOURS).map((st) => h("div", {}, h("span", { class: `dot status-${st}` }), ` ${st}`)),
+      h("div", {}, h("span", { class: "dot hollow" }), " declared"));
+  return legend;
+}
 
 async function sitesView() {
   const list = h("ul", { class: "list", id: "site-list" });
@@ -160,20 +172,28 @@ async function sitesView() {
     markers.clearLayers();
     list.replaceChildren(
       ...sites.map((s) => {
-        const m = L.circleMarker([s.lat, s.lon], {
-          radius: 6,
-          color: s.status === "confirmed" ? "#c0392b" : "#2f6db5",
-          fillOpacity: 0.8,
-        }).bindTooltip(s.name);
-        m.on("click", () => (location.hash = `#/site/${s.id}`));
-        markers.addLayer(m);
-        return h(
+        // coloured by status as in the catalog report; hollow when declared
+        const colour = STATUS_COLOURS[s.status] || "#555";
+        const look = { radius: 6, color: colour, fillColor: colour, fillOpacity: s.declared ? 0 : 0.8, weight: 2 };
+        const m = L.circleMarker([s.lat, s.lon], look).bindTooltip(s.name);
+        const row = h(
           "li",
-          { "data-site": s.id, onclick: () => (location.hash = `#/site/${s.id}`) },
+          {
+            "data-site": s.id,
+            onclick: () => (location.hash = `#/site/${s.id}`),
+            // the row and its marker point each other out
+            onmouseenter: () => { m.setStyle({ radius: 10, weight: 3 }); m.bringToFront(); m.openTooltip(); },
+            onmouseleave: () => { m.setStyle(look); m.closeTooltip(); },
+          },
           h("div", {}, h("strong", {}, s.name), " ", h("span", { class: "muted" }, `${s.status}${s.declared ? " · declared" : ""}`),
             newAlerts[s.id] ? [" ", h("span", { class: "badge site-alerts", title: "new alerts" }, String(newAlerts[s.id]))] : null),
           h("div", { class: "muted" }, `${s.category.replaceAll("_", " ")} · ${s.country || "?"} · `, s.tags.map((t) => h("span", { class: "tag" }, t))),
         );
+        m.on("click", () => (location.hash = `#/site/${s.id}`));
+        m.on("mouseover", () => { row.classList.add("hover"); row.scrollIntoView({ block: "nearest" }); });
+        m.on("mouseout", () => row.classList.remove("hover"));
+        markers.addLayer(m);
+        return row;
       }),
     );
     if (!filters.inView && sites.length) fitView(markers.getBounds().pad(0.3), { maxZoom: 10 });
@@ -208,8 +228,12 @@ async function sitesView() {
   );
   const onMove = () => filters.inView && debounce();
   state.map.on("moveend", onMove);
+  const legend = statusLegend().addTo(state.map);
   await reload();
-  return () => state.map.off("moveend", onMove);
+  return () => {
+    state.map.off("moveend", onMove);
+    legend.remove();
+  };
 }
 
 async function newSite() {
