@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pyproj import Geod
+from shapely.geometry import box
 
+from sitewatch.catalog.models import Site
 from sitewatch.catalog.store import Catalog
 
 
@@ -83,6 +85,18 @@ def test_edit_a_site(page: Any, live_server: Any) -> None:
         "entrance blocked since 2024",
     )
     assert (last.action, last.actor) == ("update", "analyst")
+    # a small base's page opens with its AOI filling the map: 200 m across at zoom 18, not a
+    # speck at the zoom that suits a 2 km AOI
+    with Catalog(live_server.env.url) as cat:
+        d = 0.001  # about 110 m north-south, 85 m east-west
+        cat.add_site(Site(id="small-base", name="Small Base", lon=127.0, lat=40.0,
+                          aoi=box(127.0 - d, 40.0 - d, 127.0 + d, 40.0 + d)))  # fmt: skip
+    page.goto(live_server.url + "/#/site/small-base")
+    page.wait_for_selector("#site-name")
+    page.wait_for_timeout(800)  # the fit's zoom animation
+    aoi = page.locator("#map path[stroke='#f39c12']").bounding_box()
+    view = page.locator("#map").bounding_box()
+    assert aoi["height"] > 0.25 * view["height"], (aoi, view)  # 15% at the former zoom 16
 
 
 def test_triage_by_keyboard(page: Any, live_server: Any) -> None:

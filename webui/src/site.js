@@ -89,7 +89,9 @@ export async function sitePage(siteId) {
   ).addTo(overlay);
   const featureLayer = L.featureGroup().addTo(overlay);
   const drawLayer = L.featureGroup().addTo(overlay);
-  fitView(aoiLayer.getBounds().pad(0.5), { maxZoom: 16 });
+  // the AOI fills the map (a 200 m base at zoom 18, where 0.5 m imagery shows its pixels); a site
+  // known only as a point opens at zoom 15, about 5 km across
+  fitView(aoiLayer.getBounds().pad(0.5), { maxZoom: site.aoi ? 18 : 15 });
 
   const tiles = (chip, pane) => L.tileLayer(chip.tiles, { pane, maxZoom: 22, maxNativeZoom: 18, minZoom: 3, bounds: undefined, className: "chip" });
   let afterIndex = chips.length - 1;
