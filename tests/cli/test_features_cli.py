@@ -52,6 +52,14 @@ def test_add_list_edit_delete_with_history(sw: Runner, site: str) -> None:
     assert [f["id"] for f in listed] == [berm["id"]]
     table = sw("features", "list", site)
     assert "portal 1" in table.out and "2 feature(s)" in table.err
+    # a measured length prints to six significant digits, as sites show prints it
+    r = sw("features", "add", site, "--kind", "road", "--wkt",
+           "LINESTRING (126.1 38.58, 126.11 38.59)", "--length-m", "1086.116015902537",
+           "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    table = sw("features", "list", site, "--kind", "road")
+    assert "length_m=1086.12" in table.out and "1086.116" not in table.out
+    assert sw("features", "delete", r.json()["id"], "--yes").code == 0
 
     r = sw("features", "edit", portal["id"], "--name", "portal 1 (north)", "--remove-attr",
            "state", "--height-m", "6", "--json")  # fmt: skip

@@ -279,7 +279,7 @@ export async function sitePage(siteId) {
       }).bindTooltip(`${ft.kind} ${ft.name}`);
       layer.on("click", () => selectFeature(ft.id));
       featureLayer.addLayer(layer);
-      const sizes = FEATURE_NUMBERS.filter(([key]) => typeof ft.attributes[key] === "number").map(([key, label]) => `${label.split(" ")[0].toLowerCase()} ${ft.attributes[key]}${key === "azimuth_deg" ? "°" : " m"}`);
+      const sizes = FEATURE_NUMBERS.filter(([key]) => typeof ft.attributes[key] === "number").map(([key, label]) => `${label.split(" ")[0].toLowerCase()} ${+ft.attributes[key].toPrecision(4)}${key === "azimuth_deg" ? "°" : " m"}`);
       featureList.append(h("li", { class: ft.id === selected ? "sel" : "", "data-feature": ft.id, onclick: () => selectFeature(ft.id) }, `${ft.kind.replaceAll("_", " ")} ${ft.name}`, h("span", { class: "muted" }, ` ${[ft.geometry.type, ...sizes].join(" · ")}`)));
     }
     renderEditor();

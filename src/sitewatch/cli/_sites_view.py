@@ -83,3 +83,11 @@ def changed_fields(entry: HistoryEntry) -> list[str]:
     return sorted(
         k for k in set(before) | set(after) if k not in skip and before.get(k) != after.get(k)
     )
+
+
+def attributes_text(attributes: dict[str, Any]) -> str:
+    """A feature's attributes as ``sites show`` and ``features list`` print them: numbers to six
+    significant digits (``length_m=1086.12``, not ``1086.116015902537``)."""
+    return ", ".join(
+        f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in attributes.items()
+    )

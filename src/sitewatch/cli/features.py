@@ -28,6 +28,7 @@ from ..errors import InputError
 from ..geo import to_crs
 from ..types import FEATURE_KINDS
 from ._geoinputs import read_geofile
+from ._sites_view import attributes_text
 from .options import (
     Choice,
     Finite,
@@ -182,7 +183,7 @@ def list_(site_id: str | None, kind: Sequence[str], as_json: bool) -> None:
             f.kind,
             f.name,
             f"{f.geometry.geom_type} {c.x:.5f},{c.y:.5f}",
-            ", ".join(f"{k}={v}" for k, v in f.attributes.items()),
+            attributes_text(f.attributes),
             "" if seen == "? → ?" else seen,
         )
     console().print(table)

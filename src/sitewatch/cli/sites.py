@@ -16,7 +16,7 @@ from ..catalog.models import Declaration, DeclaredSite, Site, SiteRecord, site_i
 from ..errors import InputError, NotFound, RecordProblem
 from ..geo import parse_bbox
 from ..types import SITE_CATEGORIES, SITE_STATUSES, BBox
-from ._sites_view import history_table, site_json, sites_table
+from ._sites_view import attributes_text, history_table, site_json, sites_table
 from .options import (
     Choice,
     Finite,
@@ -237,7 +237,7 @@ def show(site_id: str, as_json: bool) -> None:
         )
     heading("features", feats)
     for f in feats:
-        attrs = ", ".join(f"{k}={_attr_text(v)}" for k, v in f.attributes.items())
+        attrs = attributes_text(f.attributes)
         words = " ".join(w for w in (f.kind, escape(f.name), escape(attrs)) if w)
         out.print(f"    - {words}  [dim]{f.id}[/]")
     names = {f.id: f.name or f.kind.replace("_", " ") for f in feats}
@@ -291,13 +291,6 @@ def _reach(tags: Sequence[str]) -> list[Any]:
 
 SHOWN_ALERTS = 10
 """``sites show`` lists the newest open alerts up to this many."""
-
-
-def _attr_text(value: object) -> str:
-    """A feature attribute as shown: numbers to six significant digits (``1086.12``)."""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 @sites.command("edit")
