@@ -76,6 +76,8 @@ def test_edit_a_site(page: Any, live_server: Any) -> None:
     page.fill("#site-notes", "entrance blocked since 2024")
     page.click("#site-save")
     page.wait_for_selector("#site-version:has-text('version 2')")
+    # the history says what the update changed
+    page.wait_for_selector("#history-list li:has-text('update site: changed name, status, notes')")
     with Catalog(live_server.env.url) as cat:
         site = cat.get_site("bravo-depot")
         last = cat.history(entity_id="bravo-depot")[-1]

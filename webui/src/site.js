@@ -49,6 +49,27 @@ export function evidenceLink(ref) {
   return h("span", {}, ref);
 }
 
+// What a history entry was about, so that 20 lines of "create measurement" tell themselves apart:
+// the measured value, the alert's message, the observation's date and phase, the feature's name,
+// the change's dates; for an update, also the fields it changed.
+const HISTORY_TEXT = {
+  measurement: (r) => (r.kind && typeof r.value === "number" ? `${r.kind} ${valueText(r.value, r.uncertainty, r.unit)}` : ""),
+  alert: (r) => r.message || "",
+  observation: (r) => [fmtDate(r.acquired), r.phase ? r.phase.replaceAll("_", " ") : "", r.text].filter(Boolean).join(" · "),
+  feature: (r) => r.name || (r.kind ? r.kind.replaceAll("_", " ") : "") || r.id || "",
+  change_event: (r) => (r.before && r.after ? `${fmtDate(r.before)} → ${fmtDate(r.after)}` : ""),
+};
+const NOT_FIELDS = new Set(["version", "updated_at", "created_at"]);
+function historyText(e) {
+  const rec = e.after || e.before || {};
+  let text = HISTORY_TEXT[e.entity] ? HISTORY_TEXT[e.entity](rec) : "";
+  if (e.action === "update" && e.before && e.after) {
+    const changed = Object.keys(e.after).filter((k) => !NOT_FIELDS.has(k) && JSON.stringify(e.before[k]) !== JSON.stringify(e.after[k]));
+    if (changed.length) text += `${text ? " · " : ""}changed ${changed.join(", ")}`;
+  }
+  return text.length > 140 ? `${text.slice(0, 139)}…` : text;
+}
+
 export async function sitePage(siteId) {
   const map = state.map;
   const [site0, features0, observations0, changes0, chips, measurements0, sources0] = await Promise.all([
@@ -854,7 +875,11 @@ export async function sitePage(siteId) {
   const historyList = h("ul", { class: "list", id: "history-list" });
   async function loadHistory() {
     const hist = await get(`/api/sites/${site.id}/history?limit=20`);
-    historyList.replaceChildren(...hist.reverse().map((e) => h("li", { class: "muted" }, `${e.at.slice(0, 16).replace("T", " ")} ${e.actor} ${e.action} ${e.entity.replaceAll("_", " ")}`)));
+    historyList.replaceChildren(...hist.reverse().map((e) => {
+      const what = historyText(e);
+      return h("li", { class: "muted" }, `${e.at.slice(0, 16).replace("T", " ")} ${e.actor} ${e.action} ${e.entity.replaceAll("_", " ")}`,
+        what ? h("span", { class: "history-what" }, `: ${what}`) : null);
+    }));
   }
   loadHistory();
 
