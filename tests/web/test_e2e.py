@@ -283,6 +283,20 @@ def test_observation_with_evidence_and_a_cited_source(
     page.wait_for_selector("#site-list li")
     page.goto(live_server.url + "/#/site/alpha-base")
     page.wait_for_selector("#obs-add")
+    # a new observation is of the image shown (its date and sensor), and follows the timeline
+    assert page.input_value("#obs-date") == "2024-03-20"
+    assert page.input_value("#obs-sensor") == "synthetic"
+    page.fill("#timeline", "0")
+    assert page.input_value("#obs-date") == "2024-03-01"
+    page.fill("#obs-text", "vehicles at the portal")
+    page.click("#obs-add")
+    page.wait_for_selector("#observation-list li:has-text('vehicles at the portal')")
+    with Catalog(live_server.env.url) as cat:  # at the image's own acquisition time
+        (seen,) = [
+            o for o in cat.list_observations("alpha-base") if o.text == "vehicles at the portal"
+        ]
+    assert (seen.acquired.isoformat(), seen.sensor) == ("2024-03-01T02:00:00+00:00", "synthetic")
+    page.fill("#timeline", "1")
     page.fill("#obs-date", "2024-06-02")
     page.select_option("#obs-phase", "active_construction")
     page.fill("#obs-text", "fresh spoil at the portal")

@@ -157,6 +157,7 @@ export async function sitePage(siteId) {
       afterLabel.textContent = chipLabel(afterIndex);
       showImagery();
       drawPlot();
+      syncObsDefaults();
     },
   });
   const beforeSelect = select(chips.map((c, i) => [String(i), chipLabel(i)]), String(beforeIndex), {
@@ -729,11 +730,27 @@ export async function sitePage(siteId) {
     afterLabel.textContent = chipLabel(best);
     showImagery();
     drawPlot();
+    syncObsDefaults();
+  }
+  // A new observation is of the image shown: its date and sensor by default, and on saving its
+  // exact acquisition time, so that the observation lines up with that image's sun and the heights
+  // measured on it. Defaults follow the timeline while the analyst has not typed over them.
+  function obsDefaults() {
+    const c = chips[afterIndex];
+    return { date: c ? fmtDate(c.datetime) : new Date().toISOString().slice(0, 10), sensor: c ? c.sensor || "" : "" };
+  }
+  let obsShown = obsDefaults();
+  function syncObsDefaults() {
+    if (editingObs) return;
+    const next = obsDefaults();
+    if (obsForm.date.value === obsShown.date) obsForm.date.value = next.date;
+    if (obsForm.sensor.value === obsShown.sensor) obsForm.sensor.value = next.sensor;
+    obsShown = next;
   }
   const obsForm = {
-    date: h("input", { type: "date", id: "obs-date", value: new Date().toISOString().slice(0, 10) }),
+    date: h("input", { type: "date", id: "obs-date", value: obsShown.date }),
     phase: select([["", "(no phase)"], ...state.config.phases.map((p) => [p, p.replaceAll("_", " ")])], "", { id: "obs-phase" }),
-    sensor: h("input", { type: "text", id: "obs-sensor", placeholder: "sensor, e.g. WorldView-3" }),
+    sensor: h("input", { type: "text", id: "obs-sensor", placeholder: "sensor, e.g. WorldView-3", value: obsShown.sensor }),
     text: h("textarea", { id: "obs-text", placeholder: "what was seen" }),
     files: h("input", { type: "file", id: "obs-files", multiple: true }),
     url: h("input", { type: "url", id: "obs-url", placeholder: "or a web address (https://...)" }),
@@ -747,9 +764,10 @@ export async function sitePage(siteId) {
   const obsCancel = h("button", { id: "obs-cancel", hidden: true, onclick: () => editObservation(null) }, "Cancel");
   function editObservation(o) {
     editingObs = o;
-    obsForm.date.value = o ? fmtDate(o.acquired) : new Date().toISOString().slice(0, 10);
+    obsShown = obsDefaults();
+    obsForm.date.value = o ? fmtDate(o.acquired) : obsShown.date;
     obsForm.phase.value = o ? o.phase || "" : "";
-    obsForm.sensor.value = o ? o.sensor : "";
+    obsForm.sensor.value = o ? o.sensor : obsShown.sensor;
     obsForm.text.value = o ? o.text : "";
     for (const k of ["files", "url"]) obsForm[k].value = "";
     const held = o ? o.evidence : [];
@@ -787,7 +805,9 @@ export async function sitePage(siteId) {
         });
         observations = observations.map((x) => (x.id === obs.id ? obs : x));
       } else {
-        obs = await post(`/api/sites/${site.id}/observations`, { acquired: `${obsForm.date.value}T00:00:00Z`, evidence, ...fields });
+        const shown = chips[afterIndex];
+        const acquired = shown && fmtDate(shown.datetime) === obsForm.date.value ? shown.datetime : `${obsForm.date.value}T00:00:00Z`;
+        obs = await post(`/api/sites/${site.id}/observations`, { acquired, evidence, ...fields });
         observations = [...observations, obs];
       }
       observations.sort((a, b) => Date.parse(a.acquired) - Date.parse(b.acquired));
