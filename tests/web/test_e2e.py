@@ -523,7 +523,7 @@ def test_open_alerts_on_the_site_page(page: Any, live_server: Any) -> None:
     page.goto(live_server.url + "/#/site/alpha-base")
     item = page.wait_for_selector("#site-alerts li[data-alert=a-berm]")
     assert "berm height grew by 6.0 ± 1.4 m" in item.inner_text()
-    assert "measured_change" in item.inner_text()
+    assert "measured change · raised " in item.inner_text()
     listed = page.eval_on_selector_all(
         "#site-alerts li[data-alert]", "els => els.map(e => e.dataset.alert)"
     )
@@ -550,6 +550,8 @@ def test_alert_inbox_by_rule(page: Any, live_server: Any) -> None:
     page.select_option("#alert-rule", "measured_change")
     page.wait_for_selector("#alert-list li[data-alert=al-1]", state="detached")
     assert page.locator("#alert-list li[data-alert=a-grew]").count() == 1
+    meta = page.inner_text("#alert-list li[data-alert=a-grew] .muted")
+    assert meta.startswith("Alpha Base · measured change · raised ") and meta.endswith(" · new")
     # the inbox's buttons are the site page's: dismissed from here, gone from the new ones
     page.click("#alert-list li[data-alert=a-grew] button.dismiss")
     page.wait_for_selector("#alert-list li[data-alert=a-grew]", state="detached")

@@ -270,7 +270,7 @@ async function alertsView() {
           "li",
           { class: `sev-${a.severity}`, "data-alert": a.id, onclick: () => (location.hash = `#/site/${a.site_id}`) },
           h("div", {}, h("strong", {}, a.message)),
-          h("div", { class: "muted" }, `${s ? s.name : a.site_id} · ${a.rule} · ${fmtDate(a.created_at)} · ${a.state}`),
+          h("div", { class: "muted" }, `${s ? s.name : a.site_id} · ${a.rule.replaceAll("_", " ")} · raised ${fmtDate(a.created_at)} · ${a.state === "acked" ? "acknowledged" : a.state}`),
           alertButtons(a, reload),
         );
       }),

@@ -606,7 +606,7 @@ export async function sitePage(siteId) {
       ...alerts.map((a) =>
         h("li", { class: `sev-${a.severity}`, "data-alert": a.id },
           h("div", {}, a.message),
-          h("div", { class: "muted" }, `${a.rule} · ${fmtDate(a.created_at)} · ${a.state}`),
+          h("div", { class: "muted" }, `${a.rule.replaceAll("_", " ")} · raised ${fmtDate(a.created_at)} · ${a.state === "acked" ? "acknowledged" : a.state}`),
           alertButtons(a, renderAlerts)),
       ),
     );
