@@ -529,7 +529,7 @@ def test_open_alerts_on_the_site_page(page: Any, live_server: Any) -> None:
     )
     assert set(listed) == {"a-berm", "al-1"}  # not the dismissed one, nor another site's
     page.click("#site-alerts li[data-alert=a-berm] button.ack")
-    page.wait_for_selector("#site-alerts li[data-alert=a-berm]:has-text('acked')")
+    page.wait_for_selector("#site-alerts li[data-alert=a-berm]:has-text('acknowledged')")
     page.click("#site-alerts li[data-alert=a-berm] button.dismiss")
     page.wait_for_selector("#site-alerts li[data-alert=a-berm]", state="detached")
     assert page.is_visible("#site-alerts li[data-alert=al-1]")
