@@ -305,3 +305,18 @@ def test_search_run_with_a_local_backbone_and_triage_it(sw, tmp_path) -> None:
     assert wrong.code == 0, wrong.err
     four = sw(*args, "--backbone", str(weights), "--backbone-bands", "1,2,3,4")
     assert four.code == 2 and "takes 3 input channels" in four.err
+
+
+def test_the_search_summary_reads_for_small_and_large_areas() -> None:
+    from sitewatch.cli.search import searched_text
+
+    small = {"area_km2": 0.2025, "time_s": 13.04, "km2_per_s": 0.01553, "candidates": 20,
+             "top_area_fraction": 0.15802}  # fmt: skip
+    assert searched_text(small) == (
+        "searched 0.203 km² in 13.0 s (0.0155 km²/s); the top 20 cover 15.8% of it"
+    )
+    country = {"area_km2": 120540.0, "time_s": 3600.0, "km2_per_s": 33.48, "candidates": 200,
+               "top_area_fraction": 0.00041}  # fmt: skip
+    assert searched_text(country) == (
+        "searched 120,540 km² in 3600.0 s (33.5 km²/s); the top 200 cover 0.041% of it"
+    )

@@ -217,11 +217,7 @@ def run_cmd(
         return
     out = console()
     out.print(f"run {run_id}: {len(result.candidates)} candidates -> {output}")
-    out.print(
-        f"searched {result.area_km2:.1f} km2 in {result.seconds:.1f} s "
-        f"({result.km2_per_s:.1f} km2/s); the top {len(result.candidates)} cover "
-        f"{100 * summary['top_area_fraction']:.3f}% of it"
-    )
+    out.print(searched_text(summary))
     if summary.get("catalogued"):
         out.print(
             f"{summary['catalogued']} candidate(s) lie on or within "
@@ -335,3 +331,20 @@ def eval_cmd(
         out.print(
             f"  recall by the brightness of the sites' ground (8-bit, quarters of the sites): {parts}"
         )
+
+
+def _km2(value: float) -> str:
+    """An area or rate in km² to three significant digits, without exponents (0.203, 41.5, 1,234)."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if value >= 0.001 else f"{value:.1e}"
+
+
+def searched_text(summary: dict[str, Any]) -> str:
+    """``searched 0.203 km² in 13.0 s (0.0156 km²/s); the top 20 cover 15.8% of it``."""
+    share = 100 * float(summary["top_area_fraction"])
+    return (
+        f"searched {_km2(summary['area_km2'])} km² in {summary['time_s']:.1f} s "
+        f"({_km2(summary['km2_per_s'])} km²/s); the top {summary['candidates']} cover "
+        f"{share:.3g}% of it"
+    )

@@ -329,7 +329,7 @@ class SearchResult:
             "image": self.image,
             "area_km2": round(self.area_km2, 4),
             "time_s": round(self.seconds, 3),
-            "km2_per_s": round(self.km2_per_s, 2),
+            "km2_per_s": float(f"{self.km2_per_s:.4g}"),  # 4 significant digits: small areas too
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "tile_px": self.params.tile,
             "stride_px": self.params.stride,
