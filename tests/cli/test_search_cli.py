@@ -132,6 +132,23 @@ def test_triage_with_piped_keys_feeds_catalog_and_resumes(sw, searched, tmp_path
     assert states[got["accepted"][0]] == "accepted" and states[got["rejected"][0]] == "rejected"
     chips = list((Path(folder) / "chips").glob("*.png"))
     assert len(chips) == 4 and chips[0].read_bytes()[:4] == b"\x89PNG"
+    from PIL import Image
+
+    with Image.open(chips[0]) as im:  # the tile and a tile of context around it, outlined in red
+        rgb = np.asarray(im.convert("RGB"))
+    side = rgb.shape[0] // 3
+    assert rgb.shape[0] == rgb.shape[1] and tuple(rgb[side, side + 2]) == (255, 40, 40)
+    # a chip is a plain picture: making one warns of no missing georeferencing (GDAL's PNG did,
+    # on every candidate shown)
+    import warnings
+
+    from sitewatch.search._runstore import find_run
+    from sitewatch.search.triage import chip_png
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert chip_png(find_run(folder), 0, 0)[:4] == b"\x89PNG"
+    assert not [w for w in caught if w.category.__name__ == "NotGeoreferencedWarning"]
     # resume by run id, single keys without newlines; EOF quits
     res2 = sw("--db", url, "search", "triage", summary["run_id"], "--json", input="rr")
     assert res2.code == 0, res2.err

@@ -14,6 +14,7 @@ session can stop at any time and resume later.
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 import sys
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
-from rasterio.io import MemoryFile
+from PIL import Image
 
 from ..catalog.models import Candidate, Site
 from ..files import atomic_path
@@ -123,16 +124,15 @@ def chip_png(run: RunFolder, row: int, col: int, size: int = 256) -> bytes:
     for ch, val in enumerate((255, 40, 40)):
         img[ch, a : b + 1, a] = img[ch, a : b + 1, b] = val
         img[ch, a, a : b + 1] = img[ch, b, a : b + 1] = val
-    with MemoryFile() as mem:
-        with mem.open(driver="PNG", width=img.shape[2], height=img.shape[1], count=3,
-                      dtype="uint8") as dst:  # fmt: skip
-            dst.write(img)
-        return bytes(mem.read())
+    # Pillow, not GDAL's PNG driver: the chip has no georeferencing, about which GDAL warns
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0))).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _sixel(png: bytes) -> str:
-    with MemoryFile(png) as mem, mem.open() as ds:
-        rgb = ds.read()
+    with Image.open(io.BytesIO(png)) as im:
+        rgb = np.asarray(im.convert("RGB")).transpose(2, 0, 1)
     q = (rgb.astype(np.int32) * 4 // 256).clip(0, 3)  # 4 levels per channel: 64 colours
     idx = q[0] * 16 + q[1] * 4 + q[2]
     h, w = idx.shape
