@@ -127,3 +127,20 @@ def test_pixels_without_image_are_light_grey_and_the_caption_says_so(
     whole = make_chip(width=200, height=200)
     fig2 = annotated_figure(whole, layout=FigureLayout(locator=False))
     assert "Light grey" not in " ".join(t.get_text() for t in fig2.texts)
+
+
+def test_timelapse_frames_show_no_image_light_grey(make_chip, tmp_path: Path) -> None:
+    from sitewatch.report import write_timelapse
+
+    chip = make_chip(width=64, height=64, fill=0.0)
+    valid = np.ones((64, 64), dtype=bool)
+    valid[:, :20] = False  # this date's scene stops short of the site's west side
+    chips = [replace(chip, valid=valid), make_chip(width=64, height=64, fill=3000.0)]
+    path = write_timelapse(chips, tmp_path / "t.gif")
+    with Image.open(path) as gif:
+        gif.seek(0)
+        frame = np.asarray(gif.convert("RGB")).astype(int)
+    h, w = frame.shape[:2]
+    gap = frame[h // 2, int(0.1 * w)]
+    scene = frame[h // 2, int(0.8 * w)]
+    assert np.all(np.abs(gap - 217) <= 3) and np.all(scene < 40)

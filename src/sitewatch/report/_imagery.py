@@ -25,6 +25,7 @@ from rasterio.errors import RasterioError
 from ..errors import ImageryError, InputError, gdal_text
 
 __all__ = [
+    "NO_IMAGE_FILL",
     "ImageChip",
     "Stretch",
     "as_image_chip",
@@ -174,6 +175,11 @@ def percentile_stretch(
         # a flat image shows as mid grey rather than black
         out[ch] = (float(lo), float(hi)) if hi > lo else (float(lo) - 0.5, float(lo) + 0.5)
     return out
+
+
+NO_IMAGE_FILL = 0.85
+"""The light grey of pixels without an image (outside the scene, nodata, masked) in figures and
+time-lapses: black would read as shadow, which the shadow tools measure."""
 
 
 def has_gaps(chip: ImageChip) -> bool:

@@ -40,7 +40,7 @@ from ._cartography import (
     scale_bar,
     transformer_to,
 )
-from ._imagery import ImageChip, Stretch, has_gaps, percentile_stretch, to_rgb
+from ._imagery import NO_IMAGE_FILL, ImageChip, Stretch, has_gaps, percentile_stretch, to_rgb
 from ._labels import place_labels
 
 __all__ = [
@@ -167,9 +167,7 @@ def _draw_geometry(ax: Axes, geom: BaseGeometry, colour: str) -> None:
             ax.plot(xs, ys, color=colour, lw=1.6)
 
 
-# pixels without an image (outside the scene, nodata, masked) show light grey, which no shadow or
-# dark roof is mistaken for; the caption says so
-_NO_IMAGE = 0.85
+# pixels without an image show light grey (NO_IMAGE_FILL); the caption says so
 _NO_IMAGE_NOTE = "Light grey: no image there (outside the scene, nodata or masked)."
 
 
@@ -497,7 +495,7 @@ def annotated_figure(
     fig = Figure(figsize=(layout.width_in, height), dpi=layout.dpi)
     fig.patch.set_facecolor("white")
     rect = (margin, _FOOTER_IN / height, 1 - 2 * margin, ah / height)
-    ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch, fill=_NO_IMAGE))
+    ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch, fill=NO_IMAGE_FILL))
     size = 0.22 * min(aw, ah)
     locator_rect = (
         margin + 0.01,
@@ -562,7 +560,7 @@ def before_after_figure(
     bar = None
     for i, chip in enumerate((before, after)):
         rect = (margin + i * (aw / layout.width_in + gap), y0, aw / layout.width_in, ah / height)
-        ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch, fill=_NO_IMAGE))
+        ax = _image_axes(fig, rect, chip, to_rgb(chip, stretch, fill=NO_IMAGE_FILL))
         _callouts(ax, chip, annotations)
         bar = _furniture(ax, chip, layout)
         if i == 1 and change_mask is not None:

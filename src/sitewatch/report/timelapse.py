@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InputError, MissingExtraError
 from ..files import atomic_path
-from ._imagery import ImageChip, percentile_stretch, to_rgb
+from ._imagery import NO_IMAGE_FILL, ImageChip, percentile_stretch, to_rgb
 
 __all__ = ["timelapse_frames", "write_timelapse"]
 
@@ -51,7 +51,9 @@ def timelapse_frames(
     font = ImageFont.load_default(size=max(12, size[1] // 24))
     frames = []
     for chip in ordered:
-        rgb: NDArray[Any] = np.round(to_rgb(chip, stretch) * 255).astype(np.uint8)
+        rgb: NDArray[Any] = np.round(to_rgb(chip, stretch, fill=NO_IMAGE_FILL) * 255).astype(
+            np.uint8
+        )
         img = Image.fromarray(rgb, mode="RGB")
         if img.size != size:
             img = img.resize(size, Image.Resampling.NEAREST)
