@@ -297,3 +297,15 @@ def test_a_field_season_that_changed_everywhere_does_not_stop_the_site(
     with Catalog(url) as cat:
         events = cat.list_change_events("base")
     assert len(events) == 9 and all(e.area_m2 >= 0 for e in events)
+
+
+def test_new_feature_alerts_count_patches_in_words() -> None:
+    from datetime import date
+
+    from sitewatch.monitor.job import patches_text
+
+    day = date(2020, 8, 31)
+    assert patches_text(1, day) == "1 compact new change patch on 2020-08-31 could be a new feature"
+    assert (
+        patches_text(6, day) == "6 compact new change patches on 2020-08-31 could be new features"
+    )

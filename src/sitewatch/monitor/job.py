@@ -101,6 +101,13 @@ def _largest_kind(kinds: dict[str, float]) -> str:
     return f", {kind_words(shares[0][0])} {100 * shares[0][1]:.0f}%" if shares else ""
 
 
+def patches_text(n: int, day: date) -> str:
+    """The message of a new-feature-candidate alert, in the singular for one patch."""
+    if n == 1:
+        return f"1 compact new change patch on {day} could be a new feature"
+    return f"{n} compact new change patches on {day} could be new features"
+
+
 def _phase(name: str) -> str:
     return name.replace("_", " ")
 
@@ -337,8 +344,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                             site,
                             "new_feature_candidate",
                             scene_id,
-                            f"{len(blobs)} compact new change patch(es) on {t.date()} "
-                            "could be new features",
+                            patches_text(len(blobs), t.date()),
                             "info",
                             {
                                 "areas_m2": [b["properties"]["area_m2"] for b in blobs],
