@@ -206,3 +206,34 @@ def test_defilade_of_a_sites_mapped_portals_is_stored(sw: Runner, dem: Path) -> 
     r = sw("terrain", "defilade", str(dem), "--features", str(fp), "--site", "nope",
            "--threat-azimuth", "270", "--threat-elevation", "10")  # fmt: skip
     assert r.code == 2 and "no site with id 'nope'" in r.err and "masked" not in r.out
+
+
+def test_landform_of_a_site_and_its_portals(sw: Runner, dem: Path) -> None:
+    """``terrain landform``: the summit site is mountainous (class 4) and its portal, mapped in
+    the notch below, lies a thousand metres lower; --kind picks features; JSON carries the same."""
+    lon, lat = WASHINGTON.split(",")
+    assert sw("sites", "add", "summit", "--name", "Summit", "--lat", lat, "--lon", lon).code == 0
+    for kind, name, where in (("ugf_portal", "notch portal", ("-71.253", "44.257")),
+                              ("hq", "summit hq", (lon, lat))):  # fmt: skip
+        r = sw("features", "add", "summit", "--kind", kind, "--name", name,
+               "--lon", where[0], "--lat", where[1])  # fmt: skip
+        assert r.code == 0, r.err
+    r = sw("terrain", "landform", str(dem), "--site", "summit", "--kind", "ugf_portal")
+    assert r.code == 0, r.err
+    assert r.out.startswith("Summit (summit): terrain from dem.tif")
+    assert "mountainous: Kapos et al. (2000) class 4, 1,500-2,500 m" in r.out
+    assert "notch portal (ugf portal): " in r.out and "summit hq" not in r.out
+    j = sw("terrain", "landform", str(dem), "--site", "summit", "--json").json()
+    assert j["mountain_class"] == 4 and j["site"]["elevation_m"] > 1850
+    portal = next(p for p in j["places"] if p["name"] == "notch portal")
+    assert j["site"]["elevation_m"] - portal["elevation_m"] > 1000
+    assert portal["below_top_m"] > 1000 and 0 <= portal["facing_deg"] < 360
+    # the same by coordinates, and the errors
+    pt = sw("terrain", "landform", str(dem), "--point", WASHINGTON, "--json").json()
+    assert pt["site"] == j["site"] and pt["places"] == []
+    for args, said in (((), "give --site SITE or --point"),
+                       (("--site", "summit", "--point", WASHINGTON), "one of them"),
+                       (("--point", "126,38"), "outside the DEM"),
+                       (("--point", WASHINGTON, "--kind", "hq"), "--kind picks features of --site")):  # fmt: skip
+        r = sw("terrain", "landform", str(dem), *args)
+        assert r.code != 0 and said in r.err, r.err

@@ -438,3 +438,12 @@ _NO_ANSWER = {
     "outside_dem": "the feature lies outside the DEM; give a DEM that covers it",
     "no_geometry": "the feature has no geometry",
 }
+
+
+def _register() -> None:
+    from .landform import landform_cmd
+
+    terrain.add_command(landform_cmd)
+
+
+_register()
