@@ -85,3 +85,20 @@ def test_srtm_summit_and_valley(shared_data: Path) -> None:
         landform(dem, 126.0, 38.0)
     with pytest.raises(InputError, match="radius"):
         landform(dem, -71.3033, 44.2706, radius_m=0)
+
+
+def test_mountainous_is_judged_only_when_the_dem_can_tell() -> None:
+    """At 300-1,000 m the definition turns on the relief within 7 km. A 4 km DEM shows a lower
+    bound of it: over 300 m settles it; 200 m leaves it open, and the text says so."""
+    from sitewatch.analysis.landform import landform_lines
+
+    steep = landform(_plane(500.0, 0.2), LON, LAT)  # 800 m across the DEM already
+    assert steep.mountain_judged and steep.mountain_class == 6 and steep.ler_m > 300
+    gentle = landform(_plane(500.0, 0.05), LON, LAT)  # 200 m across the DEM
+    assert not gentle.mountain_judged and gentle.mountain_class is None
+    lines, _ = landform_lines(gentle)
+    assert any(line.startswith("mountainous or not: cannot tell") for line in lines)
+    assert gentle.coverage == 1.0 and "that circle the DEM covers" not in lines[1]
+    wide = landform(_plane(500.0, 0.05), LON, LAT, radius_m=3000)  # past the DEM's edges
+    assert 0.3 < wide.coverage < 0.6
+    assert "of that circle the DEM covers)" in landform_lines(wide)[0][1]

@@ -333,3 +333,36 @@ def test_catalog_map_names_every_site_clear_of_the_others(tmp_path: Path) -> Non
         assert not a.overlaps(legend)
         assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1
         assert not any(a.overlaps(b) for b in boxes[:i])
+
+
+def test_brief_with_a_dem_says_where_the_site_sits_on_the_terrain(
+    site_catalog, tmp_path: Path
+) -> None:
+    """A DEM given, the brief has a Terrain section: the site and each feature on the slope."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    from .conftest import SITE_LAT, SITE_LON, UTM, utm_xy
+
+    x0, y0 = utm_xy(SITE_LON, SITE_LAT)
+    n, cell = 400, 10.0  # 4 km, falling 0.5 m per m eastwards from 1,200 m at the site
+    xs = x0 - 2000 + (np.arange(n) + 0.5) * cell
+    z = np.tile(1200.0 - 0.5 * (xs - x0), (n, 1)).astype("float32")
+    dem = tmp_path / "dem.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=n, height=n, count=1, dtype="float32",
+                       crs=UTM, transform=Affine(cell, 0, x0 - 2000, 0, -cell, y0 + 2000)) as ds:  # fmt: skip
+        ds.write(z, 1)
+    html = write_site_brief(site_catalog, "test-base", tmp_path / "b", formats=("html",), dem=dem)
+    text = html["html"].read_text(encoding="utf-8")
+    section = text.split("<h2>Terrain</h2>")[1].split("<h2>")[0]
+    # the site's cell holds 1,200 m within half a cell's fall (2.5 m)
+    assert re.search(
+        r"at the site: 1,(19[89]|20[01]) m, slope 26\.6°, facing E \((89|90|91)°\)", section
+    )
+    assert "mountainous: Kapos et al. (2000) class 5" in section
+    assert (
+        "<li>Portal A (ugf portal): " in section and "From the DEM dem.tif (10 m cells)" in section
+    )
+    plain = write_site_brief(site_catalog, "test-base", tmp_path / "c", formats=("html",))
+    assert "<h2>Terrain</h2>" not in plain["html"].read_text(encoding="utf-8")

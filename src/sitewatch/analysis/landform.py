@@ -25,7 +25,7 @@ cells, and a summit or a valley floor is flat in a 30 m cell however steep the g
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,7 +38,16 @@ from ..errors import InputError
 from ..geo import to_crs
 from .terrain import Dem, aspect, slope
 
-__all__ = ["LER_RADIUS_M", "STEEP_DEG", "Landform", "PlaceForm", "compass", "landform"]
+__all__ = [
+    "LER_RADIUS_M",
+    "STEEP_DEG",
+    "Landform",
+    "PlaceForm",
+    "compass",
+    "kapos_class",
+    "landform",
+    "landform_lines",
+]
 
 STEEP_DEG = 20.0
 """Slope from which ground counts as steep in :attr:`Landform.steep_share`."""
@@ -86,7 +95,11 @@ class Landform:
     ler_coverage: float
     """Share of the 7 km circle the DEM covers."""
     mountain_class: int | None
-    """Kapos et al. (2000) class 1-6, None when not mountainous."""
+    """Kapos et al. (2000) class 1-6, None when not mountainous or not judged."""
+    mountain_judged: bool = True
+    """False when the class turns on the 7 km relief and the DEM covers too little to tell."""
+    coverage: float = 1.0
+    """Share of the ``radius_m`` circle the DEM covers (the relief and slopes are over it)."""
     places: list[PlaceForm] = field(default_factory=list)
 
     @property
@@ -199,6 +212,11 @@ def landform(
     ler = float(np.ptp(wide.data[wok])) if wok.any() else 0.0
     mean_slope = float(np.nanmean(np.where(ok, sl, np.nan)))
     coverage = min(1.0, float(wok.sum()) * cell * cell / (math.pi * LER_RADIUS_M**2))
+    # the relief over part of the 7 km circle is a lower bound of the whole circle's: above 300 m
+    # it settles the question; at or below, only a DEM covering the circle can
+    low = kapos_class(site.elevation_m, mean_slope, 0.0)
+    high = kapos_class(site.elevation_m, mean_slope, math.inf)
+    judged = low == high or ler > 300.0 or coverage >= 0.995
     return Landform(
         site=site,
         radius_m=radius_m,
@@ -209,7 +227,9 @@ def landform(
         cell_m=round(cell, 2),
         ler_m=round(ler, 1),
         ler_coverage=round(coverage, 3),
-        mountain_class=kapos_class(site.elevation_m, mean_slope, ler),
+        mountain_class=kapos_class(site.elevation_m, mean_slope, ler) if judged else None,
+        mountain_judged=judged,
+        coverage=round(min(1.0, float(ok.sum()) * cell * cell / (math.pi * radius_m**2)), 3),
         places=forms,
     )
 
@@ -220,3 +240,78 @@ def _cell(part: Dem, grid: NDArray[np.float64], x: float, y: float) -> float:
     if not (0 <= r < grid.shape[0] and 0 <= c < grid.shape[1]):
         return math.nan
     return float(grid[r, c])
+
+
+_KAPOS = {
+    1: "at least 4,500 m",
+    2: "3,500-4,500 m",
+    3: "2,500-3,500 m",
+    4: "1,500-2,500 m with a mean slope of at least 2°",
+    5: "1,000-1,500 m with a mean slope of at least 5° or over 300 m of relief within 7 km",
+    6: "300-1,000 m with over 300 m of relief within 7 km",
+}
+
+
+def _share(x: float) -> str:
+    return "under 1%" if x < 0.005 else f"{100 * x:.0f}%"
+
+
+def _place_text(p: PlaceForm) -> str:
+    facing = (
+        f"facing {compass(p.facing_deg)} ({p.facing_deg:.0f}°)"
+        if p.facing_deg is not None
+        else "flat"
+    )
+    return f"{p.elevation_m:,.0f} m, slope {p.slope_deg:.1f}°, {facing}"
+
+
+def landform_lines(
+    form: Landform, kinds: Mapping[str, str] | None = None, what: str = "site"
+) -> tuple[list[str], list[str]]:
+    """The landform in words, as ``terrain landform`` prints it and briefs show it: lines about
+    the ``what`` ("site" or "point") and its surroundings, and one line per feature (``kinds``
+    names each feature id's kind)."""
+    r = f"{form.radius_m:,.0f} m"
+    part = (
+        ""
+        if form.coverage >= 0.995
+        else f" (the {_share(form.coverage)} of that circle the DEM covers)"
+    )
+    lines = [
+        f"at the {what}: {_place_text(form.site)}; {form.site.below_top_m:,.0f} m below the "
+        f"highest ground within {r}",
+        f"within {r}{part}: {form.lowest_m:,.0f}-{form.highest_m:,.0f} m (relief "
+        f"{form.relief_m:,.0f} m), mean slope {form.mean_slope_deg:.1f}°, "
+        f"{100 * form.steep_share:.0f}% of the ground steeper than {STEEP_DEG:g}°",
+    ]
+    covered = (
+        ""
+        if form.ler_coverage >= 0.995
+        else f"; the DEM covers {_share(form.ler_coverage)} of that circle"
+    )
+    ler = f"relief within 7 km {form.ler_m:,.0f} m{covered}"
+    if not form.mountain_judged:
+        lines.append(
+            f"mountainous or not: cannot tell ({ler}): at {form.site.elevation_m:,.0f} m the "
+            "definition of Kapos et al. (2000) turns on the relief within 7 km; give a DEM that "
+            "covers 7 km around the site"
+        )
+    elif form.mountain_class is not None:
+        lines.append(
+            f"mountainous: Kapos et al. (2000) class {form.mountain_class}, "
+            f"{_KAPOS[form.mountain_class]} ({ler})"
+        )
+    else:
+        lines.append(f"not mountainous by Kapos et al. (2000) ({ler})")
+    per_feature = []
+    for p in form.places:
+        kind = (kinds or {}).get(p.id or "", "").replace("_", " ")
+        head = f"{p.name} ({kind})" if kind and kind != p.name else str(p.name or p.id)
+        if not math.isfinite(p.elevation_m):
+            per_feature.append(f"{head}: outside the DEM")
+            continue
+        per_feature.append(
+            f"{head}: {_place_text(p)}, {p.below_top_m:,.0f} m below the highest ground within "
+            f"{r} of the {what}"
+        )
+    return lines, per_feature

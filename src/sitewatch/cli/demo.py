@@ -562,6 +562,7 @@ def step_report(run: DemoRun) -> None:
         formats=("html", "pdf"),
         evidence_dir=run.out / "evidence",
         boundaries=outline,
+        dem=run.out / "scenario" / "truth" / "dem.tif",
     )
     cat_files = write_catalog_report(
         run.catalog, run.out / "report", formats=("html",), boundaries=outline

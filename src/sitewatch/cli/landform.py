@@ -3,7 +3,7 @@ and whether its terrain counts as mountainous (see :mod:`sitewatch.analysis.land
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +15,6 @@ from ._geoinputs import point_or_site
 from .options import Choice, Finite, console, echo_json, json_option, open_catalog
 
 __all__ = ["landform_cmd"]
-
-_KAPOS = {
-    1: "at least 4,500 m",
-    2: "3,500-4,500 m",
-    3: "2,500-3,500 m",
-    4: "1,500-2,500 m with a slope of at least 2°",
-    5: "1,000-1,500 m with a slope of at least 5° or over 300 m of relief within 7 km",
-    6: "300-1,000 m with over 300 m of relief within 7 km",
-}
 
 
 @click.command("landform")
@@ -56,7 +47,7 @@ def landform_cmd(
     """Where SITE sits on the terrain of DEM: elevation, slope and facing of the site and of each
     of its features, the relief and steepness around it, and whether it is mountainous by the
     UNEP-WCMC definition (Kapos et al. 2000)."""
-    from ..analysis.landform import landform
+    from ..analysis.landform import landform, landform_lines
     from ..analysis.terrain import read_dem
 
     if (site_id is None) == (point is None):
@@ -85,52 +76,10 @@ def landform_cmd(
         return
     out = console()
     out.print(f"{title}: terrain from {dem.name} ({form.cell_m:g} m cells)", highlight=False)
-    for line in _lines(form, kinds_of, "site" if site_id is not None else "point"):
+    lines, per_feature = landform_lines(form, kinds_of, "site" if site_id is not None else "point")
+    for line in lines:
         out.print(f"  {line}", highlight=False)
-
-
-def _place_text(p: Any) -> str:
-    from ..analysis.landform import compass
-
-    facing = (
-        f"facing {compass(p.facing_deg)} ({p.facing_deg:.0f}°)"
-        if p.facing_deg is not None
-        else "flat"
-    )
-    return f"{p.elevation_m:,.0f} m, slope {p.slope_deg:.1f}°, {facing}"
-
-
-def _lines(form: Any, kinds_of: Mapping[str, str], what: str) -> list[str]:
-    r = f"{form.radius_m:,.0f} m"
-    lines = [
-        f"at the {what}: {_place_text(form.site)}; {form.site.below_top_m:,.0f} m below the "
-        f"highest ground within {r}",
-        f"within {r}: {form.lowest_m:,.0f}-{form.highest_m:,.0f} m (relief "
-        f"{form.relief_m:,.0f} m), mean slope {form.mean_slope_deg:.1f}°, "
-        f"{100 * form.steep_share:.0f}% of the ground steeper than 20°",
-    ]
-    covered = (
-        ""
-        if form.ler_coverage >= 0.995
-        else f"; the DEM covers {100 * form.ler_coverage:.0f}% of that circle"
-    )
-    ler = f"relief within 7 km {form.ler_m:,.0f} m{covered}"
-    if form.mountainous:
-        lines.append(
-            f"mountainous: Kapos et al. (2000) class {form.mountain_class}, "
-            f"{_KAPOS[form.mountain_class]} ({ler})"
-        )
-    else:
-        lines.append(f"not mountainous by Kapos et al. (2000) ({ler})")
-    if form.places:
-        lines.append("features:")
-    for p in form.places:
-        head = f"{p.name} ({kinds_of.get(p.id or '', '').replace('_', ' ')})".replace(" ()", "")
-        if p.elevation_m != p.elevation_m:  # NaN: off the DEM
-            lines.append(f"  {head}: outside the DEM")
-            continue
-        lines.append(
-            f"  {head}: {_place_text(p)}, {p.below_top_m:,.0f} m below the highest ground "
-            f"within {r} of the site"
-        )
-    return lines
+    if per_feature:
+        out.print("  features:", highlight=False)
+    for line in per_feature:
+        out.print(f"    {line}", highlight=False)

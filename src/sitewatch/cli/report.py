@@ -45,6 +45,12 @@ def _output_options(func: Any) -> Any:
 @click.argument("site_id", metavar="SITE")
 @_output_options
 @imagery_options
+@click.option(
+    "--dem",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A DEM covering the site: the brief then says where the site and its features sit on "
+    "the terrain, the relief around it and whether it is mountainous (as terrain landform).",
+)
 @json_option
 def site_cmd(
     site_id: str,
@@ -54,6 +60,7 @@ def site_cmd(
     max_chips: int,
     no_imagery: bool,
     boundaries: Path | None,
+    dem: Path | None,
     as_json: bool,
 ) -> None:
     """Write the brief of SITE into a folder: summary, features, measurements, history, figures, sources."""
@@ -70,6 +77,7 @@ def site_cmd(
             formats=_formats(formats),
             boundaries=boundaries,
             imagery_note=note,
+            dem=dem,
         )
     result = {"site": site_id, "chips": len(chips), "files": {k: str(v) for k, v in files.items()}}
     if as_json:

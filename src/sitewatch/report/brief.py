@@ -449,9 +449,11 @@ def render_site_html(
     generated: datetime | None = None,
     evidence: Sequence[Mapping[str, str | None]] = (),
     reach: Sequence[MissileClass] = (),
+    terrain: Mapping[str, Any] | None = None,
 ) -> str:
     """The brief as one self-contained HTML document; ``reach``: the missile classes the site's
-    tags name (:func:`~sitewatch.analysis.ranges.classes_for_tags`), with their ranges."""
+    tags name (:func:`~sitewatch.analysis.ranges.classes_for_tags`), with their ranges;
+    ``terrain``: the Terrain section (source, cell_m, lines, features), or None for none."""
     names = {f.id: f.name or f.kind.replace("_", " ") for f in data.features}
 
     def of(feature_id: str | None) -> str:
@@ -502,6 +504,7 @@ def render_site_html(
             moved=_moved(found, of),  # the summary's answer to "still being improved?"
             open_alerts=sum(1 for a in data.alerts if a.state in ("new", "acked")),
             reach=reach,
+            terrain=terrain,
             history=_history(data),
             evidence=evidence,
             sources=data.sources,
@@ -563,6 +566,7 @@ def write_site_brief(
     imagery_note: str | None = None,
     stac: bool = True,
     evidence_dir: str | Path | None = None,
+    dem: str | Path | None = None,
 ) -> dict[str, Path]:
     """Write a site's brief into ``outdir``; returns the written files by key.
 
@@ -570,7 +574,9 @@ def write_site_brief(
     ``figures/``), and ``stac`` (``collection.json`` of these products) when ``stac``. ``chips``
     are anything :func:`~sitewatch.report.as_image_chip` accepts (ImageChip, imagery Chip,
     ArchivedChip, GeoTIFF path). The observations' stored evidence is read from
-    ``evidence_dir`` (by default the configured evidence folder).
+    ``evidence_dir`` (by default the configured evidence folder). With a ``dem``, the brief has
+    a Terrain section: where the site and its features sit on the slope, the relief around it
+    and whether it is mountainous (:func:`~sitewatch.analysis.landform.landform`).
     """
     fmts = _check_formats(formats)
     out = make_folder(outdir)
@@ -600,6 +606,7 @@ def write_site_brief(
         credits=credits,
         evidence=evidence_rows(data.observations, evidence_dir),
         reach=reach,
+        terrain=_terrain(data, dem) if dem is not None else None,
     )
     written: dict[str, Path] = {}
     for fig in figures:
@@ -626,6 +633,19 @@ def write_site_brief(
         written["stac"] = write_products_collection(out, data.site, products)
     log.info("wrote the brief of %s: %s", site_id, ", ".join(sorted(written)))
     return written
+
+
+def _terrain(data: SiteData, dem: str | Path) -> dict[str, Any]:
+    """The Terrain section: the landform lines of the site and its features, from ``dem``."""
+    from ..analysis.landform import landform, landform_lines
+    from ..analysis.terrain import read_dem
+
+    site = data.site
+    places = [(f.id, f.name or f.kind.replace("_", " "), f.geometry) for f in data.features]
+    form = landform(read_dem(dem), site.lon, site.lat, places=places)
+    lines, per_feature = landform_lines(form, {f.id: str(f.kind) for f in data.features})
+    return {"source": Path(dem).name, "cell_m": form.cell_m, "lines": lines,
+            "features": per_feature}  # fmt: skip
 
 
 # --- catalog report -------------------------------------------------------------------------
