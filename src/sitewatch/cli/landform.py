@@ -10,9 +10,8 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from ..types import FEATURE_KINDS
 from ._geoinputs import point_or_site
-from .options import Choice, Finite, console, echo_json, json_option, open_catalog
+from .options import Finite, console, echo_json, json_option, open_catalog, site_kind_option
 
 __all__ = ["landform_cmd"]
 
@@ -21,13 +20,7 @@ __all__ = ["landform_cmd"]
 @click.argument("dem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--site", "site_id", help="A catalog site: its point, and its mapped features.")
 @click.option("--point", help="LON,LAT instead of a site.")
-@click.option(
-    "--kind",
-    "kinds",
-    type=Choice(FEATURE_KINDS),
-    multiple=True,
-    help="With --site: only features of this kind (repeatable), e.g. ugf_portal.",
-)
+@site_kind_option
 @click.option(
     "--radius",
     type=Finite(min=0, min_open=True),

@@ -151,6 +151,19 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(func)
 
 
+def site_kind_option(func: F) -> F:
+    """Add ``--kind`` (repeatable): which of ``--site``'s mapped features a command takes."""
+    from ..types import FEATURE_KINDS
+
+    return click.option(
+        "--kind",
+        "kinds",
+        type=Choice(FEATURE_KINDS),
+        multiple=True,
+        help="With --site: only features of this kind (repeatable), e.g. ugf_portal.",
+    )(func)
+
+
 def echo_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (dates as ISO strings)."""
     sys.stdout.write(json.dumps(data, indent=2, default=_default, ensure_ascii=False) + "\n")

@@ -12,9 +12,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import atomic_path
-from ..types import FEATURE_KINDS
 from ._geoinputs import check_site, point_or_site, read_geofile, site_features
-from .options import Choice, Finite, console, echo_json, err_console, json_option
+from .options import Finite, console, echo_json, err_console, json_option, site_kind_option
 
 __all__ = ["terrain"]
 
@@ -195,13 +194,7 @@ def viewshed_cmd(
     help="A catalog site: its mapped features are the targets (unless --features), and each "
     "answer is stored as a defilade measurement of its feature.",
 )
-@click.option(
-    "--kind",
-    "kinds",
-    type=Choice(FEATURE_KINDS),
-    multiple=True,
-    help="With --site: only features of this kind (repeatable), e.g. ugf_portal.",
-)
+@site_kind_option
 @click.option(
     "--no-store", is_flag=True, help="With --site: print the answers without storing them."
 )
