@@ -337,3 +337,31 @@ def test_the_search_summary_reads_for_small_and_large_areas() -> None:
     assert searched_text(country) == (
         "searched 120,540 km² in 3600.0 s (33.5 km²/s); the top 200 cover 0.041% of it"
     )
+
+
+def test_the_web_app_shows_a_candidates_image_as_triage_does(searched) -> None:
+    """GET /api/candidates/{id}/chip.png: the image `search triage` shows, for the web's triage."""
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    from sitewatch.catalog.store import Catalog
+    from sitewatch.search._runstore import find_run
+    from sitewatch.search.triage import chip_png
+    from sitewatch.web.app import create_app
+    from sitewatch.web.users import UserStore
+
+    _out, summary, db = searched
+    url = f"sqlite:///{db}"
+    with Catalog(url) as cat:
+        store = UserStore.for_catalog(cat, hasher=PasswordHasher(time_cost=1, memory_cost=1024,
+                                                                 parallelism=1))  # fmt: skip
+        store.add("ana", "a-password-1", "viewer")
+        token = store.create_token("ana", "tests")[1]
+        (second,) = [c for c in cat.list_candidates(run_id=summary["run_id"]) if c.rank == 2]
+    with TestClient(create_app(url)) as client:
+        r = client.get(f"/api/candidates/{second.id}/chip.png",
+                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    run = find_run(summary["run_id"])
+    row, col = (int(v) for v in run.cand_tiles[1])
+    assert r.content == chip_png(run, row, col)

@@ -847,3 +847,14 @@ def test_range_rings_of_a_site(
     table.write_text("class,name,max_range_km,source\nx1,Example,500,our estimate\n")
     monkeypatch.setenv("SITEWATCH_MISSILE_TABLE", str(table))
     assert [c["id"] for c in client.get("/api/ranges/classes", headers=viewer).json()] == ["x1"]
+
+
+def test_candidate_chip_of_a_run_not_on_the_server_says_where_to_triage(
+    client: Any, web_env: Any
+) -> None:
+    h = web_env.auth("viewer")
+    r = client.get("/api/candidates/cand-0/chip.png", headers=h)
+    assert r.status_code == 404 and "is not on this server" in r.json()["detail"]
+    assert "sitewatch search triage" in r.json()["detail"]
+    assert client.get("/api/candidates/no-such/chip.png", headers=h).status_code == 404
+    assert client.get("/api/candidates/cand-0/chip.png").status_code == 401

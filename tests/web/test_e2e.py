@@ -110,6 +110,9 @@ def test_triage_by_keyboard(page: Any, live_server: Any) -> None:
     page.wait_for_selector("#site-list li")
     page.click("a[data-nav=triage]")
     page.wait_for_selector("#triage-current[data-candidate=cand-0]")
+    # the fixture's runs have no run folder on the server: the card says there is no image
+    page.wait_for_selector("#triage-no-chip:has-text('no image')")
+    assert not page.locator("#triage-chip").is_visible()
     page.keyboard.press("a")
     page.wait_for_selector("#triage-current[data-candidate=cand-1]")
     assert page.locator("#triage-catalogued").count() == 0  # a place the catalog lacks

@@ -314,7 +314,14 @@ async function triageView() {
     }
     const c = queue[0];
     const shape = L.geoJSON(c.geometry, { style: { color: "#d35400", weight: 3, fillOpacity: 0.1 } }).addTo(layer);
-    fitView(shape.getBounds().pad(2), { maxZoom: 15 });
+    fitView(shape.getBounds().pad(2), { maxZoom: 18 });
+    // the candidate's own image (its tile outlined in red, a tile of context around it): what the
+    // decision is made on; a run triaged elsewhere has no image here, and the card says so
+    const chip = h("img", { id: "triage-chip", class: "triage-chip", src: `/api/candidates/${encodeURIComponent(c.id)}/chip.png`, alt: `candidate #${c.rank}` });
+    const noChip = h("div", { class: "muted", id: "triage-no-chip", hidden: true }, "no image: this run's folder is not on the server");
+    chip.addEventListener("error", () => { chip.hidden = true; noChip.hidden = false; });
+    const facts = Object.entries(c.details).filter(([k]) => k !== "catalogued_site")
+      .map(([k, v]) => h("div", {}, h("span", { class: "muted" }, `${k.replaceAll("_", " ")}: `), typeof v === "object" ? JSON.stringify(v) : String(v)));
     box.replaceChildren(
       h("div", { class: "result", id: "triage-current", "data-candidate": c.id }, `#${c.rank} · score ${c.score.toFixed(3)}`),
       h("div", { class: "muted" }, `run ${c.run_id} · ${queue.length} pending`),
@@ -326,7 +333,9 @@ async function triageView() {
             h("a", { href: `#/site/${c.details.catalogued_site.id}` }, c.details.catalogued_site.name),
             ": accepting links to it")]
         : []),
-      h("pre", { class: "muted" }, JSON.stringify(c.details, null, 1)),
+      chip,
+      noChip,
+      h("div", { class: "triage-facts" }, ...facts),
     );
   };
   const decide = async (decision) => {

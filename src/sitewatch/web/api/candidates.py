@@ -47,6 +47,33 @@ def get_candidate(candidate_id: str, ctx: Ctx, _: Viewer) -> Response:
     return json_response(_get(ctx.reader, candidate_id))
 
 
+@router.get(
+    "/{candidate_id}/chip.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    summary="The image of a candidate",
+)
+def candidate_chip(candidate_id: str, ctx: Ctx, _: Viewer) -> Response:
+    """The candidate's tile with a tile of context around it, outlined, as ``search triage``
+    shows it: read from its search run's image, whose run folder must be on this server."""
+    from ...search._runstore import find_run
+    from ...search.triage import chip_png
+
+    cand = _get(ctx.reader, candidate_id)
+    try:
+        run = find_run(cand.run_id)
+    except NotFound as exc:
+        raise NotFound(
+            f"the search run {cand.run_id} is not on this server (its run folder is registered "
+            "where `sitewatch search run` ran); triage it there with `sitewatch search triage`"
+        ) from exc
+    if not 1 <= cand.rank <= len(run.cand_tiles):
+        raise NotFound(f"the run folder of {cand.run_id} has no tile for rank {cand.rank}")
+    row, col = (int(v) for v in run.cand_tiles[cand.rank - 1])
+    headers = {"Cache-Control": "private, max-age=86400"}
+    return Response(chip_png(run, row, col), media_type="image/png", headers=headers)
+
+
 def _free_id(cat: Catalog, base: str) -> str:
     site_id, n = base, 1
     while True:
