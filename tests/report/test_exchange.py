@@ -180,6 +180,18 @@ def test_geojson_and_gpkg_exports(site_catalog, tmp_path: Path) -> None:
     assert len(geoms) == 2 and "EPSG" in str(meta["crs"]) and "4326" in str(meta["crs"])
     kinds = list(fields[meta["fields"].tolist().index("kind")])
     assert sorted(kinds) == ["hq", "ugf_portal"]
+    # the change's dates are typed date-times in UTC (QGIS's temporal controller reads them),
+    # written as the GeoPackage format asks ("...Z"); text fields stay text
+    meta, _, _, fields = pyogrio.raw.read(gpkg, layer="change_polygons")
+    names = meta["fields"].tolist()
+    assert meta["dtypes"][names.index("before")].startswith("datetime64")
+    assert fields[names.index("before")][0] == np.datetime64("2021-03-01T00:00:00")
+    assert meta["dtypes"][names.index("method")] == "object"
+    import sqlite3
+
+    with sqlite3.connect(gpkg) as db:
+        (stored,) = db.execute("select after from change_polygons").fetchone()
+    assert stored == "2022-04-01T00:00:00Z"
     with pytest.raises(InputError, match=r"\.gpkg"):
         write_layers(layers, tmp_path / "site.shp")
 

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +208,33 @@ def write_geojson(layers: Mapping[str, Sequence[Row]], path: str | Path) -> Path
     return target
 
 
+def _when(values: list[Any]) -> Any:
+    """ISO date or date-time strings as a datetime64 array (UTC; NaT for None), so that the
+    GeoPackage types the field Date or DateTime (QGIS's temporal controller reads those), or
+    None when some value is not one."""
+    shown = [v for v in values if v is not None]
+    if not shown or not all(isinstance(v, str) and len(v) >= 10 and v[4] == "-" for v in shown):
+        return None
+    try:
+        parsed = [None if v is None else datetime.fromisoformat(v) for v in values]
+    except ValueError:
+        return None
+    if all(len(v) == 10 for v in shown):  # dates alone
+        return np.array([np.datetime64(v, "D") if v else np.datetime64("NaT") for v in values])
+    utc = [
+        None if d is None else d.astimezone(UTC).replace(tzinfo=None) if d.tzinfo else d
+        for d in parsed
+    ]
+    return np.array(
+        [np.datetime64("NaT") if d is None else np.datetime64(d, "ms") for d in utc],
+        dtype="datetime64[ms]",
+    )
+
+
 def _field_type(values: list[Any]) -> Any:
+    when = _when(values)
+    if when is not None:
+        return when
     kinds = {type(v) for v in values if v is not None}
     if kinds and kinds <= {int, bool}:
         return (
@@ -240,6 +266,12 @@ def write_gpkg(layers: Mapping[str, Sequence[Row]], path: str | Path) -> Path:
             for row in rows:
                 keys.extend(k for k in row.properties if k not in keys)
             fields = [_field_type([row.properties.get(k) for row in rows]) for k in keys]
+            # date-times are UTC: GDAL then writes them with the "Z" the GeoPackage format asks
+            offsets = {
+                k: np.full(len(rows), 100, dtype=np.int32)  # GDAL's TZFlag: 100 is UTC
+                for k, f in zip(keys, fields, strict=True)
+                if f.dtype == np.dtype("datetime64[ms]")
+            }
             geoms = [row.geometry for row in rows]
             types = {g.geom_type for g in geoms}
             gtype = types.pop() if len(types) == 1 else "Unknown"
@@ -254,6 +286,7 @@ def write_gpkg(layers: Mapping[str, Sequence[Row]], path: str | Path) -> Path:
                 geometry_type=gtype,
                 append=not first,
                 promote_to_multi=False,
+                gdal_tz_offsets=offsets or None,
             )
             first = False
     return target
