@@ -366,3 +366,30 @@ def test_brief_with_a_dem_says_where_the_site_sits_on_the_terrain(
     )
     plain = write_site_brief(site_catalog, "test-base", tmp_path / "c", formats=("html",))
     assert "<h2>Terrain</h2>" not in plain["html"].read_text(encoding="utf-8")
+
+
+def test_catalog_map_leaves_out_names_where_sites_crowd(tmp_path: Path) -> None:
+    """25 sites within 3 km (an IARPA region) and two far off: no two names overlap, the far
+    ones and some of the cluster are named, and the map says how many names it left out."""
+    from sitewatch.report.brief import catalog_map
+    from sitewatch.report.figures import save_figure
+
+    rng = np.random.default_rng(0)
+    spots = [(128.7 + rng.uniform(0, 0.03), 37.65 + rng.uniform(0, 0.03)) for _ in range(25)]
+    spots += [(126.108, 38.585), (125.355, 39.645)]
+    rows = [
+        {"id": f"s{i}", "name": f"Site {i:02d}", "lon": lon, "lat": lat, "status": "suspected",
+         "declared": False, "last_activity": None, "open_alerts": 0}
+        for i, (lon, lat) in enumerate(spots)
+    ]  # fmt: skip
+    fig = catalog_map(rows, None)
+    save_figure(fig, tmp_path / "map.png")
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    named = [t for t in ax.texts if t.get_text().startswith("Site ")]
+    boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in named]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[:i])
+    shown = {t.get_text() for t in named}
+    assert {"Site 25", "Site 26"} <= shown and 2 < len(shown) < 27
+    (note,) = [t.get_text() for t in ax.texts if "left out" in t.get_text()]
+    assert note.startswith(f"{27 - len(shown)} site name(s) left out where sites crowd")

@@ -762,12 +762,15 @@ _MAP_NAMES = 40
 
 def _name_sites(ax: Any, rows: Sequence[Mapping[str, Any]], legend: Any) -> None:
     """Each site's name beside its marker, clear of the other names and the legend (up to
-    :data:`_MAP_NAMES` sites: those with open alerts, then recorded activity, first)."""
+    :data:`_MAP_NAMES` sites: those with open alerts, then recorded activity, first). Where
+    sites crowd too close for their names at the map's scale, the names that would cover one
+    another are left out (the later in that order), and the map says how many."""
     from .figures import label_centres
 
-    ranked = sorted(
+    ordered = sorted(
         rows, key=lambda r: (-int(r.get("open_alerts") or 0), r["last_activity"] is None)
-    )[:_MAP_NAMES]
+    )
+    ranked = ordered[:_MAP_NAMES]
     frame = ax.get_window_extent()
     box = legend.get_window_extent()
     held = (
@@ -787,17 +790,13 @@ def _name_sites(ax: Any, rows: Sequence[Mapping[str, Any]], legend: Any) -> None
         offset_fraction=0.07,
         fontsize=7.5,
         box_pad=0.2,
-        reserved=(held,),
+        reserved=(held, (0.0, 0.0, 1.0, 0.045)),  # the legend; the strip of the crowding note
     )
+    renderer = ax.get_figure().canvas.get_renderer()
+    kept: list[Any] = []
+    left_out = len(ordered) - len(ranked)
     for xy, (tx, ty), r in zip(points, centres, ranked, strict=True):
-        ax.annotate(
-            "",
-            xy=xy,
-            xytext=(tx, ty),
-            arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6},
-            zorder=4,
-        )
-        ax.text(
+        label = ax.text(
             tx,
             ty,
             str(r["name"]),
@@ -806,6 +805,29 @@ def _name_sites(ax: Any, rows: Sequence[Mapping[str, Any]], legend: Any) -> None
             fontsize=7.5,
             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999", "lw": 0.5},
             zorder=5,
+        )
+        extent = label.get_window_extent(renderer).expanded(1.0, 1.0).padded(3.0)
+        if any(extent.overlaps(other) for other in kept):
+            label.remove()
+            left_out += 1
+            continue
+        kept.append(extent)
+        ax.annotate(
+            "",
+            xy=xy,
+            xytext=(tx, ty),
+            arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.6},
+            zorder=4,
+        )
+    if left_out:
+        ax.text(
+            0.01,
+            0.01,
+            f"{left_out} site name(s) left out where sites crowd; the table lists every site",
+            transform=ax.transAxes,
+            fontsize=7,
+            color="#555555",
+            va="bottom",
         )
 
 
