@@ -649,3 +649,37 @@ def test_detect_dates_files_that_carry_their_dates_and_checks_the_site(
     assert not out.exists()
     with Catalog(url, actor="tester") as cat:
         assert cat.list_change_events("far") == []
+
+
+def test_detect_writes_a_preview_of_the_pair_with_the_change_outlined(
+    sw: Any, pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    b, a, _ = pair
+    out, look = tmp_path / "change.tif", tmp_path / "look.png"
+    r = sw("change", "detect", str(b), str(a), "-o", str(out), "--min-area", "5000",
+           "--preview", str(look), "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["preview"] == str(look)
+    img = np.asarray(Image.open(look).convert("RGB")).astype(int)
+    magenta = (img[..., 0] > 200) & (img[..., 1] < 80) & (img[..., 2] > 200)
+    cols = np.nonzero(magenta.any(axis=0))[0]
+    # the outline is on the AFTER panel (the right half) only
+    assert cols.size > 20 and cols.min() > img.shape[1] // 2
+    # a preview needs a picture format and a CRS
+    r = sw("change", "detect", str(b), str(a), "-o", str(out), "--preview", str(tmp_path / "x.jpg"))
+    assert r.code != 0 and ".png, .svg or .pdf" in r.err
+    plain_b = tmp_path / "b.tif"
+    plain_a = tmp_path / "a.tif"
+    for src, dst in ((b, plain_b), (a, plain_a)):
+        with rasterio.open(src) as ds:
+            data = ds.read()
+        with rasterio.open(dst, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                           count=data.shape[0], dtype=data.dtype) as out_ds:  # fmt: skip
+            out_ds.write(data)
+            for i, n in enumerate(BANDS[: data.shape[0]]):
+                out_ds.set_band_description(i + 1, n)
+    r = sw("change", "detect", str(plain_b), str(plain_a), "-o", str(tmp_path / "p.tif"),
+           "--preview", str(tmp_path / "p.png"))  # fmt: skip
+    assert r.code != 0 and "--preview needs georeferenced images" in r.err

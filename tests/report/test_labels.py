@@ -144,3 +144,23 @@ def test_timelapse_frames_show_no_image_light_grey(make_chip, tmp_path: Path) ->
     gap = frame[h // 2, int(0.1 * w)]
     scene = frame[h // 2, int(0.8 * w)]
     assert np.all(np.abs(gap - 217) <= 3) and np.all(scene < 40)
+
+
+def test_a_change_preview_of_a_large_pair_pools_the_mask_so_no_change_is_lost(
+    tmp_path: Path,
+) -> None:
+    """A 3,200 px pair is shown one pixel in three; a one-pixel change still shows."""
+    from affine import Affine
+
+    from sitewatch.report.preview import PREVIEW_PX, _pooled, write_change_preview
+
+    mask = np.zeros((3200, 3000), dtype=bool)
+    mask[1601, 1601] = True  # between the pixels a stride of 3 would keep
+    step = -(-3200 // PREVIEW_PX)
+    pooled = _pooled(mask, step)
+    assert step == 3 and pooled.shape == (1067, 1000) and pooled[1601 // 3, 1601 // 3]
+    assert pooled.sum() == 1
+    data = np.full((3, 3200, 3000), 1000, dtype=np.uint16)
+    path = write_change_preview(tmp_path / "big.png", data, data, mask, bands=("red", "green", "blue"),
+                                crs="EPSG:32652", transform=Affine(1, 0, 500000, 0, -1, 4200000))  # fmt: skip
+    assert path.stat().st_size > 0

@@ -125,6 +125,9 @@ change.add_command(delete_event)
                    "before and after that the bands allow, the land cover they give on each "
                    "date and the kind of change (vegetation_to_built_or_bare, within_water...; "
                    "default: OUTPUT with .geojson).")  # fmt: skip
+@click.option("--preview", type=click.Path(dir_okay=False), default=None,
+              help="Also write a quick look (.png, .svg or .pdf): BEFORE and AFTER side by side, "
+                   "one contrast stretch, the change outlined, with scale bar and north arrow.")  # fmt: skip
 @click.option(
     "--bands", default=None, help="Comma-separated bands to use (default: all common bands)."
 )
@@ -145,9 +148,10 @@ change.add_command(delete_event)
                    "is warned of.")  # fmt: skip
 @_method_options
 @json_option
-def detect(before: str, after: str, output: str, geojson: str | None, bands: str | None,
-           min_area: float, site_id: str | None, before_date: str | None, after_date: str | None,
-           coregister: bool | None, as_json: bool, **kw: Any) -> None:  # fmt: skip
+def detect(before: str, after: str, output: str, geojson: str | None, preview: str | None,
+           bands: str | None, min_area: float, site_id: str | None, before_date: str | None,
+           after_date: str | None, coregister: bool | None, as_json: bool,
+           **kw: Any) -> None:  # fmt: skip
     """Detect change between BEFORE and AFTER: multi-band files, folders of per-band files, or
     the item or scene ids of chips in the archive (``sitewatch imagery ls SITE``; with --site,
     that site's chips; their no-data and cloud pixels are left out)."""
@@ -172,12 +176,14 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             f"--bands {bands!r} names no band; give names like B04,B08 or leave it out"
         )
     gj = Path(geojson) if geojson else Path(output).with_suffix(".geojson")
-    for out in (Path(output), gj):  # before the work, not after it
+    if preview is not None and Path(preview).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise InputError(f"--preview {preview}: give a .png, .svg or .pdf name")
+    for out in (Path(output), gj, *([Path(preview)] if preview else [])):  # before the work
         check_writable(out)
     raw0, d0 = _image(before, site_id, wanted)
     raw1, d1 = _image(after, site_id, wanted)
     t0, t1 = t0 or d0, t1 or d1
-    if site_id:  # files dated by a tag, a STAC sidecar, dates.txt or a date in their names
+    if site_id or preview:  # files dated by a tag, a STAC sidecar, dates.txt or their names
         t0 = t0 or _file_date(before, "BEFORE", "--before-date")
         t1 = t1 or _file_date(after, "AFTER", "--after-date")
     if site_id and (t0 is None or t1 is None):
@@ -224,6 +230,8 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
     changed = ChangedPixels.of(
         result.mask, img0.data, img1.data, img0.bands, img0.nodata, img1.nodata
     )
+    if preview is not None:
+        _preview(preview, img0, img1, result.mask, (t0, t1))
     del raw0, raw1, img0, img1  # free the images' pixels (1.9 GB for a tile pair) before writing
     write_change_cog(output, result.mask, result.magnitude, result.valid, crs, transform)
     feats = change_polygons(result.mask, transform, crs, result.magnitude, changed)
@@ -232,6 +240,8 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
                    area_m2=round(sum(f["properties"]["area_m2"] for f in feats), 1),
                    coregistration=registration, indices=changed.index_means(),
                    kinds=kind_areas(feats))  # fmt: skip
+    if preview is not None:
+        summary["preview"] = str(preview)
     write_geojson(gj, feats, {k: v for k, v in summary.items() if k not in ("config",)})
     if site_id:
         summary["change_event"], summary["change_event_version"] = _record(
@@ -244,6 +254,7 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
             f"{summary['changed_pixels']:,} changed pixel(s) ({100 * result.changed_fraction:.2f}% "
             f"of {_compared(summary['valid_pixels'], result.valid.size)}), {len(feats):,} "
             f"polygon(s), {summary['area_m2']:,.0f} m² -> {output}, {gj}"
+            + (f", {preview}" if preview else "")
         )
         if feats:
             kinds = ", ".join(f"{k} {a:,.0f} m²" for k, a in summary["kinds"].items())
@@ -258,6 +269,21 @@ def detect(before: str, after: str, output: str, geojson: str | None, bands: str
                 f"change event {summary['change_event']} of {site_id} "
                 f"({t0:%Y-%m-%d} -> {t1:%Y-%m-%d}) {done}", highlight=False,
             )  # fmt: skip
+
+
+def _preview(path: str, img0: Any, img1: Any, mask: Any, dates: tuple[Any, Any]) -> None:
+    """Write ``--preview``: the before/after figure of the pair as compared, change outlined."""
+    from ..report.preview import write_change_preview
+
+    if img0.crs is None:
+        raise InputError(
+            "--preview needs georeferenced images (a CRS) for its scale bar and north arrow; "
+            "leave it out for plain pictures"
+        )
+    write_change_preview(
+        path, img0.data, img1.data, mask, bands=img0.bands, crs=img0.crs.to_string(),
+        transform=img0.transform, nodata=(img0.nodata, img1.nodata), dates=dates,
+    )  # fmt: skip
 
 
 def _check_covers(raster: Any, site: Any) -> None:

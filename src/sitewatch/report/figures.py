@@ -592,8 +592,13 @@ def before_after_figure(
     _title(fig, title, height)
     credits = sorted({c.source for c in (before, after) if c.source})
     sensors = " / ".join(dict.fromkeys(c.sensor for c in (before, after) if c.sensor))
+    when = (
+        f"{before.date_text or 'date unknown'} and {after.date_text or 'date unknown'}"
+        if before.date_text or after.date_text
+        else "dates unknown"
+    )
     text = (
-        f"{before.date_text} and {after.date_text} · {sensors or 'sensor not recorded'} · "
+        f"{when} · {sensors or 'sensor not recorded'} · "
         f"same contrast stretch ({percentiles[0]:g}-{percentiles[1]:g} percentiles of both images)\n"
         f"Image © {', '.join(credits) if credits else 'provider not recorded'}."
     )
