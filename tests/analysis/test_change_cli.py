@@ -668,6 +668,8 @@ def test_detect_writes_a_preview_of_the_pair_with_the_change_outlined(
     # the outline is on the AFTER panel (the right half) only
     assert cols.size > 20 and cols.min() > img.shape[1] // 2
     # a preview needs a picture format and a CRS
+    text = sw("change", "detect", str(b), str(a), "-o", str(out), "--min-area", "5000")
+    assert "by kind: vegetation → built or bare " in text.out  # in words, as briefs say it
     r = sw("change", "detect", str(b), str(a), "-o", str(out), "--preview", str(tmp_path / "x.jpg"))
     assert r.code != 0 and ".png, .svg or .pdf" in r.err
     plain_b = tmp_path / "b.tif"

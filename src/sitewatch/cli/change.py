@@ -257,7 +257,9 @@ def detect(before: str, after: str, output: str, geojson: str | None, preview: s
             + (f", {preview}" if preview else "")
         )
         if feats:
-            kinds = ", ".join(f"{k} {a:,.0f} m²" for k, a in summary["kinds"].items())
+            from ..analysis.landcover import kind_words
+
+            kinds = ", ".join(f"{kind_words(k)} {a:,.0f} m²" for k, a in summary["kinds"].items())
             console().print(f"by kind: {kinds}", highlight=False)
         if site_id:
             done = (
