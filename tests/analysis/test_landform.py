@@ -102,3 +102,19 @@ def test_mountainous_is_judged_only_when_the_dem_can_tell() -> None:
     wide = landform(_plane(500.0, 0.05), LON, LAT, radius_m=3000)  # past the DEM's edges
     assert 0.3 < wide.coverage < 0.6
     assert "of that circle the DEM covers)" in landform_lines(wide)[0][1]
+
+
+def test_a_picture_given_as_dem_is_refused_in_words_without_gdals_warning(tmp_path: Path) -> None:
+    import warnings
+
+    from PIL import Image
+
+    from sitewatch.errors import ImageryError
+
+    png = tmp_path / "photo.png"
+    Image.new("L", (8, 8), 128).save(png)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageryError, match="has no CRS; give a georeferenced GeoTIFF"):
+            read_dem(png)
+    assert not [w for w in caught if w.category.__name__ == "NotGeoreferencedWarning"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,13 +173,18 @@ _METRES = {"m", "metre", "metres", "meter", "meters"}
 def read_dem(path: str | Path, *, band: int = 1) -> Dem:
     """Read a DEM: GeoTIFF, Copernicus DEM GeoTIFF, SRTM ``.hgt`` or anything GDAL opens."""
     import rasterio
-    from rasterio.errors import RasterioIOError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     p = Path(path)
     if not p.exists():
         raise ImageryError(f"DEM {p} does not exist")
     try:
-        with rasterio.open(p) as ds:
+        # a file without georeferencing is refused below, in words: GDAL's warning would only
+        # repeat it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(p)
+        with ds:
             if ds.crs is None:
                 raise ImageryError(
                     f"DEM {p} has no CRS; give a georeferenced GeoTIFF or an SRTM .hgt named like N44W072.hgt"
