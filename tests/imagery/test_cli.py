@@ -59,6 +59,8 @@ def test_search_by_bbox_and_site(sw: Run, shared_data: Path, naip_site: str) -> 
     assert r.json()["count"] == 10
     r = sw("imagery", "search", naip_site, "--source", folder)
     assert r.code == 0 and "10 scene(s)" in r.err
+    # dated by their file names: the day, with no made-up time of day
+    assert "2009-08-18 " in r.out and "00:00" not in r.out
 
 
 def test_search_nothing_found_says_what_was_searched(sw: Run, shared_data: Path) -> None:

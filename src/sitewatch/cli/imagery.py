@@ -189,12 +189,16 @@ def search_cmd(
             }
         )
         return
+    # scenes dated from their file names carry no time of day: print none rather than 00:00
+    timed = any((sc.datetime.hour, sc.datetime.minute, sc.datetime.second) != (0, 0, 0)
+                for _, sc in found)  # fmt: skip
     table = make_table(
-        "date", "scene", "sensor", "bands", "gsd", "cloud", "source", right=("gsd", "cloud")
-    )
+        "date (UTC)" if timed else "date", "scene", "sensor", "bands", "gsd", "cloud", "source",
+        right=("gsd", "cloud"),
+    )  # fmt: skip
     for src, sc in found:
         table.add_row(
-            sc.datetime.strftime("%Y-%m-%d %H:%M"),
+            sc.datetime.strftime("%Y-%m-%d %H:%M" if timed else "%Y-%m-%d"),
             sc.id,
             sc.sensor,
             ",".join(sc.bands),
