@@ -6,7 +6,8 @@ another, so :func:`place_labels` tries positions around each feature (angles abo
 outward direction, several leader lengths) and keeps, label by label, the one that costs least:
 overlap with the labels already placed and with reserved furniture (scale bar, north arrow,
 locator) costs most, then covering another feature's anchor, a leader crossing a label (this
-one's across those placed, or theirs across this one), and last the departure from the preferred direction and length. Everything is in display pixels.
+one's across those placed, or theirs across this one), and last the departure from the
+preferred direction and length. Everything is in display pixels.
 """
 
 from __future__ import annotations
