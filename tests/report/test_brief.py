@@ -301,7 +301,7 @@ def test_history_lists_an_alert_at_the_image_date_it_is_about(site_catalog, tmp_
 def test_catalog_map_names_every_site_clear_of_the_others(tmp_path: Path) -> None:
     """Two bases 100 m apart (a base and its dispersal site) and five others: every site is
     named, no two names overlap and none covers the legend."""
-    from sitewatch.report.brief import catalog_map
+    from sitewatch.report.catalogmap import catalog_map
     from sitewatch.report.figures import save_figure
 
     spots = [(126.108, 38.585), (126.109, 38.585), (126.72, 38.68), (125.36, 39.64),
@@ -371,7 +371,7 @@ def test_brief_with_a_dem_says_where_the_site_sits_on_the_terrain(
 def test_catalog_map_leaves_out_names_where_sites_crowd(tmp_path: Path) -> None:
     """25 sites within 3 km (an IARPA region) and two far off: no two names overlap, the far
     ones and some of the cluster are named, and the map says how many names it left out."""
-    from sitewatch.report.brief import catalog_map
+    from sitewatch.report.catalogmap import catalog_map
     from sitewatch.report.figures import save_figure
 
     rng = np.random.default_rng(0)
