@@ -13,7 +13,7 @@ from shapely.geometry import Point
 
 from sitewatch.analysis.landform import compass, kapos_class, landform
 from sitewatch.analysis.terrain import Dem, read_dem
-from sitewatch.errors import InputError
+from sitewatch.errors import ImageryError, InputError
 
 UTM = CRS.from_epsg(32652)
 LON, LAT = 126.108, 38.585  # Sakkanmol
@@ -118,3 +118,22 @@ def test_a_picture_given_as_dem_is_refused_in_words_without_gdals_warning(tmp_pa
         with pytest.raises(ImageryError, match="has no CRS; give a georeferenced GeoTIFF"):
             read_dem(png)
     assert not [w for w in caught if w.category.__name__ == "NotGeoreferencedWarning"]
+
+
+def test_a_site_reads_only_its_part_of_a_large_dem(shared_data: Path) -> None:
+    """``read_dem(around=...)`` reads the window a site needs; the landform is the same as from
+    the whole tile, and a DEM that does not reach the site says so."""
+    from sitewatch.analysis.landform import landform_from_file
+
+    path = shared_data / "srtm" / "N44W072.hgt"
+    part = read_dem(path, around=(-71.3033, 44.2706, 7500.0))
+    assert part.shape[0] < 300 and part.shape[1] < 300  # of the tile's 1201 x 1201
+    whole = landform(read_dem(path), -71.3033, 44.2706)
+    cut = landform_from_file(path, -71.3033, 44.2706)
+    assert cut.site.elevation_m == pytest.approx(whole.site.elevation_m, abs=2.0)
+    # the window goes to UTM on a grid of its own (its cells' size, not the tile's): extremes
+    # shift by a few percent
+    assert cut.relief_m == pytest.approx(whole.relief_m, rel=0.05)
+    assert cut.ler_m == pytest.approx(whole.ler_m, rel=0.05) and cut.mountain_class == 4
+    with pytest.raises(ImageryError, match=r"does not reach 126\.00000,38\.00000"):
+        read_dem(path, around=(126.0, 38.0, 1000.0))

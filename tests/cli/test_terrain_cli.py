@@ -233,7 +233,7 @@ def test_landform_of_a_site_and_its_portals(sw: Runner, dem: Path) -> None:
     assert pt["site"] == j["site"] and pt["places"] == []
     for args, said in (((), "give --site SITE or --point"),
                        (("--site", "summit", "--point", WASHINGTON), "one of them"),
-                       (("--point", "126,38"), "outside the DEM"),
+                       (("--point", "126,38"), "does not reach 126.00000,38.00000"),
                        (("--point", WASHINGTON, "--kind", "hq"), "--kind picks features of --site")):  # fmt: skip
         r = sw("terrain", "landform", str(dem), *args)
         assert r.code != 0 and said in r.err, r.err

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ __all__ = [
     "compass",
     "kapos_class",
     "landform",
+    "landform_from_file",
     "landform_lines",
 ]
 
@@ -231,6 +233,24 @@ def landform(
         mountain_judged=judged,
         coverage=round(min(1.0, float(ok.sum()) * cell * cell / (math.pi * radius_m**2)), 3),
         places=forms,
+    )
+
+
+def landform_from_file(
+    path: str | Path,
+    lon: float,
+    lat: float,
+    *,
+    radius_m: float = 1000.0,
+    places: Sequence[tuple[str | None, str | None, BaseGeometry]] = (),
+) -> Landform:
+    """:func:`landform` of the DEM file at ``path``, reading only the part it needs (the 7 km
+    circle of the relief, or ``radius_m`` when larger), so that a national DEM will do."""
+    from .terrain import read_dem
+
+    reach = max(radius_m, LER_RADIUS_M) * 1.05
+    return landform(
+        read_dem(path, around=(lon, lat, reach)), lon, lat, radius_m=radius_m, places=places
     )
 
 

@@ -170,8 +170,14 @@ _FEET = {
 _METRES = {"m", "metre", "metres", "meter", "meters"}
 
 
-def read_dem(path: str | Path, *, band: int = 1) -> Dem:
-    """Read a DEM: GeoTIFF, Copernicus DEM GeoTIFF, SRTM ``.hgt`` or anything GDAL opens."""
+def read_dem(
+    path: str | Path, *, band: int = 1, around: tuple[float, float, float] | None = None
+) -> Dem:
+    """Read a DEM: GeoTIFF, Copernicus DEM GeoTIFF, SRTM ``.hgt`` or anything GDAL opens.
+
+    ``around`` (lon, lat, radius in metres) reads only the part within that distance of the
+    point (and a few cells more), so that a national DEM costs what one site needs.
+    """
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
@@ -191,9 +197,11 @@ def read_dem(path: str | Path, *, band: int = 1) -> Dem:
                 )
             if not 1 <= band <= ds.count:
                 raise ImageryError(f"DEM {p} has bands 1..{ds.count}, not {band}")
-            data = ds.read(band, masked=True).astype(np.float64)
+            window = None if around is None else _window_around(ds, *around)
+            data = ds.read(band, masked=True, window=window).astype(np.float64)
             arr = np.ma.filled(data, np.nan)
-            transform, crs = ds.transform, CRS.from_user_input(ds.crs)
+            transform = ds.transform if window is None else ds.window_transform(window)
+            crs = CRS.from_user_input(ds.crs)
             scale, offset = ds.scales[band - 1] or 1.0, ds.offsets[band - 1] or 0.0
             unit = (ds.units[band - 1] or "").strip()
     except RasterioIOError as exc:
@@ -215,6 +223,31 @@ def read_dem(path: str | Path, *, band: int = 1) -> Dem:
     if not np.isfinite(arr).any():
         raise ImageryError(f"DEM {p} has no valid elevation")
     return Dem(arr, transform, crs, str(p))
+
+
+def _window_around(ds: Any, lon: float, lat: float, radius: float) -> Any:
+    """The window of ``ds`` within ``radius`` metres of ``lon``/``lat`` (three cells more each
+    way), cut to the raster; a raster that does not reach that far is an error."""
+    from rasterio.errors import WindowError
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    dlat = radius / 111_000.0
+    dlon = radius / (111_000.0 * max(math.cos(math.radians(lat)), 0.01))
+    box = (lon - dlon, max(-90.0, lat - dlat), lon + dlon, min(90.0, lat + dlat))
+    west, south, east, north = transform_bounds("EPSG:4326", ds.crs, *box, densify_pts=21)
+    win = from_bounds(west, south, east, north, ds.transform)
+    full = Window(0, 0, ds.width, ds.height)
+    grown = Window(win.col_off - 3, win.row_off - 3, win.width + 6, win.height + 6)
+    try:
+        cut = grown.round_offsets().round_lengths().intersection(full)
+    except WindowError:
+        cut = None
+    if cut is None or cut.width <= 0 or cut.height <= 0:
+        raise ImageryError(
+            f"DEM {ds.name} does not reach {lon:.5f},{lat:.5f}; give a DEM that covers the site"
+        )
+    return cut
 
 
 def _resample(dem: Dem, crs: CRS, transform: Affine, shape: tuple[int, int]) -> NDArray[np.float64]:

@@ -40,8 +40,7 @@ def landform_cmd(
     """Where SITE sits on the terrain of DEM: elevation, slope and facing of the site and of each
     of its features, the relief and steepness around it, and whether it is mountainous by the
     UNEP-WCMC definition (Kapos et al. 2000)."""
-    from ..analysis.landform import landform, landform_lines
-    from ..analysis.terrain import read_dem
+    from ..analysis.landform import landform_from_file, landform_lines
 
     if (site_id is None) == (point is None):
         raise InputError("give --site SITE or --point LON,LAT (one of them)")
@@ -63,7 +62,7 @@ def landform_cmd(
         assert point is not None
         where, _ = point_or_site(point, "--point")
         title, kinds_of = f"{where[0]:.5f},{where[1]:.5f}", {}
-    form = landform(read_dem(dem), where[0], where[1], radius_m=radius, places=places)
+    form = landform_from_file(dem, where[0], where[1], radius_m=radius, places=places)
     if as_json:
         echo_json({"dem": str(dem), **form.to_dict()})
         return

@@ -636,12 +636,11 @@ def write_site_brief(
 
 def _terrain(data: SiteData, dem: str | Path) -> dict[str, Any]:
     """The Terrain section: the landform lines of the site and its features, from ``dem``."""
-    from ..analysis.landform import landform, landform_lines
-    from ..analysis.terrain import read_dem
+    from ..analysis.landform import landform_from_file, landform_lines
 
     site = data.site
     places = [(f.id, f.name or f.kind.replace("_", " "), f.geometry) for f in data.features]
-    form = landform(read_dem(dem), site.lon, site.lat, places=places)
+    form = landform_from_file(dem, site.lon, site.lat, places=places)
     lines, per_feature = landform_lines(form, {f.id: str(f.kind) for f in data.features})
     return {"source": Path(dem).name, "cell_m": form.cell_m, "lines": lines,
             "features": per_feature}  # fmt: skip
