@@ -858,3 +858,49 @@ def test_candidate_chip_of_a_run_not_on_the_server_says_where_to_triage(
     assert "sitewatch search triage" in r.json()["detail"]
     assert client.get("/api/candidates/no-such/chip.png", headers=h).status_code == 404
     assert client.get("/api/candidates/cand-0/chip.png").status_code == 401
+
+
+def test_site_landform_from_the_servers_dem(client: Any, web_env: Any, tmp_path: Any) -> None:
+    """GET /api/sites/{id}/landform: 404 naming SITEWATCH_WEB_DEM without a DEM; with one, the
+    site's elevation, slope and facing, its features, and whether it is mountainous."""
+    import numpy as np
+    import rasterio
+    from fastapi.testclient import TestClient
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+
+    from sitewatch.web.app import create_app
+    from sitewatch.web.settings import WebSettings
+
+    from .conftest import SITE_LAT, SITE_LON
+
+    h = web_env.auth("viewer")
+    r = client.get("/api/sites/alpha-base/landform", headers=h)
+    assert r.status_code == 404 and "SITEWATCH_WEB_DEM" in r.json()["detail"]
+    # a plane falling 0.5 m per m eastwards, 1,200 m high at the site, 16 km across
+    x0, y0 = Transformer.from_crs("EPSG:4326", "EPSG:32652", always_xy=True).transform(
+        SITE_LON, SITE_LAT
+    )
+    n, cell = 800, 20.0
+    xs = x0 - 8000 + (np.arange(n) + 0.5) * cell
+    z = np.tile(1200.0 - 0.5 * (xs - x0), (n, 1)).astype("float32")
+    dem = tmp_path / "dem.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=n, height=n, count=1, dtype="float32",
+                       crs="EPSG:32652", transform=from_origin(x0 - 8000, y0 + 8000, cell, cell)) as ds:  # fmt: skip
+        ds.write(z, 1)
+    app = create_app(web_env.url, archive_root=web_env.archive, settings=WebSettings(dem=dem))
+    with TestClient(app) as c:
+        r = c.get("/api/sites/alpha-base/landform", headers=h)
+        assert r.status_code == 200, r.text
+        t = r.json()
+        assert t["dem"] == "dem.tif" and t["mountain_class"] == 5
+        assert t["site"]["slope_deg"] == pytest.approx(26.6, abs=0.2)
+        assert t["site"]["facing_deg"] == pytest.approx(90, abs=2)
+        assert t["lines"][0].startswith("at the site: 1,") and len(t["places"]) == len(
+            t["features"]
+        )
+        assert c.get("/api/sites/alpha-base/landform?radius=0", headers=h).status_code == 422
+        assert c.get("/api/sites/no-such/landform", headers=h).status_code == 404
+        far = c.get("/api/sites/bravo-depot/landform", headers=h)  # 150 km off the DEM
+        assert far.status_code == 422 and "does not reach" in far.json()["detail"]
+        assert c.get("/api/sites/alpha-base/landform").status_code == 401

@@ -263,6 +263,8 @@ def test_site_brief_from_the_site_page(page: Any, live_server: Any) -> None:
     login(page, live_server, "viewer")
     page.wait_for_selector("#site-list li")
     page.goto(live_server.url + "/#/site/alpha-base")
+    # without a DEM on the server, the Terrain section says how to give it one
+    page.wait_for_selector("#terrain:has-text('set SITEWATCH_WEB_DEM')")
     page.click("#site-report")
     assert page.locator("#report-format").input_value() == "brief"
     page.click("#report-start")

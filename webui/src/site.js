@@ -556,6 +556,15 @@ export async function sitePage(siteId) {
   });
 
   // --- range rings of the missile classes around the site (the table in use, with sources) --
+  // where the site and its features sit on the terrain, from the server's DEM (SITEWATCH_WEB_DEM)
+  const terrainBox = h("div", { id: "terrain", class: "muted" }, "reading the DEM…");
+  get(`/api/sites/${encodeURIComponent(site.id)}/landform`)
+    .then((t) => terrainBox.replaceChildren(
+      h("ul", { class: "terrain-lines" }, ...t.lines.map((line) => h("li", {}, line))),
+      ...(t.features.length ? [h("div", {}, "features:"), h("ul", { class: "terrain-lines" }, ...t.features.map((line) => h("li", {}, line)))] : []),
+      h("div", { class: "muted" }, `from ${t.dem} (${t.cell_m} m cells)`),
+    ))
+    .catch((e) => (terrainBox.textContent = e.message));
   const ringLayer = L.featureGroup();
   const ringClasses = h("select", { id: "ring-classes", multiple: true, size: 4, title: "none chosen: every class" });
   const ringToggle = h("input", { type: "checkbox", id: "show-rings" });
@@ -943,6 +952,8 @@ export async function sitePage(siteId) {
     measurementList,
     h("h3", {}, "Measured change"),
     changeList,
+    h("h3", {}, "Terrain"),
+    terrainBox,
     h("h3", {}, "Range rings"),
     h("label", {}, ringToggle, " show the rings of the classes chosen (none chosen: all)"),
     ringClasses,

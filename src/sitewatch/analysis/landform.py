@@ -113,9 +113,14 @@ class Landform:
         return self.mountain_class is not None
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: a feature off the DEM has None (not NaN) for its figures."""
         out = asdict(self)
         out["relief_m"] = self.relief_m
         out["mountainous"] = self.mountainous
+        for place in out["places"]:
+            for key, value in place.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    place[key] = None
         return out
 
 

@@ -22,12 +22,17 @@
                                    the database on every request). Logout, revoking a token or
                                    removing a user through the server take effect at once; the same
                                    done with the CLI within this time.
+``SITEWATCH_WEB_DEM``              a DEM covering the sites (GeoTIFF, SRTM .hgt, a VRT mosaic of
+                                   tiles): site pages then show where each site and its features
+                                   sit on the terrain (as ``sitewatch terrain landform``)
 ``SITEWATCH_WEB_THREADS``          worker threads for blocking work (database reads that miss the
                                    response cache, writes, tile rendering) per process (default
                                    40, anyio's; cached reads and tiles are answered without one)
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +45,8 @@ class WebSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SITEWATCH_WEB_", extra="ignore")
 
+    dem: Path | None = None
+    """A DEM covering the sites (GeoTIFF, SRTM .hgt, a VRT mosaic): the site page's Terrain."""
     basemap_url: str | None = None
     basemap_attribution: str = ""
     session_hours: float = 12.0

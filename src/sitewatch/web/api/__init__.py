@@ -16,6 +16,7 @@ from . import (
     session,
     sites,
     sources,
+    terrain,
     tools,
     users,
 )
@@ -35,5 +36,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     tools.router,
     users.router,
     imagery.router,
+    terrain.router,
     ranges.router,
 )
