@@ -366,6 +366,18 @@ def test_brief_with_a_dem_says_where_the_site_sits_on_the_terrain(
     )
     plain = write_site_brief(site_catalog, "test-base", tmp_path / "c", formats=("html",))
     assert "<h2>Terrain</h2>" not in plain["html"].read_text(encoding="utf-8")
+    # a DEM that does not reach the site: an error when asked for, else the section says so
+    # (a web server's one DEM need not cover all its sites)
+    from sitewatch.catalog.models import Site
+    from sitewatch.errors import ImageryError
+
+    site_catalog.add_site(Site(id="far-base", name="Far", lon=127.9, lat=41.2))
+    with pytest.raises(ImageryError, match="does not reach"):
+        write_site_brief(site_catalog, "far-base", tmp_path / "d", formats=("html",), dem=dem)
+    far = write_site_brief(site_catalog, "far-base", tmp_path / "e", formats=("html",), dem=dem,
+                           dem_required=False)["html"].read_text(encoding="utf-8")  # fmt: skip
+    section = far.split("<h2>Terrain</h2>")[1].split("<h2>")[0]
+    assert "does not reach 127.90000,41.20000" in section and "m cells" not in section
 
 
 def test_catalog_map_leaves_out_names_where_sites_crowd(tmp_path: Path) -> None:

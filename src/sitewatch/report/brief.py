@@ -566,6 +566,7 @@ def write_site_brief(
     stac: bool = True,
     evidence_dir: str | Path | None = None,
     dem: str | Path | None = None,
+    dem_required: bool = True,
 ) -> dict[str, Path]:
     """Write a site's brief into ``outdir``; returns the written files by key.
 
@@ -575,7 +576,9 @@ def write_site_brief(
     ArchivedChip, GeoTIFF path). The observations' stored evidence is read from
     ``evidence_dir`` (by default the configured evidence folder). With a ``dem``, the brief has
     a Terrain section: where the site and its features sit on the slope, the relief around it
-    and whether it is mountainous (:func:`~sitewatch.analysis.landform.landform`).
+    and whether it is mountainous (:func:`~sitewatch.analysis.landform.landform`). A ``dem``
+    that does not reach the site is an error, or with ``dem_required=False`` (a server's DEM
+    for all its sites) what the section says.
     """
     fmts = _check_formats(formats)
     out = make_folder(outdir)
@@ -605,7 +608,7 @@ def write_site_brief(
         credits=credits,
         evidence=evidence_rows(data.observations, evidence_dir),
         reach=reach,
-        terrain=_terrain(data, dem) if dem is not None else None,
+        terrain=_terrain(data, dem, dem_required) if dem is not None else None,
     )
     written: dict[str, Path] = {}
     for fig in figures:
@@ -634,13 +637,19 @@ def write_site_brief(
     return written
 
 
-def _terrain(data: SiteData, dem: str | Path) -> dict[str, Any]:
+def _terrain(data: SiteData, dem: str | Path, required: bool = True) -> dict[str, Any]:
     """The Terrain section: the landform lines of the site and its features, from ``dem``."""
     from ..analysis.landform import landform_from_file, landform_lines
+    from ..errors import ImageryError
 
     site = data.site
     places = [(f.id, f.name or f.kind.replace("_", " "), f.geometry) for f in data.features]
-    form = landform_from_file(dem, site.lon, site.lat, places=places)
+    try:
+        form = landform_from_file(dem, site.lon, site.lat, places=places)
+    except (ImageryError, InputError) as exc:
+        if required:
+            raise
+        return {"source": Path(dem).name, "cell_m": None, "lines": [str(exc)], "features": []}
     lines, per_feature = landform_lines(form, {f.id: str(f.kind) for f in data.features})
     return {"source": Path(dem).name, "cell_m": form.cell_m, "lines": lines,
             "features": per_feature}  # fmt: skip

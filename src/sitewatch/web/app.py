@@ -116,7 +116,7 @@ def create_app(
         ),
         limiter=LoginLimiter(web.login_attempts, web.login_window_s),
     )
-    jobs = ReportJobs(reader, workdir, chips=ctx.tiles.chips)
+    jobs = ReportJobs(reader, workdir, chips=ctx.tiles.chips, dem=web.dem)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -97,7 +97,14 @@ def _records(cat: Catalog, site_ids: list[str] | None, progress: Progress) -> li
     return records
 
 
-def _brief(cat: Catalog, job: ReportJob, dest: Path, chips: list[Any], progress: Progress) -> None:
+def _brief(
+    cat: Catalog,
+    job: ReportJob,
+    dest: Path,
+    chips: list[Any],
+    progress: Progress,
+    dem: Path | None = None,
+) -> None:
     from ...report.brief import write_site_brief
 
     if not job.site_ids or len(job.site_ids) != 1:
@@ -106,15 +113,23 @@ def _brief(cat: Catalog, job: ReportJob, dest: Path, chips: list[Any], progress:
     progress(0.1, f"drawing the figures of {site_id} ({len(chips)} image(s))")
     kind = "pdf" if job.format == "brief-pdf" else "html"
     written = write_site_brief(
-        cat, site_id, dest.parent / f"{job.id}-brief", chips=chips, formats=(kind,), stac=False
-    )
+        cat, site_id, dest.parent / f"{job.id}-brief", chips=chips, formats=(kind,), stac=False,
+        dem=dem, dem_required=False,  # the server's one DEM need not reach every site
+    )  # fmt: skip
     progress(0.95, "brief written")
     written[kind].replace(dest)
 
 
-def _write(cat: Catalog, job: ReportJob, dest: Path, progress: Progress, chips: list[Any]) -> None:
+def _write(
+    cat: Catalog,
+    job: ReportJob,
+    dest: Path,
+    progress: Progress,
+    chips: list[Any],
+    dem: Path | None = None,
+) -> None:
     if job.format in ("brief", "brief-pdf"):
-        _brief(cat, job, dest, chips, progress)
+        _brief(cat, job, dest, chips, progress, dem)
         return
     if job.format == "layers":
         from ...report.exports import site_layers, write_layers
@@ -146,9 +161,11 @@ class ReportJobs:
         *,
         chips: Callable[[str], list[Any]] | None = None,
         workers: int = 2,
+        dem: Path | None = None,
     ) -> None:
         self._catalog = catalog
         self._chips = chips
+        self._dem = dem  # the server's DEM: briefs get a Terrain section
         self._dir = workdir / "reports"
         self._dir.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[str, ReportJob] = {}
@@ -193,6 +210,7 @@ class ReportJobs:
                 dest,
                 lambda frac, msg: self._update(job, progress=frac, message=msg),
                 chips,
+                self._dem,
             )
         except (SitewatchError, OSError, ImportError) as exc:
             log.warning("report %s failed: %s", job.id, exc)
