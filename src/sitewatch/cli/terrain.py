@@ -1,4 +1,4 @@
-"""``sitewatch terrain``: DEM derivatives, viewsheds and defilade."""
+"""``sitewatch terrain``: DEM derivatives, viewsheds, defilade (landform: see .landform)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _write(
 
 @click.group()
 def terrain() -> None:
-    """DEM derivatives, viewsheds and defilade (GeoTIFF, SRTM .hgt, Copernicus DEM)."""
+    """DEM derivatives, viewsheds, defilade and landform (GeoTIFF, SRTM .hgt, Copernicus DEM)."""
 
 
 @terrain.command("derive")
