@@ -87,9 +87,12 @@ def test_kmz_opens_with_gdal_and_validates(
     assert doc.findtext("k:Document/k:name", namespaces=ns) == "Test & <Base>"
     styles = doc.xpath("//k:Placemark[k:name='Portal A']/k:styleUrl/text()", namespaces=ns)
     assert styles == ["#kind-ugf_portal"]
-    # its measurement is in its balloon, with the date of the image it was read from
+    # its kind, then its measurement, with the date of the image it was read from, are in its
+    # balloon; the HQ's mapped height and size too
     balloon = doc.xpath("//k:Placemark[k:name='Portal A']/k:description/text()", namespaces=ns)
-    assert balloon == ["height 12.34 ± 0.80 m · shadow · 2022-04-01"]
+    assert balloon == ["ugf portal<br/>height 12.34 ± 0.80 m · shadow · 2022-04-01"]
+    hq = doc.xpath("//k:Placemark[k:name='Headquarters']/k:description/text()", namespaces=ns)
+    assert hq == ["hq · height 9.5 m"]
     # the change polygon is named by its dates and the kind of change with the largest area
     change = "change 2021-03-01 to 2022-04-01 (vegetation to built or bare)"
     assert doc.xpath(f"//k:Placemark[k:name='{change}']/k:styleUrl/text()", namespaces=ns) == [
@@ -338,3 +341,15 @@ def test_value_text_never_in_exponent_notation(
     shown, sigma = value_parts(value, unc)
     assert expected.startswith(f"{shown} ± {sigma} " if sigma else f"{shown} ")
     assert (sigma == "") == (unc is None)
+
+
+def test_a_features_kmz_balloon_reads_its_kind_sizes_and_dates() -> None:
+    from sitewatch.report.kmz import _feature_text
+
+    props = {"kind": "ugf_portal", "first_seen": "2016-05-01", "last_seen": None,
+             "attributes": '{"azimuth_deg": 105.5241, "length_m": 1086.116015902537, '
+                           '"state": "active", "width_m": 10.0}'}  # fmt: skip
+    assert _feature_text(props) == (
+        "ugf portal · azimuth 105.5° · length 1086 m · state active · width 10 m · seen 2016-05-01 →"
+    )
+    assert _feature_text({"kind": "berm", "attributes": "not json"}) == "berm"

@@ -297,7 +297,8 @@ def site_kml(
                 kind = str(p.get("kind") or "other")
                 sid = f"kind-{kind if kind in FEATURE_COLOURS else 'other'}"
                 label = str(p.get("name") or kind.replace("_", " "))
-                text = "<br/>".join(map(html.escape, measured.get(str(p.get("id")), [])))
+                lines = [_feature_text(p), *measured.get(str(p.get("id")), [])]
+                text = "<br/>".join(html.escape(t) for t in lines if t)
             elif style == "change":
                 sid = "kind-change"
                 before, after = str(p.get("before") or "")[:10], str(p.get("after") or "")[:10]
@@ -314,6 +315,31 @@ def site_kml(
         _observations(doc, files, site, observations, evidence_files or {})
     xml = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return xml, files
+
+
+def _feature_text(p: Mapping[str, Any]) -> str:
+    """``ugf portal · length 26 m · width 10 m · azimuth 105.5° · seen 2023-04-01 →``: what a
+    feature's balloon says before its measurements."""
+    import json
+
+    attrs = p.get("attributes")
+    if isinstance(attrs, str):
+        try:
+            attrs = json.loads(attrs)
+        except ValueError:
+            attrs = {}
+    parts = [str(p.get("kind") or "").replace("_", " ")]
+    for key, value in (attrs or {}).items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            unit = " m" if key.endswith("_m") else "°" if key.endswith("_deg") else ""
+            name = key.removesuffix("_m").removesuffix("_deg").replace("_", " ")
+            parts.append(f"{name} {value:.4g}{unit}")
+        elif isinstance(value, str | bool):
+            parts.append(f"{key.replace('_', ' ')} {value}")
+    first, last = str(p.get("first_seen") or "")[:10], str(p.get("last_seen") or "")[:10]
+    if first or last:
+        parts.append(f"seen {first or '?'} → {last}".rstrip())
+    return " · ".join(x for x in parts if x)
 
 
 def _change_text(p: Mapping[str, Any]) -> str:
