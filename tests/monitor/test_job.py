@@ -42,6 +42,10 @@ def test_monitor_site_records_and_is_idempotent(
         obs = cat.list_observations("base")
         assert [o.phase for o in obs][:CLEAR_AT] == ["no_activity"] * CLEAR_AT
         assert obs[CLEAR_AT].phase == "site_preparation"
+        assert (
+            obs[CLEAR_AT].text.startswith("clear image: ")
+            and "since the first" in obs[CLEAR_AT].text
+        )
         assert obs[BUILD_AT].phase == "active_construction"
         assert obs[-1].phase == "post_construction"
         events = cat.list_change_events("base")
@@ -308,4 +312,16 @@ def test_new_feature_alerts_count_patches_in_words() -> None:
     assert patches_text(1, day) == "1 compact new change patch on 2020-08-31 could be a new feature"
     assert (
         patches_text(6, day) == "6 compact new change patches on 2020-08-31 could be new features"
+    )
+
+
+def test_monitor_observations_say_what_changed_in_words() -> None:
+    from sitewatch.monitor.job import observation_text
+
+    assert observation_text(True, 0.0151, 0.0164) == (
+        "clear image: 1.51% of the site changed since the last clear image, 1.64% since the first"
+    )
+    assert observation_text(False, float("nan"), 0.02).startswith("cloudy or partial image: n/a")
+    assert observation_text(False, float("nan"), float("nan")) == (
+        "cloudy or partial image: change not measured"
     )

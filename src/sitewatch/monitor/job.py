@@ -254,9 +254,8 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
                         sun_elevation=_f(cube["sun_elevation"].values[i]),
                         analyst=ACTOR,
                         phase=act.phases[i],
-                        text=(
-                            f"{'clear' if act.clear[i] else 'cloudy/partial'}; changed since last "
-                            f"clear date {_pct(act.changed[i])}, since baseline {_pct(act.cumulative[i])}"
+                        text=observation_text(
+                            bool(act.clear[i]), act.changed[i], act.cumulative[i]
                         ),
                     )
                 )
@@ -512,6 +511,18 @@ def _f(v: Any) -> float | None:
 
 def _pct(v: float) -> str:
     return "n/a" if not np.isfinite(v) else f"{v:.2%}"
+
+
+def observation_text(clear: bool, changed: float, cumulative: float) -> str:
+    """What the monitor's observation of one image says: ``clear image: 1.51% of the site
+    changed since the last clear image, 1.64% since the first``."""
+    head = "clear image" if clear else "cloudy or partial image"
+    if not (np.isfinite(changed) or np.isfinite(cumulative)):
+        return f"{head}: change not measured"
+    return (
+        f"{head}: {_pct(changed)} of the site changed since the last clear image, "
+        f"{_pct(cumulative)} since the first"
+    )
 
 
 def run_monitor(
