@@ -405,3 +405,15 @@ def test_catalog_map_leaves_out_names_where_sites_crowd(tmp_path: Path) -> None:
     assert {"Site 25", "Site 26"} <= shown and 2 < len(shown) < 27
     (note,) = [t.get_text() for t in ax.texts if "left out" in t.get_text()]
     assert note.startswith(f"{27 - len(shown)} site name(s) left out where sites crowd")
+
+
+def test_measurement_inputs_read_to_four_significant_digits(site_catalog, tmp_path: Path) -> None:
+    from sitewatch.catalog.models import Measurement
+
+    site_catalog.add_measurement(
+        Measurement("m-9", "test-base", "height", 6.8, "m", uncertainty=0.6, method="shadow",
+                    inputs={"shadow_length_m": 6.79607123, "sun_azimuth": 142.066719, "rays": 203})
+    )  # fmt: skip
+    html = write_site_brief(site_catalog, "test-base", tmp_path, formats=("html",))["html"]
+    text = html.read_text(encoding="utf-8")
+    assert "shadow_length_m 6.796, sun_azimuth 142.1, rays 203" in text

@@ -286,7 +286,9 @@ def _env() -> jinja2.Environment:
 
 
 def _short(obj: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in obj.items())
+    """``sun_elevation 49.69, shadow_length_m 6.796``: numbers to four significant digits, the
+    precision a reader of a table needs (the catalog and the JSON keep them whole)."""
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in obj.items())
 
 
 def _feature_rows(features: Sequence[Feature]) -> list[dict[str, str]]:
