@@ -21,6 +21,7 @@ __all__ = [
     "MapScale",
     "aeqd_crs",
     "check_lonlat",
+    "compass",
     "geodesic_area",
     "geodesic_buffer",
     "geodesic_distance",
@@ -344,3 +345,13 @@ def point(lon: float, lat: float) -> Point:
     """A validated lon/lat point."""
     check_lonlat(lon, lat)
     return Point(lon, lat)
+
+
+_POINTS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
+
+
+def compass(bearing: float | None) -> str:
+    """The eight-point compass name of a bearing (degrees from north): ``E`` for 95."""
+    if bearing is None or not math.isfinite(bearing):
+        return ""
+    return _POINTS[round((bearing % 360.0) / 45.0) % 8]

@@ -11,9 +11,10 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from shapely.geometry import Point
 
-from sitewatch.analysis.landform import compass, kapos_class, landform
+from sitewatch.analysis.landform import kapos_class, landform
 from sitewatch.analysis.terrain import Dem, read_dem
 from sitewatch.errors import ImageryError, InputError
+from sitewatch.geo import compass
 
 UTM = CRS.from_epsg(32652)
 LON, LAT = 126.108, 38.585  # Sakkanmol

@@ -99,6 +99,11 @@ def test_targets_given_on_the_command_line(sw: Runner, tmp_path: Path) -> None:
     rows = r.json()
     assert [x["name"] for x in rows] == ["Seoul", "Capital", "126.98,37.57", "Seoul city"]
     assert len({x["distance_km"] for x in rows}) == 1 and rows[0]["distance_km"] > 180
+    text = sw("range", "targets", "--from", "125.75,39.03", "--target", "Capital=126.98,37.57")
+    bearing = rows[0]["bearing_deg"]  # south-east of Pyongyang
+    assert text.out.startswith(
+        f"Capital: {rows[0]['distance_km']:,.1f} km, bearing {bearing:.1f}° (SE); in range of: "
+    )
     for bad, says in (("nope.csv", "no such file"), ("=1,2", "give a name before '='"),
                       ("X=200,10", "longitude"), ("no-such-site", "no-such-site")):  # fmt: skip
         r = sw("range", "targets", "--from", "125.75,39.03", "--target", bad)

@@ -36,7 +36,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import InputError
-from ..geo import to_crs
+from ..geo import compass, to_crs
 from .terrain import Dem, aspect, slope
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "STEEP_DEG",
     "Landform",
     "PlaceForm",
-    "compass",
     "kapos_class",
     "landform",
     "landform_from_file",
@@ -56,15 +55,6 @@ STEEP_DEG = 20.0
 
 LER_RADIUS_M = 7000.0
 """Radius of the local elevation range of the mountain definition (Kapos et al. 2000)."""
-
-_POINTS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
-
-
-def compass(bearing: float | None) -> str:
-    """The eight-point compass name of a bearing (degrees from north): ``E`` for 95."""
-    if bearing is None or not math.isfinite(bearing):
-        return ""
-    return _POINTS[round((bearing % 360.0) / 45.0) % 8]
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,11 @@ def targets(
     if as_json:
         echo_json(rows)
         return
+    from ..geo import compass
+
     for r in rows:
         console().print(
-            f"{r['name']}: {r['distance_km']:,.1f} km at {r['bearing_deg']:.1f} deg; "
-            f"in range of: {', '.join(r['in_range_of']) or 'none'}", highlight=False,
+            f"{r['name']}: {r['distance_km']:,.1f} km, bearing {r['bearing_deg']:.1f}° "
+            f"({compass(r['bearing_deg'])}); in range of: {', '.join(r['in_range_of']) or 'none'}",
+            highlight=False,
         )  # fmt: skip
