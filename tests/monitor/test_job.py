@@ -13,6 +13,7 @@ from sitewatch.catalog.models import Site
 from sitewatch.catalog.store import Catalog
 from sitewatch.monitor.config import Rules
 from sitewatch.monitor.job import MonitorOptions, monitor_site, run_monitor
+from sitewatch.types import ACTIVITY_PHASES
 
 
 def _catalog(tmp_path: Path, LON: float = 126.108, LAT: float = 38.585) -> str:
@@ -230,6 +231,8 @@ def test_a_scene_that_cannot_be_read_is_skipped_and_reported(
     broken.clear()  # the server mends it: the next run picks it up
     r = sw(*args)
     assert r.code == 0 and "1 new scene(s)" in r.out and "skipped" not in r.out + r.err
+    phase = r.out.split(", phase ")[1].split("\n")[0]
+    assert "_" not in phase and phase.replace(" ", "_") in ACTIVITY_PHASES  # in words
 
 
 def test_the_series_is_built_from_the_archive_not_read_again(

@@ -190,7 +190,7 @@ def run(
                 if r.error
                 else (
                     f"{r.new_scenes} new scene(s), {r.change_events} change event(s), "
-                    f"{len(r.alerts)} alert(s), phase {r.phase or 'n/a'}"
+                    f"{len(r.alerts)} alert(s), phase {(r.phase or 'n/a').replace('_', ' ')}"
                     + (f", {len(r.skipped)} scene(s) skipped" if r.skipped else "")
                 )
             )
