@@ -205,7 +205,7 @@ def test_change_kinds_on_the_site_page(page: Any, live_server: Any) -> None:
     page.wait_for_selector("#site-list li")
     page.goto(live_server.url + "/#/site/alpha-base")
     page.wait_for_selector("#activity-plot rect")
-    kinds = "75% vegetation → built or bare, 25% within built or bare"
+    kinds = "vegetation → built or bare 75%, within built or bare 25%"  # as briefs say it
     bar = page.locator("#activity-plot rect title").first.text_content()
     assert bar == f"2024-03-20: 1200 m² changed · {kinds}"
     # listed under "Change events", with no retract button for a viewer

@@ -23,7 +23,8 @@ const FEATURE_NUMBERS = [
 ];
 
 // The kinds of change a change event records (details.kinds: m² by kind, such as
-// vegetation_to_built_or_bare), as " · 92% vegetation → built or bare, 8% within built or bare",
+// vegetation_to_built_or_bare), as " · vegetation → built or bare 92%, within built or bare 8%"
+// (as sitewatch.analysis.landcover.kind_text words them for briefs and alerts),
 // largest first; "" when the event has none. Stored JSON need not keep the order, so it is made here.
 export function changeKinds(change, most = 3) {
   const kinds = (change.details || {}).kinds;
@@ -33,7 +34,7 @@ export function changeKinds(change, most = 3) {
   if (!total) return "";
   areas.sort((p, q) => q[1] - p[1] || (p[0] < q[0] ? -1 : 1));
   const name = (k) => k.replace("_to_", " → ").replaceAll("_", " ");
-  return " · " + areas.slice(0, most).map(([k, a]) => `${Math.round((100 * a) / total)}% ${name(k)}`).join(", ");
+  return " · " + areas.slice(0, most).map(([k, a]) => `${name(k)} ${Math.round((100 * a) / total)}%`).join(", ");
 }
 
 // An evidence item as a link: a stored file (evidence:<sha256>/<name>) through the API, a web
