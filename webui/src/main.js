@@ -116,6 +116,10 @@ export { refreshAlertCount };
 
 // Acknowledge (a new alert) and Dismiss (a new or acknowledged one) for an analyst; then
 // ``reload`` and the header's count. Used by the inbox and by a site's page.
+// An alert's rule, the day it was raised and its state, in words (the inbox and the site page).
+export const alertMeta = (a) =>
+  `${a.rule.replaceAll("_", " ")} · raised ${fmtDate(a.created_at)} · ${a.state === "acked" ? "acknowledged" : a.state}`;
+
 export function alertButtons(a, reload) {
   if (!canWrite() || a.state === "dismissed") return null;
   const act = (st) => async (ev) => {
@@ -136,7 +140,7 @@ export function alertButtons(a, reload) {
 // --- site list -------------------------------------------------------------------------------
 
 const filters = { q: "", status: "", category: "", tag: "", inView: false };
-// the catalog report's colours (sitewatch.report.brief.catalog_map), so that both maps read alike
+// the catalog report's colours (sitewatch.report.catalogmap), so that both maps read alike
 const STATUS_COLOURS = { suspected: "#ff7f00", confirmed: "#e41a1c", inactive: "#999999", dismantled: "#377eb8" };
 
 // A map legend of the statuses (filled: undeclared, hollow: declared); CSS classes carry the colours.
@@ -270,7 +274,7 @@ async function alertsView() {
           "li",
           { class: `sev-${a.severity}`, "data-alert": a.id, onclick: () => (location.hash = `#/site/${a.site_id}`) },
           h("div", {}, h("strong", {}, a.message)),
-          h("div", { class: "muted" }, `${s ? s.name : a.site_id} · ${a.rule.replaceAll("_", " ")} · raised ${fmtDate(a.created_at)} · ${a.state === "acked" ? "acknowledged" : a.state}`),
+          h("div", { class: "muted" }, `${s ? s.name : a.site_id} · ${alertMeta(a)}`),
           alertButtons(a, reload),
         );
       }),

@@ -4,7 +4,7 @@
 import L from "leaflet";
 import { get, post, patch, del, upload } from "./api.js";
 import { h, svg, select, toast, fmtDate, valueText } from "./dom.js";
-import { state, canWrite, fitView, alertButtons } from "./main.js";
+import { state, canWrite, fitView, alertButtons, alertMeta } from "./main.js";
 
 const PHASE_COLOUR = {
   no_activity: "#95a5a6",
@@ -616,7 +616,7 @@ export async function sitePage(siteId) {
       ...alerts.map((a) =>
         h("li", { class: `sev-${a.severity}`, "data-alert": a.id },
           h("div", {}, a.message),
-          h("div", { class: "muted" }, `${a.rule.replaceAll("_", " ")} · raised ${fmtDate(a.created_at)} · ${a.state === "acked" ? "acknowledged" : a.state}`),
+          h("div", { class: "muted" }, alertMeta(a)),
           alertButtons(a, renderAlerts)),
       ),
     );
