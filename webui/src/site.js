@@ -556,8 +556,7 @@ export async function sitePage(siteId) {
     clearVertices();
   });
 
-  // --- range rings of the missile classes around the site (the table in use, with sources) --
-  // where the site and its features sit on the terrain, from the server's DEM (SITEWATCH_WEB_DEM)
+  // --- terrain: where the site and its features sit, from the server's DEM (SITEWATCH_WEB_DEM) --
   const terrainBox = h("div", { id: "terrain", class: "muted" }, "reading the DEM…");
   get(`/api/sites/${encodeURIComponent(site.id)}/landform`)
     .then((t) => terrainBox.replaceChildren(
@@ -566,6 +565,8 @@ export async function sitePage(siteId) {
       h("div", { class: "muted" }, `from ${t.dem} (${t.cell_m} m cells)`),
     ))
     .catch((e) => (terrainBox.textContent = e.message));
+
+  // --- range rings of the missile classes around the site (the table in use, with sources) --
   const ringLayer = L.featureGroup();
   const ringClasses = h("select", { id: "ring-classes", multiple: true, size: 4, title: "none chosen: every class" });
   const ringToggle = h("input", { type: "checkbox", id: "show-rings" });
