@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,8 @@ def main() -> None:
         anchors = [(float(x), float(y)) for x, y in rng.uniform(100, 700, (n, 2))]
         sizes = [(70.0, 18.0)] * n
         pref = [math.atan2(y - 400, x - 400) for x, y in anchors]
-        kw = {"preferred": pref, "offset": 120.0, "reserved": [(0.0, 0.0, 250.0, 110.0)]}
+        kw: dict[str, Any] = {"preferred": pref, "offset": 120.0,
+                              "reserved": [(0.0, 0.0, 250.0, 110.0)]}  # fmt: skip
         frame = (0.0, 0.0, 800.0, 800.0)
         ours = min(timed(lambda: lab.place_labels(anchors, sizes, frame, **kw))[0]  # noqa: B023
                    for _ in range(args.repeat))  # fmt: skip
