@@ -25,7 +25,7 @@ cells, and a summit or a valley floor is flat in a 30 m cell however steep the g
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = [
     "STEEP_DEG",
     "Landform",
     "PlaceForm",
+    "feature_places",
     "kapos_class",
     "landform",
     "landform_from_file",
@@ -229,6 +230,17 @@ def landform(
         coverage=round(min(1.0, float(ok.sum()) * cell * cell / (math.pi * radius_m**2)), 3),
         places=forms,
     )
+
+
+def feature_places(
+    features: Iterable[Any],
+) -> tuple[list[tuple[str | None, str | None, BaseGeometry]], dict[str, str]]:
+    """The ``places`` of :func:`landform` for mapped features (anything with ``id``, ``name``,
+    ``kind`` and a lon/lat ``geometry``: catalog features), named by their name else their kind,
+    and each id's kind for :func:`landform_lines`."""
+    chosen = list(features)
+    places = [(f.id, f.name or str(f.kind).replace("_", " "), f.geometry) for f in chosen]
+    return places, {f.id: str(f.kind) for f in chosen}
 
 
 def landform_from_file(

@@ -40,28 +40,24 @@ def landform_cmd(
     """Where SITE sits on the terrain of DEM: elevation, slope and facing of the site and of each
     of its features, the relief and steepness around it, and whether it is mountainous by the
     UNEP-WCMC definition (Kapos et al. 2000)."""
-    from ..analysis.landform import landform_from_file, landform_lines
+    from ..analysis.landform import feature_places, landform_from_file, landform_lines
 
     if (site_id is None) == (point is None):
         raise InputError("give --site SITE or --point LON,LAT (one of them)")
     if kinds and site_id is None:
         raise InputError("--kind picks features of --site")
     places: list[tuple[str | None, str | None, Any]] = []
+    kinds_of: dict[str, str] = {}
     if site_id is not None:
         with open_catalog() as cat:
             site = cat.get_site(site_id)
             features = cat.query_features(site_id=site_id)
         where, title = (site.lon, site.lat), f"{site.name} ({site.id})"
-        places = [
-            (f.id, f.name or f.kind.replace("_", " "), f.geometry)
-            for f in features
-            if not kinds or f.kind in kinds
-        ]
-        kinds_of: dict[str, str] = {f.id: str(f.kind) for f in features}
+        places, kinds_of = feature_places(f for f in features if not kinds or f.kind in kinds)
     else:
         assert point is not None
         where, _ = point_or_site(point, "--point")
-        title, kinds_of = f"{where[0]:.5f},{where[1]:.5f}", {}
+        title = f"{where[0]:.5f},{where[1]:.5f}"
     form = landform_from_file(dem, where[0], where[1], radius_m=radius, places=places)
     if as_json:
         echo_json({"dem": str(dem), **form.to_dict()})

@@ -641,18 +641,18 @@ def write_site_brief(
 
 def _terrain(data: SiteData, dem: str | Path, required: bool = True) -> dict[str, Any]:
     """The Terrain section: the landform lines of the site and its features, from ``dem``."""
-    from ..analysis.landform import landform_from_file, landform_lines
+    from ..analysis.landform import feature_places, landform_from_file, landform_lines
     from ..errors import ImageryError
 
     site = data.site
-    places = [(f.id, f.name or f.kind.replace("_", " "), f.geometry) for f in data.features]
+    places, kinds = feature_places(data.features)
     try:
         form = landform_from_file(dem, site.lon, site.lat, places=places)
     except (ImageryError, InputError) as exc:
         if required:
             raise
         return {"source": Path(dem).name, "cell_m": None, "lines": [str(exc)], "features": []}
-    lines, per_feature = landform_lines(form, {f.id: str(f.kind) for f in data.features})
+    lines, per_feature = landform_lines(form, kinds)
     return {"source": Path(dem).name, "cell_m": form.cell_m, "lines": lines,
             "features": per_feature}  # fmt: skip
 

@@ -28,7 +28,7 @@ def site_landform(
 ) -> Response:
     """The landform (see :mod:`sitewatch.analysis.landform`) with its lines in words: ``lines``
     about the site, ``features`` one per mapped feature. 404 when the server has no DEM."""
-    from ...analysis.landform import landform_from_file, landform_lines
+    from ...analysis.landform import feature_places, landform_from_file, landform_lines
 
     dem = ctx.settings.dem
     if dem is None:
@@ -37,10 +37,9 @@ def site_landform(
             "sites (GeoTIFF, SRTM .hgt or a VRT mosaic) and restart it"
         )
     site = ctx.reader.get_site(site_id)
-    features = ctx.reader.query_features(site_id=site_id)
-    places = [(f.id, f.name or f.kind.replace("_", " "), f.geometry) for f in features]
+    places, kinds = feature_places(ctx.reader.query_features(site_id=site_id))
     form = landform_from_file(dem, site.lon, site.lat, radius_m=radius, places=places)
-    lines, per_feature = landform_lines(form, {f.id: str(f.kind) for f in features})
+    lines, per_feature = landform_lines(form, kinds)
     return json_response(
         {"dem": dem.name, **form.to_dict(), "lines": lines, "features": per_feature}
     )
