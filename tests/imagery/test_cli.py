@@ -165,3 +165,40 @@ def test_fetch_exits_1_when_a_scene_cannot_be_read(
     damaged.write_bytes(blob)  # repaired: the next run stores it and succeeds
     r = sw(*args, "--resolution", "5")
     assert r.code == 0 and "1 chip(s) stored, 1 already there" in r.out
+
+
+def test_search_keeps_libtiffs_tag_remarks_for_debugging(sw: Run, shared_data: Path) -> None:
+    # the Pucallpa Landsat files have four samples, one marked grey: libtiff remarks on it at
+    # every read, which said nothing an analyst could act on between the rows of a table
+    args = ("imagery", "search", "--bbox", "-74.46,-8.44,-74.44,-8.42")
+    folder = ("--source", str(shared_data / "landsat-timeseries"))
+    r = sw("-vv", *args, *folder)
+    assert r.code == 0 and "8 scene(s)" in r.err
+    assert "ExtraSamples" in r.err
+    r = sw(*args, *folder)
+    assert r.code == 0 and "8 scene(s)" in r.err
+    assert "ExtraSamples" not in r.err and "TIFFReadDirectory" not in r.err
+
+
+def test_fetch_cuts_at_the_scenes_own_pixel_size(sw: Run, shared_data: Path) -> None:
+    # Landsat resampled to 0.0008° (89 m here): cutting it at a fixed 10 m stored 79x the
+    # pixels and showed "10 m" in `imagery ls`
+    folder = str(shared_data / "landsat-timeseries")
+    r = sw("sites", "add", "puc", "--name", "Pucallpa", "--lon", "-74.45", "--lat", "-8.43")
+    assert r.code == 0, r.err
+    args = ("imagery", "fetch", "puc", "--source", folder, "--size", "3000", "--from", "2015-01-01")
+    r = sw(*args, "--json")
+    assert r.code == 0, r.err
+    data = r.json()
+    assert data["grid"]["resolution"] == 89.0 and data["grid"]["width"] == 35
+    assert [c["resolution"] for c in data["stored"]] == [89.0, 89.0]
+    # an explicit size is kept, with a word on what it costs
+    r = sw(*args, "--resolution", "10", "--from", "2020-01-01")
+    assert r.code == 0 and "1 chip(s) stored" in r.out and "pixels of 10 m" in r.out
+    assert "79x their pixels and no more detail" in " ".join(r.err.split())
+    # later fetches keep the site's grid: the size of most of its archived chips
+    r = sw(*args[:-2], "--from", "2005-01-01", "--json")
+    assert r.code == 0, r.err
+    data = r.json()
+    assert data["grid"]["resolution"] == 89.0
+    assert len(data["existing"]) == 2 and len(data["stored"]) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
 from typing import Any
 
@@ -56,18 +57,37 @@ class LazyGroup(click.Group):
         return command
 
 
+# libtiff's remarks on how a file's tags are laid out: GDAL reads such files correctly, and the
+# remark (a line per file, per read) says nothing an analyst can act on. Kept for -vv.
+_TIFF_REMARKS = re.compile(
+    r"TIFFReadDirectory|TIFFFetchNormalTag|ExtraSamples|Unknown field with tag"
+)
+
+
+class _TiffRemarks(logging.Filter):
+    """Drop libtiff's remarks on tag layout unless debugging (``-vv``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("rasterio") or record.levelno > logging.WARNING:
+            return True
+        return _TIFF_REMARKS.search(record.getMessage()) is None
+
+
 def _configure_logging(verbosity: int) -> None:
     level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.WARNING, 1: logging.INFO}.get(
         verbosity, logging.DEBUG if verbosity > 1 else logging.ERROR
     )
     from rich.logging import RichHandler
 
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console(), show_path=False, rich_tracebacks=False)],
-        force=True,
+    handler = RichHandler(
+        console=err_console(),
+        show_path=False,
+        rich_tracebacks=False,
+        log_time_format="[%Y-%m-%d %H:%M:%S]",  # not the locale's month/day/year
     )
+    if level > logging.DEBUG:
+        handler.addFilter(_TiffRemarks())
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     logging.captureWarnings(True)
 
 
