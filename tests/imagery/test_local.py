@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from shapely.geometry import box
 
-from sitewatch.errors import ConfigError, NoScenesFound
+from sitewatch.errors import ConfigError, ImageryError, NoScenesFound
 from sitewatch.imagery import LocalSource, find_scenes
 
 from .conftest import RasterFactory, stac_item
@@ -93,6 +93,28 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path, make_raster: RasterF
     assert "bbox 100.00000,0.00000,101.00000,1.00000" in msg
     assert "dates 2020-01-01..2020-12-31" in msg
     assert "skipped" in msg and "no CRS" in msg
+
+
+def test_a_source_out_of_reach_is_left_out_while_another_answers(
+    tmp_path: Path, make_raster: RasterFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sitewatch.imagery.sources.stac import StacSource
+
+    make_raster("m_4500101_ne_33_1_20200101.tif")
+    local = LocalSource(tmp_path)
+    gone = StacSource(tmp_path / "gone" / "catalog.json", name="gone")
+    aoi = box(14.99, 44.99, 15.01, 45.01)
+    # an offline machine still finds the scenes of its folders (a STAC server out of reach
+    # failed every site of `monitor run`, whose archive was right there)
+    found = find_scenes([gone, local], aoi)
+    assert [sc.id for _, sc in found] == ["m_4500101_ne_33_1_20200101"]
+    assert "left out source gone" in caplog.text and "does not exist" in caplog.text
+    # nothing found anywhere: the message names the source that could not be searched
+    with pytest.raises(NoScenesFound, match=r"gone could not be searched.*does not exist"):
+        find_scenes([local, gone], (100.0, 0.0, 101.0, 1.0))
+    # no source answers: its own error, not "no scenes"
+    with pytest.raises(ImageryError, match="does not exist"):
+        find_scenes([gone], aoi)
 
 
 def test_search_filters(tmp_path: Path, make_raster: RasterFactory) -> None:

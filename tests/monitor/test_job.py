@@ -328,3 +328,18 @@ def test_monitor_observations_say_what_changed_in_words() -> None:
     assert observation_text(False, float("nan"), float("nan")) == (
         "cloudy or partial image: change not measured"
     )
+
+
+def test_monitor_cuts_at_the_scenes_own_pixel_size(tmp_path: Path, shared_data: Path) -> None:
+    from sitewatch.config import get_settings
+    from sitewatch.imagery.archive import Archive
+
+    url = _catalog(tmp_path, -74.45, -8.43)
+    get_settings().sources_path.write_text(
+        f'[sources.puc]\ntype = "local"\npath = "{shared_data / "landsat-timeseries"}"\n'
+        'bands = ["swir16", "nir", "red", "green"]\n'
+    )
+    opts = MonitorOptions(archive=tmp_path / "a", sources=("puc",), size_m=1500.0)
+    rep = monitor_site(url, "base", opts)
+    assert rep.error is None and rep.new_scenes == 8
+    assert {c.resolution for c in Archive(tmp_path / "a").chips("base")} == {89.0}

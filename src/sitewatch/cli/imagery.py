@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
     from ..imagery.chips import ChipGrid
     from ..imagery.sources.base import ImagerySource
+
+log = logging.getLogger(__name__)
 
 __all__ = ["imagery"]
 
@@ -216,9 +219,9 @@ def search_cmd(
 @click.option(
     "--resolution",
     type=Finite(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Chip pixel size (m).",
+    default=None,
+    help="Chip pixel size (m). Default: that of the site's archived chips, else the scenes' own "
+    "(the finest of them), else 10.",
 )
 @click.option("--bands", help="Comma-separated common band names (default: all of each scene).")
 @click.option(
@@ -241,7 +244,7 @@ def fetch_cmd(
     max_cloud: float | None,
     sensor: str | None,
     size: float,
-    resolution: float,
+    resolution: float | None,
     bands: str | None,
     resampling: str,
     overwrite: bool,
@@ -253,16 +256,21 @@ def fetch_cmd(
     listed and left out); 1 some scene could not be read (listed; the others are stored, and
     running again fetches only what is missing) or no chip at all; 2 bad input.
     """
-    from ..imagery.archive import Archive
+    from ..imagery.archive import Archive, resolution_note
     from ..imagery.sources.base import find_scenes
 
     aoi, centre, has_aoi = _where(ctx, None if bbox else site_id, bbox, size)
-    grid = _grid(aoi, centre, resolution, size, has_aoi)
     srcs = _sources(sources, allow_private)
     archive = Archive(get_settings().archive_path)
     band_list = [b.strip() for b in bands.split(",") if b.strip()] if bands else None
     try:
         found = find_scenes(srcs, aoi, start, end, max_cloud=max_cloud, sensor=sensor)
+        if resolution is None:
+            resolution, why = archive.resolution_for(site_id, found)
+            log.info("chips at %g m: %s", resolution, why)
+        elif note := resolution_note(resolution, found):
+            log.warning("%s", note)
+        grid = _grid(aoi, centre, resolution, size, has_aoi)
         with _progress(f"fetching {site_id}", not as_json) as progress:
             result = archive.fetch(
                 site_id,
@@ -308,7 +316,7 @@ def fetch_cmd(
         console().print(
             f"{len(result.stored)} chip(s) stored{recut}, {len(result.existing)} already there, "
             f"{len(result.empty)} without data over the site, {len(result.failed)} failed, "
-            f"in {archive.site_dir(site_id)}"
+            f"pixels of {grid.resolution:g} m, in {archive.site_dir(site_id)}"
         )
     if result.failed or not (result.stored or result.existing):
         ctx.exit(1)

@@ -54,9 +54,9 @@ def monitor() -> None:
 @click.option(
     "--resolution",
     type=Finite(min=0.05),
-    default=10.0,
-    show_default=True,
-    help="Chip pixel size (m).",
+    default=None,
+    help="Chip pixel size (m). Default: that of the site's archived chips, else the scenes' own "
+    "(the finest of them), else 10.",
 )
 @click.option(
     "--size",
@@ -101,7 +101,7 @@ def run(
     sources: tuple[str, ...],
     allow_private: bool,
     scheduler: str | None,
-    resolution: float,
+    resolution: float | None,
     size_m: float,
     ring_m: float,
     change_method: str | None,

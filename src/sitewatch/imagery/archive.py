@@ -41,12 +41,16 @@ from .scene import DN_OFFSETS, REFLECTANCE, Scene
 from .sources.base import HrefModifier, ImagerySource, SceneReader
 
 __all__ = [
+    "DEFAULT_RESOLUTION",
     "Archive",
     "ArchivedChip",
     "FetchResult",
     "Progress",
     "cache_scene",
     "download",
+    "finest_gsd",
+    "native_resolution",
+    "resolution_note",
     "sha256_file",
 ]
 
@@ -198,6 +202,37 @@ def cache_scene(
 
 
 # --- the archive ----------------------------------------------------------------------------------
+
+DEFAULT_RESOLUTION = 10.0
+"""Chip pixel size (m) when neither the user, the site's archive nor the scenes give one."""
+
+
+def native_resolution(gsd: float) -> float:
+    """A scene's pixel size to two significant digits, as a chip grid's: 89.03 m → 89 m."""
+    return float(f"{gsd:.2g}")
+
+
+def finest_gsd(scenes: Sequence[Scene | tuple[Any, Scene]]) -> float | None:
+    """The finest pixel size (m) of scenes (or of ``(source, scene)`` pairs), None if none says."""
+    gsds = [
+        sc.gsd
+        for item in scenes
+        if (sc := item[1] if isinstance(item, tuple) else item).gsd is not None and sc.gsd > 0
+    ]
+    return min(gsds) if gsds else None
+
+
+def resolution_note(resolution: float, scenes: Sequence[Scene | tuple[Any, Scene]]) -> str | None:
+    """A warning when chips at ``resolution`` m would be much finer than every scene (the pixels
+    multiply and no detail comes with them), else None."""
+    finest = finest_gsd(scenes)
+    if finest is None or resolution * 2 > finest:
+        return None
+    return (
+        f"chips at {resolution:g} m from scenes of {finest:.2g} m and coarser hold "
+        f"{(finest / resolution) ** 2:.0f}x their pixels and no more detail; leave --resolution "
+        "out to cut at the scenes' own pixel size"
+    )
 
 
 def _safe(text: str) -> str:
@@ -600,6 +635,28 @@ class Archive:
             if not chip.path.is_file() or sha256_file(chip.path) != chip.sha256:
                 bad.append(str(chip.path))
         return bad
+
+    def resolution_for(
+        self, site_id: str, scenes: Sequence[Scene | tuple[Any, Scene]]
+    ) -> tuple[float, str]:
+        """The chip pixel size (m) for a site when none is given, and why.
+
+        The size of most of the site's chips already archived (a series stays on one grid),
+        else the finest native pixel size of ``scenes`` to two significant digits (cutting a
+        30 m scene at 10 m stores 9x the pixels and no more detail), else
+        :data:`DEFAULT_RESOLUTION`.
+        """
+        counts: dict[float, int] = {}
+        for chip in self.chips(site_id):
+            if chip.resolution > 0:
+                counts[chip.resolution] = counts.get(chip.resolution, 0) + 1
+        if counts:
+            res = min(counts, key=lambda r: (-counts[r], r))
+            return res, f"the pixel size of the site's {counts[res]} archived chip(s)"
+        finest = finest_gsd(scenes)
+        if finest is not None:
+            return native_resolution(finest), "the finest pixel size of the scenes"
+        return DEFAULT_RESOLUTION, "no scene gives its pixel size"
 
     def has(self, site_id: str, item_id: str) -> bool:
         """Whether a chip is stored and intact (its checksum matches)."""

@@ -28,7 +28,7 @@ from ..catalog.store import Catalog
 from ..cluster import LOCAL_SCHEDULERS, connect
 from ..errors import NoScenesFound, SitewatchError
 from ..geo import geodesic_buffer, local_utm_crs, to_crs
-from ..imagery.archive import Archive
+from ..imagery.archive import Archive, resolution_note
 from ..imagery.chips import ChipGrid
 from ..imagery.cube import build_cube, stack_chips
 from ..imagery.sources.base import ImagerySource, find_scenes
@@ -59,7 +59,8 @@ class MonitorOptions:
     """Let STAC URLs reach private and loopback addresses (``--allow-private``)."""
     since: date | None = None
     """Only scenes acquired on or after this date become observations (older ones are baseline)."""
-    resolution: float = 10.0
+    resolution: float | None = None
+    """Chip pixel size (m); None: that of the site's archived chips, else the scenes' own."""
     size_m: float = 2000.0
     """Chip size for sites without an AOI (the AOI is then this square)."""
     ring_m: float = 60.0
@@ -134,16 +135,22 @@ def _sources(specs: Sequence[str], allow_private: bool = False) -> list[ImageryS
     ]
 
 
-def _site_grid(site: Site, opts: MonitorOptions) -> tuple[ChipGrid, Any]:
-    """The chip grid (the AOI plus ``ring_m`` of surroundings) and the AOI."""
+def _site_aoi(site: Site, opts: MonitorOptions) -> Any:
+    """The site's AOI, or a square of ``size_m`` around its point."""
     if site.aoi is None:
-        aoi = geodesic_buffer(site.lon, site.lat, opts.size_m / 2.0 * 2**0.5, n=4)
+        return geodesic_buffer(site.lon, site.lat, opts.size_m / 2.0 * 2**0.5, n=4)
+    return site.aoi
+
+
+def _site_grid(site: Site, opts: MonitorOptions, resolution: float) -> ChipGrid:
+    """The chip grid: the AOI plus ``ring_m`` of surroundings."""
+    if site.aoi is None:
         size = opts.size_m + 2.0 * opts.ring_m
-        return ChipGrid.around(site.lon, site.lat, size, opts.resolution), aoi
+        return ChipGrid.around(site.lon, site.lat, size, resolution)
     c = site.aoi.centroid
     crs = local_utm_crs(((c.x + 180.0) % 360.0) - 180.0, c.y)
     ring = to_crs(site.aoi, "EPSG:4326", crs).buffer(opts.ring_m)
-    return ChipGrid.for_bounds(ring.bounds, crs, opts.resolution), site.aoi
+    return ChipGrid.for_bounds(ring.bounds, crs, resolution)
 
 
 def _aoi_mask(aoi: Any, grid: ChipGrid) -> np.ndarray:
@@ -195,7 +202,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
     from ..analysis.landcover import kind_areas
 
     site = cat.get_site(site_id)
-    grid, aoi = _site_grid(site, opts)
+    aoi = _site_aoi(site, opts)
     sources = _sources(opts.sources, opts.allow_private)
     try:
         pairs = find_scenes(sources, aoi)
@@ -206,9 +213,17 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
         for s in sources:
             s.close()
     report.scenes = len(pairs)
+    archive = Archive(opts.archive)
+    if opts.resolution is None:
+        resolution, why = archive.resolution_for(site_id, pairs)
+        log.info("site %s: chips at %g m, %s", site_id, resolution, why)
+    else:
+        resolution = opts.resolution
+        if note := resolution_note(resolution, pairs):
+            log.warning("site %s: %s", site_id, note)
+    grid = _site_grid(site, opts, resolution)
     # A scene that cannot be read (an asset gone from the server, a damaged file) or that misses
     # the chip is left out and reported, so that one bad scene does not stop the site's monitoring.
-    archive = Archive(opts.archive)
     fetched = archive.fetch(site_id, pairs, grid, opts.bands)
     report.skipped = [f"{scene}: {reason}" for scene, reason in fetched.left_out]
     bad = {scene for scene, _ in fetched.left_out}

@@ -19,7 +19,7 @@ import rasterio
 from rasterio.errors import RasterioError
 from shapely.geometry.base import BaseGeometry
 
-from ...errors import ImageryError, InputError, NoScenesFound, gdal_text
+from ...errors import ImageryError, InputError, NoScenesFound, SitewatchError, gdal_text
 from ...types import BBox
 from ..scene import Scene, normalize_bbox
 
@@ -310,16 +310,34 @@ def find_scenes(
     end: date | datetime | str | None = None,
     **filters: Any,
 ) -> list[tuple[ImagerySource, Scene]]:
-    """Search several sources; raise :class:`NoScenesFound` saying what was searched if none match."""
+    """Search several sources; raise :class:`NoScenesFound` saying what was searched if none match.
+
+    A source that cannot be searched (a STAC server out of reach, a catalog file gone) is left
+    out with a warning while another source answers, so that an offline machine still finds the
+    scenes of its local folders; when no source can be searched, the first one's error is raised.
+    """
     query = SearchQuery.build(aoi, start, end, **filters)
     found: list[tuple[ImagerySource, Scene]] = []
     searched: list[ImagerySource] = []
+    failed: list[tuple[ImagerySource, SitewatchError]] = []
     for source in sources:
+        try:
+            scenes = source.search(aoi, start, end, **filters)
+        except NoScenesFound:
+            scenes = []
+        except SitewatchError as exc:
+            failed.append((source, exc))
+            continue
         searched.append(source)
-        found.extend((source, scene) for scene in source.search(aoi, start, end, **filters))
+        found.extend((source, scene) for scene in scenes)
+    if failed and not searched:
+        raise failed[0][1]
+    for source, error in failed:
+        log.warning("left out source %s, which cannot be searched: %s", source.name, error)
     if not found:
         names = ", ".join(s.name for s in searched) or "no source"
         notes = "".join(f"; {s.name}: {n}" for s in searched if (n := s.explain_empty()))
+        notes += "".join(f"; {s.name} could not be searched: {e}" for s, e in failed)
         raise NoScenesFound(
             f"no scenes found in {names} for {query.describe()}{notes}. "
             "Widen the dates or the AOI, relax --max-cloud, or add a source "
