@@ -202,3 +202,16 @@ def test_fetch_cuts_at_the_scenes_own_pixel_size(sw: Run, shared_data: Path) -> 
     data = r.json()
     assert data["grid"]["resolution"] == 89.0
     assert len(data["existing"]) == 2 and len(data["stored"]) == 2
+
+
+def test_verbose_is_about_sitewatchs_work_not_its_libraries(
+    sw: Run, shared_data: Path, tmp_path: Path
+) -> None:
+    r = sw("-v", "--db", f"sqlite:///{tmp_path / 'a.db'}", "sites", "list")  # migrations run
+    assert r.code == 0, r.err
+    assert "setup plugin" not in r.err and "Context impl" not in r.err
+    folder = str(shared_data / "landsat-timeseries")
+    r = sw("-v", "imagery", "search", "--bbox", "-74.46,-8.44,-74.44,-8.42", "--source", folder)
+    assert r.code == 0 and "8 scene(s), 0 file(s) skipped" in " ".join(r.err.split())
+    r = sw("-vv", "--db", f"sqlite:///{tmp_path / 'b.db'}", "sites", "list")
+    assert r.code == 0 and "Context impl" in r.err

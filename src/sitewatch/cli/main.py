@@ -64,6 +64,10 @@ _TIFF_REMARKS = re.compile(
 )
 
 
+_CHATTY = ("alembic", "numexpr", "distributed", "fiona", "matplotlib", "PIL", "urllib3")
+"""Libraries whose INFO lines say nothing about the work itself."""
+
+
 class _TiffRemarks(logging.Filter):
     """Drop libtiff's remarks on tag layout unless debugging (``-vv``)."""
 
@@ -89,6 +93,12 @@ def _configure_logging(verbosity: int) -> None:
         handler.addFilter(_TiffRemarks())
     logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     logging.captureWarnings(True)
+    # -v is for what sitewatch does: the libraries' own notes (alembic's plugins, numexpr's
+    # threads) come with -vv
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if level <= logging.DEBUG else logging.WARNING
+        )
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
