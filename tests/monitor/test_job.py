@@ -330,7 +330,11 @@ def test_monitor_observations_say_what_changed_in_words() -> None:
     )
 
 
-def test_monitor_cuts_at_the_scenes_own_pixel_size(tmp_path: Path, shared_data: Path) -> None:
+def test_monitor_cuts_at_the_scenes_own_pixel_size(
+    tmp_path: Path, shared_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import rasterio
+
     from sitewatch.config import get_settings
     from sitewatch.imagery.archive import Archive
 
@@ -342,4 +346,11 @@ def test_monitor_cuts_at_the_scenes_own_pixel_size(tmp_path: Path, shared_data: 
     opts = MonitorOptions(archive=tmp_path / "a", sources=("puc",), size_m=1500.0)
     rep = monitor_site(url, "base", opts)
     assert rep.error is None and rep.new_scenes == 8
-    assert {c.resolution for c in Archive(tmp_path / "a").chips("base")} == {89.0}
+    chips = Archive(tmp_path / "a").chips("base")
+    assert {c.resolution for c in chips} == {89.0}
+    # the 60 m ring held 60 pixels of 89 m, too few to model the surroundings' change (activity
+    # warned that seasonal change would count): it is widened to whole pixels holding 1,000
+    with rasterio.open(chips[0].path) as ds:
+        ring = (ds.width * 89.0 - 1500.0) / 2
+    assert 700 <= ring <= 1100
+    assert "no surroundings" not in caplog.text

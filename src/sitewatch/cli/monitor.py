@@ -72,7 +72,8 @@ def monitor() -> None:
     type=Finite(min=0),
     default=60.0,
     show_default=True,
-    help="Surroundings (m) cut with each site; activity is judged against them.",
+    help="Surroundings (m) cut with each site; activity is judged against them. Widened where "
+    "they would hold under 1,000 pixels (coarse imagery, small sites).",
 )
 @click.option(
     "--method",

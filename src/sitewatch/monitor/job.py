@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +66,8 @@ class MonitorOptions:
     """Chip size for sites without an AOI (the AOI is then this square)."""
     ring_m: float = 60.0
     """Surroundings cut with the site: activity judges the site's change against this ring, which
-    shares its seasonal light and phenology; change events count the AOI only."""
+    shares its seasonal light and phenology; change events count the AOI only. Widened where it
+    would hold fewer than 1,000 pixels (coarse imagery, small sites)."""
     bands: tuple[str, ...] | None = None
     change_method: str | None = None
     rules: Rules = field(default_factory=Rules)
@@ -142,14 +144,35 @@ def _site_aoi(site: Site, opts: MonitorOptions) -> Any:
     return site.aoi
 
 
+def _ring_m(site: Site, opts: MonitorOptions, local_aoi: Any, resolution: float) -> float:
+    """The ring of surroundings (m): ``ring_m``, widened to whole pixels where it would hold
+    too few of them for activity to model the surroundings' change (twice
+    ``ActivityConfig.min_background_px``): 60 m around a 2 km site is 60 pixels of 89 m."""
+    from ..analysis.activity import ActivityConfig
+
+    want = 2 * ActivityConfig().min_background_px * resolution**2  # m² of surroundings
+    perimeter = 4.0 * opts.size_m if local_aoi is None else float(local_aoi.length)
+    # a buffer of r adds about perimeter * r + pi * r² to an area
+    need = (-perimeter + math.sqrt(perimeter**2 + 4.0 * math.pi * want)) / (2.0 * math.pi)
+    if need <= opts.ring_m:
+        return opts.ring_m
+    ring = math.ceil(need / resolution) * resolution
+    log.info(
+        "site %s: surroundings widened from %g m to %g m, so that they hold %d pixels of %g m",
+        site.id, opts.ring_m, ring, 2 * ActivityConfig().min_background_px, resolution,
+    )  # fmt: skip
+    return ring
+
+
 def _site_grid(site: Site, opts: MonitorOptions, resolution: float) -> ChipGrid:
-    """The chip grid: the AOI plus ``ring_m`` of surroundings."""
+    """The chip grid: the AOI plus its ring of surroundings (:func:`_ring_m`)."""
     if site.aoi is None:
-        size = opts.size_m + 2.0 * opts.ring_m
+        size = opts.size_m + 2.0 * _ring_m(site, opts, None, resolution)
         return ChipGrid.around(site.lon, site.lat, size, resolution)
     c = site.aoi.centroid
     crs = local_utm_crs(((c.x + 180.0) % 360.0) - 180.0, c.y)
-    ring = to_crs(site.aoi, "EPSG:4326", crs).buffer(opts.ring_m)
+    local = to_crs(site.aoi, "EPSG:4326", crs)
+    ring = local.buffer(_ring_m(site, opts, local, resolution))
     return ChipGrid.for_bounds(ring.bounds, crs, resolution)
 
 
