@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sitewatch.errors import InputError
 from sitewatch.report import (
     Annotation,
     FigureLayout,
+    ImageChip,
     activity_figure,
     annotated_figure,
     before_after_figure,
@@ -205,6 +207,35 @@ def test_caption_and_locator(make_chip, tmp_path: Path) -> None:
         annotated_figure(chip, boundaries=tmp_path / "missing.shp")
 
 
+def test_without_a_blue_band_the_figure_is_a_named_false_colour_composite(make_chip) -> None:
+    # Landsat as green, red, nir, swir16: the first three bands showed as red, green, blue,
+    # vegetation blue, and no caption said which bands were shown
+    base = make_chip(fill=None)
+    four = np.concatenate([base.data, base.data[:1] * 1.5])
+
+    def chip(bands: tuple[str, ...], data: np.ndarray = four) -> ImageChip:
+        return replace(base, data=data, bands=bands)
+
+    landsat = chip(("green", "red", "nir", "swir16"))
+    assert landsat.display_bands() == [2, 1, 0]
+    assert "near infrared, red, green as red, green, blue" in landsat.composite_text()
+    cap = annotated_figure(landsat).texts[-1].get_text()
+    assert "false colour (near infrared, red, green" in cap and "vegetation shows red" in cap
+    ba = before_after_figure(landsat, landsat).texts[-1].get_text()
+    assert "vegetation shows red" in ba
+    swir = chip(("red", "nir", "swir16", "coastal"))
+    assert swir.display_bands() == [2, 1, 0] and "short-wave infrared 1.6" in swir.composite_text()
+    # true colour, and three bands of an image that names none, need no words
+    assert base.composite_text() == "" and base.display_bands() == [0, 1, 2]
+    assert chip((), base.data).composite_text() == ""
+    assert "false colour" not in annotated_figure(base).texts[-1].get_text()
+    assert chip(("coastal", "red", "rededge1", "nir")).composite_text() == (
+        "bands coastal, red, rededge1 as red, green, blue"
+    )
+    assert chip(()).composite_text() == "bands 1, 2, 3 as red, green, blue"
+    assert chip(("nir",), four[2:3]).composite_text() == "one band (nir), grey"
+
+
 def test_locator_with_real_boundaries(make_chip, shared_data: Path) -> None:
     provinces = shared_data / "north-korea" / "boundaries" / "nkprovinces.shp"
     fig = annotated_figure(make_chip(), boundaries=provinces, site_lonlat=(SITE_LON, SITE_LAT))
@@ -236,6 +267,14 @@ def test_activity_figure_and_formats(tmp_path: Path) -> None:
         save_figure(fig, tmp_path / "a.jpg")
     with pytest.raises(InputError, match="one value per date"):
         activity_figure([date(2020, 1, 1)], [1.0, 2.0])
+    # changed areas of hundreds of thousands of m² read with thousands separators
+    areas = activity_figure([date(2020, 1, 1), date(2021, 1, 1)], [7921.0, 411892.0])
+    areas.canvas.draw()
+    ticks = [t.get_text() for t in areas.axes[0].get_yticklabels()]
+    assert "400,000" in ticks and "400000" not in ticks
+    fig.canvas.draw()
+    small = [t.get_text() for t in ax.get_yticklabels()]
+    assert "0.3" in small and all("," not in t for t in small)
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 

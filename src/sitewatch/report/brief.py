@@ -146,6 +146,12 @@ def gather_site(catalog: Catalog, site_id: str) -> SiteData:
 # --- figures --------------------------------------------------------------------------------
 
 
+def _colours(chip: ImageChip) -> str:
+    """``; false colour (...)`` for a caption, or "" for true colour."""
+    text = chip.composite_text()
+    return f"; {text}" if text else ""
+
+
 def _fig(name: str, fig: Figure, caption: str, alt: str) -> BriefFigure:
     return BriefFigure(name, figure_png(fig), caption, alt)
 
@@ -218,7 +224,7 @@ def site_figures(
             _fig(
                 "before_after",
                 fig,
-                f"{before.date_text} and {after.date_text}, same contrast stretch{'; change outlined in magenta' if mask is not None else ''}.",
+                f"{before.date_text} and {after.date_text}, same contrast stretch{_colours(after)}{'; change outlined in magenta' if mask is not None else ''}.",
                 "Before and after images",
             )
         )
@@ -246,7 +252,7 @@ def site_figures(
             _fig(
                 "activity",
                 fig,
-                "Activity through time; shading shows the construction phase recorded by analysts, dashed lines the detected changes.",
+                "Activity through time; shading shows the construction phase recorded in the observations (by analysts or the monitor), dashed lines the detected changes.",
                 "Activity time series",
             )
         )
@@ -264,7 +270,7 @@ def site_figures(
             BriefFigure(
                 "timelapse",
                 buf.getvalue(),
-                f"Time-lapse of {len(frames)} dates, {ordered[0].date_text} to {ordered[-1].date_text} (one contrast stretch for all frames).",
+                f"Time-lapse of {len(frames)} dates, {ordered[0].date_text} to {ordered[-1].date_text} (one contrast stretch for all frames{_colours(ordered[-1])}).",
                 "Time-lapse",
                 "image/gif",
             )

@@ -358,6 +358,8 @@ def caption_text(chip: ImageChip, *, extra: str = "", bar: ScaleBar | None = Non
     parts.append(
         f"{chip.resolution:g} m grid" if _is_metric(chip.crs) else f"{chip.resolution:g}° grid"
     )
+    if colours := chip.composite_text():
+        parts.append(colours)
     line1 = " · ".join(parts)
     credit = f"Image © {chip.source}" if chip.source else "Image © provider not recorded"
     line2 = f"Source: {chip.source}. {credit}." if chip.source else f"{credit}."
@@ -597,9 +599,11 @@ def before_after_figure(
         if before.date_text or after.date_text
         else "dates unknown"
     )
+    colours = after.composite_text()
     text = (
         f"{when} · {sensors or 'sensor not recorded'} · "
-        f"same contrast stretch ({percentiles[0]:g}-{percentiles[1]:g} percentiles of both images)\n"
+        f"same contrast stretch ({percentiles[0]:g}-{percentiles[1]:g} percentiles of both images)"
+        f"{f' · {colours}' if colours else ''}\n"
         f"Image © {', '.join(credits) if credits else 'provider not recorded'}."
     )
     if bar is not None:
@@ -645,6 +649,7 @@ def activity_figure(
     if len(dates) != len(values):
         raise InputError(f"{len(dates)} dates but {len(values)} values; give one value per date")
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.ticker import StrMethodFormatter
 
     fig = Figure(figsize=(width_in, width_in * 0.4), dpi=dpi)
     ax = fig.add_subplot(1, 1, 1)
@@ -674,6 +679,8 @@ def activity_figure(
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     ax.set_title(title, fontsize=11)
     ax.set_ylabel(ylabel)
+    # areas of hundreds of thousands of m² read with thousands separators, not "400000"
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.6g}"))
     ax.grid(True, alpha=0.3)
     if xs or phases or events:
         ax.legend(fontsize=7, loc="upper left", framealpha=0.8)

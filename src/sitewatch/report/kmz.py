@@ -185,7 +185,8 @@ def _overlay(
     _sub(
         go,
         "description",
-        f"{chip.sensor} {chip.date_text}, {chip.resolution:g} m grid ({chip.crs}). {credit}.",
+        f"{chip.sensor} {chip.date_text}, {chip.resolution:g} m grid ({chip.crs})"
+        f"{f', {colours}' if (colours := chip.composite_text()) else ''}. {credit}.",
     )
     if chip.date_text:
         _sub(_sub(go, "TimeStamp"), "when", chip.date_text)
