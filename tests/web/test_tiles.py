@@ -87,3 +87,37 @@ def test_renderer_caches_tiles(web_env: Any) -> None:
     for dx in (1, 2):
         r.tile("alpha-base", web_env.chip_items[0], t.z, t.x + dx, t.y)
     assert r.tile("alpha-base", web_env.chip_items[0], t.z, t.x, t.y) is not first  # evicted
+
+
+def test_a_chip_without_blue_is_drawn_in_false_colour_and_says_so(web_env: Any) -> None:
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from sitewatch.imagery.archive import Archive
+    from sitewatch.web.app import create_app
+
+    from .conftest import make_chip
+
+    base = make_chip(25, 25)
+    data = np.full_like(base.data, 500)
+    data[2, 30:60, 30:60] = 4000  # bright in the near infrared only: vegetation
+    scene = replace(base.scene, id="cir-2024-03-25", assets={"green": "g", "red": "r", "nir": "n"})
+    chip = replace(base, data=data, bands=("green", "red", "nir"), scene=scene)
+    item = Archive(web_env.archive).add_chip("alpha-base", chip).item_id
+    app = create_app(web_env.url, archive_root=web_env.archive)
+    with TestClient(app) as client:
+        h = web_env.auth("viewer")
+        chips = {
+            c["item"]: c for c in client.get("/api/sites/alpha-base/imagery", headers=h).json()
+        }
+        # a Landsat-like chip without blue showed its green band in grey
+        assert chips[item]["colours"].startswith("false colour (near infrared, red, green")
+        assert chips[web_env.chip_items[0]]["colours"] == ""  # true colour needs no words
+        t = TMS.tile(SITE_LON, SITE_LAT, 16)
+        img = _png(client.get(chips[item]["tiles"].format(z=t.z, x=t.x, y=t.y), headers=h).content)
+    opaque = img[..., 3] > 0
+    red, green, blue = (img[..., i].astype(int) for i in range(3))
+    vegetation = opaque & (red > 200)
+    assert vegetation.sum() > 20  # the near-infrared square, drawn red
+    assert (green[vegetation] < 100).all() and (blue[vegetation] < 100).all()

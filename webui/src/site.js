@@ -151,11 +151,20 @@ export async function sitePage(siteId) {
   // --- imagery panel ------------------------------------------------------------------------
   const chipLabel = (i) => (chips[i] ? `${fmtDate(chips[i].datetime)} · ${chips[i].sensor} · ${chips[i].resolution} m` : "");
   const afterLabel = h("span", { id: "timeline-label" }, chipLabel(afterIndex));
+  // without a blue band the tiles are a false-colour composite: say which, as figures do
+  const colours = h("div", { class: "muted", id: "image-colours" });
+  const showColours = () => {
+    const text = chips[afterIndex] ? chips[afterIndex].colours || "" : "";
+    colours.textContent = text ? text[0].toUpperCase() + text.slice(1) : "";
+    colours.hidden = !text;
+  };
+  showColours();
   const timeline = h("input", {
     type: "range", id: "timeline", min: 0, max: Math.max(0, chips.length - 1), step: 1, value: afterIndex,
     oninput: (ev) => {
       afterIndex = +ev.target.value;
       afterLabel.textContent = chipLabel(afterIndex);
+      showColours();
       showImagery();
       drawPlot();
       syncObsDefaults();
@@ -180,6 +189,7 @@ export async function sitePage(siteId) {
         "div",
         {},
         h("label", {}, "Image ", afterLabel, timeline),
+        colours,
         h("label", {}, h("input", { type: "checkbox", id: "swipe-on", onchange: (ev) => { swipeOn = ev.target.checked; showImagery(); } }), " before/after swipe; before:"),
         beforeSelect,
         h("label", {}, "swipe position", swipe),

@@ -7,12 +7,14 @@ mask layers ``scl`` (Sentinel-2 scene classification) and ``qa_pixel`` (Landsat 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 __all__ = [
     "COMMON_BANDS",
     "MASK_BANDS",
     "SENSOR_BAND_ORDER",
     "common_name",
+    "display_composite",
     "sensor_family",
 ]
 
@@ -144,3 +146,50 @@ def common_name(band: str, sensor: str = "") -> str | None:
         table = _LANDSAT_TM if family == "landsat-tm" else _LANDSAT_OLI
         return table.get(f"B{int(m[1])}" if m else up)
     return None
+
+
+_TRUE_COLOUR = (("red", "b04", "r"), ("green", "b03", "g"), ("blue", "b02", "b"))
+# Without a blue band, the standard false-colour composites, in order of preference: colour
+# infrared (vegetation red, as on the analysts' CIR aerial photographs) and short-wave infrared
+# (vegetation green, bare and disturbed ground pink or brown).
+_COMPOSITES = (
+    (_TRUE_COLOUR, ""),
+    (
+        (("nir", "b08", "n"), ("red", "b04", "r"), ("green", "b03", "g")),
+        "false colour (near infrared, red, green as red, green, blue): vegetation shows red",
+    ),
+    (
+        (("swir16", "b11"), ("nir", "b08", "n"), ("red", "b04", "r")),
+        "false colour (short-wave infrared 1.6 µm, near infrared, red as red, green, blue): "
+        "vegetation shows green, bare ground pink",
+    ),
+    (
+        (("swir22", "b12"), ("nir", "b08", "n"), ("red", "b04", "r")),
+        "false colour (short-wave infrared 2.2 µm, near infrared, red as red, green, blue): "
+        "vegetation shows green, bare ground pink",
+    ),
+)
+
+
+def display_composite(bands: Sequence[str], count: int) -> tuple[list[int], str]:
+    """The bands to show of an image of ``count`` bands named ``bands`` (0-based indices, three
+    for colour or one for grey) and what its colours are, for a caption.
+
+    True colour by name (no words); else colour infrared, else short-wave infrared (named in
+    the words); else the first three ("bands green, red, coastal as red, green, blue"; no words
+    for three bands without names, the usual RGB picture); else the first band ("one band
+    (nir), grey").
+    """
+    names = [b.lower() for b in bands]
+    if len(names) == count:
+        for composite, words in _COMPOSITES:
+            found = [next((names.index(c) for c in choices if c in names), None)
+                     for choices in composite]  # fmt: skip
+            if all(i is not None for i in found):
+                return [int(i) for i in found if i is not None], words
+    named = len(names) == count
+    if count < 3:
+        return [0], (f"one band ({bands[0]}), grey" if named else "")
+    if not named:
+        return [0, 1, 2], ("" if count == 3 else "bands 1, 2, 3 as red, green, blue")
+    return [0, 1, 2], f"bands {', '.join(bands[:3])} as red, green, blue"

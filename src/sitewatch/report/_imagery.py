@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 
 from ..errors import ImageryError, InputError, gdal_text
+from ..imagery._bands import display_composite
 
 __all__ = [
     "NO_IMAGE_FILL",
@@ -38,25 +39,6 @@ log = logging.getLogger(__name__)
 
 Stretch = NDArray[np.float64]
 """Per displayed channel (1 or 3) the (low, high) values mapped to black and white."""
-
-_RGB_NAMES = (("red", "B04", "r"), ("green", "B03", "g"), ("blue", "B02", "b"))
-
-# Without a blue band, the standard false-colour composites, in order of preference: colour
-# infrared (vegetation red, as on the analysts' CIR aerial photographs) and short-wave infrared
-# (vegetation green, bare and disturbed ground pink or brown, water black).
-_FALSE_COLOUR = (
-    (("nir", "B08", "n"), ("red", "B04", "r"), ("green", "B03", "g")),
-    (("swir16", "B11"), ("nir", "B08", "n"), ("red", "B04", "r")),
-    (("swir22", "B12"), ("nir", "B08", "n"), ("red", "B04", "r")),
-)
-_COMPOSITE_NOTES = (
-    "",
-    "false colour (near infrared, red, green as red, green, blue): vegetation shows red",
-    "false colour (short-wave infrared 1.6 µm, near infrared, red as red, green, blue): "
-    "vegetation shows green, bare ground pink",
-    "false colour (short-wave infrared 2.2 µm, near infrared, red as red, green, blue): "
-    "vegetation shows green, bare ground pink",
-)
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,39 +116,15 @@ class ImageChip:
             else self.acquired.isoformat()
         )
 
-    def _composite(self) -> tuple[list[int], int | None]:
-        """The bands shown and which of :data:`_COMPOSITE_NOTES` names them (None: the first
-        bands, by position)."""
-        names = [b.lower() for b in self.bands]
-        if len(names) == self.data.shape[0]:
-            for k, composite in enumerate((_RGB_NAMES, *_FALSE_COLOUR)):
-                found = [
-                    next((names.index(c.lower()) for c in choices if c.lower() in names), None)
-                    for choices in composite
-                ]
-                if all(i is not None for i in found):
-                    return [int(i) for i in found if i is not None], k
-        return ([0, 1, 2] if self.data.shape[0] >= 3 else [0]), None
-
     def display_bands(self) -> list[int]:
-        """Indices of the bands shown: red/green/blue by name, else colour infrared (near
-        infrared, red, green), else short-wave infrared (SWIR, near infrared, red), else the
-        first three, else one."""
-        return self._composite()[0]
+        """Indices of the bands shown (see :func:`~sitewatch.imagery._bands.display_composite`):
+        red/green/blue by name, else colour infrared, else short-wave infrared, else the first
+        three, else one."""
+        return display_composite(self.bands, self.data.shape[0])[0]
 
     def composite_text(self) -> str:
-        """What the colours are, for a caption: "" for true colour and for the three bands of
-        an image without band names; the composite for false colour; the band names for any
-        other three ("bands green, red, nir as red, green, blue"); "one band, grey"."""
-        idx, known = self._composite()
-        if known is not None:
-            return _COMPOSITE_NOTES[known]
-        named = len(self.bands) == self.data.shape[0]
-        if len(idx) == 1:
-            return f"one band ({self.bands[0]}), grey" if named else ""
-        if not named:
-            return "" if self.data.shape[0] == 3 else "bands 1, 2, 3 as red, green, blue"
-        return f"bands {', '.join(self.bands[i] for i in idx)} as red, green, blue"
+        """What the colours are, for a caption ("" for true colour)."""
+        return display_composite(self.bands, self.data.shape[0])[1]
 
 
 def _valid(chip: ImageChip, band_idx: Sequence[int]) -> NDArray[np.bool_]:

@@ -32,6 +32,7 @@ from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 
 from ..errors import ArchiveError, ImageryError, InputError, NotFound
+from ..imagery._bands import display_composite
 from ..imagery.archive import Archive, ArchivedChip
 from .fasttiles import ChipCache, encode_png, render_tile
 
@@ -66,12 +67,9 @@ class ChipStyle:
 
 
 def _rgb_indexes(bands: tuple[str, ...], count: int) -> tuple[int, ...]:
-    wanted = ("red", "green", "blue")
-    if all(b in bands for b in wanted):
-        return tuple(bands.index(b) + 1 for b in wanted)
-    if count >= 3 and not bands:
-        return (1, 2, 3)
-    return (1,)
+    """The 1-based bands drawn, as the report figures show them (true colour, else false
+    colour, else the first three or one): a Landsat chip without blue showed its green band grey."""
+    return tuple(i + 1 for i in display_composite(bands, count)[0])
 
 
 @dataclass(frozen=True)

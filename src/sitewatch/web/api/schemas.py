@@ -411,6 +411,10 @@ class ChipOut(_Out):
     resolution: float
     cloud_fraction: float | None
     coverage: float | None
+    colours: str = Field(
+        "",
+        description="What the tiles' colours are when not true colour (the false-colour composite)",
+    )
     tiles: str = Field(description="XYZ tile URL template of this chip")
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ...catalog.models import Site, site_id_for
 from ...geo import parse_bbox as geo_bbox
+from ...imagery._bands import display_composite
 from ...types import BBox
 from ..deps import Analyst, Ctx, Viewer
 from ._convert import cached_json, dumps, geometry, json_response, patch_fields
@@ -150,6 +151,7 @@ def site_imagery(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Respons
                 "resolution": c.resolution,
                 "cloud_fraction": c.cloud_fraction,
                 "coverage": c.coverage,
+                "colours": display_composite(c.bands, len(c.bands))[1],
                 "tiles": f"{root}/tiles/{site_id}/{c.item_id}/{{z}}/{{x}}/{{y}}.png",
             }
             for c in chips
