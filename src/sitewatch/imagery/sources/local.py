@@ -10,7 +10,9 @@ in this order, from:
 3. file-name patterns: Sentinel-2, Landsat and NAIP are built in; user patterns are regular
    expressions with named groups ``date`` (YYYYMMDD or YYYY-MM-DD), ``time`` (HHMMSS), ``year``,
    ``band``, ``sensor`` and ``tile``;
-4. ``dates.txt`` beside ``imgs_N`` folders (the OSCD layout: ``date_N: YYYYMMDD``) overrides the date.
+4. ``dates.txt`` beside ``imgs_N`` folders (the OSCD layout: ``date_N: YYYYMMDD``) overrides the date;
+5. a Landsat scene's USGS MTL file in the folder tree (``*_MTL.txt`` or ``*_MTL.json``, matched by
+   WRS path/row and date) gives the scene-centre time, sun angles and cloud cover (:mod:`.mtl`).
 
 Files that cannot be used (corrupt, no CRS, no date) are skipped and listed in :attr:`LocalSource.skipped`.
 
@@ -51,6 +53,7 @@ from ..scene import (
     scene_from_item,
 )
 from .base import ImagerySource, SearchQuery, open_raster
+from .mtl import MtlFacts, mtl_index
 
 __all__ = ["BUILTIN_PATTERNS", "LocalSource", "NamePattern"]
 
@@ -300,7 +303,7 @@ class LocalSource(ImagerySource):
                 reason = str(exc).replace(str(path), path.name)
                 log.warning("skipping %s: %s", path, reason)
                 self.skipped.append((path, reason))
-        scenes.extend(self._group(infos))
+        scenes.extend(self._group(infos, mtl_index(files)))
         scenes.sort(key=lambda s: (s.datetime, s.id))
         _warn_unknown_baselines(self.path, scenes)
         log.info("%s: %d scene(s), %d file(s) skipped", self.path, len(scenes), len(self.skipped))
@@ -408,7 +411,9 @@ class LocalSource(ImagerySource):
             return [("gray", 1)]
         return [(f"b{i}", i) for i in range(1, count + 1)]
 
-    def _group(self, infos: list[_FileInfo]) -> list[Scene]:
+    def _group(
+        self, infos: list[_FileInfo], mtl: dict[tuple[str, str], MtlFacts] | None = None
+    ) -> list[Scene]:
         groups: dict[tuple[Path, str], list[_FileInfo]] = {}
         for info in infos:
             groups.setdefault((info.path.parent, info.key), []).append(info)
@@ -436,6 +441,16 @@ class LocalSource(ImagerySource):
                 scene_id = key
             when = min(i.when for i in members if i.when is not None)
             extra = {k: v for i in members for k, v in i.extra.items()}
+            facts = (mtl or {}).get((str(extra.get("tile")), when.strftime("%Y%m%d")))
+            if facts is not None and first.sensor.startswith("landsat"):
+                # the USGS MTL beside the bands: scene-centre time, sun and cloud cover (the
+                # files' own tags, where they have them, win)
+                if when == facts.acquired.replace(hour=0, minute=0, second=0, microsecond=0):
+                    when = facts.acquired
+                for attr in ("sun_azimuth", "sun_elevation", "cloud_cover"):
+                    if (value := getattr(facts, attr)) is not None:
+                        extra.setdefault(attr, value)
+                extra["metadata_file"] = facts.path.name
             props = {k: v for k, v in extra.items() if k not in _TAG_FLOATS}
             props["files"] = len(members)
             if is_sentinel2(first.sensor):
