@@ -71,6 +71,9 @@ def test_edit_a_site(page: Any, live_server: Any) -> None:
     page.wait_for_selector("#site-list li")
     page.click("#site-list li[data-site=bravo-depot]")
     page.wait_for_selector("#site-name")
+    # categories read as words, their values stay the API's
+    option = page.locator("#site-category option[value=missile_operating_base]")
+    assert option.inner_text() == "missile operating base"
     page.fill("#site-name", "Bravo Depot (renamed)")
     page.select_option("#site-status", "inactive")
     page.fill("#site-notes", "entrance blocked since 2024")

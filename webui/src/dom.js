@@ -26,7 +26,8 @@ export function svg(tag, attrs = {}, ...children) {
 
 export function select(options, value, attrs = {}) {
   return h("select", attrs, options.map((o) => {
-    const [v, label] = Array.isArray(o) ? o : [o, o];
+    // a bare value is shown as words: "missile_operating_base" reads "missile operating base"
+    const [v, label] = Array.isArray(o) ? o : [o, String(o).replaceAll("_", " ")];
     const opt = h("option", { value: v }, label);
     if (v === value) opt.selected = true;
     return opt;

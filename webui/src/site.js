@@ -259,7 +259,7 @@ export async function sitePage(siteId) {
     chips.forEach((c, i) => {
       plot.append(svg("line", { x1: x(Date.parse(c.datetime)), x2: x(Date.parse(c.datetime)), y1: 112, y2: 118, stroke: i === afterIndex ? "#000" : "#889", "stroke-width": i === afterIndex ? 2 : 1 }));
     });
-    plot.append(svg("text", { x: 20, y: 12 }, `change area (max ${Math.round(maxArea)} m²) · observations by phase · images`));
+    plot.append(svg("text", { x: 20, y: 12 }, `change area (max ${Math.round(maxArea).toLocaleString("en-US")} m²) · observations by phase · images`));
     plot.append(svg("text", { x: 20, y: 92 - 70 }, fmtDate(new Date(t0).toISOString())));
     plot.append(svg("text", { x: 300, y: 92 - 70 }, fmtDate(new Date(t1).toISOString())));
   }
