@@ -190,7 +190,8 @@ def test_fetch_cuts_at_the_scenes_own_pixel_size(sw: Run, shared_data: Path) -> 
     r = sw(*args, "--json")
     assert r.code == 0, r.err
     data = r.json()
-    assert data["grid"]["resolution"] == 89.0 and data["grid"]["width"] == 35
+    # 3 km and the ring of surroundings the monitor cuts (widened to hold 1,000 pixels)
+    assert data["grid"]["resolution"] == 89.0 and data["grid"]["width"] == 49
     assert [c["resolution"] for c in data["stored"]] == [89.0, 89.0]
     # an explicit size is kept, with a word on what it costs
     r = sw(*args, "--resolution", "10", "--from", "2020-01-01")
@@ -215,3 +216,28 @@ def test_verbose_is_about_sitewatchs_work_not_its_libraries(
     assert r.code == 0 and "8 scene(s), 0 file(s) skipped" in " ".join(r.err.split())
     r = sw("-vv", "--db", f"sqlite:///{tmp_path / 'b.db'}", "sites", "list")
     assert r.code == 0 and "Context impl" in r.err
+
+
+def test_monitor_reuses_the_chips_fetch_stored(sw: Run, shared_data: Path) -> None:
+    # fetch cut 1 km squares and the monitor 2.12 km ones: every monitor run after a fetch cut
+    # every scene again
+    get_settings().sources_path.write_text(
+        f'[sources.puc]\ntype = "local"\npath = "{shared_data / "landsat-timeseries"}"\n'
+        'bands = ["swir16", "nir", "red", "green"]\n'
+    )
+    r = sw("sites", "add", "puc", "--name", "Pucallpa", "--lon", "-74.45", "--lat", "-8.43")
+    assert r.code == 0, r.err
+    r = sw("imagery", "fetch", "puc", "--source", "puc", "--json")
+    assert r.code == 0, r.err
+    stored = {
+        c["item"]: (c["sha256"], Path(c["path"]).stat().st_mtime_ns) for c in r.json()["stored"]
+    }
+    assert len(stored) == 8
+    r = sw("monitor", "run", "--site", "puc", "--source", "puc", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["sites"][0]["new_scenes"] == 8
+    r = sw("imagery", "ls", "puc", "--json")
+    after = {
+        c["item"]: (c["sha256"], Path(c["path"]).stat().st_mtime_ns) for c in r.json()["chips"]
+    }
+    assert after == stored

@@ -26,35 +26,38 @@ __all__ = ["imagery"]
 
 def _where(
     ctx: click.Context, site_id: str | None, bbox: str | None, size: float
-) -> tuple[BaseGeometry, tuple[float, float], bool]:
-    """The lon/lat AOI, its centre, and whether it is a real AOI (not a square around a point)."""
+) -> tuple[BaseGeometry, tuple[float, float], str]:
+    """The lon/lat AOI, its centre, and what it is: ``bbox``, ``site`` (the site's own AOI) or
+    ``point`` (a square of ``size`` around a site's point)."""
     from shapely.geometry import box
 
-    from ..geo import geodesic_buffer, parse_bbox
+    from ..geo import parse_bbox
+    from ..imagery.sitegrid import site_aoi
 
     if bbox:
         w, s, e, n = parse_bbox(bbox, "--bbox")
         geom = box(w, s, e if e >= w else e + 360.0, n)
         c = geom.centroid
-        return geom, (((c.x + 180.0) % 360.0) - 180.0, c.y), True
+        return geom, (((c.x + 180.0) % 360.0) - 180.0, c.y), "bbox"
     if not site_id:
         raise click.UsageError("give a SITE id or --bbox W,S,E,N")
     with open_catalog(ctx) as catalog:
         site = catalog.get_site(site_id)
-    if site.aoi is not None:
-        return site.aoi, (site.lon, site.lat), True
-    square = geodesic_buffer(site.lon, site.lat, size / 2.0 * 2**0.5, n=4)
-    return square.envelope, (site.lon, site.lat), False
+    aoi = site_aoi(site.lon, site.lat, site.aoi, size)
+    return aoi, (site.lon, site.lat), "site" if site.aoi is not None else "point"
 
 
 def _grid(
-    aoi: BaseGeometry, centre: tuple[float, float], resolution: float, size: float, has_aoi: bool
+    aoi: BaseGeometry, centre: tuple[float, float], resolution: float, size: float, kind: str
 ) -> ChipGrid:
+    """A --bbox as it is; a site as ``monitor run`` cuts it, with its ring of surroundings, so
+    that the monitor reuses the chips."""
     from ..imagery.chips import ChipGrid
+    from ..imagery.sitegrid import site_grid
 
-    if has_aoi:
+    if kind == "bbox":
         return ChipGrid.for_aoi(aoi, resolution)
-    return ChipGrid.around(centre[0], centre[1], size, resolution)
+    return site_grid(centre[0], centre[1], aoi if kind == "site" else None, resolution, size_m=size)
 
 
 def _sources(specs: Sequence[str], allow_private: bool = False) -> list[ImagerySource]:
@@ -106,9 +109,9 @@ _common = [
     click.option(
         "--size",
         type=Finite(min=0, min_open=True),
-        default=1000.0,
+        default=2000.0,
         show_default=True,
-        help="AOI side (m) around a site point.",
+        help="AOI side (m) around a site without an AOI (as `monitor run` takes it).",
     ),
 ]
 
@@ -259,7 +262,7 @@ def fetch_cmd(
     from ..imagery.archive import Archive, resolution_note
     from ..imagery.sources.base import find_scenes
 
-    aoi, centre, has_aoi = _where(ctx, None if bbox else site_id, bbox, size)
+    aoi, centre, kind = _where(ctx, None if bbox else site_id, bbox, size)
     srcs = _sources(sources, allow_private)
     archive = Archive(get_settings().archive_path)
     band_list = [b.strip() for b in bands.split(",") if b.strip()] if bands else None
@@ -270,7 +273,7 @@ def fetch_cmd(
             log.info("chips at %g m: %s", resolution, why)
         elif note := resolution_note(resolution, found):
             log.warning("%s", note)
-        grid = _grid(aoi, centre, resolution, size, has_aoi)
+        grid = _grid(aoi, centre, resolution, size, kind)
         with _progress(f"fetching {site_id}", not as_json) as progress:
             result = archive.fetch(
                 site_id,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +27,11 @@ from ..catalog.models import Alert, ChangeEvent, Observation, Site
 from ..catalog.store import Catalog
 from ..cluster import LOCAL_SCHEDULERS, connect
 from ..errors import NoScenesFound, SitewatchError
-from ..geo import geodesic_buffer, local_utm_crs, to_crs
+from ..geo import to_crs
 from ..imagery.archive import Archive, resolution_note
 from ..imagery.chips import ChipGrid
 from ..imagery.cube import build_cube, stack_chips
+from ..imagery.sitegrid import DEFAULT_RING_M, DEFAULT_SIZE_M, site_aoi, site_grid
 from ..imagery.sources.base import ImagerySource, find_scenes
 from ..imagery.sources.config import load_source_config, open_source, source_from_config
 from .config import Rules
@@ -62,9 +62,9 @@ class MonitorOptions:
     """Only scenes acquired on or after this date become observations (older ones are baseline)."""
     resolution: float | None = None
     """Chip pixel size (m); None: that of the site's archived chips, else the scenes' own."""
-    size_m: float = 2000.0
+    size_m: float = DEFAULT_SIZE_M
     """Chip size for sites without an AOI (the AOI is then this square)."""
-    ring_m: float = 60.0
+    ring_m: float = DEFAULT_RING_M
     """Surroundings cut with the site: activity judges the site's change against this ring, which
     shares its seasonal light and phenology; change events count the AOI only. Widened where it
     would hold fewer than 1,000 pixels (coarse imagery, small sites)."""
@@ -137,45 +137,6 @@ def _sources(specs: Sequence[str], allow_private: bool = False) -> list[ImageryS
     ]
 
 
-def _site_aoi(site: Site, opts: MonitorOptions) -> Any:
-    """The site's AOI, or a square of ``size_m`` around its point."""
-    if site.aoi is None:
-        return geodesic_buffer(site.lon, site.lat, opts.size_m / 2.0 * 2**0.5, n=4)
-    return site.aoi
-
-
-def _ring_m(site: Site, opts: MonitorOptions, local_aoi: Any, resolution: float) -> float:
-    """The ring of surroundings (m): ``ring_m``, widened to whole pixels where it would hold
-    too few of them for activity to model the surroundings' change (twice
-    ``ActivityConfig.min_background_px``): 60 m around a 2 km site is 60 pixels of 89 m."""
-    from ..analysis.activity import ActivityConfig
-
-    want = 2 * ActivityConfig().min_background_px * resolution**2  # m² of surroundings
-    perimeter = 4.0 * opts.size_m if local_aoi is None else float(local_aoi.length)
-    # a buffer of r adds about perimeter * r + pi * r² to an area
-    need = (-perimeter + math.sqrt(perimeter**2 + 4.0 * math.pi * want)) / (2.0 * math.pi)
-    if need <= opts.ring_m:
-        return opts.ring_m
-    ring = math.ceil(need / resolution) * resolution
-    log.info(
-        "site %s: surroundings widened from %g m to %g m, so that they hold %d pixels of %g m",
-        site.id, opts.ring_m, ring, 2 * ActivityConfig().min_background_px, resolution,
-    )  # fmt: skip
-    return ring
-
-
-def _site_grid(site: Site, opts: MonitorOptions, resolution: float) -> ChipGrid:
-    """The chip grid: the AOI plus its ring of surroundings (:func:`_ring_m`)."""
-    if site.aoi is None:
-        size = opts.size_m + 2.0 * _ring_m(site, opts, None, resolution)
-        return ChipGrid.around(site.lon, site.lat, size, resolution)
-    c = site.aoi.centroid
-    crs = local_utm_crs(((c.x + 180.0) % 360.0) - 180.0, c.y)
-    local = to_crs(site.aoi, "EPSG:4326", crs)
-    ring = local.buffer(_ring_m(site, opts, local, resolution))
-    return ChipGrid.for_bounds(ring.bounds, crs, resolution)
-
-
 def _aoi_mask(aoi: Any, grid: ChipGrid) -> np.ndarray:
     from rasterio.features import geometry_mask
 
@@ -225,7 +186,7 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
     from ..analysis.landcover import kind_areas
 
     site = cat.get_site(site_id)
-    aoi = _site_aoi(site, opts)
+    aoi = site_aoi(site.lon, site.lat, site.aoi, opts.size_m)
     sources = _sources(opts.sources, opts.allow_private)
     try:
         pairs = find_scenes(sources, aoi)
@@ -244,7 +205,10 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
         resolution = opts.resolution
         if note := resolution_note(resolution, pairs):
             log.warning("site %s: %s", site_id, note)
-    grid = _site_grid(site, opts, resolution)
+    grid = site_grid(
+        site.lon, site.lat, site.aoi, resolution, size_m=opts.size_m, ring_m=opts.ring_m,
+        label=f"site {site.id}",
+    )  # fmt: skip
     # A scene that cannot be read (an asset gone from the server, a damaged file) or that misses
     # the chip is left out and reported, so that one bad scene does not stop the site's monitoring.
     fetched = archive.fetch(site_id, pairs, grid, opts.bands)

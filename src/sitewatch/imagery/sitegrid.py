@@ -1,0 +1,90 @@
+"""The chip grid of a site: its AOI (or a square around its point) and a ring of surroundings, in
+the site's local UTM zone.
+
+``imagery fetch`` and ``monitor run`` cut this one grid, so that the chips one stores the other
+reuses (they cut 1 km and 2.12 km squares before, and every monitor run after a fetch cut every
+scene again). The ring is what activity judges a site's change against: it shares the site's
+seasonal light and phenology.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from shapely.geometry import Point, box
+from shapely.geometry.base import BaseGeometry
+
+from ..geo import local_utm_crs, to_crs
+from .chips import ChipGrid
+
+__all__ = [
+    "DEFAULT_RING_M",
+    "DEFAULT_SIZE_M",
+    "SURROUNDINGS_PX",
+    "ring_width",
+    "site_aoi",
+    "site_grid",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE_M = 2000.0
+"""Side (m) of the square taken as the AOI of a site that has none."""
+DEFAULT_RING_M = 60.0
+"""Surroundings (m) cut around the AOI, at least."""
+SURROUNDINGS_PX = 1000
+"""Fewest pixels the ring should hold: twice the 500 that activity needs of a kind of ground to
+model its change (``ActivityConfig.min_background_px``)."""
+
+
+def site_aoi(lon: float, lat: float, aoi: BaseGeometry | None, size_m: float) -> BaseGeometry:
+    """The lon/lat AOI: the site's own, or a north-up square of ``size_m`` around its point in
+    the local UTM zone (the chip grid's own square: a geodesic "square" of four points was a
+    diamond whose corners the grid cut off)."""
+    if aoi is not None:
+        return aoi
+    crs = local_utm_crs(lon, lat)
+    centre = to_crs(Point(lon, lat), "EPSG:4326", crs)
+    h = size_m / 2.0
+    square = box(centre.x - h, centre.y - h, centre.x + h, centre.y + h)
+    return to_crs(square, crs, "EPSG:4326")
+
+
+def ring_width(perimeter_m: float, ring_m: float, resolution: float, label: str = "") -> float:
+    """The ring (m) around an AOI of that perimeter: ``ring_m``, widened to whole pixels where it
+    would hold fewer than :data:`SURROUNDINGS_PX` (60 m around a 2 km site is 60 pixels of 89 m)."""
+    want = SURROUNDINGS_PX * resolution**2  # m² of surroundings
+    # a buffer of r adds about perimeter * r + pi * r² to an area
+    need = (-perimeter_m + math.sqrt(perimeter_m**2 + 4.0 * math.pi * want)) / (2.0 * math.pi)
+    if need <= ring_m:
+        return ring_m
+    ring = math.ceil(need / resolution) * resolution
+    log.info(
+        "%ssurroundings widened from %g m to %g m, so that they hold %d pixels of %g m",
+        f"{label}: " if label else "", ring_m, ring, SURROUNDINGS_PX, resolution,
+    )  # fmt: skip
+    return float(ring)
+
+
+def site_grid(
+    lon: float,
+    lat: float,
+    aoi: BaseGeometry | None,
+    resolution: float,
+    *,
+    size_m: float = DEFAULT_SIZE_M,
+    ring_m: float = DEFAULT_RING_M,
+    label: str = "",
+) -> ChipGrid:
+    """The grid of a site: its AOI (a square of ``size_m`` around its point without one) plus
+    its ring (:func:`ring_width`), in the local UTM zone."""
+    if aoi is None:
+        ring = ring_width(4.0 * size_m, ring_m, resolution, label)
+        return ChipGrid.around(lon, lat, size_m + 2.0 * ring, resolution)
+    c = aoi.centroid
+    crs = local_utm_crs(((c.x + 180.0) % 360.0) - 180.0, c.y)
+    local: Any = to_crs(aoi, "EPSG:4326", crs)
+    grown = local.buffer(ring_width(float(local.length), ring_m, resolution, label))
+    return ChipGrid.for_bounds(grown.bounds, crs, resolution)
