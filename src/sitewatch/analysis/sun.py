@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ImageryError, InputError
+from ..imagery.sources.mtl import mtl_datetime, mtl_fields, odl_values, xml_root
 from ._vsop87 import EARTH_B, EARTH_L, EARTH_R, series
 
 __all__ = [
@@ -318,8 +319,6 @@ def sun_position(
 
 # --- metadata readers ---------------------------------------------------------------------------
 
-_ODL_LINE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*(.+?)\s*$")
-
 
 def _read_text(path: Path) -> str:
     try:
@@ -328,33 +327,10 @@ def _read_text(path: Path) -> str:
         raise ImageryError(f"cannot read metadata file {path}: {exc.strerror or exc}") from exc
 
 
-def _odl_values(text: str) -> dict[str, str]:
-    """``KEY = value`` pairs of a Landsat ODL file (first occurrence wins; quotes removed)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        m = _ODL_LINE.match(line)
-        if m and m.group(1) not in ("GROUP", "END_GROUP"):
-            out.setdefault(m.group(1), m.group(2).strip().strip('"'))
-    return out
-
-
-def _landsat_datetime(date: str | None, time: str | None) -> datetime | None:
-    if not date:
-        return None
-    stamp = f"{date}T{(time or '00:00:00').rstrip('Z')}"
-    stamp = re.sub(r"(\.\d{6})\d+", r"\1", stamp)  # Python parses at most microseconds
-    try:
-        return datetime.fromisoformat(stamp).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
 def sun_from_landsat_mtl(path: str | Path) -> SunPosition:
     """Sun angles of a Landsat scene from its MTL metadata (``_MTL.txt`` ODL or ``_MTL.xml``)."""
     p = Path(path)
-    text = _read_text(p)
-    is_xml = text.lstrip().startswith("<")
-    values = _xml_leaf_values(text, p) if is_xml else _odl_values(text)
+    values = mtl_fields(p)
     try:
         az = float(values["SUN_AZIMUTH"])
         el = float(values["SUN_ELEVATION"])
@@ -365,11 +341,9 @@ def sun_from_landsat_mtl(path: str | Path) -> SunPosition:
         ) from exc
     except ValueError as exc:
         raise ImageryError(f"{p}: unreadable sun angle in the MTL metadata: {exc}") from exc
-    when = _landsat_datetime(
-        values.get("DATE_ACQUIRED") or values.get("ACQUISITION_DATE"),
-        values.get("SCENE_CENTER_TIME") or values.get("SCENE_CENTER_SCAN_TIME"),
+    return SunPosition(
+        azimuth=az % 360.0, elevation=el, datetime=mtl_datetime(values), source="landsat_mtl"
     )
-    return SunPosition(azimuth=az % 360.0, elevation=el, datetime=when, source="landsat_mtl")
 
 
 _VECTOR = re.compile(r"BAND(\d+)_MEAN_SUN_VECTOR\s*=\s*\(([^)]*)\)", re.S)
@@ -401,7 +375,7 @@ def sun_from_landsat_ang(path: str | Path, *, band: int | None = None) -> SunPos
         raise ImageryError(f"{p}: zero sun vector for band {key}")
     az = math.degrees(math.atan2(x, y)) % 360.0
     el = math.degrees(math.asin(z / norm))
-    values = _odl_values(text)
+    values = odl_values(text)
     when = None
     try:
         year = int(values["SOLAR_EPOCH_YEAR"])
@@ -415,30 +389,8 @@ def sun_from_landsat_ang(path: str | Path, *, band: int | None = None) -> SunPos
     return SunPosition(azimuth=az, elevation=el, datetime=when, source="landsat_ang")
 
 
-def _xml_root(text: str, path: Path) -> Any:
-    from defusedxml import ElementTree
-    from defusedxml.common import DefusedXmlException
-
-    try:
-        return ElementTree.fromstring(text)
-    except DefusedXmlException as exc:
-        from ..errors import UnsafeInputError
-
-        raise UnsafeInputError(f"{path}: refused unsafe XML ({type(exc).__name__})") from exc
-    except ElementTree.ParseError as exc:
-        raise ImageryError(f"{path}: not well-formed XML: {exc}") from exc
-
-
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
-
-
-def _xml_leaf_values(text: str, path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for el in _xml_root(text, path).iter():
-        if len(el) == 0 and el.text is not None:
-            out.setdefault(_local(el.tag), el.text.strip())
-    return out
 
 
 def sun_from_sentinel2_mtd(path: str | Path) -> SunPosition:
@@ -448,7 +400,7 @@ def sun_from_sentinel2_mtd(path: str | Path) -> SunPosition:
     ``Mean_Sun_Angle`` element.
     """
     p = Path(path)
-    root = _xml_root(_read_text(p), p)
+    root = xml_root(_read_text(p), p)
     mean = next((el for el in root.iter() if _local(el.tag) == "Mean_Sun_Angle"), None)
     if mean is None:
         raise ImageryError(

@@ -1,4 +1,5 @@
-"""USGS Landsat metadata files (``*_MTL.txt``, ``*_MTL.json``) beside a scene's band files.
+"""USGS Landsat metadata files (``*_MTL.txt``, ``*_MTL.json``, ``*_MTL.xml``) beside a scene's
+band files; the one MTL reader (the sun readers of :mod:`sitewatch.analysis.sun` use it too).
 
 A Landsat scene downloaded from EarthExplorer or the USGS M2M API is a folder of band GeoTIFFs and
 its MTL file. The bands' names give the day; the MTL gives what shadow mensuration and cloud
@@ -17,7 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MtlFacts", "mtl_index", "read_mtl"]
+from ...errors import ImageryError, SitewatchError
+
+__all__ = [
+    "MtlFacts",
+    "mtl_datetime",
+    "mtl_fields",
+    "mtl_index",
+    "odl_values",
+    "read_mtl",
+    "xml_root",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +66,76 @@ def _flat(data: Any, out: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _fields(path: Path) -> dict[str, str]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix.lower() == ".json":
-        return _flat(json.loads(text), {})
+def odl_values(text: str) -> dict[str, str]:
+    """``KEY = value`` pairs of a Landsat ODL file (MTL or ANG ``.txt``; first occurrence wins,
+    quotes removed)."""
     out: dict[str, str] = {}
     for line in text.splitlines():
         m = _LINE.match(line)
         if m and m[1] not in ("GROUP", "END_GROUP"):
-            out.setdefault(m[1], m[2].strip('"'))
+            out.setdefault(m[1], m[2].strip().strip('"'))
     return out
+
+
+def xml_root(text: str, path: Path) -> Any:
+    """The root element of a metadata XML file, parsed with defusedxml (no entity expansion,
+    no external references)."""
+    from defusedxml import ElementTree
+    from defusedxml.common import DefusedXmlException
+
+    try:
+        return ElementTree.fromstring(text)
+    except DefusedXmlException as exc:
+        from ...errors import UnsafeInputError
+
+        raise UnsafeInputError(f"{path}: refused unsafe XML ({type(exc).__name__})") from exc
+    except ElementTree.ParseError as exc:
+        raise ImageryError(f"{path}: not well-formed XML: {exc}") from exc
+
+
+def _xml_values(text: str, path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for el in xml_root(text, path).iter():
+        if len(el) == 0 and el.text is not None:
+            out.setdefault(el.tag.rsplit("}", 1)[-1], el.text.strip())
+    return out
+
+
+def mtl_fields(path: Path) -> dict[str, str]:
+    """Every ``KEY -> value`` of an MTL file in any of its three forms (ODL ``.txt``, ``.json``,
+    ``.xml``); :class:`ImageryError` when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ImageryError(f"cannot read metadata file {path}: {exc.strerror or exc}") from exc
+    stripped = text.lstrip()
+    if stripped.startswith("<"):
+        return _xml_values(text, path)
+    if stripped.startswith("{"):
+        try:
+            return _flat(json.loads(text), {})
+        except ValueError as exc:
+            raise ImageryError(f"{path}: not valid JSON: {exc}") from exc
+    return odl_values(text)
+
+
+def mtl_datetime(fields: dict[str, str]) -> datetime | None:
+    """The scene-centre time (UTC) of MTL fields; the day at 00:00 without a time, None without
+    a date. ``13:36:10.3946240Z`` has one decimal more than Python parses: it is cut."""
+    day = (fields.get("DATE_ACQUIRED") or fields.get("ACQUISITION_DATE") or "").strip()
+    try:
+        when = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    clock = (fields.get("SCENE_CENTER_TIME") or fields.get("SCENE_CENTER_SCAN_TIME") or "").strip()
+    m = re.match(r"(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?", clock.strip('"'))
+    if m is None:
+        return when
+    micro = int((m[4] or "0")[:6].ljust(6, "0"))
+    try:
+        return when.replace(hour=int(m[1]), minute=int(m[2]), second=int(m[3]), microsecond=micro)
+    except ValueError:
+        return when
 
 
 def _number(fields: dict[str, str], *keys: str, low: float, high: float) -> float | None:
@@ -85,25 +156,17 @@ def read_mtl(path: Path) -> MtlFacts | None:
     try:
         if path.stat().st_size > _MAX_BYTES:
             return None
-        fields = _fields(path)
-    except (OSError, ValueError) as exc:
+        fields = mtl_fields(path)
+    except (OSError, SitewatchError) as exc:
         log.debug("not an MTL file: %s (%s)", path, exc)
         return None
-    day = fields.get("DATE_ACQUIRED") or fields.get("ACQUISITION_DATE")
-    wrs_path, wrs_row = fields.get("WRS_PATH"), fields.get("WRS_ROW")
-    if not day or not wrs_path or not wrs_row:
-        return None
-    clock = (fields.get("SCENE_CENTER_TIME") or fields.get("SCENE_CENTER_SCAN_TIME") or "").strip()
-    # "13:36:10.3946240Z": seven decimals, one more than Python parses
-    m = re.match(r"(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?", clock)
+    when = mtl_datetime(fields)
     try:
-        when = datetime.strptime(day.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
-        tile = f"{int(wrs_path):03d}{int(wrs_row):03d}"
-    except ValueError:
+        tile = f"{int(fields['WRS_PATH']):03d}{int(fields['WRS_ROW']):03d}"
+    except (KeyError, ValueError):
         return None
-    if m is not None:
-        micro = int((m[4] or "0")[:6].ljust(6, "0"))
-        when = when.replace(hour=int(m[1]), minute=int(m[2]), second=int(m[3]), microsecond=micro)
+    if when is None:
+        return None
     azimuth = _number(fields, "SUN_AZIMUTH", low=-180.0, high=360.0)
     return MtlFacts(
         path=path,
@@ -122,7 +185,7 @@ def mtl_index(files: list[Path]) -> dict[tuple[str, str], MtlFacts]:
     index: dict[tuple[str, str], MtlFacts] = {}
     for path in files:
         name = path.name.upper()
-        if not (name.endswith("_MTL.TXT") or name.endswith("_MTL.JSON")):
+        if not name.endswith(("_MTL.TXT", "_MTL.JSON", "_MTL.XML")):
             continue
         facts = read_mtl(path)
         if facts is not None:
