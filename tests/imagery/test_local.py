@@ -307,3 +307,36 @@ def test_landsat_mtl_beside_the_bands_gives_time_sun_and_cloud(
     assert by_tile["116034"].cloud_cover is None  # -1: USGS could not tell
     assert by_tile["116035"].sun_azimuth is None  # row 35 has no MTL here
     assert by_tile["116035"].datetime == datetime(2023, 4, 5, tzinfo=UTC)
+
+
+def test_sentinel2_granule_metadata_gives_sun_time_and_cloud(
+    tmp_path: Path, make_raster: RasterFactory
+) -> None:
+    # a .SAFE product from the Copernicus browser: MTD_TL.xml beside IMG_DATA held the sun
+    # angles, which shadow heights need, and went unread
+    granule = (
+        tmp_path / "S2A_MSIL1C_20180312T022551_N0206_R046_T52SCG_20180312T033911.SAFE"
+        / "GRANULE" / "L1C_T52SCG_A014206_20180312T022546"
+    )  # fmt: skip
+    img = granule / "IMG_DATA"
+    for band in ("B04", "B08"):
+        make_raster(f"T52SCG_20180312T022551_{band}.tif", folder=img, count=1)
+    (granule / "MTD_TL.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<n1:Level-1C_Tile_ID xmlns:n1="https://psd-14'
+        '.sentinel2.eo.esa.int/PSD/S2_PDI_Level-1C_Tile_Metadata.xsd"><n1:General_Info>'
+        "<SENSING_TIME>2018-03-12T02:21:51.456Z</SENSING_TIME></n1:General_Info>"
+        "<n1:Geometric_Info><Tile_Angles><Mean_Sun_Angle><ZENITH_ANGLE>48.25</ZENITH_ANGLE>"
+        "<AZIMUTH_ANGLE>148.5</AZIMUTH_ANGLE></Mean_Sun_Angle></Tile_Angles></n1:Geometric_Info>"
+        "<n1:Quality_Indicators_Info><Image_Content_QI><CLOUDY_PIXEL_PERCENTAGE>12.5"
+        "</CLOUDY_PIXEL_PERCENTAGE></Image_Content_QI></n1:Quality_Indicators_Info>"
+        "</n1:Level-1C_Tile_ID>"
+    )
+    (scene,) = LocalSource(tmp_path).scenes()
+    assert (scene.sun_azimuth, scene.sun_elevation) == (148.5, 41.75)
+    assert scene.cloud_cover == 12.5
+    assert scene.datetime == datetime(2018, 3, 12, 2, 21, 51, 456000, tzinfo=UTC)
+    assert scene.properties["metadata_file"] == "MTD_TL.xml"
+    # a damaged file: the scene stays, without them
+    (granule / "MTD_TL.xml").write_text("<n1:Level-1C_Tile_ID>")
+    (scene,) = LocalSource(tmp_path).scenes()
+    assert scene.sun_azimuth is None and scene.datetime.hour == 2 and scene.datetime.minute == 25

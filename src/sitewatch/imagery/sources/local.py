@@ -12,7 +12,9 @@ in this order, from:
    ``band``, ``sensor`` and ``tile``;
 4. ``dates.txt`` beside ``imgs_N`` folders (the OSCD layout: ``date_N: YYYYMMDD``) overrides the date;
 5. a Landsat scene's USGS MTL file in the folder tree (``*_MTL.txt`` or ``*_MTL.json``, matched by
-   WRS path/row and date) gives the scene-centre time, sun angles and cloud cover (:mod:`.mtl`).
+   WRS path/row and date) gives the scene-centre time, sun angles and cloud cover (:mod:`.mtl`);
+   a Sentinel-2 granule's ``MTD_TL.xml`` (in a ``.SAFE`` product) its sensing time, mean sun
+   angles and cloudy-pixel percentage.
 
 Files that cannot be used (corrupt, no CRS, no date) are skipped and listed in :attr:`LocalSource.skipped`.
 
@@ -451,6 +453,8 @@ class LocalSource(ImagerySource):
                     if (value := getattr(facts, attr)) is not None:
                         extra.setdefault(attr, value)
                 extra["metadata_file"] = facts.path.name
+            elif is_sentinel2(first.sensor) and (mtd := _granule_metadata(first.path)):
+                when = _sentinel2_metadata(mtd, when, extra)
             props = {k: v for k, v in extra.items() if k not in _TAG_FLOATS}
             props["files"] = len(members)
             if is_sentinel2(first.sensor):
@@ -541,6 +545,43 @@ def _warn_unknown_baselines(folder: Path, scenes: Sequence[Scene]) -> None:
             "-oo IGNORE_COG_LAYOUT_BREAK=YES FILE)",
             folder, before, after,
         )  # fmt: skip
+
+
+def _granule_metadata(path: Path) -> Path | None:
+    """The ``MTD_TL.xml`` of the Sentinel-2 granule a band file lies in (``GRANULE/<id>/
+    IMG_DATA[/R10m]/<band>.jp2``), or None."""
+    for parent in list(path.parents)[:3]:
+        candidate = parent / "MTD_TL.xml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _sentinel2_metadata(path: Path, when: datetime, extra: dict[str, Any]) -> datetime:
+    """Sun angles and cloud cover of a granule's ``MTD_TL.xml`` into ``extra`` (the files' own
+    tags win); its sensing time when on the day the names give, else ``when``."""
+    from ...analysis.sun import sun_from_sentinel2_mtd
+    from ...errors import SitewatchError
+    from .mtl import mtl_fields
+
+    try:
+        sun = sun_from_sentinel2_mtd(path)
+        fields = mtl_fields(path)
+    except SitewatchError as exc:
+        log.warning("left out the granule metadata %s: %s", path, exc)
+        return when
+    extra.setdefault("sun_azimuth", sun.azimuth)
+    extra.setdefault("sun_elevation", sun.elevation)
+    try:
+        cloud = float(fields["CLOUDY_PIXEL_PERCENTAGE"])
+    except (KeyError, ValueError):
+        cloud = -1.0
+    if 0.0 <= cloud <= 100.0:
+        extra.setdefault("cloud_cover", cloud)
+    extra["metadata_file"] = path.name
+    if sun.datetime is not None and sun.datetime.date() == when.date():
+        return sun.datetime.astimezone(UTC)
+    return when
 
 
 def _safe_baseline(path: Path) -> float | None:
