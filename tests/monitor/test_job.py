@@ -322,7 +322,8 @@ def test_monitor_observations_say_what_changed_in_words() -> None:
     from sitewatch.monitor.job import observation_text
 
     assert observation_text(True, 0.0151, 0.0164) == (
-        "clear image: 1.51% of the site changed since the last clear image, 1.64% since the first"
+        "clear image: 1.51% of the site changed beyond its surroundings since the last clear "
+        "image, 1.64% since the first"
     )
     assert observation_text(False, float("nan"), 0.02).startswith("cloudy or partial image: n/a")
     assert observation_text(False, float("nan"), float("nan")) == (

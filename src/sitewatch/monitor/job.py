@@ -517,13 +517,18 @@ def _pct(v: float) -> str:
 
 def observation_text(clear: bool, changed: float, cumulative: float) -> str:
     """What the monitor's observation of one image says: ``clear image: 1.51% of the site
-    changed since the last clear image, 1.64% since the first``."""
+    changed beyond its surroundings since the last clear image, 1.64% since the first``.
+
+    "Beyond its surroundings" is what activity measures (change the ring around the site does
+    not show alike); the change events count every changed pixel, so a river that floods the
+    site and its ring reads 0% here and a large change event there: the words keep the two
+    from reading as a contradiction."""
     head = "clear image" if clear else "cloudy or partial image"
     if not (np.isfinite(changed) or np.isfinite(cumulative)):
         return f"{head}: change not measured"
     return (
-        f"{head}: {_pct(changed)} of the site changed since the last clear image, "
-        f"{_pct(cumulative)} since the first"
+        f"{head}: {_pct(changed)} of the site changed beyond its surroundings since the last "
+        f"clear image, {_pct(cumulative)} since the first"
     )
 
 
