@@ -177,8 +177,10 @@ def fit_irmad(
 def _collapsed(iteration: int, why: str) -> None:
     """Say that the reweighting stopped early. A MAD variate whose canonical correlation is
     nearly 1 (bands that move together) has a tiny variance, so every pixel looks changed, the
-    no-change weights fall to zero and the next covariance is singular; the last fit stands."""
-    logger.warning(
+    no-change weights fall to zero and the next covariance is singular; the last fit stands.
+    A note (-v), not a warning: nothing is wrong with the images and nothing is for the analyst
+    to do (a monitor run over small chips printed it between the alerts)."""
+    logger.info(
         "IR-MAD: %s at iteration %d; keeping the fit of iteration %d", why, iteration, iteration - 1
     )
 
