@@ -223,3 +223,27 @@ def test_the_thread_limits_come_from_the_settings(web_env: Any) -> None:
         assert client.get(tile, headers=web_env.auth("viewer")).status_code == 200
         limit = client.portal.call(lambda: to_thread.current_default_thread_limiter().total_tokens)  # type: ignore[union-attr]
     assert limit == 3
+
+
+def test_serve_says_when_no_one_can_log_in_or_the_catalog_is_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    from sitewatch.catalog.models import Site
+    from sitewatch.cli.main import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    # a typo in --db: a new, empty catalog, no users; the server showed a login no password opened
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    main(["--db", url, "serve", "--port", "0"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no catalog was at" in err and "typo.db" in err
+    assert "no user can log in yet: add one first with `sitewatch users add NAME" in err
+    assert "the catalog holds no sites yet" in err
+    with Catalog(url) as cat:
+        UserStore.for_catalog(cat).add("ana", "a long password", "analyst", by="test")
+        cat.add_site(Site(id="s", name="S", lon=126.0, lat=39.0))
+    main(["--db", url, "serve", "--port", "0"])
+    err = capsys.readouterr().err
+    assert "no catalog was at" not in err and "no user" not in err and "no sites" not in err

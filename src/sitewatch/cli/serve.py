@@ -54,6 +54,28 @@ def build_demo(folder: Path | None = None) -> DemoServer:
     return DemoServer(root, url, archive, "demo", password)
 
 
+def _say_what_is_served(ctx: click.Context) -> None:
+    """Warn before serving a catalog no one can log in to (no users yet) and name an empty one:
+    a new server otherwise showed a login that no password opened, or an empty map."""
+    from ..web.users import UserStore
+    from .options import open_catalog
+
+    with open_catalog(ctx) as cat:  # warns when --db names no catalog yet
+        sites = cat.count_sites()
+        users = UserStore.for_catalog(cat).all()
+    con = err_console()
+    if not users:
+        con.print(
+            "[yellow]warning[/] no user can log in yet: add one first with "
+            "`sitewatch users add NAME --role analyst` (roles: viewer, analyst, admin)"
+        )
+    if not sites:
+        con.print(
+            "[yellow]note[/] the catalog holds no sites yet: add them with `sitewatch sites add` "
+            "or `sitewatch sites import`, or in the app"
+        )
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -103,6 +125,7 @@ def serve(
         )
     else:
         url = state(ctx).database_url or get_settings().catalog_url
+        _say_what_is_served(ctx)
     app = create_app(url, archive_root=archive) if workers == 1 else None
     err_console().print(f"serving on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops")
     try:
