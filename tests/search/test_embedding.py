@@ -189,7 +189,7 @@ def test_a_cluster_worker_process_loads_the_backbone_and_agrees(make_scene, make
     local = run_search(path, lonlat[:1], params=p)
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=1, processes=True, protocol="tcp://", host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: 8787 may be taken
     ) as cluster:  # fmt: skip
         remote = run_search(path, lonlat[:1], params=p, scheduler=cluster.scheduler_address)
     # equal here; torch may sum convolutions in another order with other thread counts

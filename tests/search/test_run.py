@@ -57,7 +57,7 @@ def test_distributed_cluster_gives_identical_results(make_scene) -> None:
         processes=False,
         protocol="tcp://",
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: 8787 may be taken
     ) as cluster:
         remote = run_search(path, lonlat[:1], params=PARAMS, scheduler=cluster.scheduler_address)
     np.testing.assert_array_equal(local.scores, remote.scores)
