@@ -334,14 +334,26 @@ def test_records_observations_measurements_events(catalog: Catalog) -> None:
     # corrected (a new version) and retracted, with both steps in the history
     fixed = catalog.update_change_event(dataclasses.replace(ev, area_m2=900.0))
     assert fixed.version == 2 and catalog.get_change_event("c1").area_m2 == 900.0
+    # the alerts raised from it go with it (dismissed), unless kept; others stay
+    for key, event in (("a1", "c1"), ("a2", "other")):
+        catalog.add_alert(Alert(key, "site-0", "changed_area", "m", key,
+                                details={"change_event": event}))  # fmt: skip
     with pytest.raises(ConflictError):
         catalog.delete_change_event("c1", version=1)
-    catalog.delete_change_event("c1", version=2)
+    assert catalog.get_alert("a1").state == "new"  # the refused retraction dismissed nothing
+    assert catalog.delete_change_event("c1", version=2) == ["a1"]
+    assert catalog.get_alert("a1").state == "dismissed" and catalog.get_alert("a2").state == "new"
     assert catalog.list_change_events("site-0") == []
     steps = [h.action for h in catalog.history(entity="change_event", entity_id="c1")]
     assert sorted(steps) == ["create", "delete", "update"]
     with pytest.raises(NotFound):
         catalog.get_change_event("c1")
+    kept = catalog.add_change_event(dataclasses.replace(ev, id="c2", version=1))
+    catalog.add_alert(
+        Alert("a3", "site-0", "changed_area", "m", "a3", details={"change_event": "c2"})
+    )
+    assert catalog.delete_change_event(kept.id, dismiss_alerts=False) == []
+    assert catalog.get_alert("a3").state == "new"
 
 
 def test_deleting_a_measured_feature_never_drops_its_measurements_silently(

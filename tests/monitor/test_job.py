@@ -85,12 +85,16 @@ def test_monitor_site_records_and_is_idempotent(
     )
     with Catalog(url) as cat:
         assert cat.counts() == n_before
-    # retracting the pad's event points at the alert raised from it, left for the analyst
+    # retracting the pad's event dismisses the alert raised from it (it was left open, named)
     r = sw("--db", url, "change", "delete", big[0].id, "--yes")
     assert r.code == 0, r.err
-    assert f"1 open alert(s) raised from it: dismiss them with `sitewatch alerts dismiss {pad.id}`" in " ".join(r.out.split())  # fmt: skip
+    assert f"dismissed 1 open alert(s) raised from it: {pad.id}" in " ".join(r.out.split())
     with Catalog(url) as cat:
-        assert cat.get_alert(pad.id).state == "new"
+        assert cat.get_alert(pad.id).state == "dismissed"
+        others = [a for a in cat.list_alerts(site_id="base") if a.id != pad.id]
+        assert others and all(a.state == "new" for a in others)  # the rest stay
+        assert ("alert", pad.id) in {(e.entity, e.entity_id) for e in cat.history(site_id="base")
+                                     if e.action == "update"}  # fmt: skip
 
 
 def test_new_scenes_only_after_since_and_resume(tmp_path: Path, kit: Any) -> None:
@@ -129,7 +133,7 @@ def test_all_sites_on_a_local_cluster(tmp_path: Path, kit: Any) -> None:
             cat.add_site(Site(id=f"s{k}", name=f"S{k}", lon=LON + k * 0.004, lat=LAT))
     opts = MonitorOptions(archive=tmp_path / "a", sources=(str(imagery),), size_m=600.0)
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
     ) as cluster:
         reports = run_monitor(url, ["s0", "s1", "s2"], opts, scheduler=cluster.scheduler_address)
     assert [r.site_id for r in reports] == ["s0", "s1", "s2"]

@@ -448,8 +448,8 @@ def test_retract_a_measurement_and_an_observation(page: Any, live_server: Any) -
 
 def test_retract_a_change_event(page: Any, live_server: Any) -> None:
     """A change event recorded from the wrong images is retracted from the site page: its list
-    item, overlay and activity bar go; the history keeps it; the alert raised from it stays, and
-    the analyst is told."""
+    item, overlay and activity bar go; the history keeps it; the alert raised from it is
+    dismissed, and the analyst is told."""
     from datetime import UTC, datetime
 
     from sitewatch.catalog.models import Alert, ChangeEvent
@@ -476,12 +476,13 @@ def test_retract_a_change_event(page: Any, live_server: Any) -> None:
     bars = page.locator("#activity-plot rect").count()
     page.click("#change-events li[data-change=ch-wrong] button.retract")
     page.wait_for_selector("#change-events li[data-change=ch-wrong]", state="detached")
-    page.wait_for_selector("#toast:has-text('1 open alert(s) raised from it remain')")
-    assert page.locator("#site-alerts li[data-alert=al-wrong]").count() == 1
+    page.wait_for_selector("#toast:has-text('1 open alert(s) raised from it dismissed')")
+    page.wait_for_selector("#site-alerts li[data-alert=al-wrong]", state="detached")
     assert page.locator("#activity-plot rect").count() == bars - 1
     assert f"change overlays ({len(kept)})" in page.locator("#panel").inner_text()
     with Catalog(live_server.env.url) as cat:
         assert {e.id for e in cat.list_change_events("alpha-base")} == kept
+        assert cat.get_alert("al-wrong").state == "dismissed"
         assert ("change_event", "ch-wrong") in {
             (e.entity, e.entity_id)
             for e in cat.history(site_id="alpha-base")

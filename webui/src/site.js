@@ -4,7 +4,7 @@
 import L from "leaflet";
 import { get, post, patch, del, upload } from "./api.js";
 import { h, svg, select, toast, fmtDate, valueText } from "./dom.js";
-import { state, canWrite, fitView, alertButtons, alertMeta } from "./main.js";
+import { state, canWrite, fitView, alertButtons, alertMeta, refreshAlertCount } from "./main.js";
 
 const PHASE_COLOUR = {
   no_activity: "#95a5a6",
@@ -214,16 +214,20 @@ export async function sitePage(siteId) {
   async function retractEvent(c) {
     if (!confirm(`Retract the change of ${fmtDate(c.before)} → ${fmtDate(c.after)}? (The history keeps it.)`)) return;
     try {
+      // the monitor's alerts name the event they were raised from: the server dismisses them
+      const open = await get(`/api/alerts?site_id=${encodeURIComponent(siteId)}&state=new&state=acked`);
+      const raised = open.filter((a) => (a.details || {}).change_event === c.id).length;
       await del(`/api/changes/${encodeURIComponent(c.id)}?version=${c.version}`);
       changes = changes.filter((x) => x.id !== c.id);
       changeLayer.clearLayers();
       changeLayer.addData(changeFeatures());
       renderEvents();
       drawPlot();
-      // the monitor's alerts name the event they were raised from: they stay for the analyst
-      const open = await get(`/api/alerts?site_id=${encodeURIComponent(siteId)}&state=new&state=acked`);
-      const raised = open.filter((a) => (a.details || {}).change_event === c.id).length;
-      toast(raised ? `change event retracted; ${raised} open alert(s) raised from it remain: dismiss them under Open alerts` : "change event retracted");
+      if (raised) {
+        renderAlerts();
+        refreshAlertCount();
+      }
+      toast(raised ? `change event retracted; ${raised} open alert(s) raised from it dismissed` : "change event retracted");
     } catch (e) {
       toast(e.message, true);
     }

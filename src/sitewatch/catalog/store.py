@@ -1046,9 +1046,22 @@ class Catalog:
         """Replace a change event (a new version; the history keeps the old one)."""
         return self._update(event)
 
-    def delete_change_event(self, event_id: str, *, version: int | None = None) -> None:
-        """Retract a change event recorded in error (the history keeps it)."""
-        self._delete(ChangeEvent, event_id, version)
+    def delete_change_event(
+        self, event_id: str, *, version: int | None = None, dismiss_alerts: bool = True
+    ) -> list[str]:
+        """Retract a change event recorded in error (the history keeps it) and, unless told
+        not to, dismiss the open alerts raised from it (details ``change_event``), in one
+        transaction; returns the ids of the alerts dismissed."""
+        with self._write():
+            event = self.get_change_event(event_id)
+            self._delete(ChangeEvent, event_id, version)
+            if not dismiss_alerts:
+                return []
+            raised = [a for a in self.list_alerts(site_id=event.site_id, state=("new", "acked"))
+                      if a.details.get("change_event") == event_id]  # fmt: skip
+            for alert in raised:
+                self.set_alert_state(alert.id, "dismissed")
+            return [a.id for a in raised]
 
     def list_change_events(self, site_id: str | None = None) -> list[ChangeEvent]:
         """Change events, oldest 'after' date first."""

@@ -62,9 +62,12 @@ def list_events(site_id: str, as_json: bool) -> None:
 @click.argument("event_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--expect-version", type=int, help="Refuse if someone changed it since.")
-def delete_event(event_id: str, yes: bool, expect_version: int | None) -> None:
-    """Retract a change event recorded in error (the history keeps it); `change events SITE`
-    lists the ids."""
+@click.option(
+    "--keep-alerts", is_flag=True, help="Leave the open alerts raised from it (default: dismiss)."
+)
+def delete_event(event_id: str, yes: bool, expect_version: int | None, keep_alerts: bool) -> None:
+    """Retract a change event recorded in error (the history keeps it) and dismiss the open
+    alerts raised from it; `change events SITE` lists the ids."""
     with open_catalog() as cat:
         try:
             e = cat.get_change_event(event_id)
@@ -79,12 +82,12 @@ def delete_event(event_id: str, yes: bool, expect_version: int | None) -> None:
         )
         if not yes:
             click.confirm(f"delete {what}?", abort=True)
-        cat.delete_change_event(event_id, version=expect_version)
-        raised = [a.id for a in cat.list_alerts(site_id=e.site_id, state=("new", "acked"))
-                  if a.details.get("change_event") == event_id]  # fmt: skip
+        dismissed = cat.delete_change_event(
+            event_id, version=expect_version, dismiss_alerts=not keep_alerts
+        )
     console().print(f"deleted change event [bold]{event_id}[/]: {what}", highlight=False)
-    if raised:
+    if dismissed:
         console().print(
-            f"{len(raised)} open alert(s) raised from it: dismiss them with "
-            f"`sitewatch alerts dismiss {' '.join(raised)}`", highlight=False,
+            f"dismissed {len(dismissed)} open alert(s) raised from it: {', '.join(dismissed)} "
+            "(the history keeps them)", highlight=False,
         )  # fmt: skip

@@ -208,13 +208,15 @@ def add_change(site_id: str, body: ChangeEventIn, ctx: Ctx, who: Analyst) -> Res
     "/api/changes/{event_id}",
     status_code=204,
     tags=["change events"],
-    summary="Retract a change event recorded in error (the history keeps it)",
+    summary="Retract a change event recorded in error (the history keeps it), and dismiss the "
+    "open alerts raised from it unless keep_alerts",
 )
 def delete_change(
     event_id: str,
     ctx: Ctx,
     who: Analyst,
     version: Annotated[int | None, Query(ge=1)] = None,
+    keep_alerts: bool = False,
 ) -> Response:
-    ctx.catalog(who).delete_change_event(event_id, version=version)
+    ctx.catalog(who).delete_change_event(event_id, version=version, dismiss_alerts=not keep_alerts)
     return Response(status_code=204)
