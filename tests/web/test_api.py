@@ -609,6 +609,8 @@ def test_distance_tool(client: Any, web_env: Any) -> None:
         m["kind"] == "width" and m["feature_id"] == "f-portal" and m["value"] == pytest.approx(70.0)
     )
     assert m["observation_id"] == "obs-1" and m["inputs"]["acquired"].startswith("2024-03-01")
+    # which way each segment was measured is kept (east, then north)
+    assert m["inputs"]["azimuths_deg"] == pytest.approx([90.0, 0.0], abs=0.01)
     stored = client.get(
         "/api/measurements?feature_id=f-portal", headers=web_env.auth("viewer")
     ).json()

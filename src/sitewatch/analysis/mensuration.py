@@ -875,7 +875,7 @@ def geodesic_path_length(
         check_lonlat(lon, lat, what=f"point {i + 1}")
     lons = [p[0] for p in points]
     lats = [p[1] for p in points]
-    _, _, segs = GEOD.inv(lons[:-1], lats[:-1], lons[1:], lats[1:])
+    azimuths, _, segs = GEOD.inv(lons[:-1], lats[:-1], lons[1:], lats[1:])
     seg_list = [float(s) for s in np.atleast_1d(segs)]
     # interior vertices move two segments in opposite senses; a rough first-order bound
     sigma = position_sigma_m * math.sqrt(2.0 + max(0, len(points) - 2))
@@ -884,7 +884,13 @@ def geodesic_path_length(
         sigma,
         "m",
         "geodesic_wgs84",
-        {"segments_m": [round(s, 3) for s in seg_list], "position_sigma_m": position_sigma_m},
+        {
+            "segments_m": [round(s, 3) for s in seg_list],
+            # the direction of each segment at its start (degrees from true north): a measured
+            # portal width or runway length keeps which way it was measured
+            "azimuths_deg": [round(float(a) % 360.0, 2) for a in np.atleast_1d(azimuths)],
+            "position_sigma_m": position_sigma_m,
+        },
     )
 
 
