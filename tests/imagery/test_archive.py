@@ -10,7 +10,7 @@ import pystac
 import pytest
 import rasterio
 
-from sitewatch.errors import ArchiveError, SourceError
+from sitewatch.errors import ArchiveError, ConfigError, SourceError
 from sitewatch.imagery import Archive, ChipGrid, LocalSource, StacSource, download, find_scenes
 
 from .conftest import RasterFactory, ServerState
@@ -169,3 +169,50 @@ def test_unreadable_item(tmp_path: Path) -> None:
     (folder / "it.json").write_text(json.dumps({"id": "it"}))
     with pytest.raises(ArchiveError, match="unreadable"):
         Archive(tmp_path / "a").chips("site")
+
+
+def test_chips_keep_who_to_credit_for_their_pixels(
+    shared_data: Path, tmp_path: Path, make_raster: RasterFactory
+) -> None:
+    from dataclasses import replace
+
+    from sitewatch.imagery.scene import scene_credit
+    from sitewatch.imagery.sources.config import source_from_config
+    from sitewatch.report import annotated_figure, as_image_chip
+
+    # every brief of archived imagery said "Image © provider not recorded"
+    grid = ChipGrid.around(*NAIP_CENTRE, 300.0, 5.0)
+    naip = LocalSource(shared_data / "naip-timeseries")
+    found = find_scenes([naip], grid.lonlat_bbox(), "2020-01-01", "2020-12-31")
+    archive = Archive(tmp_path / "archive")
+    archive.fetch("farm", found, grid)
+    (chip,) = archive.chips("farm")
+    assert chip.credit == "USDA Farm Service Agency NAIP (public domain)"
+    caption = annotated_figure(as_image_chip(chip)).texts[-1].get_text()
+    assert "Image © USDA Farm Service Agency NAIP (public domain)." in caption
+    # a commercial delivery: the source's configured credit, on the chip and in the figure
+    vendor = source_from_config(
+        "vendor", {"type": "local", "path": str(shared_data / "naip-timeseries"),
+                   "credit": "Maxar Technologies"},
+    )  # fmt: skip
+    found = find_scenes([vendor], grid.lonlat_bbox(), "2019-01-01", "2019-12-31")
+    archive.fetch("depot", found, grid)
+    (chip,) = archive.chips("depot")
+    assert chip.credit == "Maxar Technologies" and chip.to_dict()["credit"] == chip.credit
+    assert (
+        "Image © Maxar Technologies." in annotated_figure(as_image_chip(chip)).texts[-1].get_text()
+    )
+    with pytest.raises(ConfigError, match="credit must be the text"):
+        source_from_config("vendor", {"type": "local", "path": str(tmp_path), "credit": " "})
+    # a chip archived before credits were kept: its sensor's programme
+    old = replace(chip, credit="")
+    assert "NAIP (public domain)" in as_image_chip(old).source
+    # STAC providers licensing the item win over the sensor; Copernicus asks for its own words
+    s2 = replace(found[0][1], sensor="sentinel-2a")
+    assert scene_credit(s2) == "European Union, contains modified Copernicus Sentinel data 2019"
+    licensed = replace(s2, properties={"providers": [
+        {"name": "Planet Labs PBC", "roles": ["licensor", "producer"]},
+        {"name": "AWS", "roles": ["host"]},
+    ]})  # fmt: skip
+    assert scene_credit(licensed) == "Planet Labs PBC"
+    assert scene_credit(replace(s2, sensor="worldview-3")) is None

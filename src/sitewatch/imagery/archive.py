@@ -37,7 +37,7 @@ from shapely.geometry import box, mapping
 from ..errors import ArchiveError, ImageryError, SourceError, gdal_text
 from ..files import atomic_path, sha256_file
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
-from .scene import DN_OFFSETS, REFLECTANCE, Scene
+from .scene import DN_OFFSETS, REFLECTANCE, Scene, scene_credit
 from .sources.base import HrefModifier, ImagerySource, SceneReader
 
 __all__ = [
@@ -256,6 +256,8 @@ class ArchivedChip:
     sha256: str
     coverage: float | None
     cloud_fraction: float | None
+    credit: str = ""
+    """Who figures credit for its pixels ("Image © ..."); "" when no one is recorded."""
 
     @property
     def mask_path(self) -> Path:
@@ -277,6 +279,7 @@ class ArchivedChip:
             "sha256": self.sha256,
             "coverage": self.coverage,
             "cloud_fraction": self.cloud_fraction,
+            "credit": self.credit,
         }
 
 
@@ -321,8 +324,12 @@ class Archive:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def add_chip(self, site_id: str, chip: Chip, *, source: str = "") -> ArchivedChip:
-        """Store a chip (COG + mask + STAC item) and refresh the site's collection and manifest."""
+    def add_chip(
+        self, site_id: str, chip: Chip, *, source: str = "", credit: str | None = None
+    ) -> ArchivedChip:
+        """Store a chip (COG + mask + STAC item) and refresh the site's collection and manifest.
+
+        ``credit``: who figures credit for its pixels (default: :func:`scene_credit`)."""
         item_id = self.item_id(chip.scene, chip.grid)
         folder = self.site_dir(site_id) / item_id
         tif = folder / f"{item_id}.tif"
@@ -334,7 +341,8 @@ class Archive:
             raise ArchiveError(
                 f"cannot write the chip {tif}: {gdal_text(exc)}; check free space and permissions"
             ) from exc
-        item = self._item(site_id, item_id, chip, tif, mask_tif, source)
+        credit = credit or scene_credit(chip.scene)
+        item = self._item(site_id, item_id, chip, tif, mask_tif, source, credit)
         _write_json(folder / f"{item_id}.json", item)
         self._refresh_site(site_id)
         return self._archived(site_id, folder / f"{item_id}.json")
@@ -390,7 +398,14 @@ class Archive:
             ds.update_tags(values="0=nodata 1=clear 2=cloud")
 
     def _item(
-        self, site_id: str, item_id: str, chip: Chip, tif: Path, mask_tif: Path, source: str
+        self,
+        site_id: str,
+        item_id: str,
+        chip: Chip,
+        tif: Path,
+        mask_tif: Path,
+        source: str,
+        credit: str | None = None,
     ) -> dict[str, Any]:
         scene = chip.scene
         grid = chip.grid
@@ -407,6 +422,7 @@ class Archive:
             "sitewatch:site": site_id,
             "sitewatch:scene": scene.id,
             "sitewatch:source": source,
+            **({"sitewatch:credit": credit} if credit else {}),
             "sitewatch:coverage": round(chip.coverage, 6),
             "sitewatch:scene_gsd": scene.gsd,
         }
@@ -559,6 +575,7 @@ class Archive:
                 sha256=str(image.get("file:checksum", ""))[4:],
                 coverage=props.get("sitewatch:coverage"),
                 cloud_fraction=props.get("sitewatch:cloud_fraction"),
+                credit=str(props.get("sitewatch:credit") or ""),
             )
             self._inside(item_path)
             self._inside(chip.path)
@@ -712,7 +729,9 @@ class Archive:
                 if chip.coverage <= min_coverage:
                     empty.append((scene.id, f"covers only {chip.coverage:.1%} of the chip"))
                 else:
-                    stored.append(self.add_chip(site_id, chip, source=source.name))
+                    stored.append(
+                        self.add_chip(site_id, chip, source=source.name, credit=source.credit)
+                    )
                     if old is not None:
                         recut.append(item_id)
             except (ImageryError, SourceError) as exc:

@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..errors import ImageryError, InputError, SitewatchError
 from ..types import BBox
-from ._bands import COMMON_BANDS, MASK_BANDS, common_name
+from ._bands import COMMON_BANDS, MASK_BANDS, common_name, sensor_family
 
 __all__ = [
     "DN_OFFSETS",
@@ -35,7 +35,9 @@ __all__ = [
     "is_sentinel2",
     "normalize_bbox",
     "reflectance_of",
+    "scene_credit",
     "scene_from_item",
+    "sensor_credit",
 ]
 
 
@@ -481,3 +483,38 @@ def _item_crs(fields: Mapping[str, Any]) -> str | None:
         return code
     wkt = fields.get("proj:wkt2")
     return str(wkt) if wkt else None
+
+
+def scene_credit(scene: Scene) -> str | None:
+    """Who a figure credits for a scene's pixels ("Image © ..."): the ``licensor`` or
+    ``producer`` providers of its STAC item, else the public programme of its sensor (the
+    attribution Copernicus asks for Sentinel data, USGS Landsat, USDA NAIP), else None.
+
+    A source configured with ``credit = "..."`` (a commercial provider) is credited instead:
+    :meth:`~sitewatch.imagery.archive.Archive.fetch` stores that with the chip.
+    """
+    providers = scene.properties.get("providers")
+    if isinstance(providers, list | tuple):
+        names = [
+            str(p["name"])
+            for p in providers
+            if isinstance(p, Mapping)
+            and p.get("name")
+            and {"licensor", "producer"} & set(p.get("roles") or ())
+        ]
+        if names:
+            return ", ".join(dict.fromkeys(names))
+    return sensor_credit(scene.sensor, scene.datetime.year)
+
+
+def sensor_credit(sensor: str, year: int) -> str | None:
+    """The credit of a public programme's images by their sensor (the attribution Copernicus
+    asks for Sentinel data; USGS Landsat; USDA NAIP), or None for any other sensor."""
+    family = sensor_family(sensor)
+    if family.startswith("sentinel"):
+        return f"European Union, contains modified Copernicus Sentinel data {year}"
+    if family.startswith("landsat"):
+        return "USGS/NASA Landsat (public domain)"
+    if family == "naip":
+        return "USDA Farm Service Agency NAIP (public domain)"
+    return None

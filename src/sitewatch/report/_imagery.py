@@ -24,6 +24,7 @@ from rasterio.errors import RasterioError
 
 from ..errors import ImageryError, InputError, gdal_text
 from ..imagery._bands import display_composite
+from ..imagery.scene import scene_credit, sensor_credit
 
 __all__ = [
     "NO_IMAGE_FILL",
@@ -248,7 +249,7 @@ def as_image_chip(obj: Any, *, source: str = "") -> ImageChip:
             crs=str(obj.crs),
             acquired=scene.datetime,
             sensor=scene.sensor,
-            source=source or str(scene.properties.get("providers", "") or ""),
+            source=source or scene_credit(scene) or "",
             bands=tuple(obj.bands),
             valid=obj.valid,
         )
@@ -257,7 +258,11 @@ def as_image_chip(obj: Any, *, source: str = "") -> ImageChip:
             Path(obj.path),
             acquired=obj.datetime,
             sensor=getattr(obj, "sensor", ""),
-            source=source,
+            # chips archived before credits were kept: their sensor's programme, if public
+            source=source
+            or str(getattr(obj, "credit", "") or "")
+            or sensor_credit(getattr(obj, "sensor", ""), obj.datetime.year)
+            or "",
             bands=getattr(obj, "bands", ()),
         )
     raise InputError(

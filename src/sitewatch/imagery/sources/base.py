@@ -258,6 +258,9 @@ class ImagerySource(ABC):
     """A place where scenes are found and read. Use as a context manager."""
 
     kind: str = "abstract"
+    credit: str | None = None
+    """Who figures credit for this source's images ("Image © ..."; ``credit`` in its
+    configuration); None: each scene's own (:func:`~sitewatch.imagery.scene.scene_credit`)."""
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.kind

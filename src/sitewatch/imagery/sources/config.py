@@ -13,6 +13,12 @@ Example ``sources.toml``::
     bands = ["red", "green", "blue", "nir"]     # optional: band order of unnamed multi-band files
     patterns = ['(?P<date>\\d{8})']              # optional: file-name regexes
     sensor = "naip"                              # optional
+    credit = "USDA Farm Service Agency"          # optional: "Image © ..." in figures
+
+    [sources.vendor]
+    type = "local"
+    path = "/data/vendor-deliveries"
+    credit = "Maxar Technologies"                # commercial imagery: its licence's credit line
 
     [sources.scenario]
     type = "stac-static"
@@ -26,6 +32,11 @@ Example ``sources.toml``::
 STAC URLs must resolve to public addresses unless the source sets ``allow_private = true``
 (server-side request forgery guard, :func:`sitewatch.network.check_url`). ``headers`` (API keys)
 are sent to the server only; they are never logged.
+
+``credit`` is what report figures, briefs and KMZ overlays credit the source's images with
+("Image © ..."); without it, a scene's STAC providers or its sensor's public programme
+(Copernicus Sentinel, USGS Landsat, USDA NAIP) are credited, and other images say "provider
+not recorded".
 """
 
 from __future__ import annotations
@@ -90,11 +101,13 @@ def load_source_config(path: Path | None = None) -> dict[str, dict[str, Any]]:
 
 _KEYS: dict[str, dict[str, str]] = {
     "local": {"type": "text", "path": "text", "bands": "texts", "patterns": "texts",
-              "sensor": "text"},
+              "sensor": "text", "credit": "text"},
     "stac-api": {"type": "text", "url": "text", "collections": "texts", "headers": "table",
-                 "timeout": "seconds", "retries": "count", "allow_private": "flag"},
+                 "timeout": "seconds", "retries": "count", "allow_private": "flag",
+                 "credit": "text"},
     "stac-static": {"type": "text", "path": "text", "url": "text", "collections": "texts",
-                    "timeout": "seconds", "retries": "count", "allow_private": "flag"},
+                    "timeout": "seconds", "retries": "count", "allow_private": "flag",
+                    "credit": "text"},
 }  # fmt: skip
 """The keys each type of source takes, and what each holds."""
 
@@ -124,17 +137,18 @@ def source_from_config(
         q = Path(p).expanduser()
         return str(q if q.is_absolute() or base is None or "://" in p else base / q)
 
+    source: ImagerySource
     if kind == "local":
-        return LocalSource(
+        source = LocalSource(
             resolve(str(table["path"])),
             patterns=list(table.get("patterns", [])),
             bands=table.get("bands"),
             sensor=table.get("sensor"),
             name=name,
         )
-    if kind in ("stac-api", "stac-static"):
+    elif kind in ("stac-api", "stac-static"):
         href = str(table.get("url") or table.get("path"))
-        return StacSource(
+        source = StacSource(
             resolve(href) if kind == "stac-static" else href,
             collections=table.get("collections"),
             static=kind == "stac-static",
@@ -144,7 +158,18 @@ def source_from_config(
             name=name,
             allow_private=allow_private or table.get("allow_private") is True,
         )
-    raise ConfigError(f"source {name!r} has unknown type {kind!r}; use one of {', '.join(_TYPES)}")
+    else:
+        raise ConfigError(
+            f"source {name!r} has unknown type {kind!r}; use one of {', '.join(_TYPES)}"
+        )
+    credit = table.get("credit")
+    if credit is not None and (not isinstance(credit, str) or not credit.strip()):
+        raise ConfigError(
+            f"source {name!r}: credit must be the text figures credit its images with, e.g. "
+            'credit = "Maxar Technologies"'
+        )
+    source.credit = credit.strip() if credit else None
+    return source
 
 
 def open_source(
