@@ -230,6 +230,10 @@ def test_stac_catalog_reads_like_real_imagery(make_small: Callable[..., Scenario
                 assert band.dtype == np.uint16 and band.min() >= 1
     text = (result.items[0]).read_text()
     assert "created" not in text and str(result.outdir) not in text
+    # figures credit the producer of simulated pixels, not "provider not recorded"
+    from sitewatch.imagery.scene import scene_credit, scene_from_item
+
+    assert scene_credit(scene_from_item(items[0])) == "sitewatch scenario (synthetic imagery)"
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # affine, inside odc-stac

@@ -126,6 +126,8 @@ def write_item(
         "platform": platform,
         "constellation": "sitewatch-scenario",
         "instruments": ["synthetic"],
+        # figures credit the producer: no one holds rights to simulated pixels
+        "providers": [{"name": "sitewatch scenario (synthetic imagery)", "roles": ["producer"]}],
         "gsd": grid.gsd,
         "eo:cloud_cover": round(cloud_cover, 3),
         "view:off_nadir": 0.0,
