@@ -205,8 +205,11 @@ def test_chips_keep_who_to_credit_for_their_pixels(
     with pytest.raises(ConfigError, match="credit must be the text"):
         source_from_config("vendor", {"type": "local", "path": str(tmp_path), "credit": " "})
     # a chip archived before credits were kept: its sensor's programme
-    old = replace(chip, credit="")
-    assert "NAIP (public domain)" in as_image_chip(old).source
+    item = json.loads(chip.item_path.read_text())
+    del item["properties"]["sitewatch:credit"]
+    chip.item_path.write_text(json.dumps(item))
+    (old,) = archive.chips("depot")
+    assert old.credit == "USDA Farm Service Agency NAIP (public domain)"
     # STAC providers licensing the item win over the sensor; Copernicus asks for its own words
     s2 = replace(found[0][1], sensor="sentinel-2a")
     assert scene_credit(s2) == "European Union, contains modified Copernicus Sentinel data 2019"

@@ -138,6 +138,10 @@ def test_shadow_height_measurement(page: Any, live_server: Any) -> None:
     page.wait_for_selector("#site-list li")
     page.goto(live_server.url + "/#/site/alpha-base")
     page.wait_for_selector("#timeline")
+    # the map credits the image shown, as figures do (its sensor is no public programme)
+    page.wait_for_selector(
+        ".leaflet-control-attribution:has-text('Image © provider not recorded, 2024-03-20')"
+    )
     for _ in range(2):
         page.click(".leaflet-control-zoom-in")
         page.wait_for_timeout(300)

@@ -102,7 +102,8 @@ def test_a_chip_without_blue_is_drawn_in_false_colour_and_says_so(web_env: Any) 
     base = make_chip(25, 25)
     data = np.full_like(base.data, 500)
     data[2, 30:60, 30:60] = 4000  # bright in the near infrared only: vegetation
-    scene = replace(base.scene, id="cir-2024-03-25", assets={"green": "g", "red": "r", "nir": "n"})
+    scene = replace(base.scene, id="cir-2024-03-25", assets={"green": "g", "red": "r", "nir": "n"},
+                    sensor="landsat-8")  # fmt: skip
     chip = replace(base, data=data, bands=("green", "red", "nir"), scene=scene)
     item = Archive(web_env.archive).add_chip("alpha-base", chip).item_id
     app = create_app(web_env.url, archive_root=web_env.archive)
@@ -114,6 +115,9 @@ def test_a_chip_without_blue_is_drawn_in_false_colour_and_says_so(web_env: Any) 
         # a Landsat-like chip without blue showed its green band in grey
         assert chips[item]["colours"].startswith("false colour (near infrared, red, green")
         assert chips[web_env.chip_items[0]]["colours"] == ""  # true colour needs no words
+        # who to credit, for the map's attribution
+        assert chips[item]["credit"] == "USGS/NASA Landsat (public domain)"
+        assert chips[web_env.chip_items[0]]["credit"] == ""  # a synthetic sensor
         t = TMS.tile(SITE_LON, SITE_LAT, 16)
         img = _png(client.get(chips[item]["tiles"].format(z=t.z, x=t.x, y=t.y), headers=h).content)
     opaque = img[..., 3] > 0

@@ -115,7 +115,9 @@ export async function sitePage(siteId) {
   // known only as a point opens at zoom 15, about 5 km across
   fitView(aoiLayer.getBounds().pad(0.5), { maxZoom: site.aoi ? 18 : 15 });
 
-  const tiles = (chip, pane) => L.tileLayer(chip.tiles, { pane, maxZoom: 22, maxNativeZoom: 18, minZoom: 3, bounds: undefined, className: "chip" });
+  // the map's attribution credits the image shown, as figures do (a screenshot keeps it)
+  const credit = (chip) => `Image © ${chip.credit || "provider not recorded"}${chip.datetime ? `, ${fmtDate(chip.datetime)}` : ""}`;
+  const tiles = (chip, pane) => L.tileLayer(chip.tiles, { pane, maxZoom: 22, maxNativeZoom: 18, minZoom: 3, bounds: undefined, className: "chip", attribution: credit(chip) });
   let afterIndex = chips.length - 1;
   let beforeIndex = Math.max(0, chips.length - 2);
   let swipeOn = false;

@@ -37,7 +37,7 @@ from shapely.geometry import box, mapping
 from ..errors import ArchiveError, ImageryError, SourceError, gdal_text
 from ..files import atomic_path, sha256_file
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
-from .scene import DN_OFFSETS, REFLECTANCE, Scene, scene_credit
+from .scene import DN_OFFSETS, REFLECTANCE, Scene, scene_credit, sensor_credit
 from .sources.base import HrefModifier, ImagerySource, SceneReader
 
 __all__ = [
@@ -562,12 +562,14 @@ class Archive:
             item = json.loads(item_path.read_text(encoding="utf-8"))
             props = item["properties"]
             image = item["assets"]["image"]
+            when = datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
+            sensor = props.get("platform", "unknown")
             chip = ArchivedChip(
                 site_id=site_id,
                 item_id=item["id"],
                 scene_id=props.get("sitewatch:scene", item["id"]),
-                datetime=datetime.fromisoformat(props["datetime"].replace("Z", "+00:00")),
-                sensor=props.get("platform", "unknown"),
+                datetime=when,
+                sensor=sensor,
                 bands=tuple(b["name"] for b in image.get("eo:bands", [])),
                 resolution=float(props.get("gsd", 0.0)),
                 path=item_path.parent / image["href"].removeprefix("./"),
@@ -575,7 +577,8 @@ class Archive:
                 sha256=str(image.get("file:checksum", ""))[4:],
                 coverage=props.get("sitewatch:coverage"),
                 cloud_fraction=props.get("sitewatch:cloud_fraction"),
-                credit=str(props.get("sitewatch:credit") or ""),
+                # chips archived before credits were kept: their sensor's public programme
+                credit=str(props.get("sitewatch:credit") or sensor_credit(sensor, when.year) or ""),
             )
             self._inside(item_path)
             self._inside(chip.path)

@@ -24,7 +24,7 @@ from rasterio.errors import RasterioError
 
 from ..errors import ImageryError, InputError, gdal_text
 from ..imagery._bands import display_composite
-from ..imagery.scene import scene_credit, sensor_credit
+from ..imagery.scene import scene_credit
 
 __all__ = [
     "NO_IMAGE_FILL",
@@ -258,11 +258,7 @@ def as_image_chip(obj: Any, *, source: str = "") -> ImageChip:
             Path(obj.path),
             acquired=obj.datetime,
             sensor=getattr(obj, "sensor", ""),
-            # chips archived before credits were kept: their sensor's programme, if public
-            source=source
-            or str(getattr(obj, "credit", "") or "")
-            or sensor_credit(getattr(obj, "sensor", ""), obj.datetime.year)
-            or "",
+            source=source or str(getattr(obj, "credit", "") or ""),
             bands=getattr(obj, "bands", ()),
         )
     raise InputError(

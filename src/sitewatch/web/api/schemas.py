@@ -415,6 +415,7 @@ class ChipOut(_Out):
         "",
         description="What the tiles' colours are when not true colour (the false-colour composite)",
     )
+    credit: str = Field("", description='Who to credit for its pixels ("Image © ...")')
     tiles: str = Field(description="XYZ tile URL template of this chip")
 
 

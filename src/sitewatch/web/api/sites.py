@@ -152,6 +152,7 @@ def site_imagery(site_id: str, request: Request, ctx: Ctx, _: Viewer) -> Respons
                 "cloud_fraction": c.cloud_fraction,
                 "coverage": c.coverage,
                 "colours": display_composite(c.bands, len(c.bands))[1],
+                "credit": c.credit,
                 "tiles": f"{root}/tiles/{site_id}/{c.item_id}/{{z}}/{{x}}/{{y}}.png",
             }
             for c in chips
