@@ -178,6 +178,7 @@ def test_search_keeps_libtiffs_tag_remarks_for_debugging(sw: Run, shared_data: P
     r = sw(*args, *folder)
     assert r.code == 0 and "8 scene(s)" in r.err
     assert "ExtraSamples" not in r.err and "TIFFReadDirectory" not in r.err
+    assert " 89 " in r.out and "89.033" not in r.out  # the pixel size to 3 digits
 
 
 def test_fetch_cuts_at_the_scenes_own_pixel_size(sw: Run, shared_data: Path) -> None:

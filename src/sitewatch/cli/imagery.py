@@ -208,7 +208,7 @@ def search_cmd(
             sc.id,
             sc.sensor,
             ",".join(sc.bands),
-            f"{sc.gsd:g}" if sc.gsd else "",
+            f"{sc.gsd:.3g}" if sc.gsd else "",  # 89 m, not 89.033
             f"{sc.cloud_cover:.0f}%" if sc.cloud_cover is not None else "",
             src.name,
         )
