@@ -204,9 +204,19 @@ def test_chips_keep_who_to_credit_for_their_pixels(
     )
     with pytest.raises(ConfigError, match="credit must be the text"):
         source_from_config("vendor", {"type": "local", "path": str(tmp_path), "credit": " "})
+    # stored as the item's STAC providers: a fetch from this archive credits it too
+    copy = Archive(tmp_path / "copy")
+    copy.fetch("x", find_scenes([StacSource(archive.catalog_path)], grid.lonlat_bbox()), grid)
+    assert {c.credit for c in copy.chips("x")} == {
+        "USDA Farm Service Agency NAIP (public domain)",
+        "Maxar Technologies",
+    }
     # a chip archived before credits were kept: its sensor's programme
     item = json.loads(chip.item_path.read_text())
-    del item["properties"]["sitewatch:credit"]
+    assert item["properties"]["providers"] == [
+        {"name": "Maxar Technologies", "roles": ["licensor"]}
+    ]
+    del item["properties"]["providers"]
     chip.item_path.write_text(json.dumps(item))
     (old,) = archive.chips("depot")
     assert old.credit == "USDA Farm Service Agency NAIP (public domain)"

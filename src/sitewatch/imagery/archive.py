@@ -37,7 +37,14 @@ from shapely.geometry import box, mapping
 from ..errors import ArchiveError, ImageryError, SourceError, gdal_text
 from ..files import atomic_path, sha256_file
 from .chips import Chip, ChipGrid, CloudMethod, read_chip
-from .scene import DN_OFFSETS, REFLECTANCE, Scene, scene_credit, sensor_credit
+from .scene import (
+    DN_OFFSETS,
+    REFLECTANCE,
+    Scene,
+    providers_credit,
+    scene_credit,
+    sensor_credit,
+)
 from .sources.base import HrefModifier, ImagerySource, SceneReader
 
 __all__ = [
@@ -422,7 +429,8 @@ class Archive:
             "sitewatch:site": site_id,
             "sitewatch:scene": scene.id,
             "sitewatch:source": source,
-            **({"sitewatch:credit": credit} if credit else {}),
+            # STAC common metadata: any STAC tool, and a fetch from this archive, credit it
+            **({"providers": [{"name": credit, "roles": ["licensor"]}]} if credit else {}),
             "sitewatch:coverage": round(chip.coverage, 6),
             "sitewatch:scene_gsd": scene.gsd,
         }
@@ -578,7 +586,9 @@ class Archive:
                 coverage=props.get("sitewatch:coverage"),
                 cloud_fraction=props.get("sitewatch:cloud_fraction"),
                 # chips archived before credits were kept: their sensor's public programme
-                credit=str(props.get("sitewatch:credit") or sensor_credit(sensor, when.year) or ""),
+                credit=providers_credit(props.get("providers"))
+                or sensor_credit(sensor, when.year)
+                or "",
             )
             self._inside(item_path)
             self._inside(chip.path)

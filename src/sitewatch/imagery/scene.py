@@ -34,6 +34,7 @@ __all__ = [
     "bbox_intersects",
     "is_sentinel2",
     "normalize_bbox",
+    "providers_credit",
     "reflectance_of",
     "scene_credit",
     "scene_from_item",
@@ -493,18 +494,23 @@ def scene_credit(scene: Scene) -> str | None:
     A source configured with ``credit = "..."`` (a commercial provider) is credited instead:
     :meth:`~sitewatch.imagery.archive.Archive.fetch` stores that with the chip.
     """
-    providers = scene.properties.get("providers")
-    if isinstance(providers, list | tuple):
-        names = [
-            str(p["name"])
-            for p in providers
-            if isinstance(p, Mapping)
-            and p.get("name")
-            and {"licensor", "producer"} & set(p.get("roles") or ())
-        ]
-        if names:
-            return ", ".join(dict.fromkeys(names))
-    return sensor_credit(scene.sensor, scene.datetime.year)
+    return providers_credit(scene.properties.get("providers")) or sensor_credit(
+        scene.sensor, scene.datetime.year
+    )
+
+
+def providers_credit(providers: Any) -> str | None:
+    """The names of the ``licensor`` and ``producer`` of STAC ``providers``, or None."""
+    if not isinstance(providers, list | tuple):
+        return None
+    names = [
+        str(p["name"])
+        for p in providers
+        if isinstance(p, Mapping)
+        and p.get("name")
+        and {"licensor", "producer"} & set(p.get("roles") or ())
+    ]
+    return ", ".join(dict.fromkeys(names)) or None
 
 
 def sensor_credit(sensor: str, year: int) -> str | None:
