@@ -11,8 +11,8 @@ in this order, from:
    expressions with named groups ``date`` (YYYYMMDD or YYYY-MM-DD), ``time`` (HHMMSS), ``year``,
    ``band``, ``sensor`` and ``tile``;
 4. ``dates.txt`` beside ``imgs_N`` folders (the OSCD layout: ``date_N: YYYYMMDD``) overrides the date;
-5. a Landsat scene's USGS MTL file in the folder tree (``*_MTL.txt`` or ``*_MTL.json``, matched by
-   WRS path/row and date) gives the scene-centre time, sun angles and cloud cover (:mod:`.mtl`);
+5. a Landsat scene's USGS MTL file in the folder tree (``*_MTL.txt``, ``.json`` or ``.xml``, matched
+   by WRS path/row and date) gives the scene-centre time, sun angles and cloud cover (:mod:`.mtl`);
    a Sentinel-2 granule's ``MTD_TL.xml`` (in a ``.SAFE`` product) its sensing time, mean sun
    angles and cloudy-pixel percentage.
 
@@ -41,7 +41,7 @@ from pyproj import Geod
 from rasterio.warp import transform_bounds
 from shapely.geometry.base import BaseGeometry
 
-from ...errors import ConfigError, ImageryError, InputError
+from ...errors import ConfigError, ImageryError, InputError, SitewatchError
 from ...types import BBox
 from .._bands import MASK_BANDS, SENSOR_BAND_ORDER, common_name
 from ..scene import (
@@ -55,7 +55,7 @@ from ..scene import (
     scene_from_item,
 )
 from .base import ImagerySource, SearchQuery, open_raster
-from .mtl import MtlFacts, mtl_index
+from .mtl import MtlFacts, mtl_fields, mtl_index
 
 __all__ = ["BUILTIN_PATTERNS", "LocalSource", "NamePattern"]
 
@@ -560,9 +560,7 @@ def _granule_metadata(path: Path) -> Path | None:
 def _sentinel2_metadata(path: Path, when: datetime, extra: dict[str, Any]) -> datetime:
     """Sun angles and cloud cover of a granule's ``MTD_TL.xml`` into ``extra`` (the files' own
     tags win); its sensing time when on the day the names give, else ``when``."""
-    from ...analysis.sun import sun_from_sentinel2_mtd
-    from ...errors import SitewatchError
-    from .mtl import mtl_fields
+    from ...analysis.sun import sun_from_sentinel2_mtd  # analysis.sun reads through .mtl
 
     try:
         sun = sun_from_sentinel2_mtd(path)
