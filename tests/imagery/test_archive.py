@@ -190,6 +190,7 @@ def test_chips_keep_who_to_credit_for_their_pixels(
     assert chip.credit == "USDA Farm Service Agency NAIP (public domain)"
     caption = annotated_figure(as_image_chip(chip)).texts[-1].get_text()
     assert "Image © USDA Farm Service Agency NAIP (public domain)." in caption
+    assert caption.count("USDA") == 1  # once, not "Source: X. Image © X."
     # a commercial delivery: the source's configured credit, on the chip and in the figure
     vendor = source_from_config(
         "vendor", {"type": "local", "path": str(shared_data / "naip-timeseries"),

@@ -361,9 +361,9 @@ def caption_text(chip: ImageChip, *, extra: str = "", bar: ScaleBar | None = Non
     if colours := chip.composite_text():
         parts.append(colours)
     line1 = " · ".join(parts)
+    # once: "Source: X. Image © X." said the same thing twice
     credit = f"Image © {chip.source}" if chip.source else "Image © provider not recorded"
-    line2 = f"Source: {chip.source}. {credit}." if chip.source else f"{credit}."
-    lines = [line1, line2]
+    lines = [line1, f"{credit}."]
     if bar is not None:
         lines.append(bar.note(chip.crs) + ".")
     if has_gaps(chip):
