@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ImageryError, InputError
-from ..imagery.sources.mtl import mtl_datetime, mtl_fields, odl_values, xml_root
+from ..imagery.sources.metadata import mtl_datetime, mtl_fields, odl_values, sentinel2_tile
 from ._vsop87 import EARTH_B, EARTH_L, EARTH_R, series
 
 __all__ = [
@@ -389,41 +389,19 @@ def sun_from_landsat_ang(path: str | Path, *, band: int | None = None) -> SunPos
     return SunPosition(azimuth=az, elevation=el, datetime=when, source="landsat_ang")
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
 def sun_from_sentinel2_mtd(path: str | Path) -> SunPosition:
-    """Sun angles of a Sentinel-2 tile from ``MTD_TL.xml`` (``Mean_Sun_Angle``), parsed safely.
+    """Sun angles of a Sentinel-2 tile from ``MTD_TL.xml`` (``Mean_Sun_Angle``), parsed safely
+    (:func:`~sitewatch.imagery.sources.metadata.sentinel2_tile`).
 
     Also accepts the product-level ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml`` when it carries a
     ``Mean_Sun_Angle`` element.
     """
-    p = Path(path)
-    root = xml_root(_read_text(p), p)
-    mean = next((el for el in root.iter() if _local(el.tag) == "Mean_Sun_Angle"), None)
-    if mean is None:
-        raise ImageryError(
-            f"{p}: no Mean_Sun_Angle element; give the tile metadata MTD_TL.xml of the granule"
-        )
-    vals = {_local(c.tag): (c.text or "").strip() for c in mean}
-    try:
-        zen = float(vals["ZENITH_ANGLE"])
-        az = float(vals["AZIMUTH_ANGLE"])
-    except (KeyError, ValueError) as exc:
-        raise ImageryError(
-            f"{p}: Mean_Sun_Angle lacks a numeric ZENITH_ANGLE/AZIMUTH_ANGLE: {vals}"
-        ) from exc
-    when = None
-    for el in root.iter():
-        if _local(el.tag) in ("SENSING_TIME", "PRODUCT_START_TIME", "DATATAKE_SENSING_START"):
-            try:
-                when = datetime.fromisoformat((el.text or "").strip().replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            break
+    tile = sentinel2_tile(Path(path))
     return SunPosition(
-        azimuth=az % 360.0, elevation=90.0 - zen, datetime=when, source="sentinel2_mtd"
+        azimuth=tile.sun_azimuth,
+        elevation=tile.sun_elevation,
+        datetime=tile.sensed,
+        source="sentinel2_mtd",
     )
 
 

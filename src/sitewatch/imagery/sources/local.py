@@ -12,7 +12,7 @@ in this order, from:
    ``band``, ``sensor`` and ``tile``;
 4. ``dates.txt`` beside ``imgs_N`` folders (the OSCD layout: ``date_N: YYYYMMDD``) overrides the date;
 5. a Landsat scene's USGS MTL file in the folder tree (``*_MTL.txt``, ``.json`` or ``.xml``, matched
-   by WRS path/row and date) gives the scene-centre time, sun angles and cloud cover (:mod:`.mtl`);
+   by WRS path/row and date) gives the scene-centre time, sun angles and cloud cover (:mod:`.metadata`);
    a Sentinel-2 granule's ``MTD_TL.xml`` (in a ``.SAFE`` product) its sensing time, mean sun
    angles and cloudy-pixel percentage.
 
@@ -55,7 +55,7 @@ from ..scene import (
     scene_from_item,
 )
 from .base import ImagerySource, SearchQuery, open_raster
-from .mtl import MtlFacts, mtl_fields, mtl_index
+from .metadata import MtlFacts, mtl_index, sentinel2_tile
 
 __all__ = ["BUILTIN_PATTERNS", "LocalSource", "NamePattern"]
 
@@ -560,25 +560,18 @@ def _granule_metadata(path: Path) -> Path | None:
 def _sentinel2_metadata(path: Path, when: datetime, extra: dict[str, Any]) -> datetime:
     """Sun angles and cloud cover of a granule's ``MTD_TL.xml`` into ``extra`` (the files' own
     tags win); its sensing time when on the day the names give, else ``when``."""
-    from ...analysis.sun import sun_from_sentinel2_mtd  # analysis.sun reads through .mtl
-
     try:
-        sun = sun_from_sentinel2_mtd(path)
-        fields = mtl_fields(path)
+        tile = sentinel2_tile(path)
     except SitewatchError as exc:
         log.warning("left out the granule metadata %s: %s", path, exc)
         return when
-    extra.setdefault("sun_azimuth", sun.azimuth)
-    extra.setdefault("sun_elevation", sun.elevation)
-    try:
-        cloud = float(fields["CLOUDY_PIXEL_PERCENTAGE"])
-    except (KeyError, ValueError):
-        cloud = -1.0
-    if 0.0 <= cloud <= 100.0:
-        extra.setdefault("cloud_cover", cloud)
+    extra.setdefault("sun_azimuth", tile.sun_azimuth)
+    extra.setdefault("sun_elevation", tile.sun_elevation)
+    if tile.cloud_cover is not None:
+        extra.setdefault("cloud_cover", tile.cloud_cover)
     extra["metadata_file"] = path.name
-    if sun.datetime is not None and sun.datetime.date() == when.date():
-        return sun.datetime.astimezone(UTC)
+    if tile.sensed is not None and tile.sensed.date() == when.date():
+        return tile.sensed.astimezone(UTC)
     return when
 
 

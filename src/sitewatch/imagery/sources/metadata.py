@@ -1,5 +1,6 @@
-"""USGS Landsat metadata files (``*_MTL.txt``, ``*_MTL.json``, ``*_MTL.xml``) beside a scene's
-band files; the one MTL reader (the sun readers of :mod:`sitewatch.analysis.sun` use it too).
+"""Metadata files beside a scene's band files: USGS Landsat MTL (``*_MTL.txt``, ``.json``,
+``.xml``) and Sentinel-2 granule ``MTD_TL.xml``. The one reader of each: the sun readers of
+:mod:`sitewatch.analysis.sun` use them too.
 
 A Landsat scene downloaded from EarthExplorer or the USGS M2M API is a folder of band GeoTIFFs and
 its MTL file. The bands' names give the day; the MTL gives what shadow mensuration and cloud
@@ -22,11 +23,13 @@ from ...errors import ImageryError, SitewatchError
 
 __all__ = [
     "MtlFacts",
+    "TileFacts",
     "mtl_datetime",
     "mtl_fields",
     "mtl_index",
     "odl_values",
     "read_mtl",
+    "sentinel2_tile",
     "xml_root",
 ]
 
@@ -97,7 +100,7 @@ def _xml_values(text: str, path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for el in xml_root(text, path).iter():
         if len(el) == 0 and el.text is not None:
-            out.setdefault(el.tag.rsplit("}", 1)[-1], el.text.strip())
+            out.setdefault(_local(el.tag), el.text.strip())
     return out
 
 
@@ -191,3 +194,60 @@ def mtl_index(files: list[Path]) -> dict[tuple[str, str], MtlFacts]:
         if facts is not None:
             index.setdefault((facts.tile, facts.acquired.strftime("%Y%m%d")), facts)
     return index
+
+
+@dataclass(frozen=True)
+class TileFacts:
+    """What a Sentinel-2 granule's ``MTD_TL.xml`` says of it."""
+
+    sun_azimuth: float
+    sun_elevation: float
+    sensed: datetime | None
+    """Sensing time, UTC."""
+    cloud_cover: float | None
+    """Cloudy-pixel percentage."""
+
+
+def _local(tag: str) -> str:
+    return str(tag).rsplit("}", 1)[-1]
+
+
+def sentinel2_tile(path: Path) -> TileFacts:
+    """Mean sun angles, sensing time and cloudy-pixel percentage of a Sentinel-2 tile from its
+    ``MTD_TL.xml`` (or a product-level ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml`` that carries a
+    ``Mean_Sun_Angle``), parsed safely; :class:`ImageryError` when it has none."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ImageryError(f"cannot read metadata file {path}: {exc.strerror or exc}") from exc
+    root = xml_root(text, path)
+    mean = next((el for el in root.iter() if _local(el.tag) == "Mean_Sun_Angle"), None)
+    if mean is None:
+        raise ImageryError(
+            f"{path}: no Mean_Sun_Angle element; give the tile metadata MTD_TL.xml of the granule"
+        )
+    vals = {_local(c.tag): (c.text or "").strip() for c in mean}
+    try:
+        zenith = float(vals["ZENITH_ANGLE"])
+        azimuth = float(vals["AZIMUTH_ANGLE"])
+    except (KeyError, ValueError) as exc:
+        raise ImageryError(
+            f"{path}: Mean_Sun_Angle lacks a numeric ZENITH_ANGLE/AZIMUTH_ANGLE: {vals}"
+        ) from exc
+    sensed = None
+    cloud = None
+    times = ("SENSING_TIME", "PRODUCT_START_TIME", "DATATAKE_SENSING_START")
+    for el in root.iter():
+        tag = _local(el.tag)
+        if sensed is None and tag in times:
+            try:
+                sensed = datetime.fromisoformat((el.text or "").strip().replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        elif cloud is None and tag == "CLOUDY_PIXEL_PERCENTAGE":
+            try:
+                value = float((el.text or "").strip())
+            except ValueError:
+                continue
+            cloud = value if 0.0 <= value <= 100.0 else None
+    return TileFacts(azimuth % 360.0, 90.0 - zenith, sensed, cloud)
