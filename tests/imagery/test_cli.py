@@ -9,7 +9,7 @@ import pytest
 
 from sitewatch.config import get_settings
 
-from .conftest import CliResult
+from .conftest import CliResult, RasterFactory
 
 Run = Callable[..., CliResult]
 
@@ -242,3 +242,20 @@ def test_monitor_reuses_the_chips_fetch_stored(sw: Run, shared_data: Path) -> No
         c["item"]: (c["sha256"], Path(c["path"]).stat().st_mtime_ns) for c in r.json()["chips"]
     }
     assert after == stored
+
+
+def test_fetch_keeps_a_chip_of_fine_imagery_within_2048_pixels(
+    sw: Run, make_raster: RasterFactory, tmp_path: Path
+) -> None:
+    # 0.5 m imagery of a 1.5 km site: 3,240 pixels a side at the scenes' own size, and a
+    # monitor's series of such chips several GB; the default coarsens it, and says how not to
+    folder = tmp_path / "vhr"
+    make_raster("vhr_20230601.tif", folder=folder, count=1, size=200, res=0.5)
+    r = sw("sites", "add", "vhr", "--name", "VHR", "--lon", "15.0", "--lat", "45.0")
+    assert r.code == 0, r.err
+    r = sw("imagery", "fetch", "vhr", "--source", str(folder), "--size", "1500", "--json")
+    assert r.code == 0, r.err
+    grid = r.json()["grid"]
+    assert grid["resolution"] == 0.8 and max(grid["width"], grid["height"]) <= 2048
+    err = " ".join(r.err.split())
+    assert "not the scenes' 0.5 m" in err and "give --resolution 0.5 for the full detail" in err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,6 @@ if TYPE_CHECKING:
 
     from ..imagery.chips import ChipGrid
     from ..imagery.sources.base import ImagerySource
-
-log = logging.getLogger(__name__)
 
 __all__ = ["imagery"]
 
@@ -259,7 +256,8 @@ def fetch_cmd(
     listed and left out); 1 some scene could not be read (listed; the others are stored, and
     running again fetches only what is missing) or no chip at all; 2 bad input.
     """
-    from ..imagery.archive import Archive, resolution_note
+    from ..imagery.archive import Archive
+    from ..imagery.sitegrid import choose_grid
     from ..imagery.sources.base import find_scenes
 
     aoi, centre, kind = _where(ctx, None if bbox else site_id, bbox, size)
@@ -268,12 +266,9 @@ def fetch_cmd(
     band_list = [b.strip() for b in bands.split(",") if b.strip()] if bands else None
     try:
         found = find_scenes(srcs, aoi, start, end, max_cloud=max_cloud, sensor=sensor)
-        if resolution is None:
-            resolution, why = archive.resolution_for(site_id, found)
-            log.info("chips at %g m: %s", resolution, why)
-        elif note := resolution_note(resolution, found):
-            log.warning("%s", note)
-        grid = _grid(aoi, centre, resolution, size, kind)
+        grid = choose_grid(
+            archive, site_id, found, lambda res: _grid(aoi, centre, res, size, kind), resolution
+        )
         with _progress(f"fetching {site_id}", not as_json) as progress:
             result = archive.fetch(
                 site_id,

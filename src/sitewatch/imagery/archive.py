@@ -666,27 +666,17 @@ class Archive:
                 bad.append(str(chip.path))
         return bad
 
-    def resolution_for(
-        self, site_id: str, scenes: Sequence[Scene | tuple[Any, Scene]]
-    ) -> tuple[float, str]:
-        """The chip pixel size (m) for a site when none is given, and why.
-
-        The size of most of the site's chips already archived (a series stays on one grid),
-        else the finest native pixel size of ``scenes`` to two significant digits (cutting a
-        30 m scene at 10 m stores 9x the pixels and no more detail), else
-        :data:`DEFAULT_RESOLUTION`.
-        """
+    def archived_resolution(self, site_id: str) -> tuple[float, int] | None:
+        """The pixel size (m) of most of a site's archived chips and how many have it (the
+        finer on a tie), or None without chips: a series stays on one grid."""
         counts: dict[float, int] = {}
         for chip in self.chips(site_id):
             if chip.resolution > 0:
                 counts[chip.resolution] = counts.get(chip.resolution, 0) + 1
-        if counts:
-            res = min(counts, key=lambda r: (-counts[r], r))
-            return res, f"the pixel size of the site's {counts[res]} archived chip(s)"
-        finest = finest_gsd(scenes)
-        if finest is not None:
-            return native_resolution(finest), "the finest pixel size of the scenes"
-        return DEFAULT_RESOLUTION, "no scene gives its pixel size"
+        if not counts:
+            return None
+        res = min(counts, key=lambda r: (-counts[r], r))
+        return res, counts[res]
 
     def has(self, site_id: str, item_id: str) -> bool:
         """Whether a chip is stored and intact (its checksum matches)."""

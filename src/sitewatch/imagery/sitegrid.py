@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from ..geo import local_utm_crs, to_crs
+from .archive import (
+    DEFAULT_RESOLUTION,
+    Archive,
+    finest_gsd,
+    native_resolution,
+    resolution_note,
+)
 from .chips import ChipGrid
 
 __all__ = [
     "DEFAULT_RING_M",
     "DEFAULT_SIZE_M",
+    "MAX_SIDE_PX",
     "SURROUNDINGS_PX",
+    "choose_grid",
     "ring_width",
     "site_aoi",
     "site_grid",
@@ -34,6 +44,9 @@ DEFAULT_SIZE_M = 2000.0
 """Side (m) of the square taken as the AOI of a site that has none."""
 DEFAULT_RING_M = 60.0
 """Surroundings (m) cut around the AOI, at least."""
+MAX_SIDE_PX = 2048
+"""Widest chip (pixels a side) cut at the scenes' own pixel size when none is given: a 2 km site
+at 0.5 m would be 4,240 pixels a side, and a monitor's series of them several GB."""
 SURROUNDINGS_PX = 1000
 """Fewest pixels the ring should hold: twice the 500 that activity needs of a kind of ground to
 model its change (``ActivityConfig.min_background_px``)."""
@@ -88,3 +101,52 @@ def site_grid(
     local: Any = to_crs(aoi, "EPSG:4326", crs)
     grown = local.buffer(ring_width(float(local.length), ring_m, resolution, label))
     return ChipGrid.for_bounds(grown.bounds, crs, resolution)
+
+
+def choose_grid(
+    archive: Archive,
+    site_id: str,
+    scenes: Sequence[Any],
+    make_grid: Callable[[float], ChipGrid],
+    resolution: float | None = None,
+    label: str = "",
+) -> ChipGrid:
+    """The grid to cut a site's scenes on: ``make_grid`` at ``resolution`` when given (with a
+    warning when that is much finer than every scene), else at the pixel size of most of the
+    site's archived chips (a series stays on one grid), else at the scenes' own (the finest, to
+    two significant digits: cutting a 30 m scene at 10 m stores 9x the pixels and no more
+    detail; 10 m when no scene says), coarsened where a chip would be wider than
+    :data:`MAX_SIDE_PX` (with a warning naming the full-detail ``--resolution``)."""
+    prefix = f"{label}: " if label else ""
+    if resolution is not None:
+        if note := resolution_note(resolution, scenes):
+            log.warning("%s%s", prefix, note)
+        return make_grid(resolution)
+    archived = archive.archived_resolution(site_id)
+    if archived is not None:
+        log.info("%schips at %g m, as %d archived chip(s) of the site", prefix, *archived)
+        return make_grid(archived[0])
+    finest = finest_gsd(scenes)
+    resolution = DEFAULT_RESOLUTION if finest is None else native_resolution(finest)
+    log.info("%schips at %g m, the scenes' own pixel size", prefix, resolution)
+    grid = make_grid(resolution)
+    side = max(grid.width, grid.height)
+    if side <= MAX_SIDE_PX:
+        return grid
+    coarser = _nice_up(resolution * side / MAX_SIDE_PX)
+    log.warning(
+        "%schips at %g m, not the scenes' %g m, so that a chip stays within %d pixels a side "
+        "(it would be %d); give --resolution %g for the full detail",
+        prefix, coarser, resolution, MAX_SIDE_PX, side, resolution,
+    )  # fmt: skip
+    return make_grid(coarser)
+
+
+_NICE = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def _nice_up(x: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten at least ``x``
+    (1.035 → 1.2, 0.79 → 0.8): a pixel size a reader takes in, that keeps the chip in bounds."""
+    scale = 10.0 ** math.floor(math.log10(x))
+    return round(next(n for n in _NICE if n * scale >= x * (1 - 1e-9)) * scale, 12)

@@ -28,10 +28,10 @@ from ..catalog.store import Catalog
 from ..cluster import LOCAL_SCHEDULERS, connect
 from ..errors import NoScenesFound, SitewatchError
 from ..geo import to_crs
-from ..imagery.archive import Archive, resolution_note
+from ..imagery.archive import Archive
 from ..imagery.chips import ChipGrid
 from ..imagery.cube import build_cube, stack_chips
-from ..imagery.sitegrid import DEFAULT_RING_M, DEFAULT_SIZE_M, site_aoi, site_grid
+from ..imagery.sitegrid import DEFAULT_RING_M, DEFAULT_SIZE_M, choose_grid, site_aoi, site_grid
 from ..imagery.sources.base import ImagerySource, find_scenes
 from ..imagery.sources.config import load_source_config, open_source, source_from_config
 from .config import Rules
@@ -198,17 +198,14 @@ def _monitor(cat: Catalog, site_id: str, opts: MonitorOptions, report: SiteRepor
             s.close()
     report.scenes = len(pairs)
     archive = Archive(opts.archive)
-    if opts.resolution is None:
-        resolution, why = archive.resolution_for(site_id, pairs)
-        log.info("site %s: chips at %g m, %s", site_id, resolution, why)
-    else:
-        resolution = opts.resolution
-        if note := resolution_note(resolution, pairs):
-            log.warning("site %s: %s", site_id, note)
-    grid = site_grid(
-        site.lon, site.lat, site.aoi, resolution, size_m=opts.size_m, ring_m=opts.ring_m,
-        label=f"site {site.id}",
-    )  # fmt: skip
+    label = f"site {site.id}"
+
+    def grid_at(res: float) -> ChipGrid:
+        return site_grid(
+            site.lon, site.lat, site.aoi, res, size_m=opts.size_m, ring_m=opts.ring_m, label=label
+        )
+
+    grid = choose_grid(archive, site_id, pairs, grid_at, opts.resolution, label)
     # A scene that cannot be read (an asset gone from the server, a damaged file) or that misses
     # the chip is left out and reported, so that one bad scene does not stop the site's monitoring.
     fetched = archive.fetch(site_id, pairs, grid, opts.bands)
