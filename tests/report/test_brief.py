@@ -233,6 +233,10 @@ def test_catalog_report(site_catalog, tmp_path: Path) -> None:
     assert (
         by_id["test-base"]["measured_change"] == [] and "<dt>With measured change</dt><dd>0" in html
     )
+    assert "2 sites · generated" in html
+    site_catalog.delete_site("other-base")
+    one = write_catalog_report(site_catalog, tmp_path / "one", formats=("html",))["html"]
+    assert "1 site · generated" in one.read_text(encoding="utf-8")  # not "1 sites"
 
 
 def test_catalog_report_names_the_sites_being_improved(site_catalog, tmp_path: Path) -> None:
