@@ -48,16 +48,12 @@ from .scene import (
 from .sources.base import HrefModifier, ImagerySource, SceneReader
 
 __all__ = [
-    "DEFAULT_RESOLUTION",
     "Archive",
     "ArchivedChip",
     "FetchResult",
     "Progress",
     "cache_scene",
     "download",
-    "finest_gsd",
-    "native_resolution",
-    "resolution_note",
     "sha256_file",
 ]
 
@@ -209,37 +205,6 @@ def cache_scene(
 
 
 # --- the archive ----------------------------------------------------------------------------------
-
-DEFAULT_RESOLUTION = 10.0
-"""Chip pixel size (m) when neither the user, the site's archive nor the scenes give one."""
-
-
-def native_resolution(gsd: float) -> float:
-    """A scene's pixel size to two significant digits, as a chip grid's: 89.03 m → 89 m."""
-    return float(f"{gsd:.2g}")
-
-
-def finest_gsd(scenes: Sequence[Scene | tuple[Any, Scene]]) -> float | None:
-    """The finest pixel size (m) of scenes (or of ``(source, scene)`` pairs), None if none says."""
-    gsds = [
-        sc.gsd
-        for item in scenes
-        if (sc := item[1] if isinstance(item, tuple) else item).gsd is not None and sc.gsd > 0
-    ]
-    return min(gsds) if gsds else None
-
-
-def resolution_note(resolution: float, scenes: Sequence[Scene | tuple[Any, Scene]]) -> str | None:
-    """A warning when chips at ``resolution`` m would be much finer than every scene (the pixels
-    multiply and no detail comes with them), else None."""
-    finest = finest_gsd(scenes)
-    if finest is None or resolution * 2 > finest:
-        return None
-    return (
-        f"chips at {resolution:g} m from scenes of {finest:.2g} m and coarser hold "
-        f"{(finest / resolution) ** 2:.0f}x their pixels and no more detail; leave --resolution "
-        "out to cut at the scenes' own pixel size"
-    )
 
 
 def _safe(text: str) -> str:

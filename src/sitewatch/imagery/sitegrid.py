@@ -4,7 +4,8 @@ the site's local UTM zone.
 ``imagery fetch`` and ``monitor run`` cut this one grid, so that the chips one stores the other
 reuses (they cut 1 km and 2.12 km squares before, and every monitor run after a fetch cut every
 scene again). The ring is what activity judges a site's change against: it shares the site's
-seasonal light and phenology.
+seasonal light and phenology. Its pixel size, when none is given, is chosen here too
+(:func:`choose_grid`): the archive stores chips, it does not decide their grid.
 """
 
 from __future__ import annotations
@@ -18,21 +19,20 @@ from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from ..geo import local_utm_crs, to_crs
-from .archive import (
-    DEFAULT_RESOLUTION,
-    Archive,
-    finest_gsd,
-    native_resolution,
-    resolution_note,
-)
+from .archive import Archive
 from .chips import ChipGrid
+from .scene import Scene
 
 __all__ = [
+    "DEFAULT_RESOLUTION",
     "DEFAULT_RING_M",
     "DEFAULT_SIZE_M",
     "MAX_SIDE_PX",
     "SURROUNDINGS_PX",
     "choose_grid",
+    "finest_gsd",
+    "native_resolution",
+    "resolution_note",
     "ring_width",
     "site_aoi",
     "site_grid",
@@ -50,6 +50,38 @@ at 0.5 m would be 4,240 pixels a side, and a monitor's series of them several GB
 SURROUNDINGS_PX = 1000
 """Fewest pixels the ring should hold: twice the 500 that activity needs of a kind of ground to
 model its change (``ActivityConfig.min_background_px``)."""
+
+
+DEFAULT_RESOLUTION = 10.0
+"""Chip pixel size (m) when neither the user, the site's archive nor the scenes give one."""
+
+
+def native_resolution(gsd: float) -> float:
+    """A scene's pixel size to two significant digits, as a chip grid's: 89.03 m → 89 m."""
+    return float(f"{gsd:.2g}")
+
+
+def finest_gsd(scenes: Sequence[Scene | tuple[Any, Scene]]) -> float | None:
+    """The finest pixel size (m) of scenes (or of ``(source, scene)`` pairs), None if none says."""
+    gsds = [
+        sc.gsd
+        for item in scenes
+        if (sc := item[1] if isinstance(item, tuple) else item).gsd is not None and sc.gsd > 0
+    ]
+    return min(gsds) if gsds else None
+
+
+def resolution_note(resolution: float, scenes: Sequence[Scene | tuple[Any, Scene]]) -> str | None:
+    """A warning when chips at ``resolution`` m would be much finer than every scene (the pixels
+    multiply and no detail comes with them), else None."""
+    finest = finest_gsd(scenes)
+    if finest is None or resolution * 2 > finest:
+        return None
+    return (
+        f"chips at {resolution:g} m from scenes of {finest:.2g} m and coarser hold "
+        f"{(finest / resolution) ** 2:.0f}x their pixels and no more detail; leave --resolution "
+        "out to cut at the scenes' own pixel size"
+    )
 
 
 def site_aoi(lon: float, lat: float, aoi: BaseGeometry | None, size_m: float) -> BaseGeometry:
