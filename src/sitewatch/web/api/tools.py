@@ -207,8 +207,7 @@ def distance_tool(body: DistanceIn, ctx: Ctx, who: Viewer) -> Response:
         gsd, when = gsd or obs.gsd_m, when or obs.acquired
     sigma_pos = body.click_sigma_px * (gsd or _DEFAULT_GSD_M)
     q = geodesic_path_length(list(body.points), position_sigma_m=sigma_pos)
-    (lon0, lat0), (lon1, lat1) = body.points[0], body.points[1]
-    azimuth = float(_GEOD.inv(lon0, lat0, lon1, lat1)[0]) % 360.0
+    azimuth = q.inputs["azimuths_deg"][0]  # of the first segment, as the distance keeps it
     payload: dict[str, Any] = {
         "length_m": q.value, "uncertainty_m": q.uncertainty, "segments_m": q.inputs["segments_m"],
         "azimuth_deg": azimuth, "method": q.method, "measurement": None,
